@@ -1,0 +1,7 @@
+"""The catalog room: categories, products, variants, images, tags and text search.
+
+Owns the tables ``category``, ``product``, ``product_tag`` and ``variant`` (and the search
+index: ``product_fts`` on SQLite, ``product.search_vector`` on PostgreSQL).
+May import: ``emporium.core``. Publishes: ``service`` (business verbs used by routes,
+importers and the reviews room), ``schemas`` and ``routes.catalog_router``.
+"""

@@ -1,0 +1,119 @@
+"""Catalog tables. Money is integer minor units plus an ISO 4217 currency; never floats."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from emporium.core.clock import utcnow
+from emporium.core.db import Base, UTCDateTime, new_id
+
+
+class Category(Base):
+    """A node of the category tree; ``parent_id`` is null at the root."""
+
+    __tablename__ = "category"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("category.id", ondelete="RESTRICT"), index=True
+    )
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Product(Base):
+    """A product; its price for filters and sorting is its cheapest variant (``price_min``)."""
+
+    __tablename__ = "product"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("category.id", ondelete="RESTRICT"), index=True
+    )
+    brand: Mapped[str | None] = mapped_column(String(200), index=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keywords: Mapped[str] = mapped_column(Text, default="")  # brand and tags, for search
+    search_text: Mapped[str] = mapped_column(Text, default="")  # description as plain text
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+    images: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    rating_average: Mapped[float] = mapped_column(Float, default=0.0)
+    review_count: Mapped[int] = mapped_column(Integer, default=0)
+    price_min: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("price_min >= 0", name="price_min_non_negative"),
+        CheckConstraint("review_count >= 0", name="review_count_non_negative"),
+        Index("ix_product_published_created", "published", "created_at", "id"),
+        Index("ix_product_published_price", "published", "price_min", "id"),
+        Index("ix_product_published_rating", "published", "rating_average", "id"),
+        Index("ix_product_published_title", "published", "title", "id"),
+        Index("ix_product_category_created", "category_id", "created_at", "id"),
+    )
+
+
+class ProductTag(Base):
+    """One tag of one product, for the ``tag`` filter (tags are lower-case)."""
+
+    __tablename__ = "product_tag"
+
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("product.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    __table_args__ = (Index("ix_product_tag_tag", "tag", "product_id"),)
+
+
+class Variant(Base):
+    """A sellable variant of a product, identified by its SKU; stock never drops below 0."""
+
+    __tablename__ = "variant"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("product.id", ondelete="CASCADE"), index=True
+    )
+    sku: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    price: Mapped[int] = mapped_column(Integer)
+    compare_at_price: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_non_negative"),
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        CheckConstraint(
+            "compare_at_price IS NULL OR compare_at_price >= 0", name="compare_at_non_negative"
+        ),
+    )

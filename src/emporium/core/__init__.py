@@ -1,0 +1,6 @@
+"""The kernel: configuration, database, errors, pagination, logging, HTTP plumbing.
+
+Owns no business data. Imports no domain room (import-linter enforces it). Publishes
+``Settings``, ``Base``, the unit-of-work session dependency, ``DomainError`` and its
+problem+json mapping, and keyset cursors.
+"""

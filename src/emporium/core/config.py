@@ -1,0 +1,69 @@
+"""Typed settings, read once from ``EMPORIUM_*`` environment variables and an optional ``.env``.
+
+Nothing reads the environment at import time: :func:`load_settings` is called by the CLI (or
+by a worker process started by the server) and the result is passed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///emporium.db"
+
+
+class Settings(BaseSettings):
+    """Every setting of Emporium; the README lists them with their defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMPORIUM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    admin_api_key: SecretStr | None = Field(
+        default=None,
+        description="Temporary staff key for catalog writes (X-API-Key); unset: writes refused",
+    )
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics to anyone, not only loopback or the admin key"
+    )
+    docs_enabled: bool = Field(default=True, description="Serve /openapi.json and /docs")
+    currency: str = Field(default="USD", min_length=3, max_length=3, pattern="^[A-Z]{3}$")
+    sql_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        """Accept only the two async drivers Emporium is tested on."""
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True on the embedded default database."""
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL or an in-memory database."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1].split("?", 1)[0]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment (and ``.env``), with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

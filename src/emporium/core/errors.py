@@ -1,0 +1,159 @@
+"""Domain errors with stable codes, and the one place that maps errors to problem details.
+
+Every error answer is RFC 9457 ``application/problem+json``:
+``{"type", "title", "status", "detail", "code"}`` plus ``errors`` for validation failures and
+``request_id`` for server errors. Unknown exceptions become a 500 that carries the request id
+and never a stack trace; they are logged, not guessed into a 4xx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("emporium.errors")
+
+
+class DomainError(Exception):
+    """A business rule refused the request; ``code`` is stable and machine-readable."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = dict(extra or {})
+
+
+class NotFound(DomainError):
+    """The object does not exist, or the caller may not see it (the two look the same)."""
+
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state (duplicate, in use, ...)."""
+
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidInput(DomainError):
+    """The input is well-formed JSON but breaks a rule; ``errors`` lists ``{loc, msg}``."""
+
+    status, code, title = 422, "validation_error", "Invalid input"
+
+    def __init__(self, detail: str, *, errors: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(detail, extra={"errors": [dict(e) for e in errors]})
+
+
+class Unauthorized(DomainError):
+    """No valid credentials were presented."""
+
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[bytes]:
+    """Build one problem+json response (RFC 9457)."""
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        loc: list[str] = [str(item.get("source") or "body")]
+        key = item.get("key")
+        if key:
+            loc.extend(str(key).split("."))
+        errors.append({"loc": loc, "msg": str(item.get("message", "invalid value"))})
+    if not errors:
+        errors.append({"loc": ["body"], "msg": exc.detail})
+    return errors
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Map any exception raised while handling a request to problem+json."""
+    if isinstance(exc, DomainError):
+        return problem(exc.status, exc.code, exc.detail, title=exc.title, extra=exc.extra)
+    if isinstance(exc, ValidationException):
+        return problem(
+            422,
+            "validation_error",
+            "The request is not valid.",
+            title="Invalid input",
+            extra={"errors": _validation_errors(exc)},
+        )
+    if isinstance(exc, NotFoundException):
+        return problem(404, "not_found", "No such resource.")
+    if isinstance(exc, NotAuthorizedException | PermissionDeniedException):
+        status = exc.status_code
+        return problem(status, _HTTP_CODES[status], exc.detail)
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        status = exc.status_code
+        code = _HTTP_CODES.get(status, "bad_request")
+        return problem(status, code, exc.detail, headers=exc.headers)
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    log.exception("unhandled_exception", path=request.url.path, request_id=request_id)
+    return problem(
+        500,
+        "internal_error",
+        "The server failed to answer; the request id identifies it in the logs.",
+        extra={"request_id": request_id},
+    )

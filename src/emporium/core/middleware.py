@@ -1,0 +1,95 @@
+"""ASGI middleware for the API's conventions: ``X-Request-ID`` and JSON-only request bodies.
+
+Pure ASGI (no per-request objects) because it runs on every request.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import msgspec
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+access_log = structlog.get_logger("emporium.access")
+
+
+def _unsupported_media_type(request_id: str) -> tuple[Message, Message]:
+    body = msgspec.json.encode({
+        "type": "/problems/unsupported_media_type",
+        "title": "Unsupported Media Type",
+        "status": 415,
+        "detail": "Request bodies must be JSON (Content-Type: application/json).",
+        "code": "unsupported_media_type",
+    })
+    start: Message = {
+        "type": "http.response.start",
+        "status": 415,
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body, "more_body": False}
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+class ConventionsMiddleware:
+    """Give every response an ``X-Request-ID`` (echoing a sane client one) and refuse
+    non-JSON request bodies with ``415`` problem+json."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        content_type = b""
+        has_body = False
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _SANE_REQUEST_ID.match(value):
+                request_id = value.decode("ascii")
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                has_body = value.strip() not in (b"0", b"")
+            elif name == b"transfer-encoding":
+                has_body = True
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        header = (b"x-request-id", request_id.encode("ascii"))
+        started = time.perf_counter()
+        status_holder = [0]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]  # type: ignore[typeddict-item]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            if scope["method"] in _BODY_METHODS and has_body and not _is_json(content_type):
+                start, body = _unsupported_media_type(request_id)
+                await send(start)
+                await send(body)
+                status_holder[0] = 415
+            else:
+                await self.app(scope, receive, send_with_id)
+            access_log.info(
+                "http_request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_holder[0],
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )

@@ -1,0 +1,49 @@
+"""Schema migrations with Alembic, driven from code (no alembic.ini needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from emporium.core.config import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(settings: Settings) -> Config:
+    """An Alembic configuration pointing at Emporium's migrations and database."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision`` (blocking; call outside the event loop)."""
+    command.upgrade(alembic_config(settings), revision)
+
+
+def current_revision(settings: Settings) -> str | None:
+    """The database's current revision, or None when it was never migrated."""
+    import asyncio
+
+    from sqlalchemy import inspect, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def _read() -> str | None:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                has = await conn.run_sync(
+                    lambda sync: inspect(sync).has_table("alembic_version")
+                )
+                if not has:
+                    return None
+                row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+                return None if row is None else str(row[0])
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_read())

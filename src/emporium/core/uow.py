@@ -1,0 +1,26 @@
+"""One unit of work per request: a session that the request boundary commits.
+
+Services only ``flush``; :func:`provide_session` commits after the handler returned and its
+answer was serialised, before the response is sent, and rolls back on any exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """Yield the request's session; commit on success, roll back on error."""
+    session: AsyncSession = state.sessionmaker()
+    try:
+        yield session
+        if session.in_transaction():
+            await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()

@@ -1,0 +1,9 @@
+"""Imports every room's tables so that ``Base.metadata`` is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    """Register all tables on ``emporium.core.db.Base.metadata``."""
+    import emporium.catalog.models
+    import emporium.reviews.models  # noqa: F401

@@ -106,9 +106,10 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
     for item in extra:
         if not isinstance(item, dict):
             continue
-        loc: list[str] = [str(item.get("source") or "body")]
+        source = item.get("source") or "body"
+        loc: list[str] = [str(getattr(source, "value", source))]
         key = item.get("key")
-        if key:
+        if key and not (loc == ["body"] and key == "data"):
             loc.extend(str(key).split("."))
         errors.append({"loc": loc, "msg": str(item.get("message", "invalid value"))})
     if not errors:
@@ -145,6 +146,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, NotAuthorizedException | PermissionDeniedException):
         status = exc.status_code
         return problem(status, _HTTP_CODES[status], exc.detail)
+    if isinstance(exc, HTTPException) and exc.status_code == 400 and "JSON" in exc.detail:
+        return problem(400, "malformed_json", "The request body is not valid JSON.")
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         status = exc.status_code
         code = _HTTP_CODES.get(status, "bad_request")

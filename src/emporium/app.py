@@ -1,0 +1,109 @@
+"""The application factory: ``create_app(settings)`` returns the ASGI app.
+
+Settings are injected, never read at import time, so tests can build two apps side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Server
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.response import Response
+
+from emporium import __version__
+from emporium.catalog.routes import catalog_router
+from emporium.core.config import Settings, load_settings
+from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.errors import handle_exception
+from emporium.core.logging import configure_logging
+from emporium.core.middleware import ConventionsMiddleware
+from emporium.core.ops import MetricsController, healthz, readyz
+from emporium.core.uow import provide_session
+from emporium.reviews.routes import reviews_router
+
+API_PREFIX = "/api/v1"
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            app.state.redis = Redis.from_url(settings.redis_url)
+        try:
+            yield
+        finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            await engine.dispose()
+
+    return lifespan
+
+
+def _settings_provider(settings: Settings) -> Provide:
+    def provide() -> Settings:
+        return settings
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the Emporium ASGI application for ``settings``."""
+    configure_logging(settings)
+    api = Router(path=API_PREFIX, route_handlers=[catalog_router, reviews_router])
+    prometheus = PrometheusConfig(
+        app_name="emporium", prefix="emporium", group_path=True,
+        exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
+    )  # fmt: skip
+    handlers: list[Any] = [api, healthz, readyz, MetricsController]
+    openapi_config = None
+    if settings.docs_enabled:
+        handlers.append(openapi_json)
+        openapi_config = OpenAPIConfig(
+            title="Emporium API",
+            version=__version__,
+            description="Headless commerce back-end. Errors are RFC 9457 problem details.",
+            servers=[Server(url="/")],
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(path="/")],
+        )
+    return Litestar(
+        route_handlers=handlers,
+        state=State({"settings": settings}),
+        dependencies={
+            "session": Provide(provide_session),
+            "settings": _settings_provider(settings),
+        },
+        exception_handlers={Exception: handle_exception},
+        middleware=[ConventionsMiddleware, prometheus.middleware],
+        lifespan=[_lifespan(settings)],
+        openapi_config=openapi_config,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
+        debug=False,
+    )
+
+
+@get("/openapi.json", include_in_schema=False, sync_to_thread=False)
+def openapi_json(request: Any) -> Response[Any]:
+    """The OpenAPI 3.1 document of this server."""
+    schema = request.app.openapi_schema.to_schema()
+    return Response(schema, media_type="application/vnd.oai.openapi+json")
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for server worker processes: settings from the environment."""
+    return create_app(load_settings())

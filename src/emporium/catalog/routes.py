@@ -1,0 +1,153 @@
+"""HTTP routes of the catalog: parse, authorise, call one service function, return a schema."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Router, delete, get, patch, post
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.catalog import queries, service
+from emporium.catalog.schemas import (
+    CategoryCreate,
+    CategoryRead,
+    CategoryUpdate,
+    ProductCreate,
+    ProductFilters,
+    ProductPage,
+    ProductRead,
+    ProductSort,
+    ProductUpdate,
+    VariantCreate,
+    VariantRead,
+    VariantUpdate,
+)
+from emporium.core.auth import is_staff, require_staff
+from emporium.core.config import Settings
+from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+Limit = Annotated[
+    int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
+]
+Price = Annotated[int | None, Parameter(ge=0, description="minor units (cents)")]
+
+
+@get("/categories", tags=["catalog"], summary="List all categories")
+async def list_categories(session: AsyncSession) -> list[CategoryRead]:
+    """Every category as a flat list; build the tree from ``parent_id``."""
+    return await queries.list_categories(session)
+
+
+@post("/categories", tags=["catalog"], guards=[require_staff], summary="Create a category")
+async def create_category(session: AsyncSession, data: CategoryCreate) -> CategoryRead:
+    """Staff: add a category (409 ``slug_taken``, 422 ``invalid_parent``)."""
+    return await service.create_category(session, data)
+
+
+@patch("/categories/{category_id:uuid}", tags=["catalog"], guards=[require_staff])
+async def update_category(
+    session: AsyncSession, category_id: uuid.UUID, data: CategoryUpdate
+) -> CategoryRead:
+    """Staff: change a category."""
+    return await service.update_category(session, category_id, data)
+
+
+@delete("/categories/{category_id:uuid}", tags=["catalog"], guards=[require_staff])
+async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
+    """Staff: delete an empty category (409 ``category_in_use`` otherwise)."""
+    await service.delete_category(session, category_id)
+
+
+@get("/products", tags=["catalog"], summary="List, filter, search and sort products")
+async def list_products(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    category: Annotated[
+        str | None, Parameter(max_length=200, description="id or slug; includes sub-categories")
+    ] = None,
+    q: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+    min_price: Price = None,
+    max_price: Price = None,
+    in_stock: bool | None = None,
+    tag: Annotated[str | None, Parameter(max_length=100)] = None,
+    brand: Annotated[str | None, Parameter(max_length=200)] = None,
+    sort: Annotated[
+        ProductSort | None,
+        Parameter(description="default: relevance with q, else -created_at"),
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Parameter(max_length=1000)] = None,
+) -> ProductPage:
+    """A keyset page of products; anonymous callers see published products only."""
+    filters = ProductFilters(
+        category=category, q=q, min_price=min_price, max_price=max_price,
+        in_stock=in_stock, tag=tag, brand=brand,
+    )  # fmt: skip
+    return await queries.list_products(
+        session, filters, sort=sort, limit=limit, cursor=cursor,
+        include_unpublished=is_staff(request),
+    )  # fmt: skip
+
+
+@get("/products/{id_or_slug:str}", tags=["catalog"], summary="Get a product by id or slug")
+async def get_product(
+    request: Request[Any, Any, Any], session: AsyncSession, id_or_slug: str
+) -> ProductRead:
+    """One product with its variants and images (404 ``product_not_found``)."""
+    return await queries.get_product(session, id_or_slug, include_unpublished=is_staff(request))
+
+
+@post("/products", tags=["catalog"], guards=[require_staff], summary="Create a product")
+async def create_product(
+    session: AsyncSession, settings: Settings, data: ProductCreate
+) -> ProductRead:
+    """Staff: add a product with at least one variant."""
+    return await service.create_product(session, data, currency=settings.currency)
+
+
+@patch("/products/{product_id:uuid}", tags=["catalog"], guards=[require_staff])
+async def update_product(
+    session: AsyncSession, product_id: uuid.UUID, data: ProductUpdate
+) -> ProductRead:
+    """Staff: change a product's fields."""
+    return await service.update_product(session, product_id, data)
+
+
+@delete("/products/{product_id:uuid}", tags=["catalog"], guards=[require_staff])
+async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
+    """Staff: delete a product with its variants and reviews."""
+    await service.delete_product(session, product_id)
+
+
+@post("/products/{product_id:uuid}/variants", tags=["catalog"], guards=[require_staff])
+async def add_variant(
+    session: AsyncSession, product_id: uuid.UUID, data: VariantCreate
+) -> VariantRead:
+    """Staff: add a variant to a product (409 ``sku_taken``)."""
+    return await service.add_variant(session, product_id, data)
+
+
+@patch("/variants/{variant_id:uuid}", tags=["catalog"], guards=[require_staff])
+async def update_variant(
+    session: AsyncSession, variant_id: uuid.UUID, data: VariantUpdate
+) -> VariantRead:
+    """Staff: change a variant's SKU, title, options or prices."""
+    return await service.update_variant(session, variant_id, data)
+
+
+@delete("/variants/{variant_id:uuid}", tags=["catalog"], guards=[require_staff])
+async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
+    """Staff: delete a variant (409 ``last_variant`` for a product's only one)."""
+    await service.delete_variant(session, variant_id)
+
+
+catalog_router = Router(
+    path="/",
+    route_handlers=[
+        list_categories, create_category, update_category, delete_category,
+        list_products, get_product, create_product, update_product, delete_product,
+        add_variant, update_variant, delete_variant,
+    ],
+)  # fmt: skip

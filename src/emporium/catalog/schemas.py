@@ -1,0 +1,178 @@
+"""API shapes of the catalog (msgspec structs). Money: integer minor units + ISO 4217 code.
+
+Input structs forbid unknown fields, so a client can never set a field the API does not
+offer (mass assignment; OWASP API3:2023).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+MAX_MONEY = 100_000_000_00  # 100 million in major units
+MAX_STOCK = 1_000_000_000
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Title = Annotated[str, Meta(min_length=1, max_length=255)]
+Slug = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
+Description = Annotated[str, Meta(max_length=50_000)]
+Tag = Annotated[str, Meta(min_length=1, max_length=100)]
+Brand = Annotated[str, Meta(min_length=1, max_length=200)]
+Sku = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="integer minor units (cents)")]
+Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
+Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
+OptionKey = Annotated[str, Meta(min_length=1, max_length=50)]
+OptionValue = Annotated[str, Meta(min_length=1, max_length=100)]
+
+ProductSort = Literal[
+    "relevance", "price", "-price", "created_at", "-created_at", "rating", "-rating", "title"
+]
+
+
+class ImageIn(Struct, forbid_unknown_fields=True):
+    """An image by URL; ``alt`` is its text alternative."""
+
+    url: Url
+    alt: Annotated[str, Meta(max_length=500)] = ""
+
+
+class ImageRead(Struct):
+    """A product image; ``position`` starts at 1."""
+
+    url: str
+    alt: str
+    position: int
+
+
+class CategoryCreate(Struct, forbid_unknown_fields=True):
+    """A new category; ``slug`` is derived from ``name`` when omitted."""
+
+    name: Name
+    slug: Slug | None = None
+    parent_id: uuid.UUID | None = None
+    description: Description = ""
+
+
+class CategoryUpdate(Struct, forbid_unknown_fields=True):
+    """Fields to change on a category; omitted fields stay as they are."""
+
+    name: Name | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
+    parent_id: uuid.UUID | None | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+
+
+class CategoryRead(Struct):
+    """A category of the tree."""
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    parent_id: uuid.UUID | None
+    description: str
+
+
+class VariantCreate(Struct, forbid_unknown_fields=True):
+    """A new variant; ``stock`` is the quantity on hand when it is created."""
+
+    sku: Sku
+    title: Title
+    price: Money
+    options: dict[OptionKey, OptionValue] = msgspec.field(default_factory=dict)
+    compare_at_price: Money | None = None
+    stock: Stock = 0
+
+
+class VariantUpdate(Struct, forbid_unknown_fields=True):
+    """Fields to change on a variant. Stock changes only through stock adjustments."""
+
+    sku: Sku | UnsetType = UNSET
+    title: Title | UnsetType = UNSET
+    price: Money | UnsetType = UNSET
+    options: dict[OptionKey, OptionValue] | UnsetType = UNSET
+    compare_at_price: Money | None | UnsetType = UNSET
+
+
+class VariantRead(Struct):
+    """A sellable variant; ``price`` in minor units of ``currency``."""
+
+    id: uuid.UUID
+    sku: str
+    title: str
+    options: dict[str, str]
+    price: int
+    compare_at_price: int | None
+    currency: str
+    stock: int
+
+
+class ProductCreate(Struct, forbid_unknown_fields=True):
+    """A new product with at least one variant. ``description`` is sanitised HTML."""
+
+    title: Title
+    category_id: uuid.UUID
+    variants: Annotated[list[VariantCreate], Meta(min_length=1, max_length=100)]
+    description: Description = ""
+    slug: Slug | None = None
+    brand: Brand | None = None
+    tags: Annotated[list[Tag], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    published: bool = False
+    images: Annotated[list[ImageIn], Meta(max_length=50)] = msgspec.field(default_factory=list)
+
+
+class ProductUpdate(Struct, forbid_unknown_fields=True):
+    """Fields to change on a product; variants change through their own routes."""
+
+    title: Title | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    category_id: uuid.UUID | UnsetType = UNSET
+    brand: Brand | None | UnsetType = UNSET
+    tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
+    published: bool | UnsetType = UNSET
+    images: Annotated[list[ImageIn], Meta(max_length=50)] | UnsetType = UNSET
+
+
+class ProductRead(Struct):
+    """A product with its variants and images; ``price_min`` is its cheapest variant."""
+
+    id: uuid.UUID
+    slug: str
+    title: str
+    description: str
+    category_id: uuid.UUID
+    brand: str | None
+    tags: list[str]
+    published: bool
+    images: list[ImageRead]
+    rating_average: float
+    review_count: int
+    price_min: int
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    variants: list[VariantRead]
+
+
+class ProductPage(Struct):
+    """One page of products; pass ``next_cursor`` as ``cursor`` for the next (null: last)."""
+
+    items: list[ProductRead]
+    next_cursor: str | None
+
+
+class ProductFilters(Struct, frozen=True):
+    """The filters of ``GET /products`` after parsing."""
+
+    category: str | None = None
+    q: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    in_stock: bool | None = None
+    tag: str | None = None
+    brand: str | None = None

@@ -1,0 +1,345 @@
+"""Catalog business verbs: create, change and remove categories, products and variants.
+
+Every function takes the request's session and only flushes; the caller's unit of work
+commits. Slugs and SKUs are unique; money is integer minor units.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import msgspec
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.catalog.content import html_to_text, make_slug, normalize_tags, sanitize_html
+from emporium.catalog.exceptions import (
+    CategoryInUse,
+    CategoryNotFound,
+    InvalidCategoryParent,
+    LastVariant,
+    ProductNotFound,
+    SkuTaken,
+    SlugTaken,
+    VariantNotFound,
+)
+from emporium.catalog.models import Category, Product, ProductTag, Variant
+from emporium.catalog.queries import get_product
+from emporium.catalog.schemas import (
+    CategoryCreate,
+    CategoryRead,
+    CategoryUpdate,
+    ImageIn,
+    ProductCreate,
+    ProductRead,
+    ProductUpdate,
+    VariantCreate,
+    VariantRead,
+    VariantUpdate,
+)
+from emporium.core.clock import utcnow
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def _category_read(c: Category) -> CategoryRead:
+    return CategoryRead(
+        id=c.id, name=c.name, slug=c.slug, parent_id=c.parent_id, description=c.description
+    )
+
+
+def variant_read(v: Variant) -> VariantRead:
+    """The API shape of a variant row."""
+    return VariantRead(
+        id=v.id, sku=v.sku, title=v.title, options=dict(v.options), price=v.price,
+        compare_at_price=v.compare_at_price, currency=v.currency, stock=v.stock,
+    )  # fmt: skip
+
+
+async def _slug_free(session: AsyncSession, model: type[Any], slug: str, own: Any = None) -> bool:
+    stmt = select(model.id).where(model.slug == slug)
+    if own is not None:
+        stmt = stmt.where(model.id != own)
+    return (await session.execute(stmt.limit(1))).first() is None
+
+
+async def unique_slug(session: AsyncSession, model: type[Any], text: str) -> str:
+    """A slug for ``text`` that no row of ``model`` uses yet (``name``, ``name-2``, ...)."""
+    base = make_slug(text)
+    slug, n = base, 1
+    while not await _slug_free(session, model, slug):
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+async def _category(session: AsyncSession, category_id: uuid.UUID) -> Category:
+    category = await session.get(Category, category_id)
+    if category is None:
+        raise CategoryNotFound("No such category.")
+    return category
+
+
+async def _check_parent(
+    session: AsyncSession, parent_id: uuid.UUID | None, own: uuid.UUID | None
+) -> None:
+    seen: set[uuid.UUID] = set()
+    current = parent_id
+    while current is not None:
+        if current == own or current in seen:
+            raise InvalidCategoryParent(
+                "A category cannot be its own ancestor.",
+                errors=[{"loc": ["body", "parent_id"], "msg": "cycle"}],
+            )
+        seen.add(current)
+        parent = await session.get(Category, current)
+        if parent is None:
+            raise InvalidCategoryParent(
+                "The parent category does not exist.",
+                errors=[{"loc": ["body", "parent_id"], "msg": "no such category"}],
+            )
+        current = parent.parent_id
+
+
+async def create_category(session: AsyncSession, data: CategoryCreate) -> CategoryRead:
+    """Add a category. Raises SlugTaken (409), InvalidCategoryParent (422)."""
+    await _check_parent(session, data.parent_id, None)
+    if data.slug is not None and not await _slug_free(session, Category, data.slug):
+        raise SlugTaken(f"The slug {data.slug!r} is taken.")
+    slug = data.slug or await unique_slug(session, Category, data.name)
+    category = Category(
+        name=data.name, slug=slug, parent_id=data.parent_id, description=data.description
+    )
+    session.add(category)
+    await session.flush()
+    return _category_read(category)
+
+
+async def update_category(
+    session: AsyncSession, category_id: uuid.UUID, data: CategoryUpdate
+) -> CategoryRead:
+    """Change a category. Raises CategoryNotFound (404), SlugTaken (409), InvalidCategoryParent."""
+    category = await _category(session, category_id)
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "parent_id" in changes:
+        await _check_parent(session, changes["parent_id"], category.id)
+    if "slug" in changes and not await _slug_free(session, Category, changes["slug"], category.id):
+        raise SlugTaken(f"The slug {changes['slug']!r} is taken.")
+    for key, value in changes.items():
+        setattr(category, key, value)
+    category.updated_at = utcnow()
+    await session.flush()
+    return _category_read(category)
+
+
+async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
+    """Remove an empty category. Raises CategoryNotFound (404), CategoryInUse (409)."""
+    category = await _category(session, category_id)
+    in_use = await session.scalar(
+        select(
+            exists().where(Product.category_id == category.id)
+            | exists().where(Category.parent_id == category.id)
+        )
+    )
+    if in_use:
+        raise CategoryInUse("The category still has products or sub-categories.")
+    await session.delete(category)
+    await session.flush()
+
+
+def _images(images: list[ImageIn]) -> list[dict[str, Any]]:
+    return [{"url": i.url, "alt": i.alt} for i in images]
+
+
+def _keywords(brand: str | None, tags: list[str]) -> str:
+    return " ".join([brand or "", *tags]).strip()
+
+
+async def _set_tags(session: AsyncSession, product: Product, tags: list[str]) -> None:
+    product.tags = tags
+    product.keywords = _keywords(product.brand, tags)
+    await session.execute(delete(ProductTag).where(ProductTag.product_id == product.id))
+    session.add_all(ProductTag(product_id=product.id, tag=t) for t in tags)
+
+
+async def _refresh_price(session: AsyncSession, product: Product) -> None:
+    await session.flush()
+    lowest = await session.scalar(
+        select(func.min(Variant.price)).where(Variant.product_id == product.id)
+    )
+    product.price_min = int(lowest or 0)
+
+
+async def _check_sku_free(session: AsyncSession, sku: str, own: uuid.UUID | None = None) -> None:
+    stmt = select(Variant.id).where(Variant.sku == sku)
+    if own is not None:
+        stmt = stmt.where(Variant.id != own)
+    if (await session.execute(stmt.limit(1))).first() is not None:
+        raise SkuTaken(f"The SKU {sku!r} is taken.")
+
+
+def _new_variant(product: Product, data: VariantCreate, position: int) -> Variant:
+    return Variant(
+        id=uuid.uuid4(), product_id=product.id, sku=data.sku, title=data.title,
+        options=dict(data.options), price=data.price, compare_at_price=data.compare_at_price,
+        currency=product.currency, stock=data.stock, position=position,
+    )  # fmt: skip
+
+
+async def create_product(
+    session: AsyncSession,
+    data: ProductCreate,
+    *,
+    currency: str,
+    external_ref: str | None = None,
+) -> ProductRead:
+    """Add a product with its variants.
+
+    Raises:
+        CategoryNotFound: (404) ``category_id`` does not exist.
+        SlugTaken, SkuTaken: (409) the slug or a SKU is in use (also twice in one request).
+    """
+    await _category(session, data.category_id)
+    if data.slug is not None and not await _slug_free(session, Product, data.slug):
+        raise SlugTaken(f"The slug {data.slug!r} is taken.")
+    skus = [v.sku for v in data.variants]
+    if len(set(skus)) != len(skus):
+        raise SkuTaken("The same SKU appears twice.")
+    for sku in skus:
+        await _check_sku_free(session, sku)
+    description = sanitize_html(data.description)
+    tags = normalize_tags(data.tags)
+    product = Product(
+        id=uuid.uuid4(), slug=data.slug or await unique_slug(session, Product, data.title),
+        title=data.title, description=description, search_text=html_to_text(description),
+        category_id=data.category_id, brand=data.brand, published=data.published,
+        images=_images(data.images), currency=currency, external_ref=external_ref,
+        price_min=min(v.price for v in data.variants), rating_average=0.0, review_count=0,
+    )  # fmt: skip
+    session.add(product)
+    await session.flush()
+    await _set_tags(session, product, tags)
+    session.add_all(_new_variant(product, v, n) for n, v in enumerate(data.variants))
+    await _flush_unique(session)
+    return await get_product(session, str(product.id), include_unpublished=True)
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    """Flush, turning a unique-constraint race into a 409 instead of a 500."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        message = str(exc.orig).lower()
+        if "sku" in message:
+            raise SkuTaken("The SKU is taken.") from exc
+        if "slug" in message:
+            raise SlugTaken("The slug is taken.") from exc
+        raise
+
+
+async def _product(session: AsyncSession, product_id: uuid.UUID) -> Product:
+    product = await session.get(Product, product_id)
+    if product is None:
+        raise ProductNotFound("No such product.")
+    return product
+
+
+async def update_product(
+    session: AsyncSession, product_id: uuid.UUID, data: ProductUpdate
+) -> ProductRead:
+    """Change a product's fields. Raises ProductNotFound, CategoryNotFound (404), SlugTaken."""
+    product = await _product(session, product_id)
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "category_id" in changes:
+        await _category(session, changes["category_id"])
+    if "slug" in changes and not await _slug_free(session, Product, changes["slug"], product.id):
+        raise SlugTaken(f"The slug {changes['slug']!r} is taken.")
+    if "description" in changes:
+        changes["description"] = sanitize_html(changes["description"])
+        product.search_text = html_to_text(changes["description"])
+    if "images" in changes:
+        changes["images"] = _images(data.images)  # type: ignore[arg-type]
+    tags = normalize_tags(changes.pop("tags")) if "tags" in changes else None
+    for key, value in changes.items():
+        setattr(product, key, value)
+    await _set_tags(session, product, tags if tags is not None else list(product.tags))
+    product.updated_at = utcnow()
+    await _flush_unique(session)
+    return await get_product(session, str(product.id), include_unpublished=True)
+
+
+async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
+    """Remove a product with its variants, tags and reviews. Raises ProductNotFound (404)."""
+    product = await _product(session, product_id)
+    await session.delete(product)
+    await session.flush()
+
+
+async def add_variant(
+    session: AsyncSession, product_id: uuid.UUID, data: VariantCreate
+) -> VariantRead:
+    """Add a variant to a product. Raises ProductNotFound (404), SkuTaken (409)."""
+    product = await _product(session, product_id)
+    await _check_sku_free(session, data.sku)
+    position = await session.scalar(
+        select(func.coalesce(func.max(Variant.position), -1) + 1).where(
+            Variant.product_id == product.id
+        )
+    )
+    variant = _new_variant(product, data, int(position or 0))
+    session.add(variant)
+    await _flush_unique(session)
+    await _refresh_price(session, product)
+    product.updated_at = utcnow()
+    return variant_read(variant)
+
+
+async def _variant(session: AsyncSession, variant_id: uuid.UUID) -> Variant:
+    variant = await session.get(Variant, variant_id)
+    if variant is None:
+        raise VariantNotFound("No such variant.")
+    return variant
+
+
+async def update_variant(
+    session: AsyncSession, variant_id: uuid.UUID, data: VariantUpdate
+) -> VariantRead:
+    """Change a variant (not its stock). Raises VariantNotFound (404), SkuTaken (409)."""
+    variant = await _variant(session, variant_id)
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "sku" in changes:
+        await _check_sku_free(session, changes["sku"], variant.id)
+    for key, value in changes.items():
+        setattr(variant, key, value)
+    variant.updated_at = utcnow()
+    await _flush_unique(session)
+    product = await _product(session, variant.product_id)
+    await _refresh_price(session, product)
+    product.updated_at = utcnow()
+    return variant_read(variant)
+
+
+async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
+    """Remove a variant. Raises VariantNotFound (404), LastVariant (409) for a product's last."""
+    variant = await _variant(session, variant_id)
+    count = await session.scalar(
+        select(func.count()).select_from(Variant).where(Variant.product_id == variant.product_id)
+    )
+    if (count or 0) <= 1:
+        raise LastVariant("A product keeps at least one variant; delete the product instead.")
+    product = await _product(session, variant.product_id)
+    await session.delete(variant)
+    await _refresh_price(session, product)
+    product.updated_at = utcnow()
+
+
+async def set_review_stats(
+    session: AsyncSession, product_id: uuid.UUID, *, rating_average: float, review_count: int
+) -> None:
+    """Store a product's review aggregates (kept by the reviews room in its transaction)."""
+    product = await _product(session, product_id)
+    product.rating_average = round(rating_average, 2)
+    product.review_count = review_count
+    await session.flush()

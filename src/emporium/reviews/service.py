@@ -1,0 +1,81 @@
+"""Reviews: reading a product's published reviews and keeping its rating aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.catalog import queries as catalog_queries
+from emporium.catalog import service as catalog_service
+from emporium.core.pagination import decode_cursor, encode_cursor
+from emporium.reviews.models import Review
+from emporium.reviews.schemas import ReviewPage, ReviewRead
+
+_R = Review.__table__.c
+_LISTING = select(
+    _R.id, _R.product_id, _R.rating, _R.title, _R.body, _R.author_name, _R.verified_purchase,
+    _R.created_at,
+).where(_R.status == "published")  # fmt: skip
+SORT = "-created_at"
+
+
+async def list_reviews(
+    session: AsyncSession,
+    id_or_slug: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    include_unpublished: bool,
+) -> ReviewPage:
+    """Published reviews of a visible product, newest first, as a keyset page.
+
+    Raises:
+        ProductNotFound: (404) no such product, or it is not visible to the caller.
+        InvalidInput: (422) a bad cursor.
+    """
+    product = await catalog_queries.get_product(
+        session, id_or_slug, include_unpublished=include_unpublished
+    )
+    stmt = _LISTING.where(_R.product_id == product.id)
+    if cursor:
+        value, last_id = decode_cursor(cursor, SORT)
+        if not isinstance(value, str):
+            value = ""
+        try:
+            after = datetime.fromisoformat(value)
+        except ValueError:
+            after = datetime.min
+        stmt = stmt.where(tuple_(_R.created_at, _R.id) < tuple_(after, last_id))
+    stmt = stmt.order_by(_R.created_at.desc(), _R.id.desc()).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    items = [
+        ReviewRead(
+            id=r.id, product_id=r.product_id, rating=r.rating, title=r.title, body=r.body,
+            author_name=r.author_name, verified_purchase=r.verified_purchase,
+            created_at=r.created_at,
+        )  # fmt: skip
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
+    return ReviewPage(items=items, next_cursor=next_cursor)
+
+
+async def refresh_rating(session: AsyncSession, product_id: uuid.UUID) -> None:
+    """Recompute a product's ``rating_average`` and ``review_count`` from published reviews."""
+    await session.flush()
+    row = (
+        await session.execute(
+            select(func.avg(Review.rating), func.count(Review.id)).where(
+                Review.product_id == product_id, Review.status == "published"
+            )
+        )
+    ).one()
+    await catalog_service.set_review_stats(
+        session, product_id, rating_average=float(row[0] or 0.0), review_count=int(row[1])
+    )

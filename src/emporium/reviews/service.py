@@ -79,3 +79,36 @@ async def refresh_rating(session: AsyncSession, product_id: uuid.UUID) -> None:
     await catalog_service.set_review_stats(
         session, product_id, rating_average=float(row[0] or 0.0), review_count=int(row[1])
     )
+
+
+async def upsert_review(
+    session: AsyncSession,
+    *,
+    product_id: uuid.UUID,
+    external_ref: str,
+    rating: int,
+    body: str,
+    author_name: str,
+    created_at: datetime,
+    title: str | None = None,
+) -> str:
+    """Create or bring up to date an imported review; returns created/updated/unchanged.
+
+    The caller runs :func:`refresh_rating` for each product it touched.
+    """
+    review = await session.scalar(select(Review).where(Review.external_ref == external_ref))
+    fields = {
+        "product_id": product_id, "rating": rating, "body": body, "title": title,
+        "author_name": author_name, "created_at": created_at,
+    }  # fmt: skip
+    if review is None:
+        session.add(
+            Review(id=uuid.uuid4(), external_ref=external_ref, status="published",
+                   verified_purchase=False, updated_at=created_at, **fields)  # fmt: skip
+        )
+        return "created"
+    if all(getattr(review, k) == v for k, v in fields.items()):
+        return "unchanged"
+    for key, value in fields.items():
+        setattr(review, key, value)
+    return "updated"

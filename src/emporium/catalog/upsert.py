@@ -1,0 +1,195 @@
+"""Idempotent catalog upserts for importers: the same input twice changes nothing.
+
+A product is matched by its ``external_ref`` (for example ``dummyjson:12`` or
+``shopify:classic-tee``), a category by its slug, a variant by its SKU. Each upsert reports
+whether it created, updated or left the row unchanged, so an import can say what it did.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from msgspec import Struct, field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.catalog.content import html_to_text, make_slug, normalize_tags, sanitize_html
+from emporium.catalog.exceptions import SkuTaken
+from emporium.catalog.models import Category, Product, ProductTag, Variant
+from emporium.catalog.service import unique_slug
+from emporium.core.clock import utcnow
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+class ImportVariant(Struct):
+    """A variant as an importer read it; money in minor units."""
+
+    sku: str
+    title: str
+    price: int
+    stock: int
+    options: dict[str, str] = field(default_factory=dict)
+    compare_at_price: int | None = None
+
+
+class ImportProduct(Struct):
+    """A product as an importer read it; ``category_path`` lists category names, root first."""
+
+    external_ref: str
+    title: str
+    description: str
+    category_path: list[str]
+    variants: list[ImportVariant]
+    brand: str | None = None
+    tags: list[str] = field(default_factory=list)
+    published: bool = True
+    images: list[dict[str, str]] = field(default_factory=list)
+    slug: str | None = None
+    created_at: datetime | None = None
+
+
+async def ensure_category_path(
+    session: AsyncSession, names: list[str], cache: dict[tuple[str, ...], uuid.UUID]
+) -> tuple[uuid.UUID, int]:
+    """The id of the last category of ``names`` (created with its ancestors where missing).
+
+    Returns the id and how many categories were created.
+    """
+    parent: uuid.UUID | None = None
+    created = 0
+    for depth in range(1, len(names) + 1):
+        key = tuple(names[:depth])
+        if key in cache:
+            parent = cache[key]
+            continue
+        slug = make_slug("-".join(key))
+        found = await session.scalar(select(Category).where(Category.slug == slug))
+        if found is None:
+            found = Category(id=uuid.uuid4(), name=key[-1], slug=slug, parent_id=parent)
+            session.add(found)
+            await session.flush()
+            created += 1
+        cache[key] = found.id
+        parent = found.id
+    if parent is None:
+        raise ValueError("empty category path")
+    return parent, created
+
+
+def _product_fields(item: ImportProduct, category_id: uuid.UUID) -> dict[str, Any]:
+    description = sanitize_html(item.description)
+    tags = normalize_tags(item.tags)
+    return {
+        "title": item.title,
+        "description": description,
+        "search_text": html_to_text(description),
+        "category_id": category_id,
+        "brand": item.brand,
+        "tags": tags,
+        "keywords": " ".join([item.brand or "", *tags]).strip(),
+        "published": item.published,
+        "images": [{"url": i["url"], "alt": i.get("alt", "")} for i in item.images],
+        "price_min": min(v.price for v in item.variants),
+    }
+
+
+def _variant_fields(v: ImportVariant, position: int) -> dict[str, Any]:
+    return {
+        "title": v.title, "options": dict(v.options), "price": v.price,
+        "compare_at_price": v.compare_at_price, "stock": v.stock, "position": position,
+    }  # fmt: skip
+
+
+async def _sku_owner(session: AsyncSession, sku: str) -> uuid.UUID | None:
+    return await session.scalar(select(Variant.product_id).where(Variant.sku == sku))
+
+
+async def upsert_product(
+    session: AsyncSession,
+    item: ImportProduct,
+    *,
+    category_id: uuid.UUID,
+    currency: str,
+) -> tuple[Outcome, uuid.UUID]:
+    """Create or bring up to date the product with ``item.external_ref``.
+
+    Raises:
+        SkuTaken: (409) a SKU of ``item`` belongs to another product.
+    """
+    wanted = _product_fields(item, category_id)
+    product = await session.scalar(select(Product).where(Product.external_ref == item.external_ref))
+    for v in item.variants:
+        owner = await _sku_owner(session, v.sku)
+        if owner is not None and (product is None or owner != product.id):
+            raise SkuTaken(f"SKU {v.sku!r} belongs to another product.")
+    if product is None:
+        now = item.created_at or utcnow()
+        product = Product(
+            id=uuid.uuid4(), external_ref=item.external_ref, currency=currency,
+            slug=item.slug or await unique_slug(session, Product, item.title),
+            rating_average=0.0, review_count=0, created_at=now, updated_at=now, **wanted,
+        )  # fmt: skip
+        session.add(product)
+        await session.flush()
+        session.add_all(ProductTag(product_id=product.id, tag=t) for t in wanted["tags"])
+        session.add_all(
+            Variant(id=uuid.uuid4(), product_id=product.id, sku=v.sku, currency=currency,
+                    created_at=now, updated_at=now, **_variant_fields(v, n))  # fmt: skip
+            for n, v in enumerate(item.variants)
+        )
+        await session.flush()
+        return "created", product.id
+    changed = await _update_product(session, product, wanted, item, currency)
+    return ("updated" if changed else "unchanged"), product.id
+
+
+async def _update_product(
+    session: AsyncSession,
+    product: Product,
+    wanted: dict[str, Any],
+    item: ImportProduct,
+    currency: str,
+) -> bool:
+    changed = False
+    for key, value in wanted.items():
+        if getattr(product, key) != value:
+            setattr(product, key, value)
+            changed = True
+    existing_tags = set(
+        await session.scalars(select(ProductTag.tag).where(ProductTag.product_id == product.id))
+    )
+    if existing_tags != set(wanted["tags"]):
+        for tag in existing_tags - set(wanted["tags"]):
+            await session.delete(await session.get(ProductTag, (product.id, tag)))
+        session.add_all(
+            ProductTag(product_id=product.id, tag=t) for t in set(wanted["tags"]) - existing_tags
+        )
+        changed = True
+    variants = {
+        v.sku: v
+        for v in await session.scalars(select(Variant).where(Variant.product_id == product.id))
+    }
+    now = utcnow()
+    for n, v in enumerate(item.variants):
+        fields = _variant_fields(v, n)
+        current = variants.pop(v.sku, None)
+        if current is None:
+            session.add(Variant(id=uuid.uuid4(), product_id=product.id, sku=v.sku,
+                                currency=currency, created_at=now, updated_at=now, **fields))
+            changed = True
+            continue
+        if any(getattr(current, k) != val for k, val in fields.items()):
+            for k, val in fields.items():
+                setattr(current, k, val)
+            current.updated_at = now
+            changed = True
+    for gone in variants.values():
+        await session.delete(gone)
+        changed = True
+    if changed:
+        product.updated_at = now
+        await session.flush()
+    return changed

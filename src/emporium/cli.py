@@ -1,0 +1,168 @@
+"""The ``emporium`` command: serve, db upgrade, import."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+
+from emporium.catalog.models import Product
+from emporium.catalog.upsert import ImportProduct
+from emporium.core import migrate
+from emporium.core.config import Settings, load_settings
+from emporium.core.db import create_engine, create_sessionmaker
+from emporium.importers import demo, dummyjson
+from emporium.importers.common import ImportFailed, ImportReport, ImportReview, write_catalog
+
+
+@click.group()
+@click.version_option(package_name="emporium")
+def main() -> None:
+    """Emporium, a headless commerce back-end."""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration not yet applied (Alembic ``upgrade head``)."""
+    settings = _settings()
+    migrate.upgrade(settings)
+    click.echo(f"database at {migrate.current_revision(settings)}")
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Upgrade the embedded database; refuse an un-migrated PostgreSQL one."""
+    if settings.is_sqlite:
+        migrate.upgrade(settings)
+    elif migrate.current_revision(settings) is None:
+        raise click.ClickException("the database has no schema: run `emporium db upgrade` first")
+
+
+async def _catalog_is_empty(settings: Settings) -> bool:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return not await conn.scalar(select(func.count()).select_from(Product))
+    finally:
+        await engine.dispose()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--demo", "with_demo", is_flag=True, help="load the demo catalog if empty")
+def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
+    """Run the HTTP API server (uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    settings = _settings()
+    _prepare_database(settings)
+    if with_demo and asyncio.run(_catalog_is_empty(settings)):
+        products, reviews = demo.generate()
+        report = _run_import(settings, products, reviews)
+        click.echo("demo catalog loaded: " + report.summary().replace("\n", "; "), err=True)
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
+    click.echo(f"Emporium listening on http://{host}:{port}/api/v1/products", err=True)
+    uvicorn.run(
+        "emporium.app:create_app_from_env", factory=True, host=host, port=port,
+        workers=workers, loop="uvloop", http="httptools", access_log=False,
+        server_header=False, log_level="warning",
+    )  # fmt: skip
+
+
+@main.group("import")
+def import_() -> None:
+    """Import catalogs (idempotent: a second run changes nothing)."""
+
+
+def _progress(total: int) -> AbstractContextManager[Any]:
+    if total < 200 or not sys.stderr.isatty():
+        return nullcontext(None)
+    return click.progressbar(length=total, label="importing", file=sys.stderr)
+
+
+def _run_import(
+    settings: Settings, products: Sequence[ImportProduct], reviews: Sequence[ImportReview]
+) -> ImportReport:
+    report = ImportReport()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                with _progress(len(products) + len(reviews)) as bar:
+                    await write_catalog(
+                        session, products, reviews, currency=settings.currency, report=report,
+                        progress=bar.update if bar is not None else None,
+                    )  # fmt: skip
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return report
+
+
+def _import_command(parse: Callable[[], tuple[Any, Any, Any]]) -> None:
+    settings = _settings()
+    _prepare_database(settings)
+    try:
+        products, reviews, problems = parse()
+        for problem in problems:
+            click.echo(f"skipped: {problem}", err=True)
+        report = _run_import(settings, products, reviews)
+    except ImportFailed as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(
+            f"{len(exc.problems)} problem(s) found; nothing was imported "
+            "(--skip-invalid imports the valid rows)"
+        ) from exc
+    if problems:
+        report.add("products", "skipped", len({p.where.split(".")[0] for p in problems}))
+    click.echo(report.summary())
+
+
+@import_.command("dummyjson")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="import the valid rows, report the rest")
+def import_dummyjson(directory: Path, skip_invalid: bool) -> None:
+    """Import DIR/dummyjson-products.json (categories, products, reviews)."""
+    _import_command(lambda: dummyjson.parse(directory, skip_invalid=skip_invalid))
+
+
+@import_.command("shopify-csv")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="import the valid products, report the rest")
+def import_shopify(files: tuple[Path, ...], skip_invalid: bool) -> None:
+    """Import Shopify product CSV exports (one row per variant, grouped by Handle)."""
+
+    def parse() -> tuple[Any, Any, Any]:
+        from emporium.importers import shopify
+
+        products, problems = shopify.parse(list(files), skip_invalid=skip_invalid)
+        return products, [], problems
+
+    _import_command(parse)
+

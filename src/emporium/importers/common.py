@@ -1,0 +1,134 @@
+"""What every importer shares: problems with file and line, the report, and the write step."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from msgspec import Struct, field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.catalog.upsert import ImportProduct, ensure_category_path, upsert_product
+from emporium.core.errors import DomainError
+from emporium.reviews.service import refresh_rating, upsert_review
+
+Progress = Callable[[int], None]
+
+
+class Problem(Struct, frozen=True):
+    """One thing wrong with the input: where (file, line or JSON path) and what."""
+
+    file: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.where}: {self.message}"
+
+
+class ImportReview(Struct):
+    """A review as an importer read it, attached to its product by ``product_ref``."""
+
+    external_ref: str
+    product_ref: str
+    rating: int
+    body: str
+    author_name: str
+    created_at: datetime
+    title: str | None = None
+
+
+class ImportReport(Struct):
+    """What an import did, per kind of row: created, updated, unchanged, skipped."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, kind: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` rows of ``kind`` with ``outcome``."""
+        bucket = self.counts.setdefault(kind, {})
+        bucket[outcome] = bucket.get(outcome, 0) + n
+
+    @property
+    def changed(self) -> bool:
+        """True when anything was created or updated."""
+        return any(
+            c.get("created", 0) or c.get("updated", 0) for c in self.counts.values()
+        )
+
+    def summary(self) -> str:
+        """One line per kind, for people."""
+        lines = []
+        for kind, bucket in self.counts.items():
+            parts = ", ".join(
+                f"{bucket.get(k, 0)} {k}" for k in ("created", "updated", "unchanged", "skipped")
+            )
+            lines.append(f"{kind}: {parts}")
+        if not self.changed:
+            lines.append("nothing changed: the catalog already matched the input")
+        return "\n".join(lines)
+
+
+class ImportFailed(Exception):
+    """The input has problems and nothing was imported."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the input")
+        self.problems = list(problems)
+
+
+async def write_catalog(
+    session: AsyncSession,
+    products: Sequence[ImportProduct],
+    reviews: Sequence[ImportReview] = (),
+    *,
+    currency: str,
+    report: ImportReport,
+    progress: Progress | None = None,
+) -> None:
+    """Upsert products (with their categories) and reviews into ``session``'s transaction.
+
+    Raises ImportFailed when the database refuses a row (for example a SKU used by another
+    product); the caller rolls back, so nothing is imported.
+    """
+    categories: dict[tuple[str, ...], uuid.UUID] = {}
+    ids: dict[str, uuid.UUID] = {}
+    failures: list[Problem] = []
+    for item in products:
+        category_id, created = await ensure_category_path(session, item.category_path, categories)
+        report.add("categories", "created", created)
+        try:
+            outcome, product_id = await upsert_product(
+                session, item, category_id=category_id, currency=currency
+            )
+        except DomainError as exc:
+            failures.append(Problem(item.external_ref, "-", exc.detail))
+            continue
+        ids[item.external_ref] = product_id
+        report.add("products", outcome)
+        if progress:
+            progress(1)
+    report.add("categories", "unchanged", max(0, len(categories) - _created(report)))
+    touched: Counter[uuid.UUID] = Counter()
+    for review in reviews:
+        product_id = ids[review.product_ref]
+        outcome = await upsert_review(
+            session, product_id=product_id, external_ref=review.external_ref,
+            rating=review.rating, body=review.body, author_name=review.author_name,
+            created_at=review.created_at, title=review.title,
+        )  # fmt: skip
+        report.add("reviews", outcome)
+        if outcome != "unchanged":
+            touched[product_id] += 1
+        if progress:
+            progress(1)
+    for product_id in touched:
+        await refresh_rating(session, product_id)
+    if failures:
+        raise ImportFailed(failures)
+
+
+def _created(report: ImportReport) -> int:
+    return report.counts.get("categories", {}).get("created", 0)

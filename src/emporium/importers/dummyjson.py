@@ -1,0 +1,186 @@
+"""Import DummyJSON's ``dummyjson-products.json``: categories, products and their reviews.
+
+Each product becomes one product with one default variant (its SKU, price converted to
+integer cents, stock), its brand, tags and images; its ``category`` slug becomes a
+category. Reviews keep rating, comment, date and reviewer name; reviewer e-mails are not
+stored. Products are matched on ``dummyjson:<id>`` so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from emporium.catalog.upsert import ImportProduct, ImportVariant
+from emporium.importers.common import ImportFailed, ImportReview, Problem
+
+PRODUCTS_FILE = "dummyjson-products.json"
+_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_URL = re.compile(r"^https?://\S{1,2040}$")
+
+
+def cents(value: Any) -> int:
+    """Decimal major units (``9.99``) to integer minor units (``999``), exactly.
+
+    Raises ValueError for negatives, non-numbers and fractions of a cent.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("price must be a number")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError("price must be a number") from exc
+    if amount < 0 or not amount.is_finite():
+        raise ValueError("price must be zero or more")
+    minor = amount * 100
+    if minor != minor.to_integral_value():
+        raise ValueError("price has fractions of a cent")
+    return int(minor)
+
+
+def _title_of(slug: str) -> str:
+    return " ".join(part.capitalize() for part in slug.replace("_", "-").split("-") if part)
+
+
+def _instant(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("date must be an RFC 3339 string")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class _Checker:
+    """Collects problems for one product instead of stopping at the first."""
+
+    def __init__(self, file: str, where: str) -> None:
+        self.file, self.where, self.problems = file, where, list[Problem]()
+
+    def fail(self, field: str, message: str) -> None:
+        self.problems.append(Problem(self.file, f"{self.where}.{field}", message))
+
+    def text(self, raw: dict[str, Any], field: str, *, max_len: int, required: bool = True) -> str:
+        value = raw.get(field)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(field, "must be a non-empty string")
+            return ""
+        if len(value) > max_len:
+            self.fail(field, f"longer than {max_len} characters")
+        return value.strip()
+
+
+def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | None, list[Problem]]:
+    where = f"$[{index}]"
+    if not isinstance(raw, dict):
+        return None, [Problem(file, where, "must be an object")]
+    check = _Checker(file, where + (f"(id {raw['id']})" if "id" in raw else ""))
+    product_id = raw.get("id")
+    if not isinstance(product_id, int) or isinstance(product_id, bool):
+        check.fail("id", "must be an integer")
+    title = check.text(raw, "title", max_len=255)
+    description = check.text(raw, "description", max_len=50_000, required=False)
+    category = check.text(raw, "category", max_len=200)
+    brand = check.text(raw, "brand", max_len=200, required=False) or None
+    sku = check.text(raw, "sku", max_len=100)
+    if sku and not _SKU.match(sku):
+        check.fail("sku", "has characters other than letters, digits and . _ / -")
+    price = 0
+    try:
+        price = cents(raw.get("price"))
+    except ValueError as exc:
+        check.fail("price", str(exc))
+    stock = raw.get("stock")
+    if not isinstance(stock, int) or isinstance(stock, bool) or stock < 0:
+        check.fail("stock", "must be an integer of zero or more")
+    tags = raw.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        check.fail("tags", "must be a list of strings")
+        tags = []
+    images = raw.get("images", [])
+    if not isinstance(images, list) or not all(isinstance(u, str) and _URL.match(u) for u in images):
+        check.fail("images", "must be a list of http(s) URLs")
+        images = []
+    created_at = None
+    try:
+        created_at = _instant(raw.get("meta", {}).get("createdAt")) if raw.get("meta") else None
+    except (ValueError, AttributeError):
+        check.fail("meta.createdAt", "must be an RFC 3339 timestamp")
+    if check.problems:
+        return None, check.problems
+    return ImportProduct(
+        external_ref=f"dummyjson:{product_id}", title=title, description=description,
+        category_path=[_title_of(category)], brand=brand, tags=tags, published=True,
+        images=[{"url": u, "alt": title} for u in images], created_at=created_at,
+        variants=[ImportVariant(sku=sku, title="Default", price=price, stock=int(stock))],
+    ), []  # fmt: skip
+
+
+def _parse_reviews(
+    raw: dict[str, Any], file: str, index: int, product_ref: str
+) -> tuple[list[ImportReview], list[Problem]]:
+    reviews: list[ImportReview] = []
+    problems: list[Problem] = []
+    for n, item in enumerate(raw.get("reviews") or []):
+        where = f"$[{index}].reviews[{n}]"
+        try:
+            rating = item["rating"]
+            if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+                raise ValueError("rating must be an integer from 1 to 5")
+            body, name = item.get("comment", ""), item.get("reviewerName", "")
+            if not isinstance(body, str) or not isinstance(name, str) or not name.strip():
+                raise ValueError("comment and reviewerName must be strings")
+            reviews.append(ImportReview(
+                external_ref=f"{product_ref}:review:{n}", product_ref=product_ref,
+                rating=rating, body=body[:5000], author_name=name.strip()[:200],
+                created_at=_instant(item.get("date")),
+            ))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(Problem(file, where, str(exc)))
+    return reviews, problems
+
+
+def parse(
+    directory: Path, *, skip_invalid: bool = False
+) -> tuple[list[ImportProduct], list[ImportReview], list[Problem]]:
+    """Read and validate ``DIR/dummyjson-products.json``.
+
+    Returns products, reviews and the problems found. Raises ImportFailed when the input
+    has problems and ``skip_invalid`` is false, or when the file cannot be read at all.
+    """
+    path = directory / PRODUCTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
+        raise ImportFailed([Problem(str(path), "-", f"cannot read: {exc}")]) from exc
+    if isinstance(data, dict):
+        data = data.get("products")
+    if not isinstance(data, list):
+        raise ImportFailed([Problem(str(path), "$", "expected a list of products")])
+    products: list[ImportProduct] = []
+    reviews: list[ImportReview] = []
+    problems: list[Problem] = []
+    seen_skus: dict[str, int] = {}
+    for index, raw in enumerate(data):
+        product, found = _parse_product(raw, str(path), index)
+        if product is not None:
+            sku = product.variants[0].sku
+            if sku in seen_skus:
+                found.append(Problem(str(path), f"$[{index}].sku",
+                                     f"SKU {sku!r} also used at $[{seen_skus[sku]}]"))
+            seen_skus.setdefault(sku, index)
+        product_reviews, review_problems = (
+            _parse_reviews(raw, str(path), index, product.external_ref) if product else ([], [])
+        )
+        found.extend(review_problems)
+        problems.extend(found)
+        if product is not None and not found:
+            products.append(product)
+            reviews.extend(product_reviews)
+    if problems and not skip_invalid:
+        raise ImportFailed(problems)
+    return products, reviews, problems

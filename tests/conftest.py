@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from emporium.app import create_app
@@ -43,22 +43,27 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(statement))
     await engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
-    """The PostgreSQL test database, emptied and migrated once per run."""
+def postgres_migrated() -> Iterator[str]:
+    """A private PostgreSQL database for this test run (so runs never collide), migrated
+    once, dropped at the end."""
     if not POSTGRES_URL:
         pytest.skip("EMPORIUM_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
-    asyncio.run(_reset_postgres(POSTGRES_URL))
-    upgrade(Settings(database_url=POSTGRES_URL))
-    return POSTGRES_URL
+    name = f"emporium_test_{os.getpid()}"
+    base = make_url(POSTGRES_URL)
+    asyncio.run(_admin(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name}"))
+    asyncio.run(_admin(POSTGRES_URL, f"CREATE DATABASE {name}"))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(Settings(database_url=url))
+    yield url
+    asyncio.run(_admin(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 async def _truncate_postgres(url: str) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Litestar, Request, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -66,9 +66,11 @@ def create_app(settings: Settings) -> Litestar:
     configure_logging(settings)
     api = Router(path=API_PREFIX, route_handlers=[catalog_router, reviews_router])
     prometheus = PrometheusConfig(
-        app_name="emporium", prefix="emporium", group_path=True,
+        app_name="emporium",
+        prefix="emporium",
+        group_path=True,
         exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
-    )  # fmt: skip
+    )
     handlers: list[Any] = [api, healthz, readyz, MetricsController]
     openapi_config = None
     if settings.docs_enabled:
@@ -98,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
 
 
 @get("/openapi.json", include_in_schema=False, sync_to_thread=False)
-def openapi_json(request: Any) -> Response[Any]:
+def openapi_json(request: Request[Any, Any, Any]) -> Response[Any]:
     """The OpenAPI 3.1 document of this server."""
     schema = request.app.openapi_schema.to_schema()
     return Response(schema, media_type="application/vnd.oai.openapi+json")

@@ -85,10 +85,17 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
     click.echo(f"Emporium listening on http://{host}:{port}/api/v1/products", err=True)
     uvicorn.run(
-        "emporium.app:create_app_from_env", factory=True, host=host, port=port,
-        workers=workers, loop="uvloop", http="httptools", access_log=False,
-        server_header=False, log_level="warning",
-    )  # fmt: skip
+        "emporium.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+    )
 
 
 @main.group("import")
@@ -113,9 +120,13 @@ def _run_import(
             async with create_sessionmaker(engine)() as session, session.begin():
                 with _progress(len(products) + len(reviews)) as bar:
                     await write_catalog(
-                        session, products, reviews, currency=settings.currency, report=report,
+                        session,
+                        products,
+                        reviews,
+                        currency=settings.currency,
+                        report=report,
                         progress=bar.update if bar is not None else None,
-                    )  # fmt: skip
+                    )
         finally:
             await engine.dispose()
 
@@ -152,8 +163,9 @@ def import_dummyjson(directory: Path, skip_invalid: bool) -> None:
 
 
 @import_.command("shopify-csv")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--skip-invalid", is_flag=True, help="import the valid products, report the rest")
 def import_shopify(files: tuple[Path, ...], skip_invalid: bool) -> None:
     """Import Shopify product CSV exports (one row per variant, grouped by Handle)."""
@@ -165,4 +177,3 @@ def import_shopify(files: tuple[Path, ...], skip_invalid: bool) -> None:
         return products, [], problems
 
     _import_command(parse)
-

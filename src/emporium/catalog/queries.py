@@ -32,14 +32,33 @@ from emporium.core.pagination import CursorValue, decode_cursor, encode_cursor
 _P = Product.__table__.c
 _V = Variant.__table__.c
 PRODUCT_COLUMNS = (
-    _P.id, _P.slug, _P.title, _P.description, _P.category_id, _P.brand, _P.tags, _P.published,
-    _P.images, _P.rating_average, _P.review_count, _P.price_min, _P.currency, _P.created_at,
+    _P.id,
+    _P.slug,
+    _P.title,
+    _P.description,
+    _P.category_id,
+    _P.brand,
+    _P.tags,
+    _P.published,
+    _P.images,
+    _P.rating_average,
+    _P.review_count,
+    _P.price_min,
+    _P.currency,
+    _P.created_at,
     _P.updated_at,
-)  # fmt: skip
+)
 VARIANT_COLUMNS = (
-    _V.product_id, _V.id, _V.sku, _V.title, _V.options, _V.price, _V.compare_at_price,
-    _V.currency, _V.stock,
-)  # fmt: skip
+    _V.product_id,
+    _V.id,
+    _V.sku,
+    _V.title,
+    _V.options,
+    _V.price,
+    _V.compare_at_price,
+    _V.currency,
+    _V.stock,
+)
 _VARIANTS_OF = select(*VARIANT_COLUMNS).order_by(_V.product_id, _V.position)
 
 _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
@@ -56,9 +75,15 @@ DEFAULT_SORT: ProductSort = "-created_at"
 
 def _variant(row: Row[Any]) -> VariantRead:
     return VariantRead(
-        id=row.id, sku=row.sku, title=row.title, options=row.options, price=row.price,
-        compare_at_price=row.compare_at_price, currency=row.currency, stock=row.stock,
-    )  # fmt: skip
+        id=row.id,
+        sku=row.sku,
+        title=row.title,
+        options=row.options,
+        price=row.price,
+        compare_at_price=row.compare_at_price,
+        currency=row.currency,
+        stock=row.stock,
+    )
 
 
 def _product(row: Row[Any], variants: list[VariantRead]) -> ProductRead:
@@ -67,12 +92,23 @@ def _product(row: Row[Any], variants: list[VariantRead]) -> ProductRead:
         for n, i in enumerate(row.images, start=1)
     ]
     return ProductRead(
-        id=row.id, slug=row.slug, title=row.title, description=row.description,
-        category_id=row.category_id, brand=row.brand, tags=row.tags, published=row.published,
-        images=images, rating_average=row.rating_average, review_count=row.review_count,
-        price_min=row.price_min, currency=row.currency, created_at=row.created_at,
-        updated_at=row.updated_at, variants=variants,
-    )  # fmt: skip
+        id=row.id,
+        slug=row.slug,
+        title=row.title,
+        description=row.description,
+        category_id=row.category_id,
+        brand=row.brand,
+        tags=row.tags,
+        published=row.published,
+        images=images,
+        rating_average=row.rating_average,
+        review_count=row.review_count,
+        price_min=row.price_min,
+        currency=row.currency,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        variants=variants,
+    )
 
 
 async def _variants_by_product(

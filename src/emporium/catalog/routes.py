@@ -6,8 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Request, Router, delete, get, patch, post
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from emporium.catalog import queries, service
 from emporium.catalog.schemas import (
@@ -25,37 +24,38 @@ from emporium.catalog.schemas import (
     VariantUpdate,
 )
 from emporium.core.auth import is_staff, require_staff
-from emporium.core.config import Settings
+from emporium.core.config import SettingsDep
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.uow import DbSession
 
 Limit = Annotated[
-    int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
 ]
-Price = Annotated[int | None, Parameter(ge=0, description="minor units (cents)")]
+Price = Annotated[int | None, QueryParameter(ge=0, description="minor units (cents)")]
 
 
 @get("/categories", tags=["catalog"], summary="List all categories")
-async def list_categories(session: AsyncSession) -> list[CategoryRead]:
+async def list_categories(session: DbSession) -> list[CategoryRead]:
     """Every category as a flat list; build the tree from ``parent_id``."""
     return await queries.list_categories(session)
 
 
 @post("/categories", tags=["catalog"], guards=[require_staff], summary="Create a category")
-async def create_category(session: AsyncSession, data: CategoryCreate) -> CategoryRead:
+async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) -> CategoryRead:
     """Staff: add a category (409 ``slug_taken``, 422 ``invalid_parent``)."""
     return await service.create_category(session, data)
 
 
 @patch("/categories/{category_id:uuid}", tags=["catalog"], guards=[require_staff])
 async def update_category(
-    session: AsyncSession, category_id: uuid.UUID, data: CategoryUpdate
+    session: DbSession, category_id: FromPath[uuid.UUID], data: JSONBody[CategoryUpdate]
 ) -> CategoryRead:
     """Staff: change a category."""
     return await service.update_category(session, category_id, data)
 
 
 @delete("/categories/{category_id:uuid}", tags=["catalog"], guards=[require_staff])
-async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
+async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete an empty category (409 ``category_in_use`` otherwise)."""
     await service.delete_category(session, category_id)
 
@@ -63,37 +63,47 @@ async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None
 @get("/products", tags=["catalog"], summary="List, filter, search and sort products")
 async def list_products(
     request: Request[Any, Any, Any],
-    session: AsyncSession,
+    session: DbSession,
     category: Annotated[
-        str | None, Parameter(max_length=200, description="id or slug; includes sub-categories")
+        str | None,
+        QueryParameter(max_length=200, description="id or slug; includes sub-categories"),
     ] = None,
-    q: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+    q: Annotated[str | None, QueryParameter(min_length=1, max_length=200)] = None,
     min_price: Price = None,
     max_price: Price = None,
-    in_stock: bool | None = None,
-    tag: Annotated[str | None, Parameter(max_length=100)] = None,
-    brand: Annotated[str | None, Parameter(max_length=200)] = None,
+    in_stock: FromQuery[bool | None] = None,
+    tag: Annotated[str | None, QueryParameter(max_length=100)] = None,
+    brand: Annotated[str | None, QueryParameter(max_length=200)] = None,
     sort: Annotated[
         ProductSort | None,
-        Parameter(description="default: relevance with q, else -created_at"),
+        QueryParameter(description="default: relevance with q, else -created_at"),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Parameter(max_length=1000)] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
 ) -> ProductPage:
     """A keyset page of products; anonymous callers see published products only."""
     filters = ProductFilters(
-        category=category, q=q, min_price=min_price, max_price=max_price,
-        in_stock=in_stock, tag=tag, brand=brand,
-    )  # fmt: skip
+        category=category,
+        q=q,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+        tag=tag,
+        brand=brand,
+    )
     return await queries.list_products(
-        session, filters, sort=sort, limit=limit, cursor=cursor,
+        session,
+        filters,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
         include_unpublished=is_staff(request),
-    )  # fmt: skip
+    )
 
 
 @get("/products/{id_or_slug:str}", tags=["catalog"], summary="Get a product by id or slug")
 async def get_product(
-    request: Request[Any, Any, Any], session: AsyncSession, id_or_slug: str
+    request: Request[Any, Any, Any], session: DbSession, id_or_slug: FromPath[str]
 ) -> ProductRead:
     """One product with its variants and images (404 ``product_not_found``)."""
     return await queries.get_product(session, id_or_slug, include_unpublished=is_staff(request))
@@ -101,7 +111,7 @@ async def get_product(
 
 @post("/products", tags=["catalog"], guards=[require_staff], summary="Create a product")
 async def create_product(
-    session: AsyncSession, settings: Settings, data: ProductCreate
+    session: DbSession, settings: SettingsDep, data: JSONBody[ProductCreate]
 ) -> ProductRead:
     """Staff: add a product with at least one variant."""
     return await service.create_product(session, data, currency=settings.currency)
@@ -109,21 +119,21 @@ async def create_product(
 
 @patch("/products/{product_id:uuid}", tags=["catalog"], guards=[require_staff])
 async def update_product(
-    session: AsyncSession, product_id: uuid.UUID, data: ProductUpdate
+    session: DbSession, product_id: FromPath[uuid.UUID], data: JSONBody[ProductUpdate]
 ) -> ProductRead:
     """Staff: change a product's fields."""
     return await service.update_product(session, product_id, data)
 
 
 @delete("/products/{product_id:uuid}", tags=["catalog"], guards=[require_staff])
-async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
+async def delete_product(session: DbSession, product_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete a product with its variants and reviews."""
     await service.delete_product(session, product_id)
 
 
 @post("/products/{product_id:uuid}/variants", tags=["catalog"], guards=[require_staff])
 async def add_variant(
-    session: AsyncSession, product_id: uuid.UUID, data: VariantCreate
+    session: DbSession, product_id: FromPath[uuid.UUID], data: JSONBody[VariantCreate]
 ) -> VariantRead:
     """Staff: add a variant to a product (409 ``sku_taken``)."""
     return await service.add_variant(session, product_id, data)
@@ -131,14 +141,14 @@ async def add_variant(
 
 @patch("/variants/{variant_id:uuid}", tags=["catalog"], guards=[require_staff])
 async def update_variant(
-    session: AsyncSession, variant_id: uuid.UUID, data: VariantUpdate
+    session: DbSession, variant_id: FromPath[uuid.UUID], data: JSONBody[VariantUpdate]
 ) -> VariantRead:
     """Staff: change a variant's SKU, title, options or prices."""
     return await service.update_variant(session, variant_id, data)
 
 
 @delete("/variants/{variant_id:uuid}", tags=["catalog"], guards=[require_staff])
-async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
+async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete a variant (409 ``last_variant`` for a product's only one)."""
     await service.delete_variant(session, variant_id)
 
@@ -146,8 +156,17 @@ async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
 catalog_router = Router(
     path="/",
     route_handlers=[
-        list_categories, create_category, update_category, delete_category,
-        list_products, get_product, create_product, update_product, delete_product,
-        add_variant, update_variant, delete_variant,
+        list_categories,
+        create_category,
+        update_category,
+        delete_category,
+        list_products,
+        get_product,
+        create_product,
+        update_product,
+        delete_product,
+        add_variant,
+        update_variant,
+        delete_variant,
     ],
-)  # fmt: skip
+)

@@ -63,7 +63,7 @@ class CategoryUpdate(Struct, forbid_unknown_fields=True):
 
     name: Name | UnsetType = UNSET
     slug: Slug | UnsetType = UNSET
-    parent_id: uuid.UUID | None | UnsetType = UNSET
+    parent_id: uuid.UUID | UnsetType | None = UNSET
     description: Description | UnsetType = UNSET
 
 
@@ -95,7 +95,7 @@ class VariantUpdate(Struct, forbid_unknown_fields=True):
     title: Title | UnsetType = UNSET
     price: Money | UnsetType = UNSET
     options: dict[OptionKey, OptionValue] | UnsetType = UNSET
-    compare_at_price: Money | None | UnsetType = UNSET
+    compare_at_price: Money | UnsetType | None = UNSET
 
 
 class VariantRead(Struct):
@@ -132,7 +132,7 @@ class ProductUpdate(Struct, forbid_unknown_fields=True):
     slug: Slug | UnsetType = UNSET
     description: Description | UnsetType = UNSET
     category_id: uuid.UUID | UnsetType = UNSET
-    brand: Brand | None | UnsetType = UNSET
+    brand: Brand | UnsetType | None = UNSET
     tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
     published: bool | UnsetType = UNSET
     images: Annotated[list[ImageIn], Meta(max_length=50)] | UnsetType = UNSET

@@ -57,10 +57,11 @@ def search_join(
         .where(_match(expression))
         .subquery("matches")
     )
-    joined = stmt.join_from(product_table, matches, matches.c.rid == literal_column("product.rowid"))
+    joined = stmt.join_from(
+        product_table, matches, matches.c.rid == literal_column("product.rowid")
+    )
     return joined, matches.c.score
 
 
 def _match(expression: str) -> TextClause:
     return text("product_fts MATCH :fts_query").bindparams(fts_query=expression)
-

@@ -53,9 +53,15 @@ def _category_read(c: Category) -> CategoryRead:
 def variant_read(v: Variant) -> VariantRead:
     """The API shape of a variant row."""
     return VariantRead(
-        id=v.id, sku=v.sku, title=v.title, options=dict(v.options), price=v.price,
-        compare_at_price=v.compare_at_price, currency=v.currency, stock=v.stock,
-    )  # fmt: skip
+        id=v.id,
+        sku=v.sku,
+        title=v.title,
+        options=dict(v.options),
+        price=v.price,
+        compare_at_price=v.compare_at_price,
+        currency=v.currency,
+        stock=v.stock,
+    )
 
 
 async def _slug_free(session: AsyncSession, model: type[Any], slug: str, own: Any = None) -> bool:
@@ -182,10 +188,17 @@ async def _check_sku_free(session: AsyncSession, sku: str, own: uuid.UUID | None
 
 def _new_variant(product: Product, data: VariantCreate, position: int) -> Variant:
     return Variant(
-        id=uuid.uuid4(), product_id=product.id, sku=data.sku, title=data.title,
-        options=dict(data.options), price=data.price, compare_at_price=data.compare_at_price,
-        currency=product.currency, stock=data.stock, position=position,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        product_id=product.id,
+        sku=data.sku,
+        title=data.title,
+        options=dict(data.options),
+        price=data.price,
+        compare_at_price=data.compare_at_price,
+        currency=product.currency,
+        stock=data.stock,
+        position=position,
+    )
 
 
 async def create_product(
@@ -212,12 +225,21 @@ async def create_product(
     description = sanitize_html(data.description)
     tags = normalize_tags(data.tags)
     product = Product(
-        id=uuid.uuid4(), slug=data.slug or await unique_slug(session, Product, data.title),
-        title=data.title, description=description, search_text=html_to_text(description),
-        category_id=data.category_id, brand=data.brand, published=data.published,
-        images=_images(data.images), currency=currency, external_ref=external_ref,
-        price_min=min(v.price for v in data.variants), rating_average=0.0, review_count=0,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        slug=data.slug or await unique_slug(session, Product, data.title),
+        title=data.title,
+        description=description,
+        search_text=html_to_text(description),
+        category_id=data.category_id,
+        brand=data.brand,
+        published=data.published,
+        images=_images(data.images),
+        currency=currency,
+        external_ref=external_ref,
+        price_min=min(v.price for v in data.variants),
+        rating_average=0.0,
+        review_count=0,
+    )
     session.add(product)
     await session.flush()
     await _set_tags(session, product, tags)

@@ -98,9 +98,13 @@ def _product_fields(item: ImportProduct, category_id: uuid.UUID) -> dict[str, An
 
 def _variant_fields(v: ImportVariant, position: int) -> dict[str, Any]:
     return {
-        "title": v.title, "options": dict(v.options), "price": v.price,
-        "compare_at_price": v.compare_at_price, "stock": v.stock, "position": position,
-    }  # fmt: skip
+        "title": v.title,
+        "options": dict(v.options),
+        "price": v.price,
+        "compare_at_price": v.compare_at_price,
+        "stock": v.stock,
+        "position": position,
+    }
 
 
 async def _sku_owner(session: AsyncSession, sku: str) -> uuid.UUID | None:
@@ -128,16 +132,29 @@ async def upsert_product(
     if product is None:
         now = item.created_at or utcnow()
         product = Product(
-            id=uuid.uuid4(), external_ref=item.external_ref, currency=currency,
+            id=uuid.uuid4(),
+            external_ref=item.external_ref,
+            currency=currency,
             slug=item.slug or await unique_slug(session, Product, item.title),
-            rating_average=0.0, review_count=0, created_at=now, updated_at=now, **wanted,
-        )  # fmt: skip
+            rating_average=0.0,
+            review_count=0,
+            created_at=now,
+            updated_at=now,
+            **wanted,
+        )
         session.add(product)
         await session.flush()
         session.add_all(ProductTag(product_id=product.id, tag=t) for t in wanted["tags"])
         session.add_all(
-            Variant(id=uuid.uuid4(), product_id=product.id, sku=v.sku, currency=currency,
-                    created_at=now, updated_at=now, **_variant_fields(v, n))  # fmt: skip
+            Variant(
+                id=uuid.uuid4(),
+                product_id=product.id,
+                sku=v.sku,
+                currency=currency,
+                created_at=now,
+                updated_at=now,
+                **_variant_fields(v, n),
+            )
             for n, v in enumerate(item.variants)
         )
         await session.flush()
@@ -177,8 +194,17 @@ async def _update_product(
         fields = _variant_fields(v, n)
         current = variants.pop(v.sku, None)
         if current is None:
-            session.add(Variant(id=uuid.uuid4(), product_id=product.id, sku=v.sku,
-                                currency=currency, created_at=now, updated_at=now, **fields))
+            session.add(
+                Variant(
+                    id=uuid.uuid4(),
+                    product_id=product.id,
+                    sku=v.sku,
+                    currency=currency,
+                    created_at=now,
+                    updated_at=now,
+                    **fields,
+                )
+            )
             changed = True
             continue
         if any(getattr(current, k) != val for k, val in fields.items()):

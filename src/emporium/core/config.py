@@ -7,8 +7,9 @@ by a worker process started by the server) and the result is passed to ``create_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
+from litestar.di import NamedDependency
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -67,3 +68,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment (and ``.env``), with explicit overrides on top."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+SettingsDep: TypeAlias = NamedDependency[Settings]
+"""Route parameter type of the application's settings (inject as ``settings: SettingsDep``)."""

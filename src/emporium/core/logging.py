@@ -1,4 +1,4 @@
-"""Structured logging with structlog: JSON lines (or console) in UTC, request id bound per request."""
+"""Structured logging with structlog: JSON lines (or console), UTC, request id bound."""
 
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def configure_logging(settings: Settings) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer
-        ], foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name])
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

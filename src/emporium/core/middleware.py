@@ -19,13 +19,15 @@ access_log = structlog.get_logger("emporium.access")
 
 
 def _unsupported_media_type(request_id: str) -> tuple[Message, Message]:
-    body = msgspec.json.encode({
-        "type": "/problems/unsupported_media_type",
-        "title": "Unsupported Media Type",
-        "status": 415,
-        "detail": "Request bodies must be JSON (Content-Type: application/json).",
-        "code": "unsupported_media_type",
-    })
+    body = msgspec.json.encode(
+        {
+            "type": "/problems/unsupported_media_type",
+            "title": "Unsupported Media Type",
+            "status": 415,
+            "detail": "Request bodies must be JSON (Content-Type: application/json).",
+            "code": "unsupported_media_type",
+        }
+    )
     start: Message = {
         "type": "http.response.start",
         "status": 415,
@@ -40,7 +42,9 @@ def _unsupported_media_type(request_id: str) -> tuple[Message, Message]:
 
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
 class ConventionsMiddleware:

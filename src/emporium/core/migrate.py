@@ -36,9 +36,7 @@ def current_revision(settings: Settings) -> str | None:
         engine = create_async_engine(settings.database_url)
         try:
             async with engine.connect() as conn:
-                has = await conn.run_sync(
-                    lambda sync: inspect(sync).has_table("alembic_version")
-                )
+                has = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
                 if not has:
                     return None
                 row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()

@@ -7,8 +7,10 @@ answer was serialised, before the response is sent, and rolls back on any except
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import TypeAlias
 
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -24,3 +26,7 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
         raise
     finally:
         await session.close()
+
+
+DbSession: TypeAlias = NamedDependency[AsyncSession]
+"""Route parameter type of the request's session (inject as ``session: DbSession``)."""

@@ -54,9 +54,7 @@ class ImportReport(Struct):
     @property
     def changed(self) -> bool:
         """True when anything was created or updated."""
-        return any(
-            c.get("created", 0) or c.get("updated", 0) for c in self.counts.values()
-        )
+        return any(c.get("created", 0) or c.get("updated", 0) for c in self.counts.values())
 
     def summary(self) -> str:
         """One line per kind, for people."""
@@ -115,10 +113,15 @@ async def write_catalog(
     for review in reviews:
         product_id = ids[review.product_ref]
         outcome = await upsert_review(
-            session, product_id=product_id, external_ref=review.external_ref,
-            rating=review.rating, body=review.body, author_name=review.author_name,
-            created_at=review.created_at, title=review.title,
-        )  # fmt: skip
+            session,
+            product_id=product_id,
+            external_ref=review.external_ref,
+            rating=review.rating,
+            body=review.body,
+            author_name=review.author_name,
+            created_at=review.created_at,
+            title=review.title,
+        )
         report.add("reviews", outcome)
         if outcome != "unchanged":
             touched[product_id] += 1

@@ -36,27 +36,65 @@ TREE: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 ADJECTIVES = (
-    "Classic", "Everyday", "Heritage", "Nordic", "Urban", "Trail", "Studio", "Coastal",
-    "Alpine", "Essential", "Vintage", "Compact", "Premium", "Organic", "Featherweight",
-)  # fmt: skip
+    "Classic",
+    "Everyday",
+    "Heritage",
+    "Nordic",
+    "Urban",
+    "Trail",
+    "Studio",
+    "Coastal",
+    "Alpine",
+    "Essential",
+    "Vintage",
+    "Compact",
+    "Premium",
+    "Organic",
+    "Featherweight",
+)
 MATERIALS = (
-    "Cotton", "Merino", "Walnut", "Oak", "Steel", "Ceramic", "Linen", "Recycled", "Bamboo",
-    "Aluminium", "Canvas", "Leather",
-)  # fmt: skip
+    "Cotton",
+    "Merino",
+    "Walnut",
+    "Oak",
+    "Steel",
+    "Ceramic",
+    "Linen",
+    "Recycled",
+    "Bamboo",
+    "Aluminium",
+    "Canvas",
+    "Leather",
+)
 BRANDS = (
-    "Northwind", "Fjell & Co", "Larkspur", "Brightline", "Kestrel", "Maple Row", "Tidewater",
-    "Ironbark", "Solstice", "Wren Works",
-)  # fmt: skip
+    "Northwind",
+    "Fjell & Co",
+    "Larkspur",
+    "Brightline",
+    "Kestrel",
+    "Maple Row",
+    "Tidewater",
+    "Ironbark",
+    "Solstice",
+    "Wren Works",
+)
 COLORS = ("Black", "White", "Navy", "Olive", "Sand", "Rust")
 SIZES = ("XS", "S", "M", "L", "XL")
 PRAISE = (
-    "Exactly as described.", "Great value for the price.", "Well made and sturdy.",
-    "Arrived quickly, very happy.", "Bought a second one as a gift.", "Looks even better in person.",
-)  # fmt: skip
+    "Exactly as described.",
+    "Great value for the price.",
+    "Well made and sturdy.",
+    "Arrived quickly, very happy.",
+    "Bought a second one as a gift.",
+    "Looks even better in person.",
+)
 CRITIQUE = (
-    "Runs a little small.", "The color is darker than the photos.", "Took a while to arrive.",
-    "Good, but the packaging was damaged.", "Not what I expected.",
-)  # fmt: skip
+    "Runs a little small.",
+    "The color is darker than the photos.",
+    "Took a while to arrive.",
+    "Good, but the packaging was damaged.",
+    "Not what I expected.",
+)
 FIRST = ("Ava", "Noah", "Mia", "Liam", "Zoe", "Ethan", "Léa", "Mateo", "Yuki", "Amara", "Jonas")
 LAST = ("Smith", "García", "Okafor", "Nguyen", "Müller", "Rossi", "Kowalski", "Haddad", "Berg")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -70,18 +108,24 @@ def _variants(rng: random.Random, sku_base: str, category: str) -> list[ImportVa
         combos = [(c, s) for c in colors for s in sizes]
         return [
             ImportVariant(
-                sku=f"{sku_base}-{c[:3].upper()}-{s}", title=f"{c} / {s}",
-                options={"Color": c, "Size": s}, price=base_price, stock=rng.randint(0, 40),
+                sku=f"{sku_base}-{c[:3].upper()}-{s}",
+                title=f"{c} / {s}",
+                options={"Color": c, "Size": s},
+                price=base_price,
+                stock=rng.randint(0, 40),
                 compare_at_price=base_price + 1000 if rng.random() < 0.2 else None,
-            )  # fmt: skip
+            )
             for c, s in combos
         ]
     colors = rng.sample(COLORS, rng.randint(1, 3))
     return [
         ImportVariant(
-            sku=f"{sku_base}-{c[:3].upper()}", title=c, options={"Color": c},
-            price=base_price + n * 500, stock=rng.choice((0, 3, 10, 25, 100)),
-        )  # fmt: skip
+            sku=f"{sku_base}-{c[:3].upper()}",
+            title=c,
+            options={"Color": c},
+            price=base_price + n * 500,
+            stock=rng.choice((0, 3, 10, 25, 100)),
+        )
         for n, c in enumerate(colors)
     ]
 
@@ -103,14 +147,21 @@ def iter_products(count: int, *, seed: int = 7, prefix: str = "demo") -> Iterato
         title = f"{rng.choice(ADJECTIVES)} {material} {noun}"
         brand = rng.choice(BRANDS)
         yield ImportProduct(
-            external_ref=f"{prefix}:{n}", title=title, slug=f"{make_slug(title)}-{n}",
-            description=_description(rng, title, material), category_path=[root, leaf],
-            brand=brand, tags=[leaf.lower(), material.lower(), root.lower()],
-            images=[{"url": f"https://images.example.com/{prefix}/{n}/{i}.jpg", "alt": title}
-                    for i in range(1, rng.randint(2, 4))],
-            variants=_variants(rng, f"{prefix.upper()}-{n:06d}", leaf), published=True,
+            external_ref=f"{prefix}:{n}",
+            title=title,
+            slug=f"{make_slug(title)}-{n}",
+            description=_description(rng, title, material),
+            category_path=[root, leaf],
+            brand=brand,
+            tags=[leaf.lower(), material.lower(), root.lower()],
+            images=[
+                {"url": f"https://images.example.com/{prefix}/{n}/{i}.jpg", "alt": title}
+                for i in range(1, rng.randint(2, 4))
+            ],
+            variants=_variants(rng, f"{prefix.upper()}-{n:06d}", leaf),
+            published=True,
             created_at=EPOCH + timedelta(minutes=n * 7),
-        )  # fmt: skip
+        )
 
 
 def _reviews(rng: random.Random, product: ImportProduct) -> list[ImportReview]:
@@ -118,12 +169,17 @@ def _reviews(rng: random.Random, product: ImportProduct) -> list[ImportReview]:
     for i in range(rng.choice((0, 1, 2, 3, 5))):
         rating = rng.choices((1, 2, 3, 4, 5), weights=(1, 1, 2, 4, 6))[0]
         body = rng.choice(PRAISE if rating >= 4 else CRITIQUE)
-        reviews.append(ImportReview(
-            external_ref=f"{product.external_ref}:review:{i}", product_ref=product.external_ref,
-            rating=rating, body=body, title=body.split(",")[0].rstrip("."),
-            author_name=f"{rng.choice(FIRST)} {rng.choice(LAST)[0]}.",
-            created_at=(product.created_at or EPOCH) + timedelta(days=rng.randint(1, 200)),
-        ))  # fmt: skip
+        reviews.append(
+            ImportReview(
+                external_ref=f"{product.external_ref}:review:{i}",
+                product_ref=product.external_ref,
+                rating=rating,
+                body=body,
+                title=body.split(",")[0].rstrip("."),
+                author_name=f"{rng.choice(FIRST)} {rng.choice(LAST)[0]}.",
+                created_at=(product.created_at or EPOCH) + timedelta(days=rng.randint(1, 200)),
+            )
+        )
     return reviews
 
 

@@ -102,7 +102,9 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
         check.fail("tags", "must be a list of strings")
         tags = []
     images = raw.get("images", [])
-    if not isinstance(images, list) or not all(isinstance(u, str) and _URL.match(u) for u in images):
+    if not isinstance(images, list) or not all(
+        isinstance(u, str) and _URL.match(u) for u in images
+    ):
         check.fail("images", "must be a list of http(s) URLs")
         images = []
     created_at = None
@@ -113,11 +115,17 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
     if check.problems:
         return None, check.problems
     return ImportProduct(
-        external_ref=f"dummyjson:{product_id}", title=title, description=description,
-        category_path=[_title_of(category)], brand=brand, tags=tags, published=True,
-        images=[{"url": u, "alt": title} for u in images], created_at=created_at,
+        external_ref=f"dummyjson:{product_id}",
+        title=title,
+        description=description,
+        category_path=[_title_of(category)],
+        brand=brand,
+        tags=tags,
+        published=True,
+        images=[{"url": u, "alt": title} for u in images],
+        created_at=created_at,
         variants=[ImportVariant(sku=sku, title="Default", price=price, stock=int(stock))],
-    ), []  # fmt: skip
+    ), []
 
 
 def _parse_reviews(
@@ -134,11 +142,16 @@ def _parse_reviews(
             body, name = item.get("comment", ""), item.get("reviewerName", "")
             if not isinstance(body, str) or not isinstance(name, str) or not name.strip():
                 raise ValueError("comment and reviewerName must be strings")
-            reviews.append(ImportReview(
-                external_ref=f"{product_ref}:review:{n}", product_ref=product_ref,
-                rating=rating, body=body[:5000], author_name=name.strip()[:200],
-                created_at=_instant(item.get("date")),
-            ))  # fmt: skip
+            reviews.append(
+                ImportReview(
+                    external_ref=f"{product_ref}:review:{n}",
+                    product_ref=product_ref,
+                    rating=rating,
+                    body=body[:5000],
+                    author_name=name.strip()[:200],
+                    created_at=_instant(item.get("date")),
+                )
+            )
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(Problem(file, where, str(exc)))
     return reviews, problems
@@ -170,8 +183,13 @@ def parse(
         if product is not None:
             sku = product.variants[0].sku
             if sku in seen_skus:
-                found.append(Problem(str(path), f"$[{index}].sku",
-                                     f"SKU {sku!r} also used at $[{seen_skus[sku]}]"))
+                found.append(
+                    Problem(
+                        str(path),
+                        f"$[{index}].sku",
+                        f"SKU {sku!r} also used at $[{seen_skus[sku]}]",
+                    )
+                )
             seen_skus.setdefault(sku, index)
         product_reviews, review_problems = (
             _parse_reviews(raw, str(path), index, product.external_ref) if product else ([], [])

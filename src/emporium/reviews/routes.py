@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Router, get
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath, QueryParameter
 
 from emporium.core.auth import is_staff
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.uow import DbSession
 from emporium.reviews import service
 from emporium.reviews.schemas import ReviewPage
 
@@ -17,10 +17,10 @@ from emporium.reviews.schemas import ReviewPage
 @get("/products/{id_or_slug:str}/reviews", tags=["reviews"], summary="A product's reviews")
 async def list_reviews(
     request: Request[Any, Any, Any],
-    session: AsyncSession,
-    id_or_slug: str,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Parameter(max_length=1000)] = None,
+    session: DbSession,
+    id_or_slug: FromPath[str],
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
 ) -> ReviewPage:
     """Published reviews, newest first (404 ``product_not_found``)."""
     return await service.list_reviews(

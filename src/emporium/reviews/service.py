@@ -16,9 +16,15 @@ from emporium.reviews.schemas import ReviewPage, ReviewRead
 
 _R = Review.__table__.c
 _LISTING = select(
-    _R.id, _R.product_id, _R.rating, _R.title, _R.body, _R.author_name, _R.verified_purchase,
+    _R.id,
+    _R.product_id,
+    _R.rating,
+    _R.title,
+    _R.body,
+    _R.author_name,
+    _R.verified_purchase,
     _R.created_at,
-).where(_R.status == "published")  # fmt: skip
+).where(_R.status == "published")
 SORT = "-created_at"
 
 
@@ -53,10 +59,15 @@ async def list_reviews(
     rows = (await session.execute(stmt)).all()
     items = [
         ReviewRead(
-            id=r.id, product_id=r.product_id, rating=r.rating, title=r.title, body=r.body,
-            author_name=r.author_name, verified_purchase=r.verified_purchase,
+            id=r.id,
+            product_id=r.product_id,
+            rating=r.rating,
+            title=r.title,
+            body=r.body,
+            author_name=r.author_name,
+            verified_purchase=r.verified_purchase,
             created_at=r.created_at,
-        )  # fmt: skip
+        )
         for r in rows[:limit]
     ]
     next_cursor = None
@@ -98,13 +109,23 @@ async def upsert_review(
     """
     review = await session.scalar(select(Review).where(Review.external_ref == external_ref))
     fields = {
-        "product_id": product_id, "rating": rating, "body": body, "title": title,
-        "author_name": author_name, "created_at": created_at,
-    }  # fmt: skip
+        "product_id": product_id,
+        "rating": rating,
+        "body": body,
+        "title": title,
+        "author_name": author_name,
+        "created_at": created_at,
+    }
     if review is None:
         session.add(
-            Review(id=uuid.uuid4(), external_ref=external_ref, status="published",
-                   verified_purchase=False, updated_at=created_at, **fields)  # fmt: skip
+            Review(
+                id=uuid.uuid4(),
+                external_ref=external_ref,
+                status="published",
+                verified_purchase=False,
+                updated_at=created_at,
+                **fields,
+            )
         )
         return "created"
     if all(getattr(review, k) == v for k, v in fields.items()):

@@ -27,7 +27,7 @@ from emporium.catalog.schemas import (
 )
 from emporium.catalog.search import search_join
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import CursorValue, decode_cursor, encode_cursor
+from emporium.core.pagination import CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
 _P = Product.__table__.c
 _V = Variant.__table__.c
@@ -73,7 +73,7 @@ _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
 DEFAULT_SORT: ProductSort = "-created_at"
 
 
-def _variant(row: Row[Any]) -> VariantRead:
+def _variant(row: Row[Any] | Any) -> VariantRead:
     return VariantRead(
         id=row.id,
         sku=row.sku,
@@ -86,7 +86,7 @@ def _variant(row: Row[Any]) -> VariantRead:
     )
 
 
-def _product(row: Row[Any], variants: list[VariantRead]) -> ProductRead:
+def _product(row: Row[Any] | Any, variants: list[VariantRead]) -> ProductRead:
     images = [
         ImageRead(url=i["url"], alt=i.get("alt", ""), position=n)
         for n, i in enumerate(row.images, start=1)
@@ -248,7 +248,7 @@ async def list_products(
         select(*PRODUCT_COLUMNS), filters, include_unpublished=include_unpublished
     )
     if filters.q:
-        searched = search_join(stmt, filters.q, session.bind.dialect.name)
+        searched = search_join(stmt, filters.q, session.get_bind().dialect.name)
         if searched is None:
             return ProductPage(items=[], next_cursor=None)
         stmt, score = searched
@@ -261,10 +261,7 @@ async def list_products(
             after = tuple_(_cursor_param(sort, value), last_id)
             stmt = stmt.where(key < after if descending else key > after)
         except ValueError as exc:
-            raise InvalidInput(
-                "The cursor is not valid for this listing.",
-                errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-            ) from exc
+            raise invalid_cursor() from exc
     order = (column.desc(), _P.id.desc()) if descending else (column.asc(), _P.id.asc())
     rows = (await session.execute(stmt.order_by(*order).limit(limit + 1))).all()
     more = len(rows) > limit

@@ -10,6 +10,7 @@ Both answer "every word of q, stemmed", and a higher ``score`` is a better match
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Select, func, literal_column, select, text
 from sqlalchemy.sql.elements import TextClause
@@ -42,7 +43,7 @@ def search_join(
     """
     if dialect == "postgresql":
         query = func.websearch_to_tsquery(literal_column("'english'"), q)
-        vector = literal_column("product.search_vector")
+        vector: ColumnElement[Any] = literal_column("product.search_vector")
         score: ColumnElement[float] = func.ts_rank_cd(vector, query)
         return stmt.where(vector.op("@@")(query)), score
     expression = fts5_query(q)

@@ -11,7 +11,8 @@ import uuid
 
 import msgspec
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -34,7 +35,6 @@ def _unsupported_media_type(request_id: str) -> tuple[Message, Message]:
         "headers": [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body, "more_body": False}
@@ -55,45 +55,51 @@ class ConventionsMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        content_type = b""
-        has_body = False
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and _SANE_REQUEST_ID.match(value):
-                request_id = value.decode("ascii")
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                has_body = value.strip() not in (b"0", b"")
-            elif name == b"transfer-encoding":
-                has_body = True
-        request_id = request_id or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        http_scope = scope
+        request_id, content_type, has_body = _read_headers(http_scope)
+        http_scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
         started = time.perf_counter()
-        status_holder = [0]
+        status = 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]  # type: ignore[typeddict-item]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        method = http_scope["method"]
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            if scope["method"] in _BODY_METHODS and has_body and not _is_json(content_type):
-                start, body = _unsupported_media_type(request_id)
-                await send(start)
-                await send(body)
-                status_holder[0] = 415
+            if method in _BODY_METHODS and has_body and not _is_json(content_type):
+                for message in _unsupported_media_type(request_id):
+                    await send_with_id(message)
             else:
                 await self.app(scope, receive, send_with_id)
             access_log.info(
                 "http_request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status_holder[0],
+                method=method,
+                path=http_scope["path"],
+                status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+
+def _read_headers(scope: HTTPScope) -> tuple[str, bytes, bool]:
+    """(request id, content type, whether a body follows) from the request headers."""
+    request_id = ""
+    content_type = b""
+    has_body = False
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SANE_REQUEST_ID.match(value):
+            request_id = value.decode("ascii")
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            has_body = value.strip() not in (b"0", b"")
+        elif name == b"transfer-encoding":
+            has_body = True
+    return request_id or uuid.uuid4().hex, content_type, has_body

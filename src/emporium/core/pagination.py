@@ -45,7 +45,12 @@ def decode_cursor(cursor: str, sort: str) -> tuple[CursorValue, uuid.UUID]:
             raise ValueError("bad value")
         return value, uuid.UUID(str(last_id))
     except (ValueError, TypeError, binascii.Error, msgspec.DecodeError, UnicodeError) as exc:
-        raise InvalidInput(
-            "The cursor is not valid for this listing.",
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-        ) from exc
+        raise invalid_cursor() from exc
+
+
+def invalid_cursor() -> InvalidInput:
+    """The 422 error for a cursor that is malformed, tampered with or made for another list."""
+    return InvalidInput(
+        "The cursor is not valid for this listing.",
+        errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+    )

@@ -112,7 +112,7 @@ async def write_catalog(
     touched: Counter[uuid.UUID] = Counter()
     for review in reviews:
         product_id = ids[review.product_ref]
-        outcome = await upsert_review(
+        review_outcome = await upsert_review(
             session,
             product_id=product_id,
             external_ref=review.external_ref,
@@ -122,8 +122,8 @@ async def write_catalog(
             created_at=review.created_at,
             title=review.title,
         )
-        report.add("reviews", outcome)
-        if outcome != "unchanged":
+        report.add("reviews", review_outcome)
+        if review_outcome != "unchanged":
             touched[product_id] += 1
         if progress:
             progress(1)

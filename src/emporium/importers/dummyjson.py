@@ -124,7 +124,7 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
         published=True,
         images=[{"url": u, "alt": title} for u in images],
         created_at=created_at,
-        variants=[ImportVariant(sku=sku, title="Default", price=price, stock=int(stock))],
+        variants=[ImportVariant(sku=sku, title="Default", price=price, stock=int(stock or 0))],
     ), []
 
 

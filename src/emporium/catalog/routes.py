@@ -25,6 +25,7 @@ from emporium.catalog.schemas import (
 )
 from emporium.core.auth import is_staff, require_staff
 from emporium.core.config import SettingsDep
+from emporium.core.errors import problem_responses
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbSession
 
@@ -34,19 +35,30 @@ Limit = Annotated[
 Price = Annotated[int | None, QueryParameter(ge=0, description="minor units (cents)")]
 
 
-@get("/categories", tags=["catalog"], summary="List all categories")
+@get("/categories", tags=["catalog"], summary="List all categories", responses=problem_responses())
 async def list_categories(session: DbSession) -> list[CategoryRead]:
     """Every category as a flat list; build the tree from ``parent_id``."""
     return await queries.list_categories(session)
 
 
-@post("/categories", tags=["catalog"], guards=[require_staff], summary="Create a category")
+@post(
+    "/categories",
+    tags=["catalog"],
+    guards=[require_staff],
+    summary="Create a category",
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) -> CategoryRead:
     """Staff: add a category (409 ``slug_taken``, 422 ``invalid_parent``)."""
     return await service.create_category(session, data)
 
 
-@patch("/categories/{category_id:uuid}", tags=["catalog"], guards=[require_staff])
+@patch(
+    "/categories/{category_id:uuid}",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def update_category(
     session: DbSession, category_id: FromPath[uuid.UUID], data: JSONBody[CategoryUpdate]
 ) -> CategoryRead:
@@ -54,13 +66,23 @@ async def update_category(
     return await service.update_category(session, category_id, data)
 
 
-@delete("/categories/{category_id:uuid}", tags=["catalog"], guards=[require_staff])
+@delete(
+    "/categories/{category_id:uuid}",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete an empty category (409 ``category_in_use`` otherwise)."""
     await service.delete_category(session, category_id)
 
 
-@get("/products", tags=["catalog"], summary="List, filter, search and sort products")
+@get(
+    "/products",
+    tags=["catalog"],
+    summary="List, filter, search and sort products",
+    responses=problem_responses(),
+)
 async def list_products(
     request: Request[Any, Any, Any],
     session: DbSession,
@@ -101,7 +123,12 @@ async def list_products(
     )
 
 
-@get("/products/{id_or_slug:str}", tags=["catalog"], summary="Get a product by id or slug")
+@get(
+    "/products/{id_or_slug:str}",
+    tags=["catalog"],
+    summary="Get a product by id or slug",
+    responses=problem_responses(404),
+)
 async def get_product(
     request: Request[Any, Any, Any], session: DbSession, id_or_slug: FromPath[str]
 ) -> ProductRead:
@@ -109,7 +136,13 @@ async def get_product(
     return await queries.get_product(session, id_or_slug, include_unpublished=is_staff(request))
 
 
-@post("/products", tags=["catalog"], guards=[require_staff], summary="Create a product")
+@post(
+    "/products",
+    tags=["catalog"],
+    guards=[require_staff],
+    summary="Create a product",
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def create_product(
     session: DbSession, settings: SettingsDep, data: JSONBody[ProductCreate]
 ) -> ProductRead:
@@ -117,29 +150,49 @@ async def create_product(
     return await service.create_product(session, data, currency=settings.currency)
 
 
-@patch("/products/{product_id:uuid}", tags=["catalog"], guards=[require_staff])
+@patch(
+    "/products/{id_or_slug:str}",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def update_product(
-    session: DbSession, product_id: FromPath[uuid.UUID], data: JSONBody[ProductUpdate]
+    session: DbSession, id_or_slug: FromPath[str], data: JSONBody[ProductUpdate]
 ) -> ProductRead:
     """Staff: change a product's fields."""
-    return await service.update_product(session, product_id, data)
+    return await service.update_product(session, id_or_slug, data)
 
 
-@delete("/products/{product_id:uuid}", tags=["catalog"], guards=[require_staff])
-async def delete_product(session: DbSession, product_id: FromPath[uuid.UUID]) -> None:
+@delete(
+    "/products/{id_or_slug:str}",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
+async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
     """Staff: delete a product with its variants and reviews."""
-    await service.delete_product(session, product_id)
+    await service.delete_product(session, id_or_slug)
 
 
-@post("/products/{product_id:uuid}/variants", tags=["catalog"], guards=[require_staff])
+@post(
+    "/products/{id_or_slug:str}/variants",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def add_variant(
-    session: DbSession, product_id: FromPath[uuid.UUID], data: JSONBody[VariantCreate]
+    session: DbSession, id_or_slug: FromPath[str], data: JSONBody[VariantCreate]
 ) -> VariantRead:
     """Staff: add a variant to a product (409 ``sku_taken``)."""
-    return await service.add_variant(session, product_id, data)
+    return await service.add_variant(session, id_or_slug, data)
 
 
-@patch("/variants/{variant_id:uuid}", tags=["catalog"], guards=[require_staff])
+@patch(
+    "/variants/{variant_id:uuid}",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def update_variant(
     session: DbSession, variant_id: FromPath[uuid.UUID], data: JSONBody[VariantUpdate]
 ) -> VariantRead:
@@ -147,7 +200,12 @@ async def update_variant(
     return await service.update_variant(session, variant_id, data)
 
 
-@delete("/variants/{variant_id:uuid}", tags=["catalog"], guards=[require_staff])
+@delete(
+    "/variants/{variant_id:uuid}",
+    tags=["catalog"],
+    guards=[require_staff],
+    responses=problem_responses(401, 404, 409, 415),
+)
 async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete a variant (409 ``last_variant`` for a product's only one)."""
     await service.delete_variant(session, variant_id)

@@ -26,7 +26,7 @@ from emporium.catalog.exceptions import (
     VariantNotFound,
 )
 from emporium.catalog.models import Category, Product, ProductTag, Variant
-from emporium.catalog.queries import get_product
+from emporium.catalog.queries import get_product, parse_product_key
 from emporium.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
@@ -261,18 +261,27 @@ async def _flush_unique(session: AsyncSession) -> None:
         raise
 
 
-async def _product(session: AsyncSession, product_id: uuid.UUID) -> Product:
-    product = await session.get(Product, product_id)
+async def _product(session: AsyncSession, key: uuid.UUID | str) -> Product:
+    """The product by id, or by id or slug given as text. Raises ProductNotFound (404)."""
+    if isinstance(key, str):
+        product_id, slug = parse_product_key(key)
+        product = (
+            await session.get(Product, product_id)
+            if product_id
+            else await session.scalar(select(Product).where(Product.slug == slug))
+        )
+    else:
+        product = await session.get(Product, key)
     if product is None:
         raise ProductNotFound("No such product.")
     return product
 
 
 async def update_product(
-    session: AsyncSession, product_id: uuid.UUID, data: ProductUpdate
+    session: AsyncSession, product_key: uuid.UUID | str, data: ProductUpdate
 ) -> ProductRead:
     """Change a product's fields. Raises ProductNotFound, CategoryNotFound (404), SlugTaken."""
-    product = await _product(session, product_id)
+    product = await _product(session, product_key)
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     if "category_id" in changes:
         await _category(session, changes["category_id"])
@@ -292,18 +301,18 @@ async def update_product(
     return await get_product(session, str(product.id), include_unpublished=True)
 
 
-async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
+async def delete_product(session: AsyncSession, product_key: uuid.UUID | str) -> None:
     """Remove a product with its variants, tags and reviews. Raises ProductNotFound (404)."""
-    product = await _product(session, product_id)
+    product = await _product(session, product_key)
     await session.delete(product)
     await session.flush()
 
 
 async def add_variant(
-    session: AsyncSession, product_id: uuid.UUID, data: VariantCreate
+    session: AsyncSession, product_key: uuid.UUID | str, data: VariantCreate
 ) -> VariantRead:
     """Add a variant to a product. Raises ProductNotFound (404), SkuTaken (409)."""
-    product = await _product(session, product_id)
+    product = await _product(session, product_key)
     await _check_sku_free(session, data.sku)
     position = await session.scalar(
         select(func.coalesce(func.max(Variant.position), -1) + 1).where(

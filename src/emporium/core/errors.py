@@ -22,6 +22,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.openapi.datastructures import ResponseSpec
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("emporium.errors")
@@ -71,6 +72,50 @@ class Forbidden(DomainError):
     """The caller is known but may not do this."""
 
     status, code, title = 403, "forbidden", "Forbidden"
+
+
+class ValidationItem(msgspec.Struct):
+    """Where (``loc``, e.g. ``["query", "limit"]``) and what (``msg``) is wrong."""
+
+    loc: list[str]
+    msg: str
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, as every error of the API is shaped."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[ValidationItem] | None = None
+    request_id: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request, such as a body that is not JSON (code malformed_json)",
+    401: "Credentials missing or invalid",
+    403: "Not allowed",
+    404: "No such resource, or not visible to the caller",
+    409: "Conflicts with the current state",
+    415: "The body is not JSON",
+    422: "Invalid input; `errors` lists each problem",
+    503: "Not ready",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI descriptions of the problem+json answers a route can give (plus 400, 422)."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            description=_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in sorted({*statuses, 400, 422})
+    }
 
 
 def problem(

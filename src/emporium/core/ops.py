@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from emporium.core.auth import is_staff
 from emporium.core.config import Settings
-from emporium.core.errors import Forbidden, problem
+from emporium.core.errors import Forbidden, problem, problem_responses
 
 
 @get("/healthz", tags=["operations"], summary="Liveness")
@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["operations"], summary="Readiness")
+@get("/readyz", tags=["operations"], summary="Readiness", responses=problem_responses(503))
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     """``200`` when the database (and Redis, when configured) answer; else ``503`` problem."""
     state = request.app.state

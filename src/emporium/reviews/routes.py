@@ -8,13 +8,19 @@ from litestar import Request, Router, get
 from litestar.params import FromPath, QueryParameter
 
 from emporium.core.auth import is_staff
+from emporium.core.errors import problem_responses
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbSession
 from emporium.reviews import service
 from emporium.reviews.schemas import ReviewPage
 
 
-@get("/products/{id_or_slug:str}/reviews", tags=["reviews"], summary="A product's reviews")
+@get(
+    "/products/{id_or_slug:str}/reviews",
+    tags=["reviews"],
+    summary="A product's reviews",
+    responses=problem_responses(404),
+)
 async def list_reviews(
     request: Request[Any, Any, Any],
     session: DbSession,

@@ -1,0 +1,346 @@
+"""Import Shopify product CSV exports: products with their variants, options and images.
+
+Reads the Shopify product CSV format (the file of "Export products" in the Shopify admin,
+also the format of its product import): UTF-8 text (a byte-order mark is accepted), a header
+row, then one row per variant plus image-only rows, the rows of a product adjacent and
+sharing its ``Handle``. Product columns (Title, Body (HTML), Vendor, Type, Tags, Published,
+option names) are read from the first row of a handle. ``Vendor`` becomes the brand, ``Type``
+the category ("Uncategorized" when empty); ``Published`` is TRUE or FALSE (empty: not
+published, as in Shopify). Prices are decimal major units (``19.99``) and
+become integer minor units (``1999``) exactly. A product is matched on ``shopify:<handle>``,
+so importing the same files again changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from msgspec import Struct
+
+from emporium.catalog.content import make_slug, sanitize_html
+from emporium.catalog.schemas import MAX_MONEY, MAX_STOCK
+from emporium.catalog.upsert import ImportProduct, ImportVariant
+from emporium.importers.common import ImportFailed, Problem
+
+REQUIRED_COLUMNS = ("Handle", "Title", "Variant Price")
+DEFAULT_CATEGORY = "Uncategorized"
+MAX_CENTS = min(MAX_MONEY, 2**31 - 1)  # variant.price is a 32-bit INTEGER column
+_VARIANT_COLUMNS = ("Variant SKU", "Variant Price", *(f"Option{i} Value" for i in (1, 2, 3)))
+_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_URL = re.compile(r"^https?://\S{1,2040}$")
+# At most 25 significant digits, so Decimal's default 28-digit precision multiplies exactly.
+_DECIMAL = re.compile(r"^-?[0-9]{1,15}(?:\.[0-9]{1,10})?$")
+_INTEGER = re.compile(r"^-?[0-9]{1,12}$")
+
+
+class _Row(Struct, frozen=True):
+    """One CSV record: its file, the physical line it starts on, and its cells by column."""
+
+    file: str
+    line: int
+    cells: dict[str, str]
+
+    def get(self, column: str) -> str:
+        return self.cells.get(column, "").strip()
+
+    def problem(self, message: str) -> Problem:
+        return Problem(self.file, f"line {self.line}", message)
+
+    @property
+    def at(self) -> str:
+        return f"{self.file} line {self.line}"
+
+    @property
+    def is_variant(self) -> bool:
+        return any(self.get(column) for column in _VARIANT_COLUMNS)
+
+
+class _Lines:
+    """Feeds the csv reader lines; ``start`` is the first non-blank line since it was reset."""
+
+    def __init__(self, text: str) -> None:
+        self._source = io.StringIO(text, newline="")
+        self.number = 0
+        self.start = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._source)
+        self.number += 1
+        if not self.start and line.strip("\r\n"):
+            self.start = self.number
+        return line
+
+
+class _Found:
+    """Problems in input order, and the handles of the products they invalidate."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.bad: set[str] = set()
+
+    def add(self, problem: Problem, *handles: str) -> None:
+        self.problems.append(problem)
+        self.bad.update(handles)
+
+
+def cents(text: str) -> int:
+    """Decimal major units (``"19.99"``) as integer minor units (``1999``), exactly.
+
+    Raises ValueError for anything but a plain decimal number, for negatives, for fractions
+    of a cent and for amounts over ``MAX_CENTS``.
+    """
+    if not _DECIMAL.match(text):
+        raise ValueError("must be a decimal number like 19.99")
+    amount = Decimal(text)
+    if amount < 0:
+        raise ValueError("must be zero or more")
+    minor = amount * 100
+    if minor != minor.to_integral_value():
+        raise ValueError("has fractions of a cent")
+    if minor > MAX_CENTS:
+        raise ValueError(f"must be at most {MAX_CENTS // 100}")
+    return int(minor)
+
+
+def _text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFailed([Problem(str(path), "line 1", f"cannot read: {exc}")]) from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = "not UTF-8 text: export or save the file as UTF-8 CSV"
+        raise ImportFailed([Problem(str(path), f"line {line}", message)]) from exc
+
+
+def _rows(name: str, text: str, found: _Found) -> list[_Row]:
+    """The records of one file; a file without the required columns gives none."""
+    lines = _Lines(text)
+    reader = csv.DictReader(lines, restval="")
+    rows: list[_Row] = []
+    try:
+        header = [column.strip() for column in reader.fieldnames or []]
+        missing = [column for column in REQUIRED_COLUMNS if column not in header]
+        if missing:
+            found.add(Problem(name, "line 1", f"missing column(s): {', '.join(missing)}"))
+            return []
+        reader.fieldnames = header
+        while True:
+            lines.start = 0
+            record = next(reader, None)
+            if record is None:
+                return rows
+            cells = {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)}
+            rows.append(_Row(name, lines.start, cells))
+    except csv.Error as exc:
+        found.add(Problem(name, f"line {lines.number}", f"not a valid CSV file: {exc}"))
+        return []
+
+
+def _group(rows: list[_Row], found: _Found) -> dict[str, list[_Row]]:
+    """Rows by handle, in input order; a handle must own one run of rows in one file."""
+    groups: dict[str, list[_Row]] = {}
+    previous: tuple[str, str] | None = None
+    for row in rows:
+        handle = row.get("Handle")
+        if not handle:
+            found.add(row.problem("Handle is empty"))
+            continue
+        if handle in groups and previous != (row.file, handle):
+            message = f"handle {handle!r} is also used at {groups[handle][0].at}; "
+            found.add(row.problem(message + "its rows must be adjacent, in one file"), handle)
+        groups.setdefault(handle, []).append(row)
+        previous = (row.file, handle)
+    return groups
+
+
+def _collisions(groups: dict[str, list[_Row]], found: _Found) -> None:
+    """SKUs used twice and handles with the same slug: both products are invalid."""
+    skus: dict[str, _Row] = {}
+    slugs: dict[str, _Row] = {}
+    for handle, rows in groups.items():
+        first = slugs.setdefault(make_slug(handle), rows[0])
+        if first is not rows[0]:
+            message = f"handle {handle!r} has the same URL slug as the handle at {first.at}"
+            found.add(rows[0].problem(message), handle, first.get("Handle"))
+        for row in rows:
+            sku = row.get("Variant SKU")
+            if not sku:
+                continue
+            other = skus.setdefault(sku, row)
+            if other is not row:
+                message = f"SKU {sku!r} is used twice: here and at {other.at}"
+                found.add(row.problem(message), handle, other.get("Handle"))
+
+
+def _money(row: _Row, column: str, problems: list[Problem]) -> int | None:
+    raw = row.get(column)
+    if not raw:
+        return None
+    try:
+        return cents(raw)
+    except ValueError as exc:
+        problems.append(row.problem(f"{column} {raw!r} {exc}"))
+        return None
+
+
+def _stock(row: _Row, problems: list[Problem]) -> int:
+    raw = row.get("Variant Inventory Qty")
+    if not raw:
+        return 0
+    if not _INTEGER.match(raw) or not 0 <= int(raw) <= MAX_STOCK:
+        message = f"Variant Inventory Qty {raw!r} must be a whole number from 0 to {MAX_STOCK}"
+        problems.append(row.problem(message))
+        return 0
+    return int(raw)
+
+
+def _options(row: _Row, names: list[str], problems: list[Problem]) -> dict[str, str]:
+    """Option name -> value; {} for Shopify's single default variant (``Default Title``)."""
+    values = [row.get(f"Option{i} Value") for i in (1, 2, 3)]
+    if names[0] == "Title" and values[0] == "Default Title":
+        return {}
+    options: dict[str, str] = {}
+    for i, (name, value) in enumerate(zip(names, values, strict=True), start=1):
+        if value and not name:
+            problems.append(row.problem(f"Option{i} Value is set but Option{i} Name is empty"))
+        elif name and not value:
+            problems.append(row.problem(f"Option{i} Value ({name}) is empty"))
+        elif len(name) > 50 or len(value) > 100:
+            problems.append(row.problem(f"Option{i} name over 50 or value over 100 characters"))
+        elif name:
+            options[name] = value
+    return options
+
+
+def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVariant:
+    sku = row.get("Variant SKU")
+    if not sku:
+        problems.append(row.problem("Variant SKU is empty: every variant needs a SKU"))
+    elif not _SKU.match(sku):
+        message = "must be at most 100 letters, digits and . _ / - starting with a letter or digit"
+        problems.append(row.problem(f"Variant SKU {sku!r} {message}"))
+    price = _money(row, "Variant Price", problems)
+    if price is None and not row.get("Variant Price"):
+        problems.append(row.problem("Variant Price is empty"))
+    options = _options(row, names, problems)
+    title = " / ".join(options.values()) or "Default"
+    if len(title) > 255:
+        problems.append(row.problem("variant title (its option values) over 255 characters"))
+    return ImportVariant(
+        sku=sku,
+        title=title,
+        price=price or 0,
+        stock=_stock(row, problems),
+        options=options,
+        compare_at_price=_money(row, "Variant Compare At Price", problems),
+    )
+
+
+def _images(rows: list[_Row], title: str, problems: list[Problem]) -> list[dict[str, str]]:
+    """Images by Image Position, then file order, each URL once."""
+    found: list[tuple[int, int, str, str]] = []
+    for n, row in enumerate(rows):
+        url, position = row.get("Image Src"), row.get("Image Position")
+        if not url:
+            continue
+        if not _URL.match(url):
+            problems.append(row.problem(f"Image Src {url!r} is not an http(s) URL"))
+        elif position and not (position.isascii() and position.isdigit()):
+            problems.append(row.problem(f"Image Position {position!r} is not a whole number"))
+        else:
+            alt = row.get("Image Alt Text") or title
+            found.append((int(position or 2**31), n, url, alt[:500]))
+    unique: dict[str, dict[str, str]] = {}
+    for _, _, url, alt in sorted(found):
+        unique.setdefault(url, {"url": url, "alt": alt})
+    return list(unique.values())
+
+
+def _text_problems(first: _Row, handle: str) -> list[Problem]:
+    limits = {"Title": 255, "Vendor": 200, "Type": 200, "Body (HTML)": 50_000}
+    problems = [
+        first.problem(f"{column} is over {limit} characters")
+        for column, limit in limits.items()
+        if len(first.get(column)) > limit
+    ]
+    if not first.get("Title"):
+        problems.append(first.problem(f"Title is empty on the first row of {handle!r}"))
+    if len(handle) > 200:
+        problems.append(first.problem("Handle is over 200 characters"))
+    if first.get("Published").lower() not in ("true", "false", ""):
+        problems.append(first.problem("Published must be TRUE or FALSE"))
+    return problems
+
+
+def _product(handle: str, rows: list[_Row]) -> tuple[ImportProduct, list[Problem]]:
+    """The product of one handle's rows, with every problem found in them."""
+    first = rows[0]
+    problems = _text_problems(first, handle)
+    names = [first.get(f"Option{i} Name") for i in (1, 2, 3)]
+    variants: list[ImportVariant] = []
+    combos: dict[tuple[str, ...], _Row] = {}
+    for row in (r for r in rows if r.is_variant):
+        variants.append(_variant(row, names, problems))
+        other = combos.setdefault(tuple(variants[-1].options.values()), row)
+        if other is not row:
+            problems.append(row.problem(f"same options as the variant at {other.at}"))
+    if not variants:
+        problems.append(first.problem(f"product {handle!r} has no variant (no SKU and price)"))
+    title = first.get("Title")
+    return ImportProduct(
+        external_ref=f"shopify:{handle}",
+        title=title,
+        description=sanitize_html(first.get("Body (HTML)")),
+        category_path=[first.get("Type") or DEFAULT_CATEGORY],
+        variants=variants,
+        brand=first.get("Vendor") or None,
+        tags=[tag.strip() for tag in first.get("Tags").split(",") if tag.strip()],
+        published=first.get("Published").lower() == "true",
+        images=_images(rows, title, problems),
+        slug=make_slug(handle),
+    ), problems
+
+
+def parse(
+    paths: list[Path], *, skip_invalid: bool = False
+) -> tuple[list[ImportProduct], list[Problem]]:
+    """Read and validate Shopify product CSV files, all of them before anything is returned.
+
+    Returns the products (money in integer minor units) and the problems found, each with
+    its file and ``line N`` (the physical line where the record starts). A product with any
+    problem is left out whole. Raises ImportFailed when there is a problem and
+    ``skip_invalid`` is false, or when a file cannot be read or is not UTF-8.
+    """
+    texts: dict[str, str] = {}
+    unreadable: list[Problem] = []
+    for path in paths:
+        try:
+            texts[str(path)] = _text(path)
+        except ImportFailed as exc:
+            unreadable.extend(exc.problems)
+    if unreadable:
+        raise ImportFailed(unreadable)
+    found = _Found()
+    rows = [row for name, text in texts.items() for row in _rows(name, text, found)]
+    groups = _group(rows, found)
+    _collisions(groups, found)
+    products: dict[str, ImportProduct] = {}
+    for handle, rows in groups.items():
+        products[handle], problems = _product(handle, rows)
+        for problem in problems:
+            found.add(problem, handle)
+    order = {name: n for n, name in enumerate(texts)}
+    found.problems.sort(key=lambda p: (order[p.file], int(p.where.removeprefix("line "))))
+    if found.problems and not skip_invalid:
+        raise ImportFailed(found.problems)
+    return [p for handle, p in products.items() if handle not in found.bad], found.problems

@@ -1,0 +1,53 @@
+"""Readiness follows the services a node depends on: the database and, when set, Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from emporium.app import create_app
+from emporium.core.config import Settings
+
+REDIS_URL = os.environ.get("EMPORIUM_TEST_REDIS_URL")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="EMPORIUM_TEST_REDIS_URL is not set")
+async def test_ready_with_a_reachable_redis(settings: Settings) -> None:
+    """A node configured with a live Redis reports ready."""
+    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL}))
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200
+
+
+async def test_not_ready_when_redis_is_down(settings: Settings) -> None:
+    """A load balancer sees 503 (problem+json) when the configured Redis does not answer."""
+    dead = f"redis://127.0.0.1:{_closed_port()}/0"
+    app = create_app(settings.model_copy(update={"redis_url": dead}))
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "not_ready"
+    assert "redis" in response.json()["detail"]
+
+
+async def test_not_ready_when_the_database_is_unreachable(tmp_path: object) -> None:
+    """A node whose PostgreSQL is unreachable reports 503, while /healthz stays 200."""
+    url = f"postgresql+asyncpg://nobody@127.0.0.1:{_closed_port()}/none"
+    app = create_app(Settings(database_url=url, log_level="ERROR"))
+    async with AsyncTestClient(app=app) as client:
+        ready = await client.get("/readyz")
+        alive = await client.get("/healthz")
+    assert ready.status_code == 503
+    assert "database" in ready.json()["detail"]
+    assert alive.status_code == 200

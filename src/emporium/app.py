@@ -25,9 +25,9 @@ from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_sessionmaker
 from emporium.core.errors import handle_exception
 from emporium.core.logging import configure_logging
-from emporium.core.middleware import ConventionsMiddleware
+from emporium.core.middleware import ConventionsMiddleware, refuse_nul_in_body
 from emporium.core.ops import MetricsController, healthz, readyz
-from emporium.core.uow import provide_session
+from emporium.core.uow import provide_reader, provide_session
 from emporium.reviews.routes import reviews_router
 
 API_PREFIX = "/api/v1"
@@ -38,6 +38,7 @@ def _lifespan(settings: Settings) -> Any:
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         engine = create_engine(settings)
         app.state.engine = engine
+        app.state.read_engine = create_engine(settings, autocommit=True)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = None
         if settings.redis_url:
@@ -50,6 +51,7 @@ def _lifespan(settings: Settings) -> Any:
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await engine.dispose()
+            await app.state.read_engine.dispose()
 
     return lifespan
 
@@ -88,9 +90,11 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"settings": settings}),
         dependencies={
             "session": Provide(provide_session),
+            "reader": Provide(provide_reader),
             "settings": _settings_provider(settings),
         },
         exception_handlers={Exception: handle_exception},
+        before_request=refuse_nul_in_body,
         middleware=[ConventionsMiddleware, prometheus.middleware],
         lifespan=[_lifespan(settings)],
         openapi_config=openapi_config,

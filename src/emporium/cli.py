@@ -150,7 +150,7 @@ def _import_command(parse: Callable[[], tuple[Any, Any, Any]]) -> None:
             "(--skip-invalid imports the valid rows)"
         ) from exc
     if problems:
-        report.add("products", "skipped", len({p.where.split(".")[0] for p in problems}))
+        report.add("products", "skipped", len({p.subject for p in problems if p.subject}))
     click.echo(report.summary())
 
 

@@ -7,6 +7,7 @@ no scripts, event handlers, styles or ``javascript:`` URLs (OWASP XSS Prevention
 from __future__ import annotations
 
 import html
+import unicodedata
 
 import nh3
 from slugify import slugify
@@ -81,3 +82,21 @@ def normalize_tags(tags: list[str]) -> list[str]:
         if clean:
             seen.setdefault(clean[:100], None)
     return list(seen)
+
+
+def fold(text: str) -> str:
+    """``text`` without accents (``"Crème Brûlée"`` -> ``"Creme Brulee"``), for search."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def search_document(
+    *, title: str, brand: str | None, tags: list[str], description_html: str
+) -> dict[str, str]:
+    """The product's search columns: accent-folded title (weight A), brand and tags (B) and
+    description as plain text (C). Both databases index exactly these."""
+    return {
+        "search_title": fold(title),
+        "keywords": fold(" ".join([brand or "", *tags]).strip()),
+        "search_text": fold(html_to_text(description_html)),
+    }

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -54,13 +55,16 @@ class Product(Base):
     )
     brand: Mapped[str | None] = mapped_column(String(200), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    keywords: Mapped[str] = mapped_column(Text, default="")  # brand and tags, for search
-    search_text: Mapped[str] = mapped_column(Text, default="")  # description as plain text
+    # Search columns, accent-folded (content.search_document): title, brand and tags,
+    # description as plain text.
+    search_title: Mapped[str] = mapped_column(String(255), default="")
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    search_text: Mapped[str] = mapped_column(Text, default="")
     published: Mapped[bool] = mapped_column(Boolean, default=True)
     images: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     rating_average: Mapped[float] = mapped_column(Float, default=0.0)
     review_count: Mapped[int] = mapped_column(Integer, default=0)
-    price_min: Mapped[int] = mapped_column(Integer, default=0)
+    price_min: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -102,8 +106,8 @@ class Variant(Base):
     sku: Mapped[str] = mapped_column(String(100), unique=True)
     title: Mapped[str] = mapped_column(String(255))
     options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    price: Mapped[int] = mapped_column(Integer)
-    compare_at_price: Mapped[int | None] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(BigInteger)
+    compare_at_price: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     stock: Mapped[int] = mapped_column(Integer, default=0)
     position: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,18 +1,20 @@
 """The catalog's read side: products by id or slug, filtered and sorted keyset pages.
 
-Reads use prebuilt Core statements (SQLAlchemy caches their compiled form) and load the
-variants of a whole page in one query, so a page costs two queries whatever its depth.
+Reads use prebuilt Core statements (SQLAlchemy caches their compiled form) and let the
+database aggregate each product's variants into JSON, so a product or a whole page costs one
+statement whatever the page's depth.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, exists, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+import msgspec
+from sqlalchemy import ColumnElement, Row, Select, exists, literal_column, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from emporium.catalog.exceptions import ProductNotFound
 from emporium.catalog.models import Category, Product, ProductTag, Variant
@@ -48,18 +50,24 @@ PRODUCT_COLUMNS = (
     _P.created_at,
     _P.updated_at,
 )
-VARIANT_COLUMNS = (
-    _V.product_id,
-    _V.id,
-    _V.sku,
-    _V.title,
-    _V.options,
-    _V.price,
-    _V.compare_at_price,
-    _V.currency,
-    _V.stock,
-)
-_VARIANTS_OF = select(*VARIANT_COLUMNS).order_by(_V.product_id, _V.position)
+# The variants of each product row, aggregated by the database into one JSON array (in
+# position order), so a product or a whole page is read with a single statement.
+_VARIANTS_JSON = {
+    "postgresql": (
+        "(SELECT coalesce(json_agg(json_build_object("
+        "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', v.options, 'price', v.price, "
+        "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock"
+        ") ORDER BY v.position), '[]'::json)::text FROM variant v WHERE v.product_id = product.id)"
+    ),
+    "sqlite": (
+        "(SELECT coalesce(json_group_array(json(o.doc)), '[]') FROM (SELECT json_object("
+        "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', json(v.options), "
+        "'price', v.price, 'compare_at_price', v.compare_at_price, 'currency', v.currency, "
+        "'stock', v.stock) AS doc FROM variant v WHERE v.product_id = product.id "
+        "ORDER BY v.position) AS o)"
+    ),
+}
+_VARIANTS_DECODER = msgspec.json.Decoder(list[VariantRead])
 
 _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
     "price": (_P.price_min, False),
@@ -72,21 +80,24 @@ _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
 }
 DEFAULT_SORT: ProductSort = "-created_at"
 
-
-def _variant(row: Row[Any] | Any) -> VariantRead:
-    return VariantRead(
-        id=row.id,
-        sku=row.sku,
-        title=row.title,
-        options=row.options,
-        price=row.price,
-        compare_at_price=row.compare_at_price,
-        currency=row.currency,
-        stock=row.stock,
-    )
+Db = AsyncSession | AsyncConnection
+"""Reads run on the request's session (writes) or on a read-only autocommit connection."""
 
 
-def _product(row: Row[Any] | Any, variants: list[VariantRead]) -> ProductRead:
+def _dialect(db: Db) -> str:
+    return db.get_bind().dialect.name if isinstance(db, AsyncSession) else db.dialect.name
+
+
+def product_select(dialect: str) -> Select[Any]:
+    """``SELECT`` of the product columns plus ``variants``, a JSON array, from ``product``."""
+    variants: ColumnElement[str] = literal_column(_VARIANTS_JSON[dialect]).label("variants")
+    return select(*PRODUCT_COLUMNS, variants)
+
+
+_PRODUCT_SELECT = {name: product_select(name) for name in _VARIANTS_JSON}
+
+
+def _product(row: Row[Any] | Any) -> ProductRead:
     images = [
         ImageRead(url=i["url"], alt=i.get("alt", ""), position=n)
         for n, i in enumerate(row.images, start=1)
@@ -107,19 +118,8 @@ def _product(row: Row[Any] | Any, variants: list[VariantRead]) -> ProductRead:
         currency=row.currency,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        variants=variants,
+        variants=_VARIANTS_DECODER.decode(row.variants),
     )
-
-
-async def _variants_by_product(
-    session: AsyncSession, product_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[VariantRead]]:
-    grouped: dict[uuid.UUID, list[VariantRead]] = {pid: [] for pid in product_ids}
-    if product_ids:
-        stmt = _VARIANTS_OF.where(_V.product_id.in_(list(product_ids)))
-        for row in await session.execute(stmt):
-            grouped[row.product_id].append(_variant(row))
-    return grouped
 
 
 def parse_product_key(id_or_slug: str) -> tuple[uuid.UUID | None, str]:
@@ -130,28 +130,22 @@ def parse_product_key(id_or_slug: str) -> tuple[uuid.UUID | None, str]:
         return None, id_or_slug
 
 
-_VARIANTS_OF_ONE = select(*VARIANT_COLUMNS).order_by(_V.position)
-
-
-async def get_product(
-    session: AsyncSession, id_or_slug: str, *, include_unpublished: bool
-) -> ProductRead:
-    """One product with its variants and images.
+async def get_product(db: Db, id_or_slug: str, *, include_unpublished: bool) -> ProductRead:
+    """One product with its variants and images, in one statement.
 
     Raises:
         ProductNotFound: (404) no such product, or it is unpublished and the caller is not staff.
     """
     product_id, slug = parse_product_key(id_or_slug)
-    stmt = select(*PRODUCT_COLUMNS)
+    stmt = _PRODUCT_SELECT[_dialect(db)]
     stmt = stmt.where(_P.id == product_id) if product_id else stmt.where(_P.slug == slug)
-    row = (await session.execute(stmt)).first()
+    row = (await db.execute(stmt)).first()
     if row is None or not (row.published or include_unpublished):
         raise ProductNotFound("No such product.")
-    variants = await session.execute(_VARIANTS_OF_ONE.where(_V.product_id == row.id))
-    return _product(row, [_variant(v) for v in variants])
+    return _product(row)
 
 
-async def list_categories(session: AsyncSession) -> list[CategoryRead]:
+async def list_categories(db: Db) -> list[CategoryRead]:
     """Every category, by name."""
     c = Category.__table__.c
     stmt = select(c.id, c.name, c.slug, c.parent_id, c.description).order_by(c.name, c.id)
@@ -159,7 +153,7 @@ async def list_categories(session: AsyncSession) -> list[CategoryRead]:
         CategoryRead(
             id=r.id, name=r.name, slug=r.slug, parent_id=r.parent_id, description=r.description
         )
-        for r in await session.execute(stmt)
+        for r in await db.execute(stmt)
     ]
 
 
@@ -198,17 +192,22 @@ def _apply_filters(
 
 
 def _cursor_param(sort: str, value: CursorValue) -> Any:
-    if sort.endswith("created_at"):
-        if not isinstance(value, str):
-            raise ValueError("bad cursor value")
-        return datetime.fromisoformat(value)
-    if sort.endswith("price") and not isinstance(value, int):
-        raise ValueError("bad cursor value")
-    if sort.endswith(("rating", "relevance")) and not isinstance(value, int | float):
-        raise ValueError("bad cursor value")
-    if sort == "title" and not isinstance(value, str):
-        raise ValueError("bad cursor value")
-    return value
+    """The cursor's sort value as a query parameter. Raises ValueError when it cannot be one
+    (wrong type, a number out of 64-bit range, a malformed timestamp)."""
+    field = sort.lstrip("-")
+    if field == "created_at" and isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("timestamp without zone")
+        return parsed
+    if field == "price" and isinstance(value, int) and abs(value) < 2**63:
+        return value
+    numeric = isinstance(value, int | float) and math.isfinite(value) and abs(value) < 2**63
+    if field in ("rating", "relevance") and numeric:
+        return float(value)  # type: ignore[arg-type]
+    if field == "title" and isinstance(value, str) and len(value) <= 255 and "\x00" not in value:
+        return value
+    raise ValueError("bad cursor value")
 
 
 def _cursor_value(value: Any) -> CursorValue:
@@ -216,7 +215,7 @@ def _cursor_value(value: Any) -> CursorValue:
 
 
 async def list_products(
-    session: AsyncSession,
+    db: Db,
     filters: ProductFilters,
     *,
     sort: ProductSort | None,
@@ -244,11 +243,12 @@ async def list_products(
             "min_price is above max_price.",
             errors=[{"loc": ["query", "min_price"], "msg": "greater than max_price"}],
         )
+    dialect = _dialect(db)
     stmt = _apply_filters(
-        select(*PRODUCT_COLUMNS), filters, include_unpublished=include_unpublished
+        _PRODUCT_SELECT[dialect], filters, include_unpublished=include_unpublished
     )
     if filters.q:
-        searched = search_join(stmt, filters.q, session.get_bind().dialect.name)
+        searched = search_join(stmt, filters.q, dialect)
         if searched is None:
             return ProductPage(items=[], next_cursor=None)
         stmt, score = searched
@@ -263,11 +263,10 @@ async def list_products(
         except ValueError as exc:
             raise invalid_cursor() from exc
     order = (column.desc(), _P.id.desc()) if descending else (column.asc(), _P.id.asc())
-    rows = (await session.execute(stmt.order_by(*order).limit(limit + 1))).all()
+    rows = (await db.execute(stmt.order_by(*order).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    variants = await _variants_by_product(session, [r.id for r in rows])
-    items = [_product(r, variants[r.id]) for r in rows]
+    items = [_product(r) for r in rows]
     next_cursor = None
     if more:
         last = rows[-1]

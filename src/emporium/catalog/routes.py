@@ -27,7 +27,7 @@ from emporium.core.auth import is_staff, require_staff
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from emporium.core.uow import DbSession
+from emporium.core.uow import DbReader, DbSession
 
 Limit = Annotated[
     int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
@@ -36,9 +36,9 @@ Price = Annotated[int | None, QueryParameter(ge=0, description="minor units (cen
 
 
 @get("/categories", tags=["catalog"], summary="List all categories", responses=problem_responses())
-async def list_categories(session: DbSession) -> list[CategoryRead]:
+async def list_categories(reader: DbReader) -> list[CategoryRead]:
     """Every category as a flat list; build the tree from ``parent_id``."""
-    return await queries.list_categories(session)
+    return await queries.list_categories(reader)
 
 
 @post(
@@ -85,7 +85,7 @@ async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) 
 )
 async def list_products(
     request: Request[Any, Any, Any],
-    session: DbSession,
+    reader: DbReader,
     category: Annotated[
         str | None,
         QueryParameter(max_length=200, description="id or slug; includes sub-categories"),
@@ -114,7 +114,7 @@ async def list_products(
         brand=brand,
     )
     return await queries.list_products(
-        session,
+        reader,
         filters,
         sort=sort,
         limit=limit,
@@ -130,10 +130,10 @@ async def list_products(
     responses=problem_responses(404),
 )
 async def get_product(
-    request: Request[Any, Any, Any], session: DbSession, id_or_slug: FromPath[str]
+    request: Request[Any, Any, Any], reader: DbReader, id_or_slug: FromPath[str]
 ) -> ProductRead:
     """One product with its variants and images (404 ``product_not_found``)."""
-    return await queries.get_product(session, id_or_slug, include_unpublished=is_staff(request))
+    return await queries.get_product(reader, id_or_slug, include_unpublished=is_staff(request))
 
 
 @post(

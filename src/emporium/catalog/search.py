@@ -1,10 +1,11 @@
 """Ranked full-text search over products, per database.
 
 PostgreSQL: the generated, weighted ``product.search_vector`` (title A, brand and tags B,
-description C) behind a GIN index, matched with ``websearch_to_tsquery('english', q)`` and
+description C) behind a GIN index, matched with ``plainto_tsquery('english', words)`` and
 ranked with ``ts_rank_cd``. SQLite: the FTS5 table ``product_fts`` (porter stemmer,
 diacritics folded) kept in step by triggers, ranked with ``bm25`` using the same weights.
-Both answer "every word of q, stemmed", and a higher ``score`` is a better match.
+Both index accent-folded text and answer "every word of q, stemmed, accents ignored"; a
+higher ``score`` is a better match.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, Select, func, literal_column, select, text
 from sqlalchemy.sql.elements import TextClause
 
+from emporium.catalog.content import fold
 from emporium.catalog.models import Product
 
 product_table = Product.__table__
@@ -23,32 +25,26 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 20
 
 
-def fts5_query(q: str) -> str | None:
-    """Turn free text into a safe FTS5 expression: each word quoted, all required.
-
-    Returns None when ``q`` holds no word (nothing can match).
-    """
-    words = _WORD.findall(q)[:MAX_QUERY_WORDS]
-    if not words:
-        return None
-    return " ".join('"' + w.replace('"', "") + '"' for w in words)
+def query_words(q: str) -> list[str]:
+    """The words of free text, accent-folded, at most ``MAX_QUERY_WORDS``; operators and
+    punctuation are not words, so no engine's query syntax can be injected."""
+    return _WORD.findall(fold(q))[:MAX_QUERY_WORDS]
 
 
 def search_join(
-    stmt: Select[tuple[object, ...]], q: str, dialect: str
-) -> tuple[Select[tuple[object, ...]], ColumnElement[float]] | None:
-    """Restrict ``stmt`` (a select from ``product``) to matches of ``q``; return it and the score.
-
-    Returns None when ``q`` can match nothing.
-    """
+    stmt: Select[Any], q: str, dialect: str
+) -> tuple[Select[Any], ColumnElement[float]] | None:
+    """Restrict ``stmt`` (a select from ``product``) to products matching every word of ``q``;
+    return it and the score (higher is better). None when ``q`` has no word."""
+    words = query_words(q)
+    if not words:
+        return None
     if dialect == "postgresql":
-        query = func.websearch_to_tsquery(literal_column("'english'"), q)
+        query = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
         vector: ColumnElement[Any] = literal_column("product.search_vector")
         score: ColumnElement[float] = func.ts_rank_cd(vector, query)
         return stmt.where(vector.op("@@")(query)), score
-    expression = fts5_query(q)
-    if expression is None:
-        return None
+    expression = " ".join(f'"{w}"' for w in words)
     matches: FromClause = (
         select(
             literal_column("rowid").label("rid"),

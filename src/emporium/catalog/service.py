@@ -14,7 +14,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.catalog.content import html_to_text, make_slug, normalize_tags, sanitize_html
+from emporium.catalog.content import make_slug, normalize_tags, sanitize_html, search_document
 from emporium.catalog.exceptions import (
     CategoryInUse,
     CategoryNotFound,
@@ -159,13 +159,20 @@ def _images(images: list[ImageIn]) -> list[dict[str, Any]]:
     return [{"url": i.url, "alt": i.alt} for i in images]
 
 
-def _keywords(brand: str | None, tags: list[str]) -> str:
-    return " ".join([brand or "", *tags]).strip()
+def _refresh_search(product: Product) -> None:
+    document = search_document(
+        title=product.title,
+        brand=product.brand,
+        tags=list(product.tags),
+        description_html=product.description,
+    )
+    for key, value in document.items():
+        setattr(product, key, value)
 
 
 async def _set_tags(session: AsyncSession, product: Product, tags: list[str]) -> None:
     product.tags = tags
-    product.keywords = _keywords(product.brand, tags)
+    _refresh_search(product)
     await session.execute(delete(ProductTag).where(ProductTag.product_id == product.id))
     session.add_all(ProductTag(product_id=product.id, tag=t) for t in tags)
 
@@ -229,7 +236,6 @@ async def create_product(
         slug=data.slug or await unique_slug(session, Product, data.title),
         title=data.title,
         description=description,
-        search_text=html_to_text(description),
         category_id=data.category_id,
         brand=data.brand,
         published=data.published,
@@ -289,7 +295,6 @@ async def update_product(
         raise SlugTaken(f"The slug {changes['slug']!r} is taken.")
     if "description" in changes:
         changes["description"] = sanitize_html(changes["description"])
-        product.search_text = html_to_text(changes["description"])
     if "images" in changes:
         changes["images"] = _images(data.images)  # type: ignore[arg-type]
     tags = normalize_tags(changes.pop("tags")) if "tags" in changes else None

@@ -15,7 +15,7 @@ from msgspec import Struct, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.catalog.content import html_to_text, make_slug, normalize_tags, sanitize_html
+from emporium.catalog.content import make_slug, normalize_tags, sanitize_html, search_document
 from emporium.catalog.exceptions import SkuTaken
 from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.catalog.service import unique_slug
@@ -85,14 +85,15 @@ def _product_fields(item: ImportProduct, category_id: uuid.UUID) -> dict[str, An
     return {
         "title": item.title,
         "description": description,
-        "search_text": html_to_text(description),
         "category_id": category_id,
         "brand": item.brand,
         "tags": tags,
-        "keywords": " ".join([item.brand or "", *tags]).strip(),
         "published": item.published,
         "images": [{"url": i["url"], "alt": i.get("alt", "")} for i in item.images],
         "price_min": min(v.price for v in item.variants),
+        **search_document(
+            title=item.title, brand=item.brand, tags=tags, description_html=description
+        ),
     }
 
 
@@ -135,7 +136,7 @@ async def upsert_product(
             id=uuid.uuid4(),
             external_ref=item.external_ref,
             currency=currency,
-            slug=item.slug or await unique_slug(session, Product, item.title),
+            slug=await unique_slug(session, Product, item.slug or item.title),
             rating_average=0.0,
             review_count=0,
             created_at=now,

@@ -74,13 +74,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """The application's engine: pooled asyncpg for PostgreSQL, WAL-mode aiosqlite for SQLite."""
+def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
+    """The application's engine: pooled asyncpg for PostgreSQL, WAL-mode aiosqlite for SQLite.
+
+    ``autocommit=True`` gives the read-only engine: no transaction around each statement.
+    """
     engine = create_async_engine(
         settings.database_url,
         echo=settings.sql_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -1,4 +1,5 @@
-"""ASGI middleware for the API's conventions: ``X-Request-ID`` and JSON-only request bodies.
+"""ASGI middleware for the API's conventions: ``X-Request-ID``, JSON-only request bodies,
+and no NUL characters in URLs (no database text type can hold them).
 
 Pure ASGI (no per-request objects) because it runs on every request.
 """
@@ -8,36 +9,58 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import msgspec
 import structlog
+from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from emporium.core.errors import InvalidInput
 
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 access_log = structlog.get_logger("emporium.access")
 
 
-def _unsupported_media_type(request_id: str) -> tuple[Message, Message]:
+def _problem(status: int, code: str, title: str, detail: str) -> tuple[Message, Message]:
     body = msgspec.json.encode(
         {
-            "type": "/problems/unsupported_media_type",
-            "title": "Unsupported Media Type",
-            "status": 415,
-            "detail": "Request bodies must be JSON (Content-Type: application/json).",
-            "code": "unsupported_media_type",
+            "type": f"/problems/{code}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "code": code,
         }
     )
     start: Message = {
         "type": "http.response.start",
-        "status": 415,
+        "status": status,
         "headers": [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body, "more_body": False}
+
+
+def _refusal(
+    scope: HTTPScope, content_type: bytes, has_body: bool
+) -> tuple[Message, Message] | None:
+    """The answer to a request refused before routing, or None to let it through."""
+    if b"%00" in scope["query_string"] or b"%00" in scope.get("raw_path", b""):
+        return _problem(
+            422, "validation_error", "Invalid input", "NUL characters are not allowed in URLs."
+        )
+    if scope["method"] in _BODY_METHODS and has_body and not _is_json(content_type):
+        return _problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported Media Type",
+            "Request bodies must be JSON (Content-Type: application/json).",
+        )
+    return None
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -74,8 +97,9 @@ class ConventionsMiddleware:
 
         method = http_scope["method"]
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            if method in _BODY_METHODS and has_body and not _is_json(content_type):
-                for message in _unsupported_media_type(request_id):
+            refusal = _refusal(http_scope, content_type, has_body)
+            if refusal is not None:
+                for message in refusal:
                     await send_with_id(message)
             else:
                 await self.app(scope, receive, send_with_id)
@@ -103,3 +127,16 @@ def _read_headers(scope: HTTPScope) -> tuple[str, bytes, bool]:
         elif name == b"transfer-encoding":
             has_body = True
     return request_id or uuid.uuid4().hex, content_type, has_body
+
+
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def refuse_nul_in_body(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook: a JSON body with a NUL character (``\\u0000``) is refused with
+    422, since no database text column can store it."""
+    if request.method in _BODY_METHODS and _JSON_NUL.search(await request.body()):
+        raise InvalidInput(
+            "NUL characters are not allowed in text.",
+            errors=[{"loc": ["body"], "msg": "contains a NUL character"}],
+        )

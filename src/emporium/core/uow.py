@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
@@ -27,6 +27,19 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     finally:
         await session.close()
 
+
+async def provide_reader(state: State) -> AsyncGenerator[AsyncConnection, None]:
+    """Yield a read-only connection in autocommit mode for requests that only read.
+
+    No ``BEGIN``/``COMMIT`` round trips: each statement sees its own consistent snapshot,
+    which is all a single-statement read needs.
+    """
+    async with state.read_engine.connect() as connection:
+        yield connection
+
+
+DbReader: TypeAlias = NamedDependency[AsyncConnection]
+"""Route parameter type of the request's read-only connection (``reader: DbReader``)."""
 
 DbSession: TypeAlias = NamedDependency[AsyncSession]
 """Route parameter type of the request's session (inject as ``session: DbSession``)."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from msgspec import Struct, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.catalog.schemas import MAX_MONEY
 from emporium.catalog.upsert import ImportProduct, ensure_category_path, upsert_product
 from emporium.core.errors import DomainError
 from emporium.reviews.service import refresh_rating, upsert_review
@@ -17,12 +20,42 @@ from emporium.reviews.service import refresh_rating, upsert_review
 Progress = Callable[[int], None]
 
 
+# At most 25 significant digits, so Decimal's default 28-digit precision multiplies exactly.
+_DECIMAL = re.compile(r"^-?[0-9]{1,15}(?:\.[0-9]{1,10})?$")
+
+
+def cents(value: object) -> int:
+    """Decimal major units (``"19.99"`` or ``19.99``) as integer minor units (``1999``), exactly.
+
+    Raises ValueError for anything but a plain decimal number (no exponents, NaN, thousands
+    separators), for negatives, for fractions of a cent and for more than ``MAX_MONEY``.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a decimal number like 19.99")
+    text = value.strip() if isinstance(value, str) else repr(value)
+    if not _DECIMAL.match(text):
+        raise ValueError("must be a decimal number like 19.99")
+    amount = Decimal(text)
+    if amount < 0:
+        raise ValueError("must be zero or more")
+    minor = amount * 100
+    if minor != minor.to_integral_value():
+        raise ValueError("has fractions of a cent")
+    if minor > MAX_MONEY:
+        raise ValueError(f"must be at most {MAX_MONEY // 100}")
+    return int(minor)
+
+
 class Problem(Struct, frozen=True):
-    """One thing wrong with the input: where (file, line or JSON path) and what."""
+    """One thing wrong with the input: where (file, line or JSON path) and what.
+
+    ``subject`` names the product the problem keeps out (its external reference), if any.
+    """
 
     file: str
     where: str
     message: str
+    subject: str = ""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.where}: {self.message}"
@@ -102,7 +135,7 @@ async def write_catalog(
                 session, item, category_id=category_id, currency=currency
             )
         except DomainError as exc:
-            failures.append(Problem(item.external_ref, "-", exc.detail))
+            failures.append(Problem(item.external_ref, "-", exc.detail, item.external_ref))
             continue
         ids[item.external_ref] = product_id
         report.add("products", outcome)

@@ -11,35 +11,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from emporium.catalog.upsert import ImportProduct, ImportVariant
-from emporium.importers.common import ImportFailed, ImportReview, Problem
+from emporium.importers.common import ImportFailed, ImportReview, Problem, cents
 
 PRODUCTS_FILE = "dummyjson-products.json"
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _URL = re.compile(r"^https?://\S{1,2040}$")
-
-
-def cents(value: Any) -> int:
-    """Decimal major units (``9.99``) to integer minor units (``999``), exactly.
-
-    Raises ValueError for negatives, non-numbers and fractions of a cent.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("price must be a number")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError("price must be a number") from exc
-    if amount < 0 or not amount.is_finite():
-        raise ValueError("price must be zero or more")
-    minor = amount * 100
-    if minor != minor.to_integral_value():
-        raise ValueError("price has fractions of a cent")
-    return int(minor)
 
 
 def _title_of(slug: str) -> str:
@@ -195,7 +177,8 @@ def parse(
             _parse_reviews(raw, str(path), index, product.external_ref) if product else ([], [])
         )
         found.extend(review_problems)
-        problems.extend(found)
+        subject = product.external_ref if product else f"$[{index}]"
+        problems.extend(msgspec.structs.replace(p, subject=subject) for p in found)
         if product is not None and not found:
             products.append(product)
             reviews.extend(product_reviews)

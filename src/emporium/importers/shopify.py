@@ -1,40 +1,36 @@
 """Import Shopify product CSV exports: products with their variants, options and images.
 
-Reads the Shopify product CSV format (the file of "Export products" in the Shopify admin,
-also the format of its product import): UTF-8 text (a byte-order mark is accepted), a header
-row, then one row per variant plus image-only rows, the rows of a product adjacent and
-sharing its ``Handle``. Product columns (Title, Body (HTML), Vendor, Type, Tags, Published,
-option names) are read from the first row of a handle. ``Vendor`` becomes the brand, ``Type``
-the category ("Uncategorized" when empty); ``Published`` is TRUE or FALSE (empty: not
-published, as in Shopify). Prices are decimal major units (``19.99``) and
-become integer minor units (``1999``) exactly. A product is matched on ``shopify:<handle>``,
-so importing the same files again changes nothing.
-"""
+Reads the Shopify product CSV format (the admin's "Export products" file): UTF-8 (a byte-order
+mark is accepted), a header row, then one row per variant plus image-only rows, the rows of a
+product adjacent and sharing its ``Handle``. Product columns (Title, Body (HTML), Vendor as
+brand, Type as category or "Uncategorized", Tags, Published TRUE/FALSE with empty meaning
+unpublished, option names) come from a handle's first row. Prices are decimal major units
+(``19.99``) made integer minor units (``1999``) exactly. Products are matched on
+``shopify:<handle>``, so importing the same files again changes nothing."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
-from decimal import Decimal
+from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from msgspec import Struct
 
 from emporium.catalog.content import make_slug, sanitize_html
-from emporium.catalog.schemas import MAX_MONEY, MAX_STOCK
+from emporium.catalog.schemas import MAX_STOCK
 from emporium.catalog.upsert import ImportProduct, ImportVariant
-from emporium.importers.common import ImportFailed, Problem
+from emporium.importers.common import ImportFailed, Problem, cents
 
 REQUIRED_COLUMNS = ("Handle", "Title", "Variant Price")
 DEFAULT_CATEGORY = "Uncategorized"
-MAX_CENTS = min(MAX_MONEY, 2**31 - 1)  # variant.price is a 32-bit INTEGER column
 _VARIANT_COLUMNS = ("Variant SKU", "Variant Price", *(f"Option{i} Value" for i in (1, 2, 3)))
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _URL = re.compile(r"^https?://\S{1,2040}$")
-# At most 25 significant digits, so Decimal's default 28-digit precision multiplies exactly.
-_DECIMAL = re.compile(r"^-?[0-9]{1,15}(?:\.[0-9]{1,10})?$")
 _INTEGER = re.compile(r"^-?[0-9]{1,12}$")
+_LIMITS = {"Handle": 200, "Title": 255, "Vendor": 200, "Type": 200, "Body (HTML)": 50_000}
 
 
 class _Row(Struct, frozen=True):
@@ -86,27 +82,10 @@ class _Found:
         self.bad: set[str] = set()
 
     def add(self, problem: Problem, *handles: str) -> None:
+        if handles and not problem.subject:
+            problem = msgspec.structs.replace(problem, subject=f"shopify:{handles[0]}")
         self.problems.append(problem)
         self.bad.update(handles)
-
-
-def cents(text: str) -> int:
-    """Decimal major units (``"19.99"``) as integer minor units (``1999``), exactly.
-
-    Raises ValueError for anything but a plain decimal number, for negatives, for fractions
-    of a cent and for amounts over ``MAX_CENTS``.
-    """
-    if not _DECIMAL.match(text):
-        raise ValueError("must be a decimal number like 19.99")
-    amount = Decimal(text)
-    if amount < 0:
-        raise ValueError("must be zero or more")
-    minor = amount * 100
-    if minor != minor.to_integral_value():
-        raise ValueError("has fractions of a cent")
-    if minor > MAX_CENTS:
-        raise ValueError(f"must be at most {MAX_CENTS // 100}")
-    return int(minor)
 
 
 def _text(path: Path) -> str:
@@ -182,26 +161,22 @@ def _collisions(groups: dict[str, list[_Row]], found: _Found) -> None:
                 found.add(row.problem(message), handle, other.get("Handle"))
 
 
-def _money(row: _Row, column: str, problems: list[Problem]) -> int | None:
+def _quantity(text: str) -> int:
+    if not _INTEGER.match(text) or not 0 <= int(text) <= MAX_STOCK:
+        raise ValueError(f"must be a whole number from 0 to {MAX_STOCK}")
+    return int(text)
+
+
+def _number(
+    row: _Row, column: str, convert: Callable[[str], int], problems: list[Problem]
+) -> int | None:
+    """``convert`` of the cell of ``column``: None when it is empty, or wrong (a problem)."""
     raw = row.get(column)
-    if not raw:
-        return None
     try:
-        return cents(raw)
+        return convert(raw) if raw else None
     except ValueError as exc:
         problems.append(row.problem(f"{column} {raw!r} {exc}"))
         return None
-
-
-def _stock(row: _Row, problems: list[Problem]) -> int:
-    raw = row.get("Variant Inventory Qty")
-    if not raw:
-        return 0
-    if not _INTEGER.match(raw) or not 0 <= int(raw) <= MAX_STOCK:
-        message = f"Variant Inventory Qty {raw!r} must be a whole number from 0 to {MAX_STOCK}"
-        problems.append(row.problem(message))
-        return 0
-    return int(raw)
 
 
 def _options(row: _Row, names: list[str], problems: list[Problem]) -> dict[str, str]:
@@ -229,7 +204,7 @@ def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVari
     elif not _SKU.match(sku):
         message = "must be at most 100 letters, digits and . _ / - starting with a letter or digit"
         problems.append(row.problem(f"Variant SKU {sku!r} {message}"))
-    price = _money(row, "Variant Price", problems)
+    price = _number(row, "Variant Price", cents, problems)
     if price is None and not row.get("Variant Price"):
         problems.append(row.problem("Variant Price is empty"))
     options = _options(row, names, problems)
@@ -240,9 +215,9 @@ def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVari
         sku=sku,
         title=title,
         price=price or 0,
-        stock=_stock(row, problems),
+        stock=_number(row, "Variant Inventory Qty", _quantity, problems) or 0,
         options=options,
-        compare_at_price=_money(row, "Variant Compare At Price", problems),
+        compare_at_price=_number(row, "Variant Compare At Price", cents, problems),
     )
 
 
@@ -267,16 +242,13 @@ def _images(rows: list[_Row], title: str, problems: list[Problem]) -> list[dict[
 
 
 def _text_problems(first: _Row, handle: str) -> list[Problem]:
-    limits = {"Title": 255, "Vendor": 200, "Type": 200, "Body (HTML)": 50_000}
     problems = [
         first.problem(f"{column} is over {limit} characters")
-        for column, limit in limits.items()
+        for column, limit in _LIMITS.items()
         if len(first.get(column)) > limit
     ]
     if not first.get("Title"):
         problems.append(first.problem(f"Title is empty on the first row of {handle!r}"))
-    if len(handle) > 200:
-        problems.append(first.problem("Handle is over 200 characters"))
     if first.get("Published").lower() not in ("true", "false", ""):
         problems.append(first.problem("Published must be TRUE or FALSE"))
     return problems
@@ -335,8 +307,8 @@ def parse(
     groups = _group(rows, found)
     _collisions(groups, found)
     products: dict[str, ImportProduct] = {}
-    for handle, rows in groups.items():
-        products[handle], problems = _product(handle, rows)
+    for handle, group in groups.items():
+        products[handle], problems = _product(handle, group)
         for problem in problems:
             found.add(problem, handle)
     order = {name: n for n, name in enumerate(texts)}

@@ -10,7 +10,7 @@ from litestar.params import FromPath, QueryParameter
 from emporium.core.auth import is_staff
 from emporium.core.errors import problem_responses
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from emporium.core.uow import DbSession
+from emporium.core.uow import DbReader
 from emporium.reviews import service
 from emporium.reviews.schemas import ReviewPage
 
@@ -23,14 +23,14 @@ from emporium.reviews.schemas import ReviewPage
 )
 async def list_reviews(
     request: Request[Any, Any, Any],
-    session: DbSession,
+    reader: DbReader,
     id_or_slug: FromPath[str],
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
 ) -> ReviewPage:
     """Published reviews, newest first (404 ``product_not_found``)."""
     return await service.list_reviews(
-        session, id_or_slug, limit=limit, cursor=cursor, include_unpublished=is_staff(request)
+        reader, id_or_slug, limit=limit, cursor=cursor, include_unpublished=is_staff(request)
     )
 
 

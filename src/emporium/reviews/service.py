@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from emporium.catalog import queries as catalog_queries
 from emporium.catalog import service as catalog_service
@@ -29,7 +29,7 @@ SORT = "-created_at"
 
 
 async def list_reviews(
-    session: AsyncSession,
+    db: AsyncSession | AsyncConnection,
     id_or_slug: str,
     *,
     limit: int,
@@ -43,14 +43,14 @@ async def list_reviews(
         InvalidInput: (422) a bad cursor.
     """
     product = await catalog_queries.get_product(
-        session, id_or_slug, include_unpublished=include_unpublished
+        db, id_or_slug, include_unpublished=include_unpublished
     )
     stmt = _LISTING.where(_R.product_id == product.id)
     if cursor:
         value, last_id = decode_cursor(cursor, SORT)
         stmt = stmt.where(tuple_(_R.created_at, _R.id) < tuple_(_instant(value), last_id))
     stmt = stmt.order_by(_R.created_at.desc(), _R.id.desc()).limit(limit + 1)
-    rows = (await session.execute(stmt)).all()
+    rows = (await db.execute(stmt)).all()
     items = [
         ReviewRead(
             id=r.id,

@@ -46,13 +46,14 @@ def upgrade() -> None:
         sa.Column("category_id", sa.Uuid(), nullable=False),
         sa.Column("brand", sa.String(length=200), nullable=True),
         sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("search_title", sa.String(length=255), nullable=False),
         sa.Column("keywords", sa.Text(), nullable=False),
         sa.Column("search_text", sa.Text(), nullable=False),
         sa.Column("published", sa.Boolean(), nullable=False),
         sa.Column("images", sa.JSON(), nullable=False),
         sa.Column("rating_average", sa.Float(), nullable=False),
         sa.Column("review_count", sa.Integer(), nullable=False),
-        sa.Column("price_min", sa.Integer(), nullable=False),
+        sa.Column("price_min", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("external_ref", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -144,8 +145,8 @@ def upgrade() -> None:
         sa.Column("sku", sa.String(length=100), nullable=False),
         sa.Column("title", sa.String(length=255), nullable=False),
         sa.Column("options", sa.JSON(), nullable=False),
-        sa.Column("price", sa.Integer(), nullable=False),
-        sa.Column("compare_at_price", sa.Integer(), nullable=True),
+        sa.Column("price", sa.BigInteger(), nullable=False),
+        sa.Column("compare_at_price", sa.BigInteger(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("stock", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
@@ -172,24 +173,25 @@ def upgrade() -> None:
 
 
 SQLITE_SEARCH = (
-    "CREATE VIRTUAL TABLE product_fts USING fts5(title, keywords, search_text, "
+    "CREATE VIRTUAL TABLE product_fts USING fts5(search_title, keywords, search_text, "
     "content='product', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2')",
     "CREATE TRIGGER product_fts_ai AFTER INSERT ON product BEGIN "
-    "INSERT INTO product_fts(rowid, title, keywords, search_text) "
-    "VALUES (new.rowid, new.title, new.keywords, new.search_text); END",
+    "INSERT INTO product_fts(rowid, search_title, keywords, search_text) "
+    "VALUES (new.rowid, new.search_title, new.keywords, new.search_text); END",
     "CREATE TRIGGER product_fts_ad AFTER DELETE ON product BEGIN "
-    "INSERT INTO product_fts(product_fts, rowid, title, keywords, search_text) "
-    "VALUES ('delete', old.rowid, old.title, old.keywords, old.search_text); END",
-    "CREATE TRIGGER product_fts_au AFTER UPDATE OF title, keywords, search_text ON product BEGIN "
-    "INSERT INTO product_fts(product_fts, rowid, title, keywords, search_text) "
-    "VALUES ('delete', old.rowid, old.title, old.keywords, old.search_text); "
-    "INSERT INTO product_fts(rowid, title, keywords, search_text) "
-    "VALUES (new.rowid, new.title, new.keywords, new.search_text); END",
+    "INSERT INTO product_fts(product_fts, rowid, search_title, keywords, search_text) "
+    "VALUES ('delete', old.rowid, old.search_title, old.keywords, old.search_text); END",
+    "CREATE TRIGGER product_fts_au AFTER UPDATE OF search_title, keywords, search_text "
+    "ON product BEGIN "
+    "INSERT INTO product_fts(product_fts, rowid, search_title, keywords, search_text) "
+    "VALUES ('delete', old.rowid, old.search_title, old.keywords, old.search_text); "
+    "INSERT INTO product_fts(rowid, search_title, keywords, search_text) "
+    "VALUES (new.rowid, new.search_title, new.keywords, new.search_text); END",
 )
 
 POSTGRES_SEARCH = (
     "ALTER TABLE product ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
-    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(search_title, '')), 'A') || "
     "setweight(to_tsvector('english', coalesce(keywords, '')), 'B') || "
     "setweight(to_tsvector('english', coalesce(search_text, '')), 'C')) STORED",
     "CREATE INDEX ix_product_search_vector ON product USING gin (search_vector)",

@@ -13,7 +13,16 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Row, Select, exists, literal_column, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    bindparam,
+    exists,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from emporium.catalog.exceptions import ProductNotFound
@@ -95,6 +104,15 @@ def product_select(dialect: str) -> Select[Any]:
 
 
 _PRODUCT_SELECT = {name: product_select(name) for name in _VARIANTS_JSON}
+# Built once: SQLAlchemy memoizes a statement's cache key, so reusing the same object with
+# a bound parameter skips rebuilding and re-hashing the statement on every request.
+_PRODUCT_BY_KEY = {
+    name: (
+        stmt.where(_P.id == bindparam("key", type_=_P.id.type)),
+        stmt.where(_P.slug == bindparam("key", type_=_P.slug.type)),
+    )
+    for name, stmt in _PRODUCT_SELECT.items()
+}
 
 
 def _product(row: Row[Any] | Any) -> ProductRead:
@@ -137,9 +155,11 @@ async def get_product(db: Db, id_or_slug: str, *, include_unpublished: bool) -> 
         ProductNotFound: (404) no such product, or it is unpublished and the caller is not staff.
     """
     product_id, slug = parse_product_key(id_or_slug)
-    stmt = _PRODUCT_SELECT[_dialect(db)]
-    stmt = stmt.where(_P.id == product_id) if product_id else stmt.where(_P.slug == slug)
-    row = (await db.execute(stmt)).first()
+    by_id, by_slug = _PRODUCT_BY_KEY[_dialect(db)]
+    if product_id:
+        row = (await db.execute(by_id, {"key": product_id})).first()
+    else:
+        row = (await db.execute(by_slug, {"key": slug})).first()
     if row is None or not (row.published or include_unpublished):
         raise ProductNotFound("No such product.")
     return _product(row)

@@ -18,11 +18,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Server
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium import __version__
 from emporium.catalog.routes import catalog_router
 from emporium.core.config import Settings, load_settings
-from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
 from emporium.core.errors import handle_exception
 from emporium.core.logging import configure_logging
 from emporium.core.middleware import ConventionsMiddleware, refuse_nul_in_body
@@ -38,7 +39,7 @@ def _lifespan(settings: Settings) -> Any:
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         engine = create_engine(settings)
         app.state.engine = engine
-        app.state.read_engine = create_engine(settings, autocommit=True)
+        app.state.read_engine = create_read_engine(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = None
         if settings.redis_url:
@@ -51,7 +52,11 @@ def _lifespan(settings: Settings) -> Any:
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await engine.dispose()
-            await app.state.read_engine.dispose()
+            read_engine = app.state.read_engine
+            if isinstance(read_engine, AsyncEngine):
+                await read_engine.dispose()
+            else:
+                read_engine.dispose()
 
     return lifespan
 
@@ -85,7 +90,7 @@ def create_app(settings: Settings) -> Litestar:
             path="/docs",
             render_plugins=[ScalarRenderPlugin(path="/")],
         )
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
         dependencies={
@@ -95,12 +100,16 @@ def create_app(settings: Settings) -> Litestar:
         },
         exception_handlers={Exception: handle_exception},
         before_request=refuse_nul_in_body,
-        middleware=[ConventionsMiddleware, prometheus.middleware],
+        middleware=[prometheus.middleware],
         lifespan=[_lifespan(settings)],
         openapi_config=openapi_config,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         debug=False,
     )
+    # Outermost, around Litestar's own router and error handling, so that answers given
+    # before any route matched (404 for an unknown path, 405) carry X-Request-ID too.
+    app.asgi_handler = ConventionsMiddleware(app.asgi_handler)
+    return app
 
 
 @get("/openapi.json", include_in_schema=False, sync_to_thread=False)

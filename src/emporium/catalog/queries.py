@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog.exceptions import ProductNotFound
 from emporium.catalog.models import Category, Product, ProductTag, Variant
@@ -37,6 +37,7 @@ from emporium.catalog.schemas import (
     VariantRead,
 )
 from emporium.catalog.search import search_join
+from emporium.core.db import Reader
 from emporium.core.errors import InvalidInput
 from emporium.core.pagination import CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
@@ -89,8 +90,8 @@ _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
 }
 DEFAULT_SORT: ProductSort = "-created_at"
 
-Db = AsyncSession | AsyncConnection
-"""Reads run on the request's session (writes) or on a read-only autocommit connection."""
+Db = AsyncSession | Reader
+"""Reads run on the request's session (writes) or on a read-only connection."""
 
 
 def _dialect(db: Db) -> str:

@@ -108,6 +108,20 @@ def _variant_fields(v: ImportVariant, position: int) -> dict[str, Any]:
     }
 
 
+def _new_variant(
+    product_id: uuid.UUID, v: ImportVariant, position: int, *, currency: str, now: datetime
+) -> Variant:
+    return Variant(
+        id=uuid.uuid4(),
+        product_id=product_id,
+        sku=v.sku,
+        currency=currency,
+        created_at=now,
+        updated_at=now,
+        **_variant_fields(v, position),
+    )
+
+
 async def _sku_owner(session: AsyncSession, sku: str) -> uuid.UUID | None:
     return await session.scalar(select(Variant.product_id).where(Variant.sku == sku))
 
@@ -147,15 +161,7 @@ async def upsert_product(
         await session.flush()
         session.add_all(ProductTag(product_id=product.id, tag=t) for t in wanted["tags"])
         session.add_all(
-            Variant(
-                id=uuid.uuid4(),
-                product_id=product.id,
-                sku=v.sku,
-                currency=currency,
-                created_at=now,
-                updated_at=now,
-                **_variant_fields(v, n),
-            )
+            _new_variant(product.id, v, n, currency=currency, now=now)
             for n, v in enumerate(item.variants)
         )
         await session.flush()
@@ -195,17 +201,7 @@ async def _update_product(
         fields = _variant_fields(v, n)
         current = variants.pop(v.sku, None)
         if current is None:
-            session.add(
-                Variant(
-                    id=uuid.uuid4(),
-                    product_id=product.id,
-                    sku=v.sku,
-                    currency=currency,
-                    created_at=now,
-                    updated_at=now,
-                    **fields,
-                )
-            )
+            session.add(_new_variant(product.id, v, n, currency=currency, now=now))
             changed = True
             continue
         if any(getattr(current, k) != val for k, val in fields.items()):

@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from emporium.core.errors import InvalidInput
 
-_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 access_log = structlog.get_logger("emporium.access")
 
@@ -118,7 +118,7 @@ def _read_headers(scope: HTTPScope) -> tuple[str, bytes, bool]:
     content_type = b""
     has_body = False
     for name, value in scope["headers"]:
-        if name == b"x-request-id" and _SANE_REQUEST_ID.match(value):
+        if name == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
             request_id = value.decode("ascii")
         elif name == b"content-type":
             content_type = value

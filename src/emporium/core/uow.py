@@ -11,7 +11,9 @@ from typing import TypeAlias
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.core.db import Reader, read_connection
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
@@ -28,17 +30,17 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
         await session.close()
 
 
-async def provide_reader(state: State) -> AsyncGenerator[AsyncConnection, None]:
+async def provide_reader(state: State) -> AsyncGenerator[Reader, None]:
     """Yield a read-only connection in autocommit mode for requests that only read.
 
     No ``BEGIN``/``COMMIT`` round trips: each statement sees its own consistent snapshot,
     which is all a single-statement read needs.
     """
-    async with state.read_engine.connect() as connection:
-        yield connection
+    async with read_connection(state.read_engine) as reader:
+        yield reader
 
 
-DbReader: TypeAlias = NamedDependency[AsyncConnection]
+DbReader: TypeAlias = NamedDependency[Reader]
 """Route parameter type of the request's read-only connection (``reader: DbReader``)."""
 
 DbSession: TypeAlias = NamedDependency[AsyncSession]

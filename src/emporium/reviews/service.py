@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog import queries as catalog_queries
 from emporium.catalog import service as catalog_service
+from emporium.core.db import Reader
 from emporium.core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from emporium.reviews.models import Review
 from emporium.reviews.schemas import ReviewPage, ReviewRead
@@ -29,7 +30,7 @@ SORT = "-created_at"
 
 
 async def list_reviews(
-    db: AsyncSession | AsyncConnection,
+    db: AsyncSession | Reader,
     id_or_slug: str,
     *,
     limit: int,

@@ -5,6 +5,7 @@ Settings are injected, never read at import time, so tests can build two apps si
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,10 +19,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Server
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium import __version__
+from emporium.catalog.cache import ProductCache, install_change_tracking
 from emporium.catalog.routes import catalog_router
+from emporium.core.changes import ChangeFeed
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
 from emporium.core.errors import handle_exception
@@ -34,29 +38,52 @@ from emporium.reviews.routes import reviews_router
 API_PREFIX = "/api/v1"
 
 
+def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
+    """Create the engines, the change feed, the product cache and Redis on ``app.state``."""
+    state = app.state
+    state.engine = create_engine(settings)
+    state.read_engine = create_read_engine(settings)
+    state.sessionmaker = create_sessionmaker(state.engine)
+    state.change_feed = ChangeFeed()
+    state.product_cache = ProductCache(
+        max_entries=settings.cache_max_entries, ttl_seconds=settings.cache_ttl_seconds
+    )
+    state.change_feed.subscribe(state.product_cache.invalidate)
+    install_change_tracking()
+    state.redis = None
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        state.redis = Redis.from_url(settings.redis_url)
+    if settings.is_sqlite:
+        return []
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
+    return [asyncio.create_task(listen, name="emporium-change-feed")]
+
+
+async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    state = app.state
+    if state.redis is not None:
+        await state.redis.aclose()
+    await state.engine.dispose()
+    if isinstance(state.read_engine, AsyncEngine):
+        await state.read_engine.dispose()
+    else:
+        state.read_engine.dispose()
+
+
 def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.read_engine = create_read_engine(settings)
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.redis = None
-        if settings.redis_url:
-            from redis.asyncio import Redis
-
-            app.state.redis = Redis.from_url(settings.redis_url)
+        tasks = _open(app, settings)
         try:
             yield
         finally:
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
-            await engine.dispose()
-            read_engine = app.state.read_engine
-            if isinstance(read_engine, AsyncEngine):
-                await read_engine.dispose()
-            else:
-                read_engine.dispose()
+            await _close(app, tasks)
 
     return lifespan
 

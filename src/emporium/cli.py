@@ -14,9 +14,11 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
+from emporium.catalog.cache import install_change_tracking
 from emporium.catalog.models import Product
 from emporium.catalog.upsert import ImportProduct
 from emporium.core import migrate
+from emporium.core.changes import ChangeFeed
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_sessionmaker
 from emporium.importers import demo, dummyjson
@@ -113,6 +115,7 @@ def _run_import(
     settings: Settings, products: Sequence[ImportProduct], reviews: Sequence[ImportReview]
 ) -> ImportReport:
     report = ImportReport()
+    install_change_tracking()
 
     async def run() -> None:
         engine = create_engine(settings)
@@ -127,6 +130,8 @@ def _run_import(
                         report=report,
                         progress=bar.update if bar is not None else None,
                     )
+                # Running servers evict what changed (PostgreSQL NOTIFY, sent on commit).
+                await ChangeFeed().before_commit(session)
         finally:
             await engine.dispose()
 

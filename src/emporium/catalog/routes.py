@@ -9,6 +9,7 @@ from litestar import Request, Router, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from emporium.catalog import queries, service
+from emporium.catalog.cache import read_product
 from emporium.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
@@ -129,11 +130,12 @@ async def list_products(
     summary="Get a product by id or slug",
     responses=problem_responses(404),
 )
-async def get_product(
-    request: Request[Any, Any, Any], reader: DbReader, id_or_slug: FromPath[str]
-) -> ProductRead:
+async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]) -> ProductRead:
     """One product with its variants and images (404 ``product_not_found``)."""
-    return await queries.get_product(reader, id_or_slug, include_unpublished=is_staff(request))
+    state = request.app.state
+    return await read_product(
+        state.read_engine, state.product_cache, id_or_slug, include_unpublished=is_staff(request)
+    )
 
 
 @post(

@@ -1,7 +1,8 @@
 """One unit of work per request: a session that the request boundary commits.
 
 Services only ``flush``; :func:`provide_session` commits after the handler returned and its
-answer was serialised, before the response is sent, and rolls back on any exception.
+answer was serialised, before the response is sent, and rolls back on any exception. The
+changes a transaction recorded go out on the change feed with it (``core.changes``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     try:
         yield session
         if session.in_transaction():
+            changes = await state.change_feed.before_commit(session)
             await session.commit()
+            state.change_feed.deliver(changes)
     except BaseException:
         await session.rollback()
         raise

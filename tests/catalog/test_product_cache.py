@@ -1,0 +1,193 @@
+"""The product cache never shows a storefront what the shop already changed.
+
+Two apps on one database stand for two server processes (or nodes): on PostgreSQL a change
+made through one is evicted from the other's cache by the change feed; on SQLite the other
+process is bounded by the cache's TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from emporium.app import create_app
+from emporium.catalog.cache import ProductCache
+from emporium.catalog.schemas import ProductRead
+from emporium.core.config import Settings
+
+API = "/api/v1"
+Client = AsyncTestClient[Litestar]
+
+
+@asynccontextmanager
+async def _node(settings: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+async def _shop(client: Client, headers: dict[str, str]) -> dict[str, Any]:
+    category = await client.post(f"{API}/categories", json={"name": "Lamps"}, headers=headers)
+    body = {
+        "title": "Brass Desk Lamp",
+        "category_id": category.json()["id"],
+        "published": True,
+        "variants": [{"sku": f"LAMP-{uuid.uuid4().hex[:8]}", "title": "Brass", "price": 4900}],
+    }
+    response = await client.post(f"{API}/products", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    product: dict[str, Any] = response.json()
+    return product
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return await check()
+
+
+async def test_a_change_is_visible_at_once_on_the_node_that_made_it(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """Read, change, read again on one node: the second read shows the change."""
+    product = await _shop(client, admin_headers)
+    path = f"{API}/products/{product['id']}"
+    assert (await client.get(path)).json()["title"] == "Brass Desk Lamp"
+    assert (await client.get(f"{API}/products/{product['slug']}")).status_code == 200
+    patch = await client.patch(path, json={"title": "Copper Desk Lamp"}, headers=admin_headers)
+    assert patch.status_code == 200
+    assert (await client.get(path)).json()["title"] == "Copper Desk Lamp"
+    assert (await client.get(f"{API}/products/{product['slug']}")).json()["title"] == (
+        "Copper Desk Lamp"
+    )
+    variant = product["variants"][0]["id"]
+    await client.patch(f"{API}/variants/{variant}", json={"price": 3900}, headers=admin_headers)
+    assert (await client.get(path)).json()["variants"][0]["price"] == 3900
+
+
+async def test_unpublishing_hides_a_cached_product_at_once(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """A product taken off sale is 404 for shoppers on the next request, cache or not."""
+    product = await _shop(client, admin_headers)
+    path = f"{API}/products/{product['id']}"
+    assert (await client.get(path)).status_code == 200
+    await client.patch(path, json={"published": False}, headers=admin_headers)
+    assert (await client.get(path)).status_code == 404
+    assert (await client.get(path, headers=admin_headers)).status_code == 200
+
+
+async def test_deleting_a_product_evicts_it(client: Client, admin_headers: dict[str, str]) -> None:
+    """A deleted product is gone for shoppers at once."""
+    product = await _shop(client, admin_headers)
+    path = f"{API}/products/{product['id']}"
+    assert (await client.get(path)).status_code == 200
+    assert (await client.delete(path, headers=admin_headers)).status_code == 204
+    assert (await client.get(path)).status_code == 404
+
+
+async def test_another_node_sees_the_change(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """Node B has the product cached; node A changes it; B serves the new version (on
+    PostgreSQL through NOTIFY within moments, on SQLite once B's entry expires)."""
+    if settings.is_sqlite:
+        settings = settings.model_copy(update={"cache_ttl_seconds": 0.5})
+    async with _node(settings) as node_a, _node(settings) as node_b:
+        product = await _shop(node_a, admin_headers)
+        path = f"{API}/products/{product['id']}"
+        assert (await node_b.get(path)).json()["title"] == "Brass Desk Lamp"
+        assert (await node_b.get(path)).json()["title"] == "Brass Desk Lamp"  # now cached
+        await node_a.patch(path, json={"title": "Copper Desk Lamp"}, headers=admin_headers)
+
+        async def b_sees_copper() -> bool:
+            return bool((await node_b.get(path)).json()["title"] == "Copper Desk Lamp")
+
+        assert await _eventually(b_sees_copper)
+
+
+async def test_the_feed_recovers_after_its_connection_is_killed(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """When the listening connection dies, the node forgets its cache, reconnects, and
+    later changes still reach it."""
+    if settings.is_sqlite:
+        pytest.skip("SQLite has no change notifications (the TTL bounds staleness)")
+    async with _node(settings) as node_a, _node(settings) as node_b:
+        product = await _shop(node_a, admin_headers)
+        path = f"{API}/products/{product['id']}"
+        assert (await node_b.get(path)).status_code == 200
+        engine = create_async_engine(settings.database_url)
+        async with engine.begin() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+                )
+            )
+        await engine.dispose()
+        assert killed >= 2
+        await asyncio.sleep(1.5)  # the feed reconnects after about a second
+        for title in ("Copper Desk Lamp", "Steel Desk Lamp"):
+            await node_a.patch(path, json={"title": title}, headers=admin_headers)
+
+            async def b_sees(title: str = title) -> bool:
+                return bool((await node_b.get(path)).json()["title"] == title)
+
+            assert await _eventually(b_sees)
+
+
+def _product(title: str = "Lamp", published: bool = True) -> ProductRead:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return ProductRead(
+        id=uuid.uuid4(), slug="lamp", title=title, description="", category_id=uuid.uuid4(),
+        brand=None, tags=[], published=published, images=[], rating_average=0.0,
+        review_count=0, price_min=100, currency="USD", created_at=now, updated_at=now,
+        variants=[],
+    )  # fmt: skip
+
+
+def test_a_read_that_raced_with_a_change_is_not_cached() -> None:
+    """A product read before an invalidation arrived must not be cached after it."""
+    cache = ProductCache(max_entries=10, ttl_seconds=60)
+    product = _product()
+    epoch = cache.epoch
+    cache.invalidate("product", {str(product.id)})  # the change lands during the read
+    cache.put(product, epoch=epoch)
+    assert cache.get(str(product.id)) is None
+    cache.put(product, epoch=cache.epoch)
+    assert cache.get(str(product.id)) is product
+    assert cache.get("lamp") is product
+
+
+def test_entries_expire_and_the_cache_stays_bounded() -> None:
+    """Entries live ``ttl`` seconds; the least recently used go first beyond the limit;
+    unpublished products are never cached."""
+    now = [0.0]
+    cache = ProductCache(max_entries=2, ttl_seconds=10, clock=lambda: now[0])
+    first, second, third = _product(), _product(), _product()
+    for product in (first, second):
+        cache.put(product, epoch=cache.epoch)
+    assert cache.get(str(first.id)) is first  # first is now the most recently used
+    cache.put(third, epoch=cache.epoch)
+    assert cache.get(str(second.id)) is None
+    assert cache.get(str(first.id)) is first
+    now[0] = 10.0
+    assert cache.get(str(first.id)) is None
+    hidden = _product(published=False)
+    cache.put(hidden, epoch=cache.epoch)
+    assert cache.get(str(hidden.id)) is None

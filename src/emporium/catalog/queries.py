@@ -29,12 +29,10 @@ from emporium.catalog.exceptions import ProductNotFound
 from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.catalog.schemas import (
     CategoryRead,
-    ImageRead,
     ProductFilters,
     ProductPage,
     ProductRead,
     ProductSort,
-    VariantRead,
 )
 from emporium.catalog.search import search_join
 from emporium.core.db import Reader
@@ -43,41 +41,45 @@ from emporium.core.pagination import CursorValue, decode_cursor, encode_cursor, 
 
 _P = Product.__table__.c
 _V = Variant.__table__.c
-PRODUCT_COLUMNS = (
-    _P.id,
-    _P.slug,
-    _P.title,
-    _P.description,
-    _P.category_id,
-    _P.brand,
-    _P.tags,
-    _P.published,
-    _P.images,
-    _P.rating_average,
-    _P.review_count,
-    _P.price_min,
-    _P.currency,
-    _P.created_at,
-    _P.updated_at,
+# Each product row is rendered by the database as the JSON document of ``ProductRead``,
+# variants aggregated in position order, and decoded by msgspec in one step: a product or a
+# whole page is one statement, and no column goes through per-column Python conversion.
+_FIELDS = (
+    "'id', {p}.id, 'slug', {p}.slug, 'title', {p}.title, 'description', {p}.description, "
+    "'category_id', {p}.category_id, 'brand', {p}.brand, 'tags', {tags}, "
+    "'published', {published}, 'images', {images}, 'rating_average', {p}.rating_average, "
+    "'review_count', {p}.review_count, 'price_min', {p}.price_min, 'currency', {p}.currency, "
+    "'created_at', {created}, 'updated_at', {updated}, 'variants', {variants}"
 )
-# The variants of each product row, aggregated by the database into one JSON array (in
-# position order), so a product or a whole page is read with a single statement.
-_VARIANTS_JSON = {
-    "postgresql": (
-        "(SELECT coalesce(json_agg(json_build_object("
-        "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', v.options, 'price', v.price, "
-        "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock"
-        ") ORDER BY v.position), '[]'::json)::text FROM variant v WHERE v.product_id = product.id)"
-    ),
-    "sqlite": (
-        "(SELECT coalesce(json_group_array(json(o.doc)), '[]') FROM (SELECT json_object("
-        "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', json(v.options), "
-        "'price', v.price, 'compare_at_price', v.compare_at_price, 'currency', v.currency, "
-        "'stock', v.stock) AS doc FROM variant v WHERE v.product_id = product.id "
-        "ORDER BY v.position) AS o)"
-    ),
-}
-_VARIANTS_DECODER = msgspec.json.Decoder(list[VariantRead])
+_VARIANT_FIELDS = (
+    "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', {options}, 'price', v.price, "
+    "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock"
+)
+_UTC_PG = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_DOCUMENT = {
+    "postgresql": "json_build_object("  # noqa: S608 (constant SQL, no input in it)
+    + _FIELDS.format(
+        p="product", tags="product.tags", published="product.published",
+        images="product.images", created=_UTC_PG.format("product.created_at"),
+        updated=_UTC_PG.format("product.updated_at"),
+        variants="(SELECT coalesce(json_agg(json_build_object("  # noqa: S608
+        + _VARIANT_FIELDS.format(options="v.options")
+        + ") ORDER BY v.position), '[]'::json) FROM variant v WHERE v.product_id = product.id)",
+    )
+    + ")::text",
+    "sqlite": "json_object("  # noqa: S608
+    + _FIELDS.format(
+        p="product", tags="json(product.tags)",
+        published="json(CASE WHEN product.published THEN 'true' ELSE 'false' END)",
+        images="json(product.images)", created="replace(product.created_at, ' ', 'T') || 'Z'",
+        updated="replace(product.updated_at, ' ', 'T') || 'Z'",
+        variants="(SELECT json(coalesce(json_group_array(json(o.doc)), '[]')) FROM ("  # noqa: S608
+        "SELECT json_object(" + _VARIANT_FIELDS.format(options="json(v.options)") + ") AS doc "
+        "FROM variant v WHERE v.product_id = product.id ORDER BY v.position) AS o)",
+    )
+    + ")",
+}  # fmt: skip
+_PRODUCT_DECODER = msgspec.json.Decoder(ProductRead)
 
 _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
     "price": (_P.price_min, False),
@@ -99,12 +101,12 @@ def _dialect(db: Db) -> str:
 
 
 def product_select(dialect: str) -> Select[Any]:
-    """``SELECT`` of the product columns plus ``variants``, a JSON array, from ``product``."""
-    variants: ColumnElement[str] = literal_column(_VARIANTS_JSON[dialect]).label("variants")
-    return select(*PRODUCT_COLUMNS, variants)
+    """``SELECT`` of each product's JSON document (``doc``) from ``product``."""
+    document: ColumnElement[str] = literal_column(_DOCUMENT[dialect]).label("doc")
+    return select(document).select_from(Product.__table__)
 
 
-_PRODUCT_SELECT = {name: product_select(name) for name in _VARIANTS_JSON}
+_PRODUCT_SELECT = {name: product_select(name) for name in _DOCUMENT}
 # Built once: SQLAlchemy memoizes a statement's cache key, so reusing the same object with
 # a bound parameter skips rebuilding and re-hashing the statement on every request.
 _PRODUCT_BY_KEY = {
@@ -117,28 +119,7 @@ _PRODUCT_BY_KEY = {
 
 
 def _product(row: Row[Any] | Any) -> ProductRead:
-    images = [
-        ImageRead(url=i["url"], alt=i.get("alt", ""), position=n)
-        for n, i in enumerate(row.images, start=1)
-    ]
-    return ProductRead(
-        id=row.id,
-        slug=row.slug,
-        title=row.title,
-        description=row.description,
-        category_id=row.category_id,
-        brand=row.brand,
-        tags=row.tags,
-        published=row.published,
-        images=images,
-        rating_average=row.rating_average,
-        review_count=row.review_count,
-        price_min=row.price_min,
-        currency=row.currency,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        variants=_VARIANTS_DECODER.decode(row.variants),
-    )
+    return _PRODUCT_DECODER.decode(row.doc)
 
 
 def parse_product_key(id_or_slug: str) -> tuple[uuid.UUID | None, str]:
@@ -161,9 +142,10 @@ async def get_product(db: Db, id_or_slug: str, *, include_unpublished: bool) -> 
         row = (await db.execute(by_id, {"key": product_id})).first()
     else:
         row = (await db.execute(by_slug, {"key": slug})).first()
-    if row is None or not (row.published or include_unpublished):
+    product = None if row is None else _product(row)
+    if product is None or not (product.published or include_unpublished):
         raise ProductNotFound("No such product.")
-    return _product(row)
+    return product
 
 
 async def list_categories(db: Db) -> list[CategoryRead]:
@@ -290,13 +272,12 @@ async def list_products(
     items = [_product(r) for r in rows]
     next_cursor = None
     if more:
-        last = rows[-1]
-        last_value = last.score if sort == "relevance" else getattr(last, _sort_attr(sort))
+        last = items[-1]
+        last_value = rows[-1].score if sort == "relevance" else _sort_value(last, sort)
         next_cursor = encode_cursor(sort, _cursor_value(last_value), last.id)
     return ProductPage(items=items, next_cursor=next_cursor)
 
 
-def _sort_attr(sort: str) -> str:
-    return {"price": "price_min", "rating": "rating_average"}.get(
-        sort.lstrip("-"), sort.lstrip("-")
-    )
+def _sort_value(product: ProductRead, sort: str) -> Any:
+    field = {"price": "price_min", "rating": "rating_average"}.get(sort.lstrip("-"))
+    return getattr(product, field or sort.lstrip("-"))

@@ -156,7 +156,7 @@ async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None
 
 
 def _images(images: list[ImageIn]) -> list[dict[str, Any]]:
-    return [{"url": i.url, "alt": i.alt} for i in images]
+    return [{"url": i.url, "alt": i.alt, "position": n} for n, i in enumerate(images, start=1)]
 
 
 def _refresh_search(product: Product) -> None:

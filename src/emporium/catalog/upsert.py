@@ -89,7 +89,10 @@ def _product_fields(item: ImportProduct, category_id: uuid.UUID) -> dict[str, An
         "brand": item.brand,
         "tags": tags,
         "published": item.published,
-        "images": [{"url": i["url"], "alt": i.get("alt", "")} for i in item.images],
+        "images": [
+            {"url": i["url"], "alt": i.get("alt", ""), "position": n}
+            for n, i in enumerate(item.images, start=1)
+        ],
         "price_min": min(v.price for v in item.variants),
         **search_document(
             title=item.title, brand=item.brand, tags=tags, description_html=description

@@ -89,7 +89,11 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         echo=settings.sql_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+        **(
+            {"isolation_level": "AUTOCOMMIT", "skip_autocommit_rollback": True}
+            if autocommit
+            else {}
+        ),
     )
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -135,6 +139,7 @@ def create_read_engine(settings: Settings) -> ReadEngine:
         settings.database_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
         echo=settings.sql_echo,
         isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
         pool_size=settings.database_pool_size,
         connect_args={"check_same_thread": False},
     )

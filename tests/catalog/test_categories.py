@@ -3,43 +3,19 @@ including everything below it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import pytest
-from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from factories import (
     API,
-    DATABASES,
     Client,
     Json,
     all_products,
-    app_for,
-    client_for,
     create_category,
     import_dummyjson,
-    loaded_database,
     source_products,
 )
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def catalog_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path
-) -> Iterator[Litestar]:
-    """An app on a database of each kind holding the imported DummyJSON catalog (shared by
-    the module's read-only tests)."""
-    for url in loaded_database(request.param, "categories", tmp_path_factory, datasets_dir):
-        yield app_for(url)
-
-
-@pytest.fixture
-async def shop(catalog_app: Litestar) -> AsyncIterator[Client]:
-    """A client of the app serving the imported catalog."""
-    async with client_for(catalog_app) as client:
-        yield client
 
 
 def _skus(items: list[Json]) -> set[str]:

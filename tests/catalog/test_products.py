@@ -11,52 +11,30 @@ import base64
 import json
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.reviews.service import refresh_rating, upsert_review
 from factories import (
     API,
-    DATABASES,
     Client,
     Json,
     all_products,
-    app_for,
     assert_problem,
     by_sku,
     cents,
-    client_for,
     create_category,
     create_product,
-    loaded_database,
     source_products,
     walk,
 )
 
 SORTS = ["price", "-price", "created_at", "-created_at", "rating", "-rating", "title"]
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def catalog_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path
-) -> Iterator[Litestar]:
-    """An app on a database of each kind holding the imported DummyJSON catalog (shared by
-    the module's read-only tests)."""
-    for url in loaded_database(request.param, "products", tmp_path_factory, datasets_dir):
-        yield app_for(url)
-
-
-@pytest.fixture
-async def shop(catalog_app: Litestar) -> AsyncIterator[Client]:
-    """A client of the app serving the imported catalog."""
-    async with client_for(catalog_app) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

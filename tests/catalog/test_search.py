@@ -4,44 +4,21 @@ SQLite FTS5 and on PostgreSQL alike, checked against the DummyJSON source file."
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from litestar import Litestar
 
 from factories import (
     API,
-    DATABASES,
     Client,
     Json,
     all_products,
-    app_for,
     assert_problem,
-    client_for,
     create_category,
     create_product,
-    loaded_database,
     source_products,
     walk,
 )
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def catalog_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path
-) -> Iterator[Litestar]:
-    """An app on a database of each kind holding the imported DummyJSON catalog (shared by
-    the module's read-only tests)."""
-    for url in loaded_database(request.param, "search", tmp_path_factory, datasets_dir):
-        yield app_for(url)
-
-
-@pytest.fixture
-async def shop(catalog_app: Litestar) -> AsyncIterator[Client]:
-    """A client of the app serving the imported catalog."""
-    async with client_for(catalog_app) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,24 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from emporium.accounts import service as account_service
+from emporium.accounts import sessions as account_sessions
+from emporium.accounts.protect import build_context
 from emporium.app import create_app
 from emporium.core.config import Settings
 from emporium.core.db import Base, create_engine, create_sessionmaker
+from emporium.core.keys import generate_keyring, load_key_file, write_key_file
 from emporium.core.migrate import upgrade
+from emporium.core.passwords import PasswordHasher
 from emporium.models import import_all_models
 
-ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789"
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("EMPORIUM_TEST_POSTGRES_URL")
 
 import_all_models()
+# Accounts made by sign_in() have no password, so this hasher is never asked to hash one;
+# cheap parameters keep its start-up dummy hash fast.
+_NO_HASHER = PasswordHasher(pepper=b"p" * 32, time_cost=1, memory_cost=8, parallelism=1)
 
 
 def pytest_report_header() -> str:
@@ -89,13 +97,59 @@ def database_url(
     yield url
 
 
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A key file for the whole run (data, blind-index, token and pepper keys)."""
+    path = tmp_path_factory.mktemp("keys") / "emporium-keys.json"
+    write_key_file(path, generate_keyring())
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _key_file_env(key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI commands run by tests use the run's key file, never one in the working folder."""
+    monkeypatch.setenv("EMPORIUM_KEY_FILE", str(key_file))
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    """Settings for a test app on the test database, with the admin key set."""
+def settings(database_url: str, key_file: Path) -> Settings:
+    """Settings for a test app on the test database."""
     return Settings(
-        database_url=database_url, admin_api_key=ADMIN_KEY, log_format="json",
-        log_level="WARNING", redis_url=None,
+        database_url=database_url, key_file=key_file, log_format="json", log_level="WARNING",
+        redis_url=None,
     )  # fmt: skip
+
+
+SignIn = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def sign_in(settings: Settings) -> SignIn:
+    """``await sign_in(roles=[...], email=...)``: headers of a new signed-in user with those
+    roles (the account and session are created directly, without a password)."""
+
+    async def make(
+        roles: Sequence[str] = ("customer",), email: str | None = None
+    ) -> dict[str, str]:
+        ctx = build_context(settings, load_key_file(settings.key_file), hasher=_NO_HASHER)
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as db, db.begin():
+                user = await account_service.create_account(
+                    db, ctx, email=email or f"{uuid.uuid4().hex[:12]}@example.com", roles=roles
+                )
+                pair = await account_sessions.open_session(db, ctx, user, device="pytest", ip=None)
+        finally:
+            await engine.dispose()
+        return {"Authorization": f"Bearer {pair.access_token}"}
+
+    return make
+
+
+@pytest.fixture
+async def admin_headers(sign_in: SignIn) -> dict[str, str]:
+    """Headers of a signed-in admin (who is staff too)."""
+    return await sign_in(roles=["admin", "staff"])
 
 
 @pytest.fixture
@@ -109,12 +163,6 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """An HTTP client talking to the app in-process (lifespan run)."""
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def admin_headers() -> dict[str, str]:
-    """Headers of a staff caller (the temporary admin API key)."""
-    return {"X-API-Key": ADMIN_KEY}
 
 
 @pytest.fixture

@@ -116,18 +116,17 @@ def loaded_database(
         asyncio.run(_admin(base, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
 
 
-STAFF_KEY = "factories-staff-key-0123456789abcdef0123456789"
 """The staff key of the apps made by :func:`app_for`."""
 
 
-def app_for(url: str) -> Litestar:
-    """An app on the database at ``url`` whose staff key is ``STAFF_KEY``.
+def app_for(url: str, key_file: Path) -> Litestar:
+    """An app on the database at ``url`` with the run's key file.
 
     Building an app costs more than a test's requests, so read-only modules build one per
     database and open a client on it per test.
     """
     settings = Settings(
-        database_url=url, admin_api_key=STAFF_KEY, log_format="json", log_level="WARNING",
+        database_url=url, key_file=key_file, log_format="json", log_level="WARNING",
         redis_url=None,
     )  # fmt: skip
     return create_app(settings)

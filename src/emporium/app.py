@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Router, get
 from litestar.config.compression import CompressionConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -23,15 +24,19 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium import __version__
+from emporium.accounts.identity import identify
+from emporium.accounts.protect import build_context
+from emporium.accounts.routes import accounts_router
 from emporium.catalog.cache import ProductCache, install_change_tracking
 from emporium.catalog.routes import catalog_router
 from emporium.core.changes import ChangeFeed
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
-from emporium.core.errors import handle_exception
+from emporium.core.errors import Forbidden, handle_exception
+from emporium.core.keys import load_key_file
 from emporium.core.logging import configure_logging
 from emporium.core.middleware import ConventionsMiddleware, refuse_nul_in_body
-from emporium.core.ops import MetricsController, healthz, readyz
+from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.uow import provide_reader, provide_session
 from emporium.reviews.routes import reviews_router
 
@@ -50,6 +55,7 @@ def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     )
     state.change_feed.subscribe(state.product_cache.invalidate)
     install_change_tracking()
+    state.accounts = build_context(settings, load_key_file(settings.key_file))
     state.redis = None
     if settings.redis_url:
         from redis.asyncio import Redis
@@ -88,6 +94,22 @@ def _lifespan(settings: Settings) -> Any:
     return lifespan
 
 
+async def _metrics_allowed(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    """Metrics go to loopback clients, to admins, or to anyone when configured public."""
+    settings: Settings = connection.app.state.settings
+    if settings.metrics_public or loopback_client(connection):
+        return
+    identity = await identify(connection)
+    if identity is None or not identity.is_admin:
+        raise Forbidden("Metrics are served to loopback clients and admins.")
+
+
+class Metrics(MetricsController):
+    """``GET /metrics`` behind :func:`_metrics_allowed`."""
+
+    guards = [_metrics_allowed]
+
+
 def _settings_provider(settings: Settings) -> Provide:
     def provide() -> Settings:
         return settings
@@ -98,14 +120,14 @@ def _settings_provider(settings: Settings) -> Provide:
 def create_app(settings: Settings) -> Litestar:
     """Build the Emporium ASGI application for ``settings``."""
     configure_logging(settings)
-    api = Router(path=API_PREFIX, route_handlers=[catalog_router, reviews_router])
+    api = Router(path=API_PREFIX, route_handlers=[accounts_router, catalog_router, reviews_router])
     prometheus = PrometheusConfig(
         app_name="emporium",
         prefix="emporium",
         group_path=True,
         exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
     )
-    handlers: list[Any] = [api, healthz, readyz, MetricsController]
+    handlers: list[Any] = [api, healthz, readyz, Metrics]
     openapi_config = None
     if settings.docs_enabled:
         handlers.append(openapi_json)

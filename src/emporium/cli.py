@@ -14,6 +14,10 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
+from emporium.accounts import service as account_service
+from emporium.accounts.protect import build_context
+from emporium.accounts.rotation import reencrypt_all
+from emporium.accounts.schemas import UserCreate
 from emporium.catalog.cache import install_change_tracking
 from emporium.catalog.models import Product
 from emporium.catalog.upsert import ImportProduct
@@ -21,6 +25,14 @@ from emporium.core import migrate
 from emporium.core.changes import ChangeFeed
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.errors import DomainError
+from emporium.core.keys import (
+    add_data_key,
+    generate_keyring,
+    load_key_file,
+    load_or_create_key_file,
+    write_key_file,
+)
 from emporium.importers import demo, dummyjson
 from emporium.importers.common import ImportFailed, ImportReport, ImportReview, write_catalog
 
@@ -52,11 +64,25 @@ def db_upgrade() -> None:
 
 
 def _prepare_database(settings: Settings) -> None:
-    """Upgrade the embedded database; refuse an un-migrated PostgreSQL one."""
+    """Upgrade the embedded database (and create its key file on first start); refuse an
+    un-migrated PostgreSQL database or a missing key file there (every node must share it)."""
     if settings.is_sqlite:
         migrate.upgrade(settings)
-    elif migrate.current_revision(settings) is None:
+        _, created = load_or_create_key_file(settings.key_file)
+        if created:
+            click.echo(
+                f"created the key file {settings.key_file}: back it up; without it the "
+                "personal data in the database cannot be read",
+                err=True,
+            )
+        return
+    if migrate.current_revision(settings) is None:
         raise click.ClickException("the database has no schema: run `emporium db upgrade` first")
+    if not settings.key_file.exists():
+        raise click.ClickException(
+            f"no key file at {settings.key_file}: run `emporium keys init` once and give the "
+            "same file to every node (EMPORIUM_KEY_FILE)"
+        )
 
 
 async def _catalog_is_empty(settings: Settings) -> bool:
@@ -182,3 +208,104 @@ def import_shopify(files: tuple[Path, ...], skip_invalid: bool) -> None:
         return products, [], problems
 
     _import_command(parse)
+
+
+@main.group()
+def keys() -> None:
+    """The key file: data, blind-index, token and pepper keys (never in the database)."""
+
+
+@keys.command("init")
+def keys_init() -> None:
+    """Create the key file with fresh keys (refuses to overwrite one)."""
+    settings = _settings()
+    try:
+        write_key_file(settings.key_file, generate_keyring())
+    except FileExistsError as exc:
+        raise click.ClickException(f"{settings.key_file} exists; not overwritten") from exc
+    click.echo(f"created {settings.key_file} (mode 0600): back it up and keep it secret")
+
+
+@keys.command("rotate")
+@click.option("--resume", is_flag=True, help="only finish re-encrypting; add no new key")
+def keys_rotate(resume: bool) -> None:
+    """Add a new active data key and re-encrypt every row with it (resumable)."""
+    settings = _settings()
+    ring = load_key_file(settings.key_file)
+    if not resume:
+        ring = add_data_key(ring)
+        write_key_file(settings.key_file, ring, overwrite=True)
+        click.echo(f"new active data key {ring.active_data_kid}", err=True)
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            return await reencrypt_all(create_sessionmaker(engine), ring)
+        finally:
+            await engine.dispose()
+
+    changed = asyncio.run(run())
+    click.echo(f"re-encrypted {changed} value(s); restart every node with the new key file")
+
+
+@main.group()
+def users() -> None:
+    """Accounts managed from the command line."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+async def _with_accounts(settings: Settings, action: Any) -> Any:
+    engine = create_engine(settings)
+    try:
+        ctx = build_context(settings, load_key_file(settings.key_file))
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await action(session, ctx)
+    finally:
+        await engine.dispose()
+
+
+@users.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def users_create_admin(email: str, password_stdin: bool) -> None:
+    """Create the first admin (roles admin and staff); no default accounts exist."""
+    settings = _settings()
+    _prepare_database(settings)
+    data = UserCreate(
+        email=email, password=_read_password(password_stdin), roles=["admin", "staff"]
+    )
+    try:
+        user = asyncio.run(
+            _with_accounts(settings, lambda s, ctx: account_service.create_user(s, ctx, data))
+        )
+    except DomainError as exc:
+        raise click.ClickException(_domain_message(exc)) from exc
+    click.echo(f"admin created: {user.id}")
+
+
+@users.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def users_set_password(email: str, password_stdin: bool) -> None:
+    """Set a user's password (imported accounts have none); ends their sessions."""
+    settings = _settings()
+    _prepare_database(settings)
+    password = _read_password(password_stdin)
+    try:
+        asyncio.run(_with_accounts(
+            settings, lambda s, ctx: account_service.set_password(s, ctx, email, password)
+        ))  # fmt: skip
+    except DomainError as exc:
+        raise click.ClickException(_domain_message(exc)) from exc
+    click.echo("password set")
+
+
+def _domain_message(exc: DomainError) -> str:
+    errors = exc.extra.get("errors") or []
+    details = "; ".join(str(e.get("msg")) for e in errors)
+    return f"{exc.detail} {details}".strip()

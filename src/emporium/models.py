@@ -5,5 +5,6 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     """Register all tables on ``emporium.core.db.Base.metadata``."""
+    import emporium.accounts.models
     import emporium.catalog.models
     import emporium.reviews.models  # noqa: F401

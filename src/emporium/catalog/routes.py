@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from litestar import Request, Router, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from emporium.accounts.identity import is_staff, role
 from emporium.catalog import queries, service
 from emporium.catalog.cache import read_product
 from emporium.catalog.schemas import (
@@ -24,12 +25,12 @@ from emporium.catalog.schemas import (
     VariantRead,
     VariantUpdate,
 )
-from emporium.core.auth import is_staff, require_staff
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbReader, DbSession
 
+STAFF = role("staff")
 Limit = Annotated[
     int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
 ]
@@ -45,7 +46,7 @@ async def list_categories(reader: DbReader) -> list[CategoryRead]:
 @post(
     "/categories",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     summary="Create a category",
     responses=problem_responses(401, 404, 409, 415),
 )
@@ -57,7 +58,7 @@ async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) ->
 @patch(
     "/categories/{category_id:uuid}",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def update_category(
@@ -70,7 +71,7 @@ async def update_category(
 @delete(
     "/categories/{category_id:uuid}",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) -> None:
@@ -120,7 +121,7 @@ async def list_products(
         sort=sort,
         limit=limit,
         cursor=cursor,
-        include_unpublished=is_staff(request),
+        include_unpublished=await is_staff(request),
     )
 
 
@@ -134,14 +135,17 @@ async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]
     """One product with its variants and images (404 ``product_not_found``)."""
     state = request.app.state
     return await read_product(
-        state.read_engine, state.product_cache, id_or_slug, include_unpublished=is_staff(request)
+        state.read_engine,
+        state.product_cache,
+        id_or_slug,
+        include_unpublished=await is_staff(request),
     )
 
 
 @post(
     "/products",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     summary="Create a product",
     responses=problem_responses(401, 404, 409, 415),
 )
@@ -155,7 +159,7 @@ async def create_product(
 @patch(
     "/products/{id_or_slug:str}",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def update_product(
@@ -168,7 +172,7 @@ async def update_product(
 @delete(
     "/products/{id_or_slug:str}",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
@@ -179,7 +183,7 @@ async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
 @post(
     "/products/{id_or_slug:str}/variants",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def add_variant(
@@ -192,7 +196,7 @@ async def add_variant(
 @patch(
     "/variants/{variant_id:uuid}",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def update_variant(
@@ -205,7 +209,7 @@ async def update_variant(
 @delete(
     "/variants/{variant_id:uuid}",
     tags=["catalog"],
-    guards=[require_staff],
+    guards=[STAFF],
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) -> None:

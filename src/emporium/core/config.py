@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from litestar.di import NamedDependency
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///emporium.db"
@@ -31,12 +31,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
-    admin_api_key: SecretStr | None = Field(
-        default=None,
-        description="Temporary staff key for catalog writes (X-API-Key); unset: writes refused",
-    )
     metrics_public: bool = Field(
-        default=False, description="Serve /metrics to anyone, not only loopback or the admin key"
+        default=False, description="Serve /metrics to anyone, not only loopback clients and admins"
     )
     docs_enabled: bool = Field(default=True, description="Serve /openapi.json and /docs")
     currency: str = Field(default="USD", min_length=3, max_length=3, pattern="^[A-Z]{3}$")
@@ -45,6 +41,18 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="Product cache lifetime per entry; 0 turns it off"
     )
     cache_max_entries: int = Field(default=10_000, ge=0, description="Products cached per process")
+    key_file: Path = Field(
+        default=Path("emporium-keys.json"),
+        description="JSON file with the data, blind-index, JWT and pepper keys (never in the DB)",
+    )
+    jwt_issuer: str = "emporium"
+    jwt_audience: str = "emporium-api"
+    access_token_minutes: int = Field(default=10, ge=5, le=15)
+    customer_idle_timeout_minutes: int = Field(default=7 * 24 * 60, ge=5)
+    customer_absolute_timeout_minutes: int = Field(default=30 * 24 * 60, ge=5)
+    staff_idle_timeout_minutes: int = Field(default=30, ge=5)
+    staff_absolute_timeout_minutes: int = Field(default=12 * 60, ge=5)
+    password_hash_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("database_url")
     @classmethod

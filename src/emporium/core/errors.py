@@ -34,6 +34,9 @@ class DomainError(Exception):
     status: int = 400
     code: str = "bad_request"
     title: str = "Bad request"
+    keep_changes: bool = False
+    """True when the transaction must commit even though the request fails (for example,
+    revoking a session whose refresh token was replayed)."""
 
     def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)

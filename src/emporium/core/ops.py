@@ -7,13 +7,10 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
-from emporium.core.auth import is_staff
-from emporium.core.config import Settings
-from emporium.core.errors import Forbidden, problem, problem_responses
+from emporium.core.errors import problem, problem_responses
 
 
 @get("/healthz", tags=["operations"], summary="Liveness")
@@ -42,22 +39,17 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response({"status": "ready"})
 
 
-def _metrics_allowed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    settings: Settings = connection.app.state.settings
-    if settings.metrics_public or is_staff(connection):
-        return
+def loopback_client(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """True when the direct peer is on the loopback network."""
     host = connection.client.host if connection.client else ""
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        pass
-    raise Forbidden("Metrics are served to loopback clients or with the admin key.")
+        return False
 
 
 class MetricsController(PrometheusController):
-    """``GET /metrics`` in Prometheus text format: loopback, admin key, or public by setting."""
+    """``GET /metrics`` in Prometheus text format; the app sets who may read it (guards)."""
 
     path = "/metrics"
-    guards = [_metrics_allowed]
     include_in_schema = False

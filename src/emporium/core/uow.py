@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.db import Reader, read_connection
+from emporium.core.errors import DomainError
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
@@ -26,6 +27,12 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
             changes = await state.change_feed.before_commit(session)
             await session.commit()
             state.change_feed.deliver(changes)
+    except DomainError as exc:
+        if exc.keep_changes:
+            await session.commit()
+        else:
+            await session.rollback()
+        raise
     except BaseException:
         await session.rollback()
         raise

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Request, Router, get
 from litestar.params import FromPath, QueryParameter
 
-from emporium.core.auth import is_staff
+from emporium.accounts.identity import is_staff
 from emporium.core.errors import problem_responses
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbReader
@@ -30,7 +30,7 @@ async def list_reviews(
 ) -> ReviewPage:
     """Published reviews, newest first (404 ``product_not_found``)."""
     return await service.list_reviews(
-        reader, id_or_slug, limit=limit, cursor=cursor, include_unpublished=is_staff(request)
+        reader, id_or_slug, limit=limit, cursor=cursor, include_unpublished=await is_staff(request)
     )
 
 

@@ -1,0 +1,109 @@
+"""A user's postal addresses and the export of everything held on a user.
+
+Each address is one encrypted JSON document bound to its row; another user's address
+answers 404 exactly like a missing one (OWASP API1:2023, broken object level authorization).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.accounts.exceptions import AddressNotFound
+from emporium.accounts.identity import Identity
+from emporium.accounts.models import Address
+from emporium.accounts.protect import AccountsContext
+from emporium.accounts.schemas import (
+    AddressIn,
+    AddressRead,
+    AddressUpdate,
+    PersonalDataExport,
+)
+from emporium.accounts.service import get_profile
+from emporium.accounts.sessions import list_sessions
+from emporium.core.clock import utcnow
+
+_TABLE, _COLUMN = "address", "data"
+
+
+def _read(ctx: AccountsContext, address: Address) -> AddressRead:
+    document = ctx.vault.open(_TABLE, _COLUMN, address.id, address.data_enc) or "{}"
+    fields = msgspec.json.decode(document)
+    return AddressRead(id=address.id, **fields)
+
+
+def _seal(ctx: AccountsContext, address_id: uuid.UUID, fields: dict[str, object]) -> str:
+    document = msgspec.json.encode(fields).decode()
+    return ctx.vault.seal(_TABLE, _COLUMN, address_id, document) or ""
+
+
+async def list_addresses(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity
+) -> list[AddressRead]:
+    """The caller's addresses, oldest first."""
+    stmt = (
+        select(Address)
+        .where(Address.user_id == identity.user_id)
+        .order_by(Address.created_at, Address.id)
+    )
+    return [_read(ctx, a) for a in await session.scalars(stmt)]
+
+
+async def add_address(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity, data: AddressIn
+) -> AddressRead:
+    """Store a new address for the caller."""
+    address = Address(id=uuid.uuid4(), user_id=identity.user_id, created_at=utcnow())
+    address.updated_at = address.created_at
+    address.data_enc = _seal(ctx, address.id, msgspec.structs.asdict(data))
+    session.add(address)
+    await session.flush()
+    return _read(ctx, address)
+
+
+async def _own(session: AsyncSession, identity: Identity, address_id: uuid.UUID) -> Address:
+    address = await session.get(Address, address_id)
+    if address is None or address.user_id != identity.user_id:
+        raise AddressNotFound("No such address.")
+    return address
+
+
+async def update_address(
+    session: AsyncSession,
+    ctx: AccountsContext,
+    identity: Identity,
+    address_id: uuid.UUID,
+    data: AddressUpdate,
+) -> AddressRead:
+    """Change one of the caller's addresses. Raises AddressNotFound (404)."""
+    address = await _own(session, identity, address_id)
+    current = msgspec.structs.asdict(_read(ctx, address))
+    current.pop("id")
+    current.update(
+        {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    )
+    address.data_enc = _seal(ctx, address.id, current)
+    address.updated_at = utcnow()
+    await session.flush()
+    return _read(ctx, address)
+
+
+async def delete_address(session: AsyncSession, identity: Identity, address_id: uuid.UUID) -> None:
+    """Delete one of the caller's addresses. Raises AddressNotFound (404)."""
+    await session.delete(await _own(session, identity, address_id))
+    await session.flush()
+
+
+async def export_personal_data(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity
+) -> PersonalDataExport:
+    """Everything personal held on the caller, decrypted (GDPR art. 15 and 20)."""
+    return PersonalDataExport(
+        profile=await get_profile(session, ctx, identity),
+        addresses=await list_addresses(session, ctx, identity),
+        sessions=await list_sessions(session, identity),
+        exported_at=utcnow(),
+    )

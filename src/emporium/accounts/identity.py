@@ -1,0 +1,146 @@
+"""Who is calling, checked on every request, and the role guards of every route.
+
+``Authorization: Bearer <access token>`` is verified (signature, algorithm, issuer,
+audience, expiry: ``core.tokens``), then the session it names is looked up: a logged-out,
+revoked or timed-out session, or a deactivated user, is refused at once on every node,
+because the check reads the shared database rather than anything a node remembers. Roles
+come from the database too, so a role change applies to the next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from msgspec import Struct
+from sqlalchemy import bindparam, select
+
+from emporium.accounts.exceptions import RoleRequired, SessionEnded
+from emporium.accounts.models import AuthSession, UserAccount
+from emporium.core.clock import utcnow
+from emporium.core.db import read_connection
+from emporium.core.errors import Unauthorized
+from emporium.core.tokens import decode_access_token
+
+_STAFF_ROLES = frozenset({"staff", "admin"})
+_S = AuthSession.__table__.c
+_U = UserAccount.__table__.c
+_LIVE_SESSION = (
+    select(_S.revoked_at, _S.expires_at, _S.idle_expires_at, _U.is_active, _U.roles)
+    .select_from(AuthSession.__table__.join(UserAccount.__table__, _S.user_id == _U.id))
+    .where(_S.id == bindparam("sid", type_=_S.id.type))
+)
+
+
+class Identity(Struct, frozen=True):
+    """A signed-in caller: the user, the session and the user's current roles."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    roles: tuple[str, ...]
+
+    @property
+    def is_staff(self) -> bool:
+        """Staff or admin."""
+        return is_staff_roles(self.roles)
+
+    @property
+    def is_admin(self) -> bool:
+        """Admin."""
+        return "admin" in self.roles
+
+
+def is_staff_roles(roles: Iterable[str]) -> bool:
+    """True when the roles include staff or admin."""
+    return not _STAFF_ROLES.isdisjoint(roles)
+
+
+Connection = ASGIConnection[Any, Any, Any, Any]
+
+
+def _bearer(connection: Connection) -> str | None:
+    header = connection.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Use 'Authorization: Bearer <access token>'.")
+    return token.strip()
+
+
+async def identify(connection: Connection) -> Identity | None:
+    """The caller, or None when no credentials were sent (computed once per request).
+
+    Raises:
+        InvalidToken: (401) the access token is malformed, forged, expired or not for us.
+        SessionEnded: (401 ``session_ended``) its session is over or the user deactivated.
+    """
+    state = connection.scope.setdefault("state", {})
+    if "identity" in state:
+        cached: Identity | None = state["identity"]
+        return cached
+    token = _bearer(connection)
+    identity = None if token is None else await _verify(connection, token)
+    state["identity"] = identity
+    return identity
+
+
+async def _verify(connection: Connection, token: str) -> Identity:
+    app_state = connection.app.state
+    ctx = app_state.accounts
+    claims = decode_access_token(
+        token, keys=ctx.jwt_keys, issuer=ctx.issuer, audience=ctx.audience, now=utcnow()
+    )
+    session_id = uuid.UUID(claims.sid)
+    async with read_connection(app_state.read_engine) as reader:
+        row = (await reader.execute(_LIVE_SESSION, {"sid": session_id})).first()
+    now = utcnow()
+    if (
+        row is None
+        or row.revoked_at is not None
+        or not row.is_active
+        or now >= row.expires_at
+        or now >= row.idle_expires_at
+    ):
+        raise SessionEnded("The session has ended; sign in again.")
+    return Identity(user_id=uuid.UUID(claims.sub), session_id=session_id, roles=tuple(row.roles))
+
+
+async def require_identity(connection: Connection) -> Identity:
+    """The signed-in caller. Raises Unauthorized (401) for anonymous callers."""
+    identity = await identify(connection)
+    if identity is None:
+        raise Unauthorized("Sign in first.")
+    return identity
+
+
+async def signed_in(connection: Connection, _: BaseRouteHandler) -> None:
+    """Route guard: any signed-in user."""
+    await require_identity(connection)
+
+
+Guard = Callable[[Connection, BaseRouteHandler], Coroutine[Any, Any, None]]
+
+
+def role(name: str) -> Guard:
+    """Route guard: the caller has role ``name`` (admins pass every staff check).
+
+    Raises Unauthorized (401) when anonymous, RoleRequired (403) otherwise.
+    """
+    allowed = {"staff": _STAFF_ROLES, "admin": frozenset({"admin"})}[name]
+
+    async def guard(connection: Connection, _: BaseRouteHandler) -> None:
+        identity = await require_identity(connection)
+        if allowed.isdisjoint(identity.roles):
+            raise RoleRequired(f"This operation needs the {name} role.")
+
+    return guard
+
+
+async def is_staff(connection: Connection) -> bool:
+    """True when the caller is signed in as staff or admin (for visibility, not guarding)."""
+    identity = await identify(connection)
+    return identity is not None and identity.is_staff

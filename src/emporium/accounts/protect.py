@@ -1,0 +1,78 @@
+"""Personal data in and out of the account tables: encryption bound to table, column and
+row, and the e-mail blind index. The one place that knows which columns are protected."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from emporium.core.config import Settings
+from emporium.core.crypto import blind_index, decrypt_field, encrypt_field, normalize_email
+from emporium.core.keys import KeyRing
+from emporium.core.passwords import PasswordHasher
+
+EMAIL_INDEX_PURPOSE = "user_account.email"
+
+
+@dataclass(frozen=True)
+class Vault:
+    """Encrypts and decrypts personal data with the deployment's key ring."""
+
+    ring: KeyRing
+
+    def seal(self, table: str, column: str, row_id: uuid.UUID, value: str | None) -> str | None:
+        """``value`` encrypted for exactly this table, column and row (None stays None)."""
+        if value is None:
+            return None
+        return encrypt_field(self.ring, value, table=table, column=column, row_id=str(row_id))
+
+    def open(self, table: str, column: str, row_id: uuid.UUID, token: str | None) -> str | None:
+        """The clear text of a sealed value. Raises DecryptionError if it was tampered with
+        or moved from another row."""
+        if token is None:
+            return None
+        return decrypt_field(self.ring, token, table=table, column=column, row_id=str(row_id))
+
+    def email_index(self, email: str) -> str:
+        """The keyed blind index of an e-mail (normalised), for lookups and uniqueness."""
+        return blind_index(self.ring, normalize_email(email), purpose=EMAIL_INDEX_PURPOSE)
+
+
+@dataclass(frozen=True)
+class AccountsContext:
+    """What account services need besides the session: keys, the hasher and the timeouts."""
+
+    vault: Vault
+    hasher: PasswordHasher
+    jwt_keys: Mapping[str, bytes]
+    active_jwt_kid: str
+    issuer: str
+    audience: str
+    access_token_minutes: int
+    idle_minutes: dict[str, int]
+    absolute_minutes: dict[str, int]
+
+
+def build_context(
+    settings: Settings, ring: KeyRing, *, hasher: PasswordHasher | None = None
+) -> AccountsContext:
+    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``."""
+    return AccountsContext(
+        vault=Vault(ring),
+        hasher=hasher
+        or PasswordHasher(pepper=ring.pepper, max_concurrent=settings.password_hash_concurrency),
+        jwt_keys=ring.jwt_keys,
+        active_jwt_kid=ring.active_jwt_kid,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_token_minutes=settings.access_token_minutes,
+        idle_minutes={
+            "customer": settings.customer_idle_timeout_minutes,
+            "staff": settings.staff_idle_timeout_minutes,
+        },
+        absolute_minutes={
+            "customer": settings.customer_absolute_timeout_minutes,
+            "staff": settings.staff_absolute_timeout_minutes,
+        },
+    )

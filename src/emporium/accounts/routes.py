@@ -1,0 +1,231 @@
+"""HTTP routes of accounts: authentication, the caller's own data, and admin management.
+
+Every answer carries ``Cache-Control: no-store`` (personal data, OWASP ASVS 8.2.1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Router, delete, get, patch, post
+from litestar.datastructures import CacheControlHeader, State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from emporium.accounts import addresses, service, sessions
+from emporium.accounts.identity import Identity, require_identity, role, signed_in
+from emporium.accounts.protect import AccountsContext
+from emporium.accounts.schemas import (
+    AddressIn,
+    AddressRead,
+    AddressUpdate,
+    LoginIn,
+    PasswordChangeIn,
+    PasswordIn,
+    PersonalDataExport,
+    ProfileUpdate,
+    RefreshIn,
+    RegisterIn,
+    SessionRead,
+    TokenPair,
+    UserAdminUpdate,
+    UserCreate,
+    UserPage,
+    UserRead,
+)
+from emporium.core.errors import problem_responses
+from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.uow import DbSession
+
+Ctx = NamedDependency[AccountsContext]
+Me = NamedDependency[Identity]
+AUTH = problem_responses(401)
+OWNER = problem_responses(401, 404)
+ADMIN = problem_responses(401, 403, 404, 409)
+
+
+def _device(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("user-agent", "")[:200]
+
+
+@post("/auth/register", tags=["accounts"], responses=problem_responses(409))
+async def register(session: DbSession, accounts: Ctx, data: JSONBody[RegisterIn]) -> UserRead:
+    """Create a customer account (409 ``email_taken``, 422 ``weak_password``)."""
+    return await service.register(session, accounts, data)
+
+
+@post("/auth/login", tags=["accounts"], status_code=200, responses=AUTH)
+async def login(
+    request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[LoginIn]
+) -> TokenPair:
+    """Sign in (401 ``invalid_credentials``, same body for unknown e-mail and wrong password)."""
+    client = request.client.host if request.client else None
+    return await sessions.login(session, accounts, data, device=_device(request), ip=client)
+
+
+@post("/auth/refresh", tags=["accounts"], status_code=200, responses=AUTH)
+async def refresh(session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]) -> TokenPair:
+    """Rotate the refresh token (401 ``token_reused`` revokes the session)."""
+    return await sessions.refresh(session, accounts, data.refresh_token)
+
+
+@post("/auth/logout", tags=["accounts"], status_code=204, guards=[signed_in], responses=AUTH)
+async def logout(session: DbSession, identity: Me) -> None:
+    """End this session on every server node."""
+    await sessions.logout(session, identity)
+
+
+@get("/auth/sessions", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def list_sessions(session: DbSession, identity: Me) -> list[SessionRead]:
+    """The caller's live sessions."""
+    return await sessions.list_sessions(session, identity)
+
+
+@delete("/auth/sessions/{session_id:uuid}", tags=["accounts"], guards=[signed_in], responses=OWNER)
+async def revoke_session(session: DbSession, identity: Me, session_id: FromPath[uuid.UUID]) -> None:
+    """Revoke one of the caller's sessions (another user's answers 404)."""
+    await sessions.revoke_session(session, identity, session_id)
+
+
+@post("/auth/password", tags=["accounts"], status_code=204, guards=[signed_in], responses=AUTH)
+async def change_password(
+    session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[PasswordChangeIn]
+) -> None:
+    """Change the password; every other session is revoked."""
+    await service.change_password(session, accounts, identity, data)
+
+
+@get("/users/me", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def me(session: DbSession, accounts: Ctx, identity: Me) -> UserRead:
+    """The caller's profile."""
+    return await service.get_profile(session, accounts, identity)
+
+
+@patch("/users/me", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def update_me(
+    session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[ProfileUpdate]
+) -> UserRead:
+    """Change names or phone; roles and flags cannot be set here (422)."""
+    return await service.update_profile(session, accounts, identity, data)
+
+
+@get("/users/me/export", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def export_me(session: DbSession, accounts: Ctx, identity: Me) -> PersonalDataExport:
+    """Every piece of personal data held on the caller."""
+    return await addresses.export_personal_data(session, accounts, identity)
+
+
+@delete("/users/me", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def erase_me(
+    session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[PasswordIn]
+) -> None:
+    """Erase the caller's personal data (the account is anonymised, orders kept)."""
+    await service.erase_me(session, accounts, identity, data.password)
+
+
+@get("/users/me/addresses", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def list_addresses(session: DbSession, accounts: Ctx, identity: Me) -> list[AddressRead]:
+    """The caller's addresses."""
+    return await addresses.list_addresses(session, accounts, identity)
+
+
+@post("/users/me/addresses", tags=["accounts"], guards=[signed_in], responses=AUTH)
+async def add_address(
+    session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[AddressIn]
+) -> AddressRead:
+    """Store an address."""
+    return await addresses.add_address(session, accounts, identity, data)
+
+
+@patch(
+    "/users/me/addresses/{address_id:uuid}", tags=["accounts"], guards=[signed_in], responses=OWNER
+)
+async def update_address(
+    session: DbSession,
+    accounts: Ctx,
+    identity: Me,
+    address_id: FromPath[uuid.UUID],
+    data: JSONBody[AddressUpdate],
+) -> AddressRead:
+    """Change one of the caller's addresses (404 for anyone else's)."""
+    return await addresses.update_address(session, accounts, identity, address_id, data)
+
+
+@delete(
+    "/users/me/addresses/{address_id:uuid}", tags=["accounts"], guards=[signed_in], responses=OWNER
+)
+async def delete_address(session: DbSession, identity: Me, address_id: FromPath[uuid.UUID]) -> None:
+    """Delete one of the caller's addresses (404 for anyone else's)."""
+    await addresses.delete_address(session, identity, address_id)
+
+
+@get("/users", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+async def list_users(
+    session: DbSession,
+    accounts: Ctx,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+) -> UserPage:
+    """Admin: all accounts."""
+    return await service.admin_list(session, accounts, limit=limit, cursor=cursor)
+
+
+@get("/users/{user_id:uuid}", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+async def get_user(session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID]) -> UserRead:
+    """Admin: one account."""
+    return await service.admin_get(session, accounts, user_id)
+
+
+@post("/users", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+async def create_user(session: DbSession, accounts: Ctx, data: JSONBody[UserCreate]) -> UserRead:
+    """Admin: create a staff or admin account."""
+    return await service.create_user(session, accounts, data)
+
+
+@patch("/users/{user_id:uuid}", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+async def update_user(
+    session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID], data: JSONBody[UserAdminUpdate]
+) -> UserRead:
+    """Admin: roles and ``is_active``; deactivation ends every session at once."""
+    return await service.admin_update(session, accounts, user_id, data)
+
+
+def _accounts(state: State) -> AccountsContext:
+    context: AccountsContext = state.accounts
+    return context
+
+
+async def _identity(request: Request[Any, Any, Any]) -> Identity:
+    return await require_identity(request)
+
+
+accounts_router = Router(
+    path="/",
+    route_handlers=[
+        register,
+        login,
+        refresh,
+        logout,
+        list_sessions,
+        revoke_session,
+        change_password,
+        me,
+        update_me,
+        export_me,
+        erase_me,
+        list_addresses,
+        add_address,
+        update_address,
+        delete_address,
+        list_users,
+        get_user,
+        create_user,
+        update_user,
+    ],
+    dependencies={
+        "accounts": Provide(_accounts, sync_to_thread=False),
+        "identity": Provide(_identity),
+    },
+    cache_control=CacheControlHeader(no_store=True),
+)

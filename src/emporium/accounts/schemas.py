@@ -1,0 +1,171 @@
+"""API shapes of accounts. Inputs forbid unknown fields: roles, flags and ids cannot be set
+through a body that does not offer them (mass assignment, OWASP API3:2023)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Length rules (12..128 after normalisation) are checked by the password policy; this bound
+# only stops absurd bodies before any work is done.
+Password = Annotated[str, Meta(min_length=1, max_length=1024)]
+PersonName = Annotated[str, Meta(min_length=1, max_length=100)]
+Phone = Annotated[str, Meta(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()./-]{3,32}$")]
+Role = Literal["customer", "staff", "admin"]
+Country = Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
+Line = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class RegisterIn(Struct, forbid_unknown_fields=True):
+    """Self-registration of a customer."""
+
+    email: Email
+    password: Password
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    phone: Phone | None = None
+
+
+class LoginIn(Struct, forbid_unknown_fields=True):
+    """E-mail and password."""
+
+    email: Annotated[str, Meta(max_length=254)]
+    password: Password
+
+
+class TokenPair(Struct):
+    """Tokens of a session: a short-lived JWT and an opaque, single-use refresh token."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
+
+
+class RefreshIn(Struct, forbid_unknown_fields=True):
+    """A refresh token, exchanged for a new pair."""
+
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class PasswordChangeIn(Struct, forbid_unknown_fields=True):
+    """The current password and the new one."""
+
+    current_password: Password
+    new_password: Password
+
+
+class PasswordIn(Struct, forbid_unknown_fields=True):
+    """The caller's password, to confirm a destructive action."""
+
+    password: Password
+
+
+class UserRead(Struct):
+    """A user's profile (personal data: served with ``Cache-Control: no-store``)."""
+
+    id: uuid.UUID
+    email: str
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    roles: list[str]
+    is_active: bool
+    mfa_enabled: bool
+    email_verified: bool
+    created_at: datetime
+
+
+class ProfileUpdate(Struct, forbid_unknown_fields=True):
+    """Fields a user may change on their own profile."""
+
+    first_name: PersonName | UnsetType | None = UNSET
+    last_name: PersonName | UnsetType | None = UNSET
+    phone: Phone | UnsetType | None = UNSET
+
+
+class UserCreate(Struct, forbid_unknown_fields=True):
+    """An account created by an admin (staff and admins)."""
+
+    email: Email
+    password: Password
+    roles: Annotated[list[Role], Meta(min_length=1, max_length=3)]
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+
+
+class UserAdminUpdate(Struct, forbid_unknown_fields=True):
+    """What an admin may change on an account."""
+
+    roles: Annotated[list[Role], Meta(min_length=1, max_length=3)] | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+
+
+class UserPage(Struct):
+    """A keyset page of users."""
+
+    items: list[UserRead]
+    next_cursor: str | None
+
+
+class SessionRead(Struct):
+    """One of the caller's sessions."""
+
+    id: uuid.UUID
+    device: str
+    created_at: datetime
+    last_used_at: datetime
+    current: bool
+
+
+class AddressIn(Struct, forbid_unknown_fields=True):
+    """A postal address; ``country`` is an ISO 3166-1 alpha-2 code."""
+
+    name: Line
+    line1: Line
+    city: Line
+    postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
+    country: Country
+    line2: Line | None = None
+    region: Line | None = None
+    phone: Phone | None = None
+
+
+class AddressUpdate(Struct, forbid_unknown_fields=True):
+    """Fields to change on an address."""
+
+    name: Line | UnsetType = UNSET
+    line1: Line | UnsetType = UNSET
+    city: Line | UnsetType = UNSET
+    postal_code: Annotated[str, Meta(min_length=1, max_length=20)] | UnsetType = UNSET
+    country: Country | UnsetType = UNSET
+    line2: Line | UnsetType | None = UNSET
+    region: Line | UnsetType | None = UNSET
+    phone: Phone | UnsetType | None = UNSET
+
+
+class AddressRead(Struct):
+    """A stored address."""
+
+    id: uuid.UUID
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+    region: str | None = None
+    phone: str | None = None
+
+
+class PersonalDataExport(Struct):
+    """Every piece of personal data held on the caller (GDPR art. 15 and 20)."""
+
+    profile: UserRead
+    addresses: list[AddressRead]
+    sessions: list[SessionRead]
+    exported_at: datetime

@@ -1,0 +1,264 @@
+"""Account verbs: register, profiles, password changes, erasure, and admin management.
+
+Personal data passes through ``Vault`` on its way in and out; the database only ever sees
+ciphertext and the e-mail's blind index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.accounts.exceptions import (
+    AccountNotFound,
+    EmailTaken,
+    InvalidCredentials,
+    WeakPassword,
+)
+from emporium.accounts.identity import Identity
+from emporium.accounts.models import Address, UserAccount
+from emporium.accounts.protect import AccountsContext, Vault
+from emporium.accounts.schemas import (
+    PasswordChangeIn,
+    ProfileUpdate,
+    RegisterIn,
+    UserAdminUpdate,
+    UserCreate,
+    UserPage,
+    UserRead,
+)
+from emporium.accounts.sessions import revoke_all
+from emporium.core.clock import utcnow
+from emporium.core.pagination import decode_cursor, encode_cursor, invalid_cursor
+from emporium.core.passwords import password_problems
+
+_TABLE = "user_account"
+_PERSONAL = ("first_name", "last_name", "phone")
+
+
+def user_read(vault: Vault, user: UserAccount) -> UserRead:
+    """The API shape of a user, decrypted."""
+
+    def field(column: str) -> str | None:
+        return vault.open(_TABLE, column, user.id, getattr(user, f"{column}_enc"))
+
+    return UserRead(
+        id=user.id,
+        email=field("email") or "",
+        first_name=field("first_name"),
+        last_name=field("last_name"),
+        phone=field("phone"),
+        roles=list(user.roles),
+        is_active=user.is_active,
+        mfa_enabled=user.mfa_enabled,
+        email_verified=user.email_verified,
+        created_at=user.created_at,
+    )
+
+
+async def check_password(password: str, *, email: str, names: tuple[str | None, ...] = ()) -> None:
+    """Apply the password policy (in a thread: rating a long password takes up to ~0.1 s).
+
+    Raises WeakPassword (422 ``weak_password``).
+    """
+    inputs = [email, *(n for n in names if n)]
+    problems = await asyncio.to_thread(password_problems, password, user_inputs=inputs)
+    if problems:
+        raise WeakPassword(
+            "The password is too weak.",
+            errors=[{"loc": ["body", "password"], "msg": p} for p in problems],
+        )
+
+
+async def create_account(
+    session: AsyncSession,
+    ctx: AccountsContext,
+    *,
+    email: str,
+    roles: Sequence[str],
+    password_hash: str | None = None,
+    names: Mapping[str, str | None] | None = None,
+    external_ref: str | None = None,
+) -> UserAccount:
+    """Store a new account (personal data sealed). Raises EmailTaken (409)."""
+    names = dict(names or {})
+    index = ctx.vault.email_index(email)
+    if await session.scalar(select(UserAccount.id).where(UserAccount.email_index == index)):
+        raise EmailTaken("An account with this e-mail exists.")
+    user = UserAccount(
+        id=uuid.uuid4(),
+        email_index=index,
+        password_hash=password_hash,
+        roles=roles,
+        is_active=True,
+        email_verified=False,
+        mfa_enabled=False,
+        external_ref=external_ref,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    user.email_enc = ctx.vault.seal(_TABLE, "email", user.id, email.strip()) or ""
+    for column in _PERSONAL:
+        setattr(user, f"{column}_enc", ctx.vault.seal(_TABLE, column, user.id, names.get(column)))
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration with the same e-mail
+        raise EmailTaken("An account with this e-mail exists.") from exc
+    return user
+
+
+async def register(session: AsyncSession, ctx: AccountsContext, data: RegisterIn) -> UserRead:
+    """Create a customer account. Raises EmailTaken (409), WeakPassword (422)."""
+    await check_password(data.password, email=data.email, names=(data.first_name, data.last_name))
+    user = await create_account(
+        session,
+        ctx,
+        email=data.email,
+        roles=["customer"],
+        password_hash=await ctx.hasher.hash(data.password),
+        names={"first_name": data.first_name, "last_name": data.last_name, "phone": data.phone},
+    )
+    return user_read(ctx.vault, user)
+
+
+async def create_user(session: AsyncSession, ctx: AccountsContext, data: UserCreate) -> UserRead:
+    """Admin: create a staff or admin account. Raises EmailTaken (409), WeakPassword (422)."""
+    await check_password(data.password, email=data.email, names=(data.first_name, data.last_name))
+    user = await create_account(
+        session,
+        ctx,
+        email=data.email,
+        roles=sorted(set(data.roles)),
+        password_hash=await ctx.hasher.hash(data.password),
+        names={"first_name": data.first_name, "last_name": data.last_name},
+    )
+    return user_read(ctx.vault, user)
+
+
+async def _user(session: AsyncSession, user_id: uuid.UUID) -> UserAccount:
+    user = await session.get(UserAccount, user_id)
+    if user is None:
+        raise AccountNotFound("No such user.")
+    return user
+
+
+async def get_profile(session: AsyncSession, ctx: AccountsContext, identity: Identity) -> UserRead:
+    """The caller's own profile."""
+    return user_read(ctx.vault, await _user(session, identity.user_id))
+
+
+async def update_profile(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity, data: ProfileUpdate
+) -> UserRead:
+    """Change the caller's names or phone; nothing else can be set here."""
+    user = await _user(session, identity.user_id)
+    for column, value in msgspec.structs.asdict(data).items():
+        if value is not msgspec.UNSET:
+            setattr(user, f"{column}_enc", ctx.vault.seal(_TABLE, column, user.id, value))
+    user.updated_at = utcnow()
+    await session.flush()
+    return user_read(ctx.vault, user)
+
+
+async def verify_own_password(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity, password: str
+) -> UserAccount:
+    """The caller's account, once ``password`` is confirmed. Raises InvalidCredentials."""
+    user = await _user(session, identity.user_id)
+    if not (await ctx.hasher.verify(user.password_hash, password)).ok:
+        raise InvalidCredentials("The password is wrong.")
+    return user
+
+
+async def change_password(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity, data: PasswordChangeIn
+) -> None:
+    """Set a new password and revoke every other session (OWASP ASVS 3.3.3)."""
+    user = await verify_own_password(session, ctx, identity, data.current_password)
+    email = user_read(ctx.vault, user).email
+    await check_password(data.new_password, email=email)
+    user.password_hash = await ctx.hasher.hash(data.new_password)
+    user.updated_at = utcnow()
+    await revoke_all(session, user.id, reason="password_changed", keep=identity.session_id)
+
+
+async def set_password(
+    session: AsyncSession, ctx: AccountsContext, email: str, password: str
+) -> None:
+    """Operator: set a user's password (imported accounts); revokes every session."""
+    user = await session.scalar(
+        select(UserAccount).where(UserAccount.email_index == ctx.vault.email_index(email))
+    )
+    if user is None:
+        raise AccountNotFound("No account with that e-mail.")
+    await check_password(password, email=email)
+    user.password_hash = await ctx.hasher.hash(password)
+    await revoke_all(session, user.id, reason="password_set")
+
+
+async def erase_me(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity, password: str
+) -> None:
+    """Erase the caller's personal data (GDPR art. 17): the account row is anonymised (kept
+    for orders and reviews), addresses are deleted and every session is revoked."""
+    user = await verify_own_password(session, ctx, identity, password)
+    erased = f"erased-{user.id}@invalid"
+    user.email_index = ctx.vault.email_index(erased)
+    user.email_enc = ctx.vault.seal(_TABLE, "email", user.id, erased) or ""
+    user.first_name_enc = user.last_name_enc = user.phone_enc = None
+    user.password_hash = None
+    user.is_active = False
+    user.updated_at = utcnow()
+    for address in await session.scalars(select(Address).where(Address.user_id == user.id)):
+        await session.delete(address)
+    await revoke_all(session, user.id, reason="account_erased")
+
+
+async def admin_update(
+    session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID, data: UserAdminUpdate
+) -> UserRead:
+    """Admin: change roles or deactivate; deactivation revokes every session at once."""
+    user = await _user(session, user_id)
+    if data.roles is not msgspec.UNSET:
+        user.roles = sorted(set(data.roles))
+    if data.is_active is not msgspec.UNSET:
+        user.is_active = data.is_active
+        if not data.is_active:
+            await revoke_all(session, user.id, reason="deactivated")
+    user.updated_at = utcnow()
+    await session.flush()
+    return user_read(ctx.vault, user)
+
+
+async def admin_get(session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID) -> UserRead:
+    """Admin: one account. Raises AccountNotFound (404)."""
+    return user_read(ctx.vault, await _user(session, user_id))
+
+
+async def admin_list(
+    session: AsyncSession, ctx: AccountsContext, *, limit: int, cursor: str | None
+) -> UserPage:
+    """Admin: accounts, oldest first, as a keyset page."""
+    stmt = select(UserAccount).order_by(UserAccount.created_at, UserAccount.id)
+    if cursor:
+        value, last_id = decode_cursor(cursor, "created_at")
+        try:
+            after = datetime.fromisoformat(str(value))
+        except ValueError as exc:
+            raise invalid_cursor() from exc
+        stmt = stmt.where(tuple_(UserAccount.created_at, UserAccount.id) > tuple_(after, last_id))
+    users = list(await session.scalars(stmt.limit(limit + 1)))
+    items = [user_read(ctx.vault, u) for u in users[:limit]]
+    next_cursor = None
+    if len(users) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor("created_at", last.created_at.isoformat(), last.id)
+    return UserPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,199 @@
+"""Password policy and password hashing (NIST SP 800-63B 5.1.1.2, OWASP ASVS 2.1 and 2.4).
+
+Policy: 12 to 128 characters counted as Unicode code points after NFKC normalisation, any
+character allowed, no composition rules, never truncated; refused when it is in zxcvbn's
+list of common passwords or when zxcvbn rates it below 3 ("safely unguessable") given the
+user's own words (e-mail, names).
+
+Storage: ``argon2id(HMAC-SHA256(pepper, NFKC(password)))``. Argon2id with at least the OWASP
+floor (m=19 MiB, t=2, p=1) makes each guess expensive; the pepper is a secret kept outside
+the database (settings or a key file), so a stolen database alone cannot be brute-forced at
+all. Work runs in a thread, never on the event loop, and at most ``max_concurrent`` runs at
+once, so a login flood queues instead of allocating 19 MiB per request without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol, TypeVar
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn  # type: ignore[import-untyped,unused-ignore]
+from zxcvbn.frequency_lists import (  # type: ignore[import-untyped,unused-ignore]
+    FREQUENCY_LISTS,
+)
+
+MIN_LENGTH = 12
+"""Fewest code points a password may have (NIST asks 8; OWASP ASVS 2.1.1 asks 12)."""
+MAX_LENGTH = 128
+"""Most code points accepted; NIST asks to allow at least 64. Bounds hashing and scoring cost."""
+MIN_SCORE = 3
+"""Lowest zxcvbn score (0-4) accepted: 3 means about 10^8 guesses or more."""
+MIN_PEPPER_BYTES = 16
+
+TOO_SHORT = f"Use at least {MIN_LENGTH} characters."
+TOO_LONG = f"Use at most {MAX_LENGTH} characters."
+TOO_COMMON = "This is one of the most common passwords; choose another."
+TOO_GUESSABLE = "This password is easy to guess; a few unrelated words make a strong one."
+
+_T = TypeVar("_T")
+_WORD_SPLIT = re.compile(r"[\W_]+")
+_zxcvbn_lock = threading.Lock()  # zxcvbn keeps the user inputs in a module-level dict
+
+
+def normalize_password(pw: str) -> str:
+    """The password in NFKC form (NIST SP 800-63B 5.1.1.2), so that any way of typing the
+    same characters (composed or decomposed accents, full-width digits) is the same secret."""
+    return unicodedata.normalize("NFKC", pw)
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    """zxcvbn's shipped list of 30,000 common and breached passwords, lower-cased."""
+    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
+
+
+def _user_words(user_inputs: Sequence[str]) -> list[str]:
+    """The user's inputs, plus their parts: ``jane.doe@x.org`` also yields ``jane.doe``,
+    ``jane`` and ``doe``, so a password built from pieces of the e-mail scores low."""
+    words: list[str] = []
+    for item in user_inputs:
+        text = normalize_password(item).casefold()
+        words.append(text)
+        if "@" in text:
+            words.append(text.split("@", 1)[0])
+        words.extend(part for part in _WORD_SPLIT.split(text) if len(part) >= 3)
+    return words
+
+
+def password_problems(pw: str, *, user_inputs: Sequence[str] = ()) -> list[str]:
+    """What is wrong with a new password, as short user-facing sentences; empty when
+    acceptable. ``user_inputs`` are the user's own words (e-mail, names) to rate it against.
+
+    Messages never echo the password. Costs up to about 0.1 s of CPU for a 128-character
+    password (zxcvbn): from async code run it with ``asyncio.to_thread``; it is thread-safe.
+    """
+    normalized = normalize_password(pw)
+    problems: list[str] = []
+    if len(normalized) < MIN_LENGTH:
+        problems.append(TOO_SHORT)
+    if len(normalized) > MAX_LENGTH:
+        return [TOO_LONG]  # not scored: rating very long input is slow
+    if normalized.casefold() in _common_passwords():
+        problems.append(TOO_COMMON)
+    elif normalized:
+        with _zxcvbn_lock:
+            score = zxcvbn(normalized, user_inputs=_user_words(user_inputs), max_length=MAX_LENGTH)
+        if score["score"] < MIN_SCORE:
+            problems.append(TOO_GUESSABLE)
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of :meth:`PasswordHasher.verify`: ``needs_rehash`` is only ever true when
+    ``ok`` is, and then the caller stores ``await hasher.hash(password)`` in place."""
+
+    ok: bool
+    needs_rehash: bool
+
+
+class BlockingRunner(Protocol):
+    """Runs a blocking function away from the event loop (``asyncio.to_thread`` by default)."""
+
+    def __call__(self, func: Callable[[], _T], /) -> Awaitable[_T]: ...
+
+
+class PasswordHasher:
+    """Argon2id password hashing with a pepper, off the event loop and bounded in concurrency.
+
+    Defaults are the OWASP Password Storage Cheat Sheet floor for Argon2id: ``time_cost=2``
+    passes, ``memory_cost=19456`` KiB (19 MiB), ``parallelism=1``. Changing a parameter later
+    is safe: old hashes still verify and report ``needs_rehash`` so login upgrades them.
+    ``pepper`` (at least 16 random bytes) must stay the same for stored hashes to verify.
+    Peak memory is about ``max_concurrent * memory_cost``; further calls wait their turn.
+    ``run_blocking`` is the seam that moves work to a thread; tests wrap it to observe calls.
+    Construction computes the dummy hash (one hash, tens of ms): build one hasher per process
+    at startup and use it from that process's event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        pepper: bytes,
+        time_cost: int = 2,
+        memory_cost: int = 19456,
+        parallelism: int = 1,
+        max_concurrent: int = 4,
+        run_blocking: BlockingRunner = asyncio.to_thread,
+    ) -> None:
+        if len(pepper) < MIN_PEPPER_BYTES:
+            raise ValueError(f"the pepper must be at least {MIN_PEPPER_BYTES} random bytes")
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self._pepper = pepper
+        self._argon = argon2.PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_cost,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=argon2.Type.ID,
+        )
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._run_blocking = run_blocking
+        # Verified in place of a missing account's hash: same parameters, so the same cost.
+        # No password matches it: it hashes random bytes, and verify() answers False anyway.
+        self._dummy_hash = self._argon.hash(secrets.token_bytes(32))
+
+    def _peppered(self, password: str) -> bytes:
+        """HMAC-SHA256(pepper, NFKC(password)): 32 bytes whatever the length, never truncated."""
+        data = normalize_password(password).encode("utf-8")
+        return hmac.new(self._pepper, data, hashlib.sha256).digest()
+
+    def _hash_now(self, password: str) -> str:
+        return self._argon.hash(self._peppered(password))
+
+    def _verify_now(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._argon.verify(stored_hash, self._peppered(password))
+        except (VerificationError, InvalidHashError, UnicodeError):
+            # Wrong password (VerifyMismatchError), or a corrupted or foreign hash.
+            return False
+
+    async def _run(self, func: Callable[[], _T]) -> _T:
+        """Wait for a free slot, then run ``func`` in a thread."""
+        async with self._slots:
+            return await self._run_blocking(func)
+
+    async def hash(self, password: str) -> str:
+        """The encoded Argon2id hash to store (PHC string format), for example
+        ``$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>``; about 100 ASCII characters.
+
+        Does not check the policy: call :func:`password_problems` first.
+        """
+        return await self._run(lambda: self._hash_now(password))
+
+    async def verify(self, stored_hash: str | None, password: str) -> VerifyResult:
+        """Check ``password`` against ``stored_hash`` in constant time (OWASP ASVS 2.4).
+
+        ``stored_hash=None`` (unknown e-mail, or no password set) verifies against a dummy hash
+        of the same cost, so the answer takes as long as for a real account, and is not ok.
+        A corrupted or unparsable hash is not ok; nothing here raises for bad input.
+        """
+        if stored_hash is None:
+            dummy = self._dummy_hash
+            await self._run(lambda: self._verify_now(dummy, password))
+            return VerifyResult(ok=False, needs_rehash=False)
+        ok = await self._run(lambda: self._verify_now(stored_hash, password))
+        return VerifyResult(ok=ok, needs_rehash=ok and self._argon.check_needs_rehash(stored_hash))

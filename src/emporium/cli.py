@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -33,8 +34,9 @@ from emporium.core.keys import (
     load_or_create_key_file,
     write_key_file,
 )
-from emporium.importers import demo, dummyjson
+from emporium.importers import demo, dummyjson, dummyjson_users
 from emporium.importers.common import ImportFailed, ImportReport, ImportReview, write_catalog
+from emporium.importers.dummyjson_users import ImportUser
 
 
 @click.group()
@@ -138,7 +140,10 @@ def _progress(total: int) -> AbstractContextManager[Any]:
 
 
 def _run_import(
-    settings: Settings, products: Sequence[ImportProduct], reviews: Sequence[ImportReview]
+    settings: Settings,
+    products: Sequence[ImportProduct],
+    reviews: Sequence[ImportReview],
+    users: Sequence[ImportUser] = (),
 ) -> ImportReport:
     report = ImportReport()
     install_change_tracking()
@@ -147,15 +152,19 @@ def _run_import(
         engine = create_engine(settings)
         try:
             async with create_sessionmaker(engine)() as session, session.begin():
+                author_of = None
+                if users:
+                    ctx = build_context(settings, load_key_file(settings.key_file))
+                    accounts = await dummyjson_users.write_users(session, ctx, list(users), report)
+
+                    def author_of(email: str) -> uuid.UUID | None:
+                        return accounts.get(ctx.vault.email_index(email))
+
                 with _progress(len(products) + len(reviews)) as bar:
                     await write_catalog(
-                        session,
-                        products,
-                        reviews,
-                        currency=settings.currency,
-                        report=report,
-                        progress=bar.update if bar is not None else None,
-                    )
+                        session, products, reviews, currency=settings.currency, report=report,
+                        progress=bar.update if bar is not None else None, author_of=author_of,
+                    )  # fmt: skip
                 # Running servers evict what changed (PostgreSQL NOTIFY, sent on commit).
                 await ChangeFeed().before_commit(session)
         finally:
@@ -165,14 +174,14 @@ def _run_import(
     return report
 
 
-def _import_command(parse: Callable[[], tuple[Any, Any, Any]]) -> None:
+def _import_command(parse: Callable[[], tuple[Any, Any, Any, Any]]) -> None:
     settings = _settings()
     _prepare_database(settings)
     try:
-        products, reviews, problems = parse()
+        products, reviews, problems, users = parse()
         for problem in problems:
             click.echo(f"skipped: {problem}", err=True)
-        report = _run_import(settings, products, reviews)
+        report = _run_import(settings, products, reviews, users)
     except ImportFailed as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -189,8 +198,16 @@ def _import_command(parse: Callable[[], tuple[Any, Any, Any]]) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="import the valid rows, report the rest")
 def import_dummyjson(directory: Path, skip_invalid: bool) -> None:
-    """Import DIR/dummyjson-products.json (categories, products, reviews)."""
-    _import_command(lambda: dummyjson.parse(directory, skip_invalid=skip_invalid))
+    """Import DIR/dummyjson-users.json (accounts, addresses; no cards, IBANs, SSNs or
+    passwords) and DIR/dummyjson-products.json (categories, products, reviews linked to
+    their authors)."""
+
+    def parse() -> tuple[Any, Any, Any, Any]:
+        users, user_problems = dummyjson_users.parse(directory, skip_invalid=skip_invalid)
+        products, reviews, problems = dummyjson.parse(directory, skip_invalid=skip_invalid)
+        return products, reviews, [*user_problems, *problems], users
+
+    _import_command(parse)
 
 
 @import_.command("shopify-csv")
@@ -201,11 +218,11 @@ def import_dummyjson(directory: Path, skip_invalid: bool) -> None:
 def import_shopify(files: tuple[Path, ...], skip_invalid: bool) -> None:
     """Import Shopify product CSV exports (one row per variant, grouped by Handle)."""
 
-    def parse() -> tuple[Any, Any, Any]:
+    def parse() -> tuple[Any, Any, Any, Any]:
         from emporium.importers import shopify
 
         products, problems = shopify.parse(list(files), skip_invalid=skip_invalid)
-        return products, [], problems
+        return products, [], problems, []
 
     _import_command(parse)
 

@@ -71,6 +71,7 @@ class ImportReview(Struct):
     author_name: str
     created_at: datetime
     title: str | None = None
+    author_email: str | None = None  # to link the review to an imported account; not stored
 
 
 class ImportReport(Struct):
@@ -118,6 +119,7 @@ async def write_catalog(
     currency: str,
     report: ImportReport,
     progress: Progress | None = None,
+    author_of: Callable[[str], uuid.UUID | None] | None = None,
 ) -> None:
     """Upsert products (with their categories) and reviews into ``session``'s transaction.
 
@@ -145,8 +147,10 @@ async def write_catalog(
     touched: Counter[uuid.UUID] = Counter()
     for review in reviews:
         product_id = ids[review.product_ref]
+        author_id = author_of(review.author_email) if author_of and review.author_email else None
         review_outcome = await upsert_review(
             session,
+            author_id=author_id,
             product_id=product_id,
             external_ref=review.external_ref,
             rating=review.rating,

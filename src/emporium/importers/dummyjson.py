@@ -132,6 +132,7 @@ def _parse_reviews(
                     body=body[:5000],
                     author_name=name.strip()[:200],
                     created_at=_instant(item.get("date")),
+                    author_email=item.get("reviewerEmail") or None,
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:

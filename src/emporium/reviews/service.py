@@ -106,6 +106,7 @@ async def upsert_review(
     author_name: str,
     created_at: datetime,
     title: str | None = None,
+    author_id: uuid.UUID | None = None,
 ) -> str:
     """Create or bring up to date an imported review; returns created/updated/unchanged.
 
@@ -119,6 +120,7 @@ async def upsert_review(
         "title": title,
         "author_name": author_name,
         "created_at": created_at,
+        "author_id": author_id,
     }
     if review is None:
         session.add(

@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Server
+from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
 from sqlalchemy import make_url
@@ -138,7 +138,15 @@ def create_app(settings: Settings) -> Litestar:
             servers=[Server(url="/")],
             path="/docs",
             render_plugins=[ScalarRenderPlugin(path="/")],
-        )
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT",
+                        description="Access token from POST /api/v1/auth/login",
+                    )
+                }
+            ),
+        )  # fmt: skip
     app = Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),

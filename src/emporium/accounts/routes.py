@@ -35,6 +35,7 @@ from emporium.accounts.schemas import (
     UserRead,
 )
 from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbSession
 
@@ -70,25 +71,45 @@ async def refresh(session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]) 
     return await sessions.refresh(session, accounts, data.refresh_token)
 
 
-@post("/auth/logout", tags=["accounts"], status_code=204, guards=[signed_in], responses=AUTH)
+@post(
+    "/auth/logout",
+    tags=["accounts"],
+    status_code=204,
+    guards=[signed_in],
+    security=BEARER,
+    responses=AUTH,
+)
 async def logout(session: DbSession, identity: Me) -> None:
     """End this session on every server node."""
     await sessions.logout(session, identity)
 
 
-@get("/auth/sessions", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@get("/auth/sessions", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def list_sessions(session: DbSession, identity: Me) -> list[SessionRead]:
     """The caller's live sessions."""
     return await sessions.list_sessions(session, identity)
 
 
-@delete("/auth/sessions/{session_id:uuid}", tags=["accounts"], guards=[signed_in], responses=OWNER)
+@delete(
+    "/auth/sessions/{session_id:uuid}",
+    tags=["accounts"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=OWNER,
+)
 async def revoke_session(session: DbSession, identity: Me, session_id: FromPath[uuid.UUID]) -> None:
     """Revoke one of the caller's sessions (another user's answers 404)."""
     await sessions.revoke_session(session, identity, session_id)
 
 
-@post("/auth/password", tags=["accounts"], status_code=204, guards=[signed_in], responses=AUTH)
+@post(
+    "/auth/password",
+    tags=["accounts"],
+    status_code=204,
+    guards=[signed_in],
+    security=BEARER,
+    responses=AUTH,
+)
 async def change_password(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[PasswordChangeIn]
 ) -> None:
@@ -96,13 +117,13 @@ async def change_password(
     await service.change_password(session, accounts, identity, data)
 
 
-@get("/users/me", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@get("/users/me", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def me(session: DbSession, accounts: Ctx, identity: Me) -> UserRead:
     """The caller's profile."""
     return await service.get_profile(session, accounts, identity)
 
 
-@patch("/users/me", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@patch("/users/me", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def update_me(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[ProfileUpdate]
 ) -> UserRead:
@@ -110,13 +131,13 @@ async def update_me(
     return await service.update_profile(session, accounts, identity, data)
 
 
-@get("/users/me/export", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@get("/users/me/export", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def export_me(session: DbSession, accounts: Ctx, identity: Me) -> PersonalDataExport:
     """Every piece of personal data held on the caller."""
     return await addresses.export_personal_data(session, accounts, identity)
 
 
-@delete("/users/me", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@delete("/users/me", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def erase_me(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[PasswordIn]
 ) -> None:
@@ -124,13 +145,13 @@ async def erase_me(
     await service.erase_me(session, accounts, identity, data.password)
 
 
-@get("/users/me/addresses", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@get("/users/me/addresses", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def list_addresses(session: DbSession, accounts: Ctx, identity: Me) -> list[AddressRead]:
     """The caller's addresses."""
     return await addresses.list_addresses(session, accounts, identity)
 
 
-@post("/users/me/addresses", tags=["accounts"], guards=[signed_in], responses=AUTH)
+@post("/users/me/addresses", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
 async def add_address(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[AddressIn]
 ) -> AddressRead:
@@ -139,7 +160,11 @@ async def add_address(
 
 
 @patch(
-    "/users/me/addresses/{address_id:uuid}", tags=["accounts"], guards=[signed_in], responses=OWNER
+    "/users/me/addresses/{address_id:uuid}",
+    tags=["accounts"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=OWNER,
 )
 async def update_address(
     session: DbSession,
@@ -153,14 +178,18 @@ async def update_address(
 
 
 @delete(
-    "/users/me/addresses/{address_id:uuid}", tags=["accounts"], guards=[signed_in], responses=OWNER
+    "/users/me/addresses/{address_id:uuid}",
+    tags=["accounts"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=OWNER,
 )
 async def delete_address(session: DbSession, identity: Me, address_id: FromPath[uuid.UUID]) -> None:
     """Delete one of the caller's addresses (404 for anyone else's)."""
     await addresses.delete_address(session, identity, address_id)
 
 
-@get("/users", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+@get("/users", tags=["admin"], guards=[role("admin")], security=BEARER, responses=ADMIN)
 async def list_users(
     session: DbSession,
     accounts: Ctx,
@@ -171,19 +200,31 @@ async def list_users(
     return await service.admin_list(session, accounts, limit=limit, cursor=cursor)
 
 
-@get("/users/{user_id:uuid}", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+@get(
+    "/users/{user_id:uuid}",
+    tags=["admin"],
+    guards=[role("admin")],
+    security=BEARER,
+    responses=ADMIN,
+)
 async def get_user(session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID]) -> UserRead:
     """Admin: one account."""
     return await service.admin_get(session, accounts, user_id)
 
 
-@post("/users", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+@post("/users", tags=["admin"], guards=[role("admin")], security=BEARER, responses=ADMIN)
 async def create_user(session: DbSession, accounts: Ctx, data: JSONBody[UserCreate]) -> UserRead:
     """Admin: create a staff or admin account."""
     return await service.create_user(session, accounts, data)
 
 
-@patch("/users/{user_id:uuid}", tags=["admin"], guards=[role("admin")], responses=ADMIN)
+@patch(
+    "/users/{user_id:uuid}",
+    tags=["admin"],
+    guards=[role("admin")],
+    security=BEARER,
+    responses=ADMIN,
+)
 async def update_user(
     session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID], data: JSONBody[UserAdminUpdate]
 ) -> UserRead:

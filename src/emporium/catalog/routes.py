@@ -27,6 +27,7 @@ from emporium.catalog.schemas import (
 )
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbReader, DbSession
 
@@ -47,6 +48,7 @@ async def list_categories(reader: DbReader) -> list[CategoryRead]:
     "/categories",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     summary="Create a category",
     responses=problem_responses(401, 404, 409, 415),
 )
@@ -59,6 +61,7 @@ async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) ->
     "/categories/{category_id:uuid}",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def update_category(
@@ -72,6 +75,7 @@ async def update_category(
     "/categories/{category_id:uuid}",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) -> None:
@@ -146,6 +150,7 @@ async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]
     "/products",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     summary="Create a product",
     responses=problem_responses(401, 404, 409, 415),
 )
@@ -160,6 +165,7 @@ async def create_product(
     "/products/{id_or_slug:str}",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def update_product(
@@ -173,6 +179,7 @@ async def update_product(
     "/products/{id_or_slug:str}",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
@@ -184,6 +191,7 @@ async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
     "/products/{id_or_slug:str}/variants",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def add_variant(
@@ -197,6 +205,7 @@ async def add_variant(
     "/variants/{variant_id:uuid}",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def update_variant(
@@ -210,6 +219,7 @@ async def update_variant(
     "/variants/{variant_id:uuid}",
     tags=["catalog"],
     guards=[STAFF],
+    security=BEARER,
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) -> None:

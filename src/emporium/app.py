@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from litestar import Litestar, Request, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
@@ -43,7 +44,7 @@ from emporium.reviews.routes import reviews_router
 API_PREFIX = "/api/v1"
 
 
-def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
+async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     """Create the engines, the change feed, the product cache and Redis on ``app.state``."""
     state = app.state
     state.engine = create_engine(settings)
@@ -61,9 +62,14 @@ def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
         from redis.asyncio import Redis
 
         state.redis = Redis.from_url(settings.redis_url)
+    state.raw_pool = None
     if settings.is_sqlite:
         return []
     dsn = make_url(settings.database_url).set(drivername="postgresql")
+    state.raw_pool = await asyncpg.create_pool(
+        dsn.render_as_string(hide_password=False), min_size=0,
+        max_size=settings.database_pool_size,
+    )  # fmt: skip
     listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
     return [asyncio.create_task(listen, name="emporium-change-feed")]
 
@@ -73,6 +79,8 @@ async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     state = app.state
+    if state.raw_pool is not None:
+        await state.raw_pool.close()
     if state.redis is not None:
         await state.redis.aclose()
     await state.engine.dispose()
@@ -85,7 +93,7 @@ async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
 def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        tasks = _open(app, settings)
+        tasks = await _open(app, settings)
         try:
             yield
         finally:

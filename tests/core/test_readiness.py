@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -41,10 +42,10 @@ async def test_not_ready_when_redis_is_down(settings: Settings) -> None:
     assert "redis" in response.json()["detail"]
 
 
-async def test_not_ready_when_the_database_is_unreachable(tmp_path: object) -> None:
+async def test_not_ready_when_the_database_is_unreachable(key_file: Path) -> None:
     """A node whose PostgreSQL is unreachable reports 503, while /healthz stays 200."""
     url = f"postgresql+asyncpg://nobody@127.0.0.1:{_closed_port()}/none"
-    app = create_app(Settings(database_url=url, log_level="ERROR"))
+    app = create_app(Settings(database_url=url, log_level="ERROR", key_file=key_file))
     async with AsyncTestClient(app=app) as client:
         ready = await client.get("/readyz")
         alive = await client.get("/healthz")

@@ -104,6 +104,6 @@ async def export_personal_data(
     return PersonalDataExport(
         profile=await get_profile(session, ctx, identity),
         addresses=await list_addresses(session, ctx, identity),
-        sessions=await list_sessions(session, identity),
+        sessions=await list_sessions(session, ctx, identity),
         exported_at=utcnow(),
     )

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select
 
 from emporium.accounts.exceptions import RoleRequired, SessionEnded
 from emporium.accounts.models import AuthSession, UserAccount
+from emporium.accounts.timeouts import session_live
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import Unauthorized
@@ -29,7 +30,16 @@ _STAFF_ROLES = frozenset({"staff", "admin"})
 _S = AuthSession.__table__.c
 _U = UserAccount.__table__.c
 _LIVE_SESSION = (
-    select(_S.revoked_at, _S.expires_at, _S.idle_expires_at, _U.is_active, _U.roles)
+    select(
+        _S.user_id,
+        _S.revoked_at,
+        _S.created_at,
+        _S.last_used_at,
+        _S.expires_at,
+        _S.idle_expires_at,
+        _U.is_active,
+        _U.roles,
+    )
     .select_from(AuthSession.__table__.join(UserAccount.__table__, _S.user_id == _U.id))
     .where(_S.id == bindparam("sid", type_=_S.id.type))
 )
@@ -97,13 +107,20 @@ async def _verify(connection: Connection, token: str) -> Identity:
     session_id = uuid.UUID(claims.sid)
     async with read_connection(app_state.read_engine) as reader:
         row = (await reader.execute(_LIVE_SESSION, {"sid": session_id})).first()
-    now = utcnow()
     if (
         row is None
-        or row.revoked_at is not None
         or not row.is_active
-        or now >= row.expires_at
-        or now >= row.idle_expires_at
+        or str(row.user_id) != claims.sub
+        or not session_live(
+            ctx,
+            now=utcnow(),
+            roles=row.roles,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
+            idle_expires_at=row.idle_expires_at,
+            revoked_at=row.revoked_at,
+        )
     ):
         raise SessionEnded("The session has ended; sign in again.")
     return Identity(user_id=uuid.UUID(claims.sub), session_id=session_id, roles=tuple(row.roles))

@@ -85,9 +85,9 @@ async def logout(session: DbSession, identity: Me) -> None:
 
 
 @get("/auth/sessions", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
-async def list_sessions(session: DbSession, identity: Me) -> list[SessionRead]:
+async def list_sessions(session: DbSession, accounts: Ctx, identity: Me) -> list[SessionRead]:
     """The caller's live sessions."""
-    return await sessions.list_sessions(session, identity)
+    return await sessions.list_sessions(session, accounts, identity)
 
 
 @delete(

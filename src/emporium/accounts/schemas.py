@@ -9,7 +9,10 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Surrounding white space is allowed (and stripped when stored): " A@B.com " is a@b.com.
+Email = Annotated[
+    str, Meta(min_length=3, max_length=254, pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")
+]
 # Length rules (12..128 after normalisation) are checked by the password policy; this bound
 # only stops absurd bodies before any work is done.
 Password = Annotated[str, Meta(min_length=1, max_length=1024)]
@@ -113,10 +116,11 @@ class UserPage(Struct):
 
 
 class SessionRead(Struct):
-    """One of the caller's sessions."""
+    """One of the caller's sessions; ``ip`` is the address it signed in from."""
 
     id: uuid.UUID
     device: str
+    ip: str | None
     created_at: datetime
     last_used_at: datetime
     current: bool

@@ -23,7 +23,7 @@ from emporium.accounts.exceptions import (
     WeakPassword,
 )
 from emporium.accounts.identity import Identity
-from emporium.accounts.models import Address, UserAccount
+from emporium.accounts.models import Address, AuthSession, UserAccount
 from emporium.accounts.protect import AccountsContext, Vault
 from emporium.accounts.schemas import (
     PasswordChangeIn,
@@ -183,8 +183,10 @@ async def change_password(
 ) -> None:
     """Set a new password and revoke every other session (OWASP ASVS 3.3.3)."""
     user = await verify_own_password(session, ctx, identity, data.current_password)
-    email = user_read(ctx.vault, user).email
-    await check_password(data.new_password, email=email)
+    profile = user_read(ctx.vault, user)
+    await check_password(
+        data.new_password, email=profile.email, names=(profile.first_name, profile.last_name)
+    )
     user.password_hash = await ctx.hasher.hash(data.new_password)
     user.updated_at = utcnow()
     await revoke_all(session, user.id, reason="password_changed", keep=identity.session_id)
@@ -199,7 +201,8 @@ async def set_password(
     )
     if user is None:
         raise AccountNotFound("No account with that e-mail.")
-    await check_password(password, email=email)
+    profile = user_read(ctx.vault, user)
+    await check_password(password, email=email, names=(profile.first_name, profile.last_name))
     user.password_hash = await ctx.hasher.hash(password)
     await revoke_all(session, user.id, reason="password_set")
 
@@ -219,7 +222,10 @@ async def erase_me(
     user.updated_at = utcnow()
     for address in await session.scalars(select(Address).where(Address.user_id == user.id)):
         await session.delete(address)
-    await revoke_all(session, user.id, reason="account_erased")
+    # Sessions hold the sign-in IP address and the device: delete them, which also ends them.
+    for auth in await session.scalars(select(AuthSession).where(AuthSession.user_id == user.id)):
+        await session.delete(auth)
+    await session.flush()
 
 
 async def admin_update(

@@ -21,18 +21,15 @@ from emporium.accounts.exceptions import (
     SessionNotFound,
     TokenReused,
 )
-from emporium.accounts.identity import Identity, is_staff_roles
+from emporium.accounts.identity import Identity
 from emporium.accounts.models import AuthSession, RefreshToken, UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import LoginIn, SessionRead, TokenPair
+from emporium.accounts.timeouts import session_live, timeout_kind
 from emporium.core.clock import utcnow
 from emporium.core.tokens import hash_opaque_token, issue_access_token, new_opaque_token
 
 REFRESH_PURPOSE = "refresh"
-
-
-def _kind(roles: list[str]) -> str:
-    return "staff" if is_staff_roles(roles) else "customer"
 
 
 async def _issue(
@@ -93,7 +90,7 @@ async def open_session(
 ) -> TokenPair:
     """Start a session for ``user`` (whose credentials were checked) and issue its tokens."""
     now = utcnow()
-    kind = _kind(user.roles)
+    kind = timeout_kind(user.roles)
     auth = AuthSession(
         id=uuid.uuid4(),
         user_id=user.id,
@@ -109,10 +106,18 @@ async def open_session(
     return await _issue(session, ctx, auth, list(user.roles))
 
 
-def session_is_live(auth: AuthSession) -> bool:
-    """True while the session is neither revoked nor past its idle or absolute timeout."""
-    now = utcnow()
-    return auth.revoked_at is None and now < auth.expires_at and now < auth.idle_expires_at
+def session_is_live(ctx: AccountsContext, auth: AuthSession, roles: list[str]) -> bool:
+    """True while the session is neither revoked nor past its timeouts for ``roles``."""
+    return session_live(
+        ctx,
+        now=utcnow(),
+        roles=roles,
+        created_at=auth.created_at,
+        last_used_at=auth.last_used_at,
+        expires_at=auth.expires_at,
+        idle_expires_at=auth.idle_expires_at,
+        revoked_at=auth.revoked_at,
+    )
 
 
 async def refresh(session: AsyncSession, ctx: AccountsContext, token: str) -> TokenPair:
@@ -141,11 +146,11 @@ async def refresh(session: AsyncSession, ctx: AccountsContext, token: str) -> To
         await session.flush()
         raise TokenReused("This refresh token was already used; the session is revoked.")
     user = await session.get(UserAccount, auth.user_id)
-    if user is None or not user.is_active or not session_is_live(auth):
+    if user is None or not user.is_active or not session_is_live(ctx, auth, list(user.roles)):
         raise SessionEnded("The session has ended.")
     now = utcnow()
     auth.last_used_at = now
-    idle = timedelta(minutes=ctx.idle_minutes[_kind(user.roles)])
+    idle = timedelta(minutes=ctx.idle_minutes[timeout_kind(user.roles)])
     auth.idle_expires_at = min(now + idle, auth.expires_at)
     return await _issue(session, ctx, auth, list(user.roles))
 
@@ -177,8 +182,10 @@ async def revoke_all(
     await session.flush()
 
 
-async def list_sessions(session: AsyncSession, identity: Identity) -> list[SessionRead]:
-    """The caller's live sessions, newest first."""
+async def list_sessions(
+    session: AsyncSession, ctx: AccountsContext, identity: Identity
+) -> list[SessionRead]:
+    """The caller's live sessions, newest first, with the address each signed in from."""
     stmt = (
         select(AuthSession)
         .where(AuthSession.user_id == identity.user_id, AuthSession.revoked_at.is_(None))
@@ -188,12 +195,13 @@ async def list_sessions(session: AsyncSession, identity: Identity) -> list[Sessi
         SessionRead(
             id=a.id,
             device=a.device,
+            ip=ctx.vault.open("auth_session", "ip", a.id, a.ip_enc),
             created_at=a.created_at,
             last_used_at=a.last_used_at,
             current=a.id == identity.session_id,
         )
         for a in await session.scalars(stmt)
-        if session_is_live(a)
+        if session_is_live(ctx, a, list(identity.roles))
     ]
 
 

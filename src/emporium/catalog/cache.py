@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from emporium.catalog.models import Product, ProductTag, Variant
-from emporium.catalog.queries import get_product
+from emporium.catalog.queries import get_product, get_product_raw
 from emporium.catalog.schemas import ProductRead
 from emporium.core.changes import ALL, record_change
 from emporium.core.db import ReadEngine, read_connection
@@ -125,17 +125,28 @@ class ProductCache:
 
 
 async def read_product(
-    read_engine: ReadEngine, cache: ProductCache, id_or_slug: str, *, include_unpublished: bool
+    read_engine: ReadEngine,
+    cache: ProductCache,
+    id_or_slug: str,
+    *,
+    include_unpublished: bool,
+    raw_pool: Any = None,
 ) -> ProductRead:
     """A product for ``GET /products/{id_or_slug}``: from the cache for anonymous and customer
     callers when fresh, else from the database (and then cached if published).
 
-    Staff (``include_unpublished``) always read the database. Raises ProductNotFound (404).
+    Staff (``include_unpublished``) always read the database. ``raw_pool``: an asyncpg pool
+    (PostgreSQL) for the database read. Raises ProductNotFound (404).
     """
     if not include_unpublished and (hit := cache.get(id_or_slug)) is not None:
         return hit
     epoch = cache.epoch
-    async with read_connection(read_engine) as reader:
-        product = await get_product(reader, id_or_slug, include_unpublished=include_unpublished)
+    if raw_pool is not None:
+        product = await get_product_raw(
+            raw_pool, id_or_slug, include_unpublished=include_unpublished
+        )
+    else:
+        async with read_connection(read_engine) as reader:
+            product = await get_product(reader, id_or_slug, include_unpublished=include_unpublished)
     cache.put(product, epoch=epoch)
     return product

@@ -118,6 +118,31 @@ _PRODUCT_BY_KEY = {
 }
 
 
+def _raw_sql(statement: Select[Any]) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    return str(statement.compile(dialect=postgresql.asyncpg.dialect()))  # type: ignore[no-untyped-call]
+
+
+# The same two statements as plain asyncpg SQL ($1), for the hottest read: a product page
+# missing from the cache. Skipping SQLAlchemy's execution layer there halves the CPU spent
+# per read (ADR 4).
+_RAW_BY_KEY = tuple(_raw_sql(s) for s in _PRODUCT_BY_KEY["postgresql"])
+
+
+async def get_product_raw(pool: Any, id_or_slug: str, *, include_unpublished: bool) -> ProductRead:
+    """:func:`get_product` on PostgreSQL through an asyncpg pool (same answer, less CPU).
+
+    Raises ProductNotFound (404).
+    """
+    product_id, slug = parse_product_key(id_or_slug)
+    doc = await pool.fetchval(_RAW_BY_KEY[0 if product_id else 1], product_id or slug)
+    product = None if doc is None else _PRODUCT_DECODER.decode(doc)
+    if product is None or not (product.published or include_unpublished):
+        raise ProductNotFound("No such product.")
+    return product
+
+
 def _product(row: Row[Any] | Any) -> ProductRead:
     return _PRODUCT_DECODER.decode(row.doc)
 

@@ -76,6 +76,20 @@ def _user_words(user_inputs: Sequence[str]) -> list[str]:
     return words
 
 
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in normalize_password(text).casefold() if ch.isalnum())
+
+
+def _mostly_user_words(password: str, user_inputs: Sequence[str]) -> bool:
+    """True when the password is essentially one of the user's own words (the e-mail, its
+    local part, a name) with punctuation, case or a few extra characters changed."""
+    letters = _alnum(password)
+    for word in {_alnum(w) for w in _user_words(user_inputs)}:
+        if len(word) >= 4 and word in letters and len(letters) - len(word) < 6:
+            return True
+    return False
+
+
 def password_problems(pw: str, *, user_inputs: Sequence[str] = ()) -> list[str]:
     """What is wrong with a new password, as short user-facing sentences; empty when
     acceptable. ``user_inputs`` are the user's own words (e-mail, names) to rate it against.
@@ -91,6 +105,8 @@ def password_problems(pw: str, *, user_inputs: Sequence[str] = ()) -> list[str]:
         return [TOO_LONG]  # not scored: rating very long input is slow
     if normalized.casefold() in _common_passwords():
         problems.append(TOO_COMMON)
+    elif _mostly_user_words(normalized, user_inputs):
+        problems.append(TOO_GUESSABLE)
     elif normalized:
         with _zxcvbn_lock:
             score = zxcvbn(normalized, user_inputs=_user_words(user_inputs), max_length=MAX_LENGTH)

@@ -1,0 +1,340 @@
+"""Personal data: the export a user can download, erasure on request, and encryption at
+rest, checked on the bytes a thief of the database file or of a dump would hold."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from litestar.types import Receive, Scope, Send
+from sqlalchemy import make_url, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts.support import (
+    API,
+    OTHER_PASSWORD,
+    PASSWORD,
+    Client,
+    Json,
+    assert_problem,
+    login,
+    register,
+    sign_up,
+)
+from emporium.accounts.models import Address, AuthSession, UserAccount
+from emporium.accounts.protect import Vault
+from emporium.app import create_app
+from emporium.core.config import Settings
+from emporium.core.crypto import DecryptionError
+from emporium.core.keys import load_key_file
+
+CLIENT_IP = "198.51.100.23"
+"""The address the clients of this module connect from (TEST-NET-2, RFC 5737)."""
+
+ADDRESS: Json = {
+    "name": "Quentin Zabriskie",
+    "line1": "742 Evergreen Terrace",
+    "line2": "Apartment 5B",
+    "city": "Springfield",
+    "postal_code": "49007",
+    "country": "US",
+    "phone": "+1 (939) 555-0142",
+}
+
+
+@pytest.fixture
+async def ip_client(settings: Settings) -> AsyncIterator[Client]:
+    """A client of a fresh app whose requests come from ``CLIENT_IP``."""
+    app = create_app(settings)
+    inner = app.asgi_handler
+
+    async def from_ip(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["client"] = (CLIENT_IP, 51515)
+        await inner(scope, receive, send)
+
+    app.asgi_handler = from_ip
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+def _variants(value: str) -> set[str]:
+    return {value, value.lower(), value.upper(), value.casefold(), value.title()}
+
+
+async def _stored_bytes(settings: Settings) -> bytes:
+    """What a thief of the database gets: the SQLite file and its WAL, or a pg_dump."""
+    path = settings.sqlite_path()
+    if path is not None:
+        files = sorted(path.parent.glob(path.name + "*"))
+        assert path in files
+        return b"".join(f.read_bytes() for f in files)
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        pytest.skip("pg_dump is not on PATH: the dump of the PostgreSQL database is not checked")
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [pg_dump, "--no-owner", url.render_as_string(hide_password=False)],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
+def _assert_absent(data: bytes, secrets: dict[str, str]) -> None:
+    found = []
+    for name, value in secrets.items():
+        for variant in _variants(value):
+            for encoding in ("utf-8", "utf-16-le"):
+                if variant.encode(encoding) in data:
+                    found.append((name, variant, encoding))
+    assert found == [], found
+
+
+def _vault(settings: Settings) -> Vault:
+    return Vault(load_key_file(settings.key_file))
+
+
+async def test_personal_data_is_encrypted_at_rest(
+    ip_client: Client, settings: Settings, session: AsyncSession
+) -> None:
+    """The e-mail, names, phone, street and sign-in IP address of a customer appear nowhere
+    in clear text in the database file (SQLite, with its WAL) or in a pg_dump."""
+    marker = uuid.uuid4().hex[:8]
+    email = f"Quentin.Zabriskie.{marker}@Quokka-Mail.example"
+    phone = "+31 (6) 8123-4567"
+    account = await sign_up(
+        ip_client, email, first_name="Quentin", last_name=f"Zabriskie{marker}", phone=phone
+    )
+    response = await ip_client.post(
+        f"{API}/users/me/addresses", json=ADDRESS, headers=account.headers
+    )
+    assert response.status_code == 201
+    await ip_client.post(f"{API}/auth/refresh", json={"refresh_token": account.refresh_token})
+    profile = (await ip_client.get(f"{API}/users/me", headers=account.headers)).json()
+    assert (profile["email"], profile["phone"]) == (email, phone)
+
+    stored = await _stored_bytes(settings)
+    vault = _vault(settings)
+    assert vault.email_index(email).encode() in stored, "not the database the app wrote to"
+    assert account.refresh_token.encode() not in stored
+    assert account.access_token.encode() not in stored
+    _assert_absent(
+        stored,
+        {
+            "e-mail": email,
+            "e-mail local part": email.split("@")[0],
+            "phone": phone,
+            "phone digits": "3168123456",
+            "last name": f"Zabriskie{marker}",
+            "street": ADDRESS["line1"],
+            "address line 2": ADDRESS["line2"],
+            "address phone": ADDRESS["phone"],
+            "sign-in IP": CLIENT_IP,
+            "password": PASSWORD,
+        },
+    )
+
+    stored_ip = await session.scalar(
+        select(AuthSession.ip_enc).where(AuthSession.user_id == uuid.UUID(account.id))
+    )
+    await session.rollback()
+    assert stored_ip is not None, "the sign-in IP address is not recorded at all"
+
+
+async def test_ciphertext_moved_to_another_row_does_not_decrypt(
+    client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
+) -> None:
+    """Someone with write access to the database copies Alice's encrypted e-mail onto
+    Mallory's row: reading Mallory's profile fails safely (a problem answer without Alice's
+    e-mail), never shows Alice's e-mail; Alice is unaffected."""
+    alice = await sign_up(client, phone="+1 202 555 0111")
+    mallory = await sign_up(client)
+    alice_row = await session.get(UserAccount, uuid.UUID(alice.id))
+    assert alice_row is not None
+    await session.execute(
+        update(UserAccount)
+        .where(UserAccount.id == uuid.UUID(mallory.id))
+        .values(email_enc=alice_row.email_enc, phone_enc=alice_row.phone_enc)
+    )
+    await session.commit()
+
+    for path, headers in (
+        ("/users/me", mallory.headers),
+        ("/users/me/export", mallory.headers),
+        (f"/users/{mallory.id}", admin_headers),
+        ("/users?limit=100", admin_headers),
+    ):
+        response = await client.get(f"{API}{path}", headers=headers)
+        assert response.status_code >= 400, (path, response.text)
+        assert_problem(response, response.status_code)
+        assert alice.email not in response.text, path
+        assert "202 555 0111" not in response.text, path
+        assert "Traceback" not in response.text
+        if response.status_code == 500:
+            assert response.json()["request_id"]
+    response = await client.get(f"{API}/users/me", headers=alice.headers)
+    assert response.status_code == 200
+    assert response.json()["email"] == alice.email
+
+
+async def test_export_holds_everything_about_the_caller(client: Client) -> None:
+    """The export contains the profile, every address and every live session of the caller,
+    and nothing about anybody else."""
+    alice = await sign_up(client, first_name="Alice", phone="+1 202 555 0123")
+    await login(client, alice.email)
+    bob = await sign_up(client, first_name="Bob")
+    await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=alice.headers)
+    await client.post(
+        f"{API}/users/me/addresses", json={**ADDRESS, "line1": "1 Bob Street"}, headers=bob.headers
+    )
+    response = await client.get(f"{API}/users/me/export", headers=alice.headers)
+    assert response.status_code == 200
+    assert "no-store" in response.headers["cache-control"]
+    export = response.json()
+    assert {"profile", "addresses", "sessions"} <= set(export)
+    profile = (await client.get(f"{API}/users/me", headers=alice.headers)).json()
+    assert export["profile"] == profile
+    assert [{k: a[k] for k in ADDRESS} for a in export["addresses"]] == [ADDRESS]
+    assert len(export["sessions"]) == 2
+    assert [s["current"] for s in export["sessions"]].count(True) == 1
+    assert "Bob" not in response.text
+    assert bob.email not in response.text
+    assert PASSWORD not in response.text
+
+
+async def test_export_includes_the_sign_in_ip(ip_client: Client) -> None:
+    """The IP address stored with each session is personal data held on the caller, so the
+    export (every piece of personal data, API.md) shows it."""
+    account = await sign_up(ip_client)
+    response = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
+    assert response.status_code == 200
+    assert CLIENT_IP in response.text, response.json()["sessions"]
+
+
+async def _decrypted_rows(settings: Settings, session: AsyncSession) -> list[tuple[str, Any]]:
+    """Every protected value in the account tables, decrypted with the deployment's keys."""
+    vault = _vault(settings)
+    values: list[tuple[str, Any]] = []
+    for user in await session.scalars(select(UserAccount)):
+        for column in ("email", "first_name", "last_name", "phone"):
+            token = getattr(user, f"{column}_enc")
+            values.append((f"user {column}", vault.open("user_account", column, user.id, token)))
+    for address in await session.scalars(select(Address)):
+        values.append(("address", vault.open("address", "data", address.id, address.data_enc)))
+    await session.rollback()
+    return values
+
+
+async def test_erasure_removes_personal_data(
+    client: Client, settings: Settings, session: AsyncSession
+) -> None:
+    """DELETE /users/me needs the password (401 otherwise, nothing erased); then the user
+    is signed out everywhere, cannot sign in, the e-mail is free for someone else, and not
+    even the deployment's keys recover the old e-mail, names, phone or address."""
+    marker = uuid.uuid4().hex[:8]
+    email = f"erase.me.{marker}@example.org"
+    phone = "+44 7700 900461"
+    account = await sign_up(
+        client, email, first_name="Ingrid", last_name=f"Erasmus{marker}", phone=phone
+    )
+    other_device = await login(client, email)
+    response = await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=account.headers)
+    assert response.status_code == 201
+    export_before = (await client.get(f"{API}/users/me/export", headers=account.headers)).json()
+
+    for wrong in ({"password": "Not my password at all 1"}, {"password": ""}):
+        response = await client.request(
+            "DELETE", f"{API}/users/me", json=wrong, headers=account.headers
+        )
+        assert response.status_code in (401, 422), response.text
+        assert_problem(response, response.status_code)
+    response = await client.request(
+        "DELETE",
+        f"{API}/users/me",
+        json={"password": "Not my password at all 1"},
+        headers=account.headers,
+    )
+    assert_problem(response, 401, "invalid_credentials")
+    export_after = (await client.get(f"{API}/users/me/export", headers=account.headers)).json()
+    assert export_after["profile"] == export_before["profile"]
+    assert export_after["addresses"] == export_before["addresses"]
+    assert len(export_after["sessions"]) == 2
+
+    response = await client.request(
+        "DELETE", f"{API}/users/me", json={"password": PASSWORD}, headers=account.headers
+    )
+    assert response.status_code == 204, response.text
+    for token in (account.access_token, other_device["access_token"]):
+        response = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert_problem(response, 401)
+    for token in (account.refresh_token, other_device["refresh_token"]):
+        response = await client.post(f"{API}/auth/refresh", json={"refresh_token": token})
+        assert_problem(response, 401)
+    response = await client.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD})
+    assert_problem(response, 401, "invalid_credentials")
+
+    newcomer = await register(client, email, OTHER_PASSWORD)
+    assert newcomer["id"] != account.id
+    assert (newcomer["first_name"], newcomer["phone"]) == (None, None)
+    pair = await login(client, email, OTHER_PASSWORD)
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert (await client.get(f"{API}/users/me/addresses", headers=headers)).json() == []
+
+    vault = _vault(settings)
+    holders = await session.scalars(
+        select(UserAccount.id).where(UserAccount.email_index == vault.email_index(email))
+    )
+    assert [str(i) for i in holders] == [newcomer["id"]]
+    await session.rollback()
+    old_row = await session.get(UserAccount, uuid.UUID(account.id))
+    assert old_row is not None
+    assert old_row.password_hash is None
+    assert old_row.is_active is False
+    await session.rollback()
+
+    leftovers = []
+    secrets = {
+        "e-mail": email,
+        "phone": phone,
+        "last name": f"Erasmus{marker}",
+        "first name": "Ingrid",
+        "street": ADDRESS["line1"],
+        "address phone": ADDRESS["phone"],
+    }
+    for place, value in await _decrypted_rows(settings, session):
+        for name, secret in secrets.items():
+            if value and secret.casefold() in value.casefold():
+                if name == "e-mail" and place == "user email" and value == email:
+                    continue  # the newcomer's own e-mail
+                leftovers.append((place, name))
+    assert leftovers == []
+    emails = [v for p, v in await _decrypted_rows(settings, session) if p == "user email"]
+    assert emails.count(email) == 1
+    _assert_absent(await _stored_bytes(settings), secrets)
+
+
+async def test_stored_email_opens_only_in_its_place(
+    client: Client, settings: Settings, session: AsyncSession
+) -> None:
+    """The stored e-mail opens with the deployment's keys, for its own row and column only."""
+    account = await sign_up(client)
+    row = await session.get(UserAccount, uuid.UUID(account.id))
+    assert row is not None
+    row_id, token = row.id, row.email_enc
+    await session.rollback()
+    vault = _vault(settings)
+    assert vault.open("user_account", "email", row_id, token) == account.email
+    with pytest.raises(DecryptionError):
+        vault.open("user_account", "email", uuid.uuid4(), token)
+    with pytest.raises(DecryptionError):
+        vault.open("user_account", "phone", row_id, token)

@@ -37,6 +37,7 @@ from emporium.core.errors import Forbidden, handle_exception
 from emporium.core.keys import load_key_file
 from emporium.core.logging import configure_logging
 from emporium.core.middleware import ConventionsMiddleware, refuse_nul_in_body
+from emporium.core.openapi import declare_closed_bodies
 from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.uow import provide_reader, provide_session
 from emporium.reviews.routes import reviews_router
@@ -167,6 +168,7 @@ def create_app(settings: Settings) -> Litestar:
         before_request=refuse_nul_in_body,
         middleware=[prometheus.middleware],
         lifespan=[_lifespan(settings)],
+        on_startup=[declare_closed_bodies] if settings.docs_enabled else [],
         openapi_config=openapi_config,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         debug=False,

@@ -194,7 +194,9 @@ async def list_users(
     session: DbSession,
     accounts: Ctx,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
+    ] = None,
 ) -> UserPage:
     """Admin: all accounts."""
     return await service.admin_list(session, accounts, limit=limit, cursor=cursor)

@@ -35,7 +35,10 @@ STAFF = role("staff")
 Limit = Annotated[
     int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
 ]
-Price = Annotated[int | None, QueryParameter(ge=0, description="minor units (cents)")]
+Price = Annotated[
+    int | None,
+    QueryParameter(ge=0, description="minor units (cents)", schema_extra={"minimum": 0}),
+]
 
 
 @get("/categories", tags=["catalog"], summary="List all categories", responses=problem_responses())
@@ -94,20 +97,35 @@ async def list_products(
     reader: DbReader,
     category: Annotated[
         str | None,
-        QueryParameter(max_length=200, description="id or slug; includes sub-categories"),
+        QueryParameter(
+            max_length=200,
+            description="id or slug; includes sub-categories",
+            schema_extra={"maxLength": 200},
+        ),
     ] = None,
-    q: Annotated[str | None, QueryParameter(min_length=1, max_length=200)] = None,
+    q: Annotated[
+        str | None,
+        QueryParameter(
+            min_length=1, max_length=200, schema_extra={"minLength": 1, "maxLength": 200}
+        ),
+    ] = None,
     min_price: Price = None,
     max_price: Price = None,
     in_stock: FromQuery[bool | None] = None,
-    tag: Annotated[str | None, QueryParameter(max_length=100)] = None,
-    brand: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    tag: Annotated[
+        str | None, QueryParameter(max_length=100, schema_extra={"maxLength": 100})
+    ] = None,
+    brand: Annotated[
+        str | None, QueryParameter(max_length=200, schema_extra={"maxLength": 200})
+    ] = None,
     sort: Annotated[
         ProductSort | None,
         QueryParameter(description="default: relevance with q, else -created_at"),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
+    ] = None,
 ) -> ProductPage:
     """A keyset page of products; anonymous callers see published products only."""
     filters = ProductFilters(

@@ -26,7 +26,9 @@ async def list_reviews(
     reader: DbReader,
     id_or_slug: FromPath[str],
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
+    ] = None,
 ) -> ReviewPage:
     """Published reviews, newest first (404 ``product_not_found``)."""
     return await service.list_reviews(

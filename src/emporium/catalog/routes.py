@@ -161,6 +161,7 @@ async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]
         state.product_cache,
         id_or_slug,
         include_unpublished=await is_staff(request),
+        raw_pool=state.raw_pool,
     )
 
 

@@ -82,13 +82,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
     """The application's engine: pooled asyncpg for PostgreSQL, WAL-mode aiosqlite for SQLite.
 
-    ``autocommit=True``: no transaction around each statement (for reads).
+    ``autocommit=True``: no transaction around each statement (for reads), and no overflow
+    connections: under a burst, reads queue for one of the pool's connections instead of
+    opening and closing extra ones (measured: connection churn tripled p99 latency).
     """
     engine = create_async_engine(
         settings.database_url,
         echo=settings.sql_echo,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0 if autocommit else settings.database_pool_size,
         **(
             {"isolation_level": "AUTOCOMMIT", "skip_autocommit_rollback": True}
             if autocommit

@@ -1,0 +1,178 @@
+"""The baseline for the product read: a raw ASGI app, no framework, no ORM.
+
+``GET /products/{id}`` reads one published product and its variants with one prebuilt query
+(product LEFT JOIN variant, ordered by position) through an asyncpg pool, and answers the
+same JSON document as Emporium's ``GET /api/v1/products/{id}`` (encoded with msgspec).
+``GET /readyz`` answers once the pool is up. Anything else is 404.
+
+It runs under the same server stack as Emporium: uvicorn with uvloop and httptools::
+
+    BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/emporium_bench \\
+        .venv/bin/python bench/raw_baseline.py --port 8001 --workers 2
+
+``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's default engine pool
+(``pool_size`` 10 plus ``max_overflow`` 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+QUERY = """
+SELECT p.id, p.slug, p.title, p.description, p.category_id, p.brand, p.tags, p.published,
+       p.images, p.rating_average, p.review_count, p.price_min, p.currency, p.created_at,
+       p.updated_at,
+       v.id AS v_id, v.sku, v.title AS v_title, v.options, v.price, v.compare_at_price,
+       v.currency AS v_currency, v.stock
+FROM product AS p
+LEFT JOIN variant AS v ON v.product_id = p.id
+WHERE p.id = $1 AND p.published
+ORDER BY v.position, v.id
+"""
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_NOT_FOUND = _encode({"status": 404, "title": "Not Found"})
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # The catalog's JSON columns (tags, images, options) are ``json``: decode them with msgspec.
+    await conn.set_type_codec(
+        "json",
+        encoder=lambda value: _encode(value).decode(),
+        decoder=_decode,
+        schema="pg_catalog",
+    )
+
+
+def _document(rows: list[asyncpg.Record]) -> dict[str, Any]:
+    p = rows[0]
+    variants = [
+        {
+            "id": r["v_id"],
+            "sku": r["sku"],
+            "title": r["v_title"],
+            "options": r["options"],
+            "price": r["price"],
+            "compare_at_price": r["compare_at_price"],
+            "currency": r["v_currency"],
+            "stock": r["stock"],
+        }
+        for r in rows
+        if r["v_id"] is not None
+    ]
+    return {
+        "id": p["id"],
+        "slug": p["slug"],
+        "title": p["title"],
+        "description": p["description"],
+        "category_id": p["category_id"],
+        "brand": p["brand"],
+        "tags": p["tags"],
+        "published": p["published"],
+        "images": [
+            {"url": i["url"], "alt": i.get("alt", ""), "position": n}
+            for n, i in enumerate(p["images"], start=1)
+        ],
+        "rating_average": p["rating_average"],
+        "review_count": p["review_count"],
+        "price_min": p["price_min"],
+        "currency": p["currency"],
+        "created_at": p["created_at"],
+        "updated_at": p["updated_at"],
+        "variants": variants,
+    }
+
+
+class BaselineApp:
+    """The whole ASGI application."""
+
+    def __init__(self) -> None:
+        self.pool: asyncpg.Pool | None = None
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                size = int(os.environ.get("BASELINE_POOL_SIZE", "20"))
+                self.pool = await asyncpg.create_pool(
+                    os.environ["BASELINE_DSN"],
+                    min_size=min(2, size),
+                    max_size=size,
+                    init=_init_connection,
+                )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.pool is not None:
+                    await self.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, body = 404, _NOT_FOUND
+        path: str = scope["path"]
+        if path.startswith("/products/") and scope["method"] == "GET":
+            try:
+                product_id = uuid.UUID(path[10:])
+            except ValueError:
+                product_id = None
+            if product_id is not None:
+                assert self.pool is not None
+                rows = await self.pool.fetch(QUERY, product_id)
+                if rows:
+                    status, body = 200, _encode(_document(rows))
+        elif path == "/readyz":
+            status, body = 200, b'{"status":"ready"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+app = BaselineApp()
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="raw ASGI + asyncpg baseline server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if "BASELINE_DSN" not in os.environ:
+        raise SystemExit("set BASELINE_DSN=postgresql://user@host:port/database")
+    uvicorn.run(
+        "raw_baseline:app",
+        app_dir=str(Path(__file__).resolve().parent),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -948,11 +948,15 @@ def run_at_ref(ref: str, argv: list[str]) -> int:
             elif not arg.startswith("--ref="):
                 rest.append(arg)
         child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *rest], env=env)
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # the child got the Ctrl-C too; let it clean up
+
+        def forward(signum: int, frame: Any) -> None:
+            # A terminal's Ctrl-C reaches the child too; a kill of this pid alone does not.
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        return child.wait()  # the child stops its servers and cleans up
     finally:
         shutil.rmtree(snapshot, ignore_errors=True)
 

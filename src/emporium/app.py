@@ -36,7 +36,7 @@ from emporium.core.db import create_engine, create_read_engine, create_sessionma
 from emporium.core.errors import Forbidden, handle_exception
 from emporium.core.keys import load_key_file
 from emporium.core.logging import configure_logging
-from emporium.core.middleware import ConventionsMiddleware, refuse_nul_in_body
+from emporium.core.middleware import ConventionsMiddleware, check_json_body
 from emporium.core.openapi import declare_closed_bodies
 from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.uow import provide_reader, provide_session
@@ -165,7 +165,7 @@ def create_app(settings: Settings) -> Litestar:
             "settings": _settings_provider(settings),
         },
         exception_handlers={Exception: handle_exception},
-        before_request=refuse_nul_in_body,
+        before_request=check_json_body,
         middleware=[prometheus.middleware],
         lifespan=[_lifespan(settings)],
         on_startup=[declare_closed_bodies] if settings.docs_enabled else [],

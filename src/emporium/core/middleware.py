@@ -132,11 +132,42 @@ def _read_headers(scope: HTTPScope) -> tuple[str, bytes, bool]:
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-async def refuse_nul_in_body(request: Request[Any, Any, Any]) -> None:
-    """``before_request`` hook: a JSON body with a NUL character (``\\u0000``) is refused with
-    422, since no database text column can store it."""
-    if request.method in _BODY_METHODS and _JSON_NUL.search(await request.body()):
+_PATH_PART = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+
+
+def _location(message: str) -> list[str]:
+    """``["body", "variants", "0", "price"]`` from msgspec's ``... - at `$.variants[0].price```."""
+    _, _, where = message.rpartition(" - at `")
+    return ["body", *(a or b for a, b in _PATH_PART.findall(where.rstrip("`")))]
+
+
+async def check_json_body(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook: the body is checked strictly against the route's body type,
+    so ``"1999"`` (a string) is not taken for the integer ``1999``, and a NUL character
+    (``\\u0000``), which no database text column can store, is refused.
+
+    Raises InvalidInput (422 ``validation_error``) naming the offending field.
+    """
+    if request.method not in _BODY_METHODS:
+        return
+    body = await request.body()
+    if _JSON_NUL.search(body):
         raise InvalidInput(
             "NUL characters are not allowed in text.",
             errors=[{"loc": ["body"], "msg": "contains a NUL character"}],
         )
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if field is None or not body:
+        return
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return  # not JSON at all: answered by the framework (400 malformed_json)
+    try:
+        msgspec.convert(document, type=field.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        raise InvalidInput(
+            "The request is not valid.",
+            errors=[{"loc": _location(message), "msg": message.partition(" - at `")[0]}],
+        ) from exc

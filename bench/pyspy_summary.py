@@ -74,10 +74,12 @@ def load(path: Path) -> tuple[list[tuple[list[str], int]], int]:
     """Event-loop-thread stacks (root first) with sample counts, and other threads' samples."""
     stacks: list[tuple[list[str], int]] = []
     other_threads = 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
+    # Split on "\n" only: with --nonblocking, py-spy reads the process's memory while it runs
+    # and a frame name can come out garbled (even with other line-break characters in it).
+    for line in path.read_text(errors="replace").split("\n"):
+        stack, _, count = line.strip().rpartition(" ")
+        if not count.isdigit():
             continue
-        stack, _, count = line.rpartition(" ")
         frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
         if frames and frames[0].startswith("Thread._bootstrap (threading.py"):
             other_threads += int(count)

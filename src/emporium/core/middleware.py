@@ -92,7 +92,10 @@ class ConventionsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                if http_scope["method"] == "OPTIONS":
+                    headers = _with_allow(http_scope, headers)
+                message["headers"] = headers
             await send(message)
 
         method = http_scope["method"]
@@ -110,6 +113,33 @@ class ConventionsMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+
+def _with_allow(scope: HTTPScope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Headers with ``Allow`` naming every method of the matched path. (Litestar's own
+    OPTIONS answer names only the methods of the first handler registered on a path.)"""
+    template = scope.get("path_template")
+    methods = _methods_of(scope["app"]).get(template) if template else None
+    if not methods:
+        return headers
+    return [(k, v) for k, v in headers if k.lower() != b"allow"] + [(b"allow", methods)]
+
+
+_ALLOW_CACHE: dict[int, dict[str, bytes]] = {}
+_PARAM_TYPE = re.compile(r"\{(\w+):[^}]+\}")  # "/p/{id:uuid}" is matched as "/p/{id}"
+
+
+def _methods_of(app: Any) -> dict[str, bytes]:
+    """Every route path of ``app`` with its methods, as an ``Allow`` value (computed once)."""
+    cached = _ALLOW_CACHE.get(id(app))
+    if cached is None:
+        cached = {
+            _PARAM_TYPE.sub(r"{\1}", route.path): ", ".join(sorted(route.methods)).encode()
+            for route in app.routes
+            if hasattr(route, "methods")
+        }
+        _ALLOW_CACHE[id(app)] = cached
+    return cached
 
 
 def _read_headers(scope: HTTPScope) -> tuple[str, bytes, bool]:

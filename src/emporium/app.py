@@ -6,6 +6,7 @@ Settings are injected, never read at import time, so tests can build two apps si
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -95,6 +96,10 @@ def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         tasks = await _open(app, settings)
+        # Everything alive now (modules, routes, compiled statements) lives as long as the
+        # process: move it out of the collector's sight, so full collections under load
+        # traverse only request garbage (measured: full-GC time per 10 s from 2.0 s to 0.07 s).
+        gc.freeze()
         try:
             yield
         finally:

@@ -52,14 +52,22 @@ async def list_addresses(
     return [_read(ctx, a) for a in await session.scalars(stmt)]
 
 
+def store_address(
+    session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID, fields: dict[str, object]
+) -> Address:
+    """Add a sealed address row for ``user_id`` (``fields`` as in ``AddressIn``)."""
+    address = Address(id=uuid.uuid4(), user_id=user_id, created_at=utcnow())
+    address.updated_at = address.created_at
+    address.data_enc = _seal(ctx, address.id, fields)
+    session.add(address)
+    return address
+
+
 async def add_address(
     session: AsyncSession, ctx: AccountsContext, identity: Identity, data: AddressIn
 ) -> AddressRead:
     """Store a new address for the caller."""
-    address = Address(id=uuid.uuid4(), user_id=identity.user_id, created_at=utcnow())
-    address.updated_at = address.created_at
-    address.data_enc = _seal(ctx, address.id, msgspec.structs.asdict(data))
-    session.add(address)
+    address = store_address(session, ctx, identity.user_id, msgspec.structs.asdict(data))
     await session.flush()
     return _read(ctx, address)
 

@@ -10,7 +10,7 @@ come from the database too, so a role change applies to the next request.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -19,14 +19,13 @@ from msgspec import Struct
 from sqlalchemy import bindparam, select
 
 from emporium.accounts.exceptions import RoleRequired, SessionEnded
-from emporium.accounts.models import AuthSession, UserAccount
+from emporium.accounts.models import STAFF_ROLES, AuthSession, UserAccount, is_staff_roles
 from emporium.accounts.timeouts import session_live
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import Unauthorized
 from emporium.core.tokens import decode_access_token
 
-_STAFF_ROLES = frozenset({"staff", "admin"})
 _S = AuthSession.__table__.c
 _U = UserAccount.__table__.c
 _LIVE_SESSION = (
@@ -61,11 +60,6 @@ class Identity(Struct, frozen=True):
     def is_admin(self) -> bool:
         """Admin."""
         return "admin" in self.roles
-
-
-def is_staff_roles(roles: Iterable[str]) -> bool:
-    """True when the roles include staff or admin."""
-    return not _STAFF_ROLES.isdisjoint(roles)
 
 
 Connection = ASGIConnection[Any, Any, Any, Any]
@@ -147,7 +141,7 @@ def role(name: str) -> Guard:
 
     Raises Unauthorized (401) when anonymous, RoleRequired (403) otherwise.
     """
-    allowed = {"staff": _STAFF_ROLES, "admin": frozenset({"admin"})}[name]
+    allowed = {"staff": STAFF_ROLES, "admin": frozenset({"admin"})}[name]
 
     async def guard(connection: Connection, _: BaseRouteHandler) -> None:
         identity = await require_identity(connection)

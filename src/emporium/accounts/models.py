@@ -4,6 +4,7 @@ column and row (``core.crypto``); nothing personal is stored in clear text."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, Uuid
@@ -13,6 +14,12 @@ from emporium.core.clock import utcnow
 from emporium.core.db import Base, UTCDateTime, new_id
 
 ROLES = ("customer", "staff", "admin")
+STAFF_ROLES = frozenset({"staff", "admin"})
+
+
+def is_staff_roles(roles: Iterable[str]) -> bool:
+    """True when the roles include staff or admin (admins pass every staff check)."""
+    return not STAFF_ROLES.isdisjoint(roles)
 
 
 class UserAccount(Base):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
 import msgspec
 from sqlalchemy import select, tuple_
@@ -36,7 +35,7 @@ from emporium.accounts.schemas import (
 )
 from emporium.accounts.sessions import revoke_all
 from emporium.core.clock import utcnow
-from emporium.core.pagination import decode_cursor, encode_cursor, invalid_cursor
+from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
 from emporium.core.passwords import password_problems
 
 _TABLE = "user_account"
@@ -256,10 +255,7 @@ async def admin_list(
     stmt = select(UserAccount).order_by(UserAccount.created_at, UserAccount.id)
     if cursor:
         value, last_id = decode_cursor(cursor, "created_at")
-        try:
-            after = datetime.fromisoformat(str(value))
-        except ValueError as exc:
-            raise invalid_cursor() from exc
+        after = cursor_instant(value)
         stmt = stmt.where(tuple_(UserAccount.created_at, UserAccount.id) > tuple_(after, last_id))
     users = list(await session.scalars(stmt.limit(limit + 1)))
     items = [user_read(ctx.vault, u) for u in users[:limit]]

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from emporium.accounts.models import is_staff_roles
 from emporium.accounts.protect import AccountsContext
-
-_STAFF_ROLES = frozenset({"staff", "admin"})
 
 
 def timeout_kind(roles: Iterable[str]) -> str:
     """``"staff"`` for staff and admins, else ``"customer"`` (selects the timeouts)."""
-    return "customer" if _STAFF_ROLES.isdisjoint(roles) else "staff"
+    return "staff" if is_staff_roles(roles) else "customer"
 
 
 def session_live(

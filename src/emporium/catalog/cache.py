@@ -44,7 +44,7 @@ def _collect(session: Session, _context: Any, _instances: Any) -> None:
         else:
             continue
         if product_id is not None:
-            session.info.setdefault("changes", {}).setdefault(TOPIC, set()).add(str(product_id))
+            record_change(session, TOPIC, product_id)
 
 
 def install_change_tracking() -> None:

@@ -37,7 +37,13 @@ from emporium.catalog.schemas import (
 from emporium.catalog.search import search_join
 from emporium.core.db import Reader
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import CursorValue, decode_cursor, encode_cursor, invalid_cursor
+from emporium.core.pagination import (
+    CursorValue,
+    cursor_instant,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
 
 _P = Product.__table__.c
 _V = Variant.__table__.c
@@ -223,11 +229,8 @@ def _cursor_param(sort: str, value: CursorValue) -> Any:
     """The cursor's sort value as a query parameter. Raises ValueError when it cannot be one
     (wrong type, a number out of 64-bit range, a malformed timestamp)."""
     field = sort.lstrip("-")
-    if field == "created_at" and isinstance(value, str):
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError("timestamp without zone")
-        return parsed
+    if field == "created_at":
+        return cursor_instant(value)
     if field == "price" and isinstance(value, int) and abs(value) < 2**63:
         return value
     numeric = isinstance(value, int | float) and math.isfinite(value) and abs(value) < 2**63

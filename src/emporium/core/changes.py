@@ -22,6 +22,7 @@ import msgspec
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 CHANNEL = "emporium_changes"
 MAX_KEYS_PER_NOTICE = 100  # NOTIFY payloads are capped at 8000 bytes; more means "everything"
@@ -32,15 +33,11 @@ Subscriber = Callable[[str, set[str]], None]
 log = structlog.get_logger("emporium.changes")
 
 
-def record_change(session: AsyncSession, topic: str, key: object) -> None:
-    """Note that the row ``key`` of ``topic`` changes in ``session``'s transaction."""
+def record_change(session: AsyncSession | Session, topic: str, key: object) -> None:
+    """Note that the row ``key`` of ``topic`` changes in ``session``'s transaction (an ORM
+    hook passes the synchronous session behind an ``AsyncSession``; both share ``info``)."""
     changes: Changes = session.info.setdefault("changes", defaultdict(set))
     changes[topic].add(str(key))
-
-
-def pending_changes(session: AsyncSession) -> Changes:
-    """The changes recorded on ``session`` so far."""
-    return dict(session.info.get("changes", {}))
 
 
 def _payloads(changes: Changes) -> Iterable[bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -46,6 +47,23 @@ def decode_cursor(cursor: str, sort: str) -> tuple[CursorValue, uuid.UUID]:
         return value, uuid.UUID(str(last_id))
     except (ValueError, TypeError, binascii.Error, msgspec.DecodeError, UnicodeError) as exc:
         raise invalid_cursor() from exc
+
+
+def cursor_instant(value: CursorValue) -> datetime:
+    """A cursor's timestamp value, which must be RFC 3339 with a zone.
+
+    Raises:
+        InvalidInput: (422 ``validation_error``) not a string, not a timestamp, or no zone
+            (a naive value could not be compared with stored UTC instants).
+    """
+    try:
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed
+    except ValueError:
+        pass
+    raise invalid_cursor()
 
 
 def invalid_cursor() -> InvalidInput:

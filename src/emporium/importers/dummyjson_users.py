@@ -21,10 +21,10 @@ from msgspec import Struct
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.accounts.models import Address, UserAccount
+from emporium.accounts.addresses import store_address
+from emporium.accounts.models import UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.service import create_account
-from emporium.core.clock import utcnow
 from emporium.importers.common import ImportFailed, ImportReport, Problem
 
 USERS_FILE = "dummyjson-users.json"
@@ -122,20 +122,10 @@ async def write_users(
                        "phone": item.phone},
             )  # fmt: skip
             if item.address:
-                _add_address(session, ctx, account.id, item.address)
+                store_address(session, ctx, account.id, dict(item.address))
             report.add("users", "created")
         else:
             report.add("users", "unchanged")
         by_index[account.email_index] = account.id
     await session.flush()
     return by_index
-
-
-def _add_address(
-    session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID, fields: dict[str, Any]
-) -> None:
-    address = Address(id=uuid.uuid4(), user_id=user_id, created_at=utcnow())
-    address.updated_at = address.created_at
-    document = json.dumps(fields, ensure_ascii=False)
-    address.data_enc = ctx.vault.seal("address", "data", address.id, document) or ""
-    session.add(address)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.catalog import queries as catalog_queries
 from emporium.catalog import service as catalog_service
 from emporium.core.db import Reader
-from emporium.core.pagination import decode_cursor, encode_cursor, invalid_cursor
+from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
 from emporium.reviews.models import Review
 from emporium.reviews.schemas import ReviewPage, ReviewRead
 
@@ -49,7 +49,7 @@ async def list_reviews(
     stmt = _LISTING.where(_R.product_id == product.id)
     if cursor:
         value, last_id = decode_cursor(cursor, SORT)
-        stmt = stmt.where(tuple_(_R.created_at, _R.id) < tuple_(_instant(value), last_id))
+        stmt = stmt.where(tuple_(_R.created_at, _R.id) < tuple_(cursor_instant(value), last_id))
     stmt = stmt.order_by(_R.created_at.desc(), _R.id.desc()).limit(limit + 1)
     rows = (await db.execute(stmt)).all()
     items = [
@@ -70,15 +70,6 @@ async def list_reviews(
         last = items[-1]
         next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
     return ReviewPage(items=items, next_cursor=next_cursor)
-
-
-def _instant(value: object) -> datetime:
-    try:
-        if isinstance(value, str):
-            return datetime.fromisoformat(value)
-    except ValueError:
-        pass
-    raise invalid_cursor()
 
 
 async def refresh_rating(session: AsyncSession, product_id: uuid.UUID) -> None:

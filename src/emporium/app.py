@@ -41,6 +41,9 @@ from emporium.core.middleware import ConventionsMiddleware, check_json_body
 from emporium.core.openapi import declare_closed_bodies
 from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.uow import provide_reader, provide_session
+from emporium.inventory.ledger import install_ledger_hook
+from emporium.inventory.routes import inventory_router
+from emporium.orders.routes import orders_router
 from emporium.reviews.routes import reviews_router
 
 API_PREFIX = "/api/v1"
@@ -58,6 +61,7 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     )
     state.change_feed.subscribe(state.product_cache.invalidate)
     install_change_tracking()
+    install_ledger_hook()
     state.accounts = build_context(settings, load_key_file(settings.key_file))
     state.redis = None
     if settings.redis_url:
@@ -134,7 +138,12 @@ def _settings_provider(settings: Settings) -> Provide:
 def create_app(settings: Settings) -> Litestar:
     """Build the Emporium ASGI application for ``settings``."""
     configure_logging(settings)
-    api = Router(path=API_PREFIX, route_handlers=[accounts_router, catalog_router, reviews_router])
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[
+            accounts_router, catalog_router, inventory_router, orders_router, reviews_router,
+        ],
+    )  # fmt: skip
     prometheus = PrometheusConfig(
         app_name="emporium",
         prefix="emporium",

@@ -37,6 +37,7 @@ from emporium.core.keys import (
 from emporium.importers import demo, dummyjson, dummyjson_users
 from emporium.importers.common import ImportFailed, ImportReport, ImportReview, write_catalog
 from emporium.importers.dummyjson_users import ImportUser
+from emporium.inventory.ledger import install_ledger_hook
 
 
 @click.group()
@@ -147,6 +148,7 @@ def _run_import(
 ) -> ImportReport:
     report = ImportReport()
     install_change_tracking()
+    install_ledger_hook()
 
     async def run() -> None:
         engine = create_engine(settings)

@@ -7,4 +7,6 @@ def import_all_models() -> None:
     """Register all tables on ``emporium.core.db.Base.metadata``."""
     import emporium.accounts.models
     import emporium.catalog.models
+    import emporium.inventory.models
+    import emporium.orders.models
     import emporium.reviews.models  # noqa: F401

@@ -115,3 +115,18 @@ async def export_personal_data(
         sessions=await list_sessions(session, ctx, identity),
         exported_at=utcnow(),
     )
+
+
+async def own_address_fields(
+    session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID, address_id: uuid.UUID
+) -> dict[str, object]:
+    """The fields of one of ``user_id``'s addresses, decrypted (for an order's snapshot).
+
+    Raises AddressNotFound (404) for a missing address or another user's.
+    """
+    address = await session.get(Address, address_id)
+    if address is None or address.user_id != user_id:
+        raise AddressNotFound("No such address.")
+    fields = msgspec.structs.asdict(_read(ctx, address))
+    fields.pop("id")
+    return fields

@@ -202,6 +202,10 @@ async def _update_product(
     now = utcnow()
     for n, v in enumerate(item.variants):
         fields = _variant_fields(v, n)
+        # The file's stock is the opening balance of a new variant only: afterwards stock
+        # belongs to inventory (orders and adjustments, each in the ledger), so a re-import
+        # neither resets what was sold nor reports a change for it.
+        del fields["stock"]
         current = variants.pop(v.sku, None)
         if current is None:
             session.add(_new_variant(product.id, v, n, currency=currency, now=now))

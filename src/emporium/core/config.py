@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     staff_idle_timeout_minutes: int = Field(default=30, ge=5)
     staff_absolute_timeout_minutes: int = Field(default=12 * 60, ge=5)
     password_hash_concurrency: int = Field(default=4, ge=1, le=64)
+    idempotency_key_ttl_hours: int = Field(
+        default=24, ge=24, le=30 * 24, description="How long an Idempotency-Key is remembered"
+    )
 
     @field_validator("database_url")
     @classmethod

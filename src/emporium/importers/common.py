@@ -145,9 +145,17 @@ async def write_catalog(
             progress(1)
     report.add("categories", "unchanged", max(0, len(categories) - _created(report)))
     touched: Counter[uuid.UUID] = Counter()
+    linked: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for review in reviews:
         product_id = ids[review.product_ref]
         author_id = author_of(review.author_email) if author_of and review.author_email else None
+        if author_id is not None:
+            # One review per customer per product: a second one by the same author stays
+            # unlinked (kept as text, not attributed), as the unique constraint requires.
+            if (product_id, author_id) in linked:
+                author_id = None
+            else:
+                linked.add((product_id, author_id))
         review_outcome = await upsert_review(
             session,
             author_id=author_id,

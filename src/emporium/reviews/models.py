@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
@@ -40,4 +50,5 @@ class Review(Base):
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
         CheckConstraint("status IN ('published', 'hidden')", name="status_known"),
         Index("ix_review_product_listing", "product_id", "status", "created_at", "id"),
+        UniqueConstraint("product_id", "author_id", name="uq_review_one_per_author"),
     )

@@ -1,0 +1,11 @@
+"""Inventory: stock levels of variants and the stock ledger.
+
+Owns the ``stock_movement`` table: every change to a variant's stock, by staff, by an import
+or by an order, is one row here, written in the same transaction as the change, so that for
+every variant ``stock = received + adjustment - sold + returned`` (the sum of its movements).
+Stock is only ever changed by conditional updates (``stock + delta >= 0``) backed by the
+``stock_non_negative`` CHECK constraint, so it is never negative and never sold twice.
+
+May import: ``catalog``, ``accounts``, ``core``. Publishes: ``service.take_stock``,
+``service.return_stock``, ``service.adjust_stock``, ``service.list_movements``, the ledger hook.
+"""

@@ -1,0 +1,68 @@
+"""HTTP routes of inventory: staff stock adjustments and the stock ledger."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Router, get, post
+from litestar.datastructures import CacheControlHeader
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from emporium.accounts.identity import require_identity, role
+from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
+from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.uow import DbReader, DbSession
+from emporium.inventory import service
+from emporium.inventory.schemas import StockAdjustmentCreate, StockMovementPage, StockMovementRead
+
+STAFF = role("staff")
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
+]
+
+
+@post(
+    "/variants/{variant_id:uuid}/stock-adjustments",
+    tags=["inventory"],
+    guards=[STAFF],
+    security=BEARER,
+    summary="Adjust a variant's stock",
+    responses=problem_responses(401, 403, 404, 409, 415),
+)
+async def adjust_stock(
+    request: Request[Any, Any, Any],
+    session: DbSession,
+    variant_id: FromPath[uuid.UUID],
+    data: JSONBody[StockAdjustmentCreate],
+) -> StockMovementRead:
+    """Staff: add or remove units with a reason; stock never drops below zero
+    (409 ``insufficient_stock``). Returns the ledger row written."""
+    identity = await require_identity(request)
+    return await service.adjust_stock(session, variant_id, data, actor_id=identity.user_id)
+
+
+@get(
+    "/variants/{variant_id:uuid}/stock-movements",
+    tags=["inventory"],
+    guards=[STAFF],
+    security=BEARER,
+    summary="A variant's stock ledger",
+    responses=problem_responses(401, 403, 404),
+    cache_control=CacheControlHeader(no_store=True),
+)
+async def list_stock_movements(
+    reader: DbReader,
+    variant_id: FromPath[uuid.UUID],
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
+    ] = None,
+) -> StockMovementPage:
+    """Staff: every change to the variant's stock, newest first; their ``delta`` sums to the
+    current stock."""
+    return await service.list_movements(reader, variant_id, limit=limit, cursor=cursor)
+
+
+inventory_router = Router(path="/", route_handlers=[adjust_stock, list_stock_movements])

@@ -1,0 +1,220 @@
+"""Business verbs of inventory: take, return and adjust stock, each with its ledger rows.
+
+Stock only moves through conditional updates (``UPDATE ... SET stock = stock + :delta WHERE
+stock + :delta >= 0``) in the caller's transaction, backed by the ``stock_non_negative`` CHECK
+constraint: on PostgreSQL the row lock makes concurrent buyers of one variant queue and each
+see the stock the previous one left; on SQLite writers are serialised by the database lock.
+Either way a unit is never sold twice and stock is never negative.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.catalog.cache import product_changed
+from emporium.catalog.exceptions import VariantNotFound
+from emporium.catalog.models import Variant
+from emporium.core.clock import utcnow
+from emporium.core.db import Reader, table_of
+from emporium.core.errors import InvalidInput
+from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.inventory.exceptions import InsufficientStock
+from emporium.inventory.models import StockMovement
+from emporium.inventory.schemas import (
+    StockAdjustmentCreate,
+    StockMovementPage,
+    StockMovementRead,
+)
+
+_V = table_of(Variant).c
+_M = table_of(StockMovement).c
+
+
+def _move_statement(variant_id: uuid.UUID, delta: int, now: datetime) -> Any:
+    """``stock += delta`` for one variant, only if the result stays at 0 or more."""
+    return (
+        update(table_of(Variant))
+        .where(_V.id == variant_id, _V.stock + delta >= 0)
+        .values(stock=_V.stock + delta, updated_at=now)
+        .returning(_V.stock, _V.product_id)
+    )
+
+
+def _movement(
+    variant_id: uuid.UUID,
+    kind: str,
+    delta: int,
+    stock_after: int,
+    *,
+    now: datetime,
+    reason: str = "",
+    order_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "variant_id": variant_id,
+        "kind": kind,
+        "delta": delta,
+        "stock_after": stock_after,
+        "reason": reason,
+        "order_id": order_id,
+        "actor_id": actor_id,
+        "created_at": now,
+    }
+
+
+async def _available(session: AsyncSession, variant_ids: Iterable[uuid.UUID]) -> dict[Any, Any]:
+    rows = await session.execute(
+        select(_V.id, _V.sku, _V.stock).where(_V.id.in_(list(variant_ids)))
+    )
+    return {r.id: (r.sku, r.stock) for r in rows}
+
+
+async def take_stock(
+    session: AsyncSession,
+    quantities: Mapping[uuid.UUID, int],
+    *,
+    order_id: uuid.UUID,
+    actor_id: uuid.UUID | None,
+) -> None:
+    """Take ``quantities`` (variant id → units > 0) for an order, all or nothing.
+
+    Variants are updated in id order, so concurrent orders lock rows in one order and
+    cannot deadlock. Each taken line writes a ``sale`` movement.
+
+    Raises:
+        InsufficientStock: (409) naming every short line; the caller's transaction must roll
+            back (the request boundary does), so nothing at all changes.
+    """
+    now = utcnow()
+    movements: list[dict[str, Any]] = []
+    short: list[uuid.UUID] = []
+    products: set[uuid.UUID] = set()
+    for variant_id in sorted(quantities):
+        units = quantities[variant_id]
+        row = (await session.execute(_move_statement(variant_id, -units, now))).first()
+        if row is None:
+            short.append(variant_id)
+            continue
+        products.add(row.product_id)
+        movements.append(
+            _movement(variant_id, "sale", -units, row.stock, now=now, order_id=order_id,
+                      actor_id=actor_id)
+        )  # fmt: skip
+    if short:
+        available = await _available(session, short)
+        lines = [
+            {
+                "variant_id": str(v),
+                "sku": available.get(v, ("", 0))[0],
+                "requested": quantities[v],
+                "available": available.get(v, ("", 0))[1],
+            }
+            for v in short
+        ]
+        raise InsufficientStock(f"{len(lines)} line(s) are short of stock.", lines=lines)
+    await session.execute(insert(table_of(StockMovement)), movements)
+    for product_id in products:
+        product_changed(session, product_id)
+
+
+async def return_stock(
+    session: AsyncSession,
+    quantities: Mapping[uuid.UUID, int],
+    *,
+    order_id: uuid.UUID,
+    actor_id: uuid.UUID | None,
+    reason: str,
+) -> None:
+    """Put ``quantities`` back on hand (a cancelled or refunded order), as ``return``
+    movements. Variants deleted since the sale are skipped: there is nothing to return to."""
+    now = utcnow()
+    movements: list[dict[str, Any]] = []
+    for variant_id in sorted(quantities):
+        units = quantities[variant_id]
+        row = (await session.execute(_move_statement(variant_id, units, now))).first()
+        if row is None:
+            continue
+        product_changed(session, row.product_id)
+        movements.append(
+            _movement(variant_id, "return", units, row.stock, now=now, order_id=order_id,
+                      actor_id=actor_id, reason=reason)
+        )  # fmt: skip
+    if movements:
+        await session.execute(insert(table_of(StockMovement)), movements)
+
+
+async def adjust_stock(
+    session: AsyncSession,
+    variant_id: uuid.UUID,
+    data: StockAdjustmentCreate,
+    *,
+    actor_id: uuid.UUID,
+) -> StockMovementRead:
+    """Add ``data.delta`` units (negative removes) with a reason, as an ``adjustment``.
+
+    Raises:
+        InvalidInput: (422) ``delta`` is 0.
+        VariantNotFound: (404) no such variant.
+        InsufficientStock: (409) the stock would drop below zero; nothing changes.
+    """
+    if data.delta == 0:
+        raise InvalidInput(
+            "A stock adjustment moves at least one unit.",
+            errors=[{"loc": ["body", "delta"], "msg": "must not be 0"}],
+        )
+    now = utcnow()
+    row = (await session.execute(_move_statement(variant_id, data.delta, now))).first()
+    if row is None:
+        available = await _available(session, [variant_id])
+        if variant_id not in available:
+            raise VariantNotFound("No such variant.")
+        sku, stock = available[variant_id]
+        line = {"variant_id": str(variant_id), "sku": sku, "requested": -data.delta,
+                "available": stock}  # fmt: skip
+        raise InsufficientStock("Stock cannot drop below zero.", lines=[line])
+    product_changed(session, row.product_id)
+    movement = _movement(variant_id, "adjustment", data.delta, row.stock, now=now,
+                         reason=data.reason, actor_id=actor_id)  # fmt: skip
+    await session.execute(insert(table_of(StockMovement)), [movement])
+    return StockMovementRead(**movement)
+
+
+_LISTING = select(
+    _M.id, _M.variant_id, _M.kind, _M.delta, _M.stock_after, _M.reason, _M.order_id,
+    _M.actor_id, _M.created_at,
+)  # fmt: skip
+SORT = "-created_at"
+
+
+async def list_movements(
+    db: AsyncSession | Reader, variant_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> StockMovementPage:
+    """A variant's stock movements, newest first, as a keyset page.
+
+    Raises:
+        VariantNotFound: (404) no such variant.
+        InvalidInput: (422) a bad cursor.
+    """
+    exists = (await db.execute(select(_V.id).where(_V.id == variant_id))).first()
+    if exists is None:
+        raise VariantNotFound("No such variant.")
+    stmt = _LISTING.where(_M.variant_id == variant_id)
+    if cursor:
+        value, last_id = decode_cursor(cursor, SORT)
+        stmt = stmt.where(tuple_(_M.created_at, _M.id) < tuple_(cursor_instant(value), last_id))
+    stmt = stmt.order_by(_M.created_at.desc(), _M.id.desc()).limit(limit + 1)
+    rows = (await db.execute(stmt)).all()
+    items = [StockMovementRead(**r._mapping) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
+    return StockMovementPage(items=items, next_cursor=next_cursor)

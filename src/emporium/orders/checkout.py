@@ -1,0 +1,228 @@
+"""Checkout: turn requested lines (or the cart) into an order in one transaction.
+
+Every line is priced from the database, totals are computed here, stock is taken from each
+variant with a conditional update (``inventory.service.take_stock``), and the order, its
+lines, its first status and the ``sale`` movements are written in the caller's transaction.
+If any line is short, :class:`InsufficientStock` names the lines and the request boundary
+rolls everything back: nothing at all changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from emporium.accounts.addresses import own_address_fields
+from emporium.accounts.protect import AccountsContext
+from emporium.catalog.models import Product, Variant
+from emporium.core.clock import utcnow
+from emporium.core.db import table_of
+from emporium.core.errors import DomainError, InvalidInput
+from emporium.inventory.service import take_stock
+from emporium.orders import idempotency
+from emporium.orders.cart import cart_quantities, empty_cart, line_title
+from emporium.orders.exceptions import EmptyCart, VariantUnavailable
+from emporium.orders.models import Order, OrderLine, OrderStatusChange
+from emporium.orders.schemas import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    OrderCreate,
+    OrderLineRead,
+    OrderRead,
+    ShippingAddress,
+    StatusChangeRead,
+)
+from emporium.orders.service import seal_address
+
+_V, _P = table_of(Variant).c, table_of(Product).c
+_PRICING = select(
+    _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id,
+    _P.title.label("product_title"), _P.published,
+).join(table_of(Product), _P.id == _V.product_id)  # fmt: skip
+_NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+
+
+def new_order_number() -> str:
+    """A random order number such as ``7KQ2-M9XD-4T`` (50 bits): never sequential, so it
+    reveals nothing about the shop's volume and cannot be enumerated."""
+    raw = "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(10))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def _merge(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int]:
+    """Sum the quantities of lines naming the same variant, keeping first-seen order."""
+    merged: dict[uuid.UUID, int] = {}
+    for variant_id, quantity in lines:
+        merged[variant_id] = merged.get(variant_id, 0) + quantity
+    too_many = [str(v) for v, q in merged.items() if q > MAX_QUANTITY]
+    if too_many:
+        raise InvalidInput(
+            f"An order holds at most {MAX_QUANTITY} units of one variant.",
+            errors=[{"loc": ["body", "items"], "msg": f"too many units of {v}"} for v in too_many],
+        )
+    return merged
+
+
+async def _priced(session: AsyncSession, quantities: dict[uuid.UUID, int]) -> list[Any]:
+    rows = {r.id: r for r in await session.execute(_PRICING.where(_V.id.in_(list(quantities))))}
+    missing = [v for v in quantities if v not in rows or not rows[v].published]
+    if missing:
+        raise VariantUnavailable(
+            f"{len(missing)} line(s) name a variant that is not for sale.",
+            errors=[{"loc": ["body", "items"], "msg": f"variant {v} is not for sale"}
+                    for v in missing],
+        )  # fmt: skip
+    priced = [rows[v] for v in quantities]
+    if len({r.currency for r in priced}) > 1:
+        raise InvalidInput("All lines of an order must be priced in one currency.")
+    return priced
+
+
+async def _address(
+    session: AsyncSession, ctx: AccountsContext, customer_id: uuid.UUID, data: OrderCreate
+) -> dict[str, Any]:
+    if (data.shipping_address is None) == (data.address_id is None):
+        raise InvalidInput(
+            "Give exactly one of shipping_address and address_id.",
+            errors=[{"loc": ["body", "shipping_address"], "msg": "exactly one of "
+                     "shipping_address and address_id is required"}],
+        )  # fmt: skip
+    if data.shipping_address is not None:
+        return msgspec.structs.asdict(data.shipping_address)
+    assert data.address_id is not None
+    return await own_address_fields(session, ctx, customer_id, data.address_id)
+
+
+async def place_order(
+    session: AsyncSession,
+    ctx: AccountsContext,
+    *,
+    customer_id: uuid.UUID,
+    data: OrderCreate,
+    external_ref: str | None = None,
+) -> OrderRead:
+    """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
+    (which is then emptied). Returns the order as the API shows it (status ``pending``).
+
+    Raises:
+        EmptyCart: (422) no ``items`` and an empty cart.
+        InvalidInput: (422) too many units or lines, mixed currencies, not exactly one of
+            ``shipping_address`` and ``address_id``.
+        AddressNotFound: (404) ``address_id`` is not one of the caller's addresses.
+        VariantUnavailable: (422) a line names a variant that is not for sale.
+        InsufficientStock: (409) naming every short line; nothing changes.
+    """
+    from_cart = data.items is None
+    pairs = (
+        await cart_quantities(session, customer_id)
+        if data.items is None
+        else [(i.variant_id, i.quantity) for i in data.items]
+    )
+    if not pairs:
+        raise EmptyCart("The cart is empty.")
+    quantities = _merge(pairs)
+    if len(quantities) > MAX_LINES:
+        raise InvalidInput(f"An order holds at most {MAX_LINES} lines.")
+    address = await _address(session, ctx, customer_id, data)
+    priced = await _priced(session, quantities)
+    order_id, now = uuid.uuid4(), utcnow()
+    await take_stock(session, quantities, order_id=order_id, actor_id=customer_id)
+    lines = [
+        OrderLineRead(
+            variant_id=r.id, sku=r.sku, title=line_title(r.product_title, r.title),
+            quantity=quantities[r.id], unit_price=r.price, line_total=r.price * quantities[r.id],
+        )
+        for r in priced
+    ]  # fmt: skip
+    subtotal = sum(line.line_total for line in lines)
+    order = {
+        "id": order_id, "number": new_order_number(), "status": "pending",
+        "customer_id": customer_id, "subtotal": subtotal, "total": subtotal,
+        "currency": priced[0].currency, "external_ref": external_ref,
+        "shipping_address_enc": seal_address(ctx.vault, order_id, address),
+        "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    await session.execute(insert(table_of(Order)), [order])
+    await session.execute(
+        insert(table_of(OrderLine)),
+        [
+            {"id": uuid.uuid4(), "order_id": order_id, "position": n, "product_id": r.product_id,
+             **msgspec.structs.asdict(line)}
+            for n, (r, line) in enumerate(zip(priced, lines, strict=True))
+        ],
+    )  # fmt: skip
+    await session.execute(
+        insert(table_of(OrderStatusChange)),
+        [{"id": uuid.uuid4(), "order_id": order_id, "from_status": None, "to_status": "pending",
+          "actor_id": customer_id, "actor_role": "customer", "created_at": now}],
+    )  # fmt: skip
+    if from_cart:
+        await empty_cart(session, customer_id)
+    history = [StatusChangeRead(from_status=None, to_status="pending", by="customer", at=now)]
+    return OrderRead(
+        id=order_id, number=order["number"], status="pending", customer_id=customer_id,
+        items=lines, subtotal=subtotal, total=subtotal, currency=order["currency"],
+        shipping_address=ShippingAddress(**address), status_history=history,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CheckoutAnswer:
+    """What ``POST /orders`` answers: status, JSON body, and whether it is a replay."""
+
+    status_code: int
+    body: bytes
+    replayed: bool
+
+
+async def checkout(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: AccountsContext,
+    *,
+    customer_id: uuid.UUID,
+    data: OrderCreate,
+    idempotency_key: str | None,
+    ttl: timedelta,
+) -> CheckoutAnswer:
+    """``POST /orders``: :func:`place_order`, exactly once per ``Idempotency-Key``.
+
+    Without a key every call places an order. With one, see ``orders.idempotency``: a
+    replay returns the first answer (``replayed``), the order and its stored answer commit
+    together, and a domain error releases the key.
+
+    Raises what :func:`place_order` and :func:`idempotency.begin` raise.
+    """
+    if idempotency_key is None:
+        order = await place_order(session, ctx, customer_id=customer_id, data=data)
+        return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
+    key = idempotency.check_key(idempotency_key)
+    outcome = await idempotency.begin(
+        sessionmaker,
+        scope=f"orders:{customer_id}",
+        key=key,
+        fingerprint=idempotency.fingerprint("POST", "/orders", msgspec.json.encode(data)),
+        ttl=ttl,
+    )
+    if isinstance(outcome, idempotency.Replay):
+        return CheckoutAnswer(outcome.status_code, outcome.body, replayed=True)
+    try:
+        order = await place_order(session, ctx, customer_id=customer_id, data=data)
+        body = msgspec.json.encode(order)
+        await idempotency.complete(session, outcome, 201, body)
+    except DomainError:
+        # Nothing was created: end this transaction first (SQLite allows one writer), then
+        # free the key so that a corrected retry may use it.
+        await session.rollback()
+        await idempotency.release(sessionmaker, outcome)
+        raise
+    return CheckoutAnswer(201, body, replayed=False)

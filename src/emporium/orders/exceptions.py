@@ -1,0 +1,59 @@
+"""Errors of the orders room, each with a stable code."""
+
+from __future__ import annotations
+
+from emporium.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+
+
+class OrderNotFound(NotFound):
+    """No such order, or it is another customer's (the two look the same)."""
+
+    code = "order_not_found"
+
+
+class CartItemNotFound(NotFound):
+    """No such line in the caller's cart."""
+
+    code = "cart_item_not_found"
+
+
+class EmptyCart(InvalidInput):
+    """Checkout without ``items`` and with an empty cart."""
+
+    code = "empty_cart"
+
+
+class VariantUnavailable(InvalidInput):
+    """A line names a variant that does not exist or is not for sale."""
+
+    code = "variant_unavailable"
+
+
+class InvalidTransition(Conflict):
+    """The order's status cannot move that way (from its current status)."""
+
+    code, title = "invalid_transition", "Invalid status transition"
+
+
+class CancelNotAllowed(Forbidden):
+    """A customer may cancel their own order only while it is pending."""
+
+    code = "cancel_not_allowed"
+
+
+class IdempotencyKeyReused(DomainError):
+    """The ``Idempotency-Key`` was used before with another request body."""
+
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """A request with the same ``Idempotency-Key`` is still being processed."""
+
+    code, title = "idempotency_key_in_flight", "Request in progress"
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    """The ``Idempotency-Key`` header is empty, too long or not printable ASCII."""
+
+    code = "invalid_idempotency_key"

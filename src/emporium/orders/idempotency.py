@@ -1,0 +1,164 @@
+"""``Idempotency-Key`` for order-creating requests, with Stripe's semantics.
+
+A key belongs to one principal (``scope``) and is kept for ``ttl`` (24 h by default):
+
+- first use: the key is *claimed* in its own committed transaction, with a lease
+  (``locked_until``); the order and the stored response are then written by the request's
+  transaction with :func:`complete`, so the response exists if and only if the order does;
+- same key, same body, finished: the stored status and body are replayed;
+- same key, another body: ``422 idempotency_key_reused``;
+- same key while the first request is in flight: ``409 idempotency_key_in_flight``;
+- a claim whose process died (lease expired) is taken over by the next retry; the old
+  request, if still alive, then fails to complete and rolls back, so one key makes at most
+  one order;
+- a request that failed with a domain error (such as ``insufficient_stock``) releases the
+  key: nothing was created, and the client may retry with the same key.
+
+The claim table is shared by all server processes through the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Executable, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from emporium.core.clock import utcnow
+from emporium.core.db import table_of
+from emporium.orders.exceptions import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+)
+from emporium.orders.models import IdempotencyKey
+
+LEASE = timedelta(seconds=60)
+"""How long a claim shields an in-flight request before a retry may take it over."""
+_K = table_of(IdempotencyKey).c
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request owns ``key`` in ``scope`` until it completes or releases it."""
+
+    scope: str
+    key: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The stored answer of the request that first used the key."""
+
+    status_code: int
+    body: bytes
+
+
+def check_key(key: str) -> str:
+    """Validate an ``Idempotency-Key`` header: 1 to 255 printable ASCII characters.
+
+    Raises InvalidIdempotencyKey (422).
+    """
+    if not 1 <= len(key) <= 255 or not all(" " <= ch <= "~" for ch in key):
+        raise InvalidIdempotencyKey(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            errors=[{"loc": ["header", "Idempotency-Key"], "msg": "1-255 printable ASCII"}],
+        )
+    return key
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 of what identifies a request: method, path and canonical body."""
+    return hashlib.sha256(b"\n".join((method.encode(), path.encode(), body))).hexdigest()
+
+
+def _insert(dialect: str, values: dict[str, object]) -> Executable:
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return ins(table_of(IdempotencyKey)).values(**values).on_conflict_do_nothing()
+
+
+async def begin(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    ttl: timedelta,
+) -> Claim | Replay:
+    """Claim ``key`` for this request, or return the stored answer to replay.
+
+    Raises:
+        IdempotencyKeyReused: (422) the key was used with another body.
+        IdempotencyKeyInFlight: (409) a request with this key is being processed.
+    """
+    token, now = secrets.token_hex(16), utcnow()
+    fresh = {
+        "claim": token, "locked_until": now + LEASE, "fingerprint": fingerprint,
+        "status_code": None, "body": None, "created_at": now, "expires_at": now + ttl,
+    }  # fmt: skip
+    async with sessionmaker() as session, session.begin():
+        dialect = session.get_bind().dialect.name
+        inserted = await session.execute(_insert(dialect, {"scope": scope, "key": key, **fresh}))
+        if inserted.rowcount == 1:  # type: ignore[attr-defined]
+            return Claim(scope, key, token)
+        where = (_K.scope == scope, _K.key == key)
+        query = select(_K.fingerprint, _K.claim, _K.locked_until, _K.status_code, _K.body,
+                       _K.expires_at).where(*where)  # fmt: skip
+        if dialect == "postgresql":
+            query = query.with_for_update()
+        row = (await session.execute(query)).one()
+        if row.expires_at <= now:
+            takeover = update(table_of(IdempotencyKey)).where(*where, _K.expires_at <= now)
+        elif row.fingerprint != fingerprint:
+            raise IdempotencyKeyReused("This Idempotency-Key was used with another request.")
+        elif row.status_code is not None:
+            return Replay(row.status_code, bytes(row.body or b""))
+        elif row.locked_until is not None and row.locked_until > now:
+            raise IdempotencyKeyInFlight("A request with this Idempotency-Key is in progress.")
+        else:  # the first request's process died: its lease ran out
+            takeover = update(table_of(IdempotencyKey)).where(
+                *where, _K.claim == row.claim, _K.status_code.is_(None)
+            )
+        taken = await session.execute(takeover.values(**fresh))
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise IdempotencyKeyInFlight("A request with this Idempotency-Key is in progress.")
+        return Claim(scope, key, token)
+
+
+async def complete(session: AsyncSession, claim: Claim, status_code: int, body: bytes) -> None:
+    """Store the answer in the request's own transaction (the one that made the order).
+
+    Raises IdempotencyKeyInFlight (409) when the claim was taken over meanwhile: the caller's
+    transaction then rolls back, so the key still makes at most one order.
+    """
+    done = await session.execute(
+        update(table_of(IdempotencyKey))
+        .where(_K.scope == claim.scope, _K.key == claim.key, _K.claim == claim.token)
+        .values(status_code=status_code, body=body, claim=None, locked_until=None)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise IdempotencyKeyInFlight("This request took too long and was superseded by a retry.")
+
+
+async def release(sessionmaker: async_sessionmaker[AsyncSession], claim: Claim) -> None:
+    """Give the key up after a failure that created nothing (it may be used again)."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            delete(table_of(IdempotencyKey)).where(
+                _K.scope == claim.scope,
+                _K.key == claim.key,
+                _K.claim == claim.token,
+                _K.status_code.is_(None),
+            )
+        )
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete keys past their expiry (housekeeping); returns how many went."""
+    gone = await session.execute(delete(table_of(IdempotencyKey)).where(_K.expires_at <= utcnow()))
+    return int(gone.rowcount)  # type: ignore[attr-defined]

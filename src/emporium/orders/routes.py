@@ -1,0 +1,202 @@
+"""HTTP routes of carts and orders. Answers carry ``Cache-Control: no-store``: orders hold a
+shipping address (personal data, OWASP ASVS 8.2.1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.datastructures import CacheControlHeader, ResponseHeader, State
+from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from emporium.accounts.exceptions import RoleRequired
+from emporium.accounts.identity import Identity, require_identity, role
+from emporium.accounts.protect import AccountsContext
+from emporium.core.config import SettingsDep
+from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
+from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.uow import DbReader, DbSession
+from emporium.orders import cart, checkout, lifecycle, service
+from emporium.orders.schemas import (
+    CartItemCreate,
+    CartItemUpdate,
+    CartRead,
+    OrderCreate,
+    OrderPage,
+    OrderRead,
+    OrderStatus,
+    OrderTransition,
+)
+
+Ctx = NamedDependency[AccountsContext]
+Me = NamedDependency[Identity]
+STAFF = role("staff")
+Cursor = Annotated[str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
+
+
+async def customer(connection: Any, _: BaseRouteHandler) -> None:
+    """Route guard: a signed-in customer (401 anonymous, 403 without the customer role)."""
+    identity = await require_identity(connection)
+    if "customer" not in identity.roles:
+        raise RoleRequired("This operation needs the customer role.")
+
+
+@get(
+    "/cart",
+    tags=["cart"],
+    guards=[customer],
+    security=BEARER,
+    responses=problem_responses(401, 403),
+)
+async def get_cart(session: DbSession, me: Me, settings: SettingsDep) -> CartRead:
+    """The caller's cart at current prices."""
+    return await cart.get_cart(session, me, currency=settings.currency)
+
+
+@post("/cart/items", tags=["cart"], guards=[customer], security=BEARER,
+      responses=problem_responses(401, 403, 409, 415))  # fmt: skip
+async def add_cart_item(
+    session: DbSession, me: Me, settings: SettingsDep, data: JSONBody[CartItemCreate]
+) -> CartRead:
+    """Add units of a variant (422 ``variant_unavailable``); returns the cart."""
+    return await cart.add_item(session, me, data, currency=settings.currency)
+
+
+@patch("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer], security=BEARER,
+       responses=problem_responses(401, 403, 404, 415))  # fmt: skip
+async def update_cart_item(
+    session: DbSession,
+    me: Me,
+    settings: SettingsDep,
+    item_id: FromPath[uuid.UUID],
+    data: JSONBody[CartItemUpdate],
+) -> CartRead:
+    """Set a line's quantity; returns the cart."""
+    return await cart.update_item(session, me, item_id, data, currency=settings.currency)
+
+
+@delete("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer], security=BEARER,
+        responses=problem_responses(401, 403, 404))  # fmt: skip
+async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UUID]) -> None:
+    """Take a line out of the cart."""
+    await cart.remove_item(session, me, item_id)
+
+
+@post(
+    "/orders",
+    tags=["orders"],
+    guards=[customer],
+    security=BEARER,
+    status_code=201,
+    responses=problem_responses(401, 403, 404, 409, 415),
+    response_headers=[
+        ResponseHeader(name="Idempotent-Replayed", required=False, documentation_only=True,
+                       description="true when the answer is the replay of an earlier request")
+    ],
+)  # fmt: skip
+async def place_order(
+    state: State,
+    session: DbSession,
+    accounts: Ctx,
+    me: Me,
+    settings: SettingsDep,
+    data: JSONBody[OrderCreate],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            description="1-255 characters; kept 24 h or more",
+            max_length=255,
+            min_length=1,
+        ),
+    ] = None,
+) -> Response[OrderRead]:
+    """Check out ``items`` or the cart (409 ``insufficient_stock`` naming short lines,
+    nothing changes). Honours ``Idempotency-Key`` (Stripe's semantics)."""
+    answer = await checkout.checkout(
+        session, state.sessionmaker, accounts, customer_id=me.user_id, data=data,
+        idempotency_key=idempotency_key,
+        ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+    )  # fmt: skip
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    return Response(
+        content=answer.body,  # type: ignore[arg-type]
+        status_code=answer.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+@get("/orders", tags=["orders"], security=BEARER,
+     responses=problem_responses(401))  # fmt: skip
+async def list_orders(
+    reader: DbReader,
+    accounts: Ctx,
+    me: Me,
+    status: Annotated[OrderStatus | None, QueryParameter()] = None,
+    customer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> OrderPage:
+    """Customers: their own orders; staff: all, filtered by ``status`` and ``customer_id``."""
+    return await service.list_orders(
+        reader, accounts.vault, me, status=status, customer_id=customer_id, limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
+
+
+@get("/orders/{order_id:uuid}", tags=["orders"], security=BEARER,
+     responses=problem_responses(401, 404))  # fmt: skip
+async def get_order(
+    reader: DbReader, accounts: Ctx, me: Me, order_id: FromPath[uuid.UUID]
+) -> OrderRead:
+    """One order: its owner's or, for staff, any (404 otherwise)."""
+    return await service.get_order(reader, accounts.vault, me, order_id)
+
+
+@post("/orders/{order_id:uuid}/cancel", tags=["orders"], security=BEARER, status_code=200,
+      responses=problem_responses(401, 403, 404, 409))  # fmt: skip
+async def cancel_order(
+    session: DbSession, accounts: Ctx, me: Me, order_id: FromPath[uuid.UUID]
+) -> OrderRead:
+    """Cancel and return the stock: owner while pending, staff while pending or paid."""
+    return await lifecycle.cancel_order(session, accounts.vault, me, order_id)
+
+
+@post("/orders/{order_id:uuid}/transitions", tags=["orders"], guards=[STAFF], security=BEARER,
+      status_code=200, responses=problem_responses(401, 403, 404, 409, 415))  # fmt: skip
+async def transition_order(
+    session: DbSession,
+    accounts: Ctx,
+    me: Me,
+    order_id: FromPath[uuid.UUID],
+    data: JSONBody[OrderTransition],
+) -> OrderRead:
+    """Staff: move the order along its status machine (409 ``invalid_transition``)."""
+    return await lifecycle.transition_order(session, accounts.vault, me, order_id, data.to)
+
+
+def _accounts(state: State) -> AccountsContext:
+    context: AccountsContext = state.accounts
+    return context
+
+
+async def _me(request: Request[Any, Any, Any]) -> Identity:
+    return await require_identity(request)
+
+
+orders_router = Router(
+    path="/",
+    route_handlers=[
+        get_cart, add_cart_item, update_cart_item, remove_cart_item,
+        place_order, list_orders, get_order, cancel_order, transition_order,
+    ],
+    dependencies={"accounts": Provide(_accounts, sync_to_thread=False), "me": Provide(_me)},
+    cache_control=CacheControlHeader(no_store=True),
+)  # fmt: skip

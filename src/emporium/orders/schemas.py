@@ -1,0 +1,141 @@
+"""API shapes of carts and orders. Money: integer minor units plus an ISO 4217 code.
+
+Input structs forbid unknown fields: a client can never set a price, a total, a status or
+an owner (OWASP API3:2023, mass assignment).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from emporium.accounts.schemas import AddressIn
+
+MAX_QUANTITY = 999
+"""Units of one variant in one cart line or order line."""
+MAX_LINES = 100
+"""Lines in one cart or order."""
+
+Quantity = Annotated[
+    int, Meta(ge=1, le=MAX_QUANTITY, description=f"a whole number of units, 1 to {MAX_QUANTITY}")
+]
+OrderStatus = Literal["pending", "paid", "fulfilled", "delivered", "cancelled", "refunded"]
+TransitionTarget = Literal["paid", "fulfilled", "delivered", "refunded"]
+
+
+class CartItemCreate(Struct, forbid_unknown_fields=True):
+    """Put ``quantity`` units of a variant in the cart (added to a line already there)."""
+
+    variant_id: uuid.UUID
+    quantity: Quantity
+
+
+class CartItemUpdate(Struct, forbid_unknown_fields=True):
+    """Set a cart line's quantity."""
+
+    quantity: Quantity
+
+
+class CartItemRead(Struct):
+    """A cart line at the variant's current price; ``available`` is false when the product
+    was unpublished or has fewer units on hand than the line asks for."""
+
+    id: uuid.UUID
+    variant_id: uuid.UUID
+    sku: str
+    title: str
+    quantity: int
+    unit_price: int
+    line_total: int
+    available: bool
+
+
+class CartRead(Struct):
+    """The caller's cart with current prices; ``subtotal`` is the sum of ``line_total``."""
+
+    items: list[CartItemRead]
+    subtotal: int
+    currency: str
+
+
+class OrderLineCreate(Struct, forbid_unknown_fields=True):
+    """One line of a new order: which variant and how many; the price comes from the server."""
+
+    variant_id: uuid.UUID
+    quantity: Quantity
+
+
+class OrderCreate(Struct, forbid_unknown_fields=True):
+    """Checkout: ``items`` (or, without them, the caller's cart) shipped to either a new
+    ``shipping_address`` or one of the caller's saved addresses (``address_id``)."""
+
+    items: Annotated[list[OrderLineCreate], Meta(min_length=1, max_length=MAX_LINES)] | None = None
+    shipping_address: AddressIn | None = None
+    address_id: uuid.UUID | None = None
+
+
+class OrderTransition(Struct, forbid_unknown_fields=True):
+    """Staff: move an order to ``to`` along the status machine."""
+
+    to: TransitionTarget
+
+
+class ShippingAddress(Struct):
+    """The address an order ships to, as it was at checkout."""
+
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+    region: str | None = None
+    phone: str | None = None
+
+
+class OrderLineRead(Struct):
+    """A line as sold: SKU, title and unit price at checkout; ``line_total`` =
+    ``unit_price * quantity``. ``variant_id`` is null once the variant was deleted."""
+
+    variant_id: uuid.UUID | None
+    sku: str
+    title: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class StatusChangeRead(Struct):
+    """One move of the order's status: by whom (``customer``, ``staff``, ``system``) and when."""
+
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    by: str
+    at: datetime
+
+
+class OrderRead(Struct):
+    """An order; ``total`` equals ``subtotal``, the sum of the lines' ``line_total``."""
+
+    id: uuid.UUID
+    number: str
+    status: OrderStatus
+    customer_id: uuid.UUID | None
+    items: list[OrderLineRead]
+    subtotal: int
+    total: int
+    currency: str
+    shipping_address: ShippingAddress
+    status_history: list[StatusChangeRead]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(Struct):
+    """A keyset page of orders, newest first."""
+
+    items: list[OrderRead]
+    next_cursor: str | None

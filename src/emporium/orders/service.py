@@ -1,0 +1,154 @@
+"""Reading orders: one order for its owner or staff, and keyset pages of orders.
+
+Another customer's order answers 404 exactly like a missing one (OWASP API1:2023).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.accounts.identity import Identity
+from emporium.accounts.protect import Vault
+from emporium.core.db import Reader, table_of
+from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.orders.exceptions import OrderNotFound
+from emporium.orders.models import PAID_STATUSES, Order, OrderLine, OrderStatusChange
+from emporium.orders.schemas import (
+    OrderLineRead,
+    OrderPage,
+    OrderRead,
+    OrderStatus,
+    ShippingAddress,
+    StatusChangeRead,
+)
+
+_O, _L, _S = table_of(Order).c, table_of(OrderLine).c, table_of(OrderStatusChange).c
+ADDRESS_TABLE, ADDRESS_COLUMN = "customer_order", "shipping_address"
+SORT = "-created_at"
+Db = AsyncSession | Reader
+
+
+def seal_address(vault: Vault, order_id: uuid.UUID, fields: dict[str, Any]) -> str:
+    """The shipping address encrypted for this order's row (personal data at rest)."""
+    document = msgspec.json.encode(fields).decode()
+    return vault.seal(ADDRESS_TABLE, ADDRESS_COLUMN, order_id, document) or ""
+
+
+def open_address(vault: Vault, order_id: uuid.UUID, token: str) -> ShippingAddress:
+    """The clear shipping address of an order."""
+    document = vault.open(ADDRESS_TABLE, ADDRESS_COLUMN, order_id, token) or "{}"
+    return msgspec.json.decode(document, type=ShippingAddress)
+
+
+async def _details(
+    db: Db, order_ids: Sequence[uuid.UUID]
+) -> tuple[dict[Any, list[OrderLineRead]], dict[Any, list[StatusChangeRead]]]:
+    lines: dict[Any, list[OrderLineRead]] = defaultdict(list)
+    history: dict[Any, list[StatusChangeRead]] = defaultdict(list)
+    if not order_ids:
+        return lines, history
+    line_rows = await db.execute(
+        select(_L.order_id, _L.variant_id, _L.sku, _L.title, _L.quantity, _L.unit_price,
+               _L.line_total)
+        .where(_L.order_id.in_(order_ids))
+        .order_by(_L.order_id, _L.position)
+    )  # fmt: skip
+    for r in line_rows:
+        lines[r.order_id].append(
+            OrderLineRead(variant_id=r.variant_id, sku=r.sku, title=r.title, quantity=r.quantity,
+                          unit_price=r.unit_price, line_total=r.line_total)
+        )  # fmt: skip
+    change_rows = await db.execute(
+        select(_S.order_id, _S.from_status, _S.to_status, _S.actor_role, _S.created_at)
+        .where(_S.order_id.in_(order_ids))
+        .order_by(_S.order_id, _S.created_at, _S.id)
+    )
+    for c in change_rows:
+        history[c.order_id].append(
+            StatusChangeRead(from_status=c.from_status, to_status=c.to_status, by=c.actor_role,
+                             at=c.created_at)
+        )  # fmt: skip
+    return lines, history
+
+
+_ORDER = select(
+    _O.id, _O.number, _O.status, _O.customer_id, _O.subtotal, _O.total, _O.currency,
+    _O.shipping_address_enc, _O.created_at, _O.updated_at,
+)  # fmt: skip
+
+
+async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
+    lines, history = await _details(db, [r.id for r in rows])
+    return [
+        OrderRead(
+            id=r.id, number=r.number, status=r.status, customer_id=r.customer_id,
+            items=lines[r.id], subtotal=r.subtotal, total=r.total, currency=r.currency,
+            shipping_address=open_address(vault, r.id, r.shipping_address_enc),
+            status_history=history[r.id], created_at=r.created_at, updated_at=r.updated_at,
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def get_order(db: Db, vault: Vault, identity: Identity, order_id: uuid.UUID) -> OrderRead:
+    """One order, for its owner or staff. Raises OrderNotFound (404) otherwise."""
+    row = (await db.execute(_ORDER.where(_O.id == order_id))).first()
+    if row is None or (not identity.is_staff and row.customer_id != identity.user_id):
+        raise OrderNotFound("No such order.")
+    return (await _reads(db, vault, [row]))[0]
+
+
+async def list_orders(
+    db: Db,
+    vault: Vault,
+    identity: Identity,
+    *,
+    status: OrderStatus | None,
+    customer_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> OrderPage:
+    """Orders newest first: a customer's own, or for staff all (filters ``status`` and
+    ``customer_id``). A customer's ``customer_id`` filter can only narrow to their own.
+
+    Raises InvalidInput (422) for a bad cursor.
+    """
+    stmt = _ORDER
+    if not identity.is_staff:
+        stmt = stmt.where(_O.customer_id == identity.user_id)
+    if customer_id is not None:
+        stmt = stmt.where(_O.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(_O.status == status)
+    if cursor:
+        value, last_id = decode_cursor(cursor, SORT)
+        stmt = stmt.where(tuple_(_O.created_at, _O.id) < tuple_(cursor_instant(value), last_id))
+    rows = await db.execute(stmt.order_by(_O.created_at.desc(), _O.id.desc()).limit(limit + 1))
+    page = rows.all()
+    items = await _reads(db, vault, page[:limit])
+    next_cursor = None
+    if len(page) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
+    return OrderPage(items=items, next_cursor=next_cursor)
+
+
+async def has_paid_purchase(
+    session: AsyncSession, customer_id: uuid.UUID, product_id: uuid.UUID
+) -> bool:
+    """True when the customer has a paid (or later) order with a line of ``product_id``."""
+    row = await session.execute(
+        select(_L.id)
+        .join(table_of(Order), _O.id == _L.order_id)
+        .where(_O.customer_id == customer_id, _L.product_id == product_id,
+               _O.status.in_(PAID_STATUSES))
+        .limit(1)
+    )  # fmt: skip
+    return row.first() is not None

@@ -1,6 +1,7 @@
 """The reviews room: product reviews, ratings and the product's rating aggregates.
 
-Owns the table ``review``. May import: ``emporium.catalog`` (to keep ``rating_average`` and
-``review_count`` on the product) and ``emporium.core``. Publishes ``service`` and
+Owns the table ``review``. May import: ``emporium.orders`` (was the purchase paid?),
+``emporium.catalog`` (to keep ``rating_average`` and ``review_count`` on the product),
+``emporium.accounts`` and ``emporium.core``. Publishes ``service``, ``writing`` and
 ``routes.reviews_router``.
 """

@@ -1,18 +1,23 @@
-"""HTTP routes of reviews (read side)."""
+"""HTTP routes of reviews: reading, posting (customers), editing and moderation."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
-from litestar import Request, Router, get
-from litestar.params import FromPath, QueryParameter
+from litestar import Request, Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from emporium.accounts.identity import is_staff
+from emporium.accounts.identity import is_staff, require_identity, signed_in
+from emporium.accounts.protect import AccountsContext
 from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from emporium.core.uow import DbReader
-from emporium.reviews import service
-from emporium.reviews.schemas import ReviewPage
+from emporium.core.uow import DbReader, DbSession
+from emporium.orders.routes import customer
+from emporium.reviews import service, writing
+from emporium.reviews.schemas import ReviewCreate, ReviewPage, ReviewRead, ReviewUpdate
 
 
 @get(
@@ -36,4 +41,61 @@ async def list_reviews(
     )
 
 
-reviews_router = Router(path="/", route_handlers=[list_reviews])
+@post(
+    "/products/{id_or_slug:str}/reviews",
+    tags=["reviews"],
+    guards=[customer],
+    security=BEARER,
+    summary="Review a product",
+    responses=problem_responses(401, 403, 404, 409, 415),
+)
+async def post_review(
+    request: Request[Any, Any, Any],
+    state: State,
+    session: DbSession,
+    id_or_slug: FromPath[str],
+    data: JSONBody[ReviewCreate],
+) -> ReviewRead:
+    """Customers: one review per product (409 ``review_exists``); ``verified_purchase`` when
+    the caller has a paid order with it."""
+    accounts: AccountsContext = state.accounts
+    identity = await require_identity(request)
+    return await writing.post_review(session, accounts, identity, id_or_slug, data)
+
+
+@patch(
+    "/reviews/{review_id:uuid}",
+    tags=["reviews"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=problem_responses(401, 403, 404, 415),
+)
+async def edit_review(
+    request: Request[Any, Any, Any],
+    session: DbSession,
+    review_id: FromPath[uuid.UUID],
+    data: JSONBody[ReviewUpdate],
+) -> ReviewRead:
+    """Its author: change rating and text; staff: also ``status`` (moderation)."""
+    identity = await require_identity(request)
+    return await writing.edit_review(session, identity, review_id, data)
+
+
+@delete(
+    "/reviews/{review_id:uuid}",
+    tags=["reviews"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_review(
+    request: Request[Any, Any, Any], session: DbSession, review_id: FromPath[uuid.UUID]
+) -> None:
+    """Its author or staff: remove the review."""
+    identity = await require_identity(request)
+    await writing.delete_review(session, identity, review_id)
+
+
+reviews_router = Router(
+    path="/", route_handlers=[list_reviews, post_review, edit_review, delete_review]
+)

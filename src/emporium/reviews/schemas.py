@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from msgspec import Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Rating = Annotated[int, Meta(ge=1, le=5, description="1 (worst) to 5 (best)")]
+ReviewTitle = Annotated[str, Meta(min_length=1, max_length=200)]
+ReviewBody = Annotated[str, Meta(min_length=1, max_length=5000)]
+ReviewStatus = Literal["published", "hidden"]
 
 
 class ReviewRead(Struct):
@@ -19,6 +25,7 @@ class ReviewRead(Struct):
     author_name: str
     verified_purchase: bool
     created_at: datetime
+    status: ReviewStatus = "published"
 
 
 class ReviewPage(Struct):
@@ -26,3 +33,21 @@ class ReviewPage(Struct):
 
     items: list[ReviewRead]
     next_cursor: str | None
+
+
+class ReviewCreate(Struct, forbid_unknown_fields=True):
+    """A customer's review of a product; text is stored exactly as given."""
+
+    rating: Rating
+    body: ReviewBody
+    title: ReviewTitle | None = None
+
+
+class ReviewUpdate(Struct, forbid_unknown_fields=True):
+    """Changes to a review: its author may change the text and rating; staff may also set
+    ``status`` (moderation)."""
+
+    rating: Rating | UnsetType = UNSET
+    title: ReviewTitle | UnsetType | None = UNSET
+    body: ReviewBody | UnsetType = UNSET
+    status: ReviewStatus | UnsetType = UNSET

@@ -25,6 +25,7 @@ _LISTING = select(
     _R.author_name,
     _R.verified_purchase,
     _R.created_at,
+    _R.status,
 ).where(_R.status == "published")
 SORT = "-created_at"
 
@@ -62,6 +63,7 @@ async def list_reviews(
             author_name=r.author_name,
             verified_purchase=r.verified_purchase,
             created_at=r.created_at,
+            status=r.status,
         )
         for r in rows[:limit]
     ]

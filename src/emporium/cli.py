@@ -34,8 +34,15 @@ from emporium.core.keys import (
     load_or_create_key_file,
     write_key_file,
 )
-from emporium.importers import demo, dummyjson, dummyjson_users
-from emporium.importers.common import ImportFailed, ImportReport, ImportReview, write_catalog
+from emporium.importers import demo, dummyjson, dummyjson_carts, dummyjson_users
+from emporium.importers.common import (
+    ImportFailed,
+    ImportReport,
+    ImportReview,
+    Problem,
+    write_catalog,
+)
+from emporium.importers.dummyjson_carts import ImportCart
 from emporium.importers.dummyjson_users import ImportUser
 from emporium.inventory.ledger import install_ledger_hook
 
@@ -145,6 +152,7 @@ def _run_import(
     products: Sequence[ImportProduct],
     reviews: Sequence[ImportReview],
     users: Sequence[ImportUser] = (),
+    carts: Sequence[ImportCart] = (),
 ) -> ImportReport:
     report = ImportReport()
     install_change_tracking()
@@ -167,6 +175,9 @@ def _run_import(
                         session, products, reviews, currency=settings.currency, report=report,
                         progress=bar.update if bar is not None else None, author_of=author_of,
                     )  # fmt: skip
+                if carts:
+                    ctx = build_context(settings, load_key_file(settings.key_file))
+                    await dummyjson_carts.replay_carts(session, ctx, list(carts), report)
                 # Running servers evict what changed (PostgreSQL NOTIFY, sent on commit).
                 await ChangeFeed().before_commit(session)
         finally:
@@ -176,14 +187,20 @@ def _run_import(
     return report
 
 
-def _import_command(parse: Callable[[], tuple[Any, Any, Any, Any]]) -> None:
+def _import_command(
+    parse: Callable[[], tuple[Any, Any, Any, Any]],
+    parse_carts: Callable[[], tuple[list[ImportCart], list[Problem]]] | None = None,
+) -> None:
     settings = _settings()
     _prepare_database(settings)
     try:
         products, reviews, problems, users = parse()
-        for problem in problems:
+        carts, cart_problems = parse_carts() if parse_carts else ([], [])
+        for problem in [*problems, *cart_problems]:
             click.echo(f"skipped: {problem}", err=True)
-        report = _run_import(settings, products, reviews, users)
+        report = _run_import(settings, products, reviews, users, carts)
+        for problem in report.problems:
+            click.echo(f"refused: {problem}", err=True)
     except ImportFailed as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -201,15 +218,16 @@ def _import_command(parse: Callable[[], tuple[Any, Any, Any, Any]]) -> None:
 @click.option("--skip-invalid", is_flag=True, help="import the valid rows, report the rest")
 def import_dummyjson(directory: Path, skip_invalid: bool) -> None:
     """Import DIR/dummyjson-users.json (accounts, addresses; no cards, IBANs, SSNs or
-    passwords) and DIR/dummyjson-products.json (categories, products, reviews linked to
-    their authors)."""
+    passwords), DIR/dummyjson-products.json (categories, products, reviews linked to
+    their authors), then replay DIR/dummyjson-carts.json as orders through checkout (carts
+    that would oversell are reported, not forced)."""
 
     def parse() -> tuple[Any, Any, Any, Any]:
         users, user_problems = dummyjson_users.parse(directory, skip_invalid=skip_invalid)
         products, reviews, problems = dummyjson.parse(directory, skip_invalid=skip_invalid)
         return products, reviews, [*user_problems, *problems], users
 
-    _import_command(parse)
+    _import_command(parse, lambda: dummyjson_carts.parse(directory, skip_invalid=skip_invalid))
 
 
 @import_.command("shopify-csv")

@@ -94,9 +94,9 @@ class ImportReport(Struct):
         """One line per kind, for people."""
         lines = []
         for kind, bucket in self.counts.items():
-            parts = ", ".join(
-                f"{bucket.get(k, 0)} {k}" for k in ("created", "updated", "unchanged", "skipped")
-            )
+            known = ("created", "updated", "unchanged", "skipped")
+            extra = [k for k in bucket if k not in known]
+            parts = ", ".join(f"{bucket.get(k, 0)} {k}" for k in (*known, *extra))
             lines.append(f"{kind}: {parts}")
         if not self.changed:
             lines.append("nothing changed: the catalog already matched the input")

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conftest import SignIn
 from emporium.orders.models import Order
-from factories import API, Client, assert_problem
+from factories import API, Client, assert_problem, variant_body
 from orders.support import ADDRESS, balance, ledger, order, stock_of, stocked_variants
 
 
@@ -130,3 +130,31 @@ async def test_another_customers_cart_lines_are_invisible(
         assert_problem(await call, 404)
     assert (await client.get(f"{API}/cart", headers=alice)).json()["items"][0]["quantity"] == 1
     assert (await client.get(f"{API}/cart", headers=mallory)).json()["items"] == []
+
+
+async def test_an_ordered_product_is_archived_not_deleted(
+    client: Client, admin_headers: dict[str, str], sign_in: SignIn
+) -> None:
+    """Deleting an ordered product unpublishes it and keeps its order whole; its variant
+    cannot be deleted (409); a product never ordered is really deleted."""
+    ordered, spare = await stocked_variants(client, admin_headers, 5, 5)
+    buyer = await sign_in()
+    placed = (await order(client, buyer, [(ordered["id"], 2)])).json()
+    url = f"{API}/products/{ordered['product_id']}"
+    second = await client.post(f"{url}/variants", json=variant_body(), headers=admin_headers)
+    assert second.status_code == 201, second.text
+    assert (await client.delete(url, headers=admin_headers)).status_code == 204
+    assert_problem(await client.get(url), 404)
+    kept = await client.get(url, headers=admin_headers)
+    assert kept.status_code == 200
+    assert kept.json()["published"] is False
+    assert_problem(
+        await client.delete(f"{API}/variants/{ordered['id']}", headers=admin_headers),
+        409,
+        "variant_ordered",
+    )
+    again = (await client.get(f"{API}/orders/{placed['id']}", headers=buyer)).json()
+    assert again["items"] == placed["items"]
+    spare_url = f"{API}/products/{spare['product_id']}"
+    assert (await client.delete(spare_url, headers=admin_headers)).status_code == 204
+    assert_problem(await client.get(spare_url, headers=admin_headers), 404)

@@ -41,6 +41,12 @@ class CategoryInUse(Conflict):
     code = "category_in_use"
 
 
+class VariantOrdered(Conflict):
+    """A variant that appears in orders cannot be deleted (archive its product instead)."""
+
+    code = "variant_ordered"
+
+
 class LastVariant(Conflict):
     """A product keeps at least one variant."""
 

@@ -202,7 +202,8 @@ async def update_product(
     responses=problem_responses(401, 404, 409, 415),
 )
 async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
-    """Staff: delete a product with its variants and reviews."""
+    """Staff: delete a product with its variants and reviews; a product that has been
+    ordered is archived instead (unpublished, kept for its orders and stock ledger)."""
     await service.delete_product(session, id_or_slug)
 
 

@@ -24,6 +24,7 @@ from emporium.catalog.exceptions import (
     SkuTaken,
     SlugTaken,
     VariantNotFound,
+    VariantOrdered,
 )
 from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.catalog.queries import get_product, parse_product_key
@@ -306,11 +307,23 @@ async def update_product(
     return await get_product(session, str(product.id), include_unpublished=True)
 
 
-async def delete_product(session: AsyncSession, product_key: uuid.UUID | str) -> None:
-    """Remove a product with its variants, tags and reviews. Raises ProductNotFound (404)."""
+async def delete_product(
+    session: AsyncSession, product_key: uuid.UUID | str
+) -> Literal["deleted", "archived"]:
+    """Remove a product with its variants, tags and reviews; a product that has been
+    ordered is archived instead (unpublished and kept, so that its orders, stock ledger and
+    reviews stay whole). Raises ProductNotFound (404)."""
     product = await _product(session, product_key)
-    await session.delete(product)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.delete(product)
+            await session.flush()
+    except IntegrityError:  # order lines still point at its variants (RESTRICT)
+        product.published = False
+        product.updated_at = utcnow()
+        await session.flush()
+        return "archived"
+    return "deleted"
 
 
 async def add_variant(
@@ -358,7 +371,8 @@ async def update_variant(
 
 
 async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
-    """Remove a variant. Raises VariantNotFound (404), LastVariant (409) for a product's last."""
+    """Remove a variant. Raises VariantNotFound (404), LastVariant (409) for a product's last,
+    VariantOrdered (409) for a variant that has been ordered."""
     variant = await _variant(session, variant_id)
     count = await session.scalar(
         select(func.count()).select_from(Variant).where(Variant.product_id == variant.product_id)
@@ -366,7 +380,12 @@ async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
     if (count or 0) <= 1:
         raise LastVariant("A product keeps at least one variant; delete the product instead.")
     product = await _product(session, variant.product_id)
-    await session.delete(variant)
+    try:
+        async with session.begin_nested():
+            await session.delete(variant)
+            await session.flush()
+    except IntegrityError as exc:  # order lines still point at it (RESTRICT)
+        raise VariantOrdered("This variant has been ordered; archive its product instead.") from exc
     await _refresh_price(session, product)
     product.updated_at = utcnow()
 

@@ -83,7 +83,10 @@ class Order(Base):
 
 
 class OrderLine(Base):
-    """One line of an order, with the SKU, title and unit price as they were at checkout."""
+    """One line of an order, with the SKU, title and unit price as they were at checkout.
+
+    A variant that was ordered cannot be deleted (``RESTRICT``): its product is archived
+    instead, so orders, the ledger and verified reviews keep pointing at it."""
 
     __tablename__ = "order_line"
 
@@ -92,7 +95,7 @@ class OrderLine(Base):
         Uuid, ForeignKey("customer_order.id", ondelete="CASCADE"), index=True
     )
     variant_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("variant.id", ondelete="SET NULL"), index=True
+        Uuid, ForeignKey("variant.id", ondelete="RESTRICT"), index=True
     )
     product_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     position: Mapped[int] = mapped_column(Integer)

@@ -98,7 +98,7 @@ class ShippingAddress(Struct):
 
 class OrderLineRead(Struct):
     """A line as sold: SKU, title and unit price at checkout; ``line_total`` =
-    ``unit_price * quantity``. ``variant_id`` is null once the variant was deleted."""
+    ``unit_price * quantity``."""
 
     variant_id: uuid.UUID | None
     sku: str

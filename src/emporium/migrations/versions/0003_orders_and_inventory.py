@@ -146,7 +146,7 @@ def upgrade() -> None:
             ["variant_id"],
             ["variant.id"],
             name=op.f("fk_order_line_variant_id_variant"),
-            ondelete="SET NULL",
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_line")),
     )

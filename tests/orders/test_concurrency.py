@@ -152,6 +152,8 @@ def _server_env(settings: Settings, key_file: Path, cwd: Path) -> dict[str, str]
         "EMPORIUM_DATABASE_URL": settings.database_url,
         "EMPORIUM_KEY_FILE": str(key_file),
         "EMPORIUM_LOG_LEVEL": "WARNING",
+        # Two nodes plus this test's app stay well inside PostgreSQL's 100 connections.
+        "EMPORIUM_DATABASE_POOL_SIZE": "5",
     }
     if settings.is_sqlite:
         done = subprocess.run([EMPORIUM, "db", "upgrade"], env=env, cwd=cwd, capture_output=True)

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -234,3 +235,23 @@ async def create_product(
     )
     assert response.status_code in (200, 201), response.text
     return response.json()
+
+
+async def at_once(
+    client: Client, *calls: tuple[str, str, dict[str, str], Json | None]
+) -> list[httpx.Response]:
+    """Send ``(method, path, headers, json)`` requests truly concurrently (asyncio.gather).
+
+    ``AsyncTestClient`` hands each request to the app through a blocking portal, so calls
+    gathered on the test's own loop run one after the other. These run on the app's loop
+    (its lifespan is already running), through an httpx ASGI transport, and interleave.
+    """
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+            sends = (c.request(m, f"{API}{p}", headers=h, json=b) for m, p, h, b in calls)
+            return list(await asyncio.gather(*sends))
+
+    with client.portal() as portal:
+        return portal.call(send_all)

@@ -3,7 +3,6 @@ stock never drops below zero, and the ledger always adds up to the stock on hand
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import SignIn
-from factories import API, Client, assert_problem, variant_body
+from factories import API, Client, assert_problem, at_once, variant_body
 from orders.support import balance, ledger, order, stock_of, stocked_variants
 
 Json = dict[str, Any]
@@ -49,26 +48,6 @@ async def assert_ledger_adds_up(client: Client, staff: Headers, variant: Json) -
         running += movement["delta"]
         assert movement["stock_after"] == running >= 0, movements
     return movements
-
-
-async def at_once(
-    client: Client, *calls: tuple[str, str, Headers, Json | None]
-) -> list[httpx.Response]:
-    """Send ``(method, path, headers, json)`` requests truly concurrently (asyncio.gather).
-
-    ``AsyncTestClient`` hands each request to the app through a blocking portal, so calls
-    gathered on the test's own loop run one after the other. These run on the app's loop
-    (its lifespan is already running), through an httpx ASGI transport, and interleave.
-    """
-
-    async def send_all() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
-            sends = (c.request(m, f"{API}{p}", headers=h, json=b) for m, p, h, b in calls)
-            return list(await asyncio.gather(*sends))
-
-    with client.portal() as portal:
-        return portal.call(send_all)
 
 
 # --- adjustments -----------------------------------------------------------------------------
@@ -363,12 +342,6 @@ async def test_twenty_concurrent_removals_from_ten_units_leave_exactly_zero(
     assert sorted(m["stock_after"] for m in movements) == list(range(11))
 
 
-@pytest.mark.xfail(
-    reason="source bug: inventory.service takes a movement's created_at (utcnow()) before "
-    "its conditional UPDATE waits for the row/database lock, so under concurrency the "
-    "ledger's newest-first order (created_at, id) is not the order in which stock changed",
-    strict=True,
-)
 async def test_after_concurrent_removals_the_newest_movement_shows_the_stock_on_hand(
     client: Client, admin_headers: Headers
 ) -> None:

@@ -46,6 +46,16 @@ async def order(
     return await client.post(f"{API}/orders", json=payload, headers=headers | extra)
 
 
+def checkout_call(
+    headers: dict[str, str], items: list[tuple[str, int]], *, key: str | None = None
+) -> tuple[str, str, dict[str, str], Json]:
+    """A ``POST /orders`` for :func:`factories.at_once` (truly concurrent requests)."""
+    payload: Json = {"shipping_address": ADDRESS}
+    payload["items"] = [{"variant_id": v, "quantity": q} for v, q in items]
+    extra = {"Idempotency-Key": key} if key else {}
+    return ("POST", "/orders", headers | extra, payload)
+
+
 async def stock_of(client: Client, staff: dict[str, str], variant: Json) -> int:
     """The variant's stock as the staff product view shows it."""
     response = await client.get(f"{API}/products/{variant['product_id']}", headers=staff)

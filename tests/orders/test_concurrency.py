@@ -17,8 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conftest import SignIn
 from emporium.core.config import Settings
 from emporium.orders.models import Order
-from factories import API, Client, assert_problem
-from orders.support import ADDRESS, balance, ledger, order, stock_of, stocked_variants
+from factories import API, Client, assert_problem, at_once
+from orders.support import (
+    ADDRESS,
+    balance,
+    checkout_call,
+    ledger,
+    order,
+    stock_of,
+    stocked_variants,
+)
 from servers import EMPORIUM, servers
 
 BUYERS = 50
@@ -36,7 +44,7 @@ async def test_fifty_buyers_for_ten_units_in_one_process(
     """50 concurrent checkouts of 1 unit against 10 in stock: 10 orders, 40 times 409."""
     (variant,) = await stocked_variants(client, admin_headers, STOCK)
     buyers = [await sign_in() for _ in range(BUYERS)]
-    answers = await asyncio.gather(*(order(client, b, [(variant["id"], 1)]) for b in buyers))
+    answers = await at_once(client, *(checkout_call(b, [(variant["id"], 1)]) for b in buyers))
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [201] * STOCK + [409] * (BUYERS - STOCK)
     for answer in answers:
@@ -57,8 +65,8 @@ async def test_a_multi_line_race_never_sells_a_unit_twice(
     a, b = await stocked_variants(client, admin_headers, 5, 5)
     buyers = [await sign_in() for _ in range(20)]
     baskets = [[(a["id"], 1), (b["id"], 1)], [(b["id"], 1), (a["id"], 1)]]
-    answers = await asyncio.gather(
-        *(order(client, h, baskets[n % 2]) for n, h in enumerate(buyers))
+    answers = await at_once(
+        client, *(checkout_call(h, baskets[n % 2]) for n, h in enumerate(buyers))
     )
     placed = [r for r in answers if r.status_code == 201]
     assert len(placed) == 5
@@ -77,8 +85,8 @@ async def test_one_idempotency_key_sent_twenty_times_at_once_makes_one_order(
     (variant,) = await stocked_variants(client, admin_headers, 100)
     buyer = await sign_in()
     key = str(uuid.uuid4())
-    answers = await asyncio.gather(
-        *(order(client, buyer, [(variant["id"], 2)], key=key) for _ in range(20))
+    answers = await at_once(
+        client, *(checkout_call(buyer, [(variant["id"], 2)], key=key) for _ in range(20))
     )
     created = [r for r in answers if r.status_code == 201]
     assert created, [r.text for r in answers]

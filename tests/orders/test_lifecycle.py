@@ -3,7 +3,6 @@ cancel, stock returned exactly once through the ledger, and the recorded history
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import SignIn
-from factories import API, Client, assert_problem
+from factories import API, Client, assert_problem, at_once
 from orders.support import balance, ledger, order, stock_of, stocked_variants
 
 Json = dict[str, Any]
@@ -84,26 +83,6 @@ async def assert_ledger_consistent(client: Client, staff: Headers, variant: Json
     assert sum(balance(movements).values()) == stock
     assert movements[0]["stock_after"] == stock
     return movements
-
-
-async def at_once(
-    client: Client, *calls: tuple[str, str, Headers, Json | None]
-) -> list[httpx.Response]:
-    """Send ``(method, path, headers, json)`` requests truly concurrently (asyncio.gather).
-
-    ``AsyncTestClient`` hands each request to the app through a blocking portal, so calls
-    gathered on the test's own loop run one after the other. These run on the app's loop
-    (its lifespan is already running), through an httpx ASGI transport, and interleave.
-    """
-
-    async def send_all() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
-            sends = (c.request(m, f"{API}{p}", headers=h, json=b) for m, p, h, b in calls)
-            return list(await asyncio.gather(*sends))
-
-    with client.portal() as portal:
-        return portal.call(send_all)
 
 
 # --- allowed moves ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import uuid
-import warnings
 from typing import Any
 
 import pytest
@@ -53,15 +52,6 @@ async def ids(client: Client, headers: Headers, **params: Any) -> list[str]:
 
 async def order_count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Order)) or 0)
-
-
-def reclaim_abandoned_connections() -> None:
-    """Let the garbage collector close connections that anonymous order reads abandon (see
-    the xfail test below), here rather than in whichever later test it would happen to run
-    in: on PostgreSQL that emits a ``SAWarning``, which this suite turns into an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gc.collect()
 
 
 def same_problem(a: Json, b: Json) -> bool:
@@ -127,10 +117,6 @@ async def test_customers_cannot_move_orders_along_the_status_machine(
     assert await stock_of(client, admin_headers, v) == 8
 
 
-# The connections that anonymous order reads abandon (xfail test below) are reclaimed by
-# the garbage collector, on PostgreSQL with a SAWarning, possibly once the test has ended.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 async def test_anonymous_callers_get_401_on_every_cart_and_order_route(
     client: Client, admin_headers: Headers, sign_in: SignIn
 ) -> None:
@@ -162,21 +148,12 @@ async def test_anonymous_callers_get_401_on_every_cart_and_order_route(
             problem = assert_problem(response, 401)
             assert existing["id"] not in response.text, (method, path)
             assert problem["code"], (method, path)
-    reclaim_abandoned_connections()
     cart = (await client.get(f"{API}/cart", headers=buyer)).json()
     assert [(i["id"], i["quantity"]) for i in cart["items"]] == [(item_id, 1)]
     assert (await client.get(f"{API}/orders/{existing['id']}", headers=buyer)).json() == existing
     assert await stock_of(client, admin_headers, v) == 8
 
 
-@pytest.mark.xfail(
-    reason="source bug: GET /orders and GET /orders/{id} authenticate in the `me` dependency, "
-    "resolved concurrently with `reader`; when `me` raises 401 the reader's pooled "
-    "connection is never returned (only the garbage collector reclaims it)",
-    strict=True,
-)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 async def test_anonymous_order_reads_give_their_database_connection_back(
     client: Client, sign_in: SignIn
 ) -> None:
@@ -191,8 +168,7 @@ async def test_anonymous_order_reads_give_their_database_connection_back(
         still_out = pool.checkedout()
     finally:
         gc.enable()
-        reclaim_abandoned_connections()
-    assert still_out == 0
+        assert still_out == 0
 
 
 # --- staff see everything --------------------------------------------------------------------

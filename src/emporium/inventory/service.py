@@ -4,7 +4,9 @@ Stock only moves through conditional updates (``UPDATE ... SET stock = stock + :
 stock + :delta >= 0``) in the caller's transaction, backed by the ``stock_non_negative`` CHECK
 constraint: on PostgreSQL the row lock makes concurrent buyers of one variant queue and each
 see the stock the previous one left; on SQLite writers are serialised by the database lock.
-Either way a unit is never sold twice and stock is never negative.
+Either way a unit is never sold twice and stock is never negative. A movement's
+``created_at`` is read after its update returned, while the row is locked until commit, so
+a variant's ledger lists its movements in the order the stock changed.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ async def take_stock(
             continue
         products.add(row.product_id)
         movements.append(
-            _movement(variant_id, "sale", -units, row.stock, now=now, order_id=order_id,
+            _movement(variant_id, "sale", -units, row.stock, now=utcnow(), order_id=order_id,
                       actor_id=actor_id)
         )  # fmt: skip
     if short:
@@ -144,7 +146,7 @@ async def return_stock(
             continue
         product_changed(session, row.product_id)
         movements.append(
-            _movement(variant_id, "return", units, row.stock, now=now, order_id=order_id,
+            _movement(variant_id, "return", units, row.stock, now=utcnow(), order_id=order_id,
                       actor_id=actor_id, reason=reason)
         )  # fmt: skip
     if movements:
@@ -181,7 +183,7 @@ async def adjust_stock(
                 "available": stock}  # fmt: skip
         raise InsufficientStock("Stock cannot drop below zero.", lines=[line])
     product_changed(session, row.product_id)
-    movement = _movement(variant_id, "adjustment", data.delta, row.stock, now=now,
+    movement = _movement(variant_id, "adjustment", data.delta, row.stock, now=utcnow(),
                          reason=data.reason, actor_id=actor_id)  # fmt: skip
     await session.execute(insert(table_of(StockMovement)), [movement])
     return StockMovementRead(**movement)

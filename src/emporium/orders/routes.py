@@ -14,7 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from emporium.accounts.exceptions import RoleRequired
-from emporium.accounts.identity import Identity, require_identity, role
+from emporium.accounts.identity import Identity, require_identity, role, signed_in
 from emporium.accounts.protect import AccountsContext
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
@@ -33,6 +33,8 @@ from emporium.orders.schemas import (
     OrderTransition,
 )
 
+# Every route has a guard: guards run before dependencies are resolved, so an anonymous
+# caller is refused before a database connection is taken for the request.
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
 STAFF = role("staff")
@@ -133,7 +135,7 @@ async def place_order(
     )
 
 
-@get("/orders", tags=["orders"], security=BEARER,
+@get("/orders", tags=["orders"], guards=[signed_in], security=BEARER,
      responses=problem_responses(401))  # fmt: skip
 async def list_orders(
     reader: DbReader,
@@ -151,7 +153,7 @@ async def list_orders(
     )  # fmt: skip
 
 
-@get("/orders/{order_id:uuid}", tags=["orders"], security=BEARER,
+@get("/orders/{order_id:uuid}", tags=["orders"], guards=[signed_in], security=BEARER,
      responses=problem_responses(401, 404))  # fmt: skip
 async def get_order(
     reader: DbReader, accounts: Ctx, me: Me, order_id: FromPath[uuid.UUID]
@@ -160,7 +162,8 @@ async def get_order(
     return await service.get_order(reader, accounts.vault, me, order_id)
 
 
-@post("/orders/{order_id:uuid}/cancel", tags=["orders"], security=BEARER, status_code=200,
+@post("/orders/{order_id:uuid}/cancel", tags=["orders"], guards=[signed_in], security=BEARER,
+      status_code=200,
       responses=problem_responses(401, 403, 404, 409))  # fmt: skip
 async def cancel_order(
     session: DbSession, accounts: Ctx, me: Me, order_id: FromPath[uuid.UUID]

@@ -513,8 +513,18 @@ _RESULT = re.compile(r"^BENCH_RESULT (\{.*\})$", re.MULTILINE)
 
 
 def wrk(
-    base: str, paths_file: Path, *, seconds: float, connections: int, threads: int
+    base: str,
+    paths_file: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    script: Path = LUA,
+    script_args: list[str] | None = None,
 ) -> tuple[dict[str, Any], str]:
+    """Run wrk with ``script`` (``rotate_paths.lua`` over ``paths_file`` unless
+    ``script_args`` are given) and return its BENCH_RESULT line as a dict, and its output.
+    A script that counts response statuses adds them as ``statuses`` ({code: count})."""
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -524,11 +534,10 @@ def wrk(
         "--timeout",
         "30s",
         "-s",
-        str(LUA),
+        str(script),
         base,
         "--",
-        str(paths_file),
-        str(threads),
+        *(script_args if script_args is not None else [str(paths_file), str(threads)]),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     output = done.stdout + done.stderr
@@ -538,6 +547,9 @@ def wrk(
     raw = json.loads(match.group(1))
     seconds_run = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
+    extra = (
+        {"statuses": {int(k): v for k, v in raw["statuses"].items()}} if "statuses" in raw else {}
+    )
     return {
         "requests": raw["requests"],
         "seconds": round(seconds_run, 2),
@@ -550,6 +562,7 @@ def wrk(
         "non_2xx": raw["status_errors"],
         "socket_errors": errors,
         "kb_per_response": round(raw["bytes"] / max(1, raw["requests"]) / 1024, 2),
+        **extra,
     }, output
 
 

@@ -1,0 +1,340 @@
+"""The baseline for checkout: a raw ASGI app, no framework, no ORM, no authentication.
+
+``POST /orders`` takes the body of Emporium's ``POST /api/v1/orders``
+(``{"items": [{"variant_id", "quantity"}], "shipping_address": {...}}``) and does the same
+transaction through an asyncpg pool, one connection, one ``BEGIN ... COMMIT``:
+
+1. read the variants' prices, SKUs and titles (variant JOIN product, ``= ANY($1)``);
+2. per line, in variant id order, the conditional
+   ``UPDATE variant SET stock = stock - q WHERE id = $1 AND stock - q >= 0 RETURNING stock,
+   product_id``; a line that updates no row is short: read what is left of the short lines,
+   roll back and answer ``409`` (``insufficient_stock`` naming the lines);
+3. INSERT the ``sale`` rows of ``stock_movement`` (one ``executemany``), the
+   ``customer_order`` row (the shipping address as an opaque random text of the length of
+   Emporium's sealed one: no encryption), the ``order_line`` rows (``executemany``) and the
+   ``order_status_change`` row;
+4. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec).
+
+Differences from Emporium kept on purpose: no authentication (Emporium verifies the JWT and
+reads the session and user row per request), the order belongs to a fixed customer id, the
+address is not encrypted, no ``pg_notify`` of the changed products (Emporium's change feed
+for its product cache, which the baseline does not have) and no Idempotency-Key support.
+``GET /readyz`` answers once the pool is up. Anything else is 404.
+
+Same server stack as Emporium: uvicorn with uvloop and httptools::
+
+    BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/emporium_bench_checkout \\
+    BASELINE_CUSTOMER_ID=<uuid> .venv/bin/python bench/checkout_baseline.py --port 8002
+
+``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's default engine pool.
+``BASELINE_NOTIFY=1`` (an experiment, off by default) adds Emporium's change-feed
+``pg_notify`` of the order's products inside the transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+PRICING = """
+SELECT v.id, v.sku, v.title, v.price, v.currency, v.product_id,
+       p.title AS product_title, p.published
+FROM variant AS v JOIN product AS p ON p.id = v.product_id
+WHERE v.id = ANY($1::uuid[])
+"""
+TAKE = """
+UPDATE variant SET stock = stock - $2, updated_at = $3
+WHERE id = $1 AND stock - $2 >= 0
+RETURNING stock, product_id
+"""
+AVAILABLE = "SELECT id, sku, stock FROM variant WHERE id = ANY($1::uuid[])"
+NOTIFY = "SELECT pg_notify('emporium_changes', $1)"
+INSERT_MOVEMENT = """
+INSERT INTO stock_movement
+    (id, variant_id, kind, delta, stock_after, reason, order_id, actor_id, created_at)
+VALUES ($1, $2, 'sale', $3, $4, '', $5, $6, $7)
+"""
+INSERT_ORDER = """
+INSERT INTO customer_order
+    (id, number, status, customer_id, subtotal, total, currency, external_ref,
+     shipping_address_enc, created_at, updated_at)
+VALUES ($1, $2, 'pending', $3, $4, $4, $5, NULL, $6, $7, $7)
+"""
+INSERT_LINE = """
+INSERT INTO order_line
+    (id, order_id, position, product_id, variant_id, sku, title, quantity, unit_price,
+     line_total)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+INSERT_STATUS = """
+INSERT INTO order_status_change
+    (id, order_id, from_status, to_status, actor_id, actor_role, created_at)
+VALUES ($1, $2, NULL, 'pending', $3, 'customer', $4)
+"""
+
+MAX_QUANTITY = 999
+MAX_LINES = 100
+SEAL_OVERHEAD = 28  # bytes AES-GCM adds to the sealed JSON (12-byte nonce, 16-byte tag)
+_NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class Line(msgspec.Struct, forbid_unknown_fields=True):
+    variant_id: uuid.UUID
+    quantity: int
+
+
+class Address(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+    region: str | None = None
+    phone: str | None = None
+
+
+class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[Line]
+    shipping_address: Address
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_order = msgspec.json.Decoder(OrderIn).decode
+
+
+class Problem(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.body = _encode(
+            {
+                "type": f"/problems/{code}",
+                "title": code.replace("_", " ").capitalize(),
+                "status": status,
+                "detail": detail,
+                "code": code,
+                **extra,
+            }
+        )
+
+
+def _order_number() -> str:
+    raw = "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(10))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def _opaque_address(address: Address) -> str:
+    """Random text as long as Emporium's sealed address (which encrypts this JSON)."""
+    size = len(_encode(address)) + SEAL_OVERHEAD
+    return "v1.bench00." + base64.urlsafe_b64encode(os.urandom(size)).decode()
+
+
+def _title(product_title: str, variant_title: str) -> str:
+    if not variant_title or variant_title.lower() == "default":
+        return product_title
+    return f"{product_title} - {variant_title}"
+
+
+class BaselineApp:
+    """The whole ASGI application."""
+
+    def __init__(self) -> None:
+        self.pool: asyncpg.Pool | None = None
+        self.customer_id = uuid.UUID(int=0)
+        self.notify = os.environ.get("BASELINE_NOTIFY") == "1"
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                size = int(os.environ.get("BASELINE_POOL_SIZE", "20"))
+                self.customer_id = uuid.UUID(os.environ["BASELINE_CUSTOMER_ID"])
+                self.pool = await asyncpg.create_pool(
+                    os.environ["BASELINE_DSN"], min_size=min(2, size), max_size=size
+                )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.pool is not None:
+                    await self.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _place_order(self, data: OrderIn) -> bytes:
+        quantities: dict[uuid.UUID, int] = {}
+        for line in data.items:
+            quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
+        if not quantities or len(quantities) > MAX_LINES:
+            raise Problem(422, "validation_error", f"1 to {MAX_LINES} lines")
+        if any(q < 1 or q > MAX_QUANTITY for q in quantities.values()):
+            raise Problem(422, "validation_error", f"1 to {MAX_QUANTITY} units per variant")
+        order_id, now = uuid.uuid4(), datetime.now(UTC)
+        customer_id = self.customer_id
+        assert self.pool is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = {r["id"]: r for r in await conn.fetch(PRICING, list(quantities))}
+            missing = [v for v in quantities if v not in rows or not rows[v]["published"]]
+            if missing:
+                raise Problem(422, "variant_unavailable", f"{len(missing)} line(s) not for sale")
+            priced = [rows[v] for v in quantities]
+            movements, short = [], []
+            for variant_id in sorted(quantities):
+                units = quantities[variant_id]
+                taken = await conn.fetchrow(TAKE, variant_id, units, now)
+                if taken is None:
+                    short.append(variant_id)
+                    continue
+                movements.append(
+                    (uuid.uuid4(), variant_id, -units, taken["stock"], order_id, customer_id, now)
+                )
+            if short:
+                left = {r["id"]: r for r in await conn.fetch(AVAILABLE, short)}
+                lines = [
+                    {
+                        "variant_id": str(v),
+                        "sku": left[v]["sku"] if v in left else "",
+                        "requested": quantities[v],
+                        "available": left[v]["stock"] if v in left else 0,
+                    }
+                    for v in short
+                ]
+                raise Problem(
+                    409,
+                    "insufficient_stock",
+                    f"{len(lines)} line(s) are short of stock.",
+                    lines=lines,
+                )  # leaving the transaction block rolls back
+            await conn.executemany(INSERT_MOVEMENT, movements)
+            items = [
+                {
+                    "variant_id": r["id"],
+                    "sku": r["sku"],
+                    "title": _title(r["product_title"], r["title"]),
+                    "quantity": quantities[r["id"]],
+                    "unit_price": r["price"],
+                    "line_total": r["price"] * quantities[r["id"]],
+                }
+                for r in priced
+            ]
+            subtotal = sum(i["line_total"] for i in items)
+            currency = priced[0]["currency"]
+            number = _order_number()
+            await conn.execute(
+                INSERT_ORDER,
+                order_id,
+                number,
+                customer_id,
+                subtotal,
+                currency,
+                _opaque_address(data.shipping_address),
+                now,
+            )
+            await conn.executemany(
+                INSERT_LINE,
+                [
+                    (uuid.uuid4(), order_id, n, r["product_id"], i["variant_id"], i["sku"],
+                     i["title"], i["quantity"], i["unit_price"], i["line_total"])
+                    for n, (r, i) in enumerate(zip(priced, items, strict=True))
+                ],
+            )  # fmt: skip
+            await conn.execute(INSERT_STATUS, uuid.uuid4(), order_id, customer_id, now)
+            if self.notify:  # experiment: Emporium's change-feed notice, in the transaction
+                keys = sorted({str(r["product_id"]) for r in priced})
+                await conn.execute(NOTIFY, _encode(["product", keys]).decode())
+        return _encode(
+            {
+                "id": order_id,
+                "number": number,
+                "status": "pending",
+                "customer_id": customer_id,
+                "items": items,
+                "subtotal": subtotal,
+                "total": subtotal,
+                "currency": currency,
+                "shipping_address": data.shipping_address,
+                "status_history": [
+                    {"from_status": None, "to_status": "pending", "by": "customer", "at": now}
+                ],
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, body = 404, b'{"status":404,"title":"Not Found"}'
+        path: str = scope["path"]
+        if path == "/orders" and scope["method"] == "POST":
+            chunks = []
+            more = True
+            while more:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            try:
+                status, body = 201, await self._place_order(_decode_order(b"".join(chunks)))
+            except msgspec.ValidationError as exc:
+                problem = Problem(422, "validation_error", str(exc))
+                status, body = problem.status, problem.body
+            except msgspec.DecodeError as exc:
+                problem = Problem(400, "bad_request", str(exc))
+                status, body = problem.status, problem.body
+            except Problem as problem:
+                status, body = problem.status, problem.body
+        elif path == "/readyz":
+            status, body = 200, b'{"status":"ready"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+app = BaselineApp()
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="raw ASGI + asyncpg checkout baseline server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    for name in ("BASELINE_DSN", "BASELINE_CUSTOMER_ID"):
+        if name not in os.environ:
+            raise SystemExit(f"set {name}")
+    uvicorn.run(
+        "checkout_baseline:app",
+        app_dir=str(Path(__file__).resolve().parent),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

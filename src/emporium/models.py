@@ -7,4 +7,7 @@ def import_all_models() -> None:
     """Register all tables on ``emporium.core.db.Base.metadata``."""
     import emporium.accounts.models
     import emporium.catalog.models
-    import emporium.reviews.models  # noqa: F401
+    import emporium.jobs.models
+    import emporium.mail.models
+    import emporium.reviews.models
+    import emporium.webhooks.models  # noqa: F401

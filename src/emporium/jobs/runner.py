@@ -90,7 +90,7 @@ class Runner:
         async with self.sessionmaker() as session, session.begin():
             if error is None:
                 await queue.finish(session, job)
-                log.info("job_done", job_id=str(job.id), kind=job.kind, attempt=job.attempts)
+                log.info("job_done", job_id=str(job.id), kind=job.kind, runner=self.name)
                 return True
             delay = delay or backoff(self.settings, job.attempts)
             status = await queue.fail(session, job, error, delay=delay)

@@ -119,7 +119,9 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_finish(
         second = await queue.claim(session, lease=timedelta(minutes=5))
     async with maker() as session, session.begin():
         nobody = await queue.claim(session, lease=timedelta(minutes=5))
-    assert first is not None and second is not None and first.id == second.id
+    assert first is not None
+    assert second is not None
+    assert first.id == second.id
     assert second.attempts == 2
     assert nobody is None  # held under a live lease: nobody else gets it
     async with maker() as session, session.begin():

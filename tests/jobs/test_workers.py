@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from emporium.accounts.protect import build_context
 from emporium.core.config import Settings
 from emporium.core.db import create_engine, create_sessionmaker
 from emporium.core.keys import load_key_file
@@ -125,7 +124,8 @@ async def test_kill_9_mid_delivery_then_the_same_message_is_delivered_once(
             (delivery,) = await _wait_delivered(settings, 1)
             await asyncio.sleep(1)
         ids = receiver.ids()
-    assert len(ids) == 2 and set(ids) == {delivery.msg_id}
+    assert len(ids) == 2
+    assert set(ids) == {delivery.msg_id}
     assert all(r.verified for r in receiver.requests)
     assert receiver.requests[1].body["type"] == "user.created"
     engine = create_engine(settings)
@@ -150,7 +150,8 @@ async def test_two_workers_on_postgresql_never_run_the_same_job(
             await asyncio.sleep(1)
         requests = list(receiver.requests)
     ids = [r.webhook_id for r in requests]
-    assert len(ids) == 20 and len(set(ids)) == 20
+    assert len(ids) == 20
+    assert len(set(ids)) == 20
     assert all(r.verified for r in requests)
     overlapping = any(
         a.started < b.ended and b.started < a.ended

@@ -6,6 +6,7 @@ Imported by tests as ``receiver`` (pytest puts ``tests/`` on ``sys.path``).
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -89,9 +90,17 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def running_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
     """A receiver listening on a free port of ``host`` until the block ends."""
-    server = ThreadingHTTPServer((host, 0), _handler(Receiver(url="")))
+    server_class = ThreadingHTTPServer
+    if ":" in host:
+
+        class V6Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        server_class = V6Server
+    server = server_class((host, 0), _handler(Receiver(url="")))
     port = server.server_address[1]
-    receiver = Receiver(url=f"http://{host}:{port}/hooks")
+    shown = f"[{host}]" if ":" in host else host
+    receiver = Receiver(url=f"http://{shown}:{port}/hooks")
     server.RequestHandlerClass = _handler(receiver)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

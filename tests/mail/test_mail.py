@@ -4,11 +4,16 @@ injection, and one Message-ID per logical message however often a job retries.""
 
 from __future__ import annotations
 
+import asyncio
 import email
+import ipaddress
 import re
+import smtplib
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -16,6 +21,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
@@ -268,3 +277,82 @@ async def test_a_retried_mail_job_sends_one_message_id(
     await engine.dispose()
     assert len(inbox.messages) == 2
     assert inbox.messages[0]["Message-ID"] == inbox.messages[1]["Message-ID"]
+
+
+async def test_the_embedded_runner_sends_without_any_worker(settings: Settings) -> None:
+    """With the default ``EMPORIUM_JOBS_EMBEDDED=true`` the server process itself sends
+    the verification e-mail shortly after registration."""
+    embedded = settings.model_copy(update={"jobs_embedded": True, "jobs_poll_seconds": 0.1})
+    address = new_email("embedded")
+    async with AsyncTestClient(app=create_app(embedded)) as client:
+        await register(client, address)
+        for _ in range(100):
+            if folder_messages(settings.mail_dir):
+                break
+            await asyncio.sleep(0.1)
+    (message,) = folder_messages(settings.mail_dir)
+    assert message["To"] == address
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )  # fmt: skip
+    return cert_path, key_path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_smtp_uses_starttls_and_never_falls_back_to_clear_text(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Against a server that requires STARTTLS the message goes over TLS (certificate
+    checked against the configured CA); against one without STARTTLS nothing is sent."""
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    message = compose("password_changed", {"first_name": None}, to="ada@example.com",
+                      sender="shop@example.com", message_id="<tls@example.com>")  # fmt: skip
+    secure, plain = Inbox(), Inbox()
+    secure_port, plain_port = _free_port(), _free_port()
+    servers = [
+        Controller(secure, hostname="127.0.0.1", port=secure_port, tls_context=tls,
+                   require_starttls=True),
+        Controller(plain, hostname="127.0.0.1", port=plain_port),
+    ]  # fmt: skip
+    for server in servers:
+        server.start()
+    try:
+        base = {"smtp_host": "127.0.0.1", "smtp_starttls": True, "smtp_ca_file": cert}
+        good = settings.model_copy(update={**base, "smtp_port": secure_port})
+        await SmtpTransport(good).send(message)
+        bad = settings.model_copy(update={**base, "smtp_port": plain_port})
+        with pytest.raises(smtplib.SMTPNotSupportedError):
+            await SmtpTransport(bad).send(message)
+    finally:
+        for server in servers:
+            server.stop()
+    assert [m["Message-ID"] for m in secure.messages] == ["<tls@example.com>"]
+    assert plain.messages == []

@@ -108,7 +108,14 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]
 
 
+RUNNER_STOP_SECONDS = 10.0
+
+
 async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
+    runners = [t for t in tasks if t.get_name() == "emporium-job-runner"]
+    if runners:  # let jobs in hand finish (a job cut short is retried after its lease)
+        app.state.job_runner.stop()
+        await asyncio.wait(runners, timeout=RUNNER_STOP_SECONDS)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -148,14 +148,11 @@ def worker(name: str | None) -> None:
         ctx = build_context(settings, load_key_file(settings.key_file))
         registry = build_registry(settings, ctx, WebhooksContext(ring=ctx.vault.ring))
         runner = Runner(registry, create_sessionmaker(engine), settings, name=name)
-        task = asyncio.create_task(runner.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, runner.stop)  # finish the jobs in hand, then exit
         try:
-            await task
-        except asyncio.CancelledError:
-            pass
+            await runner.run()
         finally:
             await engine.dispose()
 

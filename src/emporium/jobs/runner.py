@@ -59,10 +59,22 @@ class Runner:
         self.name = name or socket.gethostname()
         self.lease = timedelta(seconds=settings.jobs_lease_seconds)
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
         self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the jobs in hand, then end :meth:`run` (graceful shutdown)."""
+        self._stop.set()
+        self._wake.set()
+
+    async def _pause(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait for ``event`` (or a stop) for at most ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
 
     async def dispatch(self) -> int:
         """Dispatch one batch of outbox events into jobs; returns how many events."""
@@ -128,7 +140,7 @@ class Runner:
                 return ran
 
     async def _loop(self, index: int) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 if index == 0:
                     await self.dispatch()
@@ -136,21 +148,21 @@ class Runner:
                     continue
             except Exception:
                 log.exception("job_runner_error", runner=self.name)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.jobs_poll_seconds):
-                    await self._wake.wait()
-            self._wake.clear()
+            await self._pause(self._wake, self.settings.jobs_poll_seconds)
+            if not self._stop.is_set():
+                self._wake.clear()
 
     async def _schedules(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.enqueue_schedules()
             except Exception:
                 log.exception("job_schedule_error", runner=self.name)
-            await asyncio.sleep(SCHEDULE_CHECK.total_seconds())
+            await self._pause(self._stop, SCHEDULE_CHECK.total_seconds())
 
     async def run(self) -> None:
-        """Run until cancelled: ``jobs_concurrency`` job loops and the schedule loop."""
+        """Run until :meth:`stop` (or cancelled): ``jobs_concurrency`` job loops and the
+        schedule loop."""
         log.info("job_runner_started", runner=self.name)
         loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
         await asyncio.gather(*loops, self._schedules())

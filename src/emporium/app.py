@@ -173,12 +173,10 @@ def _settings_provider(settings: Settings) -> Provide:
 def create_app(settings: Settings) -> Litestar:
     """Build the Emporium ASGI application for ``settings``."""
     configure_logging(settings)
-    admin = [role("admin")]
     api = Router(
         path=API_PREFIX,
         route_handlers=[
-            accounts_router, catalog_router, reviews_router, jobs_router(admin),
-            webhooks_router(admin),
+            accounts_router, catalog_router, reviews_router, jobs_router, webhooks_router,
         ],
     )  # fmt: skip
     prometheus = PrometheusConfig(
@@ -209,7 +207,7 @@ def create_app(settings: Settings) -> Litestar:
         )  # fmt: skip
     app = Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "admin_guard": role("admin")}),
         dependencies={
             "session": Provide(provide_session),
             "reader": Provide(provide_reader),

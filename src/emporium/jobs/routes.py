@@ -1,17 +1,18 @@
 """Admin routes of the jobs room: dead letters and manual retries.
 
-The guards come from the application (``jobs_router(guards=...)``), so this platform room
-needs no import from accounts.
+The admin check is the application's (``app.state.admin_guard``, set by ``create_app`` from
+the accounts room), so this platform room needs no import from accounts.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from litestar import Router, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, QueryParameter
 
 from emporium.core.errors import problem_responses
@@ -22,10 +23,19 @@ from emporium.jobs import service
 from emporium.jobs.schemas import JobPage, JobRead
 
 ADMIN = problem_responses(401, 403, 404, 409)
+
+
+async def admin_only(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Route guard: the application's admin check (``app.state.admin_guard``)."""
+    await connection.app.state.admin_guard(connection, handler)
+
+
 Status = Literal["queued", "running", "done", "dead"]
 
 
-@get("/jobs", tags=["admin"], security=BEARER, responses=ADMIN)
+@get("/jobs", tags=["admin"], guards=[admin_only], security=BEARER, responses=ADMIN)
 async def list_jobs(
     session: DbSession,
     status: Annotated[Status | None, QueryParameter()] = None,
@@ -46,11 +56,8 @@ async def retry_job(session: DbSession, job_id: FromPath[uuid.UUID]) -> JobRead:
     return await service.retry_job(session, job_id)
 
 
-def jobs_router(guards: Sequence[Any]) -> Router:
-    """The jobs routes behind ``guards`` (the application passes the admin guard)."""
-    return Router(
-        path="/",
-        route_handlers=[list_jobs, retry_job],
-        guards=list(guards),
-        cache_control=CacheControlHeader(no_store=True),
-    )
+jobs_router = Router(
+    path="/",
+    route_handlers=[list_jobs, retry_job],
+    cache_control=CacheControlHeader(no_store=True),
+)

@@ -1,10 +1,10 @@
-"""Admin routes of the webhooks room (guards passed in by the application)."""
+"""Admin routes of the webhooks room (the admin check is the application's, see
+``jobs.routes.admin_only``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Router, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, State
@@ -16,6 +16,7 @@ from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from emporium.core.uow import DbSession
+from emporium.jobs.routes import admin_only
 from emporium.webhooks import service
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.schemas import (
@@ -34,7 +35,7 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})]
 
 
-@post("/webhooks", tags=["webhooks"], security=BEARER, responses=ADMIN)
+@post("/webhooks", tags=["webhooks"], guards=[admin_only], security=BEARER, responses=ADMIN)
 async def create_webhook(
     session: DbSession, webhooks: Ctx, settings: SettingsDep, data: JSONBody[WebhookCreate]
 ) -> WebhookCreated:
@@ -42,7 +43,7 @@ async def create_webhook(
     return await service.create_endpoint(session, webhooks, settings, data)
 
 
-@get("/webhooks", tags=["webhooks"], security=BEARER, responses=ADMIN)
+@get("/webhooks", tags=["webhooks"], guards=[admin_only], security=BEARER, responses=ADMIN)
 async def list_webhooks(
     session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> WebhookPage:
@@ -50,13 +51,25 @@ async def list_webhooks(
     return await service.list_endpoints(session, limit=limit, cursor=cursor)
 
 
-@get("/webhooks/{webhook_id:uuid}", tags=["webhooks"], security=BEARER, responses=ADMIN)
+@get(
+    "/webhooks/{webhook_id:uuid}",
+    tags=["webhooks"],
+    guards=[admin_only],
+    security=BEARER,
+    responses=ADMIN,
+)
 async def get_webhook(session: DbSession, webhook_id: FromPath[uuid.UUID]) -> WebhookRead:
     """Admin: one endpoint."""
     return await service.get_endpoint(session, webhook_id)
 
 
-@patch("/webhooks/{webhook_id:uuid}", tags=["webhooks"], security=BEARER, responses=ADMIN)
+@patch(
+    "/webhooks/{webhook_id:uuid}",
+    tags=["webhooks"],
+    guards=[admin_only],
+    security=BEARER,
+    responses=ADMIN,
+)
 async def update_webhook(
     session: DbSession,
     settings: SettingsDep,
@@ -67,13 +80,25 @@ async def update_webhook(
     return await service.update_endpoint(session, settings, webhook_id, data)
 
 
-@delete("/webhooks/{webhook_id:uuid}", tags=["webhooks"], security=BEARER, responses=ADMIN)
+@delete(
+    "/webhooks/{webhook_id:uuid}",
+    tags=["webhooks"],
+    guards=[admin_only],
+    security=BEARER,
+    responses=ADMIN,
+)
 async def delete_webhook(session: DbSession, webhook_id: FromPath[uuid.UUID]) -> None:
     """Admin: delete an endpoint and its delivery history."""
     await service.delete_endpoint(session, webhook_id)
 
 
-@get("/webhooks/{webhook_id:uuid}/deliveries", tags=["webhooks"], security=BEARER, responses=ADMIN)
+@get(
+    "/webhooks/{webhook_id:uuid}/deliveries",
+    tags=["webhooks"],
+    guards=[admin_only],
+    security=BEARER,
+    responses=ADMIN,
+)
 async def list_deliveries(
     session: DbSession,
     webhook_id: FromPath[uuid.UUID],
@@ -88,6 +113,7 @@ async def list_deliveries(
     "/webhooks/{webhook_id:uuid}/deliveries/{delivery_id:uuid}/retry",
     tags=["webhooks"],
     status_code=202,
+    guards=[admin_only],
     security=BEARER,
     responses=ADMIN,
 )
@@ -106,15 +132,12 @@ def _context(state: State) -> WebhooksContext:
     return context
 
 
-def webhooks_router(guards: Sequence[Any]) -> Router:
-    """The webhooks routes behind ``guards`` (the application passes the admin guard)."""
-    return Router(
-        path="/",
-        route_handlers=[
-            create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook,
-            list_deliveries, retry_delivery,
-        ],
-        guards=list(guards),
-        dependencies={"webhooks": Provide(_context, sync_to_thread=False)},
-        cache_control=CacheControlHeader(no_store=True),
-    )  # fmt: skip
+webhooks_router = Router(
+    path="/",
+    route_handlers=[
+        create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook,
+        list_deliveries, retry_delivery,
+    ],
+    dependencies={"webhooks": Provide(_context, sync_to_thread=False)},
+    cache_control=CacheControlHeader(no_store=True),
+)  # fmt: skip

@@ -112,11 +112,12 @@ def _key_file_env(key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, key_file: Path) -> Settings:
-    """Settings for a test app on the test database."""
+def settings(database_url: str, key_file: Path, tmp_path: Path) -> Settings:
+    """Settings for a test app on the test database. The embedded job runner is off (tests
+    that need jobs run them, see ``tests/jobs``); e-mails go to the test's own folder."""
     return Settings(
         database_url=database_url, key_file=key_file, log_format="json", log_level="WARNING",
-        redis_url=None,
+        redis_url=None, jobs_embedded=False, mail_dir=tmp_path / "mail",
     )  # fmt: skip
 
 

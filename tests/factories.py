@@ -128,7 +128,7 @@ def app_for(url: str, key_file: Path) -> Litestar:
     """
     settings = Settings(
         database_url=url, key_file=key_file, log_format="json", log_level="WARNING",
-        redis_url=None,
+        redis_url=None, jobs_embedded=False,
     )  # fmt: skip
     return create_app(settings)
 

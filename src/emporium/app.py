@@ -26,8 +26,9 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium import __version__
-from emporium.accounts.identity import identify
-from emporium.accounts.protect import build_context
+from emporium.accounts import notifications
+from emporium.accounts.identity import identify, role
+from emporium.accounts.protect import AccountsContext, build_context
 from emporium.accounts.routes import accounts_router
 from emporium.catalog.cache import ProductCache, install_change_tracking
 from emporium.catalog.routes import catalog_router
@@ -43,10 +44,42 @@ from emporium.core.ops import MetricsController, healthz, loopback_client, ready
 from emporium.core.uow import provide_reader, provide_session
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
+from emporium.jobs import service as jobs_service
+from emporium.jobs.registry import Registry
+from emporium.jobs.routes import jobs_router
+from emporium.jobs.runner import Runner
+from emporium.mail.transport import build_transport
+from emporium.orders import idempotency
 from emporium.orders.routes import orders_router
 from emporium.reviews.routes import reviews_router
+from emporium.webhooks import delivery as webhook_delivery
+from emporium.webhooks.delivery import WebhooksContext
+from emporium.webhooks.routes import webhooks_router
 
 API_PREFIX = "/api/v1"
+
+
+def build_registry(
+    settings: Settings, accounts: AccountsContext, webhooks: WebhooksContext
+) -> Registry:
+    """Every job handler, event subscription and schedule of the application."""
+    registry = Registry()
+    jobs_service.register(registry)
+    notifications.register(registry, accounts, build_transport(settings))
+    webhook_delivery.register(registry, webhooks)
+    idempotency.register(registry)
+    return registry
+
+
+def _start_runner(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
+    """The embedded job runner (``EMPORIUM_JOBS_EMBEDDED``), on ``app.state.job_runner``."""
+    state = app.state
+    state.webhooks = WebhooksContext(ring=state.accounts.vault.ring)
+    registry = build_registry(settings, state.accounts, state.webhooks)
+    state.job_runner = Runner(registry, state.sessionmaker, settings)
+    if not settings.jobs_embedded:
+        return []
+    return [asyncio.create_task(state.job_runner.run(), name="emporium-job-runner")]
 
 
 async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
@@ -69,18 +102,26 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
 
         state.redis = Redis.from_url(settings.redis_url)
     state.raw_pool = None
+    tasks = _start_runner(app, settings)
     if settings.is_sqlite:
-        return []
+        return tasks
     dsn = make_url(settings.database_url).set(drivername="postgresql")
     state.raw_pool = await asyncpg.create_pool(
         dsn.render_as_string(hide_password=False), min_size=0,
         max_size=settings.database_pool_size,
     )  # fmt: skip
     listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
-    return [asyncio.create_task(listen, name="emporium-change-feed")]
+    return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]
+
+
+RUNNER_STOP_SECONDS = 10.0
 
 
 async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
+    runners = [t for t in tasks if t.get_name() == "emporium-job-runner"]
+    if runners:  # let jobs in hand finish (a job cut short is retried after its lease)
+        app.state.job_runner.stop()
+        await asyncio.wait(runners, timeout=RUNNER_STOP_SECONDS)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -142,6 +183,7 @@ def create_app(settings: Settings) -> Litestar:
         path=API_PREFIX,
         route_handlers=[
             accounts_router, catalog_router, inventory_router, orders_router, reviews_router,
+            jobs_router, webhooks_router,
         ],
     )  # fmt: skip
     prometheus = PrometheusConfig(
@@ -172,7 +214,7 @@ def create_app(settings: Settings) -> Litestar:
         )  # fmt: skip
     app = Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "admin_guard": role("admin")}),
         dependencies={
             "session": Provide(provide_session),
             "reader": Provide(provide_reader),

@@ -1,9 +1,10 @@
-"""The ``emporium`` command: serve, db upgrade, import."""
+"""The ``emporium`` command: serve, worker, db upgrade, import, keys, users."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 import uuid
@@ -134,6 +135,37 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         server_header=False,
         log_level="warning",
     )
+
+
+@main.command()
+@click.option("--name", default=None, help="this worker's name in the logs (default: host)")
+def worker(name: str | None) -> None:
+    """Run only the job runner: outbox, e-mails, webhooks, schedules (any number of
+    workers on any nodes share the work through the database)."""
+    from emporium.app import build_registry
+    from emporium.core.logging import configure_logging
+    from emporium.jobs.runner import Runner
+    from emporium.webhooks.delivery import WebhooksContext
+
+    settings = _settings()
+    _prepare_database(settings)
+    configure_logging(settings)
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        ctx = build_context(settings, load_key_file(settings.key_file))
+        registry = build_registry(settings, ctx, WebhooksContext(ring=ctx.vault.ring))
+        runner = Runner(registry, create_sessionmaker(engine), settings, name=name)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.stop)  # finish the jobs in hand, then exit
+        try:
+            await runner.run()
+        finally:
+            await engine.dispose()
+
+    click.echo("Emporium worker running jobs", err=True)
+    asyncio.run(run())
 
 
 @main.group("import")

@@ -8,5 +8,8 @@ def import_all_models() -> None:
     import emporium.accounts.models
     import emporium.catalog.models
     import emporium.inventory.models
+    import emporium.jobs.models
+    import emporium.mail.models
     import emporium.orders.models
-    import emporium.reviews.models  # noqa: F401
+    import emporium.reviews.models
+    import emporium.webhooks.models  # noqa: F401

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from emporium.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from emporium.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
 
 
 class InvalidCredentials(Unauthorized):
@@ -58,3 +65,10 @@ class RoleRequired(Forbidden):
     """The caller's roles do not allow this operation."""
 
     code = "forbidden"
+
+
+class AccountTokenInvalid(DomainError):
+    """A password-reset or e-mail verification token is unknown, used or expired (the three
+    look the same)."""
+
+    status, code, title = 400, "invalid_or_expired_token", "Invalid or expired token"

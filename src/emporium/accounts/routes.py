@@ -13,13 +13,14 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from emporium.accounts import addresses, service, sessions
+from emporium.accounts import addresses, recovery, service, sessions
 from emporium.accounts.identity import Identity, require_identity, role, signed_in
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import (
     AddressIn,
     AddressRead,
     AddressUpdate,
+    ForgotPasswordIn,
     LoginIn,
     PasswordChangeIn,
     PasswordIn,
@@ -27,13 +28,16 @@ from emporium.accounts.schemas import (
     ProfileUpdate,
     RefreshIn,
     RegisterIn,
+    ResetPasswordIn,
     SessionRead,
     TokenPair,
     UserAdminUpdate,
     UserCreate,
     UserPage,
     UserRead,
+    VerifyEmailIn,
 )
+from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -51,9 +55,43 @@ def _device(request: Request[Any, Any, Any]) -> str:
 
 
 @post("/auth/register", tags=["accounts"], responses=problem_responses(409))
-async def register(session: DbSession, accounts: Ctx, data: JSONBody[RegisterIn]) -> UserRead:
-    """Create a customer account (409 ``email_taken``, 422 ``weak_password``)."""
-    return await service.register(session, accounts, data)
+async def register(
+    session: DbSession, accounts: Ctx, settings: SettingsDep, data: JSONBody[RegisterIn]
+) -> UserRead:
+    """Create a customer account and e-mail a verification link (409 ``email_taken``, 422
+    ``weak_password``)."""
+    minutes = settings.account_token_minutes
+    return await recovery.register_customer(session, accounts, data, minutes=minutes)
+
+
+@post("/auth/password/forgot", tags=["accounts"], status_code=202)
+async def forgot_password(
+    session: DbSession, accounts: Ctx, settings: SettingsDep, data: JSONBody[ForgotPasswordIn]
+) -> None:
+    """E-mail a single-use reset link; the answer is the same whether or not the e-mail
+    belongs to an account."""
+    minutes = settings.account_token_minutes
+    await recovery.forgot_password(session, accounts, data.email, minutes=minutes)
+
+
+@post(
+    "/auth/password/reset",
+    tags=["accounts"],
+    status_code=204,
+    responses=problem_responses(400),
+)
+async def reset_password(
+    session: DbSession, accounts: Ctx, data: JSONBody[ResetPasswordIn]
+) -> None:
+    """Set a new password with a reset token; every session ends (400
+    ``invalid_or_expired_token``, 422 ``weak_password``)."""
+    await recovery.reset_password(session, accounts, data.token, data.new_password)
+
+
+@post("/auth/email/verify", tags=["accounts"], status_code=204, responses=problem_responses(400))
+async def verify_email(session: DbSession, accounts: Ctx, data: JSONBody[VerifyEmailIn]) -> None:
+    """Confirm the account's e-mail address (400 ``invalid_or_expired_token``)."""
+    await recovery.verify_email(session, accounts, data.token)
 
 
 @post("/auth/login", tags=["accounts"], status_code=200, responses=AUTH)
@@ -247,6 +285,9 @@ accounts_router = Router(
     path="/",
     route_handlers=[
         register,
+        forgot_password,
+        reset_password,
+        verify_email,
         login,
         refresh,
         logout,

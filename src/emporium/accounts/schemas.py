@@ -173,3 +173,22 @@ class PersonalDataExport(Struct):
     addresses: list[AddressRead]
     sessions: list[SessionRead]
     exported_at: datetime
+
+
+class ForgotPasswordIn(Struct, forbid_unknown_fields=True):
+    """The e-mail of the account whose password is forgotten."""
+
+    email: Annotated[str, Meta(max_length=254)]
+
+
+class ResetPasswordIn(Struct, forbid_unknown_fields=True):
+    """A password-reset token from the e-mail, and the new password."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=200)]
+    new_password: Password
+
+
+class VerifyEmailIn(Struct, forbid_unknown_fields=True):
+    """An e-mail verification token from the e-mail."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=200)]

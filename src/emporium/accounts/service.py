@@ -37,9 +37,18 @@ from emporium.accounts.sessions import revoke_all
 from emporium.core.clock import utcnow
 from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
 from emporium.core.passwords import password_problems
+from emporium.jobs.outbox import emit_event
 
 _TABLE = "user_account"
 _PERSONAL = ("first_name", "last_name", "phone")
+USER_CREATED_EVENT = "user.created"
+PASSWORD_CHANGED_EVENT = "security.password_changed"  # noqa: S105 - an event name
+
+
+def _user_created(session: AsyncSession, user: UserAccount) -> None:
+    """Emit ``user.created`` (ids and roles only: no personal data in events)."""
+    data = {"user_id": str(user.id), "roles": list(user.roles)}
+    emit_event(session, USER_CREATED_EVENT, {**data, "created_at": user.created_at.isoformat()})
 
 
 def user_read(vault: Vault, user: UserAccount) -> UserRead:
@@ -125,6 +134,7 @@ async def register(session: AsyncSession, ctx: AccountsContext, data: RegisterIn
         password_hash=await ctx.hasher.hash(data.password),
         names={"first_name": data.first_name, "last_name": data.last_name, "phone": data.phone},
     )
+    _user_created(session, user)
     return user_read(ctx.vault, user)
 
 
@@ -139,6 +149,7 @@ async def create_user(session: AsyncSession, ctx: AccountsContext, data: UserCre
         password_hash=await ctx.hasher.hash(data.password),
         names={"first_name": data.first_name, "last_name": data.last_name},
     )
+    _user_created(session, user)
     return user_read(ctx.vault, user)
 
 
@@ -189,6 +200,7 @@ async def change_password(
     user.password_hash = await ctx.hasher.hash(data.new_password)
     user.updated_at = utcnow()
     await revoke_all(session, user.id, reason="password_changed", keep=identity.session_id)
+    emit_event(session, PASSWORD_CHANGED_EVENT, {"user_id": str(user.id)})
 
 
 async def set_password(
@@ -204,6 +216,7 @@ async def set_password(
     await check_password(password, email=email, names=(profile.first_name, profile.last_name))
     user.password_hash = await ctx.hasher.hash(password)
     await revoke_all(session, user.id, reason="password_set")
+    emit_event(session, PASSWORD_CHANGED_EVENT, {"user_id": str(user.id)})
 
 
 async def erase_me(

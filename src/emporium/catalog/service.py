@@ -41,6 +41,7 @@ from emporium.catalog.schemas import (
     VariantUpdate,
 )
 from emporium.core.clock import utcnow
+from emporium.jobs.outbox import emit_event
 
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -252,7 +253,14 @@ async def create_product(
     await _set_tags(session, product, tags)
     session.add_all(_new_variant(product, v, n) for n, v in enumerate(data.variants))
     await _flush_unique(session)
+    _product_event(session, "product.created", product)
     return await get_product(session, str(product.id), include_unpublished=True)
+
+
+def _product_event(session: AsyncSession, event_type: str, product: Product) -> None:
+    """Emit ``product.created|updated|deleted`` with the product's id, slug and title."""
+    data = {"product_id": str(product.id), "slug": product.slug, "title": product.title}
+    emit_event(session, event_type, {**data, "published": product.published})
 
 
 async def _flush_unique(session: AsyncSession) -> None:
@@ -304,6 +312,7 @@ async def update_product(
     await _set_tags(session, product, tags if tags is not None else list(product.tags))
     product.updated_at = utcnow()
     await _flush_unique(session)
+    _product_event(session, "product.updated", product)
     return await get_product(session, str(product.id), include_unpublished=True)
 
 
@@ -322,7 +331,9 @@ async def delete_product(
         product.published = False
         product.updated_at = utcnow()
         await session.flush()
+        _product_event(session, "product.updated", product)
         return "archived"
+    _product_event(session, "product.deleted", product)
     return "deleted"
 
 
@@ -342,6 +353,7 @@ async def add_variant(
     await _flush_unique(session)
     await _refresh_price(session, product)
     product.updated_at = utcnow()
+    _product_event(session, "product.updated", product)
     return variant_read(variant)
 
 
@@ -367,6 +379,7 @@ async def update_variant(
     product = await _product(session, variant.product_id)
     await _refresh_price(session, product)
     product.updated_at = utcnow()
+    _product_event(session, "product.updated", product)
     return variant_read(variant)
 
 
@@ -388,6 +401,7 @@ async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
         raise VariantOrdered("This variant has been ordered; archive its product instead.") from exc
     await _refresh_price(session, product)
     product.updated_at = utcnow()
+    _product_event(session, "product.updated", product)
 
 
 async def set_review_stats(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from litestar.di import NamedDependency
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///emporium.db"
@@ -56,6 +56,39 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: int = Field(
         default=24, ge=24, le=30 * 24, description="How long an Idempotency-Key is remembered"
     )
+    jobs_embedded: bool = Field(
+        default=True, description="Run the job runner inside each `serve` process"
+    )
+    jobs_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs run at once per runner")
+    jobs_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    jobs_lease_seconds: float = Field(
+        default=60.0, ge=1, description="A claimed job is retried once its lease expires"
+    )
+    jobs_max_attempts: int = Field(default=10, ge=1, le=100)
+    jobs_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay")
+    jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    jobs_retention_days: int = Field(default=7, ge=1, description="Finished jobs and events kept")
+    mail_backend: Literal["file", "smtp"] = "file"
+    mail_dir: Path = Field(default=Path("mail"), description="Where the file backend writes")
+    mail_from: str = "Emporium <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle to trust for STARTTLS instead of the system's"
+    )
+    storefront_url: str = Field(
+        default="http://localhost:3000", description="Base of links in e-mails"
+    )
+    account_token_minutes: int = Field(default=10, ge=1, le=10)
+    webhooks_allow_private: bool = Field(
+        default=False, description="Allow webhook URLs on loopback, link-local, private hosts"
+    )
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhooks_max_redirects: int = Field(default=3, ge=0, le=10)
 
     @field_validator("database_url")
     @classmethod

@@ -5,7 +5,8 @@ Each cart becomes one order of the imported customer (``userId`` → the account
 the catalog (the file's prices and discounts are ignored: prices come from the server only).
 A cart that would oversell is refused by checkout and reported, never forced; its
 savepoint rolls back so the rest of the import goes on. Re-running the import skips carts
-already replayed (``external_ref`` ``dummyjson-cart:<id>``).
+already replayed (``external_ref`` ``dummyjson-cart:<id>``). Replayed orders are history:
+they send no confirmation e-mail and no ``order.created`` webhook.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ async def _replay(
     try:
         async with session.begin_nested():
             await place_order(
-                session, ctx, customer_id=user_id, data=data, external_ref=cart.external_ref
+                session, ctx, customer_id=user_id, data=data, external_ref=cart.external_ref,
+                announce=False,
             )
     except InsufficientStock as exc:
         short = ", ".join(f"{line['sku']} wants {line['requested']}, {line['available']} on hand"

@@ -33,6 +33,10 @@ from emporium.inventory.schemas import (
     StockMovementPage,
     StockMovementRead,
 )
+from emporium.jobs.outbox import emit_event
+
+LOW_STOCK = 5
+"""``inventory.low_stock`` is emitted when a variant's stock drops below this."""
 
 _V = table_of(Variant).c
 _M = table_of(StockMovement).c
@@ -46,6 +50,17 @@ def _move_statement(variant_id: uuid.UUID, delta: int, now: datetime) -> Any:
         .values(stock=_V.stock + delta, updated_at=now)
         .returning(_V.stock, _V.product_id)
     )
+
+
+def _announce_low_stock(
+    session: AsyncSession, variant_id: uuid.UUID, product_id: uuid.UUID, before: int, after: int
+) -> None:
+    """Emit ``inventory.low_stock`` when stock crosses below :data:`LOW_STOCK`."""
+    if after < LOW_STOCK <= before:
+        emit_event(session, "inventory.low_stock", {
+            "variant_id": str(variant_id), "product_id": str(product_id), "stock": after,
+            "threshold": LOW_STOCK,
+        })  # fmt: skip
 
 
 def _movement(
@@ -106,6 +121,7 @@ async def take_stock(
             short.append(variant_id)
             continue
         products.add(row.product_id)
+        _announce_low_stock(session, variant_id, row.product_id, row.stock + units, row.stock)
         movements.append(
             _movement(variant_id, "sale", -units, row.stock, now=utcnow(), order_id=order_id,
                       actor_id=actor_id)
@@ -183,6 +199,7 @@ async def adjust_stock(
                 "available": stock}  # fmt: skip
         raise InsufficientStock("Stock cannot drop below zero.", lines=[line])
     product_changed(session, row.product_id)
+    _announce_low_stock(session, variant_id, row.product_id, row.stock - data.delta, row.stock)
     movement = _movement(variant_id, "adjustment", data.delta, row.stock, now=utcnow(),
                          reason=data.reason, actor_id=actor_id)  # fmt: skip
     await session.execute(insert(table_of(StockMovement)), [movement])

@@ -27,6 +27,7 @@ from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.core.errors import DomainError, InvalidInput
 from emporium.inventory.service import take_stock
+from emporium.jobs.outbox import emit_event
 from emporium.orders import idempotency
 from emporium.orders.cart import cart_quantities, empty_cart, line_title
 from emporium.orders.exceptions import EmptyCart, VariantUnavailable
@@ -40,7 +41,7 @@ from emporium.orders.schemas import (
     ShippingAddress,
     StatusChangeRead,
 )
-from emporium.orders.service import seal_address
+from emporium.orders.service import order_event_data, seal_address
 
 _V, _P = table_of(Variant).c, table_of(Product).c
 _PRICING = select(
@@ -108,9 +109,12 @@ async def place_order(
     customer_id: uuid.UUID,
     data: OrderCreate,
     external_ref: str | None = None,
+    announce: bool = True,
 ) -> OrderRead:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
+    ``announce``: record the ``order.created`` event (confirmation e-mail, webhooks); an
+    import of past orders passes False.
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.
@@ -167,6 +171,10 @@ async def place_order(
     if from_cart:
         await empty_cart(session, customer_id)
     history = [StatusChangeRead(from_status=None, to_status="pending", by="customer", at=now)]
+    if announce:
+        emit_event(session, "order.created", order_event_data(
+            order_id, order["number"], customer_id, "pending", subtotal, order["currency"], lines
+        ))  # fmt: skip
     return OrderRead(
         id=order_id, number=order["number"], status="pending", customer_id=customer_id,
         items=lines, subtotal=subtotal, total=subtotal, currency=order["currency"],

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
+from emporium.jobs.registry import JobRun, Registry
 from emporium.orders.exceptions import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -162,3 +163,18 @@ async def purge_expired(session: AsyncSession) -> int:
     """Delete keys past their expiry (housekeeping); returns how many went."""
     gone = await session.execute(delete(table_of(IdempotencyKey)).where(_K.expires_at <= utcnow()))
     return int(gone.rowcount)  # type: ignore[attr-defined]
+
+
+PURGE_KIND = "orders.purge_idempotency_keys"
+
+
+async def purge_job(run: JobRun) -> None:
+    """The hourly job: :func:`purge_expired` in its own transaction."""
+    async with run.sessionmaker() as session, session.begin():
+        await purge_expired(session)
+
+
+def register(registry: Registry) -> None:
+    """Purge expired idempotency keys every hour."""
+    registry.handle(PURGE_KIND, purge_job)
+    registry.every(PURGE_KIND, timedelta(hours=1))

@@ -21,10 +21,11 @@ from emporium.accounts.protect import Vault
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.inventory.service import return_stock
+from emporium.jobs.outbox import emit_event
 from emporium.orders.exceptions import CancelNotAllowed, InvalidTransition, OrderNotFound
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
 from emporium.orders.schemas import OrderRead
-from emporium.orders.service import get_order
+from emporium.orders.service import get_order, order_event_data
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"paid", "cancelled"}),
@@ -95,7 +96,7 @@ async def cancel_order(
     if not identity.is_staff and row.status == "paid":
         raise CancelNotAllowed("A paid order is cancelled by the shop; contact support.")
     await _move(session, identity, order_id, row.status, "cancelled")
-    return await get_order(session, vault, identity, order_id)
+    return await _announced(session, vault, identity, order_id)
 
 
 async def transition_order(
@@ -110,4 +111,16 @@ async def transition_order(
     """
     row = await _visible(session, identity, order_id)
     await _move(session, identity, order_id, row.status, to)
-    return await get_order(session, vault, identity, order_id)
+    return await _announced(session, vault, identity, order_id)
+
+
+async def _announced(
+    session: AsyncSession, vault: Vault, identity: Identity, order_id: uuid.UUID
+) -> OrderRead:
+    """The order after a move, with its ``order.<status>`` event in the same transaction."""
+    order = await get_order(session, vault, identity, order_id)
+    emit_event(session, f"order.{order.status}", order_event_data(
+        order.id, order.number, order.customer_id, order.status, order.subtotal,
+        order.currency, order.items,
+    ))  # fmt: skip
+    return order

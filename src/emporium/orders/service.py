@@ -47,6 +47,27 @@ def open_address(vault: Vault, order_id: uuid.UUID, token: str) -> ShippingAddre
     return msgspec.json.decode(document, type=ShippingAddress)
 
 
+def order_event_data(
+    order_id: uuid.UUID,
+    number: str,
+    customer_id: uuid.UUID | None,
+    status: str,
+    subtotal: int,
+    currency: str,
+    lines: Sequence[OrderLineRead],
+) -> dict[str, Any]:
+    """The data of ``order.*`` events (ids and amounts, no personal data): ``{order_id,
+    number, customer_id, status, subtotal, total, currency, items: [{sku, title, quantity,
+    unit_price, line_total}]}``."""
+    return {
+        "order_id": str(order_id), "number": number,
+        "customer_id": str(customer_id) if customer_id else None, "status": status,
+        "subtotal": subtotal, "total": subtotal, "currency": currency,
+        "items": [{"sku": i.sku, "title": i.title, "quantity": i.quantity,
+                   "unit_price": i.unit_price, "line_total": i.line_total} for i in lines],
+    }  # fmt: skip
+
+
 async def _details(
     db: Db, order_ids: Sequence[uuid.UUID]
 ) -> tuple[dict[Any, list[OrderLineRead]], dict[Any, list[StatusChangeRead]]]:

@@ -19,6 +19,7 @@ from emporium.accounts.protect import AccountsContext
 from emporium.accounts.service import get_profile
 from emporium.catalog import queries as catalog_queries
 from emporium.core.clock import utcnow
+from emporium.jobs.outbox import emit_event
 from emporium.orders.service import has_paid_purchase
 from emporium.reviews.exceptions import NotReviewAuthor, ReviewExists, ReviewNotFound
 from emporium.reviews.models import Review
@@ -77,6 +78,10 @@ async def post_review(
     except IntegrityError as exc:  # a concurrent second review by the same customer
         raise ReviewExists("You have already reviewed this product.") from exc
     await refresh_rating(session, product.id)
+    emit_event(session, "review.created", {
+        "review_id": str(review.id), "product_id": str(product.id), "rating": review.rating,
+        "verified_purchase": review.verified_purchase,
+    })  # fmt: skip
     return _read(review)
 
 

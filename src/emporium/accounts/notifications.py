@@ -1,0 +1,131 @@
+"""E-mails to account holders, sent by jobs from domain events, and account clean-ups.
+
+Events carry ids, never addresses: each handler looks the account up when it runs and
+opens the sealed e-mail address then, so an erased or deactivated account gets nothing.
+Order events (``order.created``, ``order.cancelled``) carry ``customer_id``; security
+notices (``security.*``) carry ``user_id``. Every message is keyed by its event and
+template (``mail.service.send_once``): a retried job never sends a second, different e-mail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_
+
+from emporium.accounts.models import AccountToken, AuthSession, UserAccount
+from emporium.accounts.protect import AccountsContext
+from emporium.accounts.recovery import RESET_EVENT, VERIFY_EVENT, open_token
+from emporium.accounts.service import PASSWORD_CHANGED_EVENT
+from emporium.core.clock import utcnow
+from emporium.core.config import Settings
+from emporium.jobs.registry import JobRun, Registry
+from emporium.mail.service import send_once
+from emporium.mail.transport import Transport
+
+TEMPLATE_OF_EVENT = {
+    VERIFY_EVENT: "verify_email",
+    RESET_EVENT: "password_reset",
+    PASSWORD_CHANGED_EVENT: "password_changed",
+    "security.mfa_enabled": "mfa_enabled",
+    "security.mfa_disabled": "mfa_disabled",
+    "security.account_locked": "account_locked",
+    "order.created": "order_confirmation",
+    "order.cancelled": "order_cancelled",
+}
+CLEANUP_KIND = "accounts.cleanup"
+_ZERO_DECIMALS = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+                  "VND", "VUV", "XAF", "XOF", "XPF"}  # fmt: skip
+_THREE_DECIMALS = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``1234, "USD"`` → ``"12.34 USD"``: integer minor units shown with the currency's
+    ISO 4217 exponent (0, 2 or 3)."""
+    digits = 0 if currency in _ZERO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(minor), 10**digits)
+    return f"{sign}{whole}.{part:0{digits}d} {currency}" if digits else f"{sign}{whole} {currency}"
+
+
+def _order_context(data: dict[str, Any]) -> dict[str, Any]:
+    currency = str(data.get("currency", ""))
+    items = [
+        {
+            "title": item["title"], "sku": item["sku"], "quantity": item["quantity"],
+            "unit_price": format_money(int(item["unit_price"]), currency),
+            "line_total": format_money(int(item["line_total"]), currency),
+        }
+        for item in data.get("items", [])
+    ]  # fmt: skip
+    return {
+        "number": str(data["number"]),
+        "items": items,
+        "subtotal": format_money(int(data.get("subtotal", 0)), currency),
+        "total": format_money(int(data["total"]), currency),
+    }
+
+
+def _context(
+    template: str, data: dict[str, Any], ctx: AccountsContext, settings: Settings
+) -> dict[str, Any]:
+    if template in ("verify_email", "password_reset"):
+        token = open_token(ctx, str(data["token_id"]), str(data["token_enc"]))
+        page = "verify-email" if template == "verify_email" else "reset-password"
+        # The token rides in the fragment: browsers never send it to a server or a Referer.
+        link = f"{settings.storefront_url.rstrip('/')}/{page}#token={token}"
+        return {"link": link, "minutes": settings.account_token_minutes}
+    if template.startswith("order_"):
+        return _order_context(data)
+    return {}
+
+
+def _mail_handler(
+    template: str, ctx: AccountsContext, transport: Transport
+) -> Callable[[JobRun], Any]:
+    async def handle(run: JobRun) -> None:
+        data: dict[str, Any] = run.payload["data"]
+        user_id = uuid.UUID(str(data.get("user_id") or data["customer_id"]))
+        async with run.sessionmaker() as session:
+            user = await session.get(UserAccount, user_id)
+        if user is None or not user.is_active:
+            return  # erased, deleted or deactivated: nobody to write to
+        email = ctx.vault.open("user_account", "email", user.id, user.email_enc) or ""
+        first_name = ctx.vault.open("user_account", "first_name", user.id, user.first_name_enc)
+        context = {"first_name": first_name, **_context(template, data, ctx, run.settings)}
+        await send_once(
+            run.sessionmaker, transport, key=f"{run.payload['event_id']}:{template}",
+            template=template, context=context, to=email, sender=run.settings.mail_from,
+        )  # fmt: skip
+
+    return handle
+
+
+async def cleanup(run: JobRun) -> None:
+    """Delete ended sessions (expired, idle-expired, or revoked a day ago; their refresh
+    tokens go with them) and expired e-mail tokens."""
+    now = utcnow()
+    async with run.sessionmaker() as session, session.begin():
+        await session.execute(
+            delete(AuthSession).where(
+                or_(
+                    AuthSession.expires_at < now,
+                    AuthSession.idle_expires_at < now,
+                    AuthSession.revoked_at < now - timedelta(days=1),
+                )
+            )
+        )
+        await session.execute(delete(AccountToken).where(AccountToken.expires_at < now))
+
+
+def register(registry: Registry, ctx: AccountsContext, transport: Transport) -> None:
+    """Register the account e-mails (one job kind per template) and the hourly clean-up."""
+    for event_type, template in TEMPLATE_OF_EVENT.items():
+        kind = f"mail.{template}"
+        registry.handle(kind, _mail_handler(template, ctx, transport))
+        registry.subscribe(event_type, kind)
+    registry.handle(CLEANUP_KIND, cleanup)
+    registry.every(CLEANUP_KIND, timedelta(hours=1))

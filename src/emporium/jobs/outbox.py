@@ -1,0 +1,70 @@
+"""Recording events and jobs in the caller's transaction.
+
+:func:`emit_event` is the one function commerce rooms call: the event row commits or rolls
+back with their change, so an event exists if and only if its change committed (the
+transactional outbox). :func:`enqueue` adds a job the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.core.clock import utcnow
+from emporium.jobs.models import QUEUED, Job, OutboxEvent
+
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+def emit_event(session: AsyncSession, type: str, data: Mapping[str, Any]) -> uuid.UUID:
+    """Record the domain event ``type`` (``order.created``, ...) with JSON ``data`` in
+    ``session``'s transaction and return its id. Data carries ids, not personal data
+    (an e-mail handler looks the address up at send time)."""
+    event = OutboxEvent(id=uuid.uuid4(), type=type, data=dict(data), occurred_at=utcnow())
+    session.add(event)
+    return event.id
+
+
+async def enqueue(
+    session: AsyncSession,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    run_at: datetime | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> bool:
+    """Add a job of ``kind`` in ``session``'s transaction (flushed at once).
+
+    With ``dedupe_key`` the job is added only if no job ever had that key (``INSERT ... ON
+    CONFLICT DO NOTHING``); returns whether a row was added.
+    """
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "kind": kind,
+        "payload": dict(payload),
+        "status": QUEUED,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "dedupe_key": dedupe_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(Job).values(values).on_conflict_do_nothing()
+    result = await session.execute(stmt.returning(Job.id))
+    return result.first() is not None
+
+
+async def pending_events(session: AsyncSession) -> int:
+    """How many events are not yet dispatched (for tests and metrics)."""
+    rows = await session.scalars(select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)))
+    return len(list(rows))

@@ -1,0 +1,82 @@
+"""What the runner knows: job handlers by kind, event subscriptions and periodic schedules.
+
+Rooms register on one :class:`Registry` built by the application (``emporium.app``), so
+the jobs room never imports the rooms whose work it runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from emporium.core.config import Settings
+
+ALL_EVENTS = "*"
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One attempt of a job, as its handler sees it (``attempt`` counts from 1)."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+
+
+Handler = Callable[[JobRun], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """Raised by a handler that failed and chose its own retry delay (it may have shown
+    that time to users, e.g. a webhook delivery's ``next_retry_at``)."""
+
+    def __init__(self, reason: str, *, delay: timedelta) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Run a job of ``kind`` once per ``every`` across all runners."""
+
+    kind: str
+    every: timedelta
+
+
+@dataclass
+class Registry:
+    """Handlers, subscriptions and schedules; filled at start-up, read by the runner."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    subscriptions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    schedules: list[Schedule] = field(default_factory=list)
+
+    def handle(self, kind: str, handler: Handler) -> None:
+        """Run ``handler`` for jobs of ``kind``; it must be idempotent (it may run again
+        after a crash) and raise to ask for a retry."""
+        if kind in self.handlers:
+            raise ValueError(f"a handler for {kind!r} is registered already")
+        self.handlers[kind] = handler
+
+    def subscribe(self, event_type: str, kind: str) -> None:
+        """Make a job of ``kind`` for every event ``event_type`` (``*``: every event); the
+        job's payload is ``{"event_id", "type", "data", "occurred_at"}``."""
+        if kind not in self.subscriptions[event_type]:
+            self.subscriptions[event_type].append(kind)
+
+    def every(self, kind: str, interval: timedelta) -> None:
+        """Run a job of ``kind`` once per ``interval`` (e.g. clean-ups)."""
+        self.schedules.append(Schedule(kind, interval))
+
+    def kinds_for(self, event_type: str) -> list[str]:
+        """The job kinds subscribed to ``event_type``."""
+        return [*self.subscriptions.get(event_type, []), *self.subscriptions.get(ALL_EVENTS, [])]

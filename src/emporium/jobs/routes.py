@@ -1,0 +1,63 @@
+"""Admin routes of the jobs room: dead letters and manual retries.
+
+The admin check is the application's (``app.state.admin_guard``, set by ``create_app`` from
+the accounts room), so this platform room needs no import from accounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from litestar import Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import CacheControlHeader
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, QueryParameter
+
+from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
+from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.uow import DbSession
+from emporium.jobs import service
+from emporium.jobs.schemas import JobPage, JobRead
+
+ADMIN = problem_responses(401, 403, 404, 409)
+
+
+async def admin_only(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Route guard: the application's admin check (``app.state.admin_guard``)."""
+    await connection.app.state.admin_guard(connection, handler)
+
+
+Status = Literal["queued", "running", "done", "dead"]
+
+
+@get("/jobs", tags=["admin"], guards=[admin_only], security=BEARER, responses=ADMIN)
+async def list_jobs(
+    session: DbSession,
+    status: Annotated[Status | None, QueryParameter()] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
+    ] = None,
+) -> JobPage:
+    """Admin: jobs, oldest first; ``?status=dead`` lists the dead letters."""
+    return await service.list_jobs(session, status=status, limit=limit, cursor=cursor)
+
+
+@post(
+    "/jobs/{job_id:uuid}/retry", tags=["admin"], status_code=202, security=BEARER, responses=ADMIN
+)
+async def retry_job(session: DbSession, job_id: FromPath[uuid.UUID]) -> JobRead:
+    """Admin: queue a dead job again (409 when it is not dead)."""
+    return await service.retry_job(session, job_id)
+
+
+jobs_router = Router(
+    path="/",
+    route_handlers=[list_jobs, retry_job],
+    cache_control=CacheControlHeader(no_store=True),
+)

@@ -1,0 +1,148 @@
+"""The webhook jobs: fan an event out to its endpoints, then deliver each, with retries.
+
+``webhooks.fanout`` runs once per public event: it creates one delivery per subscribed
+active endpoint (unique per endpoint and event, so a second run adds nothing) and a
+``webhooks.deliver`` job for each. ``webhooks.deliver`` sends the stored body with the
+delivery's fixed ``webhook-id``, records the attempt, and on failure asks the runner to
+retry after the backoff it shows as ``next_retry_at``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from emporium.core.clock import utcnow
+from emporium.core.crypto import decrypt_field
+from emporium.core.keys import KeyRing
+from emporium.jobs.outbox import enqueue
+from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater
+from emporium.jobs.runner import backoff
+from emporium.webhooks import sender
+from emporium.webhooks.addresses import Resolver, system_resolver
+from emporium.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from emporium.webhooks.schemas import EVENT_TYPES
+
+FANOUT, DELIVER = "webhooks.fanout", "webhooks.deliver"
+SUCCEEDED, FAILED, PENDING = "succeeded", "failed", "pending"
+
+
+@dataclass(frozen=True)
+class WebhooksContext:
+    """What the webhooks room needs: the key ring (secrets) and the resolver seam."""
+
+    ring: KeyRing
+    resolver: Resolver = field(default=system_resolver)
+
+
+def open_secret(ring: KeyRing, endpoint: WebhookEndpoint) -> str:
+    """The endpoint's signing secret in clear (``whsec_...``)."""
+    return decrypt_field(
+        ring,
+        endpoint.secret_enc,
+        table="webhook_endpoint",
+        column="secret",
+        row_id=str(endpoint.id),
+    )
+
+
+def _body(payload: dict[str, object]) -> str:
+    message = {
+        "type": payload["type"],
+        "timestamp": payload["occurred_at"],
+        "data": payload["data"],
+    }
+    return msgspec.json.encode(message).decode()
+
+
+async def fanout(run: JobRun) -> None:
+    """Create the deliveries of one event and their jobs (idempotent)."""
+    event_type = str(run.payload["type"])
+    event_id = uuid.UUID(str(run.payload["event_id"]))
+    async with run.sessionmaker() as session, session.begin():
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        endpoints = await session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.is_active.is_(True))
+        )
+        for endpoint in endpoints:
+            if event_type not in endpoint.events:
+                continue
+            delivery_id = uuid.uuid4()
+            values = {
+                "id": delivery_id, "endpoint_id": endpoint.id, "event_id": event_id,
+                "event_type": event_type, "msg_id": f"msg_{delivery_id.hex}",
+                "body": _body(run.payload), "status": PENDING, "attempts": 0,
+                "created_at": utcnow(),
+            }  # fmt: skip
+            insert = dialect.insert(WebhookDelivery).values(values).on_conflict_do_nothing()
+            if (await session.execute(insert.returning(WebhookDelivery.id))).first() is None:
+                continue  # made by an earlier run of this job
+            await enqueue(
+                session, DELIVER, {"delivery_id": str(delivery_id)},
+                dedupe_key=f"delivery:{delivery_id}", max_attempts=run.settings.jobs_max_attempts,
+            )  # fmt: skip
+
+
+def _record(
+    delivery: WebhookDelivery, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
+) -> WebhookAttempt:
+    delivery.attempts += 1
+    delivery.last_status_code = outcome.status_code
+    delivery.last_duration_ms = outcome.duration_ms
+    delivery.last_error = outcome.error
+    delivery.status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
+    delivery.next_retry_at = retry_at
+    delivery.delivered_at = now if outcome.ok else None
+    return WebhookAttempt(
+        id=uuid.uuid4(), delivery_id=delivery.id, attempted_at=now,
+        status_code=outcome.status_code, duration_ms=outcome.duration_ms, error=outcome.error,
+    )  # fmt: skip
+
+
+def deliver_handler(ctx: WebhooksContext) -> Handler:
+    """The ``webhooks.deliver`` handler bound to ``ctx``."""
+
+    async def deliver(run: JobRun) -> None:
+        delivery_id = uuid.UUID(str(run.payload["delivery_id"]))
+        async with run.sessionmaker() as session:
+            delivery = await session.get(WebhookDelivery, delivery_id)
+            endpoint = (
+                await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
+            )
+        if delivery is None or endpoint is None or delivery.status == SUCCEEDED:
+            return  # deleted, or delivered by an earlier run
+        s = run.settings
+        now = utcnow()
+        headers = sender.signed_headers(
+            open_secret(ctx.ring, endpoint), delivery.msg_id, delivery.body, now
+        )
+        outcome = await sender.send(
+            endpoint.url, delivery.body, headers, allow_private=s.webhooks_allow_private,
+            time_limit=s.webhooks_timeout_seconds, max_redirects=s.webhooks_max_redirects,
+            resolver=ctx.resolver,
+        )  # fmt: skip
+        delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
+        async with run.sessionmaker() as session, session.begin():
+            current = await session.get(WebhookDelivery, delivery_id)
+            if current is not None:
+                session.add(_record(current, outcome, now, now + delay if delay else None))
+        if not outcome.ok:
+            reason = outcome.error or f"answered {outcome.status_code}"
+            if delay is None:
+                raise RuntimeError(reason)
+            raise RetryLater(reason, delay=delay)
+
+    return deliver
+
+
+def register(registry: Registry, ctx: WebhooksContext) -> None:
+    """Subscribe the fan-out to every public event type and register the delivery job."""
+    registry.handle(FANOUT, fanout)
+    registry.handle(DELIVER, deliver_handler(ctx))
+    for event_type in EVENT_TYPES:
+        registry.subscribe(event_type, FANOUT)

@@ -1,0 +1,165 @@
+"""The outbox and the job queue in one process: events exist only with their change,
+failed jobs are retried and end dead, expired leases are taken over, schedules run once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conftest import SignIn
+from emporium.core.config import Settings
+from emporium.core.db import create_engine, create_sessionmaker
+from emporium.jobs import queue
+from emporium.jobs.models import DEAD, DONE, Job, OutboxEvent
+from emporium.jobs.outbox import emit_event, enqueue
+from emporium.jobs.registry import JobRun, Registry
+from emporium.jobs.runner import Runner
+from factories import API, Client
+
+
+@pytest.fixture
+async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test database."""
+    engine = create_engine(settings)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+def fast(settings: Settings) -> Settings:
+    """Retries after milliseconds, so a test sees a job die without waiting."""
+    return settings.model_copy(update={"jobs_backoff_seconds": 0.001, "jobs_max_attempts": 3})
+
+
+async def test_an_event_exists_only_if_its_change_committed(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A rolled-back transaction leaves no event; a committed one leaves exactly one, which
+    the runner turns into one job per subscriber, once, however often it dispatches."""
+    async with maker() as session, session.begin():
+        emit_event(session, "order.created", {"order_id": "rolled-back"})
+        await session.rollback()
+    async with maker() as session, session.begin():
+        emit_event(session, "order.created", {"order_id": "kept"})
+    async with maker() as session:
+        types = list(await session.scalars(select(OutboxEvent.data)))
+    assert types == [{"order_id": "kept"}]
+
+    seen: list[dict[str, object]] = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.payload["data"])
+
+    registry = Registry()
+    registry.handle("test.record", handler)
+    registry.subscribe("order.created", "test.record")
+    runner = Runner(registry, maker, settings)
+    assert await runner.drain() == 1
+    assert await runner.drain() == 0
+    assert seen == [{"order_id": "kept"}]
+
+
+async def test_failing_job_is_retried_then_dead_and_an_admin_retries_it(
+    maker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    client: Client,
+    sign_in: SignIn,
+    admin_headers: dict[str, str],
+) -> None:
+    """Each attempt is recorded; after max_attempts the job is dead, listed under
+    ``GET /jobs?status=dead`` with its error, and ``POST /jobs/{id}/retry`` queues it again."""
+    calls: list[int] = []
+
+    async def broken(run: JobRun) -> None:
+        calls.append(run.attempt)
+        raise ConnectionError("mail server down")
+
+    registry = Registry()
+    registry.handle("test.broken", broken)
+    runner = Runner(registry, maker, fast(settings))
+    async with maker() as session, session.begin():
+        await enqueue(session, "test.broken", {}, max_attempts=3)
+    for _ in range(200):
+        await runner.drain()
+        if len(calls) == 3:
+            break
+    assert calls == [1, 2, 3]
+
+    customer = await sign_in(roles=["customer"])
+    assert (await client.get(f"{API}/jobs", headers=customer)).status_code == 403
+    response = await client.get(f"{API}/jobs", params={"status": "dead"}, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    (dead,) = response.json()["items"]
+    assert dead["kind"] == "test.broken"
+    assert dead["attempts"] == 3
+    assert "mail server down" in dead["last_error"]
+
+    retry = await client.post(f"{API}/jobs/{dead['id']}/retry", headers=admin_headers)
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["status"] == "queued"
+    again = await client.post(f"{API}/jobs/{dead['id']}/retry", headers=admin_headers)
+    assert again.status_code == 409
+    await runner.drain()
+    assert calls[3] == 1  # a fresh set of attempts
+
+
+async def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_finish(
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A runner that stopped answering (its lease ran out) loses the job: another runner
+    claims it, and the first one's late result is ignored."""
+    async with maker() as session, session.begin():
+        await enqueue(session, "test.slow", {"n": 1})
+    async with maker() as session, session.begin():
+        first = await queue.claim(session, lease=timedelta(seconds=-1))  # already expired
+    async with maker() as session, session.begin():
+        second = await queue.claim(session, lease=timedelta(minutes=5))
+    async with maker() as session, session.begin():
+        nobody = await queue.claim(session, lease=timedelta(minutes=5))
+    assert first is not None
+    assert second is not None
+    assert first.id == second.id
+    assert second.attempts == 2
+    assert nobody is None  # held under a live lease: nobody else gets it
+    async with maker() as session, session.begin():
+        assert not await queue.finish(session, first)
+        assert await queue.finish(session, second)
+    async with maker() as session:
+        assert await session.scalar(select(Job.status)) == DONE
+
+
+async def test_a_schedule_runs_once_per_period_across_runners(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """Two runners enqueueing the same schedule in the same period make one job."""
+    registry = Registry()
+    registry.every("test.tick", timedelta(hours=1))
+    for _ in range(2):
+        await Runner(registry, maker, settings, name="a").enqueue_schedules()
+    async with maker() as session:
+        count = await session.scalar(select(func.count()).where(Job.kind == "test.tick"))
+    assert count == 1
+
+
+async def test_a_job_that_outlives_its_attempts_after_a_crash_is_dead(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A job whose runner crashed on its last attempt is not run again: it goes dead."""
+    ran: list[int] = []
+
+    async def handler(run: JobRun) -> None:
+        ran.append(run.attempt)
+
+    registry = Registry()
+    registry.handle("test.once", handler)
+    async with maker() as session, session.begin():
+        await enqueue(session, "test.once", {}, max_attempts=1)
+    async with maker() as session, session.begin():
+        await queue.claim(session, lease=timedelta(seconds=-1))  # the crashed attempt
+    await Runner(registry, maker, settings).drain()
+    async with maker() as session:
+        assert await session.scalar(select(Job.status)) == DEAD
+    assert ran == []

@@ -1,0 +1,26 @@
+"""Run an app's jobs from a test (the embedded runner is off in tests).
+
+Imported by tests as ``runjobs``.
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from emporium.core.config import Settings
+from emporium.core.db import create_engine, create_sessionmaker
+from emporium.jobs.runner import Runner
+
+
+async def drain(client: AsyncTestClient[Litestar]) -> int:
+    """Run every due job with the app's handlers, on this test's event loop (the app's own
+    engine lives on the client's loop); returns how many jobs ran."""
+    app: Litestar = client.app
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    try:
+        runner = Runner(app.state.job_runner.registry, create_sessionmaker(engine), settings)
+        return await runner.drain()
+    finally:
+        await engine.dispose()

@@ -13,14 +13,15 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from emporium.accounts import addresses, service, sessions
-from emporium.accounts.identity import Identity, require_identity, role, signed_in
+from emporium.accounts import addresses, service, sessions, signin
+from emporium.accounts.identity import Identity, client_ip, require_identity, role, signed_in
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import (
     AddressIn,
     AddressRead,
     AddressUpdate,
     LoginIn,
+    MfaChallengeRead,
     PasswordChangeIn,
     PasswordIn,
     PersonalDataExport,
@@ -34,6 +35,7 @@ from emporium.accounts.schemas import (
     UserPage,
     UserRead,
 )
+from emporium.accounts.security_routes import SECURITY_HANDLERS
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -59,16 +61,20 @@ async def register(session: DbSession, accounts: Ctx, data: JSONBody[RegisterIn]
 @post("/auth/login", tags=["accounts"], status_code=200, responses=AUTH)
 async def login(
     request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[LoginIn]
-) -> TokenPair:
-    """Sign in (401 ``invalid_credentials``, same body for unknown e-mail and wrong password)."""
-    client = request.client.host if request.client else None
-    return await sessions.login(session, accounts, data, device=_device(request), ip=client)
+) -> TokenPair | MfaChallengeRead:
+    """Sign in: tokens, or ``{mfa_required: true, mfa_token}`` when MFA is on (then
+    ``POST /auth/login/mfa``). 401 ``invalid_credentials``, the same answer for an unknown
+    e-mail, a wrong password, and an account slowed or locked after failed attempts."""
+    ip = client_ip(request)
+    return await signin.login(session, accounts, data, device=_device(request), ip=ip)
 
 
 @post("/auth/refresh", tags=["accounts"], status_code=200, responses=AUTH)
-async def refresh(session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]) -> TokenPair:
+async def refresh(
+    request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]
+) -> TokenPair:
     """Rotate the refresh token (401 ``token_reused`` revokes the session)."""
-    return await sessions.refresh(session, accounts, data.refresh_token)
+    return await sessions.refresh(session, accounts, data.refresh_token, ip=client_ip(request))
 
 
 @post(
@@ -265,6 +271,7 @@ accounts_router = Router(
         get_user,
         create_user,
         update_user,
+        *SECURITY_HANDLERS,
     ],
     dependencies={
         "accounts": Provide(_accounts, sync_to_thread=False),

@@ -79,7 +79,9 @@ async def create_key(
     )  # fmt: skip
     session.add(key)
     await session.flush()
-    security_event("authn_token_created", user_id=created_by, client_ip=ip, api_key_id=key.id)
+    security_event(
+        "authn_token_created", user_id=created_by, client_ip=ip, level="info", api_key_id=key.id
+    )
     return ApiKeyCreated(
         id=key.id, key=secret, prefix=key.prefix, scopes=key.scopes, name=key.name,
         expires_at=key.expires_at,

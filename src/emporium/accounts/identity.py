@@ -198,7 +198,9 @@ async def _key_allowed(connection: Connection, handler: BaseRouteHandler, role_n
     connection.scope.setdefault("state", {})["api_key"] = key
 
 
-def _authz_fail(connection: Connection, user_id: object, reason: str, **details: str) -> None:
+def _authz_fail(
+    connection: Connection, user_id: object, reason: str, *, api_key_id: str | None = None
+) -> None:
     security_event(
         "authz_fail",
         user_id=user_id,
@@ -206,7 +208,7 @@ def _authz_fail(connection: Connection, user_id: object, reason: str, **details:
         reason=reason,
         method=str(connection.scope.get("method", "GET")),
         path=connection.scope["path"],
-        **details,
+        api_key_id=api_key_id,
     )
 
 

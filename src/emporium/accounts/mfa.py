@@ -163,7 +163,9 @@ async def confirm_enrolment(
         update(AuthSession).where(AuthSession.id == identity.session_id).values(mfa_verified=True)
     )
     codes = await _replace_recovery_codes(session, user.id)
-    security_event("user_updated", user_id=user.id, client_ip=ip, change="mfa_enabled")
+    security_event(
+        "user_updated", user_id=user.id, client_ip=ip, level="info", change="mfa_enabled"
+    )
     return RecoveryCodes(recovery_codes=codes)
 
 

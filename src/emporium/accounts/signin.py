@@ -90,7 +90,7 @@ async def login(
     if user.mfa_enabled:
         return await _challenge(session, ctx, user)
     await throttle.forget_failures(session, keys[0])
-    security_event("authn_login_success", user_id=user.id, client_ip=ip)
+    security_event("authn_login_success", user_id=user.id, client_ip=ip, level="info")
     return await open_session(session, ctx, user, device=device, ip=ip)
 
 
@@ -153,5 +153,7 @@ async def login_mfa(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise MfaTokenInvalid("The MFA token is not valid; sign in again.")
     await throttle.forget_failures(session, keys[0])
-    security_event("authn_login_success", user_id=user.id, client_ip=ip, method=method)
+    security_event(
+        "authn_login_success", user_id=user.id, client_ip=ip, level="info", method=method
+    )
     return await open_session(session, ctx, user, device=device, ip=ip, mfa=True)

@@ -11,7 +11,7 @@ as an e-mail address (OWASP ASVS 7.1.1, 7.1.2): pass an id or a keyed hash inste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -19,14 +19,21 @@ log = structlog.get_logger("emporium.security")
 
 
 def security_event(
-    name: str, *, user_id: object = None, client_ip: str | None = None, **details: Any
+    name: str,
+    *,
+    user_id: object = None,
+    client_ip: str | None = None,
+    level: Literal["info", "warning"] = "warning",
+    **details: Any,
 ) -> None:
-    """Log the security event ``name`` (an OWASP vocabulary name) at WARNING level.
+    """Log the security event ``name`` (an OWASP vocabulary name), at WARNING level unless
+    ``level="info"`` (for routine events such as ``authn_login_success``).
 
     ``user_id`` (any id; logged as text) and ``client_ip`` are always present, ``None`` when
     unknown; ``details`` are extra non-secret fields such as ``reason``.
     """
-    log.warning(
+    emit = log.info if level == "info" else log.warning
+    emit(
         name,
         security_event=True,
         user_id=None if user_id is None else str(user_id),

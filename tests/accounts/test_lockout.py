@@ -124,3 +124,23 @@ async def test_wrong_mfa_codes_count_as_failures(client: Client, clock: MovedClo
         json={"mfa_token": token, "code": mfa.code(at=clock.timestamp())},
     )
     assert response.status_code == 200, response.text
+
+
+async def test_a_stolen_session_cannot_guess_its_way_to_disabling_mfa(
+    client: Client, clock: MovedClock
+) -> None:
+    """Wrong codes or passwords offered to turn MFA off count against the account: after
+    the lock threshold even the right code is refused and MFA stays on."""
+    account = await sign_up(client)
+    mfa = await enable_mfa(client, account.headers)
+    url = f"{API}/auth/mfa/totp"
+    for attempt in range(10):
+        clock.advance(31)
+        body = {"code": "000000"} if attempt % 2 else {"password": WRONG}
+        response = await client.request("DELETE", url, json=body, headers=account.headers)
+        assert response.status_code in (401, 422), response.text
+    clock.advance(31)
+    right = {"code": mfa.code(at=clock.timestamp())}
+    response = await client.request("DELETE", url, json=right, headers=account.headers)
+    assert response.json()["code"] == "invalid_mfa_code"
+    assert (await client.get(f"{API}/users/me", headers=account.headers)).json()["mfa_enabled"]

@@ -92,9 +92,11 @@ class MfaNotEnabled(Conflict):
 
 
 class InvalidMfaCode(InvalidInput):
-    """A signed-in user gave a wrong, expired or already used code."""
+    """A signed-in user gave a wrong, expired or already used code (the transaction commits,
+    so that the failure is counted)."""
 
     code = "invalid_mfa_code"
+    keep_changes = True
 
 
 class MfaCodeRejected(Unauthorized):

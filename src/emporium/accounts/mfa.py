@@ -25,9 +25,10 @@ from pyotp.exceptions import OTPVerificationError
 from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.accounts import throttle
 from emporium.accounts.exceptions import (
-    InvalidCredentials,
     InvalidMfaCode,
+    LoginFailed,
     MfaAlreadyEnabled,
     MfaNotEnabled,
     MfaNotStarted,
@@ -185,6 +186,14 @@ async def _replace_recovery_codes(session: AsyncSession, user_id: uuid.UUID) -> 
     return codes
 
 
+async def _proof_ok(
+    session: AsyncSession, ctx: AccountsContext, user: UserAccount, data: MfaDisableIn
+) -> bool:
+    if data.password is not None:
+        return (await ctx.hasher.verify(user.password_hash, data.password)).ok
+    return await accept_second_factor(session, ctx, user, data.code or "") is not None
+
+
 async def disable(
     session: AsyncSession,
     ctx: AccountsContext,
@@ -197,7 +206,11 @@ async def disable(
     The secret and recovery codes are erased and every other session is revoked
     (OWASP ASVS 2.8.x, 3.3.3).
 
-    Raises MfaNotEnabled (409), InvalidMfaCode (422), InvalidCredentials (401).
+    Wrong proof counts against the account's sign-in throttle (a stolen session cannot
+    brute-force the code), and while the account is slowed or locked proof is refused.
+
+    Raises MfaNotEnabled (409), InvalidMfaCode (422), LoginFailed (401
+    ``invalid_credentials``).
     """
     if (data.code is None) == (data.password is None):
         raise InvalidMfaCode(
@@ -207,10 +220,14 @@ async def disable(
     user = await _user(session, identity.user_id)
     if not user.mfa_enabled:
         raise MfaNotEnabled("MFA is not enabled.")
-    if data.password is not None:
-        if not (await ctx.hasher.verify(user.password_hash, data.password)).ok:
-            raise InvalidCredentials("The password is wrong.")
-    elif not await accept_second_factor(session, ctx, user, data.code or ""):
+    keys = [throttle.account_key(user.email_index)]
+    refused = await throttle.refusal(session, ctx.login_policy, keys)
+    if refused is not None or not await _proof_ok(session, ctx, user, data):
+        if refused is None:
+            await throttle.record_failure(session, ctx.login_policy, keys)
+        security_event("authn_login_fail", user_id=user.id, client_ip=ip, reason="mfa_disable")
+        if data.password is not None:
+            raise LoginFailed("The password is wrong.")
         raise InvalidMfaCode("The code is wrong or expired.", errors=[_CODE_ERROR])
     user.mfa_enabled = False
     user.totp_secret_enc = None

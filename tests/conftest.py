@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from emporium.accounts import service as account_service
 from emporium.accounts import sessions as account_sessions
+from emporium.accounts.models import is_staff_roles
 from emporium.accounts.protect import build_context
 from emporium.app import create_app
 from emporium.core.config import Settings
@@ -126,12 +127,15 @@ SignIn = Callable[..., Awaitable[dict[str, str]]]
 
 @pytest.fixture
 def sign_in(settings: Settings) -> SignIn:
-    """``await sign_in(roles=[...], email=...)``: headers of a new signed-in user with those
-    roles (the account and session are created directly, without a password)."""
+    """``await sign_in(roles=[...], email=..., mfa=...)``: headers of a new signed-in user
+    with those roles (the account and session are created directly, without a password).
+    Staff and admin accounts have MFA on and a session that used it, unless ``mfa=False``
+    (``mfa=True`` gives a customer the same)."""
 
     async def make(
-        roles: Sequence[str] = ("customer",), email: str | None = None
+        roles: Sequence[str] = ("customer",), email: str | None = None, mfa: bool | None = None
     ) -> dict[str, str]:
+        with_mfa = is_staff_roles(roles) if mfa is None else mfa
         ctx = build_context(settings, load_key_file(settings.key_file), hasher=_NO_HASHER)
         engine = create_engine(settings)
         try:
@@ -139,7 +143,10 @@ def sign_in(settings: Settings) -> SignIn:
                 user = await account_service.create_account(
                     db, ctx, email=email or f"{uuid.uuid4().hex[:12]}@example.com", roles=roles
                 )
-                pair = await account_sessions.open_session(db, ctx, user, device="pytest", ip=None)
+                user.mfa_enabled = with_mfa
+                pair = await account_sessions.open_session(
+                    db, ctx, user, device="pytest", ip=None, mfa=with_mfa
+                )
         finally:
             await engine.dispose()
         return {"Authorization": f"Bearer {pair.access_token}"}

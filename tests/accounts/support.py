@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pyotp
+
 from factories import API, Client, Json, assert_problem
 
 PASSWORD = "Quartz lantern drifts over 9 fjords"
@@ -25,6 +27,7 @@ __all__ = [
     "Json",
     "assert_problem",
     "bearer",
+    "enable_mfa",
     "login",
     "new_email",
     "register",
@@ -91,3 +94,33 @@ async def sign_up(
         access_token=pair["access_token"],
         refresh_token=pair["refresh_token"],
     )
+
+
+@dataclass
+class Mfa:
+    """A confirmed TOTP enrolment: the secret and the recovery codes shown once."""
+
+    secret: str
+    recovery_codes: list[str]
+    confirm_code: str
+    """The TOTP code that confirmed the enrolment (so already used)."""
+
+    def code(self, at: float | None = None) -> str:
+        """The TOTP code at Unix time ``at`` (default: now)."""
+        totp = pyotp.TOTP(self.secret)
+        return totp.now() if at is None else totp.at(at)
+
+
+async def enable_mfa(client: Client, headers: dict[str, str], at: float | None = None) -> Mfa:
+    """Enrol TOTP and confirm it with the code of Unix time ``at`` (default: now), through
+    the API."""
+    response = await client.post(f"{API}/auth/mfa/totp", headers=headers)
+    assert response.status_code == 200, response.text
+    secret = response.json()["secret"]
+    code = pyotp.TOTP(secret).now() if at is None else pyotp.TOTP(secret).at(at)
+    response = await client.post(
+        f"{API}/auth/mfa/totp/confirm", json={"code": code}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    codes = response.json()["recovery_codes"]
+    return Mfa(secret=secret, recovery_codes=codes, confirm_code=code)

@@ -12,6 +12,7 @@ from accounts.support import (
     Json,
     assert_problem,
     bearer,
+    enable_mfa,
     login,
     new_email,
     sign_up,
@@ -227,6 +228,9 @@ async def test_admin_creates_a_staff_account(client: Client, admin_headers: dict
     response = await client.get(f"{API}/users/me", headers=staff)
     assert response.json()["roles"] == ["staff"]
     response = await client.post(f"{API}/categories", json={"name": "By Sam"}, headers=staff)
+    assert_problem(response, 403, "mfa_required")
+    await enable_mfa(client, staff)
+    response = await client.post(f"{API}/categories", json={"name": "By Sam"}, headers=staff)
     assert response.status_code == 201, response.text
     response = await client.get(f"{API}/users", headers=staff)
     assert_problem(response, 403)
@@ -234,7 +238,7 @@ async def test_admin_creates_a_staff_account(client: Client, admin_headers: dict
     listed = (await client.get(f"{API}/users", headers=admin_headers)).json()
     assert email in {u["email"] for u in listed["items"]}
     response = await client.get(f"{API}/users/{created['id']}", headers=admin_headers)
-    assert response.json() == created
+    assert response.json() == {**created, "mfa_enabled": True}
     response = await client.get(f"{API}/users/{uuid.uuid4()}", headers=admin_headers)
     assert_problem(response, 404, "user_not_found")
 

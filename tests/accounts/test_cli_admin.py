@@ -7,7 +7,7 @@ import asyncio
 
 from click.testing import CliRunner, Result
 
-from accounts.support import API, Client, assert_problem, bearer, login, new_email
+from accounts.support import API, Client, assert_problem, bearer, enable_mfa, login, new_email
 from emporium.cli import main
 from emporium.core.config import Settings
 
@@ -25,8 +25,9 @@ async def _create_admin(settings: Settings, email: str, password: str) -> Result
 
 
 async def test_create_admin_then_sign_in(client: Client, settings: Settings) -> None:
-    """The admin created on the command line signs in and manages users; the password is
-    never printed; the same e-mail cannot be created twice."""
+    """The admin created on the command line signs in, is refused admin and staff
+    operations (403 ``mfa_required``) but can enrol MFA, and then manages users; the
+    password is never printed; the same e-mail cannot be created twice."""
     email = new_email("root")
     result = await _create_admin(settings, email, STRONG)
     assert result.exit_code == 0, (result.output, result.exception)
@@ -38,6 +39,11 @@ async def test_create_admin_then_sign_in(client: Client, settings: Settings) -> 
     me = (await client.get(f"{API}/users/me", headers=headers)).json()
     assert me["email"] == email
     assert set(me["roles"]) == {"admin", "staff"}
+    response = await client.get(f"{API}/users", headers=headers)
+    assert_problem(response, 403, "mfa_required")
+    response = await client.post(f"{API}/categories", json={"name": "Early"}, headers=headers)
+    assert_problem(response, 403, "mfa_required")
+    await enable_mfa(client, headers)
     response = await client.get(f"{API}/users", headers=headers)
     assert response.status_code == 200, response.text
     assert email in {u["email"] for u in response.json()["items"]}

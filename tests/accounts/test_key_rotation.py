@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from accounts.support import PASSWORD, Client, login, new_email, register
+from accounts.support import PASSWORD, Client, bearer, enable_mfa, login, new_email, register
 from emporium.accounts.models import Address, AuthSession, UserAccount
 from emporium.accounts.rotation import PROTECTED, reencrypt_all
 from emporium.app import create_app
@@ -23,12 +24,13 @@ from emporium.core.keys import add_data_key, load_key_file, write_key_file
 
 
 async def _kids(settings: Settings) -> set[str]:
-    """The key ids of every protected value in the database."""
+    """The key ids of every protected value (every ``*_enc`` column) in the database."""
     engine = create_engine(settings)
     kids: set[str] = set()
     try:
         async with create_sessionmaker(engine)() as session:
-            for model, columns in PROTECTED:
+            for model, _ in PROTECTED:
+                columns = [c.key for c in model.__table__.columns if c.key.endswith("_enc")]
                 for row in await session.scalars(select(model)):
                     kids.update(key_id_of(v) for a in columns if (v := getattr(row, a)))
     finally:
@@ -57,13 +59,14 @@ async def test_rotate_reencrypts_everything_and_keeps_it_readable(
     settings: Settings, tmp_path: Path
 ) -> None:
     """After `emporium keys rotate`, no value uses the old key, and a server started with
-    the new key file still shows every profile and address."""
+    the new key file still shows every profile and address and checks TOTP codes."""
     key_file = tmp_path / "keys.json"
     shutil.copy(settings.key_file, key_file)
     key_file.chmod(0o600)
     settings = settings.model_copy(update={"key_file": key_file})
     async with AsyncTestClient(app=create_app(settings)) as client:
         people = await _shop_with_people(client)
+        mfa = await enable_mfa(client, bearer(people[0][1]))
     old_kid = load_key_file(key_file).active_data_kid
     assert await _kids(settings) == {old_kid}
 
@@ -75,6 +78,15 @@ async def test_rotate_reencrypts_everything_and_keeps_it_readable(
     assert await _kids(settings) == {new_kid}
 
     async with AsyncTestClient(app=create_app(settings)) as client:
+        challenge = await login(client, people[0][0], PASSWORD)
+        code = mfa.code(at=time.time() + 30)  # the TOTP secret still decrypts
+        step = {"mfa_token": challenge["mfa_token"], "code": code}
+        response = await client.post("/api/v1/auth/login/mfa", json=step)
+        assert response.status_code == 200, response.text
+        await client.request(
+            "DELETE", "/api/v1/auth/mfa/totp", json={"password": PASSWORD},
+            headers=bearer(response.json()["access_token"]),
+        )  # fmt: skip
         for email, _ in people:
             tokens = await login(client, email, PASSWORD)
             headers = {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -23,11 +23,12 @@ from accounts.support import (
     Client,
     Json,
     assert_problem,
+    enable_mfa,
     login,
     register,
     sign_up,
 )
-from emporium.accounts.models import Address, AuthSession, UserAccount
+from emporium.accounts.models import Address, AuthSession, RecoveryCode, UserAccount
 from emporium.accounts.protect import Vault
 from emporium.app import create_app
 from emporium.core.config import Settings
@@ -248,6 +249,7 @@ async def test_erasure_removes_personal_data(
         client, email, first_name="Ingrid", last_name=f"Erasmus{marker}", phone=phone
     )
     other_device = await login(client, email)
+    await enable_mfa(client, account.headers)
     response = await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=account.headers)
     assert response.status_code == 201
     export_before = (await client.get(f"{API}/users/me/export", headers=account.headers)).json()
@@ -300,6 +302,9 @@ async def test_erasure_removes_personal_data(
     assert old_row is not None
     assert old_row.password_hash is None
     assert old_row.is_active is False
+    assert (old_row.totp_secret_enc, old_row.mfa_enabled) == (None, False)
+    codes = await session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == old_row.id))
+    assert codes.all() == []
     await session.rollback()
 
     leftovers = []

@@ -16,6 +16,7 @@ from accounts.support import (
     Json,
     assert_problem,
     bearer,
+    enable_mfa,
     login,
     sign_up,
 )
@@ -198,9 +199,10 @@ async def test_deactivation_ends_every_session_at_once(
 async def test_role_changes_apply_on_the_next_request(
     client: Client, admin_headers: dict[str, str]
 ) -> None:
-    """A customer promoted to staff can write the catalog with the token already in hand;
-    demoted again, the same token is refused."""
+    """A customer (with MFA on) promoted to staff can write the catalog with the token
+    already in hand; demoted again, the same token is refused."""
     account = await sign_up(client)
+    await enable_mfa(client, account.headers)
     body = {"name": "Promoted Category"}
     response = await client.post(f"{API}/categories", json=body, headers=account.headers)
     assert_problem(response, 403)

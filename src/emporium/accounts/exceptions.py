@@ -72,3 +72,74 @@ class AccountTokenInvalid(DomainError):
     look the same)."""
 
     status, code, title = 400, "invalid_or_expired_token", "Invalid or expired token"
+
+
+class LoginFailed(InvalidCredentials):
+    """A failed sign-in: same answer as :class:`InvalidCredentials`, but the transaction
+    commits so that the failure is counted (brute-force throttle)."""
+
+    keep_changes = True
+
+
+class MfaRequired(Forbidden):
+    """Staff and admin operations need an account with MFA and a session that used it."""
+
+    code = "mfa_required"
+
+
+class MfaAlreadyEnabled(Conflict):
+    """MFA is on already: disable it first to enrol a new authenticator."""
+
+    code = "mfa_already_enabled"
+
+
+class MfaNotStarted(Conflict):
+    """Confirmation without an enrolment in progress."""
+
+    code = "mfa_not_started"
+
+
+class MfaNotEnabled(Conflict):
+    """MFA is not on for this account."""
+
+    code = "mfa_not_enabled"
+
+
+class InvalidMfaCode(InvalidInput):
+    """A signed-in user gave a wrong, expired or already used code (the transaction commits,
+    so that the failure is counted)."""
+
+    code = "invalid_mfa_code"
+    keep_changes = True
+
+
+class MfaCodeRejected(Unauthorized):
+    """The second sign-in step failed; the failure is counted (the transaction commits)."""
+
+    code = "invalid_mfa_code"
+    keep_changes = True
+
+
+class MfaTokenInvalid(Unauthorized):
+    """The ``mfa_token`` is unknown, expired, used, or spent too many attempts."""
+
+    code = "invalid_mfa_token"
+    keep_changes = True
+
+
+class InvalidApiKey(Unauthorized):
+    """The ``X-API-Key`` is unknown, revoked or expired (the three look the same)."""
+
+    code = "invalid_api_key"
+
+
+class ScopeRequired(Forbidden):
+    """The API key lacks the scope this operation needs."""
+
+    code = "insufficient_scope"
+
+
+class ApiKeyNotFound(NotFound):
+    """No such API key."""
+
+    code = "api_key_not_found"

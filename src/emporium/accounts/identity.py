@@ -5,6 +5,11 @@ audience, expiry: ``core.tokens``), then the session it names is looked up: a lo
 revoked or timed-out session, or a deactivated user, is refused at once on every node,
 because the check reads the shared database rather than anything a node remembers. Roles
 come from the database too, so a role change applies to the next request.
+
+Staff and admin operations also need MFA: the account has it on and the session was opened
+with a second factor (or confirmed the enrolment); otherwise ``403 mfa_required``. Staff
+routes also accept an API key (``X-API-Key``) that holds the route's scope
+(``accounts.api_keys``); admin routes never do. Every refusal is logged as ``authz_fail``.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from litestar.handlers.base import BaseRouteHandler
 from msgspec import Struct
 from sqlalchemy import bindparam, select
 
-from emporium.accounts.exceptions import RoleRequired, SessionEnded
+from emporium.accounts import api_keys
+from emporium.accounts.exceptions import MfaRequired, RoleRequired, ScopeRequired, SessionEnded
 from emporium.accounts.models import STAFF_ROLES, AuthSession, UserAccount, is_staff_roles
 from emporium.accounts.timeouts import session_live
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
-from emporium.core.errors import Unauthorized
+from emporium.core.errors import DomainError, Unauthorized
+from emporium.core.security_events import security_event
 from emporium.core.tokens import decode_access_token
 
 _S = AuthSession.__table__.c
@@ -36,8 +43,10 @@ _LIVE_SESSION = (
         _S.last_used_at,
         _S.expires_at,
         _S.idle_expires_at,
+        _S.mfa_verified,
         _U.is_active,
         _U.roles,
+        _U.mfa_enabled,
     )
     .select_from(AuthSession.__table__.join(UserAccount.__table__, _S.user_id == _U.id))
     .where(_S.id == bindparam("sid", type_=_S.id.type))
@@ -45,11 +54,13 @@ _LIVE_SESSION = (
 
 
 class Identity(Struct, frozen=True):
-    """A signed-in caller: the user, the session and the user's current roles."""
+    """A signed-in caller: the user, the session and the user's current roles; ``mfa`` is
+    true when the account has MFA on and this session was opened with it."""
 
     user_id: uuid.UUID
     session_id: uuid.UUID
     roles: tuple[str, ...]
+    mfa: bool = False
 
     @property
     def is_staff(self) -> bool:
@@ -63,6 +74,11 @@ class Identity(Struct, frozen=True):
 
 
 Connection = ASGIConnection[Any, Any, Any, Any]
+
+
+def client_ip(connection: Connection) -> str | None:
+    """The client's address as the server sees it (the one place that decides it)."""
+    return connection.client.host if connection.client else None
 
 
 def _bearer(connection: Connection) -> str | None:
@@ -117,7 +133,12 @@ async def _verify(connection: Connection, token: str) -> Identity:
         )
     ):
         raise SessionEnded("The session has ended; sign in again.")
-    return Identity(user_id=uuid.UUID(claims.sub), session_id=session_id, roles=tuple(row.roles))
+    return Identity(
+        user_id=uuid.UUID(claims.sub),
+        session_id=session_id,
+        roles=tuple(row.roles),
+        mfa=bool(row.mfa_enabled and row.mfa_verified),
+    )
 
 
 async def require_identity(connection: Connection) -> Identity:
@@ -137,21 +158,62 @@ Guard = Callable[[Connection, BaseRouteHandler], Coroutine[Any, Any, None]]
 
 
 def role(name: str) -> Guard:
-    """Route guard: the caller has role ``name`` (admins pass every staff check).
+    """Route guard: the caller has role ``name`` (admins pass every staff check) and MFA;
+    or, on staff routes, an API key with the route's scope.
 
-    Raises Unauthorized (401) when anonymous, RoleRequired (403) otherwise.
+    Raises Unauthorized (401) when anonymous, InvalidApiKey (401), RoleRequired (403
+    ``forbidden``), MfaRequired (403 ``mfa_required``), ScopeRequired (403
+    ``insufficient_scope``).
     """
     allowed = {"staff": STAFF_ROLES, "admin": frozenset({"admin"})}[name]
 
-    async def guard(connection: Connection, _: BaseRouteHandler) -> None:
+    async def guard(connection: Connection, handler: BaseRouteHandler) -> None:
+        if "authorization" not in connection.headers and api_keys.HEADER in connection.headers:
+            await _key_allowed(connection, handler, name)
+            return
         identity = await require_identity(connection)
+        refusal: DomainError | None = None
         if allowed.isdisjoint(identity.roles):
-            raise RoleRequired(f"This operation needs the {name} role.")
+            refusal = RoleRequired(f"This operation needs the {name} role.")
+        elif not identity.mfa:
+            refusal = MfaRequired("Enable MFA (POST /auth/mfa/totp) and sign in with it.")
+        if refusal is not None:
+            _authz_fail(connection, identity.user_id, refusal.code)
+            raise refusal
 
     return guard
 
 
+async def _key_allowed(connection: Connection, handler: BaseRouteHandler, role_name: str) -> None:
+    ip = client_ip(connection)
+    key = await api_keys.authenticate(connection, ip=ip)
+    scope = api_keys.required_scope(handler, str(connection.scope.get("method", "GET")))
+    if role_name != "staff" or scope not in key.scopes:
+        _authz_fail(connection, None, "insufficient_scope", api_key_id=str(key.id))
+        raise ScopeRequired(
+            "API keys cannot be used for admin operations."
+            if role_name != "staff"
+            else f"This operation needs an API key with the scope {scope}."
+        )
+    connection.scope.setdefault("state", {})["api_key"] = key
+
+
+def _authz_fail(
+    connection: Connection, user_id: object, reason: str, *, api_key_id: str | None = None
+) -> None:
+    security_event(
+        "authz_fail",
+        user_id=user_id,
+        client_ip=client_ip(connection),
+        reason=reason,
+        method=str(connection.scope.get("method", "GET")),
+        path=connection.scope["path"],
+        api_key_id=api_key_id,
+    )
+
+
 async def is_staff(connection: Connection) -> bool:
-    """True when the caller is signed in as staff or admin (for visibility, not guarding)."""
+    """True when the caller is signed in as staff or admin with MFA (for visibility, not
+    guarding)."""
     identity = await identify(connection)
-    return identity is not None and identity.is_staff
+    return identity is not None and identity.is_staff and identity.mfa

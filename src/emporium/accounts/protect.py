@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
 from emporium.core.crypto import blind_index, decrypt_field, encrypt_field, normalize_email
 from emporium.core.keys import KeyRing
@@ -52,6 +53,9 @@ class AccountsContext:
     access_token_minutes: int
     idle_minutes: dict[str, int]
     absolute_minutes: dict[str, int]
+    login_policy: LoginPolicy = field(default_factory=LoginPolicy)
+    mfa_issuer: str = "Emporium"
+    mfa_challenge_minutes: int = 5
 
 
 def build_context(
@@ -75,4 +79,7 @@ def build_context(
             "customer": settings.customer_absolute_timeout_minutes,
             "staff": settings.staff_absolute_timeout_minutes,
         },
+        login_policy=LoginPolicy.from_settings(settings),
+        mfa_issuer=settings.mfa_issuer,
+        mfa_challenge_minutes=settings.mfa_challenge_minutes,
     )

@@ -22,7 +22,7 @@ PROTECTED: tuple[tuple[Any, dict[str, str]], ...] = (
     (
         UserAccount,
         {"email_enc": "email", "first_name_enc": "first_name", "last_name_enc": "last_name",
-         "phone_enc": "phone"},
+         "phone_enc": "phone", "totp_secret_enc": "totp_secret"},
     ),
     (AuthSession, {"ip_enc": "ip"}),
     (Address, {"data_enc": "data"}),

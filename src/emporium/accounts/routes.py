@@ -13,8 +13,8 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from emporium.accounts import addresses, recovery, service, sessions
-from emporium.accounts.identity import Identity, require_identity, role, signed_in
+from emporium.accounts import addresses, recovery, service, sessions, signin
+from emporium.accounts.identity import Identity, client_ip, require_identity, role, signed_in
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import (
     AddressIn,
@@ -22,6 +22,7 @@ from emporium.accounts.schemas import (
     AddressUpdate,
     ForgotPasswordIn,
     LoginIn,
+    MfaChallengeRead,
     PasswordChangeIn,
     PasswordIn,
     PersonalDataExport,
@@ -37,6 +38,7 @@ from emporium.accounts.schemas import (
     UserRead,
     VerifyEmailIn,
 )
+from emporium.accounts.security_routes import SECURITY_HANDLERS
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
@@ -97,16 +99,20 @@ async def verify_email(session: DbSession, accounts: Ctx, data: JSONBody[VerifyE
 @post("/auth/login", tags=["accounts"], status_code=200, responses=AUTH)
 async def login(
     request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[LoginIn]
-) -> TokenPair:
-    """Sign in (401 ``invalid_credentials``, same body for unknown e-mail and wrong password)."""
-    client = request.client.host if request.client else None
-    return await sessions.login(session, accounts, data, device=_device(request), ip=client)
+) -> TokenPair | MfaChallengeRead:
+    """Sign in: tokens, or ``{mfa_required: true, mfa_token}`` when MFA is on (then
+    ``POST /auth/login/mfa``). 401 ``invalid_credentials``, the same answer for an unknown
+    e-mail, a wrong password, and an account slowed or locked after failed attempts."""
+    ip = client_ip(request)
+    return await signin.login(session, accounts, data, device=_device(request), ip=ip)
 
 
 @post("/auth/refresh", tags=["accounts"], status_code=200, responses=AUTH)
-async def refresh(session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]) -> TokenPair:
+async def refresh(
+    request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]
+) -> TokenPair:
     """Rotate the refresh token (401 ``token_reused`` revokes the session)."""
-    return await sessions.refresh(session, accounts, data.refresh_token)
+    return await sessions.refresh(session, accounts, data.refresh_token, ip=client_ip(request))
 
 
 @post(
@@ -306,6 +312,7 @@ accounts_router = Router(
         get_user,
         create_user,
         update_user,
+        *SECURITY_HANDLERS,
     ],
     dependencies={
         "accounts": Provide(_accounts, sync_to_thread=False),

@@ -192,3 +192,88 @@ class VerifyEmailIn(Struct, forbid_unknown_fields=True):
     """An e-mail verification token from the e-mail."""
 
     token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class MfaChallengeRead(Struct):
+    """The answer to a correct password of an account with MFA: present ``mfa_token`` and a
+    code at ``POST /auth/login/mfa`` within a few minutes."""
+
+    mfa_token: str
+    mfa_required: bool = True
+
+
+class LoginMfaIn(Struct, forbid_unknown_fields=True):
+    """The second sign-in step: the challenge token and a TOTP or recovery code."""
+
+    mfa_token: Annotated[str, Meta(min_length=1, max_length=200)]
+    code: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class TotpEnrolment(Struct):
+    """A new TOTP secret (base32) and its ``otpauth://`` URI for authenticator apps."""
+
+    secret: str
+    otpauth_uri: str
+
+
+class TotpCodeIn(Struct, forbid_unknown_fields=True):
+    """A 6-digit TOTP code."""
+
+    code: Annotated[str, Meta(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]
+
+
+class RecoveryCodes(Struct):
+    """Single-use recovery codes, shown once."""
+
+    recovery_codes: list[str]
+
+
+class MfaDisableIn(Struct, forbid_unknown_fields=True):
+    """Proof to turn MFA off: a current code (TOTP or recovery) or the password."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    password: Password | None = None
+
+
+ApiScope = Literal[
+    "catalog:write", "inventory:read", "inventory:write", "orders:read", "orders:write"
+]
+
+
+class ApiKeyCreate(Struct, forbid_unknown_fields=True):
+    """A new API key: a name, its scopes and an optional expiry (RFC 3339, future)."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    scopes: Annotated[list[ApiScope], Meta(min_length=1, max_length=10)]
+    expires_at: datetime | None = None
+
+
+class ApiKeyRead(Struct):
+    """An API key without its secret."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(Struct):
+    """A new API key; ``key`` is shown this once and never again."""
+
+    id: uuid.UUID
+    key: str
+    prefix: str
+    scopes: list[str]
+    name: str
+    expires_at: datetime | None
+
+
+class ApiKeyPage(Struct):
+    """A keyset page of API keys."""
+
+    items: list[ApiKeyRead]
+    next_cursor: str | None

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 import msgspec
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from emporium.accounts.exceptions import (
     WeakPassword,
 )
 from emporium.accounts.identity import Identity
-from emporium.accounts.models import Address, AuthSession, UserAccount
+from emporium.accounts.models import Address, AuthSession, MfaChallenge, RecoveryCode, UserAccount
 from emporium.accounts.protect import AccountsContext, Vault
 from emporium.accounts.schemas import (
     PasswordChangeIn,
@@ -229,11 +229,12 @@ async def erase_me(
     user.email_index = ctx.vault.email_index(erased)
     user.email_enc = ctx.vault.seal(_TABLE, "email", user.id, erased) or ""
     user.first_name_enc = user.last_name_enc = user.phone_enc = None
+    user.totp_secret_enc, user.totp_last_step, user.mfa_enabled = None, None, False
     user.password_hash = None
     user.is_active = False
     user.updated_at = utcnow()
-    for address in await session.scalars(select(Address).where(Address.user_id == user.id)):
-        await session.delete(address)
+    for model in (Address, RecoveryCode, MfaChallenge):
+        await session.execute(delete(model).where(model.user_id == user.id))
     # Sessions hold the sign-in IP address and the device: delete them, which also ends them.
     for auth in await session.scalars(select(AuthSession).where(AuthSession.user_id == user.id)):
         await session.delete(auth)

@@ -16,7 +16,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.exceptions import (
-    InvalidCredentials,
     SessionEnded,
     SessionNotFound,
     TokenReused,
@@ -24,9 +23,10 @@ from emporium.accounts.exceptions import (
 from emporium.accounts.identity import Identity
 from emporium.accounts.models import AuthSession, RefreshToken, UserAccount
 from emporium.accounts.protect import AccountsContext
-from emporium.accounts.schemas import LoginIn, SessionRead, TokenPair
+from emporium.accounts.schemas import SessionRead, TokenPair
 from emporium.accounts.timeouts import session_live, timeout_kind
 from emporium.core.clock import utcnow
+from emporium.core.security_events import security_event
 from emporium.core.tokens import hash_opaque_token, issue_access_token, new_opaque_token
 
 REFRESH_PURPOSE = "refresh"
@@ -63,32 +63,17 @@ async def _issue(
     )
 
 
-async def login(
-    session: AsyncSession, ctx: AccountsContext, data: LoginIn, *, device: str, ip: str | None
-) -> TokenPair:
-    """Start a session for a correct e-mail and password.
-
-    An unknown e-mail still pays for a password verification (a dummy hash), and unknown,
-    wrong and inactive all answer the same (OWASP ASVS 2.2.1, 3.2).
-
-    Raises:
-        InvalidCredentials: (401 ``invalid_credentials``).
-    """
-    user = await session.scalar(
-        select(UserAccount).where(UserAccount.email_index == ctx.vault.email_index(data.email))
-    )
-    result = await ctx.hasher.verify(user.password_hash if user else None, data.password)
-    if user is None or not result.ok or not user.is_active:
-        raise InvalidCredentials("The e-mail or the password is wrong.")
-    if result.needs_rehash:
-        user.password_hash = await ctx.hasher.hash(data.password)
-    return await open_session(session, ctx, user, device=device, ip=ip)
-
-
 async def open_session(
-    session: AsyncSession, ctx: AccountsContext, user: UserAccount, *, device: str, ip: str | None
+    session: AsyncSession,
+    ctx: AccountsContext,
+    user: UserAccount,
+    *,
+    device: str,
+    ip: str | None,
+    mfa: bool = False,
 ) -> TokenPair:
-    """Start a session for ``user`` (whose credentials were checked) and issue its tokens."""
+    """Start a session for ``user`` (whose credentials were checked) and issue its tokens;
+    ``mfa`` records that the sign-in used a second factor (needed for staff operations)."""
     now = utcnow()
     kind = timeout_kind(user.roles)
     auth = AuthSession(
@@ -99,6 +84,7 @@ async def open_session(
         last_used_at=now,
         idle_expires_at=now + timedelta(minutes=ctx.idle_minutes[kind]),
         expires_at=now + timedelta(minutes=ctx.absolute_minutes[kind]),
+        mfa_verified=mfa,
     )
     auth.ip_enc = ctx.vault.seal("auth_session", "ip", auth.id, ip)
     session.add(auth)
@@ -120,7 +106,9 @@ def session_is_live(ctx: AccountsContext, auth: AuthSession, roles: list[str]) -
     )
 
 
-async def refresh(session: AsyncSession, ctx: AccountsContext, token: str) -> TokenPair:
+async def refresh(
+    session: AsyncSession, ctx: AccountsContext, token: str, *, ip: str | None = None
+) -> TokenPair:
     """Exchange a refresh token for a new pair; the presented one dies.
 
     Raises:
@@ -144,6 +132,9 @@ async def refresh(session: AsyncSession, ctx: AccountsContext, token: str) -> To
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         _revoke(auth, "refresh_token_reused")
         await session.flush()
+        security_event(
+            "authn_token_reuse", user_id=auth.user_id, client_ip=ip, kind="refresh_token"
+        )
         raise TokenReused("This refresh token was already used; the session is revoked.")
     user = await session.get(UserAccount, auth.user_id)
     if user is None or not user.is_active or not session_is_live(ctx, auth, list(user.roles)):

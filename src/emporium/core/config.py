@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     )
     webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     webhooks_max_redirects: int = Field(default=3, ge=0, le=10)
+    mfa_issuer: str = Field(
+        default="Emporium", min_length=1, max_length=64, description="TOTP issuer in apps"
+    )
+    mfa_challenge_minutes: int = Field(default=5, ge=1, le=15, description="mfa_token lifetime")
+    login_delay_after_failures: int = Field(default=3, ge=1, le=100)
+    login_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    login_delay_max_seconds: float = Field(default=30.0, ge=0, le=600)
+    login_lock_after_failures: int = Field(default=10, ge=2, le=100)
+    login_lock_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    login_failure_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    login_ip_lock_after_failures: int = Field(default=100, ge=10, le=100_000)
 
     @field_validator("database_url")
     @classmethod

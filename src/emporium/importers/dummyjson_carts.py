@@ -165,7 +165,11 @@ async def _replay(
     try:
         async with session.begin_nested():
             await place_order(
-                session, ctx, customer_id=user_id, data=data, external_ref=cart.external_ref,
+                session,
+                ctx,
+                customer_id=user_id,
+                data=data,
+                external_ref=cart.external_ref,
                 announce=False,
             )
     except InsufficientStock as exc:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Router, delete, get, patch, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -34,9 +36,11 @@ from emporium.accounts.schemas import (
     UserPage,
     UserRead,
 )
+from emporium.core.clientip import client_ip
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbSession
 
 Ctx = NamedDependency[AccountsContext]
@@ -50,19 +54,47 @@ def _device(request: Request[Any, Any, Any]) -> str:
     return request.headers.get("user-agent", "")[:200]
 
 
-@post("/auth/register", tags=["accounts"], responses=problem_responses(409))
+async def _login_account(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The counted subject of ``login_account``: the blind index of the e-mail tried (so
+    guessing one account's password from many addresses is throttled too, and no e-mail
+    is written to the counter store)."""
+    if not isinstance(connection, Request):
+        return None
+    try:
+        email = msgspec.json.decode(await connection.body()).get("email")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    if not isinstance(email, str) or not email:
+        return None
+    accounts: AccountsContext = connection.app.state.accounts
+    return "email:" + accounts.vault.email_index(email)
+
+
+@post(
+    "/auth/register",
+    tags=["accounts"],
+    guards=[rate_limit("register")],
+    responses=problem_responses(409, 429),
+)
 async def register(session: DbSession, accounts: Ctx, data: JSONBody[RegisterIn]) -> UserRead:
     """Create a customer account (409 ``email_taken``, 422 ``weak_password``)."""
     return await service.register(session, accounts, data)
 
 
-@post("/auth/login", tags=["accounts"], status_code=200, responses=AUTH)
+@post(
+    "/auth/login",
+    tags=["accounts"],
+    status_code=200,
+    guards=[rate_limit("login"), rate_limit("login_account", key=_login_account)],
+    responses=problem_responses(401, 429),
+)
 async def login(
     request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[LoginIn]
 ) -> TokenPair:
-    """Sign in (401 ``invalid_credentials``, same body for unknown e-mail and wrong password)."""
-    client = request.client.host if request.client else None
-    return await sessions.login(session, accounts, data, device=_device(request), ip=client)
+    """Sign in (401 ``invalid_credentials``, same body for unknown e-mail and wrong password;
+    429 ``rate_limited`` per client address and per e-mail)."""
+    ip = client_ip(request)
+    return await sessions.login(session, accounts, data, device=_device(request), ip=ip)
 
 
 @post("/auth/refresh", tags=["accounts"], status_code=200, responses=AUTH)

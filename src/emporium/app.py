@@ -41,7 +41,7 @@ from emporium.core.hardening import RequestGate, SecurityHeaders
 from emporium.core.keys import load_key_file
 from emporium.core.logging import configure_logging
 from emporium.core.middleware import ConventionsMiddleware, check_json_body
-from emporium.core.openapi import declare_closed_bodies
+from emporium.core.openapi import declare_closed_bodies, declare_refusals
 from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.ratelimit import RateLimiter
 from emporium.core.uow import provide_reader, provide_session
@@ -180,7 +180,7 @@ def create_app(settings: Settings) -> Litestar:
         before_request=check_json_body,
         middleware=[prometheus.middleware],
         lifespan=[_lifespan(settings)],
-        on_startup=[declare_closed_bodies] if settings.docs_enabled else [],
+        on_startup=[declare_closed_bodies, declare_refusals] if settings.docs_enabled else [],
         openapi_config=openapi_config,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         cors_config=_cors(settings),

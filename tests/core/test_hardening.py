@@ -167,3 +167,15 @@ def test_dangerous_cors_settings_are_refused(origins: str, credentials: bool) ->
     """A wildcard with credentials, or the ``null`` origin, stops the server at start-up."""
     with pytest.raises(ValueError, match=r"(?i)origin"):
         Settings(cors_allow_origins=origins, cors_allow_credentials=credentials)
+
+
+async def test_the_openapi_document_declares_the_refusals(client: Client) -> None:
+    """Schema-driven clients learn that any API call may be throttled (429) and any body
+    refused for its size (413)."""
+    document = (await client.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if not path.startswith(API) or method not in {"get", "post", "patch", "delete"}:
+                continue
+            assert "429" in operation["responses"], (method, path)
+            assert ("413" in operation["responses"]) == ("requestBody" in operation), path

@@ -3,6 +3,8 @@ and the usual tricks to slip past (a forged X-Forwarded-For, rotating addresses)
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from structlog.testing import capture_logs
 
@@ -160,3 +162,19 @@ async def test_validation_failures_are_logged_without_the_input(serve: Serve) ->
         ]
         assert secret not in repr(logs)
         assert "not-an-email" not in repr(logs)
+
+
+async def test_memory_counters_expire_and_are_reclaimed() -> None:
+    """Without Redis: a window's end restores the budget, and the counters of clients gone
+    quiet are dropped from memory (the sweep is paced, not skipped)."""
+    limiter = RateLimiter({**Settings().rate_limit_policies(), "general": "1/second"})
+    verdicts = [await limiter.hit("general", "ip:a") for _ in range(2)]
+    assert [v.allowed if v else None for v in verdicts] == [True, False]
+    for n in range(50):
+        await limiter.hit("general", f"ip:{n}")
+    await asyncio.sleep(1.2)
+    again = await limiter.hit("general", "ip:a")
+    assert again is not None
+    assert again.allowed
+    await asyncio.sleep(0.05)  # let the sweep run
+    assert len(limiter.storage.storage) == 1  # type: ignore[attr-defined]

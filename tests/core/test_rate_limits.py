@@ -178,3 +178,14 @@ async def test_memory_counters_expire_and_are_reclaimed() -> None:
     assert again.allowed
     await asyncio.sleep(0.05)  # let the sweep run
     assert len(limiter.storage.storage) == 1  # type: ignore[attr-defined]
+
+
+async def test_rotating_ipv6_addresses_inside_one_network_buys_nothing(serve: Serve) -> None:
+    """An IPv6 client holds a whole /64: every address in it shares one budget."""
+    async with serve(rate_limit_register="2/hour") as peer:
+        for n in range(2):
+            await register(peer(f"2001:db8:1:2::{n + 1}"))  # type: ignore[arg-type]
+        body = {"email": new_email(), "password": PASSWORD}
+        response = await peer("2001:db8:1:2:ffff::9").post(f"{API}/auth/register", json=body)
+        assert_throttled(response, 2)
+        await register(peer("2001:db8:1:3::1"))  # type: ignore[arg-type]

@@ -25,7 +25,14 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from emporium.core.clientip import ProxyTrust, resolve
 from emporium.core.middleware import problem_messages
-from emporium.core.ratelimit import RateLimiter, Verdict, log_excess, record, security_log
+from emporium.core.ratelimit import (
+    RateLimiter,
+    Verdict,
+    address_key,
+    log_excess,
+    record,
+    security_log,
+)
 
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
@@ -110,10 +117,10 @@ class RequestGate:
             await send(message)
 
     async def _general_limit(self, scope: Scope) -> tuple[Message, Message] | None:
-        address = scope.get("state", {}).get("client_ip")
-        if address is None or scope["path"] in _UNLIMITED_PATHS:
+        key = address_key(scope.get("state", {}).get("client_ip"))
+        if key is None or scope["path"] in _UNLIMITED_PATHS:
             return None
-        verdict = await self.limiter.hit("general", f"ip:{address}")
+        verdict = await self.limiter.hit("general", key)
         if verdict is None:
             return None
         record(scope, verdict)

@@ -17,6 +17,7 @@ answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Rese
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -173,14 +174,27 @@ def record(scope: Any, verdict: Verdict) -> None:
         state["rate_limit"] = verdict
 
 
+def address_key(address: str | None) -> str | None:
+    """``ip:<address>``; an IPv6 client counts by its /64 network, the block one subscriber
+    usually holds whole (so rotating addresses inside it buys no extra budget)."""
+    if address is None:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"ip:{address}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        return f"ip:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"ip:{ip}"
+
+
 def caller_key(connection: Connection) -> str | None:
-    """``user:<id>`` when an earlier guard identified the caller, else ``ip:<address>``."""
+    """``user:<id>`` when an earlier guard identified the caller, else :func:`address_key`."""
     identity = connection.scope.get("state", {}).get("identity")
     user_id = getattr(identity, "user_id", None)
     if user_id is not None:
         return f"user:{user_id}"
-    address = client_ip(connection)
-    return None if address is None else f"ip:{address}"
+    return address_key(client_ip(connection))
 
 
 def log_excess(scope: Any, policy: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.support import OTHER_PASSWORD, PASSWORD, new_email
 from emporium.accounts import service as account_service
@@ -23,6 +24,7 @@ from emporium.accounts import sessions as account_sessions
 from emporium.accounts.protect import AccountsContext
 from emporium.app import create_app
 from emporium.core.config import Settings
+from emporium.core.db import create_engine, create_sessionmaker
 from factories import API, Client, create_category, product_body, variant_body
 
 ANON, A, B, STAFF, ADMIN, KEY = (
@@ -141,13 +143,23 @@ def api_key_headers(world: World) -> dict[str, str] | None:
     return None
 
 
-async def _accounts(app: Litestar, password_hash: str) -> tuple[dict[str, dict[str, str]], Json]:
+@dataclass
+class Setup:
+    """What builds worlds: the test's own sessions (the app's pools live on the test
+    client's event loop), the accounts context and one password hash for everyone."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    ctx: AccountsContext
+    password_hash: str
+
+
+async def _accounts(setup: Setup) -> tuple[dict[str, dict[str, str]], Json]:
     """A, B, staff and admin, signed in; A has a spare session (to be revoked or refreshed)."""
-    ctx: AccountsContext = app.state.accounts
+    ctx, password_hash = setup.ctx, setup.password_hash
     roles = {A: ["customer"], B: ["customer"], STAFF: ["staff"], ADMIN: ["admin", "staff"]}
     headers: dict[str, dict[str, str]] = {ANON: {}}
     extra: Json = {}
-    async with app.state.sessionmaker() as db, db.begin():
+    async with setup.sessionmaker() as db, db.begin():
         for caller, caller_roles in roles.items():
             email = new_email(caller)
             user = await account_service.create_account(
@@ -161,8 +173,8 @@ async def _accounts(app: Litestar, password_hash: str) -> tuple[dict[str, dict[s
     return headers, extra
 
 
-async def _world(client: Client, app: Litestar, password_hash: str) -> World:
-    headers, extra = await _accounts(app, password_hash)
+async def _world(client: Client, setup: Setup) -> World:
+    headers, extra = await _accounts(setup)
     staff_headers = headers[STAFF]
     address = await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=headers[A])
     category = await create_category(client, staff_headers)
@@ -232,19 +244,26 @@ async def _call(client: Client, world: World, method: str, template: str, caller
     )
 
 
-async def test_every_route_answers_every_caller_as_the_table_says(matrix_app: Litestar) -> None:
+async def test_every_route_answers_every_caller_as_the_table_says(
+    matrix_app: Litestar, settings: Settings
+) -> None:
     """Each (route, caller) runs in a fresh world, so destructive calls do not interfere."""
-    async with AsyncTestClient(app=matrix_app) as client:
-        operations = _operations((await client.get("/openapi.json")).json())
-        _check_coverage(operations)
-        password_hash = await matrix_app.state.accounts.hasher.hash(PASSWORD)
-        wrong: list[str] = []
-        for method, template in operations:
-            for caller in (ANON, *PEOPLE, KEY):
-                world = await _world(client, matrix_app, password_hash)
-                if caller in world.headers:
-                    wrong.append(await _call(client, world, method, template, caller))
-        wrong = [w for w in wrong if w]
-        unexpected_2xx = [w for w in wrong if ": 2" in w]
-        assert not unexpected_2xx, "UNEXPECTED SUCCESS:\n" + "\n".join(unexpected_2xx)
-        assert not wrong, "\n".join(wrong)
+    engine = create_engine(settings)
+    try:
+        async with AsyncTestClient(app=matrix_app) as client:
+            operations = _operations((await client.get("/openapi.json")).json())
+            _check_coverage(operations)
+            ctx: AccountsContext = matrix_app.state.accounts
+            setup = Setup(create_sessionmaker(engine), ctx, await ctx.hasher.hash(PASSWORD))
+            wrong: list[str] = []
+            for method, template in operations:
+                for caller in (ANON, *PEOPLE, KEY):
+                    world = await _world(client, setup)
+                    if caller in world.headers:
+                        wrong.append(await _call(client, world, method, template, caller))
+    finally:
+        await engine.dispose()
+    wrong = [w for w in wrong if w]
+    unexpected_2xx = [w for w in wrong if ": 2" in w]
+    assert not unexpected_2xx, "UNEXPECTED SUCCESS:\n" + "\n".join(unexpected_2xx)
+    assert not wrong, "\n".join(wrong)

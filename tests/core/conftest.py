@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from conftest import NO_ROUTE_RATE_LIMITS
 from emporium.app import create_app
 from emporium.core.config import Settings
 
@@ -18,15 +21,22 @@ Serve = Callable[..., AbstractAsyncContextManager[Peer]]
 
 
 @pytest.fixture
-def serve(settings: Settings) -> Serve:
+def serve(tmp_path: Path, sqlite_template: Path, key_file: Path) -> Serve:
     """``async with serve(**setting_overrides) as peer``: an app (lifespan running) behind
     a reverse proxy at 127.0.0.1; ``peer("198.51.100.7")`` is an HTTP client whose
-    connections come from that address."""
+    connections come from that address. On SQLite only: what these tests check (addresses,
+    limits, headers) happens before any database work."""
+    database = tmp_path / "serve.db"
+    shutil.copy(sqlite_template, database)
+    base = Settings(
+        database_url=f"sqlite+aiosqlite:///{database}", key_file=key_file,
+        log_level="WARNING", redis_url=None, **NO_ROUTE_RATE_LIMITS,
+    )  # fmt: skip
 
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[Peer]:
         update = {"trusted_proxies": ["127.0.0.1"], **overrides}
-        app = create_app(Settings(**{**settings.model_dump(), **update}))
+        app = create_app(Settings(**{**base.model_dump(), **update}))
         clients: list[httpx.AsyncClient] = []
         async with AsyncTestClient(app=app):  # runs the lifespan
 

@@ -183,11 +183,17 @@ async def list_addresses(session: DbSession, accounts: Ctx, identity: Me) -> lis
     return await addresses.list_addresses(session, accounts, identity)
 
 
-@post("/users/me/addresses", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@post(
+    "/users/me/addresses",
+    tags=["accounts"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=problem_responses(401, 409),
+)
 async def add_address(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[AddressIn]
 ) -> AddressRead:
-    """Store an address."""
+    """Store an address (409 ``too_many_addresses`` beyond the per-account limit)."""
     return await addresses.add_address(session, accounts, identity, data)
 
 

@@ -112,13 +112,21 @@ def _key_file_env(key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMPORIUM_KEY_FILE", str(key_file))
 
 
+# Every test client calls from one address, so the per-route rate limits (login, register,
+# ...) are off for ordinary tests; tests/core/test_rate_limits.py turns them on. The general
+# per-client limit keeps its default, so every test goes through it.
+NO_ROUTE_RATE_LIMITS = {
+    name: "" for name in Settings.model_fields if name.startswith("rate_limit_")
+} | {"rate_limit_general": Settings.model_fields["rate_limit_general"].default}
+
+
 @pytest.fixture
 def settings(database_url: str, key_file: Path, tmp_path: Path) -> Settings:
     """Settings for a test app on the test database. The embedded job runner is off (tests
     that need jobs run them, see ``tests/jobs``); e-mails go to the test's own folder."""
     return Settings(
         database_url=database_url, key_file=key_file, log_format="json", log_level="WARNING",
-        redis_url=None, jobs_embedded=False, mail_dir=tmp_path / "mail",
+        redis_url=None, jobs_embedded=False, mail_dir=tmp_path / "mail", **NO_ROUTE_RATE_LIMITS,
     )  # fmt: skip
 
 

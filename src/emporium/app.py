@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from litestar import Litestar, Request, Router, get
 from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -33,14 +34,17 @@ from emporium.accounts.routes import accounts_router
 from emporium.catalog.cache import ProductCache, install_change_tracking
 from emporium.catalog.routes import catalog_router
 from emporium.core.changes import ChangeFeed
+from emporium.core.clientip import ProxyTrust
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
 from emporium.core.errors import Forbidden, handle_exception
+from emporium.core.hardening import RequestGate, SecurityHeaders
 from emporium.core.keys import load_key_file
 from emporium.core.logging import configure_logging
 from emporium.core.middleware import ConventionsMiddleware, check_json_body
-from emporium.core.openapi import declare_closed_bodies
+from emporium.core.openapi import declare_closed_bodies, declare_refusals
 from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
+from emporium.core.ratelimit import RateLimiter
 from emporium.core.uow import provide_reader, provide_session
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
@@ -101,6 +105,8 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
         from redis.asyncio import Redis
 
         state.redis = Redis.from_url(settings.redis_url)
+        # Rate-limit counters shared by every node (closed with state.redis).
+        state.rate_limiter.share_through_redis(state.redis.connection_pool)
     state.raw_pool = None
     tasks = _start_runner(app, settings)
     if settings.is_sqlite:
@@ -212,9 +218,10 @@ def create_app(settings: Settings) -> Litestar:
                 }
             ),
         )  # fmt: skip
+    limiter = RateLimiter(settings.rate_limit_policies())
     app = Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings, "admin_guard": role("admin")}),
+        state=State({"settings": settings, "admin_guard": role("admin"), "rate_limiter": limiter}),
         dependencies={
             "session": Provide(provide_session),
             "reader": Provide(provide_reader),
@@ -224,15 +231,37 @@ def create_app(settings: Settings) -> Litestar:
         before_request=check_json_body,
         middleware=[prometheus.middleware],
         lifespan=[_lifespan(settings)],
-        on_startup=[declare_closed_bodies] if settings.docs_enabled else [],
+        on_startup=[declare_closed_bodies, declare_refusals] if settings.docs_enabled else [],
         openapi_config=openapi_config,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
+        cors_config=_cors(settings),
+        request_max_body_size=settings.max_body_bytes,  # 413 (Content-Length or streamed)
         debug=False,
     )
     # Outermost, around Litestar's own router and error handling, so that answers given
-    # before any route matched (404 for an unknown path, 405) carry X-Request-ID too.
-    app.asgi_handler = ConventionsMiddleware(app.asgi_handler)
+    # before any route matched (404 for an unknown path, 405) carry X-Request-ID (and the
+    # security headers) too.
+    gate = RequestGate(app.asgi_handler, limiter=limiter)
+    trust = ProxyTrust(settings.trusted_proxies)
+    app.asgi_handler = SecurityHeaders(ConventionsMiddleware(gate), trust=trust)
     return app
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """CORS for the allowed origins only (none by default: browsers then refuse
+    cross-origin calls); never ``*`` with credentials (refused by the settings)."""
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=settings.cors_allow_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key",
+                       "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit",
+                        "RateLimit-Remaining", "RateLimit-Reset"],
+        max_age=600,
+    )  # fmt: skip
 
 
 @get("/openapi.json", include_in_schema=False, sync_to_thread=False)

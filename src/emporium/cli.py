@@ -110,10 +110,30 @@ async def _catalog_is_empty(settings: Settings) -> bool:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--demo", "with_demo", is_flag=True, help="load the demo catalog if empty")
-def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
-    """Run the HTTP API server (uvicorn with uvloop and httptools)."""
+@click.option(
+    "--certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TLS certificate chain (PEM); serve HTTPS (with --keyfile)",
+)
+@click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TLS private key (PEM) of --certfile",
+)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    with_demo: bool,
+    certfile: Path | None,
+    keyfile: Path | None,
+) -> None:
+    """Run the HTTP API server (uvicorn with uvloop and httptools); HTTPS with --certfile
+    and --keyfile (answers then carry HSTS)."""
     import uvicorn
 
+    if (certfile is None) != (keyfile is None):
+        raise click.UsageError("--certfile and --keyfile go together")
     settings = _settings()
     _prepare_database(settings)
     if with_demo and asyncio.run(_catalog_is_empty(settings)):
@@ -122,7 +142,8 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         click.echo("demo catalog loaded: " + report.summary().replace("\n", "; "), err=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
-    click.echo(f"Emporium listening on http://{host}:{port}/api/v1/products", err=True)
+    scheme = "https" if certfile else "http"
+    click.echo(f"Emporium listening on {scheme}://{host}:{port}/api/v1/products", err=True)
     uvicorn.run(
         "emporium.app:create_app_from_env",
         factory=True,
@@ -132,8 +153,10 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
-        server_header=False,
+        server_header=False,  # no version banner
         log_level="warning",
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None,
     )
 
 

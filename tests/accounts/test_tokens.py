@@ -147,12 +147,13 @@ async def test_other_authorization_schemes_are_refused(client: Client) -> None:
 
 
 async def test_token_in_the_query_string_is_ignored(client: Client) -> None:
-    """A token in the URL (kept by logs and browser history) does not sign anyone in."""
+    """A token in the URL (kept by logs and browser history) does not sign anyone in: the
+    request is refused outright (400 ``credentials_in_url``)."""
     account = await sign_up(client)
     for name in ("access_token", "token", "jwt", "authorization"):
         response = await client.get(ME, params={name: account.access_token})
-        assert_problem(response, 401)
+        assert_problem(response, 400, "credentials_in_url")
         response = await client.get(ME, params={name: f"Bearer {account.access_token}"})
-        assert_problem(response, 401)
+        assert_problem(response, 400, "credentials_in_url")
     response = await client.get(ME, headers={"Cookie": f"access_token={account.access_token}"})
     assert_problem(response, 401)

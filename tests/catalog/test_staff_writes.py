@@ -279,14 +279,15 @@ async def test_writes_without_staff_credentials_are_refused(
 async def test_tokens_in_the_url_are_not_accepted(
     client: Client, admin_headers: dict[str, str]
 ) -> None:
-    """A token in the query string (where logs and browser history keep it) does not count."""
+    """A token in the query string (where logs and browser history keep it) does not count:
+    the request is refused outright (400 ``credentials_in_url``) and changes nothing."""
     token = admin_headers["Authorization"].removeprefix("Bearer ")
     category, product = await _shop(client, admin_headers)
     before = await _state(client, admin_headers)
     for method, path, body in _attempts(category, product):
         for name in ("access_token", "token", "api_key"):
             response = await client.request(method, f"{API}{path}", params={name: token}, json=body)
-            assert_problem(response, 401, "unauthorized")
+            assert_problem(response, 400, "credentials_in_url")
     assert await _state(client, admin_headers) == before
 
 

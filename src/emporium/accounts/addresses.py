@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.accounts.exceptions import AddressNotFound
+from emporium.accounts.exceptions import AddressNotFound, TooManyAddresses
 from emporium.accounts.identity import Identity
 from emporium.accounts.models import Address
 from emporium.accounts.protect import AccountsContext
@@ -27,6 +27,9 @@ from emporium.accounts.sessions import list_sessions
 from emporium.core.clock import utcnow
 
 _TABLE, _COLUMN = "address", "data"
+MAX_ADDRESSES = 20
+"""Addresses one account may keep: a bound on what one caller can make the shop store
+(OWASP API4:2023, unrestricted resource consumption)."""
 
 
 def _read(ctx: AccountsContext, address: Address) -> AddressRead:
@@ -66,7 +69,12 @@ def store_address(
 async def add_address(
     session: AsyncSession, ctx: AccountsContext, identity: Identity, data: AddressIn
 ) -> AddressRead:
-    """Store a new address for the caller."""
+    """Store a new address for the caller. Raises TooManyAddresses (409) at the limit."""
+    held = await session.scalar(
+        select(func.count()).select_from(Address).where(Address.user_id == identity.user_id)
+    )
+    if (held or 0) >= MAX_ADDRESSES:
+        raise TooManyAddresses(f"An account keeps at most {MAX_ADDRESSES} addresses.")
     address = store_address(session, ctx, identity.user_id, msgspec.structs.asdict(data))
     await session.flush()
     return _read(ctx, address)

@@ -55,6 +55,12 @@ class AddressNotFound(NotFound):
     code = "address_not_found"
 
 
+class TooManyAddresses(Conflict):
+    """The caller already keeps the most addresses an account may hold."""
+
+    code = "too_many_addresses"
+
+
 class SessionNotFound(NotFound):
     """No such session of the caller."""
 

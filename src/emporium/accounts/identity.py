@@ -27,6 +27,7 @@ from emporium.accounts import api_keys
 from emporium.accounts.exceptions import MfaRequired, RoleRequired, ScopeRequired, SessionEnded
 from emporium.accounts.models import STAFF_ROLES, AuthSession, UserAccount, is_staff_roles
 from emporium.accounts.timeouts import session_live
+from emporium.core.clientip import client_ip as resolved_client_ip
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import DomainError, Unauthorized
@@ -77,8 +78,9 @@ Connection = ASGIConnection[Any, Any, Any, Any]
 
 
 def client_ip(connection: Connection) -> str | None:
-    """The client's address as the server sees it (the one place that decides it)."""
-    return connection.client.host if connection.client else None
+    """The client's address: the direct peer, or behind a trusted proxy the address it
+    forwarded (``core.clientip``, resolved once per request by the middleware)."""
+    return resolved_client_ip(connection)
 
 
 def _bearer(connection: Connection) -> str | None:

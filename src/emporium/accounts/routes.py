@@ -8,7 +8,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Router, delete, get, patch, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -43,6 +45,7 @@ from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbSession
 
 Ctx = NamedDependency[AccountsContext]
@@ -56,7 +59,28 @@ def _device(request: Request[Any, Any, Any]) -> str:
     return request.headers.get("user-agent", "")[:200]
 
 
-@post("/auth/register", tags=["accounts"], responses=problem_responses(409))
+async def _login_account(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The counted subject of ``login_account``: the blind index of the e-mail tried (so
+    guessing one account's password from many addresses is throttled too, and no e-mail
+    is written to the counter store)."""
+    if not isinstance(connection, Request):
+        return None
+    try:
+        email = msgspec.json.decode(await connection.body()).get("email")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    if not isinstance(email, str) or not email:
+        return None
+    accounts: AccountsContext = connection.app.state.accounts
+    return "email:" + accounts.vault.email_index(email)
+
+
+@post(
+    "/auth/register",
+    tags=["accounts"],
+    guards=[rate_limit("register")],
+    responses=problem_responses(409, 429),
+)
 async def register(
     session: DbSession, accounts: Ctx, settings: SettingsDep, data: JSONBody[RegisterIn]
 ) -> UserRead:
@@ -66,7 +90,13 @@ async def register(
     return await recovery.register_customer(session, accounts, data, minutes=minutes)
 
 
-@post("/auth/password/forgot", tags=["accounts"], status_code=202)
+@post(
+    "/auth/password/forgot",
+    tags=["accounts"],
+    status_code=202,
+    guards=[rate_limit("password_reset")],
+    responses=problem_responses(429),
+)
 async def forgot_password(
     session: DbSession, accounts: Ctx, settings: SettingsDep, data: JSONBody[ForgotPasswordIn]
 ) -> None:
@@ -80,7 +110,8 @@ async def forgot_password(
     "/auth/password/reset",
     tags=["accounts"],
     status_code=204,
-    responses=problem_responses(400),
+    guards=[rate_limit("password_reset")],
+    responses=problem_responses(400, 429),
 )
 async def reset_password(
     session: DbSession, accounts: Ctx, data: JSONBody[ResetPasswordIn]
@@ -96,13 +127,20 @@ async def verify_email(session: DbSession, accounts: Ctx, data: JSONBody[VerifyE
     await recovery.verify_email(session, accounts, data.token)
 
 
-@post("/auth/login", tags=["accounts"], status_code=200, responses=AUTH)
+@post(
+    "/auth/login",
+    tags=["accounts"],
+    status_code=200,
+    guards=[rate_limit("login"), rate_limit("login_account", key=_login_account)],
+    responses=problem_responses(401, 429),
+)
 async def login(
     request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[LoginIn]
 ) -> TokenPair | MfaChallengeRead:
     """Sign in: tokens, or ``{mfa_required: true, mfa_token}`` when MFA is on (then
     ``POST /auth/login/mfa``). 401 ``invalid_credentials``, the same answer for an unknown
-    e-mail, a wrong password, and an account slowed or locked after failed attempts."""
+    e-mail, a wrong password, and an account slowed or locked after failed attempts;
+    429 ``rate_limited`` per client address and per e-mail."""
     ip = client_ip(request)
     return await signin.login(session, accounts, data, device=_device(request), ip=ip)
 
@@ -195,11 +233,17 @@ async def list_addresses(session: DbSession, accounts: Ctx, identity: Me) -> lis
     return await addresses.list_addresses(session, accounts, identity)
 
 
-@post("/users/me/addresses", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@post(
+    "/users/me/addresses",
+    tags=["accounts"],
+    guards=[signed_in],
+    security=BEARER,
+    responses=problem_responses(401, 409),
+)
 async def add_address(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[AddressIn]
 ) -> AddressRead:
-    """Store an address."""
+    """Store an address (409 ``too_many_addresses`` beyond the per-account limit)."""
     return await addresses.add_address(session, accounts, identity, data)
 
 

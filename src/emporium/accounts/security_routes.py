@@ -29,6 +29,7 @@ from emporium.accounts.schemas import (
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbSession
 
 Ctx = NamedDependency[AccountsContext]
@@ -43,7 +44,13 @@ def _device(request: AnyRequest) -> str:
     return request.headers.get("user-agent", "")[:200]
 
 
-@post("/auth/login/mfa", tags=["accounts"], status_code=200, responses=AUTH)
+@post(
+    "/auth/login/mfa",
+    tags=["accounts"],
+    status_code=200,
+    guards=[rate_limit("mfa")],
+    responses=problem_responses(401, 429),
+)
 async def login_mfa(
     request: AnyRequest, session: DbSession, accounts: Ctx, data: JSONBody[LoginMfaIn]
 ) -> TokenPair:
@@ -71,7 +78,7 @@ async def start_totp(session: DbSession, accounts: Ctx, identity: Me) -> TotpEnr
     "/auth/mfa/totp/confirm",
     tags=["accounts"],
     status_code=200,
-    guards=[signed_in],
+    guards=[signed_in, rate_limit("mfa")],
     security=BEARER,
     responses=MFA,
 )
@@ -85,7 +92,13 @@ async def confirm_totp(
     )
 
 
-@delete("/auth/mfa/totp", tags=["accounts"], guards=[signed_in], security=BEARER, responses=MFA)
+@delete(
+    "/auth/mfa/totp",
+    tags=["accounts"],
+    guards=[signed_in, rate_limit("mfa")],
+    security=BEARER,
+    responses=MFA,
+)
 async def disable_totp(
     request: AnyRequest,
     session: DbSession,

@@ -68,7 +68,7 @@ _DOCUMENT = {
         p="product", tags="product.tags", published="product.published",
         images="product.images", created=_UTC_PG.format("product.created_at"),
         updated=_UTC_PG.format("product.updated_at"),
-        variants="(SELECT coalesce(json_agg(json_build_object("  # noqa: S608
+        variants="(SELECT coalesce(json_agg(json_build_object("  # noqa: S608  # nosec B608
         + _VARIANT_FIELDS.format(options="v.options")
         + ") ORDER BY v.position), '[]'::json) FROM variant v WHERE v.product_id = product.id)",
     )
@@ -79,7 +79,7 @@ _DOCUMENT = {
         published="json(CASE WHEN product.published THEN 'true' ELSE 'false' END)",
         images="json(product.images)", created="replace(product.created_at, ' ', 'T') || 'Z'",
         updated="replace(product.updated_at, ' ', 'T') || 'Z'",
-        variants="(SELECT json(coalesce(json_group_array(json(o.doc)), '[]')) FROM ("  # noqa: S608
+        variants="(SELECT json(coalesce(json_group_array(json(o.doc)), '[]')) FROM ("  # noqa: S608  # nosec B608
         "SELECT json_object(" + _VARIANT_FIELDS.format(options="json(v.options)") + ") AS doc "
         "FROM variant v WHERE v.product_id = product.id ORDER BY v.position) AS o)",
     )

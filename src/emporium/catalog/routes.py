@@ -53,7 +53,7 @@ async def list_categories(reader: DbReader) -> list[CategoryRead]:
     guards=[STAFF],
     security=BEARER,
     summary="Create a category",
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) -> CategoryRead:
     """Staff: add a category (409 ``slug_taken``, 422 ``invalid_parent``)."""
@@ -65,7 +65,7 @@ async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) ->
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def update_category(
     session: DbSession, category_id: FromPath[uuid.UUID], data: JSONBody[CategoryUpdate]
@@ -79,7 +79,7 @@ async def update_category(
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete an empty category (409 ``category_in_use`` otherwise)."""
@@ -171,7 +171,7 @@ async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]
     guards=[STAFF],
     security=BEARER,
     summary="Create a product",
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def create_product(
     session: DbSession, settings: SettingsDep, data: JSONBody[ProductCreate]
@@ -185,7 +185,7 @@ async def create_product(
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def update_product(
     session: DbSession, id_or_slug: FromPath[str], data: JSONBody[ProductUpdate]
@@ -199,7 +199,7 @@ async def update_product(
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
     """Staff: delete a product with its variants and reviews; a product that has been
@@ -212,7 +212,7 @@ async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def add_variant(
     session: DbSession, id_or_slug: FromPath[str], data: JSONBody[VariantCreate]
@@ -226,7 +226,7 @@ async def add_variant(
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def update_variant(
     session: DbSession, variant_id: FromPath[uuid.UUID], data: JSONBody[VariantUpdate]
@@ -240,7 +240,7 @@ async def update_variant(
     tags=["catalog"],
     guards=[STAFF],
     security=BEARER,
-    responses=problem_responses(401, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415),
 )
 async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete a variant (409 ``last_variant`` for a product's only one)."""

@@ -28,6 +28,9 @@ Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 OptionKey = Annotated[str, Meta(min_length=1, max_length=50)]
 OptionValue = Annotated[str, Meta(min_length=1, max_length=100)]
+Options = Annotated[
+    dict[OptionKey, OptionValue], Meta(max_length=20, description="at most 20 options")
+]
 
 ProductSort = Literal[
     "relevance", "price", "-price", "created_at", "-created_at", "rating", "-rating", "title"
@@ -83,7 +86,7 @@ class VariantCreate(Struct, forbid_unknown_fields=True):
     sku: Sku
     title: Title
     price: Money
-    options: dict[OptionKey, OptionValue] = msgspec.field(default_factory=dict)
+    options: Options = msgspec.field(default_factory=dict)
     compare_at_price: Money | None = None
     stock: Stock = 0
 
@@ -94,7 +97,7 @@ class VariantUpdate(Struct, forbid_unknown_fields=True):
     sku: Sku | UnsetType = UNSET
     title: Title | UnsetType = UNSET
     price: Money | UnsetType = UNSET
-    options: dict[OptionKey, OptionValue] | UnsetType = UNSET
+    options: Options | UnsetType = UNSET
     compare_at_price: Money | UnsetType | None = UNSET
 
 

@@ -6,14 +6,19 @@ by a worker process started by the server) and the result is passed to ``create_
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
+from limits import parse_many
 from litestar.di import NamedDependency
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///emporium.db"
+
+CommaList = Annotated[list[str], NoDecode]
+"""A list setting written in the environment as ``a,b,c``."""
 
 
 class Settings(BaseSettings):
@@ -100,6 +105,72 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(default=15, ge=1, le=24 * 60)
     login_failure_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
     login_ip_lock_after_failures: int = Field(default=100, ge=10, le=100_000)
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request body cap")
+    cors_allow_origins: CommaList = Field(
+        default_factory=list, description="Origins allowed by CORS; empty: no CORS answers"
+    )
+    cors_allow_credentials: bool = False
+    # Rate limits: "N/second|minute|hour|day", several separated by ";", "" turns one off.
+    rate_limit_general: str = "1200/minute"
+    rate_limit_login: str = "10/minute;100/hour"
+    rate_limit_login_account: str = "5/minute;30/hour"
+    rate_limit_register: str = "5/minute;30/hour"
+    rate_limit_mfa: str = "5/minute;30/hour"
+    rate_limit_password_reset: str = "5/minute;20/hour"  # noqa: S105 (not a password)
+    rate_limit_review_post: str = "5/minute;50/day"
+    rate_limit_checkout: str = "10/minute;100/hour"
+
+    @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """``EMPORIUM_TRUSTED_PROXIES=10.0.0.0/8,::1`` becomes a list."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Every trusted proxy is an address or a CIDR network."""
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _no_null_origin(cls, value: list[str]) -> list[str]:
+        """The ``null`` origin (sandboxed frames, local files) is never trusted (ASVS 14.5.3)."""
+        if "null" in value:
+            raise ValueError("the 'null' origin cannot be allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        """No wildcard CORS origin with credentials (any site could act as the signed-in
+        user; OWASP ASVS 14.5.3), and every rate limit in limits' notation
+        (``"10/minute;100/hour"``; ``""`` for none)."""
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ValueError("EMPORIUM_CORS_ALLOW_ORIGINS='*' cannot allow credentials")
+        for name, limits in self.rate_limit_policies().items():
+            try:
+                if limits.strip():
+                    parse_many(limits)
+            except ValueError as exc:
+                raise ValueError(f"EMPORIUM_RATE_LIMIT_{name.upper()}: {exc}") from exc
+        return self
+
+    def rate_limit_policies(self) -> dict[str, str]:
+        """Every named rate-limit policy (``login``, ``general``, ...) and its limits."""
+        prefix = "rate_limit_"
+        return {
+            name.removeprefix(prefix): str(getattr(self, name))
+            for name in type(self).model_fields
+            if name.startswith(prefix)
+        }
 
     @field_validator("database_url")
     @classmethod

@@ -104,6 +104,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     415: "The body is not JSON",
     422: "Invalid input; `errors` lists each problem",
+    429: "Too many requests: wait `Retry-After` seconds (code rate_limited)",
     503: "Not ready",
 }
 

@@ -24,7 +24,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 access_log = structlog.get_logger("emporium.access")
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> tuple[Message, Message]:
+def problem_messages(status: int, code: str, title: str, detail: str) -> tuple[Message, Message]:
+    """The ASGI messages of a problem+json answer (RFC 9457) given before routing."""
     body = msgspec.json.encode(
         {
             "type": f"/problems/{code}",
@@ -50,11 +51,11 @@ def _refusal(
 ) -> tuple[Message, Message] | None:
     """The answer to a request refused before routing, or None to let it through."""
     if b"%00" in scope["query_string"] or b"%00" in scope.get("raw_path", b""):
-        return _problem(
+        return problem_messages(
             422, "validation_error", "Invalid input", "NUL characters are not allowed in URLs."
         )
     if scope["method"] in _BODY_METHODS and has_body and not _is_json(content_type):
-        return _problem(
+        return problem_messages(
             415,
             "unsupported_media_type",
             "Unsupported Media Type",

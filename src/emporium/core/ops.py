@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
+from emporium.core.clientip import client_ip
 from emporium.core.errors import problem, problem_responses
 
 
@@ -40,8 +41,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 def loopback_client(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    """True when the direct peer is on the loopback network."""
-    host = connection.client.host if connection.client else ""
+    """True when the client (behind trusted proxies: the address they forwarded, so a proxy
+    on the same host does not make every caller "local") is on the loopback network."""
+    host = client_ip(connection) or ""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

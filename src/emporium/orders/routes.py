@@ -20,6 +20,7 @@ from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
 from emporium.orders import cart, checkout, lifecycle, service
 from emporium.orders.schemas import (
@@ -93,10 +94,10 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
 @post(
     "/orders",
     tags=["orders"],
-    guards=[customer],
+    guards=[customer, rate_limit("checkout")],
     security=BEARER,
     status_code=201,
-    responses=problem_responses(401, 403, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415, 429),
     response_headers=[
         ResponseHeader(name="Idempotent-Replayed", required=False, documentation_only=True,
                        description="true when the answer is the replay of an earlier request")

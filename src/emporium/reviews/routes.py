@@ -14,6 +14,7 @@ from emporium.accounts.protect import AccountsContext
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
 from emporium.orders.routes import customer
 from emporium.reviews import service, writing
@@ -44,10 +45,10 @@ async def list_reviews(
 @post(
     "/products/{id_or_slug:str}/reviews",
     tags=["reviews"],
-    guards=[customer],
+    guards=[customer, rate_limit("review_post")],
     security=BEARER,
     summary="Review a product",
-    responses=problem_responses(401, 403, 404, 409, 415),
+    responses=problem_responses(401, 403, 404, 409, 415, 429),
 )
 async def post_review(
     request: Request[Any, Any, Any],

@@ -30,7 +30,8 @@ def serve(tmp_path: Path, sqlite_template: Path, key_file: Path) -> Serve:
     shutil.copy(sqlite_template, database)
     base = Settings(
         database_url=f"sqlite+aiosqlite:///{database}", key_file=key_file,
-        log_level="WARNING", redis_url=None, **NO_ROUTE_RATE_LIMITS,
+        log_level="WARNING", redis_url=None, jobs_embedded=False, mail_dir=tmp_path / "mail",
+        **NO_ROUTE_RATE_LIMITS,
     )  # fmt: skip
 
     @asynccontextmanager

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conftest import SignIn
+from conftest import NO_ROUTE_RATE_LIMITS, SignIn
 from emporium.core.config import Settings
 from emporium.orders.models import Order
 from factories import API, Client, assert_problem, at_once
@@ -162,6 +162,14 @@ def _server_env(settings: Settings, key_file: Path, cwd: Path) -> dict[str, str]
         "EMPORIUM_LOG_LEVEL": "WARNING",
         # Two nodes plus this test's app stay well inside PostgreSQL's 100 connections.
         "EMPORIUM_DATABASE_POOL_SIZE": "5",
+        "EMPORIUM_JOBS_EMBEDDED": "false",
+    }
+    # One buyer sends the same key 20 times: the per-customer checkout limit is not under
+    # test here.
+    env |= {
+        f"EMPORIUM_{name.upper()}": ""
+        for name in NO_ROUTE_RATE_LIMITS
+        if name != "rate_limit_general"
     }
     if settings.is_sqlite:
         done = subprocess.run([EMPORIUM, "db", "upgrade"], env=env, cwd=cwd, capture_output=True)

@@ -9,7 +9,8 @@ the entry to add: whoever adds a route decides, here, who may call it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +20,22 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.support import OTHER_PASSWORD, PASSWORD, new_email
+from emporium.accounts import api_keys
 from emporium.accounts import service as account_service
 from emporium.accounts import sessions as account_sessions
 from emporium.accounts.protect import AccountsContext
 from emporium.app import create_app
 from emporium.core.config import Settings
 from emporium.core.db import create_engine, create_sessionmaker
+from emporium.jobs.models import Job
+from emporium.webhooks.models import WebhookDelivery
 from factories import API, Client, create_category, product_body, variant_body
 
-ANON, A, B, STAFF, ADMIN, KEY = (
-    "anonymous", "customer_a", "customer_b", "staff", "admin", "api_key",
+ANON, A, B, STAFF, ADMIN, NOMFA, KEY = (
+    "anonymous", "customer_a", "customer_b", "staff", "admin", "staff_without_mfa", "api_key",
 )  # fmt: skip
-PEOPLE = (A, B, STAFF, ADMIN)
+PEOPLE = (A, B, STAFF, ADMIN, NOMFA)
+CALLERS = (ANON, *PEOPLE, KEY)
 Json = dict[str, Any]
 
 
@@ -47,7 +52,7 @@ class World:
 @dataclass(frozen=True)
 class Expect:
     """Who may succeed (with ``status``); everyone else gets ``denied[caller]``, or 401
-    when anonymous and 403 otherwise."""
+    when anonymous or an API key (a key is not a person) and 403 otherwise."""
 
     allowed: frozenset[str]
     status: int
@@ -58,36 +63,80 @@ class Expect:
         """The status ``caller`` must get."""
         if caller in self.allowed:
             return self.status
-        return self.denied.get(caller, 401 if caller == ANON else 403)
+        return self.denied.get(caller, 401 if caller in (ANON, KEY) else 403)
+
+    def but(self, **denied: int) -> Expect:
+        """The same expectation with other answers for some callers (``caller=status``)."""
+        allowed = self.allowed - denied.keys()
+        return Expect(allowed, self.status, self.body, {**self.denied, **denied})
 
 
-def everyone(status: int, body: Callable[[World], Json] | None = None) -> Expect:
+Body = Callable[[World], Json] | None
+
+
+def everyone(status: int, body: Body = None) -> Expect:
     """A public route."""
-    return Expect(frozenset({ANON, *PEOPLE, KEY}), status, body)
+    return Expect(frozenset(CALLERS), status, body)
 
 
-def signed_in(status: int, body: Callable[[World], Json] | None = None) -> Expect:
-    """A route on the caller's own account: every signed-in person."""
+def nobody(status: int, body: Body = None) -> Expect:
+    """A route whose credential is in the body (a token the matrix does not hold): every
+    caller gets the same refusal."""
+    return Expect(frozenset(), 0, body, dict.fromkeys(CALLERS, status))
+
+
+def signed_in(status: int, body: Body = None) -> Expect:
+    """A route on the caller's own account: every signed-in person (not an API key)."""
     return Expect(frozenset(PEOPLE), status, body)
 
 
-def owner(status: int, body: Callable[[World], Json] | None = None) -> Expect:
+def owner(status: int, body: Body = None) -> Expect:
     """A route on one of A's own objects: anyone else's attempt looks like a missing object."""
-    return Expect(frozenset({A}), status, body, {B: 404, STAFF: 404, ADMIN: 404})
+    return Expect(frozenset({A}), status, body, {B: 404, STAFF: 404, ADMIN: 404, NOMFA: 404})
 
 
-def staff(status: int, body: Callable[[World], Json] | None = None) -> Expect:
-    """A catalog write: staff and admins."""
+def customer(status: int, body: Body = None) -> Expect:
+    """Shopping: people with the customer role (staff accounts are not customers)."""
+    return Expect(frozenset({A, B}), status, body)
+
+
+def own_cart_line(status: int, body: Body = None) -> Expect:
+    """A line of A's cart: customers only, and another customer's line does not exist."""
+    return Expect(frozenset({A}), status, body, {B: 404})
+
+
+def owner_or_staff(status: int, body: Body = None) -> Expect:
+    """One of A's orders: A and staff with MFA; other people (staff without MFA act as
+    plain people) see no such order."""
+    return Expect(frozenset({A, STAFF, ADMIN}), status, body, {B: 404, NOMFA: 404})
+
+
+def author_or_staff(status: int, body: Body = None) -> Expect:
+    """A's published review: A and staff with MFA; another person may see it, not change
+    it (403)."""
+    return Expect(frozenset({A, STAFF, ADMIN}), status, body)
+
+
+def staff(status: int, body: Body = None) -> Expect:
+    """A catalog, inventory or order operation: staff and admins with MFA, and an API key
+    holding the route's scope."""
+    return Expect(frozenset({STAFF, ADMIN, KEY}), status, body)
+
+
+def staff_person(status: int, body: Body = None) -> Expect:
+    """A staff operation recorded under a person's name: an API key passes the scope check
+    but is no person (401)."""
     return Expect(frozenset({STAFF, ADMIN}), status, body)
 
 
-def admin(status: int, body: Callable[[World], Json] | None = None) -> Expect:
-    """User management: admins only."""
-    return Expect(frozenset({ADMIN}), status, body)
+def admin(status: int, body: Body = None) -> Expect:
+    """User management, API keys, webhooks, jobs: admins with MFA only (a key never: 403)."""
+    return Expect(frozenset({ADMIN}), status, body, {KEY: 403})
 
 
 ADDRESS = {"name": "Ann", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
            "country": "US"}  # fmt: skip
+HOOK_URL = "https://hooks.example.com/emporium"
 
 EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/healthz"): everyone(200),
@@ -100,11 +149,28 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     # The refresh token is the credential: whoever holds it may use it.
     ("POST", f"{API}/auth/refresh"): everyone(200, lambda w: {"refresh_token": w.a_spare_refresh}),
+    # The same answer whether or not the address has an account, for anyone.
+    ("POST", f"{API}/auth/password/forgot"): everyone(202, lambda w: {"email": w.a_email}),
+    # Reset and verification tokens are the credential; nobody here holds a valid one.
+    ("POST", f"{API}/auth/password/reset"): nobody(
+        400, lambda w: {"token": "not-a-token", "new_password": OTHER_PASSWORD}
+    ),
+    ("POST", f"{API}/auth/email/verify"): nobody(400, lambda w: {"token": "not-a-token"}),
+    ("POST", f"{API}/auth/login/mfa"): nobody(
+        401, lambda w: {"mfa_token": "not-a-token", "code": "123456"}
+    ),
     ("POST", f"{API}/auth/logout"): signed_in(204),
     ("GET", f"{API}/auth/sessions"): signed_in(200),
     ("DELETE", f"{API}/auth/sessions/{{session_id}}"): owner(204),
     ("POST", f"{API}/auth/password"): signed_in(
         204, lambda w: {"current_password": PASSWORD, "new_password": OTHER_PASSWORD}
+    ),
+    # Staff and admin here already have MFA (409 mfa_already_enabled); nobody has started an
+    # enrolment, so every person's confirmation reaches the handler and gets a 409.
+    ("POST", f"{API}/auth/mfa/totp"): signed_in(200).but(**{STAFF: 409, ADMIN: 409}),
+    ("POST", f"{API}/auth/mfa/totp/confirm"): signed_in(409, lambda w: {"code": "000000"}),
+    ("DELETE", f"{API}/auth/mfa/totp"): signed_in(204, lambda w: {"password": PASSWORD}).but(
+        **{A: 409, B: 409, NOMFA: 409}
     ),
     ("GET", f"{API}/users/me"): signed_in(200),
     ("PATCH", f"{API}/users/me"): signed_in(200, lambda w: {"first_name": "Changed"}),
@@ -120,6 +186,11 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("GET", f"{API}/users/{{user_id}}"): admin(200),
     ("PATCH", f"{API}/users/{{user_id}}"): admin(200, lambda w: {"is_active": False}),
+    ("GET", f"{API}/api-keys"): admin(200),
+    ("POST", f"{API}/api-keys"): admin(
+        201, lambda w: {"name": "matrix", "scopes": ["orders:read"]}
+    ),
+    ("DELETE", f"{API}/api-keys/{{key_id}}"): admin(204),
     ("GET", f"{API}/categories"): everyone(200),
     ("POST", f"{API}/categories"): staff(201, lambda w: {"name": f"C {uuid.uuid4().hex}"}),
     ("PATCH", f"{API}/categories/{{category_id}}"): staff(200, lambda w: {"description": "d"}),
@@ -132,15 +203,64 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", f"{API}/products/{{id_or_slug}}/variants"): staff(201, lambda w: variant_body()),
     ("PATCH", f"{API}/variants/{{variant_id}}"): staff(200, lambda w: {"title": "Large"}),
     ("DELETE", f"{API}/variants/{{variant_id}}"): staff(204),
+    ("POST", f"{API}/variants/{{variant_id}}/stock-adjustments"): staff_person(
+        201, lambda w: {"delta": 3, "reason": "recount"}
+    ),
+    ("GET", f"{API}/variants/{{variant_id}}/stock-movements"): staff(200),
     ("GET", f"{API}/products/{{id_or_slug}}/reviews"): everyone(200),
+    ("POST", f"{API}/products/{{id_or_slug}}/reviews"): customer(
+        201, lambda w: {"rating": 5, "body": "Great."}
+    ),
+    ("PATCH", f"{API}/reviews/{{review_id}}"): author_or_staff(200, lambda w: {"rating": 4}),
+    ("DELETE", f"{API}/reviews/{{review_id}}"): author_or_staff(204),
+    ("GET", f"{API}/cart"): customer(200),
+    ("POST", f"{API}/cart/items"): customer(
+        201, lambda w: {"variant_id": w.ids["cart_variant_id"], "quantity": 1}
+    ),
+    ("PATCH", f"{API}/cart/items/{{item_id}}"): own_cart_line(200, lambda w: {"quantity": 2}),
+    ("DELETE", f"{API}/cart/items/{{item_id}}"): own_cart_line(204),
+    ("GET", f"{API}/orders"): signed_in(200),
+    ("POST", f"{API}/orders"): customer(
+        201,
+        lambda w: {
+            "items": [{"variant_id": w.ids["cart_variant_id"], "quantity": 1}],
+            "shipping_address": ADDRESS,
+        },
+    ),
+    ("GET", f"{API}/orders/{{order_id}}"): owner_or_staff(200),
+    ("POST", f"{API}/orders/{{order_id}}/cancel"): owner_or_staff(200),
+    ("POST", f"{API}/orders/{{order_id}}/transitions"): staff_person(200, lambda w: {"to": "paid"}),
+    ("GET", f"{API}/jobs"): admin(200),
+    ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
+    ("GET", f"{API}/webhooks"): admin(200),
+    ("POST", f"{API}/webhooks"): admin(
+        201, lambda w: {"url": HOOK_URL, "events": ["order.created"]}
+    ),
+    ("GET", f"{API}/webhooks/{{webhook_id}}"): admin(200),
+    ("PATCH", f"{API}/webhooks/{{webhook_id}}"): admin(200, lambda w: {"description": "d"}),
+    ("DELETE", f"{API}/webhooks/{{webhook_id}}"): admin(204),
+    ("GET", f"{API}/webhooks/{{webhook_id}}/deliveries"): admin(200),
+    ("POST", f"{API}/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/retry"): admin(202),
 }
 
+# Cells where the server is known to answer wrongly: the table above holds the correct
+# answer; the main test leaves these cells to ``test_known_access_bugs`` (strict xfail), so
+# a fix makes that test pass and fail as XPASS until the entry is removed here.
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
+"""Cells the server answers wrongly today (strict xfail each); none are known."""
 
-def api_key_headers(world: World) -> dict[str, str] | None:
-    """HOOK: the headers of an admin-made API key (``X-API-Key``), once API keys exist on
-    this branch; None leaves the ``api_key`` caller out. When it returns headers, give each
-    entry above that a key may call ``KEY`` in its allowed set (``everyone`` already does)."""
-    return None
+
+async def api_key_headers(client: Client, world: World) -> dict[str, str] | None:
+    """The headers of an API key made by the admin with every scope; its id goes to
+    ``world.ids["key_id"]`` (the key the admin may revoke)."""
+    response = await client.post(
+        f"{API}/api-keys",
+        json={"name": "matrix", "scopes": list(api_keys.SCOPES)},
+        headers=world.headers[ADMIN],
+    )
+    assert response.status_code == 201, response.text
+    world.ids["key_id"] = response.json()["id"]
+    return {"X-API-Key": response.json()["key"]}
 
 
 @dataclass
@@ -154,9 +274,11 @@ class Setup:
 
 
 async def _accounts(setup: Setup) -> tuple[dict[str, dict[str, str]], Json]:
-    """A, B, staff and admin, signed in; A has a spare session (to be revoked or refreshed)."""
+    """A, B, staff, admin and staff without MFA, signed in (staff and admin with MFA on and
+    a session opened with it); A has a spare session (to be revoked or refreshed)."""
     ctx, password_hash = setup.ctx, setup.password_hash
-    roles = {A: ["customer"], B: ["customer"], STAFF: ["staff"], ADMIN: ["admin", "staff"]}
+    roles = {A: ["customer"], B: ["customer"], STAFF: ["staff"], ADMIN: ["admin", "staff"],
+             NOMFA: ["staff"]}  # fmt: skip
     headers: dict[str, dict[str, str]] = {ANON: {}}
     extra: Json = {}
     async with setup.sessionmaker() as db, db.begin():
@@ -165,7 +287,11 @@ async def _accounts(setup: Setup) -> tuple[dict[str, dict[str, str]], Json]:
             user = await account_service.create_account(
                 db, ctx, email=email, roles=caller_roles, password_hash=password_hash
             )
-            pair = await account_sessions.open_session(db, ctx, user, device="matrix", ip=None)
+            mfa = caller in (STAFF, ADMIN)
+            user.mfa_enabled = mfa
+            pair = await account_sessions.open_session(
+                db, ctx, user, device="matrix", ip=None, mfa=mfa
+            )
             headers[caller] = {"Authorization": f"Bearer {pair.access_token}"}
             if caller == A:
                 spare = await account_sessions.open_session(db, ctx, user, device="x", ip=None)
@@ -173,29 +299,82 @@ async def _accounts(setup: Setup) -> tuple[dict[str, dict[str, str]], Json]:
     return headers, extra
 
 
+async def _created(response: Any) -> Json:
+    assert response.status_code in (200, 201), response.text
+    body: Json = response.json()
+    return body
+
+
 async def _world(client: Client, setup: Setup) -> World:
     headers, extra = await _accounts(setup)
-    staff_headers = headers[STAFF]
-    address = await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=headers[A])
+    staff_headers, a = headers[STAFF], headers[A]
+    address = await _created(
+        await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=a)
+    )
     category = await create_category(client, staff_headers)
     empty_category = await create_category(client, staff_headers)
     body = product_body(category["id"], variants=[variant_body(), variant_body()])
-    product = await client.post(f"{API}/products", json=body, headers=staff_headers)
-    sessions = await client.get(f"{API}/auth/sessions", headers=headers[A])
+    product = await _created(await client.post(f"{API}/products", json=body, headers=staff_headers))
+    # A's review, cart line and order are on a second product, so that A may still review
+    # the first one and deleting the first one's variant leaves them alone.
+    other_body = product_body(category["id"], variants=[variant_body(stock=50)])
+    other = await _created(
+        await client.post(f"{API}/products", json=other_body, headers=staff_headers)
+    )
+    other_variant = other["variants"][0]["id"]
+    review = await _created(
+        await client.post(f"{API}/products/{other['id']}/reviews", headers=a,
+                          json={"rating": 5, "body": "Mine."})
+    )  # fmt: skip
+    order = await _created(
+        await client.post(f"{API}/orders", headers=a, json={
+            "items": [{"variant_id": other_variant, "quantity": 1}],
+            "address_id": address["id"],
+        })
+    )  # fmt: skip
+    cart = await _created(
+        await client.post(f"{API}/cart/items", headers=a,
+                          json={"variant_id": other_variant, "quantity": 1})
+    )  # fmt: skip
+    hook = await _created(
+        await client.post(f"{API}/webhooks", headers=headers[ADMIN],
+                          json={"url": HOOK_URL, "events": ["order.created"]})
+    )  # fmt: skip
+    sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
     ids = {
-        "address_id": address.json()["id"],
+        "address_id": address["id"],
         "category_id": empty_category["id"],
-        "id_or_slug": product.json()["id"],
-        "variant_id": product.json()["variants"][1]["id"],
+        "id_or_slug": product["id"],
+        "variant_id": product["variants"][1]["id"],
+        "cart_variant_id": other_variant,
         "user_id": extra["user_id"],
         "session_id": spare_id,
+        "review_id": review["id"],
+        "item_id": cart["items"][0]["id"],
+        "order_id": order["id"],
+        "webhook_id": hook["id"],
+        **await _dead_letters(setup, uuid.UUID(hook["id"])),
     }
     world = World(headers, ids, extra["a_email"], extra["spare"].refresh_token)
-    key = api_key_headers(world)
+    key = await api_key_headers(client, world)
     if key is not None:
         headers[KEY] = key
     return world
+
+
+async def _dead_letters(setup: Setup, endpoint_id: uuid.UUID) -> dict[str, str]:
+    """A dead job and a failed delivery to the webhook endpoint, written directly."""
+    job = Job(id=uuid.uuid4(), kind="matrix.noop", payload={}, status="dead", attempts=1,
+              max_attempts=1, last_error="matrix")  # fmt: skip
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(), endpoint_id=endpoint_id, event_id=uuid.uuid4(),
+        event_type="order.created", msg_id=f"msg_{uuid.uuid4().hex}", body="{}", status="failed",
+        attempts=1,
+    )  # fmt: skip
+    async with setup.sessionmaker() as db, db.begin():
+        db.add_all([job, delivery])
+    return {"job_id": str(job.id), "delivery_id": str(delivery.id)}
 
 
 def _operations(document: Json) -> list[tuple[str, str]]:
@@ -210,18 +389,24 @@ def _operations(document: Json) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def matrix_app(settings: Settings) -> Litestar:
-    """The app, without the general per-client limit (the matrix makes ~1,000 calls)."""
-    return create_app(settings.model_copy(update={"rate_limit_general": ""}))
+    """The app without rate limits: the matrix makes thousands of calls from one address,
+    and throttling is tested elsewhere (a 429 here would hide the access decision)."""
+    no_limits = {f"rate_limit_{name}": "" for name in settings.rate_limit_policies()}
+    return create_app(settings.model_copy(update=no_limits))
 
 
 def _check_coverage(operations: list[tuple[str, str]]) -> None:
     """Every documented route has an expectation, and every expectation a route."""
     missing = [op for op in operations if op not in EXPECTATIONS]
-    entries = "; ".join(f'("{m}", "{p}"): everyone|signed_in|owner|staff|admin(...)'
-                        for m, p in missing)  # fmt: skip
+    helpers = "|".join(f.__name__ for f in (everyone, nobody, signed_in, owner, customer,
+                                            own_cart_line, owner_or_staff, author_or_staff,
+                                            staff, staff_person, admin))  # fmt: skip
+    entries = "; ".join(f'("{m}", "{p}"): {helpers}(...)' for m, p in missing)
     assert not missing, f"routes without an access expectation; add to EXPECTATIONS: {entries}"
     stale = sorted(set(EXPECTATIONS) - set(operations))
     assert not stale, f"EXPECTATIONS entries for routes that no longer exist: {stale}"
+    stale_bugs = sorted({(m, p) for m, p, _ in KNOWN_BUGS} - set(operations))
+    assert not stale_bugs, f"KNOWN_BUGS entries for routes that no longer exist: {stale_bugs}"
 
 
 async def _call(client: Client, world: World, method: str, template: str, caller: str) -> str:
@@ -244,26 +429,65 @@ async def _call(client: Client, world: World, method: str, template: str, caller
     )
 
 
+@asynccontextmanager
+async def _matrix(app: Litestar, settings: Settings) -> AsyncIterator[tuple[Client, Setup]]:
+    engine = create_engine(settings)
+    try:
+        async with AsyncTestClient(app=app) as client:
+            ctx: AccountsContext = app.state.accounts
+            yield client, Setup(create_sessionmaker(engine), ctx, await ctx.hasher.hash(PASSWORD))
+    finally:
+        await engine.dispose()
+
+
 async def test_every_route_answers_every_caller_as_the_table_says(
     matrix_app: Litestar, settings: Settings
 ) -> None:
-    """Each (route, caller) runs in a fresh world, so destructive calls do not interfere."""
-    engine = create_engine(settings)
-    try:
-        async with AsyncTestClient(app=matrix_app) as client:
-            operations = _operations((await client.get("/openapi.json")).json())
-            _check_coverage(operations)
-            ctx: AccountsContext = matrix_app.state.accounts
-            setup = Setup(create_sessionmaker(engine), ctx, await ctx.hasher.hash(PASSWORD))
-            wrong: list[str] = []
-            for method, template in operations:
-                for caller in (ANON, *PEOPLE, KEY):
+    """Each (route, caller) runs in a fresh world, so destructive calls do not interfere;
+    GET calls change nothing, so consecutive ones share a world."""
+    async with _matrix(matrix_app, settings) as (client, setup):
+        operations = _operations((await client.get("/openapi.json")).json())
+        _check_coverage(operations)
+        wrong: list[str] = []
+        world: World | None = None
+        for method, template in operations:
+            for caller in CALLERS:
+                if (method, template, caller) in KNOWN_BUGS:
+                    continue
+                if world is None or method != "GET":
                     world = await _world(client, setup)
-                    if caller in world.headers:
-                        wrong.append(await _call(client, world, method, template, caller))
-    finally:
-        await engine.dispose()
+                wrong.append(await _call(client, world, method, template, caller))
+                if method != "GET":
+                    world = None
     wrong = [w for w in wrong if w]
     unexpected_2xx = [w for w in wrong if ": 2" in w]
     assert not unexpected_2xx, "UNEXPECTED SUCCESS:\n" + "\n".join(unexpected_2xx)
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "caller"),
+    [pytest.param(*cell, id=" ".join(cell),
+                  marks=pytest.mark.xfail(strict=True, reason=why, raises=AssertionError))
+     for cell, why in KNOWN_BUGS.items()]
+    or [pytest.param("", "", "", marks=pytest.mark.skip(reason="no known access bug"))],
+)  # fmt: skip
+async def test_known_access_bugs(
+    matrix_app: Litestar, settings: Settings, method: str, template: str, caller: str
+) -> None:
+    """The cells the server gets wrong today, each expected to answer as the table says."""
+    async with _matrix(matrix_app, settings) as (client, setup):
+        assert await _call(client, await _world(client, setup), method, template, caller) == ""
+
+
+async def test_staff_without_mfa_lists_only_their_own_orders(
+    matrix_app: Litestar, settings: Settings
+) -> None:
+    """GET /orders answers 200 to every person, so the table cannot see what it lists: a
+    staff account without MFA is a plain person and must not see A's order."""
+    async with _matrix(matrix_app, settings) as (client, setup):
+        world = await _world(client, setup)
+        response = await client.get(f"{API}/orders", headers=world.headers[NOMFA])
+    assert response.status_code == 200, response.text
+    listed = {order["id"] for order in response.json()["items"]}
+    assert world.ids["order_id"] not in listed

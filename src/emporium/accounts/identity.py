@@ -65,13 +65,14 @@ class Identity(Struct, frozen=True):
 
     @property
     def is_staff(self) -> bool:
-        """Staff or admin."""
-        return is_staff_roles(self.roles)
+        """Staff or admin acting with staff powers: the role and an MFA session. Without MFA
+        a staff account is treated as an ordinary person (it sees only its own objects)."""
+        return is_staff_roles(self.roles) and self.mfa
 
     @property
     def is_admin(self) -> bool:
-        """Admin."""
-        return "admin" in self.roles
+        """Admin acting with admin powers (the role and an MFA session)."""
+        return "admin" in self.roles and self.mfa
 
 
 Connection = ASGIConnection[Any, Any, Any, Any]

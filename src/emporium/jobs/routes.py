@@ -49,7 +49,12 @@ async def list_jobs(
 
 
 @post(
-    "/jobs/{job_id:uuid}/retry", tags=["admin"], status_code=202, security=BEARER, responses=ADMIN
+    "/jobs/{job_id:uuid}/retry",
+    tags=["admin"],
+    status_code=202,
+    guards=[admin_only],
+    security=BEARER,
+    responses=ADMIN,
 )
 async def retry_job(session: DbSession, job_id: FromPath[uuid.UUID]) -> JobRead:
     """Admin: queue a dead job again (409 when it is not dead)."""

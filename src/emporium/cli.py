@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from emporium.accounts import service as account_service
 from emporium.accounts.protect import build_context
-from emporium.accounts.rotation import reencrypt_all
+from emporium.accounts.rotation import PROTECTED, Protected, reencrypt_all
 from emporium.accounts.schemas import UserCreate
 from emporium.catalog.cache import install_change_tracking
 from emporium.catalog.models import Product
@@ -46,6 +46,15 @@ from emporium.importers.common import (
 from emporium.importers.dummyjson_carts import ImportCart
 from emporium.importers.dummyjson_users import ImportUser
 from emporium.inventory.ledger import install_ledger_hook
+from emporium.orders.models import Order
+from emporium.webhooks.models import WebhookEndpoint
+
+PROTECTED_COLUMNS: Protected = (
+    *PROTECTED,
+    (Order, {"shipping_address_enc": "shipping_address"}),
+    (WebhookEndpoint, {"secret_enc": "secret"}),
+)
+"""Every encrypted column of every room, re-encrypted by ``emporium keys rotate``."""
 
 
 @click.group()
@@ -332,7 +341,9 @@ def keys_rotate(resume: bool) -> None:
     async def run() -> int:
         engine = create_engine(settings)
         try:
-            return await reencrypt_all(create_sessionmaker(engine), ring)
+            return await reencrypt_all(
+                create_sessionmaker(engine), ring, protected=PROTECTED_COLUMNS
+            )
         finally:
             await engine.dispose()
 

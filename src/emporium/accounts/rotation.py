@@ -17,8 +17,11 @@ from emporium.accounts.models import Address, AuthSession, UserAccount
 from emporium.core.crypto import needs_reencryption, reencrypt_field
 from emporium.core.keys import KeyRing
 
-# (model, {attribute: column name bound into the ciphertext})
-PROTECTED: tuple[tuple[Any, dict[str, str]], ...] = (
+Protected = tuple[tuple[Any, dict[str, str]], ...]
+"""(model, {attribute: column name bound into the ciphertext}); the model's table name and
+the row id are bound too."""
+
+PROTECTED: Protected = (
     (
         UserAccount,
         {"email_enc": "email", "first_name_enc": "first_name", "last_name_enc": "last_name",
@@ -35,13 +38,16 @@ async def reencrypt_all(
     *,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
+    protected: Protected = PROTECTED,
 ) -> int:
     """Re-encrypt every value not under ``ring``'s active key; returns how many changed.
+    ``protected``: the accounts room's columns, plus those of rooms above it (the CLI passes
+    them all: ``emporium.cli.PROTECTED_COLUMNS``).
 
     Raises DecryptionError if a value cannot be decrypted with any key of ``ring``.
     """
     changed = 0
-    for model, columns in PROTECTED:
+    for model, columns in protected:
         table = model.__tablename__
         last_id: Any = None
         while True:

@@ -20,7 +20,7 @@ from typing import Any, get_args
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from msgspec import Struct
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.exceptions import ApiKeyNotFound, InvalidApiKey
@@ -29,7 +29,7 @@ from emporium.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, A
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.core.security_events import security_event
 from emporium.core.tokens import hash_opaque_token, new_opaque_token
 
@@ -90,17 +90,12 @@ async def create_key(
 
 async def list_keys(session: AsyncSession, *, limit: int, cursor: str | None) -> ApiKeyPage:
     """Every key (revoked and expired ones too), oldest first, as a keyset page."""
-    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-    if cursor:
-        value, last_id = decode_cursor(cursor, "created_at")
-        after = (cursor_instant(value), last_id)
-        stmt = stmt.where(tuple_(ApiKey.created_at, ApiKey.id) > tuple_(*after))
+    stmt = by_created_at(select(ApiKey), "created_at", ApiKey.created_at, ApiKey.id, cursor)
     keys = list(await session.scalars(stmt.limit(limit + 1)))
     items = [_read(k) for k in keys[:limit]]
-    next_cursor = None
-    if len(keys) > limit:
-        next_cursor = encode_cursor("created_at", items[-1].created_at.isoformat(), items[-1].id)
-    return ApiKeyPage(items=items, next_cursor=next_cursor)
+    return ApiKeyPage(
+        items=items, next_cursor=created_at_cursor(items, len(keys) > limit, "created_at")
+    )
 
 
 async def revoke_key(

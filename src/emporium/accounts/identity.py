@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from msgspec import Struct
@@ -155,6 +156,23 @@ async def require_identity(connection: Connection) -> Identity:
 async def signed_in(connection: Connection, _: BaseRouteHandler) -> None:
     """Route guard: any signed-in user."""
     await require_identity(connection)
+
+
+async def customer(connection: Connection, _: BaseRouteHandler) -> None:
+    """Route guard: a signed-in person with the customer role (cart, checkout, reviews).
+
+    Raises Unauthorized (401) when anonymous, RoleRequired (403 ``forbidden``) otherwise.
+    """
+    identity = await require_identity(connection)
+    if "customer" not in identity.roles:
+        _authz_fail(connection, identity.user_id, RoleRequired.code)
+        raise RoleRequired("This operation needs the customer role.")
+
+
+async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
+    """Dependency: the signed-in caller (put a guard on the route too, so that an anonymous
+    caller is refused before other dependencies, such as a database connection, are made)."""
+    return await require_identity(request)
 
 
 Guard = Callable[[Connection, BaseRouteHandler], Coroutine[Any, Any, None]]

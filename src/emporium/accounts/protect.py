@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from litestar.datastructures import State
+
 from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
 from emporium.core.crypto import blind_index, decrypt_field, encrypt_field, normalize_email
@@ -83,3 +85,9 @@ def build_context(
         mfa_issuer=settings.mfa_issuer,
         mfa_challenge_minutes=settings.mfa_challenge_minutes,
     )
+
+
+def provide_accounts(state: State) -> AccountsContext:
+    """Dependency: the application's accounts context (``app.state.accounts``)."""
+    context: AccountsContext = state.accounts
+    return context

@@ -6,18 +6,24 @@ Every answer carries ``Cache-Control: no-store`` (personal data, OWASP ASVS 8.2.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Router, delete, get, patch, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from emporium.accounts import addresses, recovery, service, sessions, signin
-from emporium.accounts.identity import Identity, client_ip, require_identity, role, signed_in
-from emporium.accounts.protect import AccountsContext
+from emporium.accounts.identity import (
+    Identity,
+    client_ip,
+    provide_identity,
+    role,
+    signed_in,
+)
+from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.accounts.schemas import (
     AddressIn,
     AddressRead,
@@ -44,7 +50,7 @@ from emporium.accounts.security_routes import SECURITY_HANDLERS
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbSession
 
@@ -281,10 +287,8 @@ async def delete_address(session: DbSession, identity: Me, address_id: FromPath[
 async def list_users(
     session: DbSession,
     accounts: Ctx,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
-    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> UserPage:
     """Admin: all accounts."""
     return await service.admin_list(session, accounts, limit=limit, cursor=cursor)
@@ -322,15 +326,6 @@ async def update_user(
     return await service.admin_update(session, accounts, user_id, data)
 
 
-def _accounts(state: State) -> AccountsContext:
-    context: AccountsContext = state.accounts
-    return context
-
-
-async def _identity(request: Request[Any, Any, Any]) -> Identity:
-    return await require_identity(request)
-
-
 accounts_router = Router(
     path="/",
     route_handlers=[
@@ -359,8 +354,8 @@ accounts_router = Router(
         *SECURITY_HANDLERS,
     ],
     dependencies={
-        "accounts": Provide(_accounts, sync_to_thread=False),
-        "identity": Provide(_identity),
+        "accounts": Provide(provide_accounts, sync_to_thread=False),
+        "identity": Provide(provide_identity),
     },
     cache_control=CacheControlHeader(no_store=True),
 )

@@ -6,11 +6,11 @@ Mounted by ``accounts.routes`` on the accounts router (same dependencies, ``no-s
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from emporium.accounts import api_keys, mfa, signin
 from emporium.accounts.identity import Identity, client_ip, role, signed_in
@@ -28,7 +28,7 @@ from emporium.accounts.schemas import (
 )
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbSession
 
@@ -127,10 +127,8 @@ async def create_api_key(
 @get("/api-keys", tags=["admin"], guards=[ADMIN_ONLY], security=BEARER, responses=ADMIN)
 async def list_api_keys(
     session: DbSession,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
-    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> ApiKeyPage:
     """Admin: every API key, without secrets."""
     return await api_keys.list_keys(session, limit=limit, cursor=cursor)

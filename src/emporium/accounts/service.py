@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 import msgspec
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,7 @@ from emporium.accounts.schemas import (
 )
 from emporium.accounts.sessions import revoke_all
 from emporium.core.clock import utcnow
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.core.passwords import password_problems
 from emporium.jobs.outbox import emit_event
 
@@ -266,15 +266,10 @@ async def admin_list(
     session: AsyncSession, ctx: AccountsContext, *, limit: int, cursor: str | None
 ) -> UserPage:
     """Admin: accounts, oldest first, as a keyset page."""
-    stmt = select(UserAccount).order_by(UserAccount.created_at, UserAccount.id)
-    if cursor:
-        value, last_id = decode_cursor(cursor, "created_at")
-        after = cursor_instant(value)
-        stmt = stmt.where(tuple_(UserAccount.created_at, UserAccount.id) > tuple_(after, last_id))
+    stmt = by_created_at(
+        select(UserAccount), "created_at", UserAccount.created_at, UserAccount.id, cursor
+    )
     users = list(await session.scalars(stmt.limit(limit + 1)))
     items = [user_read(ctx.vault, u) for u in users[:limit]]
-    next_cursor = None
-    if len(users) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor("created_at", last.created_at.isoformat(), last.id)
-    return UserPage(items=items, next_cursor=next_cursor)
+    more = len(users) > limit
+    return UserPage(items=items, next_cursor=created_at_cursor(items, more, "created_at"))

@@ -28,13 +28,10 @@ from emporium.catalog.schemas import (
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.uow import DbReader, DbSession
 
 STAFF = role("staff")
-Limit = Annotated[
-    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
-]
 Price = Annotated[
     int | None,
     QueryParameter(ge=0, description="minor units (cents)", schema_extra={"minimum": 0}),
@@ -123,9 +120,7 @@ async def list_products(
         QueryParameter(description="default: relevance with q, else -created_at"),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
-    ] = None,
+    cursor: Cursor = None,
 ) -> ProductPage:
     """A keyset page of products; anonymous callers see published products only."""
     filters = ProductFilters(

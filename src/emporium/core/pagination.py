@@ -10,15 +10,29 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from litestar.params import QueryParameter
+from sqlalchemy import Select, tuple_
 
 from emporium.core.errors import InvalidInput
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_CURSOR = 1000
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
+]
+"""Route parameter type of a page size (``limit: Limit = DEFAULT_LIMIT``)."""
+
+Cursor = Annotated[
+    str | None, QueryParameter(max_length=MAX_CURSOR, schema_extra={"maxLength": MAX_CURSOR})
+]
+"""Route parameter type of an opaque keyset cursor (``cursor: Cursor = None``)."""
 
 CursorValue = str | int | float | None
 
@@ -72,3 +86,31 @@ def invalid_cursor() -> InvalidInput:
         "The cursor is not valid for this listing.",
         errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
     )
+
+
+CreatedSort = Literal["created_at", "-created_at"]
+S = TypeVar("S", bound=Select[Any])
+
+
+def by_created_at(stmt: S, sort: CreatedSort, created_at: Any, id_: Any, cursor: str | None) -> S:
+    """``stmt`` ordered by ``(created_at, id)``, oldest first (``created_at``) or newest first
+    (``-created_at``), starting after ``cursor``; the caller adds ``limit(n + 1)``.
+
+    Raises InvalidInput (422) for a bad cursor.
+    """
+    newest = sort == "-created_at"
+    stmt = stmt.order_by(*((created_at.desc(), id_.desc()) if newest else (created_at, id_)))
+    if cursor:
+        value, last_id = decode_cursor(cursor, sort)
+        key, after = tuple_(created_at, id_), tuple_(cursor_instant(value), last_id)
+        stmt = stmt.where(key < after if newest else key > after)
+    return stmt
+
+
+def created_at_cursor(items: Sequence[Any], more: bool, sort: CreatedSort) -> str | None:
+    """The ``next_cursor`` after the last of ``items`` (objects with ``created_at`` and
+    ``id``) when ``more`` rows follow, else None."""
+    if not more or not items:
+        return None
+    last = items[-1]
+    return encode_cursor(sort, last.created_at.isoformat(), last.id)

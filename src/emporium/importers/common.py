@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
 
 from msgspec import Struct, field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +19,8 @@ from emporium.catalog.schemas import MAX_MONEY
 from emporium.catalog.upsert import ImportProduct, ensure_category_path, upsert_product
 from emporium.core.errors import DomainError
 from emporium.reviews.service import refresh_rating, upsert_review
+
+T = TypeVar("T")
 
 Progress = Callable[[int], None]
 
@@ -109,6 +114,40 @@ class ImportFailed(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__(f"{len(problems)} problem(s) in the input")
         self.problems = list(problems)
+
+
+def read_json_records(path: Path, key: str) -> list[Any]:
+    """The records of a DummyJSON file: its top-level list, or the list under ``key``.
+
+    Raises ImportFailed when the file cannot be read or decoded, or holds no such list.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
+        raise ImportFailed([Problem(str(path), "-", f"cannot read: {exc}")]) from exc
+    if isinstance(data, dict):
+        data = data.get(key)
+    if not isinstance(data, list):
+        raise ImportFailed([Problem(str(path), "$", f"expected a list of {key}")])
+    return data
+
+
+def parse_records(
+    path: Path, records: Sequence[Any], parse_one: Callable[[Any, int], T], *, skip_invalid: bool
+) -> tuple[list[T], list[Problem]]:
+    """``parse_one(record, index)`` for every record; a ValueError, TypeError, KeyError or
+    AttributeError becomes a Problem at ``$[index]``. Raises ImportFailed on any problem
+    unless ``skip_invalid``."""
+    parsed: list[T] = []
+    problems: list[Problem] = []
+    for index, raw in enumerate(records):
+        try:
+            parsed.append(parse_one(raw, index))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(Problem(str(path), f"$[{index}]", str(exc), f"$[{index}]"))
+    if problems and not skip_invalid:
+        raise ImportFailed(problems)
+    return parsed, problems
 
 
 async def write_catalog(

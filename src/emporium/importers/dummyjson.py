@@ -8,7 +8,6 @@ stored. Products are matched on ``dummyjson:<id>`` so a second run changes nothi
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import msgspec
 
 from emporium.catalog.upsert import ImportProduct, ImportVariant
-from emporium.importers.common import ImportFailed, ImportReview, Problem, cents
+from emporium.importers.common import ImportFailed, ImportReview, Problem, cents, read_json_records
 
 PRODUCTS_FILE = "dummyjson-products.json"
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
@@ -149,14 +148,7 @@ def parse(
     has problems and ``skip_invalid`` is false, or when the file cannot be read at all.
     """
     path = directory / PRODUCTS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
-        raise ImportFailed([Problem(str(path), "-", f"cannot read: {exc}")]) from exc
-    if isinstance(data, dict):
-        data = data.get("products")
-    if not isinstance(data, list):
-        raise ImportFailed([Problem(str(path), "$", "expected a list of products")])
+    data = read_json_records(path, "products")
     products: list[ImportProduct] = []
     reviews: list[ImportReview] = []
     problems: list[Problem] = []

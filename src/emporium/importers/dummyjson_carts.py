@@ -11,7 +11,6 @@ they send no confirmation e-mail and no ``order.created`` webhook.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.models import Address, UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.catalog.models import Product, Variant
-from emporium.importers.common import ImportFailed, ImportReport, Problem
+from emporium.importers.common import (
+    ImportReport,
+    Problem,
+    parse_records,
+    read_json_records,
+)
 from emporium.inventory.exceptions import InsufficientStock
 from emporium.orders.checkout import place_order
 from emporium.orders.models import Order
@@ -74,20 +78,8 @@ def parse(directory: Path, *, skip_invalid: bool = False) -> tuple[list[ImportCa
     path = directory / CARTS_FILE
     if not path.is_file():
         return [], []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
-        raise ImportFailed([Problem(str(path), "-", f"cannot read: {exc}")]) from exc
-    carts: list[ImportCart] = []
-    problems: list[Problem] = []
-    for index, raw in enumerate(data.get("carts", []) if isinstance(data, dict) else data):
-        try:
-            carts.append(_cart(raw, index))
-        except (ValueError, TypeError, AttributeError) as exc:
-            problems.append(Problem(str(path), f"$[{index}]", str(exc), f"$[{index}]"))
-    if problems and not skip_invalid:
-        raise ImportFailed(problems)
-    return carts, problems
+    records = read_json_records(path, "carts")
+    return parse_records(path, records, _cart, skip_invalid=skip_invalid)
 
 
 async def _lookups(session: AsyncSession) -> tuple[dict[str, Any], dict[str, Any]]:

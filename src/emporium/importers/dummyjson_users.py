@@ -10,7 +10,6 @@ Accounts are matched on ``dummyjson-user:<id>``, so a second run changes nothing
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from pathlib import Path
@@ -25,7 +24,12 @@ from emporium.accounts.addresses import store_address
 from emporium.accounts.models import UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.service import create_account
-from emporium.importers.common import ImportFailed, ImportReport, Problem
+from emporium.importers.common import (
+    ImportReport,
+    Problem,
+    parse_records,
+    read_json_records,
+)
 
 USERS_FILE = "dummyjson-users.json"
 ROLES = {"admin": ["admin", "staff"], "moderator": ["staff"], "user": ["customer"]}
@@ -89,20 +93,8 @@ def parse(directory: Path, *, skip_invalid: bool = False) -> tuple[list[ImportUs
     path = directory / USERS_FILE
     if not path.is_file():
         return [], []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
-        raise ImportFailed([Problem(str(path), "-", f"cannot read: {exc}")]) from exc
-    users: list[ImportUser] = []
-    problems: list[Problem] = []
-    for index, raw in enumerate(data.get("users", []) if isinstance(data, dict) else data):
-        try:
-            users.append(_user(raw))
-        except (ValueError, TypeError, KeyError) as exc:
-            problems.append(Problem(str(path), f"$[{index}]", str(exc), f"$[{index}]"))
-    if problems and not skip_invalid:
-        raise ImportFailed(problems)
-    return users, problems
+    records = read_json_records(path, "users")
+    return parse_records(path, records, lambda raw, _: _user(raw), skip_invalid=skip_invalid)
 
 
 async def write_users(

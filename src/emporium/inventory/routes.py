@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Router, get, post
 from litestar.datastructures import CacheControlHeader
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from emporium.accounts.identity import require_identity, role
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.uow import DbReader, DbSession
 from emporium.inventory import service
 from emporium.inventory.schemas import StockAdjustmentCreate, StockMovementPage, StockMovementRead
 
 STAFF = role("staff")
-Limit = Annotated[
-    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
-]
 
 
 @post(
@@ -56,9 +53,7 @@ async def list_stock_movements(
     reader: DbReader,
     variant_id: FromPath[uuid.UUID],
     limit: Limit = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
-    ] = None,
+    cursor: Cursor = None,
 ) -> StockMovementPage:
     """Staff: every change to the variant's stock, newest first; their ``delta`` sums to the
     current stock."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog.cache import product_changed
@@ -25,7 +25,7 @@ from emporium.catalog.models import Variant
 from emporium.core.clock import utcnow
 from emporium.core.db import Reader, table_of
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.inventory.exceptions import InsufficientStock
 from emporium.inventory.models import StockMovement
 from emporium.inventory.schemas import (
@@ -42,14 +42,21 @@ _V = table_of(Variant).c
 _M = table_of(StockMovement).c
 
 
-def _move_statement(variant_id: uuid.UUID, delta: int, now: datetime) -> Any:
-    """``stock += delta`` for one variant, only if the result stays at 0 or more."""
-    return (
-        update(table_of(Variant))
-        .where(_V.id == variant_id, _V.stock + delta >= 0)
-        .values(stock=_V.stock + delta, updated_at=now)
-        .returning(_V.stock, _V.product_id)
-    )
+_DELTA = bindparam("delta", type_=Integer)
+_MOVE = (
+    update(table_of(Variant))
+    .where(_V.id == bindparam("variant_id", type_=_V.id.type), _V.stock + _DELTA >= 0)
+    .values(stock=_V.stock + _DELTA, updated_at=bindparam("now", type_=_V.updated_at.type))
+    .returning(_V.stock, _V.product_id)
+)
+"""``stock += delta`` for one variant, only if the result stays at 0 or more (built once;
+checkout runs it for every line)."""
+
+
+async def _move(session: AsyncSession, variant_id: uuid.UUID, delta: int, now: datetime) -> Any:
+    """Run :data:`_MOVE`; the variant's new stock and product, or None when refused."""
+    params = {"variant_id": variant_id, "delta": delta, "now": now}
+    return (await session.execute(_MOVE, params)).first()
 
 
 def _announce_low_stock(
@@ -116,7 +123,7 @@ async def take_stock(
     products: set[uuid.UUID] = set()
     for variant_id in sorted(quantities):
         units = quantities[variant_id]
-        row = (await session.execute(_move_statement(variant_id, -units, now))).first()
+        row = await _move(session, variant_id, -units, now)
         if row is None:
             short.append(variant_id)
             continue
@@ -157,7 +164,7 @@ async def return_stock(
     movements: list[dict[str, Any]] = []
     for variant_id in sorted(quantities):
         units = quantities[variant_id]
-        row = (await session.execute(_move_statement(variant_id, units, now))).first()
+        row = await _move(session, variant_id, units, now)
         if row is None:
             continue
         product_changed(session, row.product_id)
@@ -189,7 +196,7 @@ async def adjust_stock(
             errors=[{"loc": ["body", "delta"], "msg": "must not be 0"}],
         )
     now = utcnow()
-    row = (await session.execute(_move_statement(variant_id, data.delta, now))).first()
+    row = await _move(session, variant_id, data.delta, now)
     if row is None:
         available = await _available(session, [variant_id])
         if variant_id not in available:
@@ -210,7 +217,7 @@ _LISTING = select(
     _M.id, _M.variant_id, _M.kind, _M.delta, _M.stock_after, _M.reason, _M.order_id,
     _M.actor_id, _M.created_at,
 )  # fmt: skip
-SORT = "-created_at"
+SORT: CreatedSort = "-created_at"
 
 
 async def list_movements(
@@ -226,14 +233,8 @@ async def list_movements(
     if exists is None:
         raise VariantNotFound("No such variant.")
     stmt = _LISTING.where(_M.variant_id == variant_id)
-    if cursor:
-        value, last_id = decode_cursor(cursor, SORT)
-        stmt = stmt.where(tuple_(_M.created_at, _M.id) < tuple_(cursor_instant(value), last_id))
-    stmt = stmt.order_by(_M.created_at.desc(), _M.id.desc()).limit(limit + 1)
-    rows = (await db.execute(stmt)).all()
+    stmt = by_created_at(stmt, SORT, _M.created_at, _M.id, cursor)
+    rows = (await db.execute(stmt.limit(limit + 1))).all()
     items = [StockMovementRead(**r._mapping) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
-    return StockMovementPage(items=items, next_cursor=next_cursor)
+    more = len(rows) > limit
+    return StockMovementPage(items=items, next_cursor=created_at_cursor(items, more, SORT))

@@ -17,7 +17,7 @@ from litestar.params import FromPath, QueryParameter
 
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.uow import DbSession
 from emporium.jobs import service
 from emporium.jobs.schemas import JobPage, JobRead
@@ -39,10 +39,8 @@ Status = Literal["queued", "running", "done", "dead"]
 async def list_jobs(
     session: DbSession,
     status: Annotated[Status | None, QueryParameter()] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
-    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> JobPage:
     """Admin: jobs, oldest first; ``?status=dead`` lists the dead letters."""
     return await service.list_jobs(session, status=status, limit=limit, cursor=cursor)

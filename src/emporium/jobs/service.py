@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, tuple_
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import select
 
 from emporium.core.clock import utcnow
 from emporium.core.errors import Conflict, NotFound
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.jobs.models import DEAD, DONE, QUEUED, Job, OutboxEvent
 from emporium.jobs.registry import JobRun, Registry
 from emporium.jobs.schemas import JobPage, JobRead
@@ -33,18 +33,15 @@ async def list_jobs(
     session: AsyncSession, *, status: str | None, limit: int, cursor: str | None
 ) -> JobPage:
     """Jobs (optionally of one status), oldest first, as a keyset page."""
-    stmt = select(Job).order_by(Job.created_at, Job.id)
+    stmt = select(Job)
     if status:
         stmt = stmt.where(Job.status == status)
-    if cursor:
-        value, last_id = decode_cursor(cursor, "created_at")
-        stmt = stmt.where(tuple_(Job.created_at, Job.id) > tuple_(cursor_instant(value), last_id))
+    stmt = by_created_at(stmt, "created_at", Job.created_at, Job.id, cursor)
     jobs = list(await session.scalars(stmt.limit(limit + 1)))
     items = [job_read(j) for j in jobs[:limit]]
-    next_cursor = None
-    if len(jobs) > limit:
-        next_cursor = encode_cursor("created_at", items[-1].created_at.isoformat(), items[-1].id)
-    return JobPage(items=items, next_cursor=next_cursor)
+    return JobPage(
+        items=items, next_cursor=created_at_cursor(items, len(jobs) > limit, "created_at")
+    )
 
 
 async def retry_job(session: AsyncSession, job_id: uuid.UUID) -> JobRead:

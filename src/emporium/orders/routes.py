@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, Response, Router, delete, get, patch, post
+from litestar import Response, Router, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import NamedDependency, Provide
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from emporium.accounts.exceptions import RoleRequired
-from emporium.accounts.identity import Identity, require_identity, role, signed_in
-from emporium.accounts.protect import AccountsContext
+from emporium.accounts.identity import Identity, customer, provide_identity, role, signed_in
+from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
 from emporium.orders import cart, checkout, lifecycle, service
@@ -39,15 +37,6 @@ from emporium.orders.schemas import (
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
 STAFF = role("staff")
-Cursor = Annotated[str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-
-
-async def customer(connection: Any, _: BaseRouteHandler) -> None:
-    """Route guard: a signed-in customer (401 anonymous, 403 without the customer role)."""
-    identity = await require_identity(connection)
-    if "customer" not in identity.roles:
-        raise RoleRequired("This operation needs the customer role.")
 
 
 @get(
@@ -186,21 +175,15 @@ async def transition_order(
     return await lifecycle.transition_order(session, accounts.vault, me, order_id, data.to)
 
 
-def _accounts(state: State) -> AccountsContext:
-    context: AccountsContext = state.accounts
-    return context
-
-
-async def _me(request: Request[Any, Any, Any]) -> Identity:
-    return await require_identity(request)
-
-
 orders_router = Router(
     path="/",
     route_handlers=[
         get_cart, add_cart_item, update_cart_item, remove_cart_item,
         place_order, list_orders, get_order, cancel_order, transition_order,
     ],
-    dependencies={"accounts": Provide(_accounts, sync_to_thread=False), "me": Provide(_me)},
+    dependencies={
+        "accounts": Provide(provide_accounts, sync_to_thread=False),
+        "me": Provide(provide_identity),
+    },
     cache_control=CacheControlHeader(no_store=True),
 )  # fmt: skip

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Identity
 from emporium.accounts.protect import Vault
 from emporium.core.db import Reader, table_of
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.orders.exceptions import OrderNotFound
 from emporium.orders.models import PAID_STATUSES, Order, OrderLine, OrderStatusChange
 from emporium.orders.schemas import (
@@ -31,7 +31,7 @@ from emporium.orders.schemas import (
 
 _O, _L, _S = table_of(Order).c, table_of(OrderLine).c, table_of(OrderStatusChange).c
 ADDRESS_TABLE, ADDRESS_COLUMN = "customer_order", "shipping_address"
-SORT = "-created_at"
+SORT: CreatedSort = "-created_at"
 Db = AsyncSession | Reader
 
 
@@ -148,17 +148,10 @@ async def list_orders(
         stmt = stmt.where(_O.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(_O.status == status)
-    if cursor:
-        value, last_id = decode_cursor(cursor, SORT)
-        stmt = stmt.where(tuple_(_O.created_at, _O.id) < tuple_(cursor_instant(value), last_id))
-    rows = await db.execute(stmt.order_by(_O.created_at.desc(), _O.id.desc()).limit(limit + 1))
-    page = rows.all()
+    stmt = by_created_at(stmt, SORT, _O.created_at, _O.id, cursor)
+    page = (await db.execute(stmt.limit(limit + 1))).all()
     items = await _reads(db, vault, page[:limit])
-    next_cursor = None
-    if len(page) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
-    return OrderPage(items=items, next_cursor=next_cursor)
+    return OrderPage(items=items, next_cursor=created_at_cursor(items, len(page) > limit, SORT))
 
 
 async def has_paid_purchase(

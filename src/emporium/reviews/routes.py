@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Router, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
-from emporium.accounts.identity import is_staff, require_identity, signed_in
+from emporium.accounts.identity import customer, is_staff, require_identity, signed_in
 from emporium.accounts.protect import AccountsContext
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
-from emporium.orders.routes import customer
 from emporium.reviews import service, writing
 from emporium.reviews.schemas import ReviewCreate, ReviewPage, ReviewRead, ReviewUpdate
 
@@ -31,10 +30,8 @@ async def list_reviews(
     request: Request[Any, Any, Any],
     reader: DbReader,
     id_or_slug: FromPath[str],
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})
-    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> ReviewPage:
     """Published reviews, newest first (404 ``product_not_found``)."""
     return await service.list_reviews(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog import queries as catalog_queries
 from emporium.catalog import service as catalog_service
 from emporium.core.db import Reader
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.reviews.models import Review
 from emporium.reviews.schemas import ReviewPage, ReviewRead
 
@@ -27,7 +27,7 @@ _LISTING = select(
     _R.created_at,
     _R.status,
 ).where(_R.status == "published")
-SORT = "-created_at"
+SORT: CreatedSort = "-created_at"
 
 
 async def list_reviews(
@@ -48,11 +48,8 @@ async def list_reviews(
         db, id_or_slug, include_unpublished=include_unpublished
     )
     stmt = _LISTING.where(_R.product_id == product.id)
-    if cursor:
-        value, last_id = decode_cursor(cursor, SORT)
-        stmt = stmt.where(tuple_(_R.created_at, _R.id) < tuple_(cursor_instant(value), last_id))
-    stmt = stmt.order_by(_R.created_at.desc(), _R.id.desc()).limit(limit + 1)
-    rows = (await db.execute(stmt)).all()
+    stmt = by_created_at(stmt, SORT, _R.created_at, _R.id, cursor)
+    rows = (await db.execute(stmt.limit(limit + 1))).all()
     items = [
         ReviewRead(
             id=r.id,
@@ -67,11 +64,7 @@ async def list_reviews(
         )
         for r in rows[:limit]
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(SORT, last.created_at.isoformat(), last.id)
-    return ReviewPage(items=items, next_cursor=next_cursor)
+    return ReviewPage(items=items, next_cursor=created_at_cursor(items, len(rows) > limit, SORT))
 
 
 async def refresh_rating(session: AsyncSession, product_id: uuid.UUID) -> None:

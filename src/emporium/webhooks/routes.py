@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Router, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.uow import DbSession
 from emporium.jobs.routes import admin_only
 from emporium.webhooks import service
@@ -31,8 +30,6 @@ from emporium.webhooks.schemas import (
 
 Ctx = NamedDependency[WebhooksContext]
 ADMIN = problem_responses(401, 403, 404)
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=1000, schema_extra={"maxLength": 1000})]
 
 
 @post("/webhooks", tags=["webhooks"], guards=[admin_only], security=BEARER, responses=ADMIN)

@@ -7,14 +7,14 @@ import secrets
 import uuid
 
 import msgspec
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.crypto import encrypt_field
 from emporium.core.errors import NotFound
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
+from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.jobs.outbox import enqueue
 from emporium.webhooks.addresses import split_url
 from emporium.webhooks.delivery import DELIVER, PENDING, WebhooksContext
@@ -105,18 +105,14 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
 
 async def list_endpoints(session: AsyncSession, *, limit: int, cursor: str | None) -> WebhookPage:
     """Endpoints, oldest first, as a keyset page."""
-    stmt = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-    if cursor:
-        value, last_id = decode_cursor(cursor, "created_at")
-        key = tuple_(WebhookEndpoint.created_at, WebhookEndpoint.id)
-        stmt = stmt.where(key > tuple_(cursor_instant(value), last_id))
+    stmt = by_created_at(
+        select(WebhookEndpoint), "created_at", WebhookEndpoint.created_at, WebhookEndpoint.id,
+        cursor,
+    )  # fmt: skip
     rows = list(await session.scalars(stmt.limit(limit + 1)))
     items = [_read(e) for e in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    next_cursor = (
-        encode_cursor("created_at", last.created_at.isoformat(), last.id) if last else None
-    )
-    return WebhookPage(items=items, next_cursor=next_cursor)
+    more = len(rows) > limit
+    return WebhookPage(items=items, next_cursor=created_at_cursor(items, more, "created_at"))
 
 
 def _delivery_read(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryRead:
@@ -136,16 +132,11 @@ async def list_deliveries(
 ) -> DeliveryPage:
     """An endpoint's deliveries with their attempts, newest first. Raises NotFound (404)."""
     await _endpoint(session, endpoint_id)
-    key = tuple_(WebhookDelivery.created_at, WebhookDelivery.id)
-    stmt = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-    )
-    if cursor:
-        value, last_id = decode_cursor(cursor, "-created_at")
-        stmt = stmt.where(key < tuple_(cursor_instant(value), last_id))
-    rows = list(await session.scalars(stmt.limit(limit + 1)))[: limit + 1]
+    stmt = by_created_at(
+        select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id),
+        "-created_at", WebhookDelivery.created_at, WebhookDelivery.id, cursor,
+    )  # fmt: skip
+    rows = list(await session.scalars(stmt.limit(limit + 1)))
     page = rows[:limit]
     attempts: dict[uuid.UUID, list[WebhookAttempt]] = {d.id: [] for d in page}
     found = await session.scalars(
@@ -156,11 +147,8 @@ async def list_deliveries(
     for attempt in found:
         attempts[attempt.delivery_id].append(attempt)
     items = [_delivery_read(d, attempts[d.id]) for d in page]
-    last = items[-1] if len(rows) > limit else None
-    next_cursor = (
-        encode_cursor("-created_at", last.created_at.isoformat(), last.id) if last else None
-    )
-    return DeliveryPage(items=items, next_cursor=next_cursor)
+    more = len(rows) > limit
+    return DeliveryPage(items=items, next_cursor=created_at_cursor(items, more, "-created_at"))
 
 
 async def retry_delivery(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,33 @@ from pathlib import Path
 
 import httpx
 
+from emporium.core.config import Settings
+
 EMPORIUM = str(Path(sys.executable).parent / "emporium")
+ROUTE_LIMITS = [
+    name for name in Settings.model_fields
+    if name.startswith("rate_limit_") and name != "rate_limit_general"
+]  # fmt: skip
+
+
+def server_env(
+    database_url: str, key_file: Path | str, *, route_limits: bool = True, **settings: str
+) -> dict[str, str]:
+    """The environment of an ``emporium`` process: this process's without any ``EMPORIUM_*``
+    setting, plus the database, the key file, WARNING logs and ``settings`` (named as in
+    ``Settings``); ``route_limits=False`` turns every per-route rate limit off."""
+    values = {"database_url": database_url, "key_file": str(key_file), "log_level": "WARNING"}
+    if not route_limits:
+        values |= dict.fromkeys(ROUTE_LIMITS, "")
+    values |= settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
+    return env | {f"EMPORIUM_{name.upper()}": value for name, value in values.items()}
+
+
+def upgrade_database(env: dict[str, str], cwd: Path) -> None:
+    """``emporium db upgrade`` with ``env`` (a fresh SQLite file needs its schema)."""
+    done = subprocess.run([EMPORIUM, "db", "upgrade"], env=env, cwd=cwd, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
 def free_port() -> int:
@@ -21,7 +48,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+def wait_ready(base: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until ``base``/readyz answers 200; fail if the process exits or time runs out."""
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the server exited early"
         try:
@@ -51,7 +79,7 @@ def servers(count: int, env: dict[str, str], cwd: Path) -> Iterator[list[str]]:
             procs.append((f"http://127.0.0.1:{port}", proc))
         deadline = time.monotonic() + 60
         for base, proc in procs:
-            _wait_ready(base, proc, deadline)
+            wait_ready(base, proc, deadline)
         yield [base for base, _ in procs]
 
 

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-EMPORIUM = str(Path(sys.executable).parent / "emporium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited early"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not become ready")
+from servers import EMPORIUM, free_port, wait_ready
 
 
 def test_serve_demo_on_a_fresh_folder(tmp_path: Path) -> None:
     """With no settings at all, serve creates emporium.db, migrates it, loads the demo
     catalog and serves it; a second start keeps the same catalog instead of adding another."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
     base = f"http://127.0.0.1:{port}"
     products: list[list[str]] = []
@@ -47,7 +28,7 @@ def test_serve_demo_on_a_fresh_folder(tmp_path: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_ready(f"{base}/readyz", proc, time.monotonic() + 60)
+            wait_ready(base, proc, time.monotonic() + 60)
             page = httpx.get(f"{base}/api/v1/products", params={"limit": 100}).json()
             assert len(page["items"]) == 100
             assert page["next_cursor"]

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from test_cli_serve import _free_port
+from servers import free_port
 
 EMPORIUM = str(Path(sys.executable).parent / "emporium")
 
@@ -72,7 +72,7 @@ def test_serve_over_tls(tmp_path: Path) -> None:
     ``server`` header; plain HTTP on that port gets no answer from the API."""
     cert_file, key_file = _self_signed(tmp_path)
     context = ssl.create_default_context(cafile=str(cert_file))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
     proc = subprocess.Popen(
         [EMPORIUM, "serve", "--port", str(port), "--certfile", str(cert_file),

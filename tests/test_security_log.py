@@ -19,8 +19,7 @@ import httpx
 import pyotp
 import pytest
 
-from conftest import NO_ROUTE_RATE_LIMITS
-from test_cli_serve import EMPORIUM, _free_port, _wait_ready
+from servers import EMPORIUM, free_port, server_env, wait_ready
 
 TAG = secrets.token_hex(6)
 EMAIL = f"canary.{TAG}@example.com"
@@ -39,21 +38,15 @@ class Server:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = folder / "server.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
-        self.env.update(
-            EMPORIUM_DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'e.db'}",
-            EMPORIUM_KEY_FILE=os.environ["EMPORIUM_KEY_FILE"],
-            EMPORIUM_LOG_LEVEL="DEBUG",
-            EMPORIUM_LOGIN_DELAY_SECONDS="0",
-        )
         # The flows below sign in many times from one address: route rate limits are off
         # (their own tests prove them and their log lines).
-        self.env.update(
-            {f"EMPORIUM_{n.upper()}": "" for n in NO_ROUTE_RATE_LIMITS if n != "rate_limit_general"}
-        )
+        self.env = server_env(
+            f"sqlite+aiosqlite:///{folder / 'e.db'}", os.environ["EMPORIUM_KEY_FILE"],
+            route_limits=False, log_level="DEBUG", login_delay_seconds="0",
+        )  # fmt: skip
 
     def run(self, *args: str, stdin: str = "") -> str:
         """Run an ``emporium`` command; its output (which is log output too)."""
@@ -83,7 +76,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, list[str]]]:
             cwd=tmp_path, env=server.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            _wait_ready(f"{server.base}/readyz", proc, time.monotonic() + 60)
+            wait_ready(server.base, proc, time.monotonic() + 60)
             yield server, outputs
         finally:
             proc.terminate()

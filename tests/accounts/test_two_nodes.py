@@ -3,8 +3,6 @@ at once, because every node checks the session in the shared database."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import httpx
 
 from accounts.support import PASSWORD
 from emporium.core.config import Settings
-from servers import EMPORIUM
+from servers import server_env, upgrade_database
 from servers import servers as _servers
 
 
@@ -21,15 +19,9 @@ def test_logout_on_one_node_is_honoured_by_the_other(
 ) -> None:
     """Sign in on node 1, read the profile on node 2; after logout on node 1 the same token
     is refused on node 2 at once, and so is the refresh token."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
-    env["EMPORIUM_DATABASE_URL"] = settings.database_url
-    env["EMPORIUM_KEY_FILE"] = str(key_file)
-    env["EMPORIUM_LOG_LEVEL"] = "WARNING"
+    env = server_env(settings.database_url, key_file)
     if settings.is_sqlite:
-        upgrade = subprocess.run(
-            [EMPORIUM, "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, check=False
-        )
-        assert upgrade.returncode == 0, upgrade.stderr.decode(errors="replace")
+        upgrade_database(env, tmp_path)
 
     email = f"two.nodes.{uuid.uuid4().hex[:8]}@example.com"
     with _servers(2, env, tmp_path) as (one, two):

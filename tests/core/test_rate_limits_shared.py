@@ -4,15 +4,15 @@ same attempts, so adding nodes does not multiply an attacker's budget."""
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from accounts.test_two_nodes import EMPORIUM, _servers
 from core.conftest import Serve
+from servers import server_env, upgrade_database
+from servers import servers as _servers
 
 REDIS_URL = os.environ.get("EMPORIUM_TEST_REDIS_URL")
 
@@ -20,20 +20,12 @@ REDIS_URL = os.environ.get("EMPORIUM_TEST_REDIS_URL")
 @pytest.mark.skipif(not REDIS_URL, reason="EMPORIUM_TEST_REDIS_URL is not set: Redis skipped")
 def test_two_nodes_share_the_login_budget_of_an_account(key_file: Path, tmp_path: Path) -> None:
     """Three guesses at one account are allowed in all, whichever node they reach."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
-    env |= {
-        "EMPORIUM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'emporium.db'}",
-        "EMPORIUM_KEY_FILE": str(key_file),
-        "EMPORIUM_LOG_LEVEL": "WARNING",
-        "EMPORIUM_REDIS_URL": str(REDIS_URL),
-        "EMPORIUM_RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
-        "EMPORIUM_RATE_LIMIT_LOGIN": "1000/minute",
-        "EMPORIUM_RATE_LIMIT_GENERAL": "",
-    }
-    upgrade = subprocess.run(
-        [EMPORIUM, "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, check=False
-    )
-    assert upgrade.returncode == 0, upgrade.stderr.decode(errors="replace")
+    env = server_env(
+        f"sqlite+aiosqlite:///{tmp_path / 'emporium.db'}", key_file, redis_url=str(REDIS_URL),
+        rate_limit_login_account="3/minute", rate_limit_login="1000/minute",
+        rate_limit_general="",
+    )  # fmt: skip
+    upgrade_database(env, tmp_path)
     guess = {"email": f"shared.{uuid.uuid4().hex}@example.com", "password": "wrong guess"}
     with _servers(2, env, tmp_path) as (one, two):
         statuses = [

@@ -4,8 +4,6 @@ Idempotency-Key makes at most one order, in one process and across server proces
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conftest import NO_ROUTE_RATE_LIMITS, SignIn
+from conftest import SignIn
 from emporium.core.config import Settings
 from emporium.orders.models import Order
 from factories import API, Client, assert_problem, at_once
@@ -27,7 +25,7 @@ from orders.support import (
     stock_of,
     stocked_variants,
 )
-from servers import EMPORIUM, servers
+from servers import server_env, servers, upgrade_database
 
 BUYERS = 50
 STOCK = 10
@@ -155,25 +153,14 @@ async def test_malformed_keys_are_refused(
 
 
 def _server_env(settings: Settings, key_file: Path, cwd: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
-    env |= {
-        "EMPORIUM_DATABASE_URL": settings.database_url,
-        "EMPORIUM_KEY_FILE": str(key_file),
-        "EMPORIUM_LOG_LEVEL": "WARNING",
-        # Two nodes plus this test's app stay well inside PostgreSQL's 100 connections.
-        "EMPORIUM_DATABASE_POOL_SIZE": "5",
-        "EMPORIUM_JOBS_EMBEDDED": "false",
-    }
-    # One buyer sends the same key 20 times: the per-customer checkout limit is not under
-    # test here.
-    env |= {
-        f"EMPORIUM_{name.upper()}": ""
-        for name in NO_ROUTE_RATE_LIMITS
-        if name != "rate_limit_general"
-    }
+    # Two nodes plus this test's app stay well inside PostgreSQL's 100 connections; one
+    # buyer sends the same key 20 times, so the per-customer checkout limit is off here.
+    env = server_env(
+        settings.database_url, key_file, route_limits=False, database_pool_size="5",
+        jobs_embedded="false",
+    )  # fmt: skip
     if settings.is_sqlite:
-        done = subprocess.run([EMPORIUM, "db", "upgrade"], env=env, cwd=cwd, capture_output=True)
-        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        upgrade_database(env, cwd)
     return env
 
 

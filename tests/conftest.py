@@ -75,11 +75,13 @@ def postgres_migrated() -> Iterator[str]:
     asyncio.run(_admin(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-async def _truncate_postgres(url: str) -> None:
+async def _empty_postgres(url: str) -> None:
+    """Delete every row, children first. On tables this small DELETE is several times faster
+    than TRUNCATE, which makes new files for every table and syncs them at commit."""
     engine = create_async_engine(url)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(table.delete())
     await engine.dispose()
 
 
@@ -94,7 +96,7 @@ def database_url(
         yield f"sqlite+aiosqlite:///{path}"
         return
     url = request.getfixturevalue("postgres_migrated")
-    asyncio.run(_truncate_postgres(url))
+    asyncio.run(_empty_postgres(url))
     yield url
 
 

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from servers import EMPORIUM, free_port, wait_ready
 
 
+@pytest.mark.slow
 def test_serve_demo_on_a_fresh_folder(tmp_path: Path) -> None:
     """With no settings at all, serve creates emporium.db, migrates it, loads the demo
     catalog and serves it; a second start keeps the same catalog instead of adding another."""

@@ -67,6 +67,7 @@ def _wait_ready(url: str, context: ssl.SSLContext, proc: subprocess.Popen[bytes]
     raise AssertionError(f"{url} did not become ready")
 
 
+@pytest.mark.slow
 def test_serve_over_tls(tmp_path: Path) -> None:
     """A client trusting the certificate gets HTTPS answers with HSTS and without a
     ``server`` header; plain HTTP on that port gets no answer from the API."""
@@ -93,6 +94,7 @@ def test_serve_over_tls(tmp_path: Path) -> None:
         proc.wait(timeout=20)
 
 
+@pytest.mark.slow
 def test_certfile_without_keyfile_is_refused(tmp_path: Path) -> None:
     """Half a TLS configuration is a usage error, not a silent fallback to plain HTTP."""
     cert_file, _ = _self_signed(tmp_path)

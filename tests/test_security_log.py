@@ -139,6 +139,7 @@ def _admin_flows(http: httpx.Client, s: Server, canaries: list[str]) -> None:
     canaries += [forged, challenge["mfa_token"], pair["access_token"], mfa_pair["refresh_token"]]
 
 
+@pytest.mark.slow
 def test_no_secret_or_personal_data_reaches_the_logs(server: tuple[Server, list[str]]) -> None:
     """Push canaries through registration, sign-in failures and lock, refresh-token reuse,
     addresses, export, MFA enrolment and sign-in, recovery codes and API keys; then search

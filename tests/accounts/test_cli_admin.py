@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from click.testing import CliRunner, Result
 
 from accounts.support import API, Client, assert_problem, bearer, enable_mfa, login, new_email
@@ -24,6 +25,7 @@ async def _create_admin(settings: Settings, email: str, password: str) -> Result
     )
 
 
+@pytest.mark.slow
 async def test_create_admin_then_sign_in(client: Client, settings: Settings) -> None:
     """The admin created on the command line signs in, is refused admin and staff
     operations (403 ``mfa_required``) but can enrol MFA, and then manages users; the
@@ -55,6 +57,7 @@ async def test_create_admin_then_sign_in(client: Client, settings: Settings) -> 
     assert "Another harbour" not in again.output
 
 
+@pytest.mark.slow
 async def test_create_admin_refuses_a_weak_password(client: Client, settings: Settings) -> None:
     """A weak password is refused with a non-zero exit and an explanation; no admin exists
     afterwards."""

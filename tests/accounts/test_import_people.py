@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
@@ -48,6 +49,7 @@ async def _all_text(settings: Settings) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 async def test_people_become_accounts_without_what_a_shop_must_not_keep(
     client: Client, settings: Settings, datasets_dir: Path
 ) -> None:
@@ -93,6 +95,7 @@ async def test_people_become_accounts_without_what_a_shop_must_not_keep(
     assert "nothing changed" in await _import(settings, datasets_dir)
 
 
+@pytest.mark.slow
 async def test_imported_people_sign_in_only_after_a_password_is_set(
     client: Client, settings: Settings, datasets_dir: Path
 ) -> None:

@@ -55,6 +55,7 @@ async def _shop_with_people(client: Client) -> list[tuple[str, str]]:
     return people
 
 
+@pytest.mark.slow
 async def test_rotate_reencrypts_everything_and_keeps_it_readable(
     settings: Settings, tmp_path: Path
 ) -> None:

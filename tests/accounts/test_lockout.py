@@ -64,6 +64,7 @@ async def test_an_unknown_account_is_throttled_the_same(client: Client, clock: M
     assert _refused(await _attempt(client, account.email, PASSWORD))
 
 
+@pytest.mark.slow
 async def test_an_hour_of_guessing_stays_below_100_checked_passwords(
     client: Client, session: AsyncSession, clock: MovedClock
 ) -> None:

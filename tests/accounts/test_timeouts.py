@@ -141,6 +141,7 @@ async def _keep_alive_until(session: Session, clock: Clock, end: timedelta, step
     return status
 
 
+@pytest.mark.slow
 async def test_staff_sessions_are_shorter(
     client: Client, clock: Clock, settings: Settings, admin_headers: dict[str, str]
 ) -> None:

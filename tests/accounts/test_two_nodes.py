@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from accounts.support import PASSWORD
 from emporium.core.config import Settings
@@ -14,6 +15,7 @@ from servers import server_env, upgrade_database
 from servers import servers as _servers
 
 
+@pytest.mark.slow
 def test_logout_on_one_node_is_honoured_by_the_other(
     settings: Settings, key_file: Path, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from factories import (
@@ -39,6 +40,7 @@ async def test_imported_categories_are_listed(shop: Client, datasets_dir: Path) 
     assert len({c["id"] for c in categories}) == 24
 
 
+@pytest.mark.slow
 async def test_category_filter_includes_sub_categories(
     client: Client, session: AsyncSession, admin_headers: dict[str, str], datasets_dir: Path
 ) -> None:

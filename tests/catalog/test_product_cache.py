@@ -98,6 +98,7 @@ async def test_deleting_a_product_evicts_it(client: Client, admin_headers: dict[
     assert (await client.get(path)).status_code == 404
 
 
+@pytest.mark.slow
 async def test_another_node_sees_the_change(
     settings: Settings, admin_headers: dict[str, str]
 ) -> None:
@@ -118,6 +119,7 @@ async def test_another_node_sees_the_change(
         assert await _eventually(b_sees_copper)
 
 
+@pytest.mark.slow
 async def test_the_feed_recovers_after_its_connection_is_killed(
     settings: Settings, admin_headers: dict[str, str]
 ) -> None:

@@ -13,6 +13,7 @@ from emporium.catalog.queries import get_product, get_product_raw
 from emporium.core.db import create_read_engine, read_connection
 
 
+@pytest.mark.slow
 async def test_raw_and_sqlalchemy_reads_agree(catalog_app: Litestar) -> None:
     """Every imported product reads the same both ways; unpublished and missing ones are 404
     both ways."""

@@ -18,6 +18,7 @@ REDIS_URL = os.environ.get("EMPORIUM_TEST_REDIS_URL")
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="EMPORIUM_TEST_REDIS_URL is not set: Redis skipped")
+@pytest.mark.slow
 def test_two_nodes_share_the_login_budget_of_an_account(key_file: Path, tmp_path: Path) -> None:
     """Three guesses at one account are allowed in all, whichever node they reach."""
     env = server_env(

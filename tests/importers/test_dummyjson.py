@@ -71,6 +71,7 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
+@pytest.mark.slow
 async def test_import_brings_the_whole_catalog(
     client: Client, session: AsyncSession, datasets_dir: Path
 ) -> None:
@@ -100,6 +101,7 @@ async def test_import_brings_the_whole_catalog(
     assert len(reviews) == len(source[0]["reviews"])
 
 
+@pytest.mark.slow
 async def test_second_import_changes_nothing(
     client: Client, session: AsyncSession, datasets_dir: Path
 ) -> None:
@@ -121,6 +123,7 @@ async def test_second_import_changes_nothing(
     assert await all_products(client) == api_before
 
 
+@pytest.mark.slow
 async def test_reviewer_emails_are_never_stored(
     client: Client, session: AsyncSession, datasets_dir: Path
 ) -> None:
@@ -191,6 +194,7 @@ def _run_cli(args: list[str], settings: Settings) -> Any:
     )
 
 
+@pytest.mark.slow
 async def test_cli_refuses_a_broken_file_and_imports_nothing(
     session: AsyncSession, settings: Settings, datasets_dir: Path, tmp_path: Path
 ) -> None:

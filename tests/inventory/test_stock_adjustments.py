@@ -251,6 +251,7 @@ async def test_a_bad_ledger_page_request_is_422(
     assert_problem(response, 422)
 
 
+@pytest.mark.slow
 async def test_the_ledger_adds_up_after_creations_adjustments_orders_and_cancellations(
     client: Client, admin_headers: Headers, sign_in: SignIn
 ) -> None:

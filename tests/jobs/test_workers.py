@@ -98,6 +98,7 @@ async def _wait_delivered(settings: Settings, count: int) -> list[WebhookDeliver
     raise AssertionError(f"not delivered: {[d.status for d in await _deliveries(settings)]}")
 
 
+@pytest.mark.slow
 async def test_kill_9_mid_delivery_then_the_same_message_is_delivered_once(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -135,6 +136,7 @@ async def test_kill_9_mid_delivery_then_the_same_message_is_delivered_once(
     assert [(j.status, j.attempts) for j in jobs] == [(DONE, 2)]
 
 
+@pytest.mark.slow
 async def test_two_workers_on_postgresql_never_run_the_same_job(
     settings: Settings, tmp_path: Path
 ) -> None:

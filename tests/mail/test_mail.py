@@ -199,6 +199,7 @@ async def _emit(settings: Settings, event_type: str, data: dict[str, Any]) -> No
     await engine.dispose()
 
 
+@pytest.mark.slow
 async def test_order_and_security_mails_come_from_events(
     client: Client, settings: Settings
 ) -> None:
@@ -279,6 +280,7 @@ async def test_a_retried_mail_job_sends_one_message_id(
     assert inbox.messages[0]["Message-ID"] == inbox.messages[1]["Message-ID"]
 
 
+@pytest.mark.slow
 async def test_the_embedded_runner_sends_without_any_worker(settings: Settings) -> None:
     """With the default ``EMPORIUM_JOBS_EMBEDDED=true`` the server process itself sends
     the verification e-mail shortly after registration."""

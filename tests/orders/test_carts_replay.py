@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +47,7 @@ def _import(settings: Settings, datasets_dir: Path) -> Any:
     )
 
 
+@pytest.mark.slow
 async def test_carts_become_orders_and_oversells_are_reported(
     session: AsyncSession, settings: Settings, datasets_dir: Path
 ) -> None:

@@ -36,6 +36,7 @@ async def _order_count(session: AsyncSession) -> int:
 
 
 @pytest.mark.parametrize("round_", range(3))
+@pytest.mark.slow
 async def test_fifty_buyers_for_ten_units_in_one_process(
     client: Client, admin_headers: dict[str, str], sign_in: SignIn, round_: int
 ) -> None:
@@ -55,6 +56,7 @@ async def test_fifty_buyers_for_ten_units_in_one_process(
     }
 
 
+@pytest.mark.slow
 async def test_a_multi_line_race_never_sells_a_unit_twice(
     client: Client, admin_headers: dict[str, str], sign_in: SignIn, session: AsyncSession
 ) -> None:
@@ -164,6 +166,7 @@ def _server_env(settings: Settings, key_file: Path, cwd: Path) -> dict[str, str]
     return env
 
 
+@pytest.mark.slow
 async def test_two_server_processes_and_fifty_http_clients(
     client: Client,
     admin_headers: dict[str, str],

@@ -440,6 +440,7 @@ async def _matrix(app: Litestar, settings: Settings) -> AsyncIterator[tuple[Clie
         await engine.dispose()
 
 
+@pytest.mark.slow
 async def test_every_route_answers_every_caller_as_the_table_says(
     matrix_app: Litestar, settings: Settings
 ) -> None:

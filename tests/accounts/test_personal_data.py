@@ -353,6 +353,7 @@ async def test_stored_email_opens_only_in_its_place(
         vault.open("user_account", "phone", row_id, token)
 
 
+@pytest.mark.slow
 async def test_no_canary_is_stored_in_clear_after_any_flow(
     ip_client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
 ) -> None:

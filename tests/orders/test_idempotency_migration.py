@@ -124,6 +124,7 @@ def _stored_bytes(url: str) -> bytes:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_stored_answers_become_order_references_and_the_clear_text_goes(
     old_database: str,
 ) -> None:

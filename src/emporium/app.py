@@ -99,7 +99,9 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     state.change_feed.subscribe(state.product_cache.invalidate)
     install_change_tracking()
     install_ledger_hook()
-    state.accounts = build_context(settings, load_key_file(settings.key_file))
+    state.accounts = build_context(
+        settings, load_key_file(settings.key_file), erasers=(idempotency.erase_customer,)
+    )
     state.redis = None
     if settings.redis_url:
         from redis.asyncio import Redis

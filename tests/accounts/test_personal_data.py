@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 from litestar.types import Receive, Scope, Send
-from sqlalchemy import make_url, select, update
+from sqlalchemy import func, make_url, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.support import (
@@ -34,6 +34,9 @@ from emporium.app import create_app
 from emporium.core.config import Settings
 from emporium.core.crypto import DecryptionError
 from emporium.core.keys import load_key_file
+from emporium.orders import idempotency
+from emporium.orders.models import IdempotencyKey
+from factories import create_category, create_product, variant_body
 
 CLIENT_IP = "198.51.100.23"
 """The address the clients of this module connect from (TEST-NET-2, RFC 5737)."""
@@ -92,12 +95,17 @@ async def _stored_bytes(settings: Settings) -> bytes:
 
 
 def _assert_absent(data: bytes, secrets: dict[str, str]) -> None:
+    """No spelling of any secret in ``data``: UTF-8, UTF-16, or the hex pg_dump writes for a
+    ``bytea`` value."""
     found = []
     for name, value in secrets.items():
         for variant in _variants(value):
-            for encoding in ("utf-8", "utf-16-le"):
-                if variant.encode(encoding) in data:
-                    found.append((name, variant, encoding))
+            spellings = {
+                "utf-8": variant.encode(),
+                "utf-16-le": variant.encode("utf-16-le"),
+                "bytea hex": variant.encode().hex().encode(),
+            }
+            found += [(name, variant, how) for how, raw in spellings.items() if raw in data]
     assert found == [], found
 
 
@@ -343,3 +351,84 @@ async def test_stored_email_opens_only_in_its_place(
         vault.open("user_account", "email", uuid.uuid4(), token)
     with pytest.raises(DecryptionError):
         vault.open("user_account", "phone", row_id, token)
+
+
+@pytest.mark.slow
+async def test_no_canary_is_stored_in_clear_after_any_flow(
+    ip_client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
+) -> None:
+    """After each flow that takes personal data (sign-up, address book, refresh, orders with
+    an ``Idempotency-Key`` and their replay, a cart checkout, the export, erasure) the
+    database file and its WAL, or a pg_dump, hold no canary in any spelling; erasure also
+    forgets the customer's idempotency keys."""
+    marker = uuid.uuid4().hex[:8]
+    email = f"Cassandra.Canary.{marker}@Quokka-Mail.example"
+    phone = "+31 (6) 8765-4321"
+    canaries = {
+        "e-mail": email, "e-mail local part": email.split("@")[0], "phone": phone,
+        "phone digits": "3168765432", "last name": f"Canary{marker}",
+        "shipping name": ADDRESS["name"], "street": ADDRESS["line1"],
+        "address line 2": ADDRESS["line2"], "address phone": ADDRESS["phone"],
+        "address phone digits": "19395550142", "sign-in IP": CLIENT_IP, "password": PASSWORD,
+    }  # fmt: skip
+
+    async def check(flow: str) -> None:
+        stored = await _stored_bytes(settings)
+        assert sku.encode() in stored, f"not the database the app wrote to ({flow})"
+        try:
+            _assert_absent(stored, canaries)
+        except AssertionError as exc:
+            raise AssertionError(f"after {flow}: {exc}") from None
+
+    category = await create_category(ip_client, admin_headers)
+    product = await create_product(
+        ip_client, admin_headers, category["id"], variants=[variant_body(stock=50)]
+    )
+    variant_id, sku = product["variants"][0]["id"], product["variants"][0]["sku"]
+    account = await sign_up(
+        ip_client, email, first_name="Cassandra", last_name=f"Canary{marker}", phone=phone
+    )
+    await check("sign-up")
+    saved = await ip_client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=account.headers)
+    assert saved.status_code == 201, saved.text
+    await check("adding an address")
+    await ip_client.post(f"{API}/auth/refresh", json={"refresh_token": account.refresh_token})
+    await check("a refresh")
+
+    items = [{"variant_id": variant_id, "quantity": 1}]
+    bodies = {
+        "an order with a key and a shipping address": {"items": items, "shipping_address": ADDRESS},
+        "an order with a key and a saved address": {"items": items,
+                                                    "address_id": saved.json()["id"]},
+        "a cart checkout with a key": {"shipping_address": ADDRESS},
+    }  # fmt: skip
+    for n, (flow, body) in enumerate(bodies.items()):
+        if "items" not in body:
+            added = await ip_client.post(
+                f"{API}/cart/items", json=items[0], headers=account.headers
+            )
+            assert added.status_code in (200, 201), added.text
+        headers = account.headers | {"Idempotency-Key": f"canary-{n}"}
+        placed = await ip_client.post(f"{API}/orders", json=body, headers=headers)
+        assert placed.status_code == 201, placed.text
+        await check(flow)
+        replay = await ip_client.post(f"{API}/orders", json=body, headers=headers)
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.json() == placed.json()
+        assert replay.json()["shipping_address"]["line1"] == ADDRESS["line1"]
+        await check(f"the replay of {flow}")
+    exported = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
+    assert exported.status_code == 200
+    await check("the export")
+
+    scope = idempotency.scope_of(uuid.UUID(account.id))
+    keys = select(func.count()).select_from(IdempotencyKey).where(IdempotencyKey.scope == scope)
+    assert await session.scalar(keys) == 3
+    await session.rollback()
+    erased = await ip_client.request(
+        "DELETE", f"{API}/users/me", json={"password": PASSWORD}, headers=account.headers
+    )
+    assert erased.status_code == 204, erased.text
+    await check("erasure")
+    assert await session.scalar(keys) == 0
+    await session.rollback()

@@ -4,10 +4,11 @@ row, and the e-mail blind index. The one place that knows which columns are prot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
@@ -16,6 +17,9 @@ from emporium.core.keys import KeyRing
 from emporium.core.passwords import PasswordHasher
 
 EMAIL_INDEX_PURPOSE = "user_account.email"
+Eraser = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+"""``await erase(session, user_id)``: a room above accounts forgets what it holds on the
+user, in the erasure's own transaction (the accounts room may not import those rooms)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,19 @@ class AccountsContext:
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     mfa_issuer: str = "Emporium"
     mfa_challenge_minutes: int = 5
+    erasers: tuple[Eraser, ...] = ()
+    """Run by ``DELETE /users/me`` for the other rooms' personal data (wired by the app)."""
 
 
 def build_context(
-    settings: Settings, ring: KeyRing, *, hasher: PasswordHasher | None = None
+    settings: Settings,
+    ring: KeyRing,
+    *,
+    hasher: PasswordHasher | None = None,
+    erasers: tuple[Eraser, ...] = (),
 ) -> AccountsContext:
-    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``."""
+    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``,
+    ``erasers`` of the rooms above accounts."""
     return AccountsContext(
         vault=Vault(ring),
         hasher=hasher
@@ -84,6 +95,7 @@ def build_context(
         login_policy=LoginPolicy.from_settings(settings),
         mfa_issuer=settings.mfa_issuer,
         mfa_challenge_minutes=settings.mfa_challenge_minutes,
+        erasers=erasers,
     )
 
 

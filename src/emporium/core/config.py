@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: int = Field(
         default=24, ge=24, le=30 * 24, description="How long an Idempotency-Key is remembered"
     )
+    idempotency_lease_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=120,
+        description="Time limit of a POST /orders with an Idempotency-Key; a claim whose "
+        "process died is taken over once it has passed",
+    )
     jobs_embedded: bool = Field(
         default=True, description="Run the job runner inside each `serve` process"
     )

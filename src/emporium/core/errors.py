@@ -37,6 +37,9 @@ class DomainError(Exception):
     keep_changes: bool = False
     """True when the transaction must commit even though the request fails (for example,
     revoking a session whose refresh token was replayed)."""
+    retry_after: int | None = None
+    """Seconds sent as ``Retry-After`` (RFC 9110 section 10.2.3) when the client may simply
+    try again later (a 503)."""
 
     def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)
@@ -181,7 +184,10 @@ _HTTP_CODES = {
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Map any exception raised while handling a request to problem+json."""
     if isinstance(exc, DomainError):
-        return problem(exc.status, exc.code, exc.detail, title=exc.title, extra=exc.extra)
+        retry = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return problem(
+            exc.status, exc.code, exc.detail, title=exc.title, extra=exc.extra, headers=retry
+        )
     if isinstance(exc, ValidationException):
         return problem(
             422,

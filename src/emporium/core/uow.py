@@ -18,15 +18,25 @@ from emporium.core.db import Reader, read_connection
 from emporium.core.errors import DomainError
 
 
+async def commit(state: State, session: AsyncSession) -> None:
+    """Commit the request's transaction now and publish its changes on the change feed.
+
+    For a handler that must know the outcome before it answers (checkout frees its
+    ``Idempotency-Key`` when the commit fails); :func:`provide_session` then has nothing
+    left to commit. Raises what the database raises; the caller rolls back.
+    """
+    if session.in_transaction():
+        changes = await state.change_feed.before_commit(session)
+        await session.commit()
+        state.change_feed.deliver(changes)
+
+
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     """Yield the request's session; commit on success, roll back on error."""
     session: AsyncSession = state.sessionmaker()
     try:
         yield session
-        if session.in_transaction():
-            changes = await state.change_feed.before_commit(session)
-            await session.commit()
-            state.change_feed.deliver(changes)
+        await commit(state, session)
     except DomainError as exc:
         if exc.keep_changes:
             await session.commit()

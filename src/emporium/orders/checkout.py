@@ -9,14 +9,16 @@ rolls everything back: nothing at all changes.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import msgspec
+import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,12 +27,17 @@ from emporium.accounts.protect import AccountsContext
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
-from emporium.core.errors import DomainError, InvalidInput
+from emporium.core.errors import InvalidInput
 from emporium.inventory.service import take_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders import idempotency
 from emporium.orders.cart import cart_quantities, empty_cart, line_title
-from emporium.orders.exceptions import EmptyCart, VariantUnavailable
+from emporium.orders.exceptions import (
+    CheckoutTimedOut,
+    EmptyCart,
+    OrderNotFound,
+    VariantUnavailable,
+)
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
 from emporium.orders.schemas import (
     MAX_LINES,
@@ -41,13 +48,14 @@ from emporium.orders.schemas import (
     ShippingAddress,
     StatusChangeRead,
 )
-from emporium.orders.service import order_event_data, seal_address
+from emporium.orders.service import order_event_data, read_order, seal_address
 
 _V, _P = table_of(Variant).c, table_of(Product).c
 _PRICING = select(
     _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id,
     _P.title.label("product_title"), _P.published,
 ).join(table_of(Product), _P.id == _V.product_id)  # fmt: skip
+log = structlog.get_logger("emporium.orders")
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
 
@@ -192,6 +200,11 @@ class CheckoutAnswer:
     replayed: bool
 
 
+STOP_AT = 0.8
+"""A checkout with a key is stopped at this fraction of its lease, so that it has rolled
+back and freed the key before a retry could take the key over."""
+
+
 async def checkout(
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -201,14 +214,19 @@ async def checkout(
     data: OrderCreate,
     idempotency_key: str | None,
     ttl: timedelta,
+    lease: timedelta,
+    commit: Callable[[], Awaitable[None]],
 ) -> CheckoutAnswer:
     """``POST /orders``: :func:`place_order`, exactly once per ``Idempotency-Key``.
 
-    Without a key every call places an order. With one, see ``orders.idempotency``: a
-    replay returns the first answer (``replayed``), the order and its stored answer commit
-    together, and a domain error releases the key.
+    Without a key every call places an order (the request boundary commits). With one, see
+    ``orders.idempotency``: a replay renders the order the key made (``replayed``); the
+    order and its stored answer are committed here with ``commit``, within ``STOP_AT`` of
+    ``lease``; any failure (domain error, database error, bug, time limit) rolls back and
+    releases the key, so that an immediate retry may use it.
 
-    Raises what :func:`place_order` and :func:`idempotency.begin` raise.
+    Raises what :func:`place_order` and :func:`idempotency.begin` raise, CheckoutTimedOut
+    (503) when the time limit passed, and whatever the database raised.
     """
     if idempotency_key is None:
         order = await place_order(session, ctx, customer_id=customer_id, data=data)
@@ -216,21 +234,44 @@ async def checkout(
     key = idempotency.check_key(idempotency_key)
     outcome = await idempotency.begin(
         sessionmaker,
-        scope=f"orders:{customer_id}",
+        scope=idempotency.scope_of(customer_id),
         key=key,
         fingerprint=idempotency.fingerprint("POST", "/orders", msgspec.json.encode(data)),
         ttl=ttl,
+        lease=lease,
     )
     if isinstance(outcome, idempotency.Replay):
-        return CheckoutAnswer(outcome.status_code, outcome.body, replayed=True)
+        replayed = await read_order(session, ctx.vault, outcome.order_id)
+        if replayed is None:  # pragma: no cover - the key goes with its order (cascade)
+            raise OrderNotFound("The order this Idempotency-Key made no longer exists.")
+        return CheckoutAnswer(outcome.status_code, msgspec.json.encode(replayed), replayed=True)
+    stop_at = outcome.deadline - (1 - STOP_AT) * lease.total_seconds()
+    limit = asyncio.timeout_at(stop_at)
     try:
-        order = await place_order(session, ctx, customer_id=customer_id, data=data)
-        body = msgspec.json.encode(order)
-        await idempotency.complete(session, outcome, 201, body)
-    except DomainError:
-        # Nothing was created: end this transaction first (SQLite allows one writer), then
-        # free the key so that a corrected retry may use it.
-        await session.rollback()
-        await idempotency.release(sessionmaker, outcome)
+        async with limit:
+            order = await place_order(session, ctx, customer_id=customer_id, data=data)
+            await idempotency.complete(session, outcome, 201, order.id)
+            await commit()
+    except BaseException as exc:
+        await _abandon(session, sessionmaker, outcome)
+        if isinstance(exc, TimeoutError) and limit.expired():
+            raise CheckoutTimedOut("Checkout took too long; nothing was ordered.") from exc
         raise
-    return CheckoutAnswer(201, body, replayed=False)
+    return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
+
+
+async def _abandon(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    claim: idempotency.Claim,
+) -> None:
+    """After a failed checkout: end its transaction first (SQLite allows one writer), then
+    free the key. If the database cannot be reached, the key's lease frees it instead."""
+    try:
+        await session.rollback()
+    except Exception:  # the connection may be gone with the failure
+        log.warning("checkout_rollback_failed", exc_info=True)
+    try:
+        await idempotency.release(sessionmaker, claim)
+    except Exception:
+        log.warning("idempotency_release_failed", exc_info=True)

@@ -57,3 +57,11 @@ class InvalidIdempotencyKey(InvalidInput):
     """The ``Idempotency-Key`` header is empty, too long or not printable ASCII."""
 
     code = "invalid_idempotency_key"
+
+
+class CheckoutTimedOut(DomainError):
+    """Checkout with an ``Idempotency-Key`` ran out of its time limit (the key's lease, see
+    ``EMPORIUM_IDEMPOTENCY_LEASE_SECONDS``); nothing was created and the key was released."""
+
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+    retry_after = 1

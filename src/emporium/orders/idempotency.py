@@ -3,24 +3,31 @@
 A key belongs to one principal (``scope``) and is kept for ``ttl`` (24 h by default):
 
 - first use: the key is *claimed* in its own committed transaction, with a lease
-  (``locked_until``); the order and the stored response are then written by the request's
-  transaction with :func:`complete`, so the response exists if and only if the order does;
-- same key, same body, finished: the stored status and body are replayed;
+  (``locked_until``, ``EMPORIUM_IDEMPOTENCY_LEASE_SECONDS``) that is also the request's time
+  limit (:attr:`Claim.deadline`); the order and the stored answer are then written by the
+  request's transaction with :func:`complete`, so the answer exists if and only if the order
+  does;
+- the stored answer is the status and the order's id, never the body: the body holds the
+  shipping address (personal data), so a replay renders the order again from its sealed row;
+- same key, same body, finished: the stored status and the order are replayed;
 - same key, another body: ``422 idempotency_key_reused``;
 - same key while the first request is in flight: ``409 idempotency_key_in_flight``;
 - a claim whose process died (lease expired) is taken over by the next retry; the old
   request, if still alive, then fails to complete and rolls back, so one key makes at most
   one order;
-- a request that failed with a domain error (such as ``insufficient_stock``) releases the
-  key: nothing was created, and the client may retry with the same key.
+- a request that failed in any way the process survived (a domain error such as
+  ``insufficient_stock``, a database error, a bug, its time limit) releases the key:
+  nothing was created, and the client may retry with the same key at once.
 
 The claim table is shared by all server processes through the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,26 +45,32 @@ from emporium.orders.exceptions import (
 )
 from emporium.orders.models import IdempotencyKey
 
-LEASE = timedelta(seconds=60)
-"""How long a claim shields an in-flight request before a retry may take it over."""
 _K = table_of(IdempotencyKey).c
+SCOPE_PREFIX = "orders:"
 
 
 @dataclass(frozen=True)
 class Claim:
-    """This request owns ``key`` in ``scope`` until it completes or releases it."""
+    """This request owns ``key`` in ``scope`` until it completes or releases it, and at the
+    latest until ``deadline`` (event-loop time, seconds), when its lease runs out."""
 
     scope: str
     key: str
     token: str
+    deadline: float
 
 
 @dataclass(frozen=True)
 class Replay:
-    """The stored answer of the request that first used the key."""
+    """The stored answer of the request that first used the key: its status and order."""
 
     status_code: int
-    body: bytes
+    order_id: uuid.UUID
+
+
+def scope_of(customer_id: uuid.UUID) -> str:
+    """The scope of a customer's keys for ``POST /orders``."""
+    return f"{SCOPE_PREFIX}{customer_id}"
 
 
 def check_key(key: str) -> str:
@@ -90,25 +103,27 @@ async def begin(
     key: str,
     fingerprint: str,
     ttl: timedelta,
+    lease: timedelta,
 ) -> Claim | Replay:
-    """Claim ``key`` for this request, or return the stored answer to replay.
+    """Claim ``key`` for this request for ``lease``, or return the stored answer to replay.
 
     Raises:
         IdempotencyKeyReused: (422) the key was used with another body.
         IdempotencyKeyInFlight: (409) a request with this key is being processed.
     """
     token, now = secrets.token_hex(16), utcnow()
+    deadline = asyncio.get_running_loop().time() + lease.total_seconds()
     fresh = {
-        "claim": token, "locked_until": now + LEASE, "fingerprint": fingerprint,
-        "status_code": None, "body": None, "created_at": now, "expires_at": now + ttl,
+        "claim": token, "locked_until": now + lease, "fingerprint": fingerprint,
+        "status_code": None, "order_id": None, "created_at": now, "expires_at": now + ttl,
     }  # fmt: skip
     async with sessionmaker() as session, session.begin():
         dialect = session.get_bind().dialect.name
         inserted = await session.execute(_insert(dialect, {"scope": scope, "key": key, **fresh}))
         if inserted.rowcount == 1:  # type: ignore[attr-defined]
-            return Claim(scope, key, token)
+            return Claim(scope, key, token, deadline)
         where = (_K.scope == scope, _K.key == key)
-        query = select(_K.fingerprint, _K.claim, _K.locked_until, _K.status_code, _K.body,
+        query = select(_K.fingerprint, _K.claim, _K.locked_until, _K.status_code, _K.order_id,
                        _K.expires_at).where(*where)  # fmt: skip
         if dialect == "postgresql":
             query = query.with_for_update()
@@ -117,8 +132,8 @@ async def begin(
             takeover = update(table_of(IdempotencyKey)).where(*where, _K.expires_at <= now)
         elif row.fingerprint != fingerprint:
             raise IdempotencyKeyReused("This Idempotency-Key was used with another request.")
-        elif row.status_code is not None:
-            return Replay(row.status_code, bytes(row.body or b""))
+        elif row.status_code is not None and row.order_id is not None:
+            return Replay(row.status_code, row.order_id)
         elif row.locked_until is not None and row.locked_until > now:
             raise IdempotencyKeyInFlight("A request with this Idempotency-Key is in progress.")
         else:  # the first request's process died: its lease ran out
@@ -128,11 +143,14 @@ async def begin(
         taken = await session.execute(takeover.values(**fresh))
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise IdempotencyKeyInFlight("A request with this Idempotency-Key is in progress.")
-        return Claim(scope, key, token)
+        return Claim(scope, key, token, deadline)
 
 
-async def complete(session: AsyncSession, claim: Claim, status_code: int, body: bytes) -> None:
-    """Store the answer in the request's own transaction (the one that made the order).
+async def complete(
+    session: AsyncSession, claim: Claim, status_code: int, order_id: uuid.UUID
+) -> None:
+    """Store the answer (status and order id) in the request's own transaction, the one
+    that made the order.
 
     Raises IdempotencyKeyInFlight (409) when the claim was taken over meanwhile: the caller's
     transaction then rolls back, so the key still makes at most one order.
@@ -140,7 +158,7 @@ async def complete(session: AsyncSession, claim: Claim, status_code: int, body: 
     done = await session.execute(
         update(table_of(IdempotencyKey))
         .where(_K.scope == claim.scope, _K.key == claim.key, _K.claim == claim.token)
-        .values(status_code=status_code, body=body, claim=None, locked_until=None)
+        .values(status_code=status_code, order_id=order_id, claim=None, locked_until=None)
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise IdempotencyKeyInFlight("This request took too long and was superseded by a retry.")
@@ -157,6 +175,12 @@ async def release(sessionmaker: async_sessionmaker[AsyncSession], claim: Claim) 
                 _K.status_code.is_(None),
             )
         )
+
+
+async def erase_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Forget every key of ``customer_id`` (account erasure, GDPR art. 17), in the caller's
+    transaction."""
+    await session.execute(delete(table_of(IdempotencyKey)).where(_K.scope == scope_of(customer_id)))
 
 
 async def purge_expired(session: AsyncSession) -> int:

@@ -12,7 +12,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -130,7 +129,9 @@ class OrderStatusChange(Base):
 
 class IdempotencyKey(Base):
     """A client's ``Idempotency-Key`` for one principal: claimed while in flight (with a lease
-    ``locked_until``), then holding the stored response (``status_code``, ``body``)."""
+    ``locked_until``), then holding the stored answer: ``status_code`` and the order it made
+    (``order_id``; the body is rendered again from the order, so no personal data is kept
+    here)."""
 
     __tablename__ = "idempotency_key"
 
@@ -140,6 +141,8 @@ class IdempotencyKey(Base):
     claim: Mapped[str | None] = mapped_column(String(32))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status_code: Mapped[int | None] = mapped_column(Integer)
-    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("customer_order.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from litestar import Response, Router, delete, get, patch, post
@@ -14,6 +15,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from emporium.accounts.identity import Identity, customer, provide_identity, role, signed_in
 from emporium.accounts.protect import AccountsContext, provide_accounts
+from emporium.core import uow
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
@@ -86,7 +88,7 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
     guards=[customer, rate_limit("checkout")],
     security=BEARER,
     status_code=201,
-    responses=problem_responses(401, 403, 404, 409, 415, 429),
+    responses=problem_responses(401, 403, 404, 409, 415, 429, 503),
     response_headers=[
         ResponseHeader(name="Idempotent-Replayed", required=False, documentation_only=True,
                        description="true when the answer is the replay of an earlier request")
@@ -115,6 +117,8 @@ async def place_order(
         session, state.sessionmaker, accounts, customer_id=me.user_id, data=data,
         idempotency_key=idempotency_key,
         ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
+        commit=partial(uow.commit, state, session),
     )  # fmt: skip
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return Response(

@@ -118,6 +118,13 @@ async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
     ]  # fmt: skip
 
 
+async def read_order(db: Db, vault: Vault, order_id: uuid.UUID) -> OrderRead | None:
+    """The order as the API shows it, or None when there is no such order (no access check:
+    the caller has established the right to see it)."""
+    row = (await db.execute(_ORDER.where(_O.id == order_id))).first()
+    return None if row is None else (await _reads(db, vault, [row]))[0]
+
+
 async def get_order(db: Db, vault: Vault, identity: Identity, order_id: uuid.UUID) -> OrderRead:
     """One order, for its owner or staff. Raises OrderNotFound (404) otherwise."""
     row = (await db.execute(_ORDER.where(_O.id == order_id))).first()

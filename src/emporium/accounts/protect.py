@@ -4,10 +4,11 @@ row, and the e-mail blind index. The one place that knows which columns are prot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
@@ -16,6 +17,10 @@ from emporium.core.keys import KeyRing
 from emporium.core.passwords import PasswordHasher
 
 EMAIL_INDEX_PURPOSE = "user_account.email"
+
+ErasureStep = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+"""What a room above accounts does when an account is erased: ``step(session, user_id)``
+runs in the erasure's transaction (e.g. reviews drop the author's name)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,18 @@ class AccountsContext:
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     mfa_issuer: str = "Emporium"
     mfa_challenge_minutes: int = 5
+    erasure_steps: tuple[ErasureStep, ...] = ()
 
 
 def build_context(
-    settings: Settings, ring: KeyRing, *, hasher: PasswordHasher | None = None
+    settings: Settings,
+    ring: KeyRing,
+    *,
+    hasher: PasswordHasher | None = None,
+    erasure_steps: Sequence[ErasureStep] = (),
 ) -> AccountsContext:
-    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``."""
+    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``, and
+    the ``erasure_steps`` of the rooms that keep personal data about an account."""
     return AccountsContext(
         vault=Vault(ring),
         hasher=hasher
@@ -84,6 +95,7 @@ def build_context(
         login_policy=LoginPolicy.from_settings(settings),
         mfa_issuer=settings.mfa_issuer,
         mfa_challenge_minutes=settings.mfa_challenge_minutes,
+        erasure_steps=tuple(erasure_steps),
     )
 
 

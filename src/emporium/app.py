@@ -55,6 +55,7 @@ from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
 from emporium.orders import idempotency
 from emporium.orders.routes import orders_router
+from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.webhooks import delivery as webhook_delivery
 from emporium.webhooks.delivery import WebhooksContext
@@ -100,7 +101,9 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     install_change_tracking()
     install_ledger_hook()
     state.accounts = build_context(
-        settings, load_key_file(settings.key_file), erasers=(idempotency.erase_customer,)
+        settings,
+        load_key_file(settings.key_file),
+        erasure_steps=(reviews_writing.anonymise_author, idempotency.erase_customer),
     )
     state.redis = None
     if settings.redis_url:

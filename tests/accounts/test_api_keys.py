@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.conftest import MovedClock
 from accounts.support import API, Client, Json, assert_problem, bearer
+from conftest import SignIn
+from orders.support import order, stocked_variants
 
 KEYS = f"{API}/api-keys"
 
@@ -128,3 +130,50 @@ async def test_keys_expire_and_can_be_revoked(
             f"{API}/categories", json=_category("Late"), headers={"X-API-Key": key}
         )
         assert_problem(response, 401, "invalid_api_key")
+
+
+async def test_inventory_and_order_keys_work_and_are_recorded_as_the_key(
+    client: Client, admin_headers: dict[str, str], sign_in: SignIn
+) -> None:
+    """A back-office integration with ``inventory:write``/``inventory:read`` adjusts stock
+    and reads the ledger; one with ``orders:read``/``orders:write`` lists every order, reads
+    one and moves it along; the ledger row and the status history name the key, not a
+    person. Each key is refused (403 ``insufficient_scope``) where its scope does not
+    reach."""
+    (variant,) = await stocked_variants(client, admin_headers, 10)
+    buyer = await sign_in()
+    placed = await order(client, buyer, [(variant["id"], 1)])
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["id"]
+    stock_key = await _issue(client, admin_headers, scopes=["inventory:read", "inventory:write"])
+    orders_key = await _issue(client, admin_headers, scopes=["orders:read", "orders:write"])
+    stock, orders = {"X-API-Key": stock_key["key"]}, {"X-API-Key": orders_key["key"]}
+    adjust = f"{API}/variants/{variant['id']}/stock-adjustments"
+    movements = f"{API}/variants/{variant['id']}/stock-movements"
+    transitions = f"{API}/orders/{order_id}/transitions"
+
+    response = await client.post(adjust, json={"delta": 5, "reason": "delivery"}, headers=stock)
+    assert response.status_code == 201, response.text
+    assert response.json()["actor_id"] == stock_key["id"]
+    ledger = await client.get(movements, headers=stock)
+    assert ledger.status_code == 200, ledger.text
+    assert ledger.json()["items"][0]["delta"] == 5
+
+    listed = await client.get(f"{API}/orders", headers=orders)
+    assert listed.status_code == 200, listed.text
+    assert order_id in {o["id"] for o in listed.json()["items"]}
+    assert (await client.get(f"{API}/orders/{order_id}", headers=orders)).status_code == 200
+    moved = await client.post(transitions, json={"to": "paid"}, headers=orders)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status_history"][-1]["by"] == "api_key"
+
+    for method, url, headers, body in (
+        ("POST", adjust, orders, {"delta": 1, "reason": "x"}),
+        ("GET", movements, orders, None),
+        ("GET", f"{API}/orders", stock, None),
+        ("GET", f"{API}/orders/{order_id}", stock, None),
+        ("POST", transitions, stock, {"to": "fulfilled"}),
+        ("POST", f"{API}/orders/{order_id}/cancel", stock, None),
+    ):
+        response = await client.request(method, url, json=body, headers=headers)
+        assert_problem(response, 403, "insufficient_scope")

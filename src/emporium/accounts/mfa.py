@@ -148,7 +148,9 @@ async def confirm_enrolment(
     session: AsyncSession, ctx: AccountsContext, identity: Identity, code: str, *, ip: str | None
 ) -> RecoveryCodes:
     """Turn MFA on with a first valid code; returns 10 new recovery codes (shown once).
-    The current session counts as MFA-verified from now on.
+    The current session counts as MFA-verified from now on; every other session of the
+    account ends (it was opened with the password alone, OWASP ASVS 3.3.3), as when MFA is
+    turned off.
 
     Raises MfaAlreadyEnabled, MfaNotStarted (409), InvalidMfaCode (422).
     """
@@ -164,6 +166,7 @@ async def confirm_enrolment(
     await session.execute(
         update(AuthSession).where(AuthSession.id == identity.session_id).values(mfa_verified=True)
     )
+    await revoke_all(session, user.id, reason="mfa_enabled", keep=identity.session_id)
     codes = await _replace_recovery_codes(session, user.id)
     security_event(
         "user_updated", user_id=user.id, client_ip=ip, level="info", change="mfa_enabled"

@@ -18,7 +18,13 @@ from sqlalchemy import delete, or_
 
 from emporium.accounts.models import AccountToken, AuthSession, UserAccount
 from emporium.accounts.protect import AccountsContext
-from emporium.accounts.recovery import RESET_EVENT, VERIFY_EVENT, open_token
+from emporium.accounts.recovery import (
+    RESET_EVENT,
+    RESET_REQUEST_KIND,
+    VERIFY_EVENT,
+    handle_reset_request,
+    open_token,
+)
 from emporium.accounts.service import PASSWORD_CHANGED_EVENT
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
@@ -104,6 +110,15 @@ def _mail_handler(
     return handle
 
 
+def _reset_request_handler(ctx: AccountsContext) -> Callable[[JobRun], Any]:
+    async def handle(run: JobRun) -> None:
+        minutes = run.settings.account_token_minutes
+        async with run.sessionmaker() as session, session.begin():
+            await handle_reset_request(session, ctx, run.payload, minutes=minutes)
+
+    return handle
+
+
 async def cleanup(run: JobRun) -> None:
     """Delete ended sessions (expired, idle-expired, or revoked a day ago; their refresh
     tokens go with them) and expired e-mail tokens."""
@@ -122,10 +137,12 @@ async def cleanup(run: JobRun) -> None:
 
 
 def register(registry: Registry, ctx: AccountsContext, transport: Transport) -> None:
-    """Register the account e-mails (one job kind per template) and the hourly clean-up."""
+    """Register the account e-mails (one job kind per template), the password-reset
+    requests and the hourly clean-up."""
     for event_type, template in TEMPLATE_OF_EVENT.items():
         kind = f"mail.{template}"
         registry.handle(kind, _mail_handler(template, ctx, transport))
         registry.subscribe(event_type, kind)
+    registry.handle(RESET_REQUEST_KIND, _reset_request_handler(ctx))
     registry.handle(CLEANUP_KIND, cleanup)
     registry.every(CLEANUP_KIND, timedelta(hours=1))

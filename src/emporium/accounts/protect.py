@@ -4,7 +4,7 @@ row, and the e-mail blind index. The one place that knows which columns are prot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from litestar.datastructures import State
@@ -17,9 +17,11 @@ from emporium.core.keys import KeyRing
 from emporium.core.passwords import PasswordHasher
 
 EMAIL_INDEX_PURPOSE = "user_account.email"
-Eraser = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
-"""``await erase(session, user_id)``: a room above accounts forgets what it holds on the
-user, in the erasure's own transaction (the accounts room may not import those rooms)."""
+
+ErasureStep = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+"""What a room above accounts does when an account is erased: ``step(session, user_id)``
+runs in the erasure's transaction (the accounts room may not import those rooms: reviews
+drop the author's name, orders forget stored idempotent answers)."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,7 @@ class AccountsContext:
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     mfa_issuer: str = "Emporium"
     mfa_challenge_minutes: int = 5
-    erasers: tuple[Eraser, ...] = ()
-    """Run by ``DELETE /users/me`` for the other rooms' personal data (wired by the app)."""
+    erasure_steps: tuple[ErasureStep, ...] = ()
 
 
 def build_context(
@@ -71,10 +72,10 @@ def build_context(
     ring: KeyRing,
     *,
     hasher: PasswordHasher | None = None,
-    erasers: tuple[Eraser, ...] = (),
+    erasure_steps: Sequence[ErasureStep] = (),
 ) -> AccountsContext:
-    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``,
-    ``erasers`` of the rooms above accounts."""
+    """The accounts context of an app: keys from ``ring``, timeouts from ``settings``, and
+    the ``erasure_steps`` of the rooms that keep personal data about an account."""
     return AccountsContext(
         vault=Vault(ring),
         hasher=hasher
@@ -95,7 +96,7 @@ def build_context(
         login_policy=LoginPolicy.from_settings(settings),
         mfa_issuer=settings.mfa_issuer,
         mfa_challenge_minutes=settings.mfa_challenge_minutes,
-        erasers=erasers,
+        erasure_steps=tuple(erasure_steps),
     )
 
 

@@ -5,8 +5,14 @@ they live at most ``account_token_minutes`` (10) and work once: the use is a con
 ``UPDATE ... WHERE used_at IS NULL``, so two concurrent uses cannot both succeed (OWASP
 ASVS 2.5.1, 2.5.2, 2.3.1). The clear token travels to the e-mail job sealed with the data
 key inside the outbox event, bound to the token's row, so the database never holds it in
-clear text. ``forgot_password`` answers the same way, after the same steps, whether or not
-the e-mail belongs to an account (no enumeration, ASVS 2.5.x / OWASP forgot-password).
+clear text.
+
+``forgot_password`` does exactly the same work whether or not the e-mail belongs to an
+account (no enumeration by answer or by time, ASVS 2.5.x / OWASP forgot-password): it only
+queues a job holding the address sealed, one INSERT. The job (:func:`handle_reset_request`)
+looks the account up and, for an active one, issues the token whose event sends the link.
+Measured before on SQLite: 48 ms for a real account against 23 ms for an unknown address,
+because only the real one wrote a token and an event.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from emporium.accounts.service import PASSWORD_CHANGED_EVENT, check_password, re
 from emporium.accounts.sessions import revoke_all
 from emporium.core.clock import utcnow
 from emporium.core.tokens import hash_opaque_token, new_opaque_token
-from emporium.jobs.outbox import emit_event
+from emporium.jobs.outbox import emit_event, enqueue
 
 RESET, VERIFY = "password_reset", "email_verify"
 TOKEN_TABLE = "account_token"  # noqa: S105 - a table name
 RESET_EVENT = "account.password_reset_requested"
 VERIFY_EVENT = "account.email_verification_requested"
+RESET_REQUEST_KIND = "accounts.password_reset_request"
+"""The job kind of a reset request: ``{"request_id", "email_enc"}``."""
+_REQUEST = ("password_reset_request", "email")  # what the sealed address is bound to
 
 
 def _sealed_token(ctx: AccountsContext, purpose: str) -> tuple[uuid.UUID, str, str, str]:
@@ -73,18 +82,29 @@ def open_token(ctx: AccountsContext, token_id: str, token_enc: str) -> str:
     return ctx.vault.open(TOKEN_TABLE, "token", uuid.UUID(token_id), token_enc) or ""
 
 
-async def forgot_password(
-    session: AsyncSession, ctx: AccountsContext, email: str, *, minutes: int
-) -> None:
-    """Send a reset link if ``email`` belongs to an active account; otherwise do the same
-    token work and store nothing."""
+async def forgot_password(session: AsyncSession, ctx: AccountsContext, email: str) -> None:
+    """Queue the reset request of ``email``, sealed (one INSERT into ``job``): the same
+    statements and the same work whatever the address, so neither the answer nor its time
+    tells whether an account exists. :func:`handle_reset_request` does the rest."""
+    request_id = uuid.uuid4()
+    sealed = ctx.vault.seal(*_REQUEST, request_id, email) or ""
+    await enqueue(session, RESET_REQUEST_KIND, {"request_id": str(request_id), "email_enc": sealed})
+
+
+async def handle_reset_request(
+    session: AsyncSession, ctx: AccountsContext, payload: dict[str, str], *, minutes: int
+) -> bool:
+    """The job of a reset request: if the sealed address belongs to an active account,
+    issue a reset token (its event sends the link, valid ``minutes``). Returns whether a
+    token was issued; an unknown, erased or deactivated account gets nothing."""
+    email = ctx.vault.open(*_REQUEST, uuid.UUID(payload["request_id"]), payload["email_enc"])
     user = await session.scalar(
-        select(UserAccount).where(UserAccount.email_index == ctx.vault.email_index(email))
+        select(UserAccount).where(UserAccount.email_index == ctx.vault.email_index(email or ""))
     )
     if user is None or not user.is_active:
-        _sealed_token(ctx, RESET)  # the same work as for a real account
-        return
+        return False
     await issue_token(session, ctx, user.id, purpose=RESET, minutes=minutes)
+    return True
 
 
 async def _live(session: AsyncSession, token: str, purpose: str) -> AccountToken:

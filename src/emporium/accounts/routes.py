@@ -104,12 +104,11 @@ async def register(
     responses=problem_responses(429),
 )
 async def forgot_password(
-    session: DbSession, accounts: Ctx, settings: SettingsDep, data: JSONBody[ForgotPasswordIn]
+    session: DbSession, accounts: Ctx, data: JSONBody[ForgotPasswordIn]
 ) -> None:
-    """E-mail a single-use reset link; the answer is the same whether or not the e-mail
-    belongs to an account."""
-    minutes = settings.account_token_minutes
-    await recovery.forgot_password(session, accounts, data.email, minutes=minutes)
+    """E-mail a single-use reset link; the answer, and the work behind it, are the same
+    whether or not the e-mail belongs to an account."""
+    await recovery.forgot_password(session, accounts, data.email)
 
 
 @post(

@@ -224,7 +224,8 @@ async def erase_me(
 ) -> None:
     """Erase the caller's personal data (GDPR art. 17): the account row is anonymised (kept
     for orders and reviews), addresses are deleted, every session is revoked, and each of
-    ``ctx.erasers`` forgets what its room holds (stored idempotent answers)."""
+    ``ctx.erasure_steps`` runs in the same transaction (reviews lose the author's name, stored
+    idempotent answers are deleted)."""
     user = await verify_own_password(session, ctx, identity, password)
     erased = f"erased-{user.id}@invalid"
     user.email_index = ctx.vault.email_index(erased)
@@ -239,8 +240,8 @@ async def erase_me(
     # Sessions hold the sign-in IP address and the device: delete them, which also ends them.
     for auth in await session.scalars(select(AuthSession).where(AuthSession.user_id == user.id)):
         await session.delete(auth)
-    for erase in ctx.erasers:
-        await erase(session, user.id)
+    for step in ctx.erasure_steps:
+        await step(session, user.id)
     await session.flush()
 
 

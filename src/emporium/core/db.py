@@ -6,12 +6,16 @@ committed by the request boundary (:mod:`emporium.core.uow`).
 
 from __future__ import annotations
 
+import os
+import stat
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
@@ -27,6 +31,10 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from emporium.core.config import Settings
+
+log = structlog.get_logger("emporium.db")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside the database; they hold the same data."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -79,6 +87,31 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def private_sqlite_file(settings: Settings) -> None:
+    """Make the SQLite database readable by its owner only (mode 0600), like the key file.
+
+    A missing file is created empty (a valid empty database) with ``O_CREAT | O_EXCL`` and
+    mode 0600 before SQLite opens it, whatever the umask (a umask only removes bits); SQLite
+    gives its ``-wal``, ``-shm`` and ``-journal`` files the database file's mode. An existing
+    file, or companion, that group or others may access loses those bits (logged once per
+    file). Nothing happens for PostgreSQL or an in-memory database; not on Windows, where
+    POSIX mode bits do not describe access. Raises OSError when the folder is not writable.
+    """
+    path = settings.sqlite_path()
+    if path is None or os.name == "nt":
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for file in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            file.chmod(mode & 0o700)
+            log.warning("sqlite_file_made_private", path=str(file), old_mode=oct(mode))
+
+
 def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
     """The application's engine: pooled asyncpg for PostgreSQL, WAL-mode aiosqlite for SQLite.
 
@@ -98,6 +131,7 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         ),
     )
     if settings.is_sqlite:
+        private_sqlite_file(settings)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -137,6 +171,7 @@ def create_read_engine(settings: Settings) -> ReadEngine:
     """The engine behind :class:`Reader`: autocommit asyncpg, or synchronous WAL-mode sqlite3."""
     if not settings.is_sqlite:
         return create_engine(settings, autocommit=True)
+    private_sqlite_file(settings)
     engine = create_sync_engine(
         settings.database_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
         echo=settings.sql_echo,

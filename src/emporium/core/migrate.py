@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from emporium.core.config import Settings
+from emporium.core.db import private_sqlite_file
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -21,7 +22,9 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    """Bring the database schema up to ``revision`` (blocking; call outside the event loop)."""
+    """Bring the database schema up to ``revision`` (blocking; call outside the event loop).
+    A new SQLite file is created owner-only (``core.db.private_sqlite_file``)."""
+    private_sqlite_file(settings)
     command.upgrade(alembic_config(settings), revision)
 
 
@@ -31,6 +34,8 @@ def current_revision(settings: Settings) -> str | None:
 
     from sqlalchemy import inspect, text
     from sqlalchemy.ext.asyncio import create_async_engine
+
+    private_sqlite_file(settings)
 
     async def _read() -> str | None:
         engine = create_async_engine(settings.database_url)

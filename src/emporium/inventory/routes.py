@@ -9,7 +9,7 @@ from litestar import Request, Router, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
-from emporium.accounts.identity import require_identity, role
+from emporium.accounts.identity import provide_caller, role
 from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -34,10 +34,11 @@ async def adjust_stock(
     variant_id: FromPath[uuid.UUID],
     data: JSONBody[StockAdjustmentCreate],
 ) -> StockMovementRead:
-    """Staff: add or remove units with a reason; stock never drops below zero
-    (409 ``insufficient_stock``). Returns the ledger row written."""
-    identity = await require_identity(request)
-    return await service.adjust_stock(session, variant_id, data, actor_id=identity.user_id)
+    """Staff, or an API key with ``inventory:write``: add or remove units with a reason;
+    stock never drops below zero (409 ``insufficient_stock``). Returns the ledger row
+    written, whose ``actor_id`` is the person's or the key's id."""
+    caller = await provide_caller(request)
+    return await service.adjust_stock(session, variant_id, data, actor_id=caller.actor_id)
 
 
 @get(
@@ -55,8 +56,8 @@ async def list_stock_movements(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> StockMovementPage:
-    """Staff: every change to the variant's stock, newest first; their ``delta`` sums to the
-    current stock."""
+    """Staff, or an API key with ``inventory:read``: every change to the variant's stock,
+    newest first; their ``delta`` sums to the current stock."""
     return await service.list_movements(reader, variant_id, limit=limit, cursor=cursor)
 
 

@@ -32,7 +32,8 @@ class StockMovementRead(Struct):
     """One ledger row: ``delta`` units of ``kind``, the stock after it, why, who, when.
 
     For every variant, ``stock`` equals the sum of ``delta`` over its movements
-    (received + adjustments - sold + returned).
+    (received + adjustments - sold + returned). ``actor_id`` is the person's id, or the API
+    key's for a change made with a key; None for imports and the system.
     """
 
     id: uuid.UUID

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.accounts.identity import Identity
+from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
@@ -39,7 +39,7 @@ RETURNS_STOCK = frozenset({"cancelled", "refunded"})
 _O, _L = table_of(Order).c, table_of(OrderLine).c
 
 
-async def _visible(session: AsyncSession, identity: Identity, order_id: uuid.UUID) -> Any:
+async def _visible(session: AsyncSession, identity: Caller, order_id: uuid.UUID) -> Any:
     row = (
         await session.execute(select(_O.id, _O.status, _O.customer_id).where(_O.id == order_id))
     ).first()
@@ -49,7 +49,7 @@ async def _visible(session: AsyncSession, identity: Identity, order_id: uuid.UUI
 
 
 async def _move(
-    session: AsyncSession, identity: Identity, order_id: uuid.UUID, current: str, to: str
+    session: AsyncSession, identity: Caller, order_id: uuid.UUID, current: str, to: str
 ) -> None:
     if to not in TRANSITIONS[current]:
         raise InvalidTransition(f"An order that is {current} cannot become {to}.")
@@ -64,7 +64,7 @@ async def _move(
     await session.execute(
         insert(table_of(OrderStatusChange)),
         [{"id": uuid.uuid4(), "order_id": order_id, "from_status": current, "to_status": to,
-          "actor_id": identity.user_id, "actor_role": "staff" if identity.is_staff else "customer",
+          "actor_id": identity.actor_id, "actor_role": identity.actor_role,
           "created_at": now}],
     )  # fmt: skip
     if to in RETURNS_STOCK:
@@ -77,12 +77,12 @@ async def _move(
         for r in rows:
             quantities[r.variant_id] = quantities.get(r.variant_id, 0) + r.quantity
         await return_stock(
-            session, quantities, order_id=order_id, actor_id=identity.user_id, reason=f"order {to}"
+            session, quantities, order_id=order_id, actor_id=identity.actor_id, reason=f"order {to}"
         )
 
 
 async def cancel_order(
-    session: AsyncSession, vault: Vault, identity: Identity, order_id: uuid.UUID
+    session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID
 ) -> OrderRead:
     """Cancel an order and return its stock: its owner while ``pending``, staff while
     ``pending`` or ``paid``.
@@ -100,7 +100,7 @@ async def cancel_order(
 
 
 async def transition_order(
-    session: AsyncSession, vault: Vault, identity: Identity, order_id: uuid.UUID, to: str
+    session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID, to: str
 ) -> OrderRead:
     """Staff: move an order to ``to`` (refunding returns the stock).
 
@@ -115,7 +115,7 @@ async def transition_order(
 
 
 async def _announced(
-    session: AsyncSession, vault: Vault, identity: Identity, order_id: uuid.UUID
+    session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID
 ) -> OrderRead:
     """The order after a move, with its ``order.<status>`` event in the same transaction."""
     order = await get_order(session, vault, identity, order_id)

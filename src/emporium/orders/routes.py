@@ -13,7 +13,15 @@ from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from emporium.accounts.identity import Identity, customer, provide_identity, role, signed_in
+from emporium.accounts.identity import (
+    Caller,
+    Identity,
+    customer,
+    provide_caller,
+    provide_identity,
+    role,
+    signed_in_or_key,
+)
 from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.core import uow
 from emporium.core.config import SettingsDep
@@ -38,6 +46,7 @@ from emporium.orders.schemas import (
 # caller is refused before a database connection is taken for the request.
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
+CallerDep = NamedDependency[Caller]
 STAFF = role("staff")
 
 
@@ -129,41 +138,44 @@ async def place_order(
     )
 
 
-@get("/orders", tags=["orders"], guards=[signed_in], security=BEARER,
-     responses=problem_responses(401))  # fmt: skip
+@get("/orders", tags=["orders"], guards=[signed_in_or_key], security=BEARER,
+     responses=problem_responses(401, 403))  # fmt: skip
 async def list_orders(
     reader: DbReader,
     accounts: Ctx,
-    me: Me,
+    caller: CallerDep,
     status: Annotated[OrderStatus | None, QueryParameter()] = None,
     customer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> OrderPage:
-    """Customers: their own orders; staff: all, filtered by ``status`` and ``customer_id``."""
+    """Customers: their own orders; staff and API keys with ``orders:read``: all, filtered
+    by ``status`` and ``customer_id``."""
     return await service.list_orders(
-        reader, accounts.vault, me, status=status, customer_id=customer_id, limit=limit,
+        reader, accounts.vault, caller, status=status, customer_id=customer_id, limit=limit,
         cursor=cursor,
     )  # fmt: skip
 
 
-@get("/orders/{order_id:uuid}", tags=["orders"], guards=[signed_in], security=BEARER,
-     responses=problem_responses(401, 404))  # fmt: skip
+@get("/orders/{order_id:uuid}", tags=["orders"], guards=[signed_in_or_key], security=BEARER,
+     responses=problem_responses(401, 403, 404))  # fmt: skip
 async def get_order(
-    reader: DbReader, accounts: Ctx, me: Me, order_id: FromPath[uuid.UUID]
+    reader: DbReader, accounts: Ctx, caller: CallerDep, order_id: FromPath[uuid.UUID]
 ) -> OrderRead:
-    """One order: its owner's or, for staff, any (404 otherwise)."""
-    return await service.get_order(reader, accounts.vault, me, order_id)
+    """One order: its owner's or, for staff and API keys with ``orders:read``, any (404
+    otherwise)."""
+    return await service.get_order(reader, accounts.vault, caller, order_id)
 
 
-@post("/orders/{order_id:uuid}/cancel", tags=["orders"], guards=[signed_in], security=BEARER,
-      status_code=200,
+@post("/orders/{order_id:uuid}/cancel", tags=["orders"], guards=[signed_in_or_key],
+      security=BEARER, status_code=200,
       responses=problem_responses(401, 403, 404, 409))  # fmt: skip
 async def cancel_order(
-    session: DbSession, accounts: Ctx, me: Me, order_id: FromPath[uuid.UUID]
+    session: DbSession, accounts: Ctx, caller: CallerDep, order_id: FromPath[uuid.UUID]
 ) -> OrderRead:
-    """Cancel and return the stock: owner while pending, staff while pending or paid."""
-    return await lifecycle.cancel_order(session, accounts.vault, me, order_id)
+    """Cancel and return the stock: owner while pending, staff (or an API key with
+    ``orders:write``) while pending or paid."""
+    return await lifecycle.cancel_order(session, accounts.vault, caller, order_id)
 
 
 @post("/orders/{order_id:uuid}/transitions", tags=["orders"], guards=[STAFF], security=BEARER,
@@ -171,12 +183,13 @@ async def cancel_order(
 async def transition_order(
     session: DbSession,
     accounts: Ctx,
-    me: Me,
+    caller: CallerDep,
     order_id: FromPath[uuid.UUID],
     data: JSONBody[OrderTransition],
 ) -> OrderRead:
-    """Staff: move the order along its status machine (409 ``invalid_transition``)."""
-    return await lifecycle.transition_order(session, accounts.vault, me, order_id, data.to)
+    """Staff, or an API key with ``orders:write``: move the order along its status machine
+    (409 ``invalid_transition``)."""
+    return await lifecycle.transition_order(session, accounts.vault, caller, order_id, data.to)
 
 
 orders_router = Router(
@@ -188,6 +201,7 @@ orders_router = Router(
     dependencies={
         "accounts": Provide(provide_accounts, sync_to_thread=False),
         "me": Provide(provide_identity),
+        "caller": Provide(provide_caller),
     },
     cache_control=CacheControlHeader(no_store=True),
 )  # fmt: skip

@@ -109,7 +109,8 @@ class OrderLineRead(Struct):
 
 
 class StatusChangeRead(Struct):
-    """One move of the order's status: by whom (``customer``, ``staff``, ``system``) and when."""
+    """One move of the order's status: by whom (``customer``, ``staff``, ``api_key``,
+    ``system``) and when."""
 
     from_status: OrderStatus | None
     to_status: OrderStatus

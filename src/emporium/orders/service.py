@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.accounts.identity import Identity
+from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
 from emporium.core.db import Reader, table_of
 from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
@@ -125,7 +125,7 @@ async def read_order(db: Db, vault: Vault, order_id: uuid.UUID) -> OrderRead | N
     return None if row is None else (await _reads(db, vault, [row]))[0]
 
 
-async def get_order(db: Db, vault: Vault, identity: Identity, order_id: uuid.UUID) -> OrderRead:
+async def get_order(db: Db, vault: Vault, identity: Caller, order_id: uuid.UUID) -> OrderRead:
     """One order, for its owner or staff. Raises OrderNotFound (404) otherwise."""
     row = (await db.execute(_ORDER.where(_O.id == order_id))).first()
     if row is None or (not identity.is_staff and row.customer_id != identity.user_id):
@@ -136,7 +136,7 @@ async def get_order(db: Db, vault: Vault, identity: Identity, order_id: uuid.UUI
 async def list_orders(
     db: Db,
     vault: Vault,
-    identity: Identity,
+    identity: Caller,
     *,
     status: OrderStatus | None,
     customer_id: uuid.UUID | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,21 @@ def display_name(first: str | None, last: str | None) -> str:
     if not first:
         return "Customer"
     return f"{first} {last[0]}." if last else first
+
+
+ERASED_AUTHOR = display_name(None, None)
+"""How a review signs once its author erased the account: as an account without names."""
+
+
+async def anonymise_author(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account erasure step (``AccountsContext.erasure_steps``): every review by
+    ``user_id`` signs as :data:`ERASED_AUTHOR` from now on; text and rating stay."""
+    await session.execute(
+        update(Review)
+        .where(Review.author_id == user_id)
+        .values(author_name=ERASED_AUTHOR, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def post_review(

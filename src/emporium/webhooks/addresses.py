@@ -2,11 +2,16 @@
 prevention cheat sheet).
 
 A URL is refused at creation when its host is ``localhost`` or a literal address of a
-forbidden kind. At every delivery and every redirect the host is resolved
-(``getaddrinfo``, in a thread) and refused if ANY of its addresses is loopback, link-local,
-private, shared, reserved, multicast or unspecified (IPv4-mapped IPv6 addresses are judged
-as the IPv4 address they carry). The connection then goes to the checked address itself,
-so a second DNS answer cannot swap in another one (DNS rebinding).
+forbidden kind, in any spelling the operating system accepts: the host is parsed the way a
+connection would parse it (``getaddrinfo`` with ``AI_NUMERICHOST``, i.e. ``inet_aton``
+rules for IPv4), so ``127.1``, ``2130706433``, ``0x7f000001``, ``017700000001``,
+``0177.0.0.1``, ``0x7f.1``, ``0`` and ``[::ffff:127.0.0.1]`` are all recognised as the
+loopback or unspecified addresses they are. At every delivery and every redirect the host
+is resolved (``getaddrinfo``, in a thread) and refused if ANY of its addresses is loopback,
+link-local, private, shared, reserved, multicast or unspecified (IPv4-mapped, 6to4 and
+NAT64 IPv6 addresses are judged as the IPv4 address they carry too). The connection then
+goes to the checked address itself, so a second DNS answer cannot swap in another one (DNS
+rebinding).
 """
 
 from __future__ import annotations
@@ -41,10 +46,28 @@ class Target:
     address: str
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: IPv4-mapped, 6to4 or NAT64 (RFC 4291,
+    3056, 6052), so that each is judged as the IPv4 address it reaches."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def forbidden(ip: IPAddress) -> bool:
-    """True for every address that is not a public unicast one."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """True for every address that is not a public unicast one (an IPv6 address carrying
+    an IPv4 one is judged by both)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and forbidden(embedded):
+            return True
     return (
         ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved
         or ip.is_multicast or ip.is_unspecified or not ip.is_global
@@ -74,15 +97,26 @@ def split_url(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
         literal = _literal(host)
         if literal is not None and forbidden(literal):
             raise _refuse("Webhooks may not target loopback, link-local or private addresses.")
+        if any(ch.isspace() for ch in host):
+            raise _refuse("The URL's host is not valid.")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, host, port, path
 
 
 def _literal(host: str) -> IPAddress | None:
+    """The address ``host`` spells, if it is a numeric address in any form the system's
+    resolver accepts (``getaddrinfo`` with ``AI_NUMERICHOST``: no DNS query, so it is
+    instant), else None for a host name."""
+    bare = host.strip("[]")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(bare)
     except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(bare, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
         return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0])
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -262,6 +262,10 @@ def _import_command(
         carts, cart_problems = parse_carts() if parse_carts else ([], [])
         for problem in [*problems, *cart_problems]:
             click.echo(f"skipped: {problem}", err=True)
+        if problems and not (products or users or carts):
+            raise click.ClickException(
+                f"every row had a problem ({len(problems)} skipped); nothing was imported"
+            )
         report = _run_import(settings, products, reviews, users, carts)
         for problem in report.problems:
             click.echo(f"refused: {problem}", err=True)

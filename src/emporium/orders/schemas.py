@@ -45,7 +45,7 @@ class CartItemRead(Struct):
 
     id: uuid.UUID
     variant_id: uuid.UUID
-    sku: str
+    sku: str | None
     title: str
     quantity: int
     unit_price: int
@@ -101,7 +101,7 @@ class OrderLineRead(Struct):
     ``unit_price * quantity``."""
 
     variant_id: uuid.UUID | None
-    sku: str
+    sku: str | None
     title: str
     quantity: int
     unit_price: int

@@ -19,7 +19,6 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
@@ -37,6 +36,7 @@ from emporium.core.changes import ChangeFeed
 from emporium.core.clientip import ProxyTrust
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
+from emporium.core.docs_viewer import OfflineSwaggerPlugin
 from emporium.core.errors import Forbidden, handle_exception
 from emporium.core.hardening import RequestGate, SecurityHeaders
 from emporium.core.keys import load_key_file
@@ -208,7 +208,7 @@ def create_app(settings: Settings) -> Litestar:
             description="Headless commerce back-end. Errors are RFC 9457 problem details.",
             servers=[Server(url="/")],
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            render_plugins=[OfflineSwaggerPlugin()],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

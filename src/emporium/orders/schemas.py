@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
@@ -75,6 +75,12 @@ class OrderCreate(Struct, forbid_unknown_fields=True):
     items: Annotated[list[OrderLineCreate], Meta(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
     address_id: uuid.UUID | None = None
+
+    one_of_required: ClassVar[dict[str, tuple[str, ...]]] = {
+        "WithShippingAddress": ("shipping_address",),
+        "WithAddressId": ("address_id",),
+    }
+    """Exactly one of them, non-null (the OpenAPI document states it as ``oneOf``)."""
 
 
 class OrderTransition(Struct, forbid_unknown_fields=True):

@@ -9,7 +9,7 @@ import asyncio
 import gc
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 from litestar import Litestar, Request, Router, get
@@ -19,7 +19,6 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
@@ -31,35 +30,51 @@ from emporium.accounts import notifications
 from emporium.accounts.identity import identify, role
 from emporium.accounts.protect import AccountsContext, build_context
 from emporium.accounts.routes import accounts_router
+from emporium.accounts.schemas import ApiScope, Role
 from emporium.catalog.cache import ProductCache, install_change_tracking
 from emporium.catalog.routes import catalog_router
+from emporium.catalog.schemas import ProductSort
 from emporium.core.changes import ChangeFeed
 from emporium.core.clientip import ProxyTrust
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
+from emporium.core.docs_viewer import OfflineSwaggerPlugin
 from emporium.core.errors import Forbidden, handle_exception
 from emporium.core.hardening import RequestGate, SecurityHeaders
 from emporium.core.keys import load_key_file
 from emporium.core.logging import configure_logging
 from emporium.core.middleware import ConventionsMiddleware, check_json_body
-from emporium.core.openapi import declare_closed_bodies, declare_refusals
+from emporium.core.openapi import (
+    API_KEY_SCHEME,
+    declare_api_keys,
+    declare_closed_bodies,
+    declare_one_of,
+    declare_refusals,
+    name_enums,
+    operation_id,
+)
 from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.ratelimit import RateLimiter
 from emporium.core.uow import provide_reader, provide_session
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
+from emporium.inventory.schemas import MovementKind
 from emporium.jobs import service as jobs_service
 from emporium.jobs.registry import Registry
+from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
 from emporium.orders import idempotency
 from emporium.orders.routes import orders_router
+from emporium.orders.schemas import OrderStatus, TransitionTarget
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
+from emporium.reviews.schemas import ReviewStatus
 from emporium.webhooks import delivery as webhook_delivery
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.routes import webhooks_router
+from emporium.webhooks.schemas import EventType
 
 API_PREFIX = "/api/v1"
 
@@ -187,6 +202,24 @@ def _settings_provider(settings: Settings) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
+_NAMED_ENUMS = {
+    "OrderStatus": get_args(OrderStatus),
+    "OrderTransitionTarget": get_args(TransitionTarget),
+    "ProductSort": get_args(ProductSort),
+    "JobStatus": get_args(JobStatus),
+    "ReviewStatus": get_args(ReviewStatus),
+    "StockMovementKind": get_args(MovementKind),
+    "WebhookEvent": get_args(EventType),
+    "Role": get_args(Role),
+    "ApiScope": get_args(ApiScope),
+}
+"""The enums of the API, named in the OpenAPI document (components) for generated clients."""
+_OPENAPI_HOOKS = [
+    declare_closed_bodies, declare_refusals, declare_api_keys, declare_one_of,
+    name_enums(_NAMED_ENUMS),
+]  # fmt: skip
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the Emporium ASGI application for ``settings``."""
     configure_logging(settings)
@@ -213,13 +246,19 @@ def create_app(settings: Settings) -> Litestar:
             description="Headless commerce back-end. Errors are RFC 9457 problem details.",
             servers=[Server(url="/")],
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            render_plugins=[OfflineSwaggerPlugin()],
+            operation_id_creator=operation_id,
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
                         type="http", scheme="bearer", bearer_format="JWT",
                         description="Access token from POST /api/v1/auth/login",
-                    )
+                    ),
+                    API_KEY_SCHEME: SecurityScheme(
+                        type="apiKey", name="X-API-Key", security_scheme_in="header",
+                        description="An API key (POST /api/v1/api-keys) holding the scope "
+                        "listed on the operation; staff operations only",
+                    ),
                 }
             ),
         )  # fmt: skip
@@ -236,7 +275,7 @@ def create_app(settings: Settings) -> Litestar:
         before_request=check_json_body,
         middleware=[prometheus.middleware],
         lifespan=[_lifespan(settings)],
-        on_startup=[declare_closed_bodies, declare_refusals] if settings.docs_enabled else [],
+        on_startup=_OPENAPI_HOOKS if settings.docs_enabled else [],
         openapi_config=openapi_config,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         cors_config=_cors(settings),

@@ -1,4 +1,10 @@
-"""The ``emporium`` command: serve, worker, db upgrade, import, keys, users."""
+"""The ``emporium`` command: serve, worker, db upgrade, import, keys, users.
+
+``emporium --help`` imports nothing but click: every command imports what it needs when it
+runs (the web framework, SQLAlchemy and the rooms take seconds to import). An error that
+escapes a command is printed as one line, ``emporium: error: <what> (<hint>)``, with exit
+code 1; ``--debug`` (or ``EMPORIUM_DEBUG=1``) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -11,59 +17,56 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import func, select
 
-from emporium.accounts import service as account_service
-from emporium.accounts.protect import build_context
-from emporium.accounts.rotation import PROTECTED, Protected, reencrypt_all
-from emporium.accounts.schemas import UserCreate
-from emporium.catalog.cache import install_change_tracking
-from emporium.catalog.models import Product
-from emporium.catalog.upsert import ImportProduct
-from emporium.core import migrate
-from emporium.core.changes import ChangeFeed
-from emporium.core.config import Settings, load_settings
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.errors import DomainError
-from emporium.core.keys import (
-    add_data_key,
-    generate_keyring,
-    load_key_file,
-    load_or_create_key_file,
-    write_key_file,
-)
-from emporium.importers import demo, dummyjson, dummyjson_carts, dummyjson_users
-from emporium.importers.common import (
-    ImportFailed,
-    ImportReport,
-    ImportReview,
-    Problem,
-    write_catalog,
-)
-from emporium.importers.dummyjson_carts import ImportCart
-from emporium.importers.dummyjson_users import ImportUser
-from emporium.inventory.ledger import install_ledger_hook
-from emporium.orders.models import Order
-from emporium.webhooks.models import WebhookEndpoint
+from emporium.core.console import CommandGroup, uvicorn_log_config
 
-PROTECTED_COLUMNS: Protected = (
-    *PROTECTED,
-    (Order, {"shipping_address_enc": "shipping_address"}),
-    (WebhookEndpoint, {"secret_enc": "secret"}),
-)
-"""Every encrypted column of every room, re-encrypted by ``emporium keys rotate``."""
+if TYPE_CHECKING:
+    from emporium.accounts.rotation import Protected
+    from emporium.catalog.upsert import ImportProduct
+    from emporium.core.config import Settings
+    from emporium.core.errors import DomainError
+    from emporium.importers.common import ImportReport, ImportReview, Problem
+    from emporium.importers.dummyjson_carts import ImportCart
+    from emporium.importers.dummyjson_users import ImportUser
 
 
-@click.group()
+def protected_columns() -> Protected:
+    """Every encrypted column of every room, re-encrypted by ``emporium keys rotate``."""
+    from emporium.accounts.rotation import PROTECTED
+    from emporium.orders.models import Order
+    from emporium.webhooks.models import WebhookEndpoint
+
+    return (
+        *PROTECTED,
+        (Order, {"shipping_address_enc": "shipping_address"}),
+        (WebhookEndpoint, {"secret_enc": "secret"}),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PROTECTED_COLUMNS":  # kept for callers of the former constant
+        return protected_columns()
+    raise AttributeError(name)
+
+
+@click.group(cls=CommandGroup)
 @click.version_option(package_name="emporium")
-def main() -> None:
+@click.option(
+    "--debug", is_flag=True, envvar="EMPORIUM_DEBUG",
+    help="show the full traceback of an error (also EMPORIUM_DEBUG=1)",
+)  # fmt: skip
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Emporium, a headless commerce back-end."""
+    ctx.obj = {"debug": debug}
 
 
 def _settings() -> Settings:
+    from emporium.core.config import load_settings
+
     try:
         return load_settings()
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -78,6 +81,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration not yet applied (Alembic ``upgrade head``)."""
+    from emporium.core import migrate
+
     settings = _settings()
     migrate.upgrade(settings)
     click.echo(f"database at {migrate.current_revision(settings)}")
@@ -86,6 +91,9 @@ def db_upgrade() -> None:
 def _prepare_database(settings: Settings) -> None:
     """Upgrade the embedded database (and create its key file on first start); refuse an
     un-migrated PostgreSQL database or a missing key file there (every node must share it)."""
+    from emporium.core import migrate
+    from emporium.core.keys import load_or_create_key_file
+
     if settings.is_sqlite:
         migrate.upgrade(settings)
         _, created = load_or_create_key_file(settings.key_file)
@@ -106,6 +114,11 @@ def _prepare_database(settings: Settings) -> None:
 
 
 async def _catalog_is_empty(settings: Settings) -> bool:
+    from sqlalchemy import func, select
+
+    from emporium.catalog.models import Product
+    from emporium.core.db import create_engine
+
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
@@ -146,13 +159,14 @@ def serve(
     settings = _settings()
     _prepare_database(settings)
     if with_demo and asyncio.run(_catalog_is_empty(settings)):
+        from emporium.importers import demo
+
         products, reviews = demo.generate()
         report = _run_import(settings, products, reviews)
         click.echo("demo catalog loaded: " + report.summary().replace("\n", "; "), err=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
-    scheme = "https" if certfile else "http"
-    click.echo(f"Emporium listening on {scheme}://{host}:{port}/api/v1/products", err=True)
+    # "Emporium listening on ..." is printed by uvicorn_log_config once the port is bound.
     uvicorn.run(
         "emporium.app:create_app_from_env",
         factory=True,
@@ -163,7 +177,7 @@ def serve(
         http="httptools",
         access_log=False,
         server_header=False,  # no version banner
-        log_level="warning",
+        log_config=uvicorn_log_config(),
         ssl_certfile=str(certfile) if certfile else None,
         ssl_keyfile=str(keyfile) if keyfile else None,
     )
@@ -174,7 +188,10 @@ def serve(
 def worker(name: str | None) -> None:
     """Run only the job runner: outbox, e-mails, webhooks, schedules (any number of
     workers on any nodes share the work through the database)."""
+    from emporium.accounts.protect import build_context
     from emporium.app import build_registry
+    from emporium.core.db import create_engine, create_sessionmaker
+    from emporium.core.keys import load_key_file
     from emporium.core.logging import configure_logging
     from emporium.jobs.runner import Runner
     from emporium.webhooks.delivery import WebhooksContext
@@ -218,6 +235,15 @@ def _run_import(
     users: Sequence[ImportUser] = (),
     carts: Sequence[ImportCart] = (),
 ) -> ImportReport:
+    from emporium.accounts.protect import build_context
+    from emporium.catalog.cache import install_change_tracking
+    from emporium.core.changes import ChangeFeed
+    from emporium.core.db import create_engine, create_sessionmaker
+    from emporium.core.keys import load_key_file
+    from emporium.importers import dummyjson_carts, dummyjson_users
+    from emporium.importers.common import ImportReport, write_catalog
+    from emporium.inventory.ledger import install_ledger_hook
+
     report = ImportReport()
     install_change_tracking()
     install_ledger_hook()
@@ -255,6 +281,8 @@ def _import_command(
     parse: Callable[[], tuple[Any, Any, Any, Any]],
     parse_carts: Callable[[], tuple[list[ImportCart], list[Problem]]] | None = None,
 ) -> None:
+    from emporium.importers.common import ImportFailed
+
     settings = _settings()
     _prepare_database(settings)
     try:
@@ -262,6 +290,10 @@ def _import_command(
         carts, cart_problems = parse_carts() if parse_carts else ([], [])
         for problem in [*problems, *cart_problems]:
             click.echo(f"skipped: {problem}", err=True)
+        if problems and not (products or users or carts):
+            raise click.ClickException(
+                f"every row had a problem ({len(problems)} skipped); nothing was imported"
+            )
         report = _run_import(settings, products, reviews, users, carts)
         for problem in report.problems:
             click.echo(f"refused: {problem}", err=True)
@@ -285,6 +317,7 @@ def import_dummyjson(directory: Path, skip_invalid: bool) -> None:
     passwords), DIR/dummyjson-products.json (categories, products, reviews linked to
     their authors), then replay DIR/dummyjson-carts.json as orders through checkout (carts
     that would oversell are reported, not forced)."""
+    from emporium.importers import dummyjson, dummyjson_carts, dummyjson_users
 
     def parse() -> tuple[Any, Any, Any, Any]:
         users, user_problems = dummyjson_users.parse(directory, skip_invalid=skip_invalid)
@@ -319,6 +352,8 @@ def keys() -> None:
 @keys.command("init")
 def keys_init() -> None:
     """Create the key file with fresh keys (refuses to overwrite one)."""
+    from emporium.core.keys import generate_keyring, write_key_file
+
     settings = _settings()
     try:
         write_key_file(settings.key_file, generate_keyring())
@@ -331,6 +366,10 @@ def keys_init() -> None:
 @click.option("--resume", is_flag=True, help="only finish re-encrypting; add no new key")
 def keys_rotate(resume: bool) -> None:
     """Add a new active data key and re-encrypt every row with it (resumable)."""
+    from emporium.accounts.rotation import reencrypt_all
+    from emporium.core.db import create_engine, create_sessionmaker
+    from emporium.core.keys import add_data_key, load_key_file, write_key_file
+
     settings = _settings()
     ring = load_key_file(settings.key_file)
     if not resume:
@@ -342,7 +381,7 @@ def keys_rotate(resume: bool) -> None:
         engine = create_engine(settings)
         try:
             return await reencrypt_all(
-                create_sessionmaker(engine), ring, protected=PROTECTED_COLUMNS
+                create_sessionmaker(engine), ring, protected=protected_columns()
             )
         finally:
             await engine.dispose()
@@ -363,6 +402,10 @@ def _read_password(password_stdin: bool) -> str:
 
 
 async def _with_accounts(settings: Settings, action: Any) -> Any:
+    from emporium.accounts.protect import build_context
+    from emporium.core.db import create_engine, create_sessionmaker
+    from emporium.core.keys import load_key_file
+
     engine = create_engine(settings)
     try:
         ctx = build_context(settings, load_key_file(settings.key_file))
@@ -377,6 +420,10 @@ async def _with_accounts(settings: Settings, action: Any) -> Any:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 def users_create_admin(email: str, password_stdin: bool) -> None:
     """Create the first admin (roles admin and staff); no default accounts exist."""
+    from emporium.accounts import service as account_service
+    from emporium.accounts.schemas import UserCreate
+    from emporium.core.errors import DomainError
+
     settings = _settings()
     _prepare_database(settings)
     data = UserCreate(
@@ -396,6 +443,9 @@ def users_create_admin(email: str, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 def users_set_password(email: str, password_stdin: bool) -> None:
     """Set a user's password (imported accounts have none); ends their sessions."""
+    from emporium.accounts import service as account_service
+    from emporium.core.errors import DomainError
+
     settings = _settings()
     _prepare_database(settings)
     password = _read_password(password_stdin)

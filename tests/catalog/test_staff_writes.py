@@ -364,8 +364,12 @@ BAD_VARIANTS: list[Json] = [
     {"stock": 1.5},
     {"price": 10**12},
     {"compare_at_price": -100},
-    {"sku": "has spaces"},
+    {"sku": " leading space"},
+    {"sku": "trailing space "},
+    {"sku": "tab\tinside"},
     {"sku": ""},
+    {"price": 900, "compare_at_price": 800},
+    {"compare_at_price": 1},
     {"title": ""},
 ]
 

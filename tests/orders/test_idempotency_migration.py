@@ -1,4 +1,4 @@
-"""Migration 0006_idem: stored idempotent answers that held a shipping address in clear
+"""Migration 0006: stored idempotent answers that held a shipping address in clear
 become references to their orders, and the clear text is gone from the database file (and
 its WAL) or a pg_dump afterwards."""
 

@@ -34,6 +34,7 @@ from emporium.core.clientip import client_ip as resolved_client_ip
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import DomainError, Unauthorized
+from emporium.core.openapi import accepts_api_key
 from emporium.core.security_events import security_event
 from emporium.core.tokens import decode_access_token
 
@@ -247,7 +248,8 @@ def role(name: str) -> Guard:
             _authz_fail(connection, identity.user_id, refusal.code)
             raise refusal
 
-    return guard
+    # Staff routes also accept an API key: the OpenAPI document says so (with the scope).
+    return accepts_api_key(guard, api_keys.required_scope) if name == "staff" else guard
 
 
 async def _key_allowed(connection: Connection, handler: BaseRouteHandler, role_name: str) -> None:

@@ -75,13 +75,20 @@ def make_slug(text: str, *, max_length: int = 180) -> str:
 
 
 def normalize_tags(tags: list[str]) -> list[str]:
-    """Tags lower-cased, trimmed and de-duplicated, first occurrence first."""
-    seen: dict[str, None] = {}
+    """Tags trimmed (inner runs of white space made one space, at most 100 characters) and
+    de-duplicated ignoring case, first occurrence first, each in the case it was given
+    (``["Summer", " summer ", "Gold"]`` -> ``["Summer", "Gold"]``)."""
+    seen: dict[str, str] = {}
     for tag in tags:
-        clean = " ".join(tag.split()).lower()
+        clean = " ".join(tag.split())[:100]
         if clean:
-            seen.setdefault(clean[:100], None)
-    return list(seen)
+            seen.setdefault(clean.lower(), clean)
+    return list(seen.values())
+
+
+def tag_keys(tags: list[str]) -> list[str]:
+    """The lower-case keys of normalised ``tags``, as the ``tag`` filter matches them."""
+    return list(dict.fromkeys(tag.lower() for tag in tags))
 
 
 def fold(text: str) -> str:

@@ -82,7 +82,8 @@ class Product(Base):
 
 
 class ProductTag(Base):
-    """One tag of one product, for the ``tag`` filter (tags are lower-case)."""
+    """One tag of one product, lower-cased, for the ``tag`` filter (``product.tags`` keeps the
+    case the tags were given in)."""
 
     __tablename__ = "product_tag"
 
@@ -95,7 +96,12 @@ class ProductTag(Base):
 
 
 class Variant(Base):
-    """A sellable variant of a product, identified by its SKU; stock never drops below 0."""
+    """A sellable variant of a product; stock never drops below 0.
+
+    ``sku`` is optional and unique when given (NULLs do not collide). ``stock`` NULL means the
+    variant's inventory is not tracked: it is always available, orders never take from it and
+    it has no ledger; a tracked variant's stock is an integer kept by the ledger.
+    """
 
     __tablename__ = "variant"
 
@@ -103,14 +109,15 @@ class Variant(Base):
     product_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("product.id", ondelete="CASCADE"), index=True
     )
-    sku: Mapped[str] = mapped_column(String(100), unique=True)
+    sku: Mapped[str | None] = mapped_column(String(100), unique=True)
     title: Mapped[str] = mapped_column(String(255))
     options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     price: Mapped[int] = mapped_column(BigInteger)
     compare_at_price: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    stock: Mapped[int] = mapped_column(Integer, default=0)
+    stock: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    image_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     literal_column,
+    or_,
     select,
     tuple_,
 )
@@ -59,7 +60,8 @@ _FIELDS = (
 )
 _VARIANT_FIELDS = (
     "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', {options}, 'price', v.price, "
-    "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock"
+    "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock, "
+    "'image_url', v.image_url"
 )
 _UTC_PG = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 _DOCUMENT = {
@@ -215,7 +217,9 @@ def _apply_filters(
     if filters.max_price is not None:
         stmt = stmt.where(_P.price_min <= filters.max_price)
     if filters.in_stock:
-        stmt = stmt.where(exists().where(_V.product_id == _P.id, _V.stock > 0))
+        stmt = stmt.where(
+            exists().where(_V.product_id == _P.id, or_(_V.stock > 0, _V.stock.is_(None)))
+        )
     if filters.tag:
         tag = " ".join(filters.tag.split()).lower()
         tags = ProductTag.__table__.c

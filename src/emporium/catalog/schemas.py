@@ -22,9 +22,24 @@ Slug = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:
 Description = Annotated[str, Meta(max_length=50_000)]
 Tag = Annotated[str, Meta(min_length=1, max_length=100)]
 Brand = Annotated[str, Meta(min_length=1, max_length=200)]
-Sku = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+SKU_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+"""A SKU: printable characters, spaces inside allowed (Shopify allows them), no control
+characters and no leading or trailing space."""
+Sku = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=100,
+        pattern=SKU_PATTERN,
+        description="optional; unique when given; printable, no leading or trailing space",
+    ),
+]
 Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="integer minor units (cents)")]
 Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
+UntrackedStock = Annotated[
+    int | None,
+    Meta(description="units on hand; null when the variant's inventory is not tracked"),
+]
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 OptionKey = Annotated[str, Meta(min_length=1, max_length=50)]
 OptionValue = Annotated[str, Meta(min_length=1, max_length=100)]
@@ -81,37 +96,49 @@ class CategoryRead(Struct):
 
 
 class VariantCreate(Struct, forbid_unknown_fields=True):
-    """A new variant; ``stock`` is the quantity on hand when it is created."""
+    """A new variant; ``stock`` is the quantity on hand when it is created, or null for a
+    variant whose inventory is not tracked (always available, never short of stock).
 
-    sku: Sku
+    ``compare_at_price`` (the "was" price), when given, is at least ``price``: a ValueError
+    (``400``, validation) otherwise.
+    """
+
     title: Title
     price: Money
+    sku: Sku | None = None
     options: Options = msgspec.field(default_factory=dict)
     compare_at_price: Money | None = None
-    stock: Stock = 0
+    stock: Stock | None = 0
+    image_url: Url | None = None
+
+    def __post_init__(self) -> None:
+        if self.compare_at_price is not None and self.compare_at_price < self.price:
+            raise ValueError("compare_at_price must be at least price")
 
 
 class VariantUpdate(Struct, forbid_unknown_fields=True):
     """Fields to change on a variant. Stock changes only through stock adjustments."""
 
-    sku: Sku | UnsetType = UNSET
+    sku: Sku | UnsetType | None = UNSET
     title: Title | UnsetType = UNSET
     price: Money | UnsetType = UNSET
     options: Options | UnsetType = UNSET
     compare_at_price: Money | UnsetType | None = UNSET
+    image_url: Url | UnsetType | None = UNSET
 
 
 class VariantRead(Struct):
     """A sellable variant; ``price`` in minor units of ``currency``."""
 
     id: uuid.UUID
-    sku: str
+    sku: str | None
     title: str
     options: dict[str, str]
     price: int
     compare_at_price: int | None
     currency: str
-    stock: int
+    stock: UntrackedStock
+    image_url: str | None = None
 
 
 class ProductCreate(Struct, forbid_unknown_fields=True):

@@ -14,7 +14,13 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.catalog.content import make_slug, normalize_tags, sanitize_html, search_document
+from emporium.catalog.content import (
+    make_slug,
+    normalize_tags,
+    sanitize_html,
+    search_document,
+    tag_keys,
+)
 from emporium.catalog.exceptions import (
     CategoryInUse,
     CategoryNotFound,
@@ -41,6 +47,7 @@ from emporium.catalog.schemas import (
     VariantUpdate,
 )
 from emporium.core.clock import utcnow
+from emporium.core.errors import InvalidInput
 from emporium.jobs.outbox import emit_event
 
 Outcome = Literal["created", "updated", "unchanged"]
@@ -63,6 +70,7 @@ def variant_read(v: Variant) -> VariantRead:
         compare_at_price=v.compare_at_price,
         currency=v.currency,
         stock=v.stock,
+        image_url=v.image_url,
     )
 
 
@@ -176,7 +184,7 @@ async def _set_tags(session: AsyncSession, product: Product, tags: list[str]) ->
     product.tags = tags
     _refresh_search(product)
     await session.execute(delete(ProductTag).where(ProductTag.product_id == product.id))
-    session.add_all(ProductTag(product_id=product.id, tag=t) for t in tags)
+    session.add_all(ProductTag(product_id=product.id, tag=t) for t in tag_keys(tags))
 
 
 async def _refresh_price(session: AsyncSession, product: Product) -> None:
@@ -187,7 +195,11 @@ async def _refresh_price(session: AsyncSession, product: Product) -> None:
     product.price_min = int(lowest or 0)
 
 
-async def _check_sku_free(session: AsyncSession, sku: str, own: uuid.UUID | None = None) -> None:
+async def _check_sku_free(
+    session: AsyncSession, sku: str | None, own: uuid.UUID | None = None
+) -> None:
+    if sku is None:  # optional, and unique only when given
+        return
     stmt = select(Variant.id).where(Variant.sku == sku)
     if own is not None:
         stmt = stmt.where(Variant.id != own)
@@ -206,6 +218,7 @@ def _new_variant(product: Product, data: VariantCreate, position: int) -> Varian
         compare_at_price=data.compare_at_price,
         currency=product.currency,
         stock=data.stock,
+        image_url=data.image_url,
         position=position,
     )
 
@@ -226,7 +239,7 @@ async def create_product(
     await _category(session, data.category_id)
     if data.slug is not None and not await _slug_free(session, Product, data.slug):
         raise SlugTaken(f"The slug {data.slug!r} is taken.")
-    skus = [v.sku for v in data.variants]
+    skus = [v.sku for v in data.variants if v.sku is not None]
     if len(set(skus)) != len(skus):
         raise SkuTaken("The same SKU appears twice.")
     for sku in skus:
@@ -367,9 +380,17 @@ async def _variant(session: AsyncSession, variant_id: uuid.UUID) -> Variant:
 async def update_variant(
     session: AsyncSession, variant_id: uuid.UUID, data: VariantUpdate
 ) -> VariantRead:
-    """Change a variant (not its stock). Raises VariantNotFound (404), SkuTaken (409)."""
+    """Change a variant (not its stock). Raises VariantNotFound (404), SkuTaken (409),
+    InvalidInput (422) when the compare-at price would be below the price."""
     variant = await _variant(session, variant_id)
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    price = changes.get("price", variant.price)
+    compare_at = changes.get("compare_at_price", variant.compare_at_price)
+    if compare_at is not None and compare_at < price:
+        raise InvalidInput(
+            "The compare-at price is below the price.",
+            errors=[{"loc": ["body", "compare_at_price"], "msg": "must be at least price"}],
+        )
     if "sku" in changes:
         await _check_sku_free(session, changes["sku"], variant.id)
     for key, value in changes.items():

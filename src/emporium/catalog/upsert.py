@@ -1,7 +1,8 @@
 """Idempotent catalog upserts for importers: the same input twice changes nothing.
 
 A product is matched by its ``external_ref`` (for example ``dummyjson:12`` or
-``shopify:classic-tee``), a category by its slug, a variant by its SKU. Each upsert reports
+``shopify:classic-tee``), a category by its slug, a variant of it by its SKU, or, for a variant
+without a SKU, by its title (its option values, unique within the product). Each upsert reports
 whether it created, updated or left the row unchanged, so an import can say what it did.
 """
 
@@ -15,7 +16,13 @@ from msgspec import Struct, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.catalog.content import make_slug, normalize_tags, sanitize_html, search_document
+from emporium.catalog.content import (
+    make_slug,
+    normalize_tags,
+    sanitize_html,
+    search_document,
+    tag_keys,
+)
 from emporium.catalog.exceptions import SkuTaken
 from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.catalog.service import unique_slug
@@ -25,14 +32,23 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 
 class ImportVariant(Struct):
-    """A variant as an importer read it; money in minor units."""
+    """A variant as an importer read it; money in minor units.
 
-    sku: str
+    ``sku`` None: the variant has no SKU. ``stock`` None: its inventory is not tracked.
+    """
+
+    sku: str | None
     title: str
     price: int
-    stock: int
+    stock: int | None
     options: dict[str, str] = field(default_factory=dict)
     compare_at_price: int | None = None
+    image_url: str | None = None
+
+
+def _variant_key(sku: str | None, title: str) -> tuple[str, str]:
+    """How a re-import finds a product's variant: its SKU, else its title."""
+    return ("sku", sku) if sku is not None else ("title", title)
 
 
 class ImportProduct(Struct):
@@ -107,6 +123,7 @@ def _variant_fields(v: ImportVariant, position: int) -> dict[str, Any]:
         "price": v.price,
         "compare_at_price": v.compare_at_price,
         "stock": v.stock,
+        "image_url": v.image_url,
         "position": position,
     }
 
@@ -125,7 +142,9 @@ def _new_variant(
     )
 
 
-async def _sku_owner(session: AsyncSession, sku: str) -> uuid.UUID | None:
+async def _sku_owner(session: AsyncSession, sku: str | None) -> uuid.UUID | None:
+    if sku is None:
+        return None
     return await session.scalar(select(Variant.product_id).where(Variant.sku == sku))
 
 
@@ -162,7 +181,7 @@ async def upsert_product(
         )
         session.add(product)
         await session.flush()
-        session.add_all(ProductTag(product_id=product.id, tag=t) for t in wanted["tags"])
+        session.add_all(ProductTag(product_id=product.id, tag=t) for t in tag_keys(wanted["tags"]))
         session.add_all(
             _new_variant(product.id, v, n, currency=currency, now=now)
             for n, v in enumerate(item.variants)
@@ -188,15 +207,14 @@ async def _update_product(
     existing_tags = set(
         await session.scalars(select(ProductTag.tag).where(ProductTag.product_id == product.id))
     )
-    if existing_tags != set(wanted["tags"]):
-        for tag in existing_tags - set(wanted["tags"]):
+    keys = set(tag_keys(wanted["tags"]))
+    if existing_tags != keys:
+        for tag in existing_tags - keys:
             await session.delete(await session.get(ProductTag, (product.id, tag)))
-        session.add_all(
-            ProductTag(product_id=product.id, tag=t) for t in set(wanted["tags"]) - existing_tags
-        )
+        session.add_all(ProductTag(product_id=product.id, tag=t) for t in keys - existing_tags)
         changed = True
     variants = {
-        v.sku: v
+        _variant_key(v.sku, v.title): v
         for v in await session.scalars(select(Variant).where(Variant.product_id == product.id))
     }
     now = utcnow()
@@ -206,7 +224,7 @@ async def _update_product(
         # belongs to inventory (orders and adjustments, each in the ledger), so a re-import
         # neither resets what was sold nor reports a change for it.
         del fields["stock"]
-        current = variants.pop(v.sku, None)
+        current = variants.pop(_variant_key(v.sku, v.title), None)
         if current is None:
             session.add(_new_variant(product.id, v, n, currency=currency, now=now))
             changed = True

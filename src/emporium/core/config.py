@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="auto: console lines when standard error is a terminal, else JSON lines",
+    )
     metrics_public: bool = Field(
         default=False, description="Serve /metrics to anyone, not only loopback clients and admins"
     )

@@ -87,8 +87,20 @@ class ValidationItem(msgspec.Struct):
     msg: str
 
 
+class ShortLine(msgspec.Struct):
+    """A line short of stock (``insufficient_stock``): the variant, its SKU (null when it
+    has none), the units asked for and the units on hand."""
+
+    variant_id: str
+    sku: str | None
+    requested: int
+    available: int
+
+
 class ProblemDetails(msgspec.Struct, omit_defaults=True):
-    """RFC 9457 problem details, as every error of the API is shaped."""
+    """RFC 9457 problem details, as every error of the API is shaped: ``code`` is the stable
+    machine code; ``errors`` comes with ``validation_error`` (what and where), ``lines`` with
+    ``insufficient_stock`` (every short line), ``request_id`` with unexpected errors."""
 
     type: str
     title: str
@@ -96,6 +108,7 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     detail: str
     code: str
     errors: list[ValidationItem] | None = None
+    lines: list[ShortLine] | None = None
     request_id: str | None = None
 
 

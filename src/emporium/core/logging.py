@@ -1,21 +1,33 @@
-"""Structured logging with structlog: JSON lines (or console), UTC, request id bound."""
+"""Structured logging with structlog: JSON lines or console lines (by default console on a
+terminal, JSON otherwise), UTC, request id bound."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 from emporium.core.config import Settings
 
 
+def log_format(settings: Settings, stream: TextIO) -> str:
+    """``json`` or ``console``: the setting, or for ``auto`` console when ``stream`` is a
+    terminal (a person reads it) and JSON otherwise (a log collector reads it)."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    isatty = getattr(stream, "isatty", None)
+    return "console" if callable(isatty) and isatty() else "json"
+
+
 def configure_logging(settings: Settings) -> None:
-    """Route structlog and the standard library's logging through one renderer."""
+    """Route structlog and the standard library's logging through one renderer, on
+    standard error, in :func:`log_format`."""
     level = getattr(logging, settings.log_level)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
-        if settings.log_format == "json"
+        if log_format(settings, sys.stderr) == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[structlog.typing.Processor] = [

@@ -155,8 +155,8 @@ def parse(
     seen_skus: dict[str, int] = {}
     for index, raw in enumerate(data):
         product, found = _parse_product(raw, str(path), index)
-        if product is not None:
-            sku = product.variants[0].sku
+        sku = product.variants[0].sku if product is not None else None
+        if sku is not None:
             if sku in seen_skus:
                 found.append(
                     Problem(

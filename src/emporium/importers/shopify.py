@@ -1,12 +1,22 @@
 """Import Shopify product CSV exports: products with their variants, options and images.
 
-Reads the Shopify product CSV format (the admin's "Export products" file): UTF-8 (a byte-order
-mark is accepted), a header row, then one row per variant plus image-only rows, the rows of a
-product adjacent and sharing its ``Handle``. Product columns (Title, Body (HTML), Vendor as
-brand, Type as category or "Uncategorized", Tags, Published TRUE/FALSE with empty meaning
-unpublished, option names) come from a handle's first row. Prices are decimal major units
-(``19.99``) made integer minor units (``1999``) exactly. Products are matched on
-``shopify:<handle>``, so importing the same files again changes nothing."""
+Reads the Shopify product CSV format (the admin's "Export products" file, older and current
+layouts): UTF-8 (a byte-order mark is accepted), a header row, then one row per variant plus
+image-only rows, the rows of a product adjacent and sharing its ``Handle``. Product columns
+(Title, Body (HTML), Vendor as brand, Type as category or "Uncategorized", Tags in the case
+given, Published TRUE/FALSE with empty meaning unpublished, Status, option names) come from a
+handle's first row. A product is published when Published is true and Status (current
+exports) is ``active`` or empty; ``draft`` and ``archived`` products are kept unpublished.
+
+Variants: ``Variant SKU`` is optional (Shopify does not require one) and unique when given;
+a SKU may hold spaces. ``Variant Inventory Tracker`` empty means Shopify does not track the
+variant's inventory: it is imported untracked (stock null: always available, never short,
+no ledger) and ``Variant Inventory Qty`` is ignored; any tracker (``shopify``) or a file
+without that column makes the quantity the opening stock. ``Variant Image`` is kept on the
+variant (and among the product's images). A ``Variant Compare At Price`` below the price is
+refused. Prices are decimal major units (``19.99``) made integer minor units (``1999``)
+exactly. Products are matched on ``shopify:<handle>``, so importing the same files again
+changes nothing."""
 
 from __future__ import annotations
 
@@ -20,14 +30,16 @@ import msgspec
 from msgspec import Struct
 
 from emporium.catalog.content import make_slug, sanitize_html
-from emporium.catalog.schemas import MAX_STOCK
+from emporium.catalog.schemas import MAX_STOCK, SKU_PATTERN
 from emporium.catalog.upsert import ImportProduct, ImportVariant
 from emporium.importers.common import ImportFailed, Problem, cents
 
 REQUIRED_COLUMNS = ("Handle", "Title", "Variant Price")
 DEFAULT_CATEGORY = "Uncategorized"
 _VARIANT_COLUMNS = ("Variant SKU", "Variant Price", *(f"Option{i} Value" for i in (1, 2, 3)))
-_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_SKU = re.compile(SKU_PATTERN)
+_STATUSES = ("active", "draft", "archived", "")
+_TRACKER = "Variant Inventory Tracker"
 _URL = re.compile(r"^https?://\S{1,2040}$")
 _INTEGER = re.compile(r"^-?[0-9]{1,12}$")
 _LIMITS = {"Handle": 200, "Title": 255, "Vendor": 200, "Type": 200, "Body (HTML)": 50_000}
@@ -197,16 +209,47 @@ def _options(row: _Row, names: list[str], problems: list[Problem]) -> dict[str, 
     return options
 
 
-def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVariant:
+def _sku(row: _Row, problems: list[Problem]) -> str | None:
+    """The variant's SKU, None when empty (optional); spaces inside are kept."""
     sku = row.get("Variant SKU")
-    if not sku:
-        problems.append(row.problem("Variant SKU is empty: every variant needs a SKU"))
-    elif not _SKU.match(sku):
-        message = "must be at most 100 letters, digits and . _ / - starting with a letter or digit"
+    if sku and (len(sku) > 100 or not _SKU.match(sku)):
+        message = "must be at most 100 printable characters"
         problems.append(row.problem(f"Variant SKU {sku!r} {message}"))
+    return sku or None
+
+
+def _stock(row: _Row, problems: list[Problem]) -> int | None:
+    """Opening stock; None when the file says Shopify does not track the variant."""
+    quantity = _number(row, "Variant Inventory Qty", _quantity, problems)
+    if _TRACKER in row.cells and not row.get(_TRACKER):
+        return None
+    return quantity or 0
+
+
+def _prices(row: _Row, problems: list[Problem]) -> tuple[int, int | None]:
+    """Price and compare-at price in minor units; a compare-at price below the price is a
+    problem (it would show a "was" price lower than the price)."""
     price = _number(row, "Variant Price", cents, problems)
     if price is None and not row.get("Variant Price"):
         problems.append(row.problem("Variant Price is empty"))
+    compare_at = _number(row, "Variant Compare At Price", cents, problems)
+    if price is not None and compare_at is not None and compare_at < price:
+        raw = row.get("Variant Compare At Price")
+        problems.append(row.problem(f"Variant Compare At Price {raw!r} is below the price"))
+    return price or 0, compare_at
+
+
+def _variant_image(row: _Row, problems: list[Problem]) -> str | None:
+    url = row.get("Variant Image")
+    if url and not _URL.match(url):
+        problems.append(row.problem(f"Variant Image {url!r} is not an http(s) URL"))
+        return None
+    return url or None
+
+
+def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVariant:
+    sku = _sku(row, problems)
+    price, compare_at = _prices(row, problems)
     options = _options(row, names, problems)
     title = " / ".join(options.values()) or "Default"
     if len(title) > 255:
@@ -214,10 +257,11 @@ def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVari
     return ImportVariant(
         sku=sku,
         title=title,
-        price=price or 0,
-        stock=_number(row, "Variant Inventory Qty", _quantity, problems) or 0,
+        price=price,
+        stock=_stock(row, problems),
         options=options,
-        compare_at_price=_number(row, "Variant Compare At Price", cents, problems),
+        compare_at_price=compare_at,
+        image_url=_variant_image(row, problems),
     )
 
 
@@ -238,6 +282,10 @@ def _images(rows: list[_Row], title: str, problems: list[Problem]) -> list[dict[
     unique: dict[str, dict[str, str]] = {}
     for _, _, url, alt in sorted(found):
         unique.setdefault(url, {"url": url, "alt": alt})
+    for row in rows:  # a variant's image is one of the product's images too
+        url = row.get("Variant Image")
+        if url and _URL.match(url):
+            unique.setdefault(url, {"url": url, "alt": title[:500]})
     return list(unique.values())
 
 
@@ -251,7 +299,18 @@ def _text_problems(first: _Row, handle: str) -> list[Problem]:
         problems.append(first.problem(f"Title is empty on the first row of {handle!r}"))
     if first.get("Published").lower() not in ("true", "false", ""):
         problems.append(first.problem("Published must be TRUE or FALSE"))
+    if first.get("Status").lower() not in _STATUSES:
+        problems.append(first.problem("Status must be active, draft or archived"))
     return problems
+
+
+def _published(first: _Row) -> bool:
+    """Published TRUE, and Status (current exports) active or empty: draft and archived
+    products are not for sale."""
+    return first.get("Published").lower() == "true" and first.get("Status").lower() in (
+        "active",
+        "",
+    )
 
 
 def _product(handle: str, rows: list[_Row]) -> tuple[ImportProduct, list[Problem]]:
@@ -267,7 +326,7 @@ def _product(handle: str, rows: list[_Row]) -> tuple[ImportProduct, list[Problem
         if other is not row:
             problems.append(row.problem(f"same options as the variant at {other.at}"))
     if not variants:
-        problems.append(first.problem(f"product {handle!r} has no variant (no SKU and price)"))
+        problems.append(first.problem(f"product {handle!r} has no variant (no price)"))
     title = first.get("Title")
     return ImportProduct(
         external_ref=f"shopify:{handle}",
@@ -277,7 +336,7 @@ def _product(handle: str, rows: list[_Row]) -> tuple[ImportProduct, list[Problem
         variants=variants,
         brand=first.get("Vendor") or None,
         tags=[tag.strip() for tag in first.get("Tags").split(",") if tag.strip()],
-        published=first.get("Published").lower() == "true",
+        published=_published(first),
         images=_images(rows, title, problems),
         slug=make_slug(handle),
     ), problems

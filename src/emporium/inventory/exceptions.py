@@ -17,3 +17,9 @@ class InsufficientStock(Conflict):
     def __init__(self, detail: str, *, lines: Sequence[dict[str, Any]]) -> None:
         super().__init__(detail, extra={"lines": [dict(line) for line in lines]})
         self.lines = list(lines)
+
+
+class InventoryNotTracked(Conflict):
+    """The variant does not track inventory (its stock is null): there is nothing to adjust."""
+
+    code, title = "inventory_not_tracked", "Inventory not tracked"

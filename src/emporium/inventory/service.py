@@ -4,7 +4,12 @@ Stock only moves through conditional updates (``UPDATE ... SET stock = stock + :
 stock + :delta >= 0``) in the caller's transaction, backed by the ``stock_non_negative`` CHECK
 constraint: on PostgreSQL the row lock makes concurrent buyers of one variant queue and each
 see the stock the previous one left; on SQLite writers are serialised by the database lock.
-Either way a unit is never sold twice and stock is never negative. A movement's
+Either way a unit is never sold twice and stock is never negative.
+
+A variant whose stock is NULL does not track inventory (a Shopify export's empty ``Variant
+Inventory Tracker``): the same update matches it and leaves it NULL (``NULL + delta`` is
+NULL), so it is always sellable, writes no movement and never gets a negative stock; the
+ledger invariant holds for tracked variants. Staff adjustments refuse it (``409``). A movement's
 ``created_at`` is read after its update returned, while the row is locked until commit, so
 a variant's ledger lists its movements in the order the stock changed.
 """
@@ -16,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, insert, select, update
+from sqlalchemy import Integer, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog.cache import product_changed
@@ -26,7 +31,7 @@ from emporium.core.clock import utcnow
 from emporium.core.db import Reader, table_of
 from emporium.core.errors import InvalidInput
 from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
-from emporium.inventory.exceptions import InsufficientStock
+from emporium.inventory.exceptions import InsufficientStock, InventoryNotTracked
 from emporium.inventory.models import StockMovement
 from emporium.inventory.schemas import (
     StockAdjustmentCreate,
@@ -45,12 +50,15 @@ _M = table_of(StockMovement).c
 _DELTA = bindparam("delta", type_=Integer)
 _MOVE = (
     update(table_of(Variant))
-    .where(_V.id == bindparam("variant_id", type_=_V.id.type), _V.stock + _DELTA >= 0)
+    .where(
+        _V.id == bindparam("variant_id", type_=_V.id.type),
+        or_(_V.stock.is_(None), _V.stock + _DELTA >= 0),
+    )
     .values(stock=_V.stock + _DELTA, updated_at=bindparam("now", type_=_V.updated_at.type))
     .returning(_V.stock, _V.product_id)
 )
-"""``stock += delta`` for one variant, only if the result stays at 0 or more (built once;
-checkout runs it for every line)."""
+"""``stock += delta`` for one variant, only if the result stays at 0 or more, or if its stock
+is not tracked (NULL stays NULL; built once; checkout runs it for every line)."""
 
 
 async def _move(session: AsyncSession, variant_id: uuid.UUID, delta: int, now: datetime) -> Any:
@@ -128,6 +136,8 @@ async def take_stock(
             short.append(variant_id)
             continue
         products.add(row.product_id)
+        if row.stock is None:  # not tracked: nothing taken, nothing to record
+            continue
         _announce_low_stock(session, variant_id, row.product_id, row.stock + units, row.stock)
         movements.append(
             _movement(variant_id, "sale", -units, row.stock, now=utcnow(), order_id=order_id,
@@ -168,6 +178,8 @@ async def return_stock(
         if row is None:
             continue
         product_changed(session, row.product_id)
+        if row.stock is None:  # not tracked
+            continue
         movements.append(
             _movement(variant_id, "return", units, row.stock, now=utcnow(), order_id=order_id,
                       actor_id=actor_id, reason=reason)
@@ -189,6 +201,7 @@ async def adjust_stock(
         InvalidInput: (422) ``delta`` is 0.
         VariantNotFound: (404) no such variant.
         InsufficientStock: (409) the stock would drop below zero; nothing changes.
+        InventoryNotTracked: (409) the variant's stock is not tracked (NULL).
     """
     if data.delta == 0:
         raise InvalidInput(
@@ -205,6 +218,8 @@ async def adjust_stock(
         line = {"variant_id": str(variant_id), "sku": sku, "requested": -data.delta,
                 "available": stock}  # fmt: skip
         raise InsufficientStock("Stock cannot drop below zero.", lines=[line])
+    if row.stock is None:
+        raise InventoryNotTracked("This variant's inventory is not tracked; it has no stock.")
     product_changed(session, row.product_id)
     _announce_low_stock(session, variant_id, row.product_id, row.stock - data.delta, row.stock)
     movement = _movement(variant_id, "adjustment", data.delta, row.stock, now=utcnow(),

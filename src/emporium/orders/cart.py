@@ -56,7 +56,7 @@ async def get_cart(session: AsyncSession, identity: Identity, *, currency: str) 
             quantity=r.quantity,
             unit_price=r.price,
             line_total=r.price * r.quantity,
-            available=bool(r.published) and r.stock >= r.quantity,
+            available=bool(r.published) and (r.stock is None or r.stock >= r.quantity),
         )
         for r in rows
     ]

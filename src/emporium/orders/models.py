@@ -98,7 +98,7 @@ class OrderLine(Base):
     )
     product_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     position: Mapped[int] = mapped_column(Integer)
-    sku: Mapped[str] = mapped_column(String(100))
+    sku: Mapped[str | None] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(512))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[int] = mapped_column(BigInteger)

@@ -99,7 +99,8 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
     status_code=201,
     responses=problem_responses(401, 403, 404, 409, 415, 429, 503),
     response_headers=[
-        ResponseHeader(name="Idempotent-Replayed", required=False, documentation_only=True,
+        ResponseHeader(name="Idempotent-Replayed", value="true", required=False,
+                       documentation_only=True,
                        description="true when the answer is the replay of an earlier request")
     ],
 )  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
@@ -45,7 +45,7 @@ class CartItemRead(Struct):
 
     id: uuid.UUID
     variant_id: uuid.UUID
-    sku: str
+    sku: str | None
     title: str
     quantity: int
     unit_price: int
@@ -76,6 +76,12 @@ class OrderCreate(Struct, forbid_unknown_fields=True):
     shipping_address: AddressIn | None = None
     address_id: uuid.UUID | None = None
 
+    one_of_required: ClassVar[dict[str, tuple[str, ...]]] = {
+        "WithShippingAddress": ("shipping_address",),
+        "WithAddressId": ("address_id",),
+    }
+    """Exactly one of them, non-null (the OpenAPI document states it as ``oneOf``)."""
+
 
 class OrderTransition(Struct, forbid_unknown_fields=True):
     """Staff: move an order to ``to`` along the status machine."""
@@ -101,7 +107,7 @@ class OrderLineRead(Struct):
     ``unit_price * quantity``."""
 
     variant_id: uuid.UUID | None
-    sku: str
+    sku: str | None
     title: str
     quantity: int
     unit_price: int

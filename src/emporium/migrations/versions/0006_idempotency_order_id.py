@@ -5,7 +5,7 @@ answer becomes a reference to its order (replays render the order again from its
 row); an answer whose order cannot be found is dropped. On SQLite, ``secure_delete`` zeroes
 the freed pages so that the old bodies do not linger in the file.
 
-Revision ID: 0006_idem
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03 12:40:00.000000
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_idem"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

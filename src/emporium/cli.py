@@ -163,6 +163,9 @@ def serve(
         http="httptools",
         access_log=False,
         server_header=False,  # no version banner
+        # Only EMPORIUM_TRUSTED_PROXIES decides whose X-Forwarded-For is believed (core.clientip):
+        # uvicorn's own handling would trust 127.0.0.1 and rewrite the peer address first.
+        proxy_headers=False,
         log_level="warning",
         ssl_certfile=str(certfile) if certfile else None,
         ssl_keyfile=str(keyfile) if keyfile else None,

@@ -32,7 +32,12 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(
+        default=3,
+        ge=1,
+        le=200,
+        description="Size of each connection pool of a process (see connections_per_server)",
+    )
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -181,6 +186,19 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
         return value
+
+    @property
+    def connections_per_server(self) -> int:
+        """Most PostgreSQL connections one ``serve`` worker process opens: the write pool and
+        its burst overflow (2 x pool), the read pool, the raw product-read pool, and one
+        ``LISTEN`` connection of the change feed (4 x pool + 1)."""
+        return 4 * self.database_pool_size + 1
+
+    @property
+    def connections_per_worker(self) -> int:
+        """Most PostgreSQL connections one ``emporium worker`` process opens: the write pool
+        and its burst overflow (2 x pool)."""
+        return 2 * self.database_pool_size
 
     @property
     def is_sqlite(self) -> bool:

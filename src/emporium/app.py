@@ -104,9 +104,14 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     if settings.redis_url:
         from redis.asyncio import Redis
 
-        state.redis = Redis.from_url(settings.redis_url)
+        timeout = settings.redis_timeout_seconds
+        state.redis = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
         # Rate-limit counters shared by every node (closed with state.redis).
-        state.rate_limiter.share_through_redis(state.redis.connection_pool)
+        state.rate_limiter.share_through_redis(
+            state.redis, timeout_seconds=timeout, cooldown_seconds=settings.redis_retry_seconds
+        )
     state.raw_pool = None
     tasks = _start_runner(app, settings)
     if settings.is_sqlite:

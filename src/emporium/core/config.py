@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="Size of each connection pool of a process (see connections_per_server)",
     )
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
+    redis_timeout_seconds: float = Field(
+        default=0.25, gt=0, le=10, description="Redis connect and command timeout"
+    )
+    redis_retry_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="After a Redis failure, skip Redis this long"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     metrics_public: bool = Field(

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         le=200,
         description="Size of each connection pool of a process (see connections_per_server)",
     )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=10.0, ge=0, le=600, description="How long a SQLite write waits for the lock"
+    )
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
     redis_timeout_seconds: float = Field(
         default=0.25, gt=0, le=10, description="Redis connect and command timeout"

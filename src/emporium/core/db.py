@@ -7,7 +7,7 @@ committed by the request boundary (:mod:`emporium.core.uow`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -70,13 +70,20 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener of SQLite engines: WAL, foreign keys, and how long a writer
+    waits for another's lock before failing (``database is locked``: a 503)."""
+    busy_ms = round(busy_timeout_seconds * 1000)
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
+        cur.close()
+
+    return on_connect
 
 
 def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
@@ -98,7 +105,9 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         ),
     )
     if settings.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine.sync_engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_seconds)
+        )
     return engine
 
 
@@ -145,7 +154,7 @@ def create_read_engine(settings: Settings) -> ReadEngine:
         pool_size=settings.database_pool_size,
         connect_args={"check_same_thread": False},
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_seconds))
     return engine
 
 

@@ -109,7 +109,11 @@ async def list_products(
     q: Annotated[
         str | None,
         QueryParameter(
-            min_length=1, max_length=200, schema_extra={"minLength": 1, "maxLength": 200}
+            min_length=1,
+            max_length=200,
+            description="text search: products with every word (the first 8 words count; on "
+            "SQLite the 1,000 newest matches are ranked)",
+            schema_extra={"minLength": 1, "maxLength": 200},
         ),
     ] = None,
     min_price: Price = None,

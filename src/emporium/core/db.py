@@ -6,7 +6,9 @@ committed by the request boundary (:mod:`emporium.core.uow`).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Connection, Dialect, Engine, Result
+from sqlalchemy.engine import Connection, Dialect, Engine, FrozenResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
@@ -120,9 +123,10 @@ class Reader:
     """A read-only connection: ``await reader.execute(statement, params)`` on either kind.
 
     On PostgreSQL it wraps an autocommit :class:`AsyncConnection`. On SQLite it wraps a plain
-    ``sqlite3`` connection used directly on the event loop: a primary-key read takes about
-    0.1 ms there, five times less than the thread hop aiosqlite makes for every statement
-    (see docs/adr/0004-sqlite-reads-on-the-loop.md).
+    ``sqlite3`` connection: :meth:`execute` runs in a worker thread (``sqlite3`` releases the
+    GIL while SQLite works), so a costly read, such as a search matching the whole catalog,
+    never holds the event loop; :meth:`lookup`, for reads by a unique key, runs on the loop,
+    where it takes about 0.1 ms, less than the thread hop (ADR 0004).
     """
 
     def __init__(self, connection: AsyncConnection | Connection) -> None:
@@ -132,11 +136,28 @@ class Reader:
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Result[Any]:
-        """Run one statement; the result is fully buffered."""
+        """Run one statement of any cost; the result is fully buffered."""
         if isinstance(self._connection, AsyncConnection):
             result: Result[Any] = await self._connection.execute(statement, parameters)
             return result
-        return self._connection.execute(statement, parameters)
+        frozen = await asyncio.to_thread(self._run_buffered, statement, parameters)
+        return frozen()
+
+    async def lookup(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Result[Any]:
+        """Run one statement that reads at most a few rows by a unique key (on SQLite on the
+        event loop); the result is fully buffered."""
+        if isinstance(self._connection, AsyncConnection):
+            result: Result[Any] = await self._connection.execute(statement, parameters)
+            return result
+        return self._run_buffered(statement, parameters)()
+
+    def _run_buffered(
+        self, statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> FrozenResult[Any]:
+        assert isinstance(self._connection, Connection)
+        return self._connection.execute(statement, parameters).freeze()
 
 
 ReadEngine = AsyncEngine | Engine
@@ -158,6 +179,21 @@ def create_read_engine(settings: Settings) -> ReadEngine:
     return engine
 
 
+_CHECKOUTS: weakref.WeakKeyDictionary[Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _checkouts(engine: Engine) -> asyncio.Semaphore:
+    """One slot per connection ``engine``'s pool can hand out: waiting for a slot awaits,
+    whereas waiting in the synchronous pool would block the event loop (and the requests
+    that would return their connections)."""
+    gate = _CHECKOUTS.get(engine)
+    if gate is None:
+        pool = engine.pool
+        size = pool.size() + pool._max_overflow if isinstance(pool, QueuePool) else 1
+        gate = _CHECKOUTS[engine] = asyncio.Semaphore(size)
+    return gate
+
+
 @asynccontextmanager
 async def read_connection(engine: ReadEngine) -> AsyncIterator[Reader]:
     """A :class:`Reader` on a pooled connection of ``engine``, returned to the pool after."""
@@ -165,8 +201,9 @@ async def read_connection(engine: ReadEngine) -> AsyncIterator[Reader]:
         async with engine.connect() as connection:
             yield Reader(connection)
     else:
-        with engine.connect() as sync_connection:
-            yield Reader(sync_connection)
+        async with _checkouts(engine):
+            with engine.connect() as sync_connection:
+                yield Reader(sync_connection)
 
 
 def table_of(model: type[Base]) -> Table:

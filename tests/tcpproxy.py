@@ -10,7 +10,8 @@ import threading
 
 class TcpProxy:
     """Forwards ``127.0.0.1:port`` to ``target``; :meth:`cut` drops every connection and
-    refuses new ones (the database "goes away"), :meth:`restore` accepts them again."""
+    refuses new ones (the database "goes away"), :meth:`hang` drops them and accepts new
+    ones that never answer (a paused or unreachable host), :meth:`restore` forwards again."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -21,13 +22,17 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
+        self._silent = False
+        self._acceptor = threading.Thread()
 
     def start(self) -> None:
         """Listen and forward (again)."""
         self._stop.clear()
+        self._silent = False
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.05)
-        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(self._listener,), daemon=True)
+        self._acceptor.start()
 
     def cut(self) -> None:
         """Close the listener (new connections are refused) and every live connection."""
@@ -35,6 +40,7 @@ class TcpProxy:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+            self._acceptor.join(timeout=5)  # its accept() holds the port until it returns
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:
@@ -42,7 +48,16 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
-    restore = start
+    def hang(self) -> None:
+        """Drop every connection; accept new ones but never answer them."""
+        self.cut()
+        self.start()
+        self._silent = True
+
+    def restore(self) -> None:
+        """Forward again (connections held by :meth:`hang` are dropped)."""
+        self.cut()
+        self.start()
 
     def _accept(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
@@ -52,6 +67,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._silent:
+                with self._lock:
+                    self._sockets.add(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:

@@ -119,7 +119,7 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     dsn = make_url(settings.database_url).set(drivername="postgresql")
     state.raw_pool = await asyncpg.create_pool(
         dsn.render_as_string(hide_password=False), min_size=0,
-        max_size=settings.database_pool_size,
+        max_size=settings.database_pool_size, timeout=settings.database_connect_timeout_seconds,
     )  # fmt: skip
     listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
     return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,28 @@ def test_postgres_outage_is_a_503_and_recovers(
         assert client.get(unknown).status_code == 404
         assert client.post("/api/v1/auth/login", json=LOGIN).status_code == 401
         assert client.get("/readyz").status_code == 200
+
+
+def test_hung_postgres_is_a_quick_503(
+    proxy: tuple[TcpProxy, str], key_file: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL accepts connections but never answers (a paused or unreachable host):
+    each request gives up after the connect timeout with a 503, not asyncpg's 60 s."""
+    tcp, url = proxy
+    app = create_app(_settings(url, key_file, tmp_path, database_connect_timeout_seconds=0.5))
+    with TestClient(app=app) as client:
+        assert client.get("/api/v1/products").status_code == 200
+        tcp.hang()
+        with capture_logs() as logs:
+            for path in ("/api/v1/products", f"/api/v1/products/{uuid.uuid4()}"):
+                started = time.monotonic()
+                _assert_unavailable(client.get(path))
+                assert time.monotonic() - started < 3
+        assert {e["kind"] for e in _outage_lines(logs)} <= {
+            "database_timeout", "database_connection_lost"
+        }  # fmt: skip
+        tcp.restore()
+        assert client.get("/api/v1/products").status_code == 200
 
 
 def test_locked_sqlite_is_a_503_and_recovers(

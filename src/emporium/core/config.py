@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         le=200,
         description="Size of each connection pool of a process (see connections_per_server)",
     )
+    database_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=120, description="PostgreSQL connection attempt timeout"
+    )
     sqlite_busy_timeout_seconds: float = Field(
         default=10.0, ge=0, le=600, description="How long a SQLite write waits for the lock"
     )

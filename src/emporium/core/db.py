@@ -106,6 +106,13 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
             if autocommit
             else {}
         ),
+        # asyncpg waits 60 s for an unresponsive server by default: an outage would hold
+        # every request that long before its 503 (core.outages).
+        **(
+            {}
+            if settings.is_sqlite
+            else {"connect_args": {"timeout": settings.database_connect_timeout_seconds}}
+        ),
     )
     if settings.is_sqlite:
         event.listen(

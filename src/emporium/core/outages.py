@@ -55,10 +55,22 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         pending += [current.__cause__, current.__context__]
 
 
+def _from_database(exc: BaseException) -> bool:
+    """True when ``exc`` was raised inside the database drivers (a connection attempt that
+    timed out), not by some other awaited operation."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("asyncpg", "sqlalchemy")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def outage_kind(exc: BaseException) -> str | None:
     """The kind of database outage behind ``exc`` (``database_unreachable``,
-    ``database_refused``, ``database_connection_lost``, ``database_pool_exhausted``,
-    ``database_locked``, ...),
+    ``database_refused``, ``database_timeout``, ``database_connection_lost``,
+    ``database_pool_exhausted``, ``database_locked``, ...),
     or None when ``exc`` is not one (a bug, a constraint, a schema problem)."""
     for cause in _causes(exc):
         if isinstance(cause, sa_exc.TimeoutError):  # no pooled connection came free in time
@@ -73,6 +85,8 @@ def outage_kind(exc: BaseException) -> str | None:
             return "database_refused"
         if isinstance(cause, ConnectionError | socket.gaierror):  # refused, reset, no host
             return "database_unreachable"
+        if isinstance(cause, TimeoutError) and _from_database(cause):
+            return "database_timeout"
     return None
 
 

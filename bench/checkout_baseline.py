@@ -26,7 +26,8 @@ Same server stack as Emporium: uvicorn with uvloop and httptools::
     BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/emporium_bench_checkout \\
     BASELINE_CUSTOMER_ID=<uuid> .venv/bin/python bench/checkout_baseline.py --port 8002
 
-``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's default engine pool.
+``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's write pool at its former
+default pool size 10 (3 since issue 10).
 ``BASELINE_NOTIFY=1`` (an experiment, off by default) adds Emporium's change-feed
 ``pg_notify`` of the order's products inside the transaction.
 """

@@ -10,8 +10,8 @@ It runs under the same server stack as Emporium: uvicorn with uvloop and httptoo
     BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/emporium_bench \\
         .venv/bin/python bench/raw_baseline.py --port 8001 --workers 2
 
-``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's default engine pool
-(``pool_size`` 10 plus ``max_overflow`` 10).
+``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's write pool at its former
+default (``pool_size`` 10 plus ``max_overflow`` 10; the default pool size is 3 since issue 10).
 """
 
 from __future__ import annotations

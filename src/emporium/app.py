@@ -124,9 +124,14 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     if settings.redis_url:
         from redis.asyncio import Redis
 
-        state.redis = Redis.from_url(settings.redis_url)
+        timeout = settings.redis_timeout_seconds
+        state.redis = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
         # Rate-limit counters shared by every node (closed with state.redis).
-        state.rate_limiter.share_through_redis(state.redis.connection_pool)
+        state.rate_limiter.share_through_redis(
+            state.redis, timeout_seconds=timeout, cooldown_seconds=settings.redis_retry_seconds
+        )
     state.raw_pool = None
     tasks = _start_runner(app, settings)
     if settings.is_sqlite:
@@ -134,7 +139,7 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     dsn = make_url(settings.database_url).set(drivername="postgresql")
     state.raw_pool = await asyncpg.create_pool(
         dsn.render_as_string(hide_password=False), min_size=0,
-        max_size=settings.database_pool_size,
+        max_size=settings.database_pool_size, timeout=settings.database_connect_timeout_seconds,
     )  # fmt: skip
     listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
     return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]

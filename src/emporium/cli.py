@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from emporium.catalog.upsert import ImportProduct
     from emporium.core.config import Settings
     from emporium.core.errors import DomainError
+    from emporium.core.keys import KeyRing
     from emporium.importers.common import ImportReport, ImportReview, Problem
     from emporium.importers.dummyjson_carts import ImportCart
     from emporium.importers.dummyjson_users import ImportUser
@@ -89,28 +90,60 @@ def db_upgrade() -> None:
 
 
 def _prepare_database(settings: Settings) -> None:
-    """Upgrade the embedded database (and create its key file on first start); refuse an
-    un-migrated PostgreSQL database or a missing key file there (every node must share it)."""
+    """Upgrade the embedded database (or refuse an un-migrated PostgreSQL one), then check
+    the key file against the database (:func:`_check_key_file`)."""
     from emporium.core import migrate
-    from emporium.core.keys import load_or_create_key_file
 
     if settings.is_sqlite:
         migrate.upgrade(settings)
-        _, created = load_or_create_key_file(settings.key_file)
-        if created:
-            click.echo(
-                f"created the key file {settings.key_file}: back it up; without it the "
-                "personal data in the database cannot be read",
-                err=True,
-            )
-        return
-    if migrate.current_revision(settings) is None:
+    elif migrate.current_revision(settings) is None:
         raise click.ClickException("the database has no schema: run `emporium db upgrade` first")
-    if not settings.key_file.exists():
-        raise click.ClickException(
-            f"no key file at {settings.key_file}: run `emporium keys init` once and give the "
-            "same file to every node (EMPORIUM_KEY_FILE)"
-        )
+    _check_key_file(settings)
+
+
+def _check_key_file(settings: Settings) -> None:
+    """Refuse a key file that is missing or not the one the database was written with
+    (``core.keyset``); only an empty embedded database gets a new key file. On PostgreSQL
+    the key file is made once with ``keys init`` and shared by every node."""
+    from emporium.core.keys import KeyFileError, load_key_file, load_or_create_key_file
+    from emporium.core.keyset import KeySetMismatch
+
+    try:
+        ring: KeyRing | None = load_key_file(settings.key_file)
+    except FileNotFoundError:
+        ring = None
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        may_create = asyncio.run(_check_key_set(settings, ring))
+        if ring is None and may_create and not settings.is_sqlite:
+            raise click.ClickException(
+                f"no key file at {settings.key_file}: run `emporium keys init` once and give "
+                "the same file to every node (EMPORIUM_KEY_FILE)"
+            )
+        if ring is None and may_create:
+            ring, created = load_or_create_key_file(settings.key_file)
+            if created:
+                click.echo(
+                    f"created the key file {settings.key_file}: back it up; without it the "
+                    "personal data in the database cannot be read",
+                    err=True,
+                )
+            asyncio.run(_check_key_set(settings, ring))  # records its fingerprint
+    except KeySetMismatch as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+async def _check_key_set(settings: Settings, ring: KeyRing | None) -> bool:
+    from emporium.core.db import create_engine, table_of
+    from emporium.core.keyset import check_key_set
+
+    engine = create_engine(settings)
+    try:
+        protected = [table_of(model) for model, _ in protected_columns()]
+        return await check_key_set(engine, ring, key_file=settings.key_file, protected=protected)
+    finally:
+        await engine.dispose()
 
 
 async def _catalog_is_empty(settings: Settings) -> bool:
@@ -178,6 +211,9 @@ def serve(
         access_log=False,
         server_header=False,  # no version banner
         log_config=uvicorn_log_config(),
+        # Only EMPORIUM_TRUSTED_PROXIES decides whose X-Forwarded-For is believed (core.clientip):
+        # uvicorn's own handling would trust 127.0.0.1 and rewrite the peer address first.
+        proxy_headers=False,
         ssl_certfile=str(certfile) if certfile else None,
         ssl_keyfile=str(keyfile) if keyfile else None,
     )
@@ -371,6 +407,7 @@ def keys_rotate(resume: bool) -> None:
     from emporium.core.keys import add_data_key, load_key_file, write_key_file
 
     settings = _settings()
+    _prepare_database(settings)  # the key file must be this database's
     ring = load_key_file(settings.key_file)
     if not resume:
         ring = add_data_key(ring)

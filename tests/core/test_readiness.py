@@ -28,18 +28,18 @@ async def test_ready_with_a_reachable_redis(settings: Settings) -> None:
     async with AsyncTestClient(app=app) as client:
         response = await client.get("/readyz")
     assert response.status_code == 200
+    assert response.json() == {"status": "ready", "redis": "up", "rate_limits": "shared"}
 
 
-async def test_not_ready_when_redis_is_down(settings: Settings) -> None:
-    """A load balancer sees 503 (problem+json) when the configured Redis does not answer."""
+async def test_still_ready_when_redis_is_down(settings: Settings) -> None:
+    """A Redis outage does not take the node out of rotation (it would take every node at
+    once): /readyz stays 200 and says that limits count per process."""
     dead = f"redis://127.0.0.1:{_closed_port()}/0"
     app = create_app(settings.model_copy(update={"redis_url": dead}))
     async with AsyncTestClient(app=app) as client:
         response = await client.get("/readyz")
-    assert response.status_code == 503
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == "not_ready"
-    assert "redis" in response.json()["detail"]
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "redis": "down", "rate_limits": "per_process"}
 
 
 async def test_not_ready_when_the_database_is_unreachable(key_file: Path) -> None:

@@ -171,10 +171,11 @@ async def get_product(db: Db, id_or_slug: str, *, include_unpublished: bool) -> 
     """
     product_id, slug = parse_product_key(id_or_slug)
     by_id, by_slug = _PRODUCT_BY_KEY[_dialect(db)]
-    if product_id:
-        row = (await db.execute(by_id, {"key": product_id})).first()
+    statement, key = (by_id, product_id) if product_id else (by_slug, slug)
+    if isinstance(db, Reader):
+        row = (await db.lookup(statement, {"key": key})).first()
     else:
-        row = (await db.execute(by_slug, {"key": slug})).first()
+        row = (await db.execute(statement, {"key": key})).first()
     product = None if row is None else _product(row)
     if product is None or not (product.published or include_unpublished):
         raise ProductNotFound("No such product.")

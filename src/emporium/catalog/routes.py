@@ -12,6 +12,7 @@ from emporium.accounts.identity import is_staff, role
 from emporium.catalog import queries, service
 from emporium.catalog.cache import read_product
 from emporium.catalog.schemas import (
+    MAX_MONEY,
     CategoryCreate,
     CategoryRead,
     CategoryUpdate,
@@ -34,7 +35,12 @@ from emporium.core.uow import DbReader, DbSession
 STAFF = role("staff")
 Price = Annotated[
     int | None,
-    QueryParameter(ge=0, description="minor units (cents)", schema_extra={"minimum": 0}),
+    QueryParameter(
+        ge=0,
+        le=MAX_MONEY,
+        description="minor units (cents)",
+        schema_extra={"minimum": 0, "maximum": MAX_MONEY},
+    ),
 ]
 
 
@@ -103,7 +109,11 @@ async def list_products(
     q: Annotated[
         str | None,
         QueryParameter(
-            min_length=1, max_length=200, schema_extra={"minLength": 1, "maxLength": 200}
+            min_length=1,
+            max_length=200,
+            description="text search: products with every word (the first 8 words count; on "
+            "SQLite the 1,000 newest matches are ranked)",
+            schema_extra={"minLength": 1, "maxLength": 200},
         ),
     ] = None,
     min_price: Price = None,

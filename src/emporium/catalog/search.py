@@ -5,7 +5,9 @@ description C) behind a GIN index, matched with ``plainto_tsquery('english', wor
 ranked with ``ts_rank_cd``. SQLite: the FTS5 table ``product_fts`` (porter stemmer,
 diacritics folded) kept in step by triggers, ranked with ``bm25`` using the same weights.
 Both index accent-folded text and answer "every word of q, stemmed, accents ignored"; a
-higher ``score`` is a better match.
+higher ``score`` is a better match. One search's cost is bounded: at most
+``MAX_QUERY_WORDS`` words, and on SQLite at most ``MAX_RANKED`` matches (the newest) are
+ranked (ADR 0004, amendment).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from emporium.catalog.models import Product
 product_table = Product.__table__
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-MAX_QUERY_WORDS = 20
+MAX_QUERY_WORDS = 8
+"""Words of ``q`` searched; the rest are ignored (each word adds a posting-list merge)."""
+MAX_RANKED = 1000
+"""On SQLite, matches ranked per search: the newest ones (``bm25`` costs per match)."""
 
 
 def query_words(q: str) -> list[str]:
@@ -52,6 +57,8 @@ def search_join(
         )
         .select_from(text("product_fts"))
         .where(_match(expression))
+        .order_by(literal_column("rowid").desc())  # the newest products first
+        .limit(MAX_RANKED)
         .subquery("matches")
     )
     joined = stmt.join_from(

@@ -88,11 +88,15 @@ class ChangeFeed:
     async def run(self, dsn: str, *, retry_seconds: float = 1.0) -> None:
         """Listen on PostgreSQL until cancelled, reconnecting after failures; after any
         disconnection subscribers are told to forget everything."""
+        failures = 0  # in a row: an outage is logged once, not at every retry
         while True:
             try:
                 await self._listen_until_lost(dsn)
+                failures = 0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("change_feed_unavailable")
+                if not failures:
+                    log.warning("change_feed_unavailable")
+                failures += 1
             self.deliver({ALL: {ALL}})
             await asyncio.sleep(retry_seconds)
 

@@ -32,8 +32,25 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(
+        default=3,
+        ge=1,
+        le=200,
+        description="Size of each connection pool of a process (see connections_per_server)",
+    )
+    database_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=120, description="PostgreSQL connection attempt timeout"
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=10.0, ge=0, le=600, description="How long a SQLite write waits for the lock"
+    )
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
+    redis_timeout_seconds: float = Field(
+        default=0.25, gt=0, le=10, description="Redis connect and command timeout"
+    )
+    redis_retry_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="After a Redis failure, skip Redis this long"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",
@@ -191,6 +208,19 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
         return value
+
+    @property
+    def connections_per_server(self) -> int:
+        """Most PostgreSQL connections one ``serve`` worker process opens: the write pool and
+        its burst overflow (2 x pool), the read pool, the raw product-read pool, and one
+        ``LISTEN`` connection of the change feed (4 x pool + 1)."""
+        return 4 * self.database_pool_size + 1
+
+    @property
+    def connections_per_worker(self) -> int:
+        """Most PostgreSQL connections one ``emporium worker`` process opens: the write pool
+        and its burst overflow (2 x pool)."""
+        return 2 * self.database_pool_size
 
     @property
     def is_sqlite(self) -> bool:

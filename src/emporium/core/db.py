@@ -6,10 +6,12 @@ committed by the request boundary (:mod:`emporium.core.uow`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import uuid
-from collections.abc import AsyncIterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Connection, Dialect, Engine, Result
+from sqlalchemy.engine import Connection, Dialect, Engine, FrozenResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
@@ -78,13 +81,20 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener of SQLite engines: WAL, foreign keys, and how long a writer
+    waits for another's lock before failing (``database is locked``: a 503)."""
+    busy_ms = round(busy_timeout_seconds * 1000)
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
+        cur.close()
+
+    return on_connect
 
 
 def private_sqlite_file(settings: Settings) -> None:
@@ -129,10 +139,19 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
             if autocommit
             else {}
         ),
+        # asyncpg waits 60 s for an unresponsive server by default: an outage would hold
+        # every request that long before its 503 (core.outages).
+        **(
+            {}
+            if settings.is_sqlite
+            else {"connect_args": {"timeout": settings.database_connect_timeout_seconds}}
+        ),
     )
     if settings.is_sqlite:
         private_sqlite_file(settings)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine.sync_engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_seconds)
+        )
     return engine
 
 
@@ -145,9 +164,10 @@ class Reader:
     """A read-only connection: ``await reader.execute(statement, params)`` on either kind.
 
     On PostgreSQL it wraps an autocommit :class:`AsyncConnection`. On SQLite it wraps a plain
-    ``sqlite3`` connection used directly on the event loop: a primary-key read takes about
-    0.1 ms there, five times less than the thread hop aiosqlite makes for every statement
-    (see docs/adr/0004-sqlite-reads-on-the-loop.md).
+    ``sqlite3`` connection: :meth:`execute` runs in a worker thread (``sqlite3`` releases the
+    GIL while SQLite works), so a costly read, such as a search matching the whole catalog,
+    never holds the event loop; :meth:`lookup`, for reads by a unique key, runs on the loop,
+    where it takes about 0.1 ms, less than the thread hop (ADR 0004).
     """
 
     def __init__(self, connection: AsyncConnection | Connection) -> None:
@@ -157,11 +177,28 @@ class Reader:
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Result[Any]:
-        """Run one statement; the result is fully buffered."""
+        """Run one statement of any cost; the result is fully buffered."""
         if isinstance(self._connection, AsyncConnection):
             result: Result[Any] = await self._connection.execute(statement, parameters)
             return result
-        return self._connection.execute(statement, parameters)
+        frozen = await asyncio.to_thread(self._run_buffered, statement, parameters)
+        return frozen()
+
+    async def lookup(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Result[Any]:
+        """Run one statement that reads at most a few rows by a unique key (on SQLite on the
+        event loop); the result is fully buffered."""
+        if isinstance(self._connection, AsyncConnection):
+            result: Result[Any] = await self._connection.execute(statement, parameters)
+            return result
+        return self._run_buffered(statement, parameters)()
+
+    def _run_buffered(
+        self, statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> FrozenResult[Any]:
+        assert isinstance(self._connection, Connection)
+        return self._connection.execute(statement, parameters).freeze()
 
 
 ReadEngine = AsyncEngine | Engine
@@ -180,8 +217,23 @@ def create_read_engine(settings: Settings) -> ReadEngine:
         pool_size=settings.database_pool_size,
         connect_args={"check_same_thread": False},
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_seconds))
     return engine
+
+
+_CHECKOUTS: weakref.WeakKeyDictionary[Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _checkouts(engine: Engine) -> asyncio.Semaphore:
+    """One slot per connection ``engine``'s pool can hand out: waiting for a slot awaits,
+    whereas waiting in the synchronous pool would block the event loop (and the requests
+    that would return their connections)."""
+    gate = _CHECKOUTS.get(engine)
+    if gate is None:
+        pool = engine.pool
+        size = pool.size() + pool._max_overflow if isinstance(pool, QueuePool) else 1
+        gate = _CHECKOUTS[engine] = asyncio.Semaphore(size)
+    return gate
 
 
 @asynccontextmanager
@@ -191,8 +243,9 @@ async def read_connection(engine: ReadEngine) -> AsyncIterator[Reader]:
         async with engine.connect() as connection:
             yield Reader(connection)
     else:
-        with engine.connect() as sync_connection:
-            yield Reader(sync_connection)
+        async with _checkouts(engine):
+            with engine.connect() as sync_connection:
+                yield Reader(sync_connection)
 
 
 def table_of(model: type[Base]) -> Table:

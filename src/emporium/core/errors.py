@@ -2,8 +2,9 @@
 
 Every error answer is RFC 9457 ``application/problem+json``:
 ``{"type", "title", "status", "detail", "code"}`` plus ``errors`` for validation failures and
-``request_id`` for server errors. Unknown exceptions become a 500 that carries the request id
-and never a stack trace; they are logged, not guessed into a 4xx.
+``request_id`` for server errors. A database outage is a 503 ``service_unavailable`` with
+``Retry-After`` (``core.outages``). Unknown exceptions become a 500 that carries the request
+id and never a stack trace; they are logged, not guessed into a 4xx.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
+
+from emporium.core.outages import RETRY_AFTER_SECONDS, outage_kind, report_outage
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("emporium.errors")
@@ -121,7 +124,8 @@ _DESCRIPTIONS = {
     415: "The body is not JSON",
     422: "Invalid input; `errors` lists each problem",
     429: "Too many requests: wait `Retry-After` seconds (code rate_limited)",
-    503: "Not ready",
+    503: "Not ready, or the database cannot be reached (code service_unavailable): retry "
+    "after `Retry-After` seconds",
 }
 
 
@@ -220,6 +224,16 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = exc.status_code
         code = _HTTP_CODES.get(status, "bad_request")
         return problem(status, code, exc.detail, headers=exc.headers)
+    kind = outage_kind(exc)
+    if kind is not None:
+        report_outage(kind, exc)
+        return problem(
+            503,
+            "service_unavailable",
+            "The database cannot be reached; retry later.",
+            title="Service unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     request_id = request.scope.get("state", {}).get("request_id", "")
     log.exception("unhandled_exception", path=request.url.path, request_id=request_id)
     return problem(

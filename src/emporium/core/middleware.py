@@ -17,7 +17,7 @@ from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from emporium.core.errors import InvalidInput
+from emporium.core.errors import DomainError, InvalidInput
 
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -172,12 +172,57 @@ def _location(message: str) -> list[str]:
     return ["body", *(a or b for a, b in _PATH_PART.findall(where.rstrip("`")))]
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have (the contract's bound)."""
+
+
+class MalformedJSON(DomainError):
+    """The body is not a JSON document we read: not JSON, not UTF-8, numbers out of range,
+    or nested deeper than :data:`MAX_JSON_DEPTH` (400 ``malformed_json``)."""
+
+    status, code, title = 400, "malformed_json", "Malformed JSON"
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode a request body (RFC 8259 JSON, UTF-8) nested at most ``MAX_JSON_DEPTH`` deep.
+
+    Raises MalformedJSON (400 ``malformed_json``) for anything else. msgspec itself raises
+    ``RecursionError`` on a very deep document and ``UnicodeDecodeError`` on invalid
+    UTF-8; both are the client's fault, not a server error.
+    """
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedJSON(f"The request body is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MalformedJSON("The request body is not valid UTF-8.") from exc
+    except RecursionError as exc:
+        raise MalformedJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from exc
+    if _too_deep(document, MAX_JSON_DEPTH):
+        raise MalformedJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+    return document
+
+
+def _too_deep(document: Any, levels: int) -> bool:
+    """True when ``document`` nests arrays/objects more than ``levels`` deep."""
+    if isinstance(document, dict):
+        children: Any = document.values()
+    elif isinstance(document, list):
+        children = document
+    else:
+        return False
+    if levels == 0:
+        return True
+    return any(_too_deep(child, levels - 1) for child in children if isinstance(child, dict | list))
+
+
 async def check_json_body(request: Request[Any, Any, Any]) -> None:
     """``before_request`` hook: the body is checked strictly against the route's body type,
     so ``"1999"`` (a string) is not taken for the integer ``1999``, and a NUL character
     (``\\u0000``), which no database text column can store, is refused.
 
-    Raises InvalidInput (422 ``validation_error``) naming the offending field.
+    Raises MalformedJSON (400 ``malformed_json``) for a body :func:`decode_json` refuses,
+    InvalidInput (422 ``validation_error``) naming the offending field.
     """
     if request.method not in _BODY_METHODS:
         return
@@ -190,10 +235,7 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
     field = request.route_handler.parsed_fn_signature.parameters.get("data")
     if field is None or not body:
         return
-    try:
-        document = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return  # not JSON at all: answered by the framework (400 malformed_json)
+    document = decode_json(body)
     try:
         msgspec.convert(document, type=field.annotation, strict=True)
     except msgspec.ValidationError as exc:

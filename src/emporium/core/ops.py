@@ -22,22 +22,27 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["operations"], summary="Readiness", responses=problem_responses(503))
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
-    """``200`` when the database (and Redis, when configured) answer; else ``503`` problem."""
+    """``200 {"status": "ready", "redis": ..., "rate_limits": ...}`` when the database
+    answers, else ``503`` problem (``not_ready``).
+
+    Redis does not decide readiness (contract): its outage would take every node out of
+    rotation at once. The body reports it instead: ``redis`` is ``up``, ``down`` or
+    ``not_configured``; ``rate_limits`` is ``shared`` (counted in Redis) or ``per_process``.
+    """
     state = request.app.state
-    failed: list[str] = []
     try:
         async with state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:  # any failure means "not ready"
-        failed.append("database")
-    if state.redis is not None:
-        try:
-            await state.redis.ping()
-        except Exception:
-            failed.append("redis")
-    if failed:
-        return problem(503, "not_ready", "Not ready: " + ", ".join(failed) + " unreachable.")
-    return Response({"status": "ready"})
+        return problem(503, "not_ready", "Not ready: database unreachable.")
+    redis = await state.rate_limiter.check_redis()
+    return Response(
+        {
+            "status": "ready",
+            "redis": {None: "not_configured", True: "up", False: "down"}[redis],
+            "rate_limits": "shared" if state.rate_limiter.shared else "per_process",
+        }
+    )
 
 
 def loopback_client(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

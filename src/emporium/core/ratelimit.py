@@ -4,8 +4,10 @@ Each policy (``general``, ``login``, ``register``, ``mfa``, ``password_reset``,
 ``review_post``, ``checkout``, ...) is a setting ``EMPORIUM_RATE_LIMIT_<NAME>`` in limits'
 notation (``"10/minute;100/hour"``; empty: off). Counters live in Redis when
 ``EMPORIUM_REDIS_URL`` is set, so every server node shares them, and in process memory
-otherwise. The strategy is the fixed window (one counter per key and window: one Redis
-``INCR``), see ``docs/adr/0008-rate-limits-and-hardening.md``.
+otherwise, or while Redis is out (a circuit breaker skips it after a failure, see
+``core.breaker``; limits then apply per process, never not at all). The strategy is the
+fixed window (one counter per key and window: one Redis ``INCR``), see
+``docs/adr/0008-rate-limits-and-hardening.md``.
 
 A route gets a policy with one guard: ``guards=[rate_limit("login")]``. It counts per
 signed-in user when an earlier guard identified the caller, else per client address, or by
@@ -17,6 +19,7 @@ answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Rese
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import math
 import time
@@ -30,11 +33,11 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from redis.exceptions import RedisError
 
+from emporium.core.breaker import CircuitBreaker
 from emporium.core.clientip import client_ip
 from emporium.core.errors import DomainError
-
-log = structlog.get_logger("emporium.ratelimit")
 
 
 def security_log() -> Any:
@@ -100,7 +103,8 @@ class PacedMemoryStorage(MemoryStorage):
 
 
 class RateLimiter:
-    """The policies of one application and the storage that counts them."""
+    """The policies of one application and the storages that count them: Redis when
+    configured and up, else this process's memory (see :meth:`hit`)."""
 
     def __init__(self, policies: Mapping[str, str]) -> None:
         """Parse ``policies`` (name -> limits' notation). Raises ValueError for a malformed
@@ -113,47 +117,92 @@ class RateLimiter:
             for name, value in policies.items()
         }
         self.storage: Storage = PacedMemoryStorage()
-        self._strategy = FixedWindowRateLimiter(self.storage)
+        self._memory = FixedWindowRateLimiter(self.storage)
+        self._shared: FixedWindowRateLimiter | None = None
+        self._redis: Any = None
+        self.breaker: CircuitBreaker | None = None
+        self._deadline = 1.0
 
-    def share_through_redis(self, connection_pool: Any) -> None:
-        """Count in Redis (``redis.asyncio`` connection pool owned by the caller), so every
-        node sees the same counters."""
-        self.storage = RedisStorage(
-            "async+redis://", implementation="redispy", wrap_exceptions=True,
-            connection_pool=connection_pool,
+    def share_through_redis(
+        self, redis: Any, *, timeout_seconds: float, cooldown_seconds: float
+    ) -> None:
+        """Count in Redis (a ``redis.asyncio.Redis`` owned by the caller, whose socket
+        timeouts bound each command), so every node sees the same counters. After a
+        failure Redis is skipped for ``cooldown_seconds`` (circuit breaker) and requests
+        are counted in this process's memory meanwhile."""
+        self._redis = redis
+        self._shared = FixedWindowRateLimiter(
+            RedisStorage(
+                "async+redis://", implementation="redispy", wrap_exceptions=True,
+                connection_pool=redis.connection_pool,
+            )
         )  # fmt: skip
-        self._strategy = FixedWindowRateLimiter(self.storage)
+        self.breaker = CircuitBreaker("redis", cooldown_seconds=cooldown_seconds)
+        # A request counts up to two commands per limit; never wait longer than that.
+        self._deadline = 4 * timeout_seconds + 0.1
+
+    @property
+    def shared(self) -> bool:
+        """True while counters are shared through Redis; False when counting per process
+        (no Redis configured, or its circuit is open)."""
+        return self.breaker is not None and self.breaker.is_closed
 
     def enabled(self, policy: str) -> bool:
         """True when ``policy`` has at least one limit."""
         return bool(self.policies[policy])
 
     async def hit(self, policy: str, key: str) -> Verdict | None:
-        """Count one request of ``key`` under ``policy``; None when the policy is off or the
-        storage is unreachable (fail open: logged; Redis down must not take the shop down).
+        """Count one request of ``key`` under ``policy``; None when the policy is off.
 
-        Raises KeyError for a policy that does not exist.
+        Counted in Redis while its circuit is closed; when Redis fails or times out (its
+        socket timeouts), the circuit opens and requests are counted in this process's
+        memory until a probe after the cool-down finds Redis again. Limits thus always
+        apply, per process while Redis is out. Raises KeyError for an unknown policy.
         """
         items = self.policies[policy]
         if not items:
             return None
-        try:
-            return await self._count(items, policy, key)
-        except StorageError as exc:
-            log.error("rate_limit_storage_unavailable", policy=policy, error=str(exc))
-            return None
+        if self._shared is not None and self.breaker is not None and self.breaker.allows():
+            try:
+                async with asyncio.timeout(self._deadline):
+                    verdict = await _count(self._shared, items, policy, key)
+            except (StorageError, TimeoutError) as exc:
+                self.breaker.failed(str(exc) or type(exc).__name__)
+            else:
+                self.breaker.succeeded()
+                return verdict
+        return await _count(self._memory, items, policy, key)
 
-    async def _count(self, items: tuple[RateLimitItem, ...], policy: str, key: str) -> Verdict:
-        tightest: Verdict | None = None
-        now = time.time()
-        for item in items:
-            allowed = await self._strategy.hit(item, policy, key)
-            reset_at, remaining = await self._strategy.get_window_stats(item, policy, key)
-            verdict = Verdict(allowed, item.amount, remaining, max(1, math.ceil(reset_at - now)))
-            if tightest is None or _tighter(verdict, tightest):
-                tightest = verdict
-        assert tightest is not None  # items is not empty
-        return tightest
+    async def check_redis(self) -> bool | None:
+        """Whether Redis is usable (None: not configured), for readiness: a ``PING`` when
+        the circuit lets a call through, else the open circuit's answer (False)."""
+        if self.breaker is None:
+            return None
+        if not self.breaker.allows():
+            return False
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.breaker.failed(str(exc) or type(exc).__name__)
+            return False
+        self.breaker.succeeded()
+        return True
+
+
+async def _count(
+    strategy: FixedWindowRateLimiter, items: tuple[RateLimitItem, ...], policy: str, key: str
+) -> Verdict:
+    tightest: Verdict | None = None
+    now = time.time()
+    for item in items:
+        allowed = await strategy.hit(item, policy, key)
+        reset_at, remaining = await strategy.get_window_stats(item, policy, key)
+        verdict = Verdict(allowed, item.amount, remaining, max(1, math.ceil(reset_at - now)))
+        if tightest is None or _tighter(verdict, tightest):
+            tightest = verdict
+    assert tightest is not None  # items is not empty
+    return tightest
 
 
 def _tighter(a: Verdict, b: Verdict) -> bool:

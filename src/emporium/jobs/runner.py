@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
+from emporium.core.outages import outage_kind, report_outage
 from emporium.jobs import queue
 from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import JobRun, Registry, RetryLater
@@ -146,8 +147,8 @@ class Runner:
                     await self.dispatch()
                 if await self.run_one():
                     continue
-            except Exception:
-                log.exception("job_runner_error", runner=self.name)
+            except Exception as exc:
+                _log_failure("job_runner_error", exc, self.name)
             await self._pause(self._wake, self.settings.jobs_poll_seconds)
             if not self._stop.is_set():
                 self._wake.clear()
@@ -156,8 +157,8 @@ class Runner:
         while not self._stop.is_set():
             try:
                 await self.enqueue_schedules()
-            except Exception:
-                log.exception("job_schedule_error", runner=self.name)
+            except Exception as exc:
+                _log_failure("job_schedule_error", exc, self.name)
             await self._pause(self._stop, SCHEDULE_CHECK.total_seconds())
 
     async def run(self) -> None:
@@ -166,3 +167,13 @@ class Runner:
         log.info("job_runner_started", runner=self.name)
         loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
         await asyncio.gather(*loops, self._schedules())
+
+
+def _log_failure(event: str, exc: Exception, runner: str) -> None:
+    """A database outage is logged once per kind and minute (``core.outages``); anything
+    else with its traceback."""
+    kind = outage_kind(exc)
+    if kind is not None:
+        report_outage(kind, exc)
+    else:
+        log.error(event, runner=runner, exc_info=exc)

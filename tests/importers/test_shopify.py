@@ -19,7 +19,8 @@ from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.cli import main
 from emporium.core.config import Settings
 from emporium.importers import shopify
-from emporium.importers.common import ImportFailed, ImportReport, write_catalog
+from emporium.importers.common import ImportFailed
+from importers.support import import_shopify
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CATALOG = FIXTURES / "catalog.csv"
@@ -27,15 +28,6 @@ BROKEN = FIXTURES / "broken.csv"
 CDN = "https://cdn.example.com/files/"
 HEADER = ["Handle", "Title", "Body (HTML)", "Type", "Published", "Option1 Name"]
 HEADER += ["Option1 Value", "Variant SKU", "Variant Price", "Image Src", "Image Position"]
-
-
-async def _import(session: AsyncSession, settings: Settings, *paths: Path) -> ImportReport:
-    products, problems = shopify.parse(list(paths))
-    assert problems == []
-    report = ImportReport()
-    async with session.begin():
-        await write_catalog(session, products, currency=settings.currency, report=report)
-    return report
 
 
 async def _cli(settings: Settings, *args: str) -> Result:
@@ -86,7 +78,7 @@ async def test_import_shows_variants_prices_images_and_unicode(
     settings: Settings,
     admin_headers: dict[str, str],
 ) -> None:
-    report = await _import(session, settings, CATALOG)
+    report = await import_shopify(session, settings, CATALOG)
     assert report.counts["products"] == {"created": 3}
 
     tee = (await client.get("/api/v1/products/classic-tee")).json()
@@ -137,7 +129,7 @@ async def test_import_shows_variants_prices_images_and_unicode(
 async def test_no_script_or_event_handler_reaches_the_database(
     session: AsyncSession, settings: Settings
 ) -> None:
-    await _import(session, settings, CATALOG)
+    await import_shopify(session, settings, CATALOG)
     stored = await session.scalar(select(Product.description).where(Product.slug == "classic-tee"))
     assert stored is not None
     assert "<script" not in stored
@@ -156,10 +148,10 @@ async def test_importing_the_same_file_twice_changes_nothing(
             for model in tables
         ]
 
-    await _import(session, settings, CATALOG)
+    await import_shopify(session, settings, CATALOG)
     before = await snapshot()
     await session.commit()
-    second = await _import(session, settings, CATALOG)
+    second = await import_shopify(session, settings, CATALOG)
     assert second.changed is False
     assert second.counts["products"] == {"unchanged": 3}
     assert "nothing changed" in second.summary()

@@ -24,8 +24,9 @@ from emporium.catalog.models import Product, Variant
 from emporium.cli import main
 from emporium.core.config import Settings
 from emporium.importers import shopify
-from emporium.importers.common import ImportFailed, ImportReport, write_catalog
+from emporium.importers.common import ImportFailed
 from factories import API, assert_problem, create_category, product_body, variant_body
+from importers.support import import_shopify
 from orders.support import balance, ledger, order
 
 SHOPIFY = Path(__file__).parent / "fixtures" / "shopify"
@@ -52,15 +53,6 @@ def _census(path: Path) -> dict[str, int]:
         "no_sku": sum(1 for row in variants if not row["Variant SKU"]),
         "untracked": sum(1 for row in variants if not row["Variant Inventory Tracker"]),
     }
-
-
-async def _import(session: AsyncSession, settings: Settings, *paths: Path) -> ImportReport:
-    products, problems = shopify.parse(list(paths))
-    assert problems == []
-    report = ImportReport()
-    async with session.begin():
-        await write_catalog(session, products, currency=settings.currency, report=report)
-    return report
 
 
 async def _product(client: AsyncTestClient[Litestar], slug: str, headers: Json) -> Json:
@@ -99,7 +91,7 @@ async def test_the_samples_import_and_show_in_the_shop(
     settings: Settings,
     admin_headers: dict[str, str],
 ) -> None:
-    report = await _import(session, settings, *SAMPLES)
+    report = await import_shopify(session, settings, *SAMPLES)
     expected = sum(_census(path)["products"] for path in SAMPLES)
     assert report.counts["products"] == {"created": expected}
     listing = await client.get(f"{API}/products", params={"limit": 100})
@@ -137,7 +129,7 @@ async def test_the_samples_import_and_show_in_the_shop(
     assert gem["variants"][1]["options"] == {"Colour": "Purple"}
 
     await session.commit()
-    again = await _import(session, settings, *SAMPLES)  # variants without SKU are matched
+    again = await import_shopify(session, settings, *SAMPLES)  # variants without SKU are matched
     assert again.counts["products"] == {"unchanged": expected}
     await session.commit()
 
@@ -148,7 +140,7 @@ async def test_the_current_layout_honours_status_tracker_and_skus_with_spaces(
     settings: Settings,
     admin_headers: dict[str, str],
 ) -> None:
-    await _import(session, settings, CURRENT)
+    await import_shopify(session, settings, CURRENT)
     throw = await _product(client, "linen-throw", {})
     assert throw["published"] is True
     assert throw["tags"] == ["Linen", "Eco-Friendly", "SALE"]
@@ -201,7 +193,7 @@ async def test_an_untracked_variant_sells_without_stock_and_the_tracked_ledger_h
     admin_headers: dict[str, str],
     sign_in: SignIn,
 ) -> None:
-    await _import(session, settings, CURRENT)
+    await import_shopify(session, settings, CURRENT)
     sand, slate = (await _product(client, "linen-throw", {}))["variants"]
     buyer = await sign_in()
     placed = await order(client, buyer, [(slate["id"], 7), (sand["id"], 3)])
@@ -256,7 +248,7 @@ async def test_the_database_allows_many_null_skus_and_one_of_each_sku(
     session: AsyncSession, settings: Settings
 ) -> None:
     """The unique constraint itself (after migration 0006), on SQLite and PostgreSQL."""
-    await _import(session, settings, CURRENT)
+    await import_shopify(session, settings, CURRENT)
     await session.commit()
     product = await session.scalar(select(Product.id).where(Product.slug == "linen-throw"))
     assert product is not None

@@ -77,6 +77,7 @@ def test_help_imports_neither_the_web_framework_nor_the_database_layer(args: lis
     assert done.stdout.strip().splitlines()[-1] == "LOADED []"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"], ["users", "create-admin",
                                      "--email", "a@example.com", "--password-stdin"]])  # fmt: skip
 def test_an_unreachable_database_is_a_one_line_error(command: list[str], tmp_path: Path) -> None:
@@ -99,6 +100,7 @@ def test_an_unreachable_database_is_a_one_line_error(command: list[str], tmp_pat
     assert "Traceback (most recent call last)" in debug.stderr
 
 
+@pytest.mark.slow
 def test_click_errors_keep_their_code_in_the_same_shape(tmp_path: Path) -> None:
     env = _clean_env(EMPORIUM_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db")
     bad = tmp_path / "bad.csv"

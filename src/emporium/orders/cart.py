@@ -16,6 +16,7 @@ from emporium.core.db import table_of
 from emporium.core.errors import Conflict, InvalidInput
 from emporium.orders.exceptions import CartItemNotFound, VariantUnavailable
 from emporium.orders.models import CartItem
+from emporium.orders.pricing import LineInput, price_order
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -44,24 +45,31 @@ def line_title(product_title: str, variant_title: str) -> str:
     return f"{product_title} - {variant_title}"
 
 
-async def get_cart(session: AsyncSession, identity: Identity, *, currency: str) -> CartRead:
-    """The caller's cart with each line at its variant's current price."""
+async def get_cart(
+    session: AsyncSession, identity: Identity, *, currency: str, prices_include_tax: bool = False
+) -> CartRead:
+    """The caller's cart with each line at its variant's current price, priced by
+    ``orders.pricing`` (no address yet: no shipping, a tax rate of zero)."""
     rows = (await session.execute(_LINES.where(_C.customer_id == identity.user_id))).all()
+    priced = price_order(
+        [LineInput(unit_price=r.price, quantity=r.quantity) for r in rows],
+        prices_include_tax=prices_include_tax,
+    )
     items = [
         CartItemRead(
-            id=r.id,
-            variant_id=r.variant_id,
-            sku=r.sku,
-            title=line_title(r.product_title, r.variant_title),
-            quantity=r.quantity,
-            unit_price=r.price,
-            line_total=r.price * r.quantity,
-            available=bool(r.published) and r.stock >= r.quantity,
+            id=r.id, variant_id=r.variant_id, sku=r.sku,
+            title=line_title(r.product_title, r.variant_title), quantity=r.quantity,
+            unit_price=r.price, line_total=p.subtotal,
+            available=bool(r.published) and r.stock >= r.quantity, subtotal=p.subtotal,
+            discount_total=p.discount_total, tax_total=p.tax_total, total=p.total,
         )
-        for r in rows
-    ]
-    cart_currency = rows[0].currency if rows else currency
-    return CartRead(items=items, subtotal=sum(i.line_total for i in items), currency=cart_currency)
+        for r, p in zip(rows, priced.lines, strict=True)
+    ]  # fmt: skip
+    return CartRead(
+        items=items, subtotal=priced.subtotal, discount_total=priced.discount_total,
+        shipping_total=priced.shipping_total, tax_total=priced.tax_total, total=priced.total,
+        currency=rows[0].currency if rows else currency, prices_include_tax=prices_include_tax,
+    )  # fmt: skip
 
 
 async def _sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
@@ -88,7 +96,12 @@ def _too_many(quantity: int) -> InvalidInput:
 
 
 async def add_item(
-    session: AsyncSession, identity: Identity, data: CartItemCreate, *, currency: str
+    session: AsyncSession,
+    identity: Identity,
+    data: CartItemCreate,
+    *,
+    currency: str,
+    prices_include_tax: bool = False,
 ) -> CartRead:
     """Add units of a variant; a variant already in the cart gets its quantity raised.
 
@@ -122,7 +135,9 @@ async def add_item(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("The cart changed at the same time; try again.") from exc
-    return await get_cart(session, identity, currency=currency)
+    return await get_cart(
+        session, identity, currency=currency, prices_include_tax=prices_include_tax
+    )
 
 
 async def _check_room(session: AsyncSession, identity: Identity, currency: str) -> None:
@@ -157,13 +172,16 @@ async def update_item(
     data: CartItemUpdate,
     *,
     currency: str,
+    prices_include_tax: bool = False,
 ) -> CartRead:
     """Set a line's quantity. Raises CartItemNotFound (404), also for another's line."""
     line = await _own_line(session, identity, item_id)
     line.quantity = data.quantity
     line.updated_at = utcnow()
     await session.flush()
-    return await get_cart(session, identity, currency=currency)
+    return await get_cart(
+        session, identity, currency=currency, prices_include_tax=prices_include_tax
+    )
 
 
 async def remove_item(session: AsyncSession, identity: Identity, item_id: uuid.UUID) -> None:

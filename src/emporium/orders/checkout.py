@@ -32,16 +32,17 @@ from emporium.orders import idempotency
 from emporium.orders.cart import cart_quantities, empty_cart, line_title
 from emporium.orders.exceptions import EmptyCart, VariantUnavailable
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
+from emporium.orders.pricing import LineInput, price_order
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
     OrderCreate,
-    OrderLineRead,
     OrderRead,
     ShippingAddress,
     StatusChangeRead,
 )
 from emporium.orders.service import order_event_data, seal_address
+from emporium.orders.totals import line_read, line_row, order_figures
 
 _V, _P = table_of(Variant).c, table_of(Product).c
 _PRICING = select(
@@ -110,11 +111,13 @@ async def place_order(
     data: OrderCreate,
     external_ref: str | None = None,
     announce: bool = True,
+    prices_include_tax: bool = False,
 ) -> OrderRead:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
     ``announce``: record the ``order.created`` event (confirmation e-mail, webhooks); an
-    import of past orders passes False.
+    import of past orders passes False. Every figure is computed by ``orders.pricing``
+    (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``).
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.
@@ -139,27 +142,26 @@ async def place_order(
     priced = await _priced(session, quantities)
     order_id, now = uuid.uuid4(), utcnow()
     await take_stock(session, quantities, order_id=order_id, actor_id=customer_id)
+    totals = price_order(
+        [LineInput(unit_price=r.price, quantity=quantities[r.id]) for r in priced],
+        prices_include_tax=prices_include_tax,
+    )
     lines = [
-        OrderLineRead(
-            variant_id=r.id, sku=r.sku, title=line_title(r.product_title, r.title),
-            quantity=quantities[r.id], unit_price=r.price, line_total=r.price * quantities[r.id],
-        )
-        for r in priced
-    ]  # fmt: skip
-    subtotal = sum(line.line_total for line in lines)
+        line_read(r.id, r.sku, line_title(r.product_title, r.title), p)
+        for r, p in zip(priced, totals.lines, strict=True)
+    ]
     order = {
         "id": order_id, "number": new_order_number(), "status": "pending",
-        "customer_id": customer_id, "subtotal": subtotal, "total": subtotal,
-        "currency": priced[0].currency, "external_ref": external_ref,
+        "customer_id": customer_id, "currency": priced[0].currency, "external_ref": external_ref,
         "shipping_address_enc": seal_address(ctx.vault, order_id, address),
-        "created_at": now, "updated_at": now,
+        "created_at": now, "updated_at": now, **order_figures(totals),
     }  # fmt: skip
     await session.execute(insert(table_of(Order)), [order])
     await session.execute(
         insert(table_of(OrderLine)),
         [
             {"id": uuid.uuid4(), "order_id": order_id, "position": n, "product_id": r.product_id,
-             **msgspec.structs.asdict(line)}
+             **line_row(line, prices_include_tax)}
             for n, (r, line) in enumerate(zip(priced, lines, strict=True))
         ],
     )  # fmt: skip
@@ -173,11 +175,13 @@ async def place_order(
     history = [StatusChangeRead(from_status=None, to_status="pending", by="customer", at=now)]
     if announce:
         emit_event(session, "order.created", order_event_data(
-            order_id, order["number"], customer_id, "pending", subtotal, order["currency"], lines
+            order_id, order["number"], customer_id, "pending", totals, order["currency"], lines
         ))  # fmt: skip
     return OrderRead(
         id=order_id, number=order["number"], status="pending", customer_id=customer_id,
-        items=lines, subtotal=subtotal, total=subtotal, currency=order["currency"],
+        items=lines, subtotal=totals.subtotal, discount_total=totals.discount_total,
+        shipping_total=totals.shipping_total, tax_total=totals.tax_total, total=totals.total,
+        currency=order["currency"], prices_include_tax=prices_include_tax,
         shipping_address=ShippingAddress(**address), status_history=history,
         created_at=now, updated_at=now,
     )  # fmt: skip
@@ -201,6 +205,7 @@ async def checkout(
     data: OrderCreate,
     idempotency_key: str | None,
     ttl: timedelta,
+    prices_include_tax: bool = False,
 ) -> CheckoutAnswer:
     """``POST /orders``: :func:`place_order`, exactly once per ``Idempotency-Key``.
 
@@ -211,7 +216,9 @@ async def checkout(
     Raises what :func:`place_order` and :func:`idempotency.begin` raise.
     """
     if idempotency_key is None:
-        order = await place_order(session, ctx, customer_id=customer_id, data=data)
+        order = await place_order(
+            session, ctx, customer_id=customer_id, data=data, prices_include_tax=prices_include_tax
+        )
         return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
     key = idempotency.check_key(idempotency_key)
     outcome = await idempotency.begin(
@@ -224,7 +231,9 @@ async def checkout(
     if isinstance(outcome, idempotency.Replay):
         return CheckoutAnswer(outcome.status_code, outcome.body, replayed=True)
     try:
-        order = await place_order(session, ctx, customer_id=customer_id, data=data)
+        order = await place_order(
+            session, ctx, customer_id=customer_id, data=data, prices_include_tax=prices_include_tax
+        )
         body = msgspec.json.encode(order)
         await idempotency.complete(session, outcome, 201, body)
     except DomainError:

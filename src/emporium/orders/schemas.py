@@ -40,8 +40,11 @@ class CartItemUpdate(Struct, forbid_unknown_fields=True):
 
 
 class CartItemRead(Struct):
-    """A cart line at the variant's current price; ``available`` is false when the product
-    was unpublished or has fewer units on hand than the line asks for."""
+    """A cart line at the variant's current price, priced by ``orders.pricing``:
+    ``subtotal = unit_price * quantity``, ``total = subtotal - discount_total (+ tax_total
+    when prices exclude tax)``; ``line_total`` is v1's name of ``subtotal``. ``available``
+    is false when the product was unpublished or has fewer units on hand than the line asks
+    for."""
 
     id: uuid.UUID
     variant_id: uuid.UUID
@@ -51,14 +54,25 @@ class CartItemRead(Struct):
     unit_price: int
     line_total: int
     available: bool
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
 
 
 class CartRead(Struct):
-    """The caller's cart with current prices; ``subtotal`` is the sum of ``line_total``."""
+    """The caller's cart with current prices: ``subtotal`` is the sum of the lines',
+    ``total = subtotal - discount_total + shipping_total (+ tax_total when prices exclude
+    tax)``. Money in minor units of ``currency``."""
 
     items: list[CartItemRead]
     subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
+    total: int
     currency: str
+    prices_include_tax: bool
 
 
 class OrderLineCreate(Struct, forbid_unknown_fields=True):
@@ -97,8 +111,10 @@ class ShippingAddress(Struct):
 
 
 class OrderLineRead(Struct):
-    """A line as sold: SKU, title and unit price at checkout; ``line_total`` =
-    ``unit_price * quantity``."""
+    """A line as sold: SKU, title and unit price at checkout, and its figures:
+    ``subtotal = unit_price * quantity`` (v1's ``line_total``), ``discount_total``,
+    ``tax_rate`` (basis points), ``tax_total`` and ``total = subtotal - discount_total
+    (+ tax_total when prices exclude tax)``."""
 
     variant_id: uuid.UUID | None
     sku: str
@@ -106,6 +122,11 @@ class OrderLineRead(Struct):
     quantity: int
     unit_price: int
     line_total: int
+    subtotal: int
+    discount_total: int
+    tax_rate: int
+    tax_total: int
+    total: int
 
 
 class StatusChangeRead(Struct):
@@ -118,7 +139,10 @@ class StatusChangeRead(Struct):
 
 
 class OrderRead(Struct):
-    """An order; ``total`` equals ``subtotal``, the sum of the lines' ``line_total``."""
+    """An order with every figure stored at checkout: ``subtotal`` (sum of the lines'),
+    ``discount_total`` (sum of the lines'), ``shipping_total``, ``tax_total`` (the lines'
+    and the shipping's) and ``total = subtotal - discount_total + shipping_total
+    (+ tax_total when prices exclude tax)``, in minor units of ``currency``."""
 
     id: uuid.UUID
     number: str
@@ -126,8 +150,12 @@ class OrderRead(Struct):
     customer_id: uuid.UUID | None
     items: list[OrderLineRead]
     subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
     total: int
     currency: str
+    prices_include_tax: bool
     shipping_address: ShippingAddress
     status_history: list[StatusChangeRead]
     created_at: datetime

@@ -1,0 +1,123 @@
+"""carts: the totals model of orders (discount, tax, shipping) held by CHECK constraints
+
+Existing orders are carried over with no discount, shipping or tax: their lines' new
+``total`` is their ``subtotal`` (v1's ``line_total``, renamed), so every new equation holds.
+
+Revision ID: 0006_carts
+Revises: 0005
+Create Date: 2026-12-03 12:40:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006_carts"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _tax(amount: str, rate: str, included: str) -> str:
+    # orders.models.tax_rounding, frozen here: the tax rule rounded half up in integers.
+    return (
+        f"CASE WHEN {included} THEN (2 * ({amount}) * {rate} + 10000 + {rate}) / "
+        f"(2 * (10000 + {rate})) ELSE (2 * ({amount}) * {rate} + 10000) / 20000 END"
+    )
+
+
+def _added(tax: str, included: str) -> str:
+    return f"CASE WHEN {included} THEN 0 ELSE {tax} END"
+
+
+LINE_CHECKS = {
+    "subtotal_product": "subtotal = unit_price * quantity",
+    "discount_within_subtotal": "discount_total >= 0 AND discount_total <= subtotal",
+    "tax_rate_range": "tax_rate BETWEEN 0 AND 10000",
+    "tax_rounded": "tax_total = "
+    + _tax("subtotal - discount_total", "tax_rate", "prices_include_tax"),
+    "total_equation": "total = subtotal - discount_total + "
+    + _added("tax_total", "prices_include_tax"),
+}
+ORDER_CHECKS = {
+    "discount_within_subtotal": "discount_total >= 0 AND discount_total <= subtotal",
+    "shipping_non_negative": "shipping_total >= 0",
+    "shipping_tax_rate_range": "shipping_tax_rate BETWEEN 0 AND 10000",
+    "shipping_tax_rounded": "shipping_tax_total = "
+    + _tax("shipping_total", "shipping_tax_rate", "prices_include_tax"),
+    "tax_includes_shipping_tax": "tax_total >= shipping_tax_total",
+    "total_equation": "total = subtotal - discount_total + shipping_total + "
+    + _added("tax_total", "prices_include_tax"),
+}
+ZERO = sa.text("0")
+
+
+def _money(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.BigInteger(), nullable=False, server_default=ZERO)
+
+
+def _upgrade_lines() -> None:
+    with op.batch_alter_table("order_line", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_order_line_line_total_product"), type_="check")
+        batch_op.alter_column("line_total", new_column_name="subtotal")
+        batch_op.add_column(_money("discount_total"))
+        batch_op.add_column(
+            sa.Column("tax_rate", sa.Integer(), nullable=False, server_default=ZERO)
+        )
+        batch_op.add_column(_money("tax_total"))
+        batch_op.add_column(_money("total"))
+        batch_op.add_column(
+            sa.Column("prices_include_tax", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.execute("UPDATE order_line SET total = subtotal")
+    with op.batch_alter_table("order_line", schema=None) as batch_op:
+        for column in ("discount_total", "tax_rate", "tax_total", "total", "prices_include_tax"):
+            batch_op.alter_column(column, server_default=None)
+        for name, sql in LINE_CHECKS.items():
+            batch_op.create_check_constraint(op.f(f"ck_order_line_{name}"), sql)
+
+
+def _upgrade_orders() -> None:
+    with op.batch_alter_table("customer_order", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_customer_order_total_is_subtotal"), type_="check")
+        for name in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total"):
+            batch_op.add_column(_money(name))
+        batch_op.add_column(
+            sa.Column("shipping_tax_rate", sa.Integer(), nullable=False, server_default=ZERO)
+        )
+        batch_op.add_column(
+            sa.Column("prices_include_tax", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    with op.batch_alter_table("customer_order", schema=None) as batch_op:
+        for column in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total",
+                       "shipping_tax_rate", "prices_include_tax"):  # fmt: skip
+            batch_op.alter_column(column, server_default=None)
+        for name, sql in ORDER_CHECKS.items():
+            batch_op.create_check_constraint(op.f(f"ck_customer_order_{name}"), sql)
+
+
+def upgrade() -> None:
+    _upgrade_lines()
+    _upgrade_orders()
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("customer_order", schema=None) as batch_op:
+        for name in ORDER_CHECKS:
+            batch_op.drop_constraint(op.f(f"ck_customer_order_{name}"), type_="check")
+        for column in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total",
+                       "shipping_tax_rate", "prices_include_tax"):  # fmt: skip
+            batch_op.drop_column(column)
+        batch_op.create_check_constraint(
+            op.f("ck_customer_order_total_is_subtotal"), "total = subtotal"
+        )
+    with op.batch_alter_table("order_line", schema=None) as batch_op:
+        for name in LINE_CHECKS:
+            batch_op.drop_constraint(op.f(f"ck_order_line_{name}"), type_="check")
+        for column in ("discount_total", "tax_rate", "tax_total", "total", "prices_include_tax"):
+            batch_op.drop_column(column)
+        batch_op.alter_column("subtotal", new_column_name="line_total")
+        batch_op.create_check_constraint(
+            op.f("ck_order_line_line_total_product"), "line_total = unit_price * quantity"
+        )

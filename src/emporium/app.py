@@ -56,6 +56,7 @@ from emporium.mail.transport import build_transport
 from emporium.orders import idempotency
 from emporium.orders.routes import orders_router
 from emporium.reviews.routes import reviews_router
+from emporium.shipping.routes import shipping_router
 from emporium.webhooks import delivery as webhook_delivery
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.routes import webhooks_router
@@ -189,7 +190,7 @@ def create_app(settings: Settings) -> Litestar:
         path=API_PREFIX,
         route_handlers=[
             accounts_router, catalog_router, inventory_router, orders_router, reviews_router,
-            jobs_router, webhooks_router,
+            jobs_router, webhooks_router, shipping_router,
         ],
     )  # fmt: skip
     prometheus = PrometheusConfig(

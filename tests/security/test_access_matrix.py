@@ -241,6 +241,22 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("DELETE", f"{API}/webhooks/{{webhook_id}}"): admin(204),
     ("GET", f"{API}/webhooks/{{webhook_id}}/deliveries"): admin(200),
     ("POST", f"{API}/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/retry"): admin(202),
+    ("GET", f"{API}/shipping-zones"): staff(200),
+    ("POST", f"{API}/shipping-zones"): staff(201, lambda w: {"name": "EU", "countries": ["DE"]}),
+    ("PATCH", f"{API}/shipping-zones/{{zone_id}}"): staff(200, lambda w: {"name": "N"}),
+    ("DELETE", f"{API}/shipping-zones/{{zone_id}}"): staff(204),
+    ("GET", f"{API}/shipping-methods"): staff(200),
+    ("POST", f"{API}/shipping-methods"): staff(
+        201, lambda w: {"zone_id": w.ids["zone_id"], "name": "Post", "price": 490}
+    ),
+    ("PATCH", f"{API}/shipping-methods/{{method_id}}"): staff(200, lambda w: {"price": 590}),
+    ("DELETE", f"{API}/shipping-methods/{{method_id}}"): staff(204),
+    ("GET", f"{API}/tax-rates"): staff(200),
+    ("POST", f"{API}/tax-rates"): staff(
+        201, lambda w: {"country": "DE", "rate_bp": 1900, "name": "USt", "tax_class": _class()}
+    ),
+    ("PATCH", f"{API}/tax-rates/{{rate_id}}"): staff(200, lambda w: {"rate_bp": 750}),
+    ("DELETE", f"{API}/tax-rates/{{rate_id}}"): staff(204),
 }
 
 # Cells where the server is known to answer wrongly: the table above holds the correct
@@ -340,6 +356,7 @@ async def _world(client: Client, setup: Setup) -> World:
         await client.post(f"{API}/webhooks", headers=headers[ADMIN],
                           json={"url": HOOK_URL, "events": ["order.created"]})
     )  # fmt: skip
+    shipping = await _shipping(client, staff_headers)
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
     ids = {
@@ -355,12 +372,44 @@ async def _world(client: Client, setup: Setup) -> World:
         "order_id": order["id"],
         "webhook_id": hook["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
+        **shipping,
     }
     world = World(headers, ids, extra["a_email"], extra["spare"].refresh_token)
     key = await api_key_headers(client, world)
     if key is not None:
         headers[KEY] = key
     return world
+
+
+def _class() -> str:
+    """A tax class of its own (one rate per place and class; worlds share the database)."""
+    return f"class-{uuid.uuid4().hex[:12]}"
+
+
+async def _shipping(client: Client, staff_headers: dict[str, str]) -> dict[str, str]:
+    """A zone with a method, an empty zone (the one that may be deleted) and a tax rate."""
+    made = []
+    for path, body in (
+        ("/shipping-zones", {"name": "US", "countries": ["US"]}),
+        ("/shipping-zones", {"name": "Canada", "countries": ["CA"]}),
+        (
+            "/tax-rates",
+            {
+                "country": "US",
+                "region": "US-CA",
+                "rate_bp": 725,
+                "name": "CA",
+                "tax_class": _class(),
+            },
+        ),
+    ):
+        made.append(await _created(await client.post(f"{API}{path}", json=body,
+                                                      headers=staff_headers)))  # fmt: skip
+    method = await _created(await client.post(
+        f"{API}/shipping-methods", headers=staff_headers,
+        json={"zone_id": made[0]["id"], "name": "Ground", "price": 500},
+    ))  # fmt: skip
+    return {"zone_id": made[1]["id"], "rate_id": made[2]["id"], "method_id": method["id"]}
 
 
 async def _dead_letters(setup: Setup, endpoint_id: uuid.UUID) -> dict[str, str]:

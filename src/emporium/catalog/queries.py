@@ -53,13 +53,15 @@ _V = Variant.__table__.c
 _FIELDS = (
     "'id', {p}.id, 'slug', {p}.slug, 'title', {p}.title, 'description', {p}.description, "
     "'category_id', {p}.category_id, 'brand', {p}.brand, 'tags', {tags}, "
+    "'tax_class', {p}.tax_class, "
     "'published', {published}, 'images', {images}, 'rating_average', {p}.rating_average, "
     "'review_count', {p}.review_count, 'price_min', {p}.price_min, 'currency', {p}.currency, "
     "'created_at', {created}, 'updated_at', {updated}, 'variants', {variants}"
 )
 _VARIANT_FIELDS = (
     "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', {options}, 'price', v.price, "
-    "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock"
+    "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock, "
+    "'weight_grams', v.weight_grams"
 )
 _UTC_PG = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 _DOCUMENT = {

@@ -24,6 +24,12 @@ Tag = Annotated[str, Meta(min_length=1, max_length=100)]
 Brand = Annotated[str, Meta(min_length=1, max_length=200)]
 Sku = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
 Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="integer minor units (cents)")]
+Grams = Annotated[int, Meta(ge=0, le=1_000_000_000, description="shipping weight in grams")]
+TaxClass = Annotated[
+    str,
+    Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$",
+         description="the tax class whose rates apply (standard, reduced, zero, ...)"),
+]  # fmt: skip
 Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 OptionKey = Annotated[str, Meta(min_length=1, max_length=50)]
@@ -89,6 +95,7 @@ class VariantCreate(Struct, forbid_unknown_fields=True):
     options: Options = msgspec.field(default_factory=dict)
     compare_at_price: Money | None = None
     stock: Stock = 0
+    weight_grams: Grams | None = None
 
 
 class VariantUpdate(Struct, forbid_unknown_fields=True):
@@ -99,6 +106,7 @@ class VariantUpdate(Struct, forbid_unknown_fields=True):
     price: Money | UnsetType = UNSET
     options: Options | UnsetType = UNSET
     compare_at_price: Money | UnsetType | None = UNSET
+    weight_grams: Grams | UnsetType | None = UNSET
 
 
 class VariantRead(Struct):
@@ -112,6 +120,7 @@ class VariantRead(Struct):
     compare_at_price: int | None
     currency: str
     stock: int
+    weight_grams: int | None
 
 
 class ProductCreate(Struct, forbid_unknown_fields=True):
@@ -126,6 +135,7 @@ class ProductCreate(Struct, forbid_unknown_fields=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] = msgspec.field(default_factory=list)
     published: bool = False
     images: Annotated[list[ImageIn], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    tax_class: TaxClass = "standard"
 
 
 class ProductUpdate(Struct, forbid_unknown_fields=True):
@@ -139,6 +149,7 @@ class ProductUpdate(Struct, forbid_unknown_fields=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
     published: bool | UnsetType = UNSET
     images: Annotated[list[ImageIn], Meta(max_length=50)] | UnsetType = UNSET
+    tax_class: TaxClass | UnsetType = UNSET
 
 
 class ProductRead(Struct):
@@ -151,6 +162,7 @@ class ProductRead(Struct):
     category_id: uuid.UUID
     brand: str | None
     tags: list[str]
+    tax_class: str
     published: bool
     images: list[ImageRead]
     rating_average: float

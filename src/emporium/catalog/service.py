@@ -63,6 +63,7 @@ def variant_read(v: Variant) -> VariantRead:
         compare_at_price=v.compare_at_price,
         currency=v.currency,
         stock=v.stock,
+        weight_grams=v.weight_grams,
     )
 
 
@@ -206,6 +207,7 @@ def _new_variant(product: Product, data: VariantCreate, position: int) -> Varian
         compare_at_price=data.compare_at_price,
         currency=product.currency,
         stock=data.stock,
+        weight_grams=data.weight_grams,
         position=position,
     )
 
@@ -243,6 +245,7 @@ async def create_product(
         published=data.published,
         images=_images(data.images),
         currency=currency,
+        tax_class=data.tax_class,
         external_ref=external_ref,
         price_min=min(v.price for v in data.variants),
         rating_average=0.0,

@@ -1,4 +1,5 @@
-"""carts: the totals model of orders (discount, tax, shipping) held by CHECK constraints
+"""carts: the totals model of orders (discount, tax, shipping) held by CHECK constraints;
+shipping zones, methods and tax rates; products' tax_class and variants' weight_grams
 
 Existing orders are carried over with no discount, shipping or tax: their lines' new
 ``total`` is their ``subtotal`` (v1's ``line_total``, renamed), so every new equation holds.
@@ -97,12 +98,109 @@ def _upgrade_orders() -> None:
             batch_op.create_check_constraint(op.f(f"ck_customer_order_{name}"), sql)
 
 
+def _timestamps() -> list[sa.Column[object]]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    ]
+
+
+def _create_shipping() -> None:
+    op.create_table(
+        "shipping_zone",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("countries", sa.JSON(), nullable=False),
+        sa.Column("regions", sa.JSON(), nullable=False),
+        *_timestamps(),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_shipping_zone")),
+    )
+    op.create_index("ix_shipping_zone_listing", "shipping_zone", ["created_at", "id"])
+    op.create_table(
+        "shipping_method",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("zone_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("carrier", sa.String(length=100), nullable=True),
+        sa.Column("price", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("free_over", sa.BigInteger(), nullable=True),
+        sa.Column("min_weight_grams", sa.Integer(), nullable=True),
+        sa.Column("max_weight_grams", sa.Integer(), nullable=True),
+        sa.Column("tax_class", sa.String(length=50), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("delivery_days_min", sa.Integer(), nullable=True),
+        sa.Column("delivery_days_max", sa.Integer(), nullable=True),
+        *_timestamps(),
+        sa.CheckConstraint("price >= 0", name=op.f("ck_shipping_method_price_non_negative")),
+        sa.CheckConstraint(
+            "free_over IS NULL OR free_over >= 0",
+            name=op.f("ck_shipping_method_free_over_non_negative"),
+        ),
+        sa.CheckConstraint(
+            "(min_weight_grams IS NULL OR min_weight_grams >= 0) AND (max_weight_grams IS NULL "
+            "OR max_weight_grams >= coalesce(min_weight_grams, 0))",
+            name=op.f("ck_shipping_method_weight_range"),
+        ),
+        sa.CheckConstraint(
+            "(delivery_days_min IS NULL) = (delivery_days_max IS NULL) AND "
+            "(delivery_days_min IS NULL OR (delivery_days_min >= 0 AND "
+            "delivery_days_max >= delivery_days_min))",
+            name=op.f("ck_shipping_method_delivery_days_range"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["zone_id"], ["shipping_zone.id"],
+            name=op.f("fk_shipping_method_zone_id_shipping_zone"), ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_shipping_method")),
+    )  # fmt: skip
+    op.create_index("ix_shipping_method_listing", "shipping_method", ["created_at", "id"])
+    op.create_index(op.f("ix_shipping_method_zone_id"), "shipping_method", ["zone_id"])
+    op.create_table(
+        "tax_rate",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("region", sa.String(length=6), nullable=False),
+        sa.Column("tax_class", sa.String(length=50), nullable=False),
+        sa.Column("rate_bp", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        *_timestamps(),
+        sa.CheckConstraint("rate_bp BETWEEN 0 AND 10000", name=op.f("ck_tax_rate_rate_range")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tax_rate")),
+        sa.UniqueConstraint("country", "region", "tax_class", name="uq_tax_rate_place_class"),
+    )
+    op.create_index("ix_tax_rate_listing", "tax_rate", ["created_at", "id"])
+
+
+def _upgrade_catalog() -> None:
+    # Plain ADD COLUMN: a batch "move and copy" of ``product`` on SQLite would drop the
+    # full-text triggers that migration 0001 put on it.
+    op.add_column(
+        "product",
+        sa.Column("tax_class", sa.String(length=50), nullable=False, server_default="standard"),
+    )
+    with op.batch_alter_table("variant", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("weight_grams", sa.Integer(), nullable=True))
+        batch_op.create_check_constraint(
+            op.f("ck_variant_weight_non_negative"), "weight_grams IS NULL OR weight_grams >= 0"
+        )
+
+
 def upgrade() -> None:
     _upgrade_lines()
     _upgrade_orders()
+    _create_shipping()
+    _upgrade_catalog()
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("variant", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_variant_weight_non_negative"), type_="check")
+        batch_op.drop_column("weight_grams")
+    op.drop_column("product", "tax_class")
+    op.drop_table("tax_rate")
+    op.drop_table("shipping_method")
+    op.drop_table("shipping_zone")
     with op.batch_alter_table("customer_order", schema=None) as batch_op:
         for name in ORDER_CHECKS:
             batch_op.drop_constraint(op.f(f"ck_customer_order_{name}"), type_="check")

@@ -225,6 +225,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         lambda w: {
             "items": [{"variant_id": w.ids["cart_variant_id"], "quantity": 1}],
             "shipping_address": ADDRESS,
+            "shipping_method_id": w.ids["method_id"],
         },
     ),
     ("GET", f"{API}/orders/{{order_id}}"): owner_or_staff(200),
@@ -342,10 +343,11 @@ async def _world(client: Client, setup: Setup) -> World:
         await client.post(f"{API}/products/{other['id']}/reviews", headers=a,
                           json={"rating": 5, "body": "Mine."})
     )  # fmt: skip
+    shipping = await _shipping(client, staff_headers)
     order = await _created(
         await client.post(f"{API}/orders", headers=a, json={
             "items": [{"variant_id": other_variant, "quantity": 1}],
-            "address_id": address["id"],
+            "address_id": address["id"], "shipping_method_id": shipping["method_id"],
         })
     )  # fmt: skip
     cart = await _created(
@@ -356,7 +358,6 @@ async def _world(client: Client, setup: Setup) -> World:
         await client.post(f"{API}/webhooks", headers=headers[ADMIN],
                           json={"url": HOOK_URL, "events": ["order.created"]})
     )  # fmt: skip
-    shipping = await _shipping(client, staff_headers)
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
     ids = {

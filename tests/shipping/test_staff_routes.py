@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from conftest import SignIn
+from emporium.core import security_events
 from factories import API, Client, assert_problem, create_category, create_product, variant_body
 
 Json = dict[str, Any]
@@ -29,9 +31,12 @@ async def count(client: Client, headers: dict[str, str], path: str) -> int:
 
 
 async def test_staff_set_up_a_zone_a_method_and_rates(
-    client: Client, admin_headers: dict[str, str]
+    client: Client, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with capture_logs() as logs:
+        # The security logger caches its configuration on first use (possibly in an earlier
+        # test): a fresh one, first used here, writes to the capture.
+        monkeypatch.setattr(security_events, "log", structlog.get_logger("emporium.security"))
         zone = await post(
             client,
             admin_headers,

@@ -32,7 +32,7 @@ from emporium.orders import idempotency
 from emporium.orders.cart import cart_quantities, empty_cart, line_title
 from emporium.orders.exceptions import EmptyCart, VariantUnavailable
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
-from emporium.orders.pricing import LineInput, price_order
+from emporium.orders.quote import Goods, Place, quote
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -42,12 +42,12 @@ from emporium.orders.schemas import (
     StatusChangeRead,
 )
 from emporium.orders.service import order_event_data, seal_address
-from emporium.orders.totals import line_read, line_row, order_figures
+from emporium.orders.totals import line_read, line_row, order_figures, shipping_read
 
 _V, _P = table_of(Variant).c, table_of(Product).c
 _PRICING = select(
-    _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id,
-    _P.title.label("product_title"), _P.published,
+    _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id, _V.weight_grams,
+    _P.title.label("product_title"), _P.published, _P.tax_class,
 ).join(table_of(Product), _P.id == _V.product_id)  # fmt: skip
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
@@ -112,12 +112,15 @@ async def place_order(
     external_ref: str | None = None,
     announce: bool = True,
     prices_include_tax: bool = False,
+    require_shipping: bool = True,
 ) -> OrderRead:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
     ``announce``: record the ``order.created`` event (confirmation e-mail, webhooks); an
     import of past orders passes False. Every figure is computed by ``orders.pricing``
-    (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``).
+    (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``) for the address
+    and ``data.shipping_method_id`` (``orders.quote``); ``require_shipping``: once the shop
+    has shipping methods an order must choose one (an import of past orders passes False).
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.
@@ -126,6 +129,7 @@ async def place_order(
         AddressNotFound: (404) ``address_id`` is not one of the caller's addresses.
         VariantUnavailable: (422) a line names a variant that is not for sale.
         InsufficientStock: (409) naming every short line; nothing changes.
+        ShippingMethodRequired, ShippingMethodUnavailable: (422) see ``orders.quote``.
     """
     from_cart = data.items is None
     pairs = (
@@ -142,10 +146,14 @@ async def place_order(
     priced = await _priced(session, quantities)
     order_id, now = uuid.uuid4(), utcnow()
     await take_stock(session, quantities, order_id=order_id, actor_id=customer_id)
-    totals = price_order(
-        [LineInput(unit_price=r.price, quantity=quantities[r.id]) for r in priced],
-        prices_include_tax=prices_include_tax,
-    )
+    quoted = await quote(
+        session,
+        [Goods(r.price, quantities[r.id], r.tax_class, r.weight_grams) for r in priced],
+        place=Place.of(address), method_id=data.shipping_method_id,
+        currency=priced[0].currency, prices_include_tax=prices_include_tax,
+        require_method=require_shipping,
+    )  # fmt: skip
+    totals, method = quoted.priced, quoted.method
     lines = [
         line_read(r.id, r.sku, line_title(r.product_title, r.title), p)
         for r, p in zip(priced, totals.lines, strict=True)
@@ -155,6 +163,8 @@ async def place_order(
         "customer_id": customer_id, "currency": priced[0].currency, "external_ref": external_ref,
         "shipping_address_enc": seal_address(ctx.vault, order_id, address),
         "created_at": now, "updated_at": now, **order_figures(totals),
+        "shipping_method_id": method.id if method else None,
+        "shipping_method_name": method.name if method else None,
     }  # fmt: skip
     await session.execute(insert(table_of(Order)), [order])
     await session.execute(
@@ -182,6 +192,8 @@ async def place_order(
         items=lines, subtotal=totals.subtotal, discount_total=totals.discount_total,
         shipping_total=totals.shipping_total, tax_total=totals.tax_total, total=totals.total,
         currency=order["currency"], prices_include_tax=prices_include_tax,
+        shipping=shipping_read(order["shipping_method_id"], order["shipping_method_name"],
+                               totals.shipping_total, totals.shipping_tax_total),
         shipping_address=ShippingAddress(**address), status_history=history,
         created_at=now, updated_at=now,
     )  # fmt: skip

@@ -57,3 +57,16 @@ class InvalidIdempotencyKey(InvalidInput):
     """The ``Idempotency-Key`` header is empty, too long or not printable ASCII."""
 
     code = "invalid_idempotency_key"
+
+
+class ShippingMethodRequired(InvalidInput):
+    """The shop ships, and the order names no shipping method."""
+
+    code = "shipping_method_required"
+
+
+class ShippingMethodUnavailable(InvalidInput):
+    """The shipping method does not exist, is inactive, or does not serve the address or
+    the cart's weight (a method of another zone included)."""
+
+    code = "shipping_method_unavailable"

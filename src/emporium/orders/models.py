@@ -89,6 +89,8 @@ class Order(Base):
     total: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
+    shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    shipping_method_name: Mapped[str | None] = mapped_column(String(200))
     shipping_address_enc: Mapped[str] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -84,11 +84,13 @@ class OrderLineCreate(Struct, forbid_unknown_fields=True):
 
 class OrderCreate(Struct, forbid_unknown_fields=True):
     """Checkout: ``items`` (or, without them, the caller's cart) shipped to either a new
-    ``shipping_address`` or one of the caller's saved addresses (``address_id``)."""
+    ``shipping_address`` or one of the caller's saved addresses (``address_id``) with the
+    shipping method ``shipping_method_id`` (required once the shop has shipping methods)."""
 
     items: Annotated[list[OrderLineCreate], Meta(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
     address_id: uuid.UUID | None = None
+    shipping_method_id: uuid.UUID | None = None
 
 
 class OrderTransition(Struct, forbid_unknown_fields=True):
@@ -129,6 +131,17 @@ class OrderLineRead(Struct):
     total: int
 
 
+class OrderShippingRead(Struct):
+    """An order's shipping as sold: the method (its id may since be deleted), its ``price``
+    for this order (``shipping_total``) and the tax on it (inside ``price`` when prices
+    include tax)."""
+
+    method_id: uuid.UUID | None
+    name: str
+    price: int
+    tax_total: int
+
+
 class StatusChangeRead(Struct):
     """One move of the order's status: by whom (``customer``, ``staff``, ``system``) and when."""
 
@@ -156,6 +169,7 @@ class OrderRead(Struct):
     total: int
     currency: str
     prices_include_tax: bool
+    shipping: OrderShippingRead | None
     shipping_address: ShippingAddress
     status_history: list[StatusChangeRead]
     created_at: datetime

@@ -28,6 +28,7 @@ from emporium.orders.schemas import (
     ShippingAddress,
     StatusChangeRead,
 )
+from emporium.orders.totals import shipping_read
 
 _O, _L, _S = table_of(Order).c, table_of(OrderLine).c, table_of(OrderStatusChange).c
 ADDRESS_TABLE, ADDRESS_COLUMN = "customer_order", "shipping_address"
@@ -124,6 +125,7 @@ async def _details(
 _ORDER = select(
     _O.id, _O.number, _O.status, _O.customer_id, _O.subtotal, _O.discount_total,
     _O.shipping_total, _O.tax_total, _O.total, _O.currency, _O.prices_include_tax,
+    _O.shipping_method_id, _O.shipping_method_name, _O.shipping_tax_total,
     _O.shipping_address_enc, _O.created_at, _O.updated_at,
 )  # fmt: skip
 
@@ -136,6 +138,8 @@ async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
             items=lines[r.id], subtotal=r.subtotal, discount_total=r.discount_total,
             shipping_total=r.shipping_total, tax_total=r.tax_total, total=r.total,
             currency=r.currency, prices_include_tax=bool(r.prices_include_tax),
+            shipping=shipping_read(r.shipping_method_id, r.shipping_method_name,
+                                   r.shipping_total, r.shipping_tax_total),
             shipping_address=open_address(vault, r.id, r.shipping_address_enc),
             status_history=history[r.id], created_at=r.created_at, updated_at=r.updated_at,
         )

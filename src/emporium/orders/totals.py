@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from emporium.orders.pricing import PricedLine, PricedOrder
-from emporium.orders.schemas import OrderLineRead
+from emporium.orders.schemas import OrderLineRead, OrderShippingRead
 
 
 def line_read(
@@ -32,6 +32,15 @@ def line_row(line: OrderLineRead, prices_include_tax: bool) -> dict[str, Any]:
         "tax_total": line.tax_total, "total": line.total,
         "prices_include_tax": prices_include_tax,
     }  # fmt: skip
+
+
+def shipping_read(
+    method_id: uuid.UUID | None, name: str | None, price: int, tax_total: int
+) -> OrderShippingRead | None:
+    """The ``shipping`` of an order answer; None for an order shipped by no method."""
+    if name is None:
+        return None
+    return OrderShippingRead(method_id=method_id, name=name, price=price, tax_total=tax_total)
 
 
 def order_figures(totals: PricedOrder) -> dict[str, Any]:

@@ -38,6 +38,10 @@ class ShippingZone(Base):
 
     __table_args__ = (Index("ix_shipping_zone_listing", "created_at", "id"),)
 
+    def serves(self, country: str, region: str | None) -> bool:
+        """True when an address in ``country`` (and ISO 3166-2 ``region``) is in the zone."""
+        return country in self.countries or (region is not None and region in self.regions)
+
 
 class ShippingMethod(Base):
     """A flat-rate method of a zone: ``price`` unless the discounted subtotal reaches

@@ -90,6 +90,8 @@ def _upgrade_orders() -> None:
         batch_op.add_column(
             sa.Column("prices_include_tax", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch_op.add_column(sa.Column("shipping_method_id", sa.Uuid(), nullable=True))
+        batch_op.add_column(sa.Column("shipping_method_name", sa.String(200), nullable=True))
     with op.batch_alter_table("customer_order", schema=None) as batch_op:
         for column in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total",
                        "shipping_tax_rate", "prices_include_tax"):  # fmt: skip
@@ -205,7 +207,8 @@ def downgrade() -> None:
         for name in ORDER_CHECKS:
             batch_op.drop_constraint(op.f(f"ck_customer_order_{name}"), type_="check")
         for column in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total",
-                       "shipping_tax_rate", "prices_include_tax"):  # fmt: skip
+                       "shipping_tax_rate", "prices_include_tax", "shipping_method_id",
+                       "shipping_method_name"):  # fmt: skip
             batch_op.drop_column(column)
         batch_op.create_check_constraint(
             op.f("ck_customer_order_total_is_subtotal"), "total = subtotal"

@@ -54,6 +54,7 @@ from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
 from emporium.orders import idempotency
+from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
 from emporium.reviews.routes import reviews_router
 from emporium.shipping.routes import shipping_router
@@ -190,7 +191,7 @@ def create_app(settings: Settings) -> Litestar:
         path=API_PREFIX,
         route_handlers=[
             accounts_router, catalog_router, inventory_router, orders_router, reviews_router,
-            jobs_router, webhooks_router, shipping_router,
+            jobs_router, webhooks_router, shipping_router, carts_router,
         ],
     )  # fmt: skip
     prometheus = PrometheusConfig(

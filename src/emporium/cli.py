@@ -47,6 +47,7 @@ from emporium.importers.dummyjson_carts import ImportCart
 from emporium.importers.dummyjson_users import ImportUser
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.orders.models import Order
+from emporium.shipping.demo import create_demo_shipping
 from emporium.webhooks.models import WebhookEndpoint
 
 PROTECTED_COLUMNS: Protected = (
@@ -114,6 +115,15 @@ async def _catalog_is_empty(settings: Settings) -> bool:
         await engine.dispose()
 
 
+async def _demo_shipping(settings: Settings) -> bool:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await create_demo_shipping(session, currency=settings.currency)
+    finally:
+        await engine.dispose()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -149,6 +159,8 @@ def serve(
         products, reviews = demo.generate()
         report = _run_import(settings, products, reviews)
         click.echo("demo catalog loaded: " + report.summary().replace("\n", "; "), err=True)
+    if with_demo and asyncio.run(_demo_shipping(settings)):
+        click.echo("demo shipping zones, methods and tax rates added", err=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
     scheme = "https" if certfile else "http"

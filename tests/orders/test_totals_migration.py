@@ -108,6 +108,44 @@ def test_v1_orders_are_carried_over_with_zero_tax_shipping_and_discount(empty_ur
     assert sorted(r[0] for r in back) == [499, 3750]
 
 
+def _v1_cart(url: str) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    """A customer with a v1 cart line (``cart_item.customer_id``), and the ids."""
+    ids = {k: _uuid(str(uuid.uuid4()), url) for k in ("user", "category", "product", "variant",
+                                                      "item")}  # fmt: skip
+    return [
+        ("INSERT INTO user_account (id, email_index, email_enc, roles, is_active, email_verified, "
+         "mfa_enabled, created_at, updated_at) VALUES (:user, 'ix', 'enc', '[]', TRUE, TRUE, "
+         "FALSE, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
+        ("INSERT INTO category (id, name, slug, description, created_at, updated_at) VALUES "
+         "(:category, 'C', 'c', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
+        ("INSERT INTO product (id, slug, title, description, category_id, tags, search_title, "
+         "keywords, search_text, published, images, rating_average, review_count, price_min, "
+         "currency, created_at, updated_at) VALUES (:product, 'p', 'P', '', :category, '[]', "
+         "'p', '', '', TRUE, '[]', 0, 0, 100, 'EUR', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
+        ("INSERT INTO variant (id, product_id, sku, title, options, price, currency, stock, "
+         "position, created_at, updated_at) VALUES (:variant, :product, 'S', 'Default', '{}', "
+         "100, 'EUR', 5, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
+        ("INSERT INTO cart_item (id, customer_id, variant_id, quantity, created_at, updated_at) "
+         "VALUES (:item, :user, :variant, 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
+    ], ids  # fmt: skip
+
+
+def test_v1_cart_lines_move_into_their_customers_cart(empty_url: str) -> None:
+    settings = Settings(database_url=empty_url)
+    upgrade(settings, "0005")
+    statements, ids = _v1_cart(empty_url)
+    asyncio.run(_run(empty_url, statements))
+    upgrade(settings)
+    carts, lines = asyncio.run(_run(empty_url, [
+        ("SELECT id, customer_id, currency, token_hash FROM cart", {}),
+        ("SELECT cart_id, variant_id, quantity FROM cart_item", {}),
+    ]))  # fmt: skip
+    [(cart_id, customer_id, currency, token_hash)] = carts
+    assert (str(customer_id).replace("-", ""), currency, token_hash) == (
+        str(ids["user"]).replace("-", ""), "EUR", None)  # fmt: skip
+    assert [(str(c), q) for c, _, q in lines] == [(str(cart_id), 3)]
+
+
 def _drift(conn: Connection) -> list[Any]:
     return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
 

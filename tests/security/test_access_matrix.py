@@ -129,6 +129,12 @@ def staff_person(status: int, body: Body = None) -> Expect:
     return Expect(frozenset({STAFF, ADMIN}), status, body)
 
 
+def cart_holder(status: int, body: Body = None) -> Expect:
+    """A's cart: only its holder; for anyone else it does not exist (404), staff included
+    (a cart is a capability of its holder, not a staff object)."""
+    return Expect(frozenset({A}), status, body, {c: 404 for c in CALLERS if c != A})
+
+
 def admin(status: int, body: Body = None) -> Expect:
     """User management, API keys, webhooks, jobs: admins with MFA only (a key never: 403)."""
     return Expect(frozenset({ADMIN}), status, body, {KEY: 403})
@@ -242,6 +248,19 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("DELETE", f"{API}/webhooks/{{webhook_id}}"): admin(204),
     ("GET", f"{API}/webhooks/{{webhook_id}}/deliveries"): admin(200),
     ("POST", f"{API}/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/retry"): admin(202),
+    ("POST", f"{API}/carts"): everyone(201, lambda w: {}),
+    ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200),
+    ("PATCH", f"{API}/carts/{{cart_id}}"): cart_holder(200, lambda w: {"email": "a@example.com"}),
+    ("POST", f"{API}/carts/{{cart_id}}/items"): cart_holder(
+        200, lambda w: {"variant_id": w.ids["cart_variant_id"], "quantity": 1}
+    ),
+    ("PATCH", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(
+        200, lambda w: {"quantity": 2}
+    ),
+    ("DELETE", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(204),
+    ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200),
+    # Claiming needs a customer: others are refused by the guard; B does not hold A's cart.
+    ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(frozenset({A}), 200, None, {B: 404}),
     ("GET", f"{API}/shipping-zones"): staff(200),
     ("POST", f"{API}/shipping-zones"): staff(201, lambda w: {"name": "EU", "countries": ["DE"]}),
     ("PATCH", f"{API}/shipping-zones/{{zone_id}}"): staff(200, lambda w: {"name": "N"}),
@@ -358,6 +377,7 @@ async def _world(client: Client, setup: Setup) -> World:
         await client.post(f"{API}/webhooks", headers=headers[ADMIN],
                           json={"url": HOOK_URL, "events": ["order.created"]})
     )  # fmt: skip
+    a_cart = await _created(await client.post(f"{API}/carts", json={}, headers=a))
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
     ids = {
@@ -370,6 +390,7 @@ async def _world(client: Client, setup: Setup) -> World:
         "session_id": spare_id,
         "review_id": review["id"],
         "item_id": cart["items"][0]["id"],
+        "cart_id": a_cart["id"],
         "order_id": order["id"],
         "webhook_id": hook["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
@@ -449,8 +470,9 @@ def _check_coverage(operations: list[tuple[str, str]]) -> None:
     """Every documented route has an expectation, and every expectation a route."""
     missing = [op for op in operations if op not in EXPECTATIONS]
     helpers = "|".join(f.__name__ for f in (everyone, nobody, signed_in, owner, customer,
-                                            own_cart_line, owner_or_staff, author_or_staff,
-                                            staff, staff_person, admin))  # fmt: skip
+                                            own_cart_line, cart_holder, owner_or_staff,
+                                            author_or_staff, staff, staff_person,
+                                            admin))  # fmt: skip
     entries = "; ".join(f'("{m}", "{p}"): {helpers}(...)' for m, p in missing)
     assert not missing, f"routes without an access expectation; add to EXPECTATIONS: {entries}"
     stale = sorted(set(EXPECTATIONS) - set(operations))

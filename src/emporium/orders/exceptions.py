@@ -70,3 +70,9 @@ class ShippingMethodUnavailable(InvalidInput):
     the cart's weight (a method of another zone included)."""
 
     code = "shipping_method_unavailable"
+
+
+class CartNotFound(NotFound):
+    """No such cart, or the caller does not hold it (the two look the same)."""
+
+    code = "cart_not_found"

@@ -29,15 +29,41 @@ PAID_STATUSES = ("paid", "fulfilled", "delivered")
 """Orders whose purchase counts as made (a ``verified_purchase`` review)."""
 
 
+class Cart(Base):
+    """A cart: a customer's (``customer_id``, one per account) or a guest's, whose holder
+    proves it with a secret token stored only as ``token_hash``. E-mail and addresses are
+    sealed personal data; the shipping method is the one chosen for the address."""
+
+    __tablename__ = "cart"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), unique=True
+    )
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email_enc: Mapped[str | None] = mapped_column(Text)
+    shipping_address_enc: Mapped[str | None] = mapped_column(Text)
+    billing_address_enc: Mapped[str | None] = mapped_column(Text)
+    shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shipping_method.id", ondelete="SET NULL")
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("customer_id IS NOT NULL OR token_hash IS NOT NULL", name="has_holder"),
+        Index("ix_cart_updated", "updated_at"),
+    )
+
+
 class CartItem(Base):
-    """One variant in a customer's cart; the price is read at display and checkout time."""
+    """One variant in a cart; the price is read at display and checkout time."""
 
     __tablename__ = "cart_item"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
-    )
+    cart_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cart.id", ondelete="CASCADE"))
     variant_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("variant.id", ondelete="CASCADE")
     )
@@ -46,7 +72,7 @@ class CartItem(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        UniqueConstraint("customer_id", "variant_id"),
+        UniqueConstraint("cart_id", "variant_id"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
     )
 

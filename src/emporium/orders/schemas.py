@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from emporium.accounts.schemas import AddressIn
 
@@ -73,6 +73,90 @@ class CartRead(Struct):
     total: int
     currency: str
     prices_include_tax: bool
+
+
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class CartCreate(Struct, forbid_unknown_fields=True):
+    """A new cart, optionally with an e-mail and first lines."""
+
+    email: Email | None = None
+    items: Annotated[list[CartItemCreate], Meta(max_length=MAX_LINES)] = []
+
+
+class CartUpdate(Struct, forbid_unknown_fields=True):
+    """Fields to change on a cart (``null`` clears an address or the method)."""
+
+    email: Email | UnsetType = UNSET
+    shipping_address: AddressIn | UnsetType | None = UNSET
+    billing_address: AddressIn | UnsetType | None = UNSET
+    shipping_method_id: uuid.UUID | UnsetType | None = UNSET
+
+
+class CartLineRead(Struct):
+    """A cart line priced for the cart's address (see ``CartView``)."""
+
+    id: uuid.UUID
+    variant_id: uuid.UUID
+    sku: str
+    title: str
+    quantity: int
+    unit_price: int
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
+
+
+class CartShippingRead(Struct):
+    """The cart's shipping method with its price for this cart and the tax on it."""
+
+    id: uuid.UUID
+    name: str
+    price: int
+    tax_total: int
+
+
+class CartView(Struct):
+    """A cart with every figure computed by the server (``orders.pricing``) for its shipping
+    address and method: ``total = subtotal - discount_total + shipping_total (+ tax_total
+    when prices exclude tax)``. Without an address there is no tax and no shipping."""
+
+    id: uuid.UUID
+    customer_id: uuid.UUID | None
+    email: str | None
+    items: list[CartLineRead]
+    subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
+    total: int
+    currency: str
+    prices_include_tax: bool
+    shipping_address: ShippingAddress | None
+    billing_address: ShippingAddress | None
+    shipping_method: CartShippingRead | None
+    promotion_codes: list[str]
+    updated_at: datetime
+
+
+class CartCreated(CartView):
+    """A new cart and, for a guest, its ``token`` (shown once; send it as ``Cart-Token``)."""
+
+    token: str | None = None
+
+
+class ShippingOption(Struct):
+    """A method that serves the cart's address, priced for this cart."""
+
+    id: uuid.UUID
+    name: str
+    carrier: str | None
+    price: int
+    tax_total: int
+    currency: str
+    delivery_days: list[int] | None
 
 
 class OrderLineCreate(Struct, forbid_unknown_fields=True):

@@ -9,7 +9,9 @@ Revises: 0005
 Create Date: 2026-12-03 12:40:00
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -188,14 +190,107 @@ def _upgrade_catalog() -> None:
         )
 
 
+def _create_carts() -> None:
+    op.create_table(
+        "cart",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("customer_id", sa.Uuid(), nullable=True),
+        sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("email_enc", sa.Text(), nullable=True),
+        sa.Column("shipping_address_enc", sa.Text(), nullable=True),
+        sa.Column("billing_address_enc", sa.Text(), nullable=True),
+        sa.Column("shipping_method_id", sa.Uuid(), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        *_timestamps(),
+        sa.CheckConstraint("customer_id IS NOT NULL OR token_hash IS NOT NULL",
+                           name=op.f("ck_cart_has_holder")),
+        sa.ForeignKeyConstraint(["customer_id"], ["user_account.id"],
+                                name=op.f("fk_cart_customer_id_user_account"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["shipping_method_id"], ["shipping_method.id"],
+                                name=op.f("fk_cart_shipping_method_id_shipping_method"),
+                                ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cart")),
+        sa.UniqueConstraint("customer_id", name=op.f("uq_cart_customer_id")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_cart_token_hash")),
+    )  # fmt: skip
+    op.create_index("ix_cart_updated", "cart", ["updated_at"])
+
+
+def _move_cart_items() -> None:
+    """v1 cart lines belonged to a customer; they now belong to that customer's cart."""
+    with op.batch_alter_table("cart_item", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("cart_id", sa.Uuid(), nullable=True))
+    conn = op.get_bind()
+    owners = conn.execute(sa.text(
+        "SELECT ci.customer_id, min(v.currency) FROM cart_item ci "
+        "JOIN variant v ON v.id = ci.variant_id GROUP BY ci.customer_id"
+    )).all()  # fmt: skip
+    cart = sa.table("cart", sa.column("id", sa.Uuid()), sa.column("customer_id", sa.Uuid()),
+                    sa.column("currency", sa.String()),
+                    sa.column("created_at", sa.DateTime(timezone=True)),
+                    sa.column("updated_at", sa.DateTime(timezone=True)))  # fmt: skip
+    item = sa.table("cart_item", sa.column("cart_id", sa.Uuid()),
+                    sa.column("customer_id", sa.Uuid()))  # fmt: skip
+    now = datetime.now(UTC)
+    for raw_customer_id, currency in owners:
+        # SQLite answers a plain SELECT with the stored hex text, PostgreSQL with a UUID.
+        customer_id = uuid.UUID(str(raw_customer_id))
+        cart_id = uuid.uuid4()
+        conn.execute(
+            sa.insert(cart).values(
+                id=cart_id,
+                customer_id=customer_id,
+                currency=currency,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(sa.update(item).where(item.c.customer_id == customer_id)
+                     .values(cart_id=cart_id))  # fmt: skip
+    with op.batch_alter_table("cart_item", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("uq_cart_item_customer_id"), type_="unique")
+        batch_op.drop_constraint(op.f("fk_cart_item_customer_id_user_account"), type_="foreignkey")
+        batch_op.drop_column("customer_id")
+        batch_op.alter_column("cart_id", existing_type=sa.Uuid(), nullable=False)
+        batch_op.create_foreign_key(
+            op.f("fk_cart_item_cart_id_cart"), "cart", ["cart_id"], ["id"], ondelete="CASCADE"
+        )
+        batch_op.create_unique_constraint(op.f("uq_cart_item_cart_id"), ["cart_id", "variant_id"])
+
+
 def upgrade() -> None:
     _upgrade_lines()
     _upgrade_orders()
     _create_shipping()
     _upgrade_catalog()
+    _create_carts()
+    _move_cart_items()
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("cart_item", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("customer_id", sa.Uuid(), nullable=True))
+    op.execute(
+        "UPDATE cart_item SET customer_id = (SELECT c.customer_id FROM cart c "
+        "WHERE c.id = cart_item.cart_id)"
+    )
+    op.execute("DELETE FROM cart_item WHERE customer_id IS NULL")  # guest carts are dropped
+    with op.batch_alter_table("cart_item", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("uq_cart_item_cart_id"), type_="unique")
+        batch_op.drop_constraint(op.f("fk_cart_item_cart_id_cart"), type_="foreignkey")
+        batch_op.drop_column("cart_id")
+        batch_op.alter_column("customer_id", existing_type=sa.Uuid(), nullable=False)
+        batch_op.create_foreign_key(
+            op.f("fk_cart_item_customer_id_user_account"),
+            "user_account",
+            ["customer_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
+        batch_op.create_unique_constraint(
+            op.f("uq_cart_item_customer_id"), ["customer_id", "variant_id"]
+        )
+    op.drop_table("cart")
     with op.batch_alter_table("variant", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_variant_weight_non_negative"), type_="check")
         batch_op.drop_column("weight_grams")

@@ -258,7 +258,7 @@ async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]
         status_rows = await conn.fetchval("SELECT count(*) FROM order_status_change")
         bad_totals = await conn.fetchval(
             "SELECT count(*) FROM customer_order AS o WHERE o.total <> o.subtotal OR o.total <> "
-            "(SELECT coalesce(sum(l.line_total), 0) FROM order_line AS l WHERE l.order_id = o.id)"
+            "(SELECT coalesce(sum(l.total), 0) FROM order_line AS l WHERE l.order_id = o.id)"
         )
         bad_line_counts = await conn.fetchval(
             "SELECT count(*) FROM customer_order AS o WHERE "

@@ -66,15 +66,16 @@ VALUES ($1, $2, 'sale', $3, $4, '', $5, $6, $7)
 """
 INSERT_ORDER = """
 INSERT INTO customer_order
-    (id, number, status, customer_id, subtotal, total, currency, external_ref,
-     shipping_address_enc, created_at, updated_at)
-VALUES ($1, $2, 'pending', $3, $4, $4, $5, NULL, $6, $7, $7)
+    (id, number, status, customer_id, subtotal, discount_total, shipping_total,
+     shipping_tax_rate, shipping_tax_total, tax_total, total, currency, prices_include_tax,
+     external_ref, shipping_address_enc, created_at, updated_at)
+VALUES ($1, $2, 'pending', $3, $4, 0, 0, 0, 0, 0, $4, $5, false, NULL, $6, $7, $7)
 """
 INSERT_LINE = """
 INSERT INTO order_line
     (id, order_id, position, product_id, variant_id, sku, title, quantity, unit_price,
-     line_total)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, 0, $10, false)
 """
 INSERT_STATUS = """
 INSERT INTO order_status_change

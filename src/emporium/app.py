@@ -66,11 +66,13 @@ from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
 from emporium.orders import idempotency
+from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
 from emporium.orders.schemas import OrderStatus, TransitionTarget
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
+from emporium.shipping.routes import shipping_router
 from emporium.webhooks import delivery as webhook_delivery
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.routes import webhooks_router
@@ -232,7 +234,7 @@ def create_app(settings: Settings) -> Litestar:
         path=API_PREFIX,
         route_handlers=[
             accounts_router, catalog_router, inventory_router, orders_router, reviews_router,
-            jobs_router, webhooks_router,
+            jobs_router, webhooks_router, shipping_router, carts_router,
         ],
     )  # fmt: skip
     prometheus = PrometheusConfig(

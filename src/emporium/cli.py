@@ -37,12 +37,20 @@ if TYPE_CHECKING:
 def protected_columns() -> Protected:
     """Every encrypted column of every room, re-encrypted by ``emporium keys rotate``."""
     from emporium.accounts.rotation import PROTECTED
-    from emporium.orders.models import Order
+    from emporium.orders.models import Cart, Order
     from emporium.webhooks.models import WebhookEndpoint
 
     return (
         *PROTECTED,
         (Order, {"shipping_address_enc": "shipping_address"}),
+        (
+            Cart,
+            {
+                "email_enc": "email",
+                "shipping_address_enc": "shipping_address",
+                "billing_address_enc": "billing_address",
+            },
+        ),
         (WebhookEndpoint, {"secret_enc": "secret"}),
     )
 
@@ -160,6 +168,19 @@ async def _catalog_is_empty(settings: Settings) -> bool:
         await engine.dispose()
 
 
+async def _demo_shipping(settings: Settings) -> bool:
+    """Add the demo shipping zones, methods and tax rates; False when the shop has some."""
+    from emporium.core.db import create_engine, create_sessionmaker
+    from emporium.shipping.demo import create_demo_shipping
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await create_demo_shipping(session, currency=settings.currency)
+    finally:
+        await engine.dispose()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -197,6 +218,8 @@ def serve(
         products, reviews = demo.generate()
         report = _run_import(settings, products, reviews)
         click.echo("demo catalog loaded: " + report.summary().replace("\n", "; "), err=True)
+    if with_demo and asyncio.run(_demo_shipping(settings)):
+        click.echo("demo shipping zones, methods and tax rates added", err=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
     # "Emporium listening on ..." is printed by uvicorn_log_config once the port is bound.

@@ -13,4 +13,5 @@ def import_all_models() -> None:
     import emporium.mail.models
     import emporium.orders.models
     import emporium.reviews.models
+    import emporium.shipping.models
     import emporium.webhooks.models  # noqa: F401

@@ -157,9 +157,9 @@ def _product(title: str = "Lamp", published: bool = True) -> ProductRead:
     now = datetime.now(UTC)
     return ProductRead(
         id=uuid.uuid4(), slug="lamp", title=title, description="", category_id=uuid.uuid4(),
-        brand=None, tags=[], published=published, images=[], rating_average=0.0,
-        review_count=0, price_min=100, currency="USD", created_at=now, updated_at=now,
-        variants=[],
+        brand=None, tags=[], tax_class="standard", published=published, images=[],
+        rating_average=0.0, review_count=0, price_min=100, currency="USD", created_at=now,
+        updated_at=now, variants=[],
     )  # fmt: skip
 
 

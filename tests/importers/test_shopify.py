@@ -338,3 +338,44 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     messages = _messages([tmp_path / "gone.csv"])
     assert len(messages) == 1
     assert messages[0].startswith("gone.csv:line 1: cannot read")
+
+
+@pytest.mark.parametrize(
+    ("grams", "taxable", "weight", "tax_class"),
+    [("200", "TRUE", 200, "standard"), ("200.0", "FALSE", 200, "exempt"),
+     ("", "", None, None), ("0", "false", 0, "exempt")],
+)  # fmt: skip
+def test_variant_grams_and_taxable_fill_weight_and_tax_class(
+    tmp_path: Path, grams: str, taxable: str, weight: int | None, tax_class: str | None
+) -> None:
+    header = [*HEADER, "Variant Grams", "Variant Taxable"]
+    path = _write(tmp_path / "p.csv", [*_row("lamp", "L-1"), grams, taxable], header=header)
+    products, problems = shopify.parse([path])
+    assert problems == []
+    assert products[0].variants[0].weight_grams == weight
+    assert products[0].tax_class == tax_class
+
+
+@pytest.mark.parametrize("grams", ["-5", "1.5", "heavy", "1e3x"])
+def test_variant_grams_that_are_not_whole_grams_are_reported(tmp_path: Path, grams: str) -> None:
+    header = [*HEADER, "Variant Grams"]
+    path = _write(tmp_path / "p.csv", [*_row("lamp", "L-1"), grams], header=header)
+    messages = _messages([path])
+    assert len(messages) == 1
+    assert f"Variant Grams {grams!r} must be a whole number of grams" in messages[0]
+
+
+async def test_imported_weights_and_tax_classes_are_stored(
+    tmp_path: Path, session: AsyncSession, settings: Settings
+) -> None:
+    header = [*HEADER, "Variant Grams", "Variant Taxable"]
+    path = _write(tmp_path / "p.csv", [*_row("gift-card", "GC-1"), "0", "FALSE"], header=header)
+    await import_shopify(session, settings, path)
+    row = (
+        await session.execute(
+            select(Product.tax_class, Variant.weight_grams).join(
+                Variant, Variant.product_id == Product.id
+            )
+        )
+    ).one()
+    assert tuple(row) == ("exempt", 0)  # fmt: skip

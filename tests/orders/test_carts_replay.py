@@ -68,7 +68,7 @@ async def test_carts_become_orders_and_oversells_are_reported(
         .select_from(Order)
         .where(
             Order.total
-            != select(func.sum(OrderLine.line_total))
+            != select(func.sum(OrderLine.subtotal))
             .where(OrderLine.order_id == Order.id)
             .scalar_subquery()
         )

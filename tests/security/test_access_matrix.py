@@ -153,6 +153,12 @@ def staff(scope: str, status: int, body: Body = None) -> Expect:
     return Expect(frozenset({STAFF, ADMIN}), status, body).with_key(scope)
 
 
+def cart_holder(status: int, body: Body = None) -> Expect:
+    """A's cart: only its holder; for anyone else it does not exist (404), staff included
+    (a cart is a capability of its holder, not a staff object)."""
+    return Expect(frozenset({A}), status, body, {c: 404 for c in CALLERS if c != A})
+
+
 def admin(status: int, body: Body = None) -> Expect:
     """User management, API keys, webhooks, jobs: admins with MFA only (a key never: 403)."""
     return Expect(frozenset({ADMIN}), status, body, {KEY: 403, WRONG_KEY: 403})
@@ -258,6 +264,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         lambda w: {
             "items": [{"variant_id": w.ids["cart_variant_id"], "quantity": 1}],
             "shipping_address": ADDRESS,
+            "shipping_method_id": w.ids["method_id"],
         },
     ),
     ("GET", f"{API}/orders/{{order_id}}"): owner_or_staff(ORDERS_READ, 200),
@@ -276,6 +283,35 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("DELETE", f"{API}/webhooks/{{webhook_id}}"): admin(204),
     ("GET", f"{API}/webhooks/{{webhook_id}}/deliveries"): admin(200),
     ("POST", f"{API}/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/retry"): admin(202),
+    ("POST", f"{API}/carts"): everyone(201, lambda w: {}),
+    ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200),
+    ("PATCH", f"{API}/carts/{{cart_id}}"): cart_holder(200, lambda w: {"email": "a@example.com"}),
+    ("POST", f"{API}/carts/{{cart_id}}/items"): cart_holder(
+        200, lambda w: {"variant_id": w.ids["cart_variant_id"], "quantity": 1}
+    ),
+    ("PATCH", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(
+        200, lambda w: {"quantity": 2}
+    ),
+    ("DELETE", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(204),
+    ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200),
+    # Claiming needs a customer: others are refused by the guard; B does not hold A's cart.
+    ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(frozenset({A}), 200, None, {B: 404}),
+    ("GET", f"{API}/shipping-zones"): staff(200),
+    ("POST", f"{API}/shipping-zones"): staff(201, lambda w: {"name": "EU", "countries": ["DE"]}),
+    ("PATCH", f"{API}/shipping-zones/{{zone_id}}"): staff(200, lambda w: {"name": "N"}),
+    ("DELETE", f"{API}/shipping-zones/{{zone_id}}"): staff(204),
+    ("GET", f"{API}/shipping-methods"): staff(200),
+    ("POST", f"{API}/shipping-methods"): staff(
+        201, lambda w: {"zone_id": w.ids["zone_id"], "name": "Post", "price": 490}
+    ),
+    ("PATCH", f"{API}/shipping-methods/{{method_id}}"): staff(200, lambda w: {"price": 590}),
+    ("DELETE", f"{API}/shipping-methods/{{method_id}}"): staff(204),
+    ("GET", f"{API}/tax-rates"): staff(200),
+    ("POST", f"{API}/tax-rates"): staff(
+        201, lambda w: {"country": "DE", "rate_bp": 1900, "name": "USt", "tax_class": _class()}
+    ),
+    ("PATCH", f"{API}/tax-rates/{{rate_id}}"): staff(200, lambda w: {"rate_bp": 750}),
+    ("DELETE", f"{API}/tax-rates/{{rate_id}}"): staff(204),
 }
 
 # Cells where the server is known to answer wrongly: the table above holds the correct
@@ -361,10 +397,11 @@ async def _world(client: Client, setup: Setup) -> World:
         await client.post(f"{API}/products/{other['id']}/reviews", headers=a,
                           json={"rating": 5, "body": "Mine."})
     )  # fmt: skip
+    shipping = await _shipping(client, staff_headers)
     order = await _created(
         await client.post(f"{API}/orders", headers=a, json={
             "items": [{"variant_id": other_variant, "quantity": 1}],
-            "address_id": address["id"],
+            "address_id": address["id"], "shipping_method_id": shipping["method_id"],
         })
     )  # fmt: skip
     cart = await _created(
@@ -375,6 +412,7 @@ async def _world(client: Client, setup: Setup) -> World:
         await client.post(f"{API}/webhooks", headers=headers[ADMIN],
                           json={"url": HOOK_URL, "events": ["order.created"]})
     )  # fmt: skip
+    a_cart = await _created(await client.post(f"{API}/carts", json={}, headers=a))
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
     ids = {
@@ -387,9 +425,11 @@ async def _world(client: Client, setup: Setup) -> World:
         "session_id": spare_id,
         "review_id": review["id"],
         "item_id": cart["items"][0]["id"],
+        "cart_id": a_cart["id"],
         "order_id": order["id"],
         "webhook_id": hook["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
+        **shipping,
     }
     world = World(headers, ids, extra["a_email"], extra["spare"].refresh_token)
     key = await api_key_headers(client, world)
@@ -397,6 +437,37 @@ async def _world(client: Client, setup: Setup) -> World:
         world.keys[frozenset(api_keys.SCOPES)] = key
         headers[KEY] = headers[WRONG_KEY] = key
     return world
+
+
+def _class() -> str:
+    """A tax class of its own (one rate per place and class; worlds share the database)."""
+    return f"class-{uuid.uuid4().hex[:12]}"
+
+
+async def _shipping(client: Client, staff_headers: dict[str, str]) -> dict[str, str]:
+    """A zone with a method, an empty zone (the one that may be deleted) and a tax rate."""
+    made = []
+    for path, body in (
+        ("/shipping-zones", {"name": "US", "countries": ["US"]}),
+        ("/shipping-zones", {"name": "Canada", "countries": ["CA"]}),
+        (
+            "/tax-rates",
+            {
+                "country": "US",
+                "region": "US-CA",
+                "rate_bp": 725,
+                "name": "CA",
+                "tax_class": _class(),
+            },
+        ),
+    ):
+        made.append(await _created(await client.post(f"{API}{path}", json=body,
+                                                      headers=staff_headers)))  # fmt: skip
+    method = await _created(await client.post(
+        f"{API}/shipping-methods", headers=staff_headers,
+        json={"zone_id": made[0]["id"], "name": "Ground", "price": 500},
+    ))  # fmt: skip
+    return {"zone_id": made[1]["id"], "rate_id": made[2]["id"], "method_id": method["id"]}
 
 
 async def _dead_letters(setup: Setup, endpoint_id: uuid.UUID) -> dict[str, str]:
@@ -435,8 +506,9 @@ def _check_coverage(operations: list[tuple[str, str]]) -> None:
     """Every documented route has an expectation, and every expectation a route."""
     missing = [op for op in operations if op not in EXPECTATIONS]
     helpers = "|".join(f.__name__ for f in (everyone, nobody, signed_in, signed_in_or_key, owner,
-                                            customer, own_cart_line, owner_or_staff,
-                                            author_or_staff, staff, admin))  # fmt: skip
+                                            customer, own_cart_line, cart_holder, owner_or_staff,
+                                            author_or_staff, staff,
+                                            admin))  # fmt: skip
     entries = "; ".join(f'("{m}", "{p}"): {helpers}(...)' for m, p in missing)
     assert not missing, f"routes without an access expectation; add to EXPECTATIONS: {entries}"
     stale = sorted(set(EXPECTATIONS) - set(operations))

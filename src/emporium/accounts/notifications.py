@@ -28,6 +28,7 @@ from emporium.accounts.recovery import (
 from emporium.accounts.service import PASSWORD_CHANGED_EVENT
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
+from emporium.core.money import format_money
 from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import send_once
 from emporium.mail.transport import Transport
@@ -43,18 +44,6 @@ TEMPLATE_OF_EVENT = {
     "order.cancelled": "order_cancelled",
 }
 CLEANUP_KIND = "accounts.cleanup"
-_ZERO_DECIMALS = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
-                  "VND", "VUV", "XAF", "XOF", "XPF"}  # fmt: skip
-_THREE_DECIMALS = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
-
-
-def format_money(minor: int, currency: str) -> str:
-    """``1234, "USD"`` → ``"12.34 USD"``: integer minor units shown with the currency's
-    ISO 4217 exponent (0, 2 or 3)."""
-    digits = 0 if currency in _ZERO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
-    sign = "-" if minor < 0 else ""
-    whole, part = divmod(abs(minor), 10**digits)
-    return f"{sign}{whole}.{part:0{digits}d} {currency}" if digits else f"{sign}{whole} {currency}"
 
 
 def _order_context(data: dict[str, Any]) -> dict[str, Any]:

@@ -236,7 +236,13 @@ class MfaDisableIn(Struct, forbid_unknown_fields=True):
 
 
 ApiScope = Literal[
-    "catalog:write", "inventory:read", "inventory:write", "orders:read", "orders:write"
+    "catalog:write",
+    "inventory:read",
+    "inventory:write",
+    "orders:read",
+    "orders:write",
+    "shipping:read",
+    "shipping:write",
 ]
 
 

@@ -66,6 +66,9 @@ class Product(Base):
     review_count: Mapped[int] = mapped_column(Integer, default=0)
     price_min: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
+    tax_class: Mapped[str] = mapped_column(
+        String(50), default="standard", server_default="standard"
+    )
     external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -116,6 +119,7 @@ class Variant(Base):
     compare_at_price: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     stock: Mapped[int | None] = mapped_column(Integer)
+    weight_grams: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
     image_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -127,4 +131,5 @@ class Variant(Base):
         CheckConstraint(
             "compare_at_price IS NULL OR compare_at_price >= 0", name="compare_at_non_negative"
         ),
+        CheckConstraint("weight_grams IS NULL OR weight_grams >= 0", name="weight_non_negative"),
     )

@@ -54,6 +54,7 @@ _V = Variant.__table__.c
 _FIELDS = (
     "'id', {p}.id, 'slug', {p}.slug, 'title', {p}.title, 'description', {p}.description, "
     "'category_id', {p}.category_id, 'brand', {p}.brand, 'tags', {tags}, "
+    "'tax_class', {p}.tax_class, "
     "'published', {published}, 'images', {images}, 'rating_average', {p}.rating_average, "
     "'review_count', {p}.review_count, 'price_min', {p}.price_min, 'currency', {p}.currency, "
     "'created_at', {created}, 'updated_at', {updated}, 'variants', {variants}"
@@ -61,7 +62,7 @@ _FIELDS = (
 _VARIANT_FIELDS = (
     "'id', v.id, 'sku', v.sku, 'title', v.title, 'options', {options}, 'price', v.price, "
     "'compare_at_price', v.compare_at_price, 'currency', v.currency, 'stock', v.stock, "
-    "'image_url', v.image_url"
+    "'image_url', v.image_url, 'weight_grams', v.weight_grams"
 )
 _UTC_PG = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 _DOCUMENT = {

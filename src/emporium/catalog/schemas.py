@@ -35,6 +35,12 @@ Sku = Annotated[
     ),
 ]
 Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="integer minor units (cents)")]
+Grams = Annotated[int, Meta(ge=0, le=1_000_000_000, description="shipping weight in grams")]
+TaxClass = Annotated[
+    str,
+    Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$",
+         description="the tax class whose rates apply (standard, reduced, zero, ...)"),
+]  # fmt: skip
 Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
 UntrackedStock = Annotated[
     int | None,
@@ -110,6 +116,7 @@ class VariantCreate(Struct, forbid_unknown_fields=True):
     compare_at_price: Money | None = None
     stock: Stock | None = 0
     image_url: Url | None = None
+    weight_grams: Grams | None = None
 
     def __post_init__(self) -> None:
         if self.compare_at_price is not None and self.compare_at_price < self.price:
@@ -125,6 +132,7 @@ class VariantUpdate(Struct, forbid_unknown_fields=True):
     options: Options | UnsetType = UNSET
     compare_at_price: Money | UnsetType | None = UNSET
     image_url: Url | UnsetType | None = UNSET
+    weight_grams: Grams | UnsetType | None = UNSET
 
 
 class VariantRead(Struct):
@@ -139,6 +147,7 @@ class VariantRead(Struct):
     currency: str
     stock: UntrackedStock
     image_url: str | None = None
+    weight_grams: int | None = None
 
 
 class ProductCreate(Struct, forbid_unknown_fields=True):
@@ -153,6 +162,7 @@ class ProductCreate(Struct, forbid_unknown_fields=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] = msgspec.field(default_factory=list)
     published: bool = False
     images: Annotated[list[ImageIn], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    tax_class: TaxClass = "standard"
 
 
 class ProductUpdate(Struct, forbid_unknown_fields=True):
@@ -166,6 +176,7 @@ class ProductUpdate(Struct, forbid_unknown_fields=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
     published: bool | UnsetType = UNSET
     images: Annotated[list[ImageIn], Meta(max_length=50)] | UnsetType = UNSET
+    tax_class: TaxClass | UnsetType = UNSET
 
 
 class ProductRead(Struct):
@@ -178,6 +189,7 @@ class ProductRead(Struct):
     category_id: uuid.UUID
     brand: str | None
     tags: list[str]
+    tax_class: str
     published: bool
     images: list[ImageRead]
     rating_average: float

@@ -71,6 +71,7 @@ def variant_read(v: Variant) -> VariantRead:
         currency=v.currency,
         stock=v.stock,
         image_url=v.image_url,
+        weight_grams=v.weight_grams,
     )
 
 
@@ -219,6 +220,7 @@ def _new_variant(product: Product, data: VariantCreate, position: int) -> Varian
         currency=product.currency,
         stock=data.stock,
         image_url=data.image_url,
+        weight_grams=data.weight_grams,
         position=position,
     )
 
@@ -256,6 +258,7 @@ async def create_product(
         published=data.published,
         images=_images(data.images),
         currency=currency,
+        tax_class=data.tax_class,
         external_ref=external_ref,
         price_min=min(v.price for v in data.variants),
         rating_average=0.0,

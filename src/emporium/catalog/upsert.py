@@ -44,6 +44,7 @@ class ImportVariant(Struct):
     options: dict[str, str] = field(default_factory=dict)
     compare_at_price: int | None = None
     image_url: str | None = None
+    weight_grams: int | None = None
 
 
 def _variant_key(sku: str | None, title: str) -> tuple[str, str]:
@@ -65,6 +66,8 @@ class ImportProduct(Struct):
     images: list[dict[str, str]] = field(default_factory=list)
     slug: str | None = None
     created_at: datetime | None = None
+    tax_class: str | None = None
+    """None: the source says nothing (a new product gets ``standard``, a known one keeps its)."""
 
 
 async def ensure_category_path(
@@ -105,6 +108,7 @@ def _product_fields(item: ImportProduct, category_id: uuid.UUID) -> dict[str, An
         "brand": item.brand,
         "tags": tags,
         "published": item.published,
+        **({"tax_class": item.tax_class} if item.tax_class is not None else {}),
         "images": [
             {"url": i["url"], "alt": i.get("alt", ""), "position": n}
             for n, i in enumerate(item.images, start=1)
@@ -122,6 +126,7 @@ def _variant_fields(v: ImportVariant, position: int) -> dict[str, Any]:
         "options": dict(v.options),
         "price": v.price,
         "compare_at_price": v.compare_at_price,
+        "weight_grams": v.weight_grams,
         "stock": v.stock,
         "image_url": v.image_url,
         "position": position,

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     docs_enabled: bool = Field(default=True, description="Serve /openapi.json and /docs")
     currency: str = Field(default="USD", min_length=3, max_length=3, pattern="^[A-Z]{3}$")
+    prices_include_tax: bool = Field(
+        default=False,
+        description="Shelf prices include tax (EU style): tax_total is the part inside them",
+    )
     sql_echo: bool = False
     cache_ttl_seconds: float = Field(
         default=60.0, ge=0, description="Product cache lifetime per entry; 0 turns it off"

@@ -163,6 +163,7 @@ async def _replay(
                 data=data,
                 external_ref=cart.external_ref,
                 announce=False,
+                require_shipping=False,
             )
     except InsufficientStock as exc:
         short = ", ".join(f"{line['sku']} wants {line['requested']}, {line['available']} on hand"

@@ -24,6 +24,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import msgspec
@@ -179,6 +180,17 @@ def _quantity(text: str) -> int:
     return int(text)
 
 
+def _grams(text: str) -> int:
+    """Shopify's ``Variant Grams``: a whole number of grams (``200`` or ``200.0``)."""
+    try:
+        grams = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError("must be a whole number of grams") from exc
+    if not grams.is_finite() or grams < 0 or grams != grams.to_integral_value() or grams > 10**9:
+        raise ValueError("must be a whole number of grams from 0 to 10^9")
+    return int(grams)
+
+
 def _number(
     row: _Row, column: str, convert: Callable[[str], int], problems: list[Problem]
 ) -> int | None:
@@ -262,6 +274,7 @@ def _variant(row: _Row, names: list[str], problems: list[Problem]) -> ImportVari
         options=options,
         compare_at_price=compare_at,
         image_url=_variant_image(row, problems),
+        weight_grams=_number(row, "Variant Grams", _grams, problems),
     )
 
 
@@ -339,7 +352,17 @@ def _product(handle: str, rows: list[_Row]) -> tuple[ImportProduct, list[Problem
         published=_published(first),
         images=_images(rows, title, problems),
         slug=make_slug(handle),
+        tax_class=_tax_class(rows),
     ), problems
+
+
+def _tax_class(rows: list[_Row]) -> str | None:
+    """``exempt`` when every variant row says ``Variant Taxable`` false (no rate is set for
+    that class, so no tax), ``standard`` when one says true, None without the column."""
+    marks = [r.get("Variant Taxable").lower() for r in rows if r.is_variant]
+    if not any(marks):
+        return None
+    return "exempt" if all(m == "false" for m in marks) else "standard"
 
 
 def parse(

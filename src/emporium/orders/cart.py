@@ -1,4 +1,6 @@
-"""The customer's cart: variants and quantities, always shown at current prices."""
+"""The signed-in customer's cart (v1 ``/cart``): variants and quantities, always shown at
+current prices. It is the customer's ``cart`` row (``orders.carts`` serves the same cart as a
+resource, and guests' carts)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.core.errors import Conflict, InvalidInput
 from emporium.orders.exceptions import CartItemNotFound, VariantUnavailable
-from emporium.orders.models import CartItem
+from emporium.orders.models import Cart, CartItem
+from emporium.orders.pricing import LineInput, price_order
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -26,6 +29,7 @@ from emporium.orders.schemas import (
 )
 
 _C, _V, _P = table_of(CartItem).c, table_of(Variant).c, table_of(Product).c
+_K = table_of(Cart).c
 _LINES = (
     select(
         _C.id, _C.variant_id, _C.quantity, _V.sku, _V.title.label("variant_title"),
@@ -44,24 +48,33 @@ def line_title(product_title: str, variant_title: str) -> str:
     return f"{product_title} - {variant_title}"
 
 
-async def get_cart(session: AsyncSession, identity: Identity, *, currency: str) -> CartRead:
-    """The caller's cart with each line at its variant's current price."""
-    rows = (await session.execute(_LINES.where(_C.customer_id == identity.user_id))).all()
+async def get_cart(
+    session: AsyncSession, identity: Identity, *, currency: str, prices_include_tax: bool = False
+) -> CartRead:
+    """The caller's cart with each line at its variant's current price, priced by
+    ``orders.pricing`` (no address yet: no shipping, a tax rate of zero)."""
+    cart_id = await customer_cart_id(session, identity.user_id)
+    rows = (await session.execute(_LINES.where(_C.cart_id == cart_id))).all() if cart_id else []
+    priced = price_order(
+        [LineInput(unit_price=r.price, quantity=r.quantity) for r in rows],
+        prices_include_tax=prices_include_tax,
+    )
     items = [
         CartItemRead(
-            id=r.id,
-            variant_id=r.variant_id,
-            sku=r.sku,
-            title=line_title(r.product_title, r.variant_title),
-            quantity=r.quantity,
-            unit_price=r.price,
-            line_total=r.price * r.quantity,
+            id=r.id, variant_id=r.variant_id, sku=r.sku,
+            title=line_title(r.product_title, r.variant_title), quantity=r.quantity,
+            unit_price=r.price, line_total=p.subtotal,
             available=bool(r.published) and (r.stock is None or r.stock >= r.quantity),
+            subtotal=p.subtotal,
+            discount_total=p.discount_total, tax_total=p.tax_total, total=p.total,
         )
-        for r in rows
-    ]
-    cart_currency = rows[0].currency if rows else currency
-    return CartRead(items=items, subtotal=sum(i.line_total for i in items), currency=cart_currency)
+        for r, p in zip(rows, priced.lines, strict=True)
+    ]  # fmt: skip
+    return CartRead(
+        items=items, subtotal=priced.subtotal, discount_total=priced.discount_total,
+        shipping_total=priced.shipping_total, tax_total=priced.tax_total, total=priced.total,
+        currency=rows[0].currency if rows else currency, prices_include_tax=prices_include_tax,
+    )  # fmt: skip
 
 
 async def _sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
@@ -88,7 +101,12 @@ def _too_many(quantity: int) -> InvalidInput:
 
 
 async def add_item(
-    session: AsyncSession, identity: Identity, data: CartItemCreate, *, currency: str
+    session: AsyncSession,
+    identity: Identity,
+    data: CartItemCreate,
+    *,
+    currency: str,
+    prices_include_tax: bool = False,
 ) -> CartRead:
     """Add units of a variant; a variant already in the cart gets its quantity raised.
 
@@ -99,10 +117,11 @@ async def add_item(
         Conflict: (409) the same cart changed concurrently; retry.
     """
     variant = await _sellable(session, data.variant_id)
+    cart_id = await customer_cart_id(session, identity.user_id) or await _new_customer_cart(
+        session, identity.user_id, variant.currency
+    )
     line = await session.scalar(
-        select(CartItem).where(
-            CartItem.customer_id == identity.user_id, CartItem.variant_id == data.variant_id
-        )
+        select(CartItem).where(CartItem.cart_id == cart_id, CartItem.variant_id == data.variant_id)
     )
     now = utcnow()
     if line is not None:
@@ -111,10 +130,10 @@ async def add_item(
         line.quantity += data.quantity
         line.updated_at = now
     else:
-        await _check_room(session, identity, variant.currency)
+        await check_room(session, cart_id, variant.currency)
         session.add(
             CartItem(
-                id=uuid.uuid4(), customer_id=identity.user_id, variant_id=data.variant_id,
+                id=uuid.uuid4(), cart_id=cart_id, variant_id=data.variant_id,
                 quantity=data.quantity, created_at=now, updated_at=now,
             )
         )  # fmt: skip
@@ -122,16 +141,45 @@ async def add_item(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("The cart changed at the same time; try again.") from exc
-    return await get_cart(session, identity, currency=currency)
+    return await get_cart(
+        session, identity, currency=currency, prices_include_tax=prices_include_tax
+    )
 
 
-async def _check_room(session: AsyncSession, identity: Identity, currency: str) -> None:
+async def customer_cart_id(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the customer's cart, or None when they have none yet."""
+    found: uuid.UUID | None = await session.scalar(
+        select(_K.id).where(_K.customer_id == customer_id)
+    )
+    return found
+
+
+async def _new_customer_cart(
+    session: AsyncSession, customer_id: uuid.UUID, currency: str
+) -> uuid.UUID:
+    """Create the customer's cart. Raises Conflict (409) when another request just did."""
+    now = utcnow()
+    cart = Cart(id=uuid.uuid4(), customer_id=customer_id, currency=currency, created_at=now,
+                updated_at=now)  # fmt: skip
+    session.add(cart)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("The cart changed at the same time; try again.") from exc
+    return cart.id
+
+
+async def check_room(session: AsyncSession, cart_id: uuid.UUID, currency: str) -> None:
+    """Refuse a new line when the cart is full or holds another currency.
+
+    Raises InvalidInput (422)."""
     row = (
         await session.execute(
             select(func.count(), func.min(_V.currency))
             .select_from(table_of(CartItem))
             .join(table_of(Variant), _V.id == _C.variant_id)
-            .where(_C.customer_id == identity.user_id)
+            .where(_C.cart_id == cart_id)
         )
     ).one()
     if row[0] >= MAX_LINES:
@@ -145,7 +193,7 @@ async def _check_room(session: AsyncSession, identity: Identity, currency: str) 
 
 async def _own_line(session: AsyncSession, identity: Identity, item_id: uuid.UUID) -> CartItem:
     line = await session.get(CartItem, item_id)
-    if line is None or line.customer_id != identity.user_id:
+    if line is None or line.cart_id != await customer_cart_id(session, identity.user_id):
         raise CartItemNotFound("No such cart item.")
     return line
 
@@ -157,13 +205,16 @@ async def update_item(
     data: CartItemUpdate,
     *,
     currency: str,
+    prices_include_tax: bool = False,
 ) -> CartRead:
     """Set a line's quantity. Raises CartItemNotFound (404), also for another's line."""
     line = await _own_line(session, identity, item_id)
     line.quantity = data.quantity
     line.updated_at = utcnow()
     await session.flush()
-    return await get_cart(session, identity, currency=currency)
+    return await get_cart(
+        session, identity, currency=currency, prices_include_tax=prices_include_tax
+    )
 
 
 async def remove_item(session: AsyncSession, identity: Identity, item_id: uuid.UUID) -> None:
@@ -175,11 +226,15 @@ async def remove_item(session: AsyncSession, identity: Identity, item_id: uuid.U
 async def cart_quantities(session: AsyncSession, customer_id: uuid.UUID) -> list[tuple[Any, int]]:
     """The cart as ``(variant_id, quantity)`` pairs, for checkout."""
     rows = await session.execute(
-        select(_C.variant_id, _C.quantity).where(_C.customer_id == customer_id)
+        select(_C.variant_id, _C.quantity)
+        .join(table_of(Cart), _K.id == _C.cart_id)
+        .where(_K.customer_id == customer_id)
+        .order_by(_C.created_at, _C.id)
     )
     return [(r.variant_id, r.quantity) for r in rows]
 
 
 async def empty_cart(session: AsyncSession, customer_id: uuid.UUID) -> None:
     """Remove every line of the customer's cart (after a checkout of the cart)."""
-    await session.execute(delete(table_of(CartItem)).where(_C.customer_id == customer_id))
+    cart_id = await customer_cart_id(session, customer_id)
+    await session.execute(delete(table_of(CartItem)).where(_C.cart_id == cart_id))

@@ -39,21 +39,22 @@ from emporium.orders.exceptions import (
     VariantUnavailable,
 )
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
+from emporium.orders.quote import Goods, Place, quote
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
     OrderCreate,
-    OrderLineRead,
     OrderRead,
     ShippingAddress,
     StatusChangeRead,
 )
 from emporium.orders.service import order_event_data, read_order, seal_address
+from emporium.orders.totals import line_read, line_row, order_figures, shipping_read
 
 _V, _P = table_of(Variant).c, table_of(Product).c
 _PRICING = select(
-    _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id,
-    _P.title.label("product_title"), _P.published,
+    _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id, _V.weight_grams,
+    _P.title.label("product_title"), _P.published, _P.tax_class,
 ).join(table_of(Product), _P.id == _V.product_id)  # fmt: skip
 log = structlog.get_logger("emporium.orders")
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
@@ -118,11 +119,16 @@ async def place_order(
     data: OrderCreate,
     external_ref: str | None = None,
     announce: bool = True,
+    prices_include_tax: bool = False,
+    require_shipping: bool = True,
 ) -> OrderRead:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
     ``announce``: record the ``order.created`` event (confirmation e-mail, webhooks); an
-    import of past orders passes False.
+    import of past orders passes False. Every figure is computed by ``orders.pricing``
+    (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``) for the address
+    and ``data.shipping_method_id`` (``orders.quote``); ``require_shipping``: once the shop
+    has shipping methods an order must choose one (an import of past orders passes False).
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.
@@ -131,6 +137,7 @@ async def place_order(
         AddressNotFound: (404) ``address_id`` is not one of the caller's addresses.
         VariantUnavailable: (422) a line names a variant that is not for sale.
         InsufficientStock: (409) naming every short line; nothing changes.
+        ShippingMethodRequired, ShippingMethodUnavailable: (422) see ``orders.quote``.
     """
     from_cart = data.items is None
     pairs = (
@@ -147,27 +154,32 @@ async def place_order(
     priced = await _priced(session, quantities)
     order_id, now = uuid.uuid4(), utcnow()
     await take_stock(session, quantities, order_id=order_id, actor_id=customer_id)
+    quoted = await quote(
+        session,
+        [Goods(r.price, quantities[r.id], r.tax_class, r.weight_grams) for r in priced],
+        place=Place.of(address), method_id=data.shipping_method_id,
+        currency=priced[0].currency, prices_include_tax=prices_include_tax,
+        require_method=require_shipping,
+    )  # fmt: skip
+    totals, method = quoted.priced, quoted.method
     lines = [
-        OrderLineRead(
-            variant_id=r.id, sku=r.sku, title=line_title(r.product_title, r.title),
-            quantity=quantities[r.id], unit_price=r.price, line_total=r.price * quantities[r.id],
-        )
-        for r in priced
-    ]  # fmt: skip
-    subtotal = sum(line.line_total for line in lines)
+        line_read(r.id, r.sku, line_title(r.product_title, r.title), p)
+        for r, p in zip(priced, totals.lines, strict=True)
+    ]
     order = {
         "id": order_id, "number": new_order_number(), "status": "pending",
-        "customer_id": customer_id, "subtotal": subtotal, "total": subtotal,
-        "currency": priced[0].currency, "external_ref": external_ref,
+        "customer_id": customer_id, "currency": priced[0].currency, "external_ref": external_ref,
         "shipping_address_enc": seal_address(ctx.vault, order_id, address),
-        "created_at": now, "updated_at": now,
+        "created_at": now, "updated_at": now, **order_figures(totals),
+        "shipping_method_id": method.id if method else None,
+        "shipping_method_name": method.name if method else None,
     }  # fmt: skip
     await session.execute(insert(table_of(Order)), [order])
     await session.execute(
         insert(table_of(OrderLine)),
         [
             {"id": uuid.uuid4(), "order_id": order_id, "position": n, "product_id": r.product_id,
-             **msgspec.structs.asdict(line)}
+             **line_row(line, prices_include_tax)}
             for n, (r, line) in enumerate(zip(priced, lines, strict=True))
         ],
     )  # fmt: skip
@@ -181,11 +193,15 @@ async def place_order(
     history = [StatusChangeRead(from_status=None, to_status="pending", by="customer", at=now)]
     if announce:
         emit_event(session, "order.created", order_event_data(
-            order_id, order["number"], customer_id, "pending", subtotal, order["currency"], lines
+            order_id, order["number"], customer_id, "pending", totals, order["currency"], lines
         ))  # fmt: skip
     return OrderRead(
         id=order_id, number=order["number"], status="pending", customer_id=customer_id,
-        items=lines, subtotal=subtotal, total=subtotal, currency=order["currency"],
+        items=lines, subtotal=totals.subtotal, discount_total=totals.discount_total,
+        shipping_total=totals.shipping_total, tax_total=totals.tax_total, total=totals.total,
+        currency=order["currency"], prices_include_tax=prices_include_tax,
+        shipping=shipping_read(order["shipping_method_id"], order["shipping_method_name"],
+                               totals.shipping_total, totals.shipping_tax_total),
         shipping_address=ShippingAddress(**address), status_history=history,
         created_at=now, updated_at=now,
     )  # fmt: skip
@@ -216,6 +232,7 @@ async def checkout(
     ttl: timedelta,
     lease: timedelta,
     commit: Callable[[], Awaitable[None]],
+    prices_include_tax: bool = False,
 ) -> CheckoutAnswer:
     """``POST /orders``: :func:`place_order`, exactly once per ``Idempotency-Key``.
 
@@ -229,7 +246,9 @@ async def checkout(
     (503) when the time limit passed, and whatever the database raised.
     """
     if idempotency_key is None:
-        order = await place_order(session, ctx, customer_id=customer_id, data=data)
+        order = await place_order(
+            session, ctx, customer_id=customer_id, data=data, prices_include_tax=prices_include_tax
+        )
         return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
     key = idempotency.check_key(idempotency_key)
     outcome = await idempotency.begin(
@@ -249,7 +268,13 @@ async def checkout(
     limit = asyncio.timeout_at(stop_at)
     try:
         async with limit:
-            order = await place_order(session, ctx, customer_id=customer_id, data=data)
+            order = await place_order(
+                session,
+                ctx,
+                customer_id=customer_id,
+                data=data,
+                prices_include_tax=prices_include_tax,
+            )
             await idempotency.complete(session, outcome, 201, order.id)
             await commit()
     except BaseException as exc:

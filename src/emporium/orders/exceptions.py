@@ -65,3 +65,22 @@ class CheckoutTimedOut(DomainError):
 
     status, code, title = 503, "service_unavailable", "Service unavailable"
     retry_after = 1
+
+
+class ShippingMethodRequired(InvalidInput):
+    """The shop ships, and the order names no shipping method."""
+
+    code = "shipping_method_required"
+
+
+class ShippingMethodUnavailable(InvalidInput):
+    """The shipping method does not exist, is inactive, or does not serve the address or
+    the cart's weight (a method of another zone included)."""
+
+    code = "shipping_method_unavailable"
+
+
+class CartNotFound(NotFound):
+    """No such cart, or the caller does not hold it (the two look the same)."""
+
+    code = "cart_not_found"

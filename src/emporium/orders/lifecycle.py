@@ -120,7 +120,7 @@ async def _announced(
     """The order after a move, with its ``order.<status>`` event in the same transaction."""
     order = await get_order(session, vault, identity, order_id)
     emit_event(session, f"order.{order.status}", order_event_data(
-        order.id, order.number, order.customer_id, order.status, order.subtotal,
+        order.id, order.number, order.customer_id, order.status, order,
         order.currency, order.items,
     ))  # fmt: skip
     return order

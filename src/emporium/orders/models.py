@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -27,15 +28,41 @@ PAID_STATUSES = ("paid", "fulfilled", "delivered")
 """Orders whose purchase counts as made (a ``verified_purchase`` review)."""
 
 
+class Cart(Base):
+    """A cart: a customer's (``customer_id``, one per account) or a guest's, whose holder
+    proves it with a secret token stored only as ``token_hash``. E-mail and addresses are
+    sealed personal data; the shipping method is the one chosen for the address."""
+
+    __tablename__ = "cart"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), unique=True
+    )
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email_enc: Mapped[str | None] = mapped_column(Text)
+    shipping_address_enc: Mapped[str | None] = mapped_column(Text)
+    billing_address_enc: Mapped[str | None] = mapped_column(Text)
+    shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("shipping_method.id", ondelete="SET NULL")
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("customer_id IS NOT NULL OR token_hash IS NOT NULL", name="has_holder"),
+        Index("ix_cart_updated", "updated_at"),
+    )
+
+
 class CartItem(Base):
-    """One variant in a customer's cart; the price is read at display and checkout time."""
+    """One variant in a cart; the price is read at display and checkout time."""
 
     __tablename__ = "cart_item"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
-    )
+    cart_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cart.id", ondelete="CASCADE"))
     variant_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("variant.id", ondelete="CASCADE")
     )
@@ -44,14 +71,31 @@ class CartItem(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        UniqueConstraint("customer_id", "variant_id"),
+        UniqueConstraint("cart_id", "variant_id"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
     )
 
 
+def tax_rounding(amount: str, rate: str, included: str) -> str:
+    """SQL for the contract's tax rule, ``amount * rate / 10000`` (or, with tax-inclusive
+    prices, ``amount * rate / (10000 + rate)``) rounded half up, in integer arithmetic that
+    SQLite and PostgreSQL evaluate alike: ``(2n + d) / 2d`` truncated is ``n / d`` rounded
+    half up for ``n >= 0`` (``orders.pricing.tax_of`` computes the same in Python)."""
+    return (
+        f"CASE WHEN {included} THEN (2 * ({amount}) * {rate} + 10000 + {rate}) / "
+        f"(2 * (10000 + {rate})) ELSE (2 * ({amount}) * {rate} + 10000) / 20000 END"
+    )
+
+
+def added_tax(tax: str, included: str) -> str:
+    """SQL for the tax a total adds: ``tax`` when prices exclude tax, else nothing."""
+    return f"CASE WHEN {included} THEN 0 ELSE {tax} END"
+
+
 class Order(Base):
-    """An order: its totals are computed by the server; ``total = subtotal`` (no shipping or
-    tax yet), equal to the sum of its lines."""
+    """An order with every figure of its price, as ``orders.pricing`` computed it at
+    checkout; CHECK constraints hold the contract's equations on each row (the sums over
+    lines are the pricing function's, verified by the property tests)."""
 
     __tablename__ = "customer_order"
 
@@ -62,8 +106,16 @@ class Order(Base):
         Uuid, ForeignKey("user_account.id", ondelete="SET NULL")
     )
     subtotal: Mapped[int] = mapped_column(BigInteger)
+    discount_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    shipping_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    shipping_tax_rate: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_tax_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_total: Mapped[int] = mapped_column(BigInteger, default=0)
     total: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
+    shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    shipping_method_name: Mapped[str | None] = mapped_column(String(200))
     shipping_address_enc: Mapped[str] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -75,14 +127,31 @@ class Order(Base):
             name="status_known",
         ),
         CheckConstraint("subtotal >= 0", name="subtotal_non_negative"),
-        CheckConstraint("total = subtotal", name="total_is_subtotal"),
+        CheckConstraint(
+            "discount_total >= 0 AND discount_total <= subtotal", name="discount_within_subtotal"
+        ),
+        CheckConstraint("shipping_total >= 0", name="shipping_non_negative"),
+        CheckConstraint("shipping_tax_rate BETWEEN 0 AND 10000", name="shipping_tax_rate_range"),
+        CheckConstraint(
+            "shipping_tax_total = "
+            + tax_rounding("shipping_total", "shipping_tax_rate", "prices_include_tax"),
+            name="shipping_tax_rounded",
+        ),
+        CheckConstraint("tax_total >= shipping_tax_total", name="tax_includes_shipping_tax"),
+        CheckConstraint(
+            "total = subtotal - discount_total + shipping_total + "
+            + added_tax("tax_total", "prices_include_tax"),
+            name="total_equation",
+        ),
         Index("ix_customer_order_customer", "customer_id", "created_at", "id"),
         Index("ix_customer_order_listing", "created_at", "id"),
     )
 
 
 class OrderLine(Base):
-    """One line of an order, with the SKU, title and unit price as they were at checkout.
+    """One line of an order, with the SKU, title and unit price as they were at checkout,
+    and its priced figures (``orders.pricing.PricedLine``); ``prices_include_tax`` repeats
+    the order's so that the row's CHECKs can state the line's equations.
 
     A variant that was ordered cannot be deleted (``RESTRICT``): its product is archived
     instead, so orders, the ledger and verified reviews keep pointing at it."""
@@ -102,12 +171,30 @@ class OrderLine(Base):
     title: Mapped[str] = mapped_column(String(512))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[int] = mapped_column(BigInteger)
-    line_total: Mapped[int] = mapped_column(BigInteger)
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    discount_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_rate: Mapped[int] = mapped_column(Integer, default=0)
+    tax_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger)
+    prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
-        CheckConstraint("line_total = unit_price * quantity", name="line_total_product"),
+        CheckConstraint("subtotal = unit_price * quantity", name="subtotal_product"),
+        CheckConstraint(
+            "discount_total >= 0 AND discount_total <= subtotal", name="discount_within_subtotal"
+        ),
+        CheckConstraint("tax_rate BETWEEN 0 AND 10000", name="tax_rate_range"),
+        CheckConstraint(
+            "tax_total = "
+            + tax_rounding("subtotal - discount_total", "tax_rate", "prices_include_tax"),
+            name="tax_rounded",
+        ),
+        CheckConstraint(
+            "total = subtotal - discount_total + " + added_tax("tax_total", "prices_include_tax"),
+            name="total_equation",
+        ),
     )
 
 

@@ -59,7 +59,9 @@ STAFF = role("staff")
 )
 async def get_cart(session: DbSession, me: Me, settings: SettingsDep) -> CartRead:
     """The caller's cart at current prices."""
-    return await cart.get_cart(session, me, currency=settings.currency)
+    return await cart.get_cart(
+        session, me, currency=settings.currency, prices_include_tax=settings.prices_include_tax
+    )
 
 
 @post("/cart/items", tags=["cart"], guards=[customer], security=BEARER,
@@ -68,7 +70,10 @@ async def add_cart_item(
     session: DbSession, me: Me, settings: SettingsDep, data: JSONBody[CartItemCreate]
 ) -> CartRead:
     """Add units of a variant (422 ``variant_unavailable``); returns the cart."""
-    return await cart.add_item(session, me, data, currency=settings.currency)
+    return await cart.add_item(
+        session, me, data, currency=settings.currency,
+        prices_include_tax=settings.prices_include_tax,
+    )  # fmt: skip
 
 
 @patch("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer], security=BEARER,
@@ -81,7 +86,10 @@ async def update_cart_item(
     data: JSONBody[CartItemUpdate],
 ) -> CartRead:
     """Set a line's quantity; returns the cart."""
-    return await cart.update_item(session, me, item_id, data, currency=settings.currency)
+    return await cart.update_item(
+        session, me, item_id, data, currency=settings.currency,
+        prices_include_tax=settings.prices_include_tax,
+    )  # fmt: skip
 
 
 @delete("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer], security=BEARER,
@@ -129,6 +137,7 @@ async def place_order(
         ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
         commit=partial(uow.commit, state, session),
+        prices_include_tax=settings.prices_include_tax,
     )  # fmt: skip
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return Response(

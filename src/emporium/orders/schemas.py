@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from emporium.accounts.schemas import AddressIn
 
@@ -40,8 +40,11 @@ class CartItemUpdate(Struct, forbid_unknown_fields=True):
 
 
 class CartItemRead(Struct):
-    """A cart line at the variant's current price; ``available`` is false when the product
-    was unpublished or has fewer units on hand than the line asks for."""
+    """A cart line at the variant's current price, priced by ``orders.pricing``:
+    ``subtotal = unit_price * quantity``, ``total = subtotal - discount_total (+ tax_total
+    when prices exclude tax)``; ``line_total`` is v1's name of ``subtotal``. ``available``
+    is false when the product was unpublished or has fewer units on hand than the line asks
+    for."""
 
     id: uuid.UUID
     variant_id: uuid.UUID
@@ -51,14 +54,109 @@ class CartItemRead(Struct):
     unit_price: int
     line_total: int
     available: bool
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
 
 
 class CartRead(Struct):
-    """The caller's cart with current prices; ``subtotal`` is the sum of ``line_total``."""
+    """The caller's cart with current prices: ``subtotal`` is the sum of the lines',
+    ``total = subtotal - discount_total + shipping_total (+ tax_total when prices exclude
+    tax)``. Money in minor units of ``currency``."""
 
     items: list[CartItemRead]
     subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
+    total: int
     currency: str
+    prices_include_tax: bool
+
+
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class CartCreate(Struct, forbid_unknown_fields=True):
+    """A new cart, optionally with an e-mail and first lines."""
+
+    email: Email | None = None
+    items: Annotated[list[CartItemCreate], Meta(max_length=MAX_LINES)] = []
+
+
+class CartUpdate(Struct, forbid_unknown_fields=True):
+    """Fields to change on a cart (``null`` clears an address or the method)."""
+
+    email: Email | UnsetType = UNSET
+    shipping_address: AddressIn | UnsetType | None = UNSET
+    billing_address: AddressIn | UnsetType | None = UNSET
+    shipping_method_id: uuid.UUID | UnsetType | None = UNSET
+
+
+class CartLineRead(Struct):
+    """A cart line priced for the cart's address (see ``CartView``)."""
+
+    id: uuid.UUID
+    variant_id: uuid.UUID
+    sku: str
+    title: str
+    quantity: int
+    unit_price: int
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
+
+
+class CartShippingRead(Struct):
+    """The cart's shipping method with its price for this cart and the tax on it."""
+
+    id: uuid.UUID
+    name: str
+    price: int
+    tax_total: int
+
+
+class CartView(Struct):
+    """A cart with every figure computed by the server (``orders.pricing``) for its shipping
+    address and method: ``total = subtotal - discount_total + shipping_total (+ tax_total
+    when prices exclude tax)``. Without an address there is no tax and no shipping."""
+
+    id: uuid.UUID
+    customer_id: uuid.UUID | None
+    email: str | None
+    items: list[CartLineRead]
+    subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
+    total: int
+    currency: str
+    prices_include_tax: bool
+    shipping_address: ShippingAddress | None
+    billing_address: ShippingAddress | None
+    shipping_method: CartShippingRead | None
+    promotion_codes: list[str]
+    updated_at: datetime
+
+
+class CartCreated(CartView):
+    """A new cart and, for a guest, its ``token`` (shown once; send it as ``Cart-Token``)."""
+
+    token: str | None = None
+
+
+class ShippingOption(Struct):
+    """A method that serves the cart's address, priced for this cart."""
+
+    id: uuid.UUID
+    name: str
+    carrier: str | None
+    price: int
+    tax_total: int
+    currency: str
+    delivery_days: list[int] | None
 
 
 class OrderLineCreate(Struct, forbid_unknown_fields=True):
@@ -70,11 +168,13 @@ class OrderLineCreate(Struct, forbid_unknown_fields=True):
 
 class OrderCreate(Struct, forbid_unknown_fields=True):
     """Checkout: ``items`` (or, without them, the caller's cart) shipped to either a new
-    ``shipping_address`` or one of the caller's saved addresses (``address_id``)."""
+    ``shipping_address`` or one of the caller's saved addresses (``address_id``) with the
+    shipping method ``shipping_method_id`` (required once the shop has shipping methods)."""
 
     items: Annotated[list[OrderLineCreate], Meta(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
     address_id: uuid.UUID | None = None
+    shipping_method_id: uuid.UUID | None = None
 
     one_of_required: ClassVar[dict[str, tuple[str, ...]]] = {
         "WithShippingAddress": ("shipping_address",),
@@ -103,8 +203,10 @@ class ShippingAddress(Struct):
 
 
 class OrderLineRead(Struct):
-    """A line as sold: SKU, title and unit price at checkout; ``line_total`` =
-    ``unit_price * quantity``."""
+    """A line as sold: SKU, title and unit price at checkout, and its figures:
+    ``subtotal = unit_price * quantity`` (v1's ``line_total``), ``discount_total``,
+    ``tax_rate`` (basis points), ``tax_total`` and ``total = subtotal - discount_total
+    (+ tax_total when prices exclude tax)``."""
 
     variant_id: uuid.UUID | None
     sku: str | None
@@ -112,6 +214,22 @@ class OrderLineRead(Struct):
     quantity: int
     unit_price: int
     line_total: int
+    subtotal: int
+    discount_total: int
+    tax_rate: int
+    tax_total: int
+    total: int
+
+
+class OrderShippingRead(Struct):
+    """An order's shipping as sold: the method (its id may since be deleted), its ``price``
+    for this order (``shipping_total``) and the tax on it (inside ``price`` when prices
+    include tax)."""
+
+    method_id: uuid.UUID | None
+    name: str
+    price: int
+    tax_total: int
 
 
 class StatusChangeRead(Struct):
@@ -125,7 +243,10 @@ class StatusChangeRead(Struct):
 
 
 class OrderRead(Struct):
-    """An order; ``total`` equals ``subtotal``, the sum of the lines' ``line_total``."""
+    """An order with every figure stored at checkout: ``subtotal`` (sum of the lines'),
+    ``discount_total`` (sum of the lines'), ``shipping_total``, ``tax_total`` (the lines'
+    and the shipping's) and ``total = subtotal - discount_total + shipping_total
+    (+ tax_total when prices exclude tax)``, in minor units of ``currency``."""
 
     id: uuid.UUID
     number: str
@@ -133,8 +254,13 @@ class OrderRead(Struct):
     customer_id: uuid.UUID | None
     items: list[OrderLineRead]
     subtotal: int
+    discount_total: int
+    shipping_total: int
+    tax_total: int
     total: int
     currency: str
+    prices_include_tax: bool
+    shipping: OrderShippingRead | None
     shipping_address: ShippingAddress
     status_history: list[StatusChangeRead]
     created_at: datetime

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import select
@@ -28,6 +28,7 @@ from emporium.orders.schemas import (
     ShippingAddress,
     StatusChangeRead,
 )
+from emporium.orders.totals import shipping_read
 
 _O, _L, _S = table_of(Order).c, table_of(OrderLine).c, table_of(OrderStatusChange).c
 ADDRESS_TABLE, ADDRESS_COLUMN = "customer_order", "shipping_address"
@@ -47,24 +48,44 @@ def open_address(vault: Vault, order_id: uuid.UUID, token: str) -> ShippingAddre
     return msgspec.json.decode(document, type=ShippingAddress)
 
 
+class Figures(Protocol):
+    """An order's money figures (a priced order, an order row or an ``OrderRead``)."""
+
+    @property
+    def subtotal(self) -> int: ...
+    @property
+    def discount_total(self) -> int: ...
+    @property
+    def shipping_total(self) -> int: ...
+    @property
+    def tax_total(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+
+
 def order_event_data(
     order_id: uuid.UUID,
     number: str,
     customer_id: uuid.UUID | None,
     status: str,
-    subtotal: int,
+    figures: Figures,
     currency: str,
     lines: Sequence[OrderLineRead],
 ) -> dict[str, Any]:
-    """The data of ``order.*`` events (ids and amounts, no personal data): ``{order_id,
-    number, customer_id, status, subtotal, total, currency, items: [{sku, title, quantity,
-    unit_price, line_total}]}``."""
+    """The data of ``order.*`` events (ids and amounts in minor units, no personal data):
+    ``{order_id, number, customer_id, status, subtotal, discount_total, shipping_total,
+    tax_total, total, currency, items: [{sku, title, quantity, unit_price, line_total,
+    discount_total, tax_rate, tax_total, total}]}``."""
     return {
         "order_id": str(order_id), "number": number,
         "customer_id": str(customer_id) if customer_id else None, "status": status,
-        "subtotal": subtotal, "total": subtotal, "currency": currency,
+        "subtotal": figures.subtotal, "discount_total": figures.discount_total,
+        "shipping_total": figures.shipping_total, "tax_total": figures.tax_total,
+        "total": figures.total, "currency": currency,
         "items": [{"sku": i.sku, "title": i.title, "quantity": i.quantity,
-                   "unit_price": i.unit_price, "line_total": i.line_total} for i in lines],
+                   "unit_price": i.unit_price, "line_total": i.subtotal,
+                   "discount_total": i.discount_total, "tax_rate": i.tax_rate,
+                   "tax_total": i.tax_total, "total": i.total} for i in lines],
     }  # fmt: skip
 
 
@@ -77,14 +98,16 @@ async def _details(
         return lines, history
     line_rows = await db.execute(
         select(_L.order_id, _L.variant_id, _L.sku, _L.title, _L.quantity, _L.unit_price,
-               _L.line_total)
+               _L.subtotal, _L.discount_total, _L.tax_rate, _L.tax_total, _L.total)
         .where(_L.order_id.in_(order_ids))
         .order_by(_L.order_id, _L.position)
     )  # fmt: skip
     for r in line_rows:
         lines[r.order_id].append(
             OrderLineRead(variant_id=r.variant_id, sku=r.sku, title=r.title, quantity=r.quantity,
-                          unit_price=r.unit_price, line_total=r.line_total)
+                          unit_price=r.unit_price, line_total=r.subtotal, subtotal=r.subtotal,
+                          discount_total=r.discount_total, tax_rate=r.tax_rate,
+                          tax_total=r.tax_total, total=r.total)
         )  # fmt: skip
     change_rows = await db.execute(
         select(_S.order_id, _S.from_status, _S.to_status, _S.actor_role, _S.created_at)
@@ -100,7 +123,9 @@ async def _details(
 
 
 _ORDER = select(
-    _O.id, _O.number, _O.status, _O.customer_id, _O.subtotal, _O.total, _O.currency,
+    _O.id, _O.number, _O.status, _O.customer_id, _O.subtotal, _O.discount_total,
+    _O.shipping_total, _O.tax_total, _O.total, _O.currency, _O.prices_include_tax,
+    _O.shipping_method_id, _O.shipping_method_name, _O.shipping_tax_total,
     _O.shipping_address_enc, _O.created_at, _O.updated_at,
 )  # fmt: skip
 
@@ -110,7 +135,11 @@ async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
     return [
         OrderRead(
             id=r.id, number=r.number, status=r.status, customer_id=r.customer_id,
-            items=lines[r.id], subtotal=r.subtotal, total=r.total, currency=r.currency,
+            items=lines[r.id], subtotal=r.subtotal, discount_total=r.discount_total,
+            shipping_total=r.shipping_total, tax_total=r.tax_total, total=r.total,
+            currency=r.currency, prices_include_tax=bool(r.prices_include_tax),
+            shipping=shipping_read(r.shipping_method_id, r.shipping_method_name,
+                                   r.shipping_total, r.shipping_tax_total),
             shipping_address=open_address(vault, r.id, r.shipping_address_enc),
             status_history=history[r.id], created_at=r.created_at, updated_at=r.updated_at,
         )

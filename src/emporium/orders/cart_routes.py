@@ -1,0 +1,152 @@
+"""HTTP routes of carts as resources (``/carts``), for guests (``Cart-Token``) and customers.
+Answers carry ``Cache-Control: no-store`` (e-mail and addresses are personal data)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Router, delete, get, patch, post
+from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, HeaderParameter, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.accounts.identity import customer, identify
+from emporium.accounts.protect import AccountsContext, provide_accounts
+from emporium.core.config import SettingsDep
+from emporium.core.errors import problem_responses
+from emporium.core.uow import DbSession
+from emporium.orders import carts
+from emporium.orders.models import Cart
+from emporium.orders.schemas import (
+    CartCreate,
+    CartCreated,
+    CartItemCreate,
+    CartItemUpdate,
+    CartUpdate,
+    CartView,
+    ShippingOption,
+)
+
+Ctx = NamedDependency[AccountsContext]
+AnyRequest = Request[Any, Any, Any]
+CartToken = Annotated[
+    str | None,
+    HeaderParameter(name="Cart-Token", required=False, max_length=200,
+                    description="the guest cart's token, as POST /carts answered it"),
+]  # fmt: skip
+HOLDER = problem_responses(404, 415)
+
+
+async def _cart(
+    session: AsyncSession, request: AnyRequest, cart_id: uuid.UUID, token: str | None
+) -> Cart:
+    return await carts.holder_cart(session, cart_id, await identify(request), token)
+
+
+@post("/carts", tags=["carts"], status_code=201, responses=problem_responses(415))
+async def create_cart(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    data: JSONBody[CartCreate],
+) -> CartCreated:  # fmt: skip
+    """A cart for anyone: a guest gets its ``token`` (shown once); a signed-in customer gets
+    their cart (no token needed)."""
+    return await carts.create_cart(
+        session, accounts.vault, await identify(request), data, currency=settings.currency,
+        prices_include_tax=settings.prices_include_tax,
+    )  # fmt: skip
+
+
+@get("/carts/{cart_id:uuid}", tags=["carts"], responses=HOLDER)
+async def get_cart(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,
+) -> CartView:  # fmt: skip
+    """The cart, priced for its address and method (404 for anyone but its holder)."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    return await carts.view(session, accounts.vault, cart,
+                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+
+
+@patch("/carts/{cart_id:uuid}", tags=["carts"], responses=problem_responses(404, 415))
+async def update_cart(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID], data: JSONBody[CartUpdate], cart_token: CartToken = None,
+) -> CartView:  # fmt: skip
+    """Set the e-mail, addresses or shipping method (422 ``shipping_method_unavailable``)."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    await carts.update_cart(session, accounts.vault, cart, data)
+    return await carts.view(session, accounts.vault, cart,
+                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+
+
+@post("/carts/{cart_id:uuid}/items", tags=["carts"], status_code=200, responses=HOLDER)
+async def add_item(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID], data: JSONBody[CartItemCreate], cart_token: CartToken = None,
+) -> CartView:  # fmt: skip
+    """Add units of a variant; an existing line's quantity grows."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    await carts.add_line(session, cart, data)
+    return await carts.view(session, accounts.vault, cart,
+                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+
+
+@patch("/carts/{cart_id:uuid}/items/{item_id:uuid}", tags=["carts"], responses=HOLDER)
+async def update_item(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID], item_id: FromPath[uuid.UUID], data: JSONBody[CartItemUpdate],
+    cart_token: CartToken = None,
+) -> CartView:  # fmt: skip
+    """Set a line's quantity."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    await carts.set_quantity(session, cart, item_id, data.quantity)
+    return await carts.view(session, accounts.vault, cart,
+                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+
+
+@delete("/carts/{cart_id:uuid}/items/{item_id:uuid}", tags=["carts"], responses=HOLDER)
+async def remove_item(
+    request: AnyRequest, session: DbSession, cart_id: FromPath[uuid.UUID],
+    item_id: FromPath[uuid.UUID], cart_token: CartToken = None,
+) -> None:  # fmt: skip
+    """Take a line out."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    await carts.remove_line(session, cart, item_id)
+
+
+@get("/carts/{cart_id:uuid}/shipping-methods", tags=["carts"], responses=HOLDER)
+async def shipping_methods(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,
+) -> list[ShippingOption]:  # fmt: skip
+    """The methods that serve the cart's address and weight, priced for this cart."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    return await carts.shipping_options(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
+
+
+@post("/carts/{cart_id:uuid}/claim", tags=["carts"], guards=[customer], status_code=200,
+      responses=problem_responses(401, 403, 404))  # fmt: skip
+async def claim_cart(
+    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,
+) -> CartView:  # fmt: skip
+    """Signed in with the guest cart's ``Cart-Token``: the cart becomes the customer's (its
+    lines merge into their cart)."""
+    identity = await identify(request)
+    assert identity is not None  # the customer guard ran
+    cart = await carts.claim(session, identity, await _cart(session, request, cart_id, cart_token))
+    return await carts.view(session, accounts.vault, cart,
+                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+
+
+carts_router = Router(
+    path="/",
+    route_handlers=[create_cart, get_cart, update_cart, add_item, update_item, remove_item,
+                    shipping_methods, claim_cart],
+    dependencies={"accounts": Provide(provide_accounts, sync_to_thread=False)},
+    cache_control=CacheControlHeader(no_store=True),
+)  # fmt: skip

@@ -1,0 +1,248 @@
+"""Pricing: the one place where an order's money is computed (carts and checkout call it).
+
+Pure functions over integer minor units (cents for USD, yen for JPY, fils for KWD): an
+amount is always a whole number of the currency's minor unit, so "rounded to the minor unit"
+means rounded to an integer, and the currency's exponent (``core.money.currency_exponent``)
+only matters when an amount is shown to a person. No floats: ratios are exact integer
+fractions, rounded once, half up (``decimal.ROUND_HALF_UP``).
+
+The contract (``API.md``, Orders) fixes the rules implemented here:
+
+- a line's ``subtotal = unit_price * quantity``;
+- an order-level discount is spread over the lines in proportion to what is left of their
+  subtotals after line discounts, whole minor units, the remainder one unit each to the
+  largest lines (:func:`allocate`); a discount never exceeds what it applies to;
+- tax is computed per line, and on shipping, on the discounted amount, rounded half up:
+  ``tax = amount * rate / 10000`` when prices exclude tax, and the part inside the amount,
+  ``tax = amount * rate / (10000 + rate)``, when they include it (:func:`tax_of`);
+- ``line.total = subtotal - discount_total (+ tax_total when prices exclude tax)``;
+- ``order.total = subtotal - discount_total + shipping_total (+ tax_total when prices
+  exclude tax)``, where the order's figures are the sums of its lines' (and ``tax_total``
+  includes the shipping's tax).
+
+The database holds the same equations as CHECK constraints (``orders.models``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+BASIS_POINTS = 10_000
+"""A rate of 100 %, in basis points (``rate_bp``; 1900 = 19 %)."""
+MAX_RATE_BP = BASIS_POINTS
+"""Rates above 100 % are refused by the staff routes and by the database."""
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half up to an integer (``ROUND_HALF_UP`` of the
+    exact quotient), for a non-negative numerator and a positive denominator.
+
+    Raises:
+        ValueError: a negative numerator or a non-positive denominator.
+    """
+    if numerator < 0 or denominator <= 0:
+        raise ValueError("round_half_up takes a non-negative numerator over a positive one")
+    with localcontext() as ctx:
+        # 60 digits keep the quotient exact enough: a fraction with a denominator below
+        # 10^9 is never closer than 10^-18 to one half unless it is one half.
+        ctx.prec = 60
+        quotient = Decimal(numerator) / Decimal(denominator)
+        return int(quotient.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def tax_of(amount: int, rate_bp: int, *, prices_include_tax: bool) -> int:
+    """The tax of ``amount`` minor units at ``rate_bp`` basis points, rounded half up:
+    added on top (``amount * rate / 10000``) or, for tax-inclusive prices, the part inside
+    (``amount * rate / (10000 + rate)``).
+
+    Raises:
+        ValueError: a negative amount, or a rate outside 0..10000.
+    """
+    if amount < 0:
+        raise ValueError("amount must not be negative")
+    if not 0 <= rate_bp <= MAX_RATE_BP:
+        raise ValueError(f"rate_bp must be within 0..{MAX_RATE_BP}")
+    if prices_include_tax:
+        return round_half_up(amount * rate_bp, BASIS_POINTS + rate_bp)
+    return round_half_up(amount * rate_bp, BASIS_POINTS)
+
+
+def allocate(amount: int, weights: Sequence[int]) -> list[int]:
+    """Split ``amount`` minor units over ``weights`` in proportion: each share is rounded
+    down, and the units left over go one each to the largest weights (earliest first on a
+    tie). The shares add up to ``amount``, and no share exceeds its weight.
+
+    Raises:
+        ValueError: a negative amount or weight, or ``amount`` above the sum of the weights.
+    """
+    whole = sum(weights)
+    if amount < 0 or any(w < 0 for w in weights):
+        raise ValueError("amounts and weights must not be negative")
+    if amount > whole:
+        raise ValueError("cannot allocate more than the weights hold")
+    if amount == 0:
+        return [0] * len(weights)
+    shares = [amount * w // whole for w in weights]
+    left = amount - sum(shares)
+    largest = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+    for i in largest[:left]:
+        shares[i] += 1
+    return shares
+
+
+def shipping_price(price: int, free_over: int | None, discounted_subtotal: int) -> int:
+    """A flat-rate method's price for a cart: zero when ``free_over`` is set and the
+    subtotal after discounts reaches it (``>=``), else ``price``."""
+    if free_over is not None and discounted_subtotal >= free_over:
+        return 0
+    return price
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRate:
+    """A tax rate: ``rate_bp`` basis points for goods of ``tax_class`` shipped to
+    ``country`` (ISO 3166-1 alpha-2) or, when ``region`` is set, to that subdivision
+    (ISO 3166-2, e.g. ``US-CA``)."""
+
+    country: str
+    region: str | None
+    tax_class: str
+    rate_bp: int
+
+
+def applicable_rate(
+    rates: Sequence[TaxRate], *, country: str, region: str | None, tax_class: str
+) -> int:
+    """The rate in basis points for ``tax_class`` at an address: the rate of its region when
+    there is one (it replaces the country's), else the country's, else zero."""
+    found = {(r.region, r.tax_class): r.rate_bp for r in rates if r.country == country}
+    if region is not None and (region, tax_class) in found:
+        return found[(region, tax_class)]
+    return found.get((None, tax_class), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    """A line to price: ``unit_price`` (minor units, as on the shelf: tax included when the
+    shop's prices include it), ``quantity``, the tax rate that applies to it and any
+    discount given to this line alone."""
+
+    unit_price: int
+    quantity: int
+    tax_rate_bp: int = 0
+    discount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingInput:
+    """The chosen shipping: its ``price`` for this cart (after ``free_over``), the rate of
+    its tax class, and a discount (free shipping: the whole price)."""
+
+    price: int
+    tax_rate_bp: int = 0
+    discount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    """A priced line; ``total = subtotal - discount_total (+ tax_total if tax is extra)``."""
+
+    unit_price: int
+    quantity: int
+    subtotal: int
+    discount_total: int
+    tax_rate: int
+    tax_total: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class PricedShipping:
+    """Priced shipping: ``total`` is what the order adds for it (``price - discount_total``),
+    ``tax_total`` its tax (inside ``total`` when prices include tax)."""
+
+    price: int
+    discount_total: int
+    tax_rate: int
+    tax_total: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class PricedOrder:
+    """Every figure of an order. ``tax_total`` includes the shipping's; ``discount_total``
+    is the lines' (a shipping discount lowers ``shipping_total`` instead)."""
+
+    lines: tuple[PricedLine, ...]
+    shipping: PricedShipping | None
+    subtotal: int
+    discount_total: int
+    shipping_total: int
+    shipping_tax_total: int
+    tax_total: int
+    total: int
+    prices_include_tax: bool
+
+
+def _line(item: LineInput, discount: int, prices_include_tax: bool) -> PricedLine:
+    subtotal = item.unit_price * item.quantity
+    taxable = subtotal - discount
+    tax = tax_of(taxable, item.tax_rate_bp, prices_include_tax=prices_include_tax)
+    return PricedLine(
+        unit_price=item.unit_price, quantity=item.quantity, subtotal=subtotal,
+        discount_total=discount, tax_rate=item.tax_rate_bp, tax_total=tax,
+        total=taxable if prices_include_tax else taxable + tax,
+    )  # fmt: skip
+
+
+def _shipping(shipping: ShippingInput, prices_include_tax: bool) -> PricedShipping:
+    discount = min(shipping.discount, shipping.price)
+    charged = shipping.price - discount
+    tax = tax_of(charged, shipping.tax_rate_bp, prices_include_tax=prices_include_tax)
+    return PricedShipping(
+        price=shipping.price, discount_total=discount, tax_rate=shipping.tax_rate_bp,
+        tax_total=tax, total=charged,
+    )  # fmt: skip
+
+
+def price_order(
+    lines: Sequence[LineInput],
+    *,
+    prices_include_tax: bool,
+    order_discount: int = 0,
+    shipping: ShippingInput | None = None,
+) -> PricedOrder:
+    """Price a cart or an order: lines, then the order-level discount spread over them,
+    then tax per line and on shipping, then the totals (see the module's rules).
+
+    A line discount above its subtotal, or an order discount above what the lines have
+    left, is capped there: a discount never makes a line or the order negative.
+
+    Raises:
+        ValueError: a negative price, quantity, discount or shipping price, or a tax rate
+            outside 0..10000 basis points.
+    """
+    if any(i.unit_price < 0 or i.quantity < 0 or i.discount < 0 for i in lines):
+        raise ValueError("prices, quantities and discounts must not be negative")
+    if order_discount < 0 or (shipping is not None and min(shipping.price, shipping.discount) < 0):
+        raise ValueError("discounts and shipping prices must not be negative")
+    own = [min(i.discount, i.unit_price * i.quantity) for i in lines]
+    rest = [i.unit_price * i.quantity - d for i, d in zip(lines, own, strict=True)]
+    shares = allocate(min(order_discount, sum(rest)), rest)
+    priced = tuple(
+        _line(i, d + s, prices_include_tax) for i, d, s in zip(lines, own, shares, strict=True)
+    )
+    ship = _shipping(shipping, prices_include_tax) if shipping is not None else None
+    subtotal = sum(p.subtotal for p in priced)
+    discount = sum(p.discount_total for p in priced)
+    shipping_total = ship.total if ship else 0
+    shipping_tax = ship.tax_total if ship else 0
+    tax = sum(p.tax_total for p in priced) + shipping_tax
+    total = subtotal - discount + shipping_total + (0 if prices_include_tax else tax)
+    return PricedOrder(
+        lines=priced, shipping=ship, subtotal=subtotal, discount_total=discount,
+        shipping_total=shipping_total, shipping_tax_total=shipping_tax, tax_total=tax,
+        total=total, prices_include_tax=prices_include_tax,
+    )  # fmt: skip

@@ -1,0 +1,163 @@
+"""Staff routes of the shipping room: zones, methods and tax rates (MFA as every staff
+route; API keys with ``shipping:read`` / ``shipping:write``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request, Router, delete, get, patch, post
+from litestar.datastructures import CacheControlHeader
+from litestar.params import FromPath, JSONBody
+
+from emporium.accounts.identity import identify, role
+from emporium.core.clientip import client_ip
+from emporium.core.config import SettingsDep
+from emporium.core.errors import problem_responses
+from emporium.core.openapi import BEARER
+from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.uow import DbSession
+from emporium.shipping import service
+from emporium.shipping.schemas import (
+    MethodCreate,
+    MethodPage,
+    MethodRead,
+    MethodUpdate,
+    TaxRateCreate,
+    TaxRatePage,
+    TaxRateRead,
+    TaxRateUpdate,
+    ZoneCreate,
+    ZonePage,
+    ZoneRead,
+    ZoneUpdate,
+)
+
+STAFF = role("staff")
+WRITE = problem_responses(401, 403, 404, 409, 415)
+READ = problem_responses(401, 403)
+AnyRequest = Request[Any, Any, Any]
+
+
+async def _actor(request: AnyRequest) -> service.Actor:
+    identity = await identify(request)
+    key = request.scope.get("state", {}).get("api_key")
+    who = identity.user_id if identity else f"api_key:{getattr(key, 'id', None)}"
+    return service.Actor(user_id=who, client_ip=client_ip(request))
+
+
+def _staff(path: str, **kwargs: Any) -> dict[str, Any]:
+    return {"path": path, "tags": ["shipping"], "guards": [STAFF], "security": BEARER, **kwargs}
+
+
+@get(**_staff("/shipping-zones", responses=READ))
+async def list_zones(
+    session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> ZonePage:
+    """Staff: shipping zones, oldest first."""
+    return await service.list_zones(session, limit=limit, cursor=cursor)
+
+
+@post(**_staff("/shipping-zones", responses=WRITE))
+async def create_zone(
+    request: AnyRequest, session: DbSession, data: JSONBody[ZoneCreate]
+) -> ZoneRead:
+    """Staff: a zone of ISO 3166-1 countries and/or ISO 3166-2 regions (422 otherwise)."""
+    return await service.create_zone(session, await _actor(request), data)
+
+
+@patch(**_staff("/shipping-zones/{zone_id:uuid}", responses=WRITE))
+async def update_zone(
+    request: AnyRequest, session: DbSession, zone_id: FromPath[uuid.UUID],
+    data: JSONBody[ZoneUpdate],
+) -> ZoneRead:  # fmt: skip
+    """Staff: change a zone."""
+    return await service.update_zone(session, await _actor(request), zone_id, data)
+
+
+@delete(**_staff("/shipping-zones/{zone_id:uuid}", responses=WRITE))
+async def delete_zone(
+    request: AnyRequest, session: DbSession, zone_id: FromPath[uuid.UUID]
+) -> None:
+    """Staff: delete a zone without methods (409 ``shipping_zone_in_use`` otherwise)."""
+    await service.delete_zone(session, await _actor(request), zone_id)
+
+
+@get(**_staff("/shipping-methods", responses=READ))
+async def list_methods(
+    session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> MethodPage:
+    """Staff: shipping methods, oldest first."""
+    return await service.list_methods(session, limit=limit, cursor=cursor)
+
+
+@post(**_staff("/shipping-methods", responses=WRITE))
+async def create_method(
+    request: AnyRequest, session: DbSession, settings: SettingsDep, data: JSONBody[MethodCreate]
+) -> MethodRead:
+    """Staff: a flat-rate method of a zone, priced in the shop currency."""
+    return await service.create_method(
+        session, await _actor(request), data, currency=settings.currency
+    )
+
+
+@patch(**_staff("/shipping-methods/{method_id:uuid}", responses=WRITE))
+async def update_method(
+    request: AnyRequest, session: DbSession, method_id: FromPath[uuid.UUID],
+    data: JSONBody[MethodUpdate],
+) -> MethodRead:  # fmt: skip
+    """Staff: change a method."""
+    return await service.update_method(session, await _actor(request), method_id, data)
+
+
+@delete(**_staff("/shipping-methods/{method_id:uuid}", responses=WRITE))
+async def delete_method(
+    request: AnyRequest, session: DbSession, method_id: FromPath[uuid.UUID]
+) -> None:
+    """Staff: delete a method."""
+    await service.delete_method(session, await _actor(request), method_id)
+
+
+@get(**_staff("/tax-rates", responses=READ))
+async def list_rates(
+    session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> TaxRatePage:
+    """Staff: tax rates, oldest first."""
+    return await service.list_rates(session, limit=limit, cursor=cursor)
+
+
+@post(**_staff("/tax-rates", responses=WRITE))
+async def create_rate(
+    request: AnyRequest, session: DbSession, data: JSONBody[TaxRateCreate]
+) -> TaxRateRead:
+    """Staff: a rate in basis points for a country, or one of its regions, and a tax class
+    (409 ``tax_rate_exists`` when one is there)."""
+    return await service.create_rate(session, await _actor(request), data)
+
+
+@patch(**_staff("/tax-rates/{rate_id:uuid}", responses=WRITE))
+async def update_rate(
+    request: AnyRequest, session: DbSession, rate_id: FromPath[uuid.UUID],
+    data: JSONBody[TaxRateUpdate],
+) -> TaxRateRead:  # fmt: skip
+    """Staff: change a rate."""
+    return await service.update_rate(session, await _actor(request), rate_id, data)
+
+
+@delete(**_staff("/tax-rates/{rate_id:uuid}", responses=WRITE))
+async def delete_rate(
+    request: AnyRequest, session: DbSession, rate_id: FromPath[uuid.UUID]
+) -> None:
+    """Staff: delete a rate (that place and class are then taxed at zero)."""
+    await service.delete_rate(session, await _actor(request), rate_id)
+
+
+shipping_router = Router(
+    path="/",
+    route_handlers=[
+        list_zones, create_zone, update_zone, delete_zone,
+        list_methods, create_method, update_method, delete_method,
+        list_rates, create_rate, update_rate, delete_rate,
+    ],
+    cache_control=CacheControlHeader(no_store=True),
+)  # fmt: skip

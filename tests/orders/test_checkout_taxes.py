@@ -1,0 +1,190 @@
+"""Checkout with shipping and tax: the worked examples of the contract placed through the
+API and checked against a hand calculation, the shipping refusals (nothing changes), the
+free-over threshold, and prices re-read at order time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from conftest import SignIn
+from emporium.app import create_app
+from emporium.core.config import Settings
+from factories import API, Client, assert_problem, create_category, create_product, variant_body
+from orders.support import stock_of
+
+Json = dict[str, Any]
+BERLIN = {"name": "Erika Mustermann", "line1": "Unter den Linden 1", "city": "Berlin",
+          "postal_code": "10117", "country": "DE"}  # fmt: skip
+SAN_JOSE = {"name": "Ann Smith", "line1": "1 Main St", "city": "San Jose", "region": "CA",
+            "postal_code": "95113", "country": "US"}  # fmt: skip
+
+
+@pytest.fixture
+async def shop(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
+    """A client of an app with the currency and tax mode given as the fixture's parameter."""
+    currency, inclusive = request.param
+    app = create_app(settings.model_copy(update={"currency": currency,
+                                                 "prices_include_tax": inclusive}))  # fmt: skip
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def made(client: Client, headers: dict[str, str], path: str, body: Json) -> Json:
+    response = await client.post(f"{API}{path}", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def variant(
+    client: Client, staff: dict[str, str], category: Json, price: int, tax_class: str = "standard",
+    stock: int = 20, weight: int | None = None,
+) -> Json:  # fmt: skip
+    product = await create_product(client, staff, category["id"], tax_class=tax_class,
+                                   variants=[variant_body(price=price, stock=stock,
+                                                          weight_grams=weight)])  # fmt: skip
+    return dict(product["variants"][0]) | {"product_id": product["id"]}
+
+
+async def checkout(client: Client, buyer: dict[str, str], lines: list[tuple[Json, int]],
+                   address: Json, method: Json | None) -> Any:  # fmt: skip
+    body: Json = {"items": [{"variant_id": v["id"], "quantity": q} for v, q in lines],
+                  "shipping_address": address}  # fmt: skip
+    if method is not None:
+        body["shipping_method_id"] = method["id"]
+    return await client.post(f"{API}/orders", json=body, headers=buyer)
+
+
+def figures(order: Json) -> tuple[int, ...]:
+    return tuple(order[k] for k in ("subtotal", "discount_total", "shipping_total", "tax_total",
+                                    "total"))  # fmt: skip
+
+
+@pytest.mark.parametrize("shop", [("EUR", True)], indirect=True, ids=["EUR-inclusive"])
+async def test_a_german_order_matches_the_hand_calculation(
+    shop: Client, admin_headers: dict[str, str], sign_in: SignIn
+) -> None:
+    """Shelf prices include VAT. 3 x 4.99 at 19 %: VAT 14.97 * 19/119 = 2.390 -> 2.39;
+    2 x 2.49 at 7 %: 4.98 * 7/107 = 0.326 -> 0.33; shipping 4.90 at 19 %: 0.782 -> 0.78.
+    Total 14.97 + 4.98 + 4.90 = 24.85, of which VAT 3.50."""
+    staff = admin_headers
+    zone = await made(shop, staff, "/shipping-zones", {"name": "Germany", "countries": ["DE"]})
+    dhl = await made(shop, staff, "/shipping-methods",
+                     {"zone_id": zone["id"], "name": "DHL Paket", "price": 490})  # fmt: skip
+    for tax_class, rate in (("standard", 1900), ("reduced", 700)):
+        await made(shop, staff, "/tax-rates", {"country": "DE", "tax_class": tax_class,
+                                               "rate_bp": rate, "name": f"USt {rate}"})  # fmt: skip
+    category = await create_category(shop, staff)
+    tea = await variant(shop, staff, category, 499)
+    book = await variant(shop, staff, category, 249, tax_class="reduced")
+    buyer = await sign_in()
+    response = await checkout(shop, buyer, [(tea, 3), (book, 2)], BERLIN, dhl)
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert (order["currency"], order["prices_include_tax"]) == ("EUR", True)
+    lines = [(i["subtotal"], i["discount_total"], i["tax_rate"], i["tax_total"], i["total"])
+             for i in order["items"]]  # fmt: skip
+    assert lines == [(1497, 0, 1900, 239, 1497), (498, 0, 700, 33, 498)]
+    assert order["shipping"] == {"method_id": dhl["id"], "name": "DHL Paket", "price": 490,
+                                 "tax_total": 78}  # fmt: skip
+    assert figures(order) == (1995, 0, 490, 350, 2485)
+    again = await shop.get(f"{API}/orders/{order['id']}", headers=buyer)
+    assert again.json() == order
+
+
+@pytest.mark.parametrize("shop", [("USD", False)], indirect=True, ids=["USD-exclusive"])
+async def test_a_californian_order_takes_the_state_rate_over_the_country_zero(
+    shop: Client, admin_headers: dict[str, str], sign_in: SignIn
+) -> None:
+    """Prices exclude tax. The US has a zero rate, California 7.25 %, shipping (class
+    ``shipping``) has no rate. 2 x 19.99: 39.98 * 7.25 % = 2.89855 -> 2.90; 1 x 6.00: 0.435
+    -> 0.44 (half up). Total 39.98 + 6.00 + 7.99 + 3.34 = 57.31."""
+    staff = admin_headers
+    zone = await made(shop, staff, "/shipping-zones", {"name": "US", "countries": ["US"]})
+    ground = await made(shop, staff, "/shipping-methods",
+                        {"zone_id": zone["id"], "name": "Ground", "price": 799,
+                         "tax_class": "shipping"})  # fmt: skip
+    await made(shop, staff, "/tax-rates", {"country": "US", "rate_bp": 0, "name": "US"})
+    await made(shop, staff, "/tax-rates",
+               {"country": "US", "region": "US-CA", "rate_bp": 725, "name": "CA"})  # fmt: skip
+    category = await create_category(shop, staff)
+    lamp, bulb = await variant(shop, staff, category, 1999), await variant(shop, staff, category,
+                                                                           600)  # fmt: skip
+    buyer = await sign_in()
+    response = await checkout(shop, buyer, [(lamp, 2), (bulb, 1)], SAN_JOSE, ground)
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert [(i["tax_rate"], i["tax_total"], i["total"]) for i in order["items"]] == [
+        (725, 290, 4288), (725, 44, 644)]  # fmt: skip
+    assert order["shipping"]["tax_total"] == 0
+    assert figures(order) == (4598, 0, 799, 334, 5731)
+    oregon = await checkout(shop, buyer, [(lamp, 2)], SAN_JOSE | {"region": "OR"}, ground)
+    assert figures(oregon.json()) == (3998, 0, 799, 0, 4797)
+
+
+@pytest.mark.parametrize("shop", [("EUR", True)], indirect=True, ids=["EUR-inclusive"])
+async def test_shipping_refusals_change_nothing(
+    shop: Client, admin_headers: dict[str, str], sign_in: SignIn
+) -> None:
+    staff = admin_headers
+    germany = await made(shop, staff, "/shipping-zones", {"name": "DE", "countries": ["DE"]})
+    france = await made(shop, staff, "/shipping-zones", {"name": "FR", "countries": ["FR"]})
+    light = await made(
+        shop,
+        staff,
+        "/shipping-methods",
+        {"zone_id": germany["id"], "name": "Letter", "price": 190, "max_weight_grams": 500},
+    )
+    colissimo = await made(
+        shop,
+        staff,
+        "/shipping-methods",
+        {"zone_id": france["id"], "name": "Colissimo", "price": 700},
+    )
+    category = await create_category(shop, staff)
+    heavy = await variant(shop, staff, category, 1000, stock=5, weight=400)
+    buyer = await sign_in()
+    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN, None), 422,
+                   "shipping_method_required")  # fmt: skip
+    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN, colissimo), 422,
+                   "shipping_method_unavailable")  # fmt: skip
+    assert_problem(
+        await checkout(shop, buyer, [(heavy, 2)], BERLIN, light), 422, "shipping_method_unavailable"
+    )  # 800 g over the letter's 500 g
+    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN | {"country": "AT"}, light),
+                   422, "shipping_method_unavailable")  # fmt: skip
+    await shop.patch(f"{API}/shipping-methods/{light['id']}", json={"active": False},
+                     headers=staff)  # fmt: skip
+    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN, light), 422,
+                   "shipping_method_unavailable")  # fmt: skip
+    assert await stock_of(shop, staff, heavy) == 5
+    orders = await shop.get(f"{API}/orders", headers=buyer)
+    assert orders.json()["items"] == []
+
+
+@pytest.mark.parametrize("shop", [("USD", False)], indirect=True, ids=["USD-exclusive"])
+async def test_free_over_and_a_price_changed_before_the_order(
+    shop: Client, admin_headers: dict[str, str], sign_in: SignIn
+) -> None:
+    """The cart shows 20.00; staff raise the price to 30.00; the order is priced at 30.00,
+    and its subtotal now reaches the 50.00 free-shipping threshold (2 x 30.00)."""
+    staff = admin_headers
+    zone = await made(shop, staff, "/shipping-zones", {"name": "US", "countries": ["US"]})
+    ground = await made(shop, staff, "/shipping-methods",
+                        {"zone_id": zone["id"], "name": "Ground", "price": 799,
+                         "free_over": 5000})  # fmt: skip
+    category = await create_category(shop, staff)
+    shirt = await variant(shop, staff, category, 2000)
+    buyer = await sign_in()
+    cart = await shop.post(f"{API}/cart/items", json={"variant_id": shirt["id"], "quantity": 2},
+                           headers=buyer)  # fmt: skip
+    assert cart.json()["total"] == 4000
+    await shop.patch(f"{API}/variants/{shirt['id']}", json={"price": 3000}, headers=staff)
+    body = {"shipping_address": SAN_JOSE, "shipping_method_id": ground["id"]}
+    order = (await shop.post(f"{API}/orders", json=body, headers=buyer)).json()
+    assert order["items"][0]["unit_price"] == 3000
+    assert figures(order) == (6000, 0, 0, 0, 6000)
+    assert order["shipping"]["price"] == 0

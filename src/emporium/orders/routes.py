@@ -57,7 +57,7 @@ STAFF = role("staff")
     security=BEARER,
     responses=problem_responses(401, 403),
 )
-async def get_cart(session: DbSession, me: Me, settings: SettingsDep) -> CartRead:
+async def get_my_cart(session: DbSession, me: Me, settings: SettingsDep) -> CartRead:
     """The caller's cart at current prices."""
     return await cart.get_cart(
         session, me, currency=settings.currency, prices_include_tax=settings.prices_include_tax
@@ -205,7 +205,7 @@ async def transition_order(
 orders_router = Router(
     path="/",
     route_handlers=[
-        get_cart, add_cart_item, update_cart_item, remove_cart_item,
+        get_my_cart, add_cart_item, update_cart_item, remove_cart_item,
         place_order, list_orders, get_order, cancel_order, transition_order,
     ],
     dependencies={

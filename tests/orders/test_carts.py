@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conftest import SignIn
 from emporium.orders.models import Cart
-from factories import API, Client, assert_problem, create_category
+from factories import API, Client, assert_problem, create_category, product_body
 from orders.test_checkout_taxes import BERLIN, SAN_JOSE, made, shop, variant
 
 Json = dict[str, Any]
@@ -164,3 +164,25 @@ async def test_a_guest_cart_merges_into_the_customers_on_claim(
     mine = await shop.post(f"{API}/carts", json={}, headers=buyer)
     assert mine.status_code == 201
     assert (mine.json()["id"], mine.json()["token"]) == (claimed.json()["id"], None)
+
+
+async def test_a_variant_without_a_sku_is_a_cart_line_with_a_null_sku(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """SKUs are optional (Shopify exports): such a variant is bought like any other and the
+    cart answers its line with ``sku: null``, as the document says."""
+    category = await create_category(client, admin_headers)
+    body = product_body(
+        category["id"], variants=[{"sku": None, "title": "Default", "price": 500, "stock": 3}]
+    )
+    product = await client.post(f"{API}/products", json=body, headers=admin_headers)
+    assert product.status_code == 201, product.text
+    variant_id = product.json()["variants"][0]["id"]
+    created = await client.post(
+        f"{API}/carts", json={"items": [{"variant_id": variant_id, "quantity": 2}]}
+    )
+    assert created.status_code == 201, created.text
+    (line,) = created.json()["items"]
+    assert (line["sku"], line["quantity"], line["subtotal"]) == (None, 2, 1000)
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    assert {"type": "null"} in schema["CartLineRead"]["properties"]["sku"]["oneOf"]

@@ -99,7 +99,7 @@ class CartLineRead(Struct):
 
     id: uuid.UUID
     variant_id: uuid.UUID
-    sku: str
+    sku: str | None
     title: str
     quantity: int
     unit_price: int

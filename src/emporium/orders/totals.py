@@ -12,7 +12,7 @@ from emporium.orders.schemas import OrderLineRead, OrderShippingRead
 
 
 def line_read(
-    variant_id: uuid.UUID | None, sku: str, title: str, line: PricedLine
+    variant_id: uuid.UUID | None, sku: str | None, title: str, line: PricedLine
 ) -> OrderLineRead:
     """The API shape of a priced line (``line_total`` is v1's name of ``subtotal``)."""
     return OrderLineRead(

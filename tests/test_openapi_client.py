@@ -110,12 +110,16 @@ def _shop(base: str) -> None:
 
 
 def _checkout(me: Any, variant: Any) -> None:
-    """Fill the cart and place the order with the signed-in client ``me``."""
+    """Fill the cart, choose a shipping method for the address, place the order with the
+    signed-in client ``me``."""
     from emporium_client.api.cart import add_cart_item
+    from emporium_client.api.carts import create_cart, shipping_methods, update_cart
     from emporium_client.api.orders import get_order, place_order
     from emporium_client.models import (
         AddressIn,
+        CartCreate,
         CartItemCreate,
+        CartUpdate,
         OrderCreateWithShippingAddress,
         OrderRead,
     )
@@ -124,17 +128,26 @@ def _checkout(me: Any, variant: Any) -> None:
     assert [(i.variant_id, i.quantity) for i in cart.items] == [(variant.id, 2)]
     assert cart.subtotal == 2 * variant.price
     address = AddressIn(
-        name="Ada Lovelace", line1="12 St James's Square", city="London",
-        postal_code="SW1Y 4JH", country="GB",
+        name="Ada Lovelace", line1="350 Fifth Avenue", city="New York", region="NY",
+        postal_code="10118", country="US",
     )  # fmt: skip
+    mine = create_cart.sync(client=me, body=CartCreate())  # the account's cart, with its id
+    update_cart.sync(client=me, cart_id=mine.id, body=CartUpdate(shipping_address=address))
+    methods = shipping_methods.sync(client=me, cart_id=mine.id)
+    assert isinstance(methods, list), methods
+    assert methods, "the demo ships to New York"
     placed = place_order.sync(
         client=me,
-        body=OrderCreateWithShippingAddress(shipping_address=address),
+        body=OrderCreateWithShippingAddress(
+            shipping_address=address, shipping_method_id=methods[0].id
+        ),
         idempotency_key=str(uuid.uuid4()),
     )
     assert isinstance(placed, OrderRead), placed
     assert placed.status == "pending"
-    assert placed.total == placed.subtotal == 2 * variant.price
+    assert placed.subtotal == 2 * variant.price
+    extra = 0 if placed.prices_include_tax else placed.tax_total
+    assert placed.total == placed.subtotal + placed.shipping_total + extra
     again = get_order.sync(client=me, order_id=placed.id)
     assert isinstance(again, OrderRead)
     assert again.id == placed.id

@@ -296,22 +296,32 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200),
     # Claiming needs a customer: others are refused by the guard; B does not hold A's cart.
     ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(frozenset({A}), 200, None, {B: 404}),
-    ("GET", f"{API}/shipping-zones"): staff(200),
-    ("POST", f"{API}/shipping-zones"): staff(201, lambda w: {"name": "EU", "countries": ["DE"]}),
-    ("PATCH", f"{API}/shipping-zones/{{zone_id}}"): staff(200, lambda w: {"name": "N"}),
-    ("DELETE", f"{API}/shipping-zones/{{zone_id}}"): staff(204),
-    ("GET", f"{API}/shipping-methods"): staff(200),
+    ("GET", f"{API}/shipping-zones"): staff("shipping:read", 200),
+    ("POST", f"{API}/shipping-zones"): staff(
+        "shipping:write", 201, lambda w: {"name": "EU", "countries": ["DE"]}
+    ),
+    ("PATCH", f"{API}/shipping-zones/{{zone_id}}"): staff(
+        "shipping:write", 200, lambda w: {"name": "N"}
+    ),
+    ("DELETE", f"{API}/shipping-zones/{{zone_id}}"): staff("shipping:write", 204),
+    ("GET", f"{API}/shipping-methods"): staff("shipping:read", 200),
     ("POST", f"{API}/shipping-methods"): staff(
-        201, lambda w: {"zone_id": w.ids["zone_id"], "name": "Post", "price": 490}
+        "shipping:write", 201, lambda w: {"zone_id": w.ids["zone_id"], "name": "Post", "price": 490}
     ),
-    ("PATCH", f"{API}/shipping-methods/{{method_id}}"): staff(200, lambda w: {"price": 590}),
-    ("DELETE", f"{API}/shipping-methods/{{method_id}}"): staff(204),
-    ("GET", f"{API}/tax-rates"): staff(200),
+    ("PATCH", f"{API}/shipping-methods/{{method_id}}"): staff(
+        "shipping:write", 200, lambda w: {"price": 590}
+    ),
+    ("DELETE", f"{API}/shipping-methods/{{method_id}}"): staff("shipping:write", 204),
+    ("GET", f"{API}/tax-rates"): staff("shipping:read", 200),
     ("POST", f"{API}/tax-rates"): staff(
-        201, lambda w: {"country": "DE", "rate_bp": 1900, "name": "USt", "tax_class": _class()}
+        "shipping:write",
+        201,
+        lambda w: {"country": "DE", "rate_bp": 1900, "name": "USt", "tax_class": _class()},
     ),
-    ("PATCH", f"{API}/tax-rates/{{rate_id}}"): staff(200, lambda w: {"rate_bp": 750}),
-    ("DELETE", f"{API}/tax-rates/{{rate_id}}"): staff(204),
+    ("PATCH", f"{API}/tax-rates/{{rate_id}}"): staff(
+        "shipping:write", 200, lambda w: {"rate_bp": 750}
+    ),
+    ("DELETE", f"{API}/tax-rates/{{rate_id}}"): staff("shipping:write", 204),
 }
 
 # Cells where the server is known to answer wrongly: the table above holds the correct

@@ -69,7 +69,12 @@ from emporium.orders import guest_mail, idempotency
 from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
-from emporium.orders.schemas import OrderStatus, TransitionTarget
+from emporium.orders.schemas import (
+    FulfillmentStatus,
+    OrderStatus,
+    PaymentStatus,
+    TransitionTarget,
+)
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -218,6 +223,8 @@ def _settings_provider(settings: Settings) -> Provide:
 
 _NAMED_ENUMS = {
     "OrderStatus": get_args(OrderStatus),
+    "PaymentStatus": get_args(PaymentStatus),
+    "FulfillmentStatus": get_args(FulfillmentStatus),
     "OrderTransitionTarget": get_args(TransitionTarget),
     "ProductSort": get_args(ProductSort),
     "JobStatus": get_args(JobStatus),

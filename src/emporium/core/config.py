@@ -154,6 +154,7 @@ class Settings(BaseSettings):
     rate_limit_password_reset: str = "5/minute;20/hour"  # noqa: S105 (not a password)
     rate_limit_review_post: str = "5/minute;50/day"
     rate_limit_checkout: str = "10/minute;100/hour"
+    rate_limit_cart: str = "60/minute;1000/hour"
 
     @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
     @classmethod

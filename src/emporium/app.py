@@ -65,7 +65,7 @@ from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
-from emporium.orders import idempotency
+from emporium.orders import cart_purge, idempotency
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
 from emporium.orders.schemas import OrderStatus, TransitionTarget
@@ -90,6 +90,7 @@ def build_registry(
     notifications.register(registry, accounts, build_transport(settings))
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
+    cart_purge.register(registry)
     return registry
 
 

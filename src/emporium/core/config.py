@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         description="Time limit of a POST /orders with an Idempotency-Key; a claim whose "
         "process died is taken over once it has passed",
     )
+    guest_cart_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Guest carts unchanged this long are deleted (hourly job)",
+    )
     jobs_embedded: bool = Field(
         default=True, description="Run the job runner inside each `serve` process"
     )

@@ -65,7 +65,7 @@ from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
-from emporium.orders import guest_mail, idempotency
+from emporium.orders import cart_purge, guest_mail, idempotency
 from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
@@ -98,6 +98,7 @@ def build_registry(
     guest_mail.register(registry, accounts, transport)
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
+    cart_purge.register(registry)
     return registry
 
 

@@ -123,3 +123,27 @@ async def test_signed_in_customers_are_counted_per_user(peer: Peer, sign_in: Sig
     assert_throttled(await home.patch(url, json={"email": "ada@home.example"}, headers=ada), LIMIT)
     assert (await home.get(url, headers=ada)).json()["email"] == f"ada{LIMIT - 1}@example.com"
     assert (await cafe.post(f"{API}/carts", json={}, headers=bob)).status_code == 201
+
+
+async def test_the_v1_cart_routes_share_the_customer_s_budget(
+    peer: Peer, sign_in: SignIn, admin_headers: dict[str, str]
+) -> None:
+    """v1's ``/cart/items`` writes are cart writes too: they draw on the same budget as
+    ``/carts``, so the older door is not a way around the limit."""
+    variant = await _variant(peer, admin_headers)
+    ada = await sign_in()
+    shop = peer("198.51.100.40")
+    line = {"variant_id": variant, "quantity": 1}
+    assert (await shop.post(f"{API}/carts", json={}, headers=ada)).status_code == 201
+    for _ in range(LIMIT - 1):
+        assert (await shop.post(f"{API}/cart/items", json=line, headers=ada)).status_code == 201
+    assert_throttled(await shop.post(f"{API}/cart/items", json=line, headers=ada), LIMIT)
+    cart = (await shop.get(f"{API}/cart", headers=ada)).json()
+    assert [i["quantity"] for i in cart["items"]] == [
+        LIMIT - 1
+    ]  # the refused write changed nothing
+    item = cart["items"][0]["id"]
+    assert_throttled(await shop.delete(f"{API}/cart/items/{item}", headers=ada), LIMIT)
+    assert_throttled(
+        await shop.patch(f"{API}/cart/items/{item}", json={"quantity": 5}, headers=ada), LIMIT
+    )

@@ -115,6 +115,9 @@ RATE_LIMITS_LIFTED = {
     "EMPORIUM_RATE_LIMIT_LOGIN": "",  # signed in again before each scenario
     "EMPORIUM_RATE_LIMIT_LOGIN_ACCOUNT": "",
 }
+BACKGROUND_WORK_OFF = {
+    "EMPORIUM_JOBS_EMBEDDED": "false",  # no order e-mails and webhooks in the server's CPU
+}  # --emporium-env EMPORIUM_JOBS_EMBEDDED=true puts them back (mail goes to a temp dir)
 SCENARIOS = ("direct", "baseline", "customer", "customer_v1", "guest")
 EXPECTED = {
     "direct": {201, 409},
@@ -317,7 +320,7 @@ async def reset_stock(pg: str, database: str) -> None:
         async with conn.transaction():
             await conn.execute(
                 "TRUNCATE customer_order, order_line, order_status_change, idempotency_key, "
-                "cart, cart_item, outbox_event"
+                "cart, cart_item, outbox_event, job"
             )
             await conn.execute("DELETE FROM stock_movement WHERE kind <> 'received'")
             await conn.execute(
@@ -1092,6 +1095,8 @@ def main() -> int:
         env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
         env["EMPORIUM_CURRENCY"] = CURRENCY
         env.update(RATE_LIMITS_LIFTED)
+        env.update(BACKGROUND_WORK_OFF)
+        env["EMPORIUM_MAIL_DIR"] = str(workdir / "mail")  # never the repository's mail/
         for item in args.emporium_env:
             key, _, value = item.partition("=")
             env[key] = value
@@ -1115,7 +1120,8 @@ def main() -> int:
         emporium.wait_ready()
         print(
             "rate limits lifted for the bench's Emporium server: "
-            + ", ".join(f"{k}={env[k]!r}" for k in RATE_LIMITS_LIFTED),
+            + ", ".join(f"{k}={env[k]!r}" for k in RATE_LIMITS_LIFTED)
+            + f"; embedded job runner: EMPORIUM_JOBS_EMBEDDED={env['EMPORIUM_JOBS_EMBEDDED']}",
             flush=True,
         )
         buyer = Customer(emporium.base)
@@ -1206,6 +1212,7 @@ def main() -> int:
                 "stock": args.stock,
                 "scarce_stock": args.scarce_stock,
                 "rate_limits_lifted": RATE_LIMITS_LIFTED,
+                "jobs_embedded": env["EMPORIUM_JOBS_EMBEDDED"],
                 "emporium_env": args.emporium_env,
                 "baseline_env": args.baseline_env,
                 "baseline_pool_size_per_worker": int(os.environ.get("BASELINE_POOL_SIZE", "20")),

@@ -1060,8 +1060,8 @@ def parse_args() -> argparse.Namespace:
 WHAT = {
     "direct": "POST /api/v1/orders {items, shipping_address, shipping_method_id}, signed in",
     "baseline": "POST /orders, the same body and transaction on the raw driver",
-    "customer": "signed in: POST /carts/{id}/items x3, PATCH /carts/{id} {shipping_address, "
-    "shipping_method_id}, POST /orders {cart_id}",
+    "customer": "signed in: POST /carts (their cart), POST /carts/{id}/items x3, PATCH "
+    "/carts/{id} {shipping_address, shipping_method_id}, POST /orders {cart_id}",
     "customer_v1": "signed in: POST /cart/items x3, POST /orders {shipping_address, "
     "shipping_method_id}",
     "guest": "POST /carts, POST /carts/{id}/items x3, PATCH /carts/{id} {email, "

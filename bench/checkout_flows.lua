@@ -7,15 +7,16 @@
 --                Cart-Token; PATCH /carts/{id} {email, shipping_address,
 --                shipping_method_id}; POST /orders {"cart_id"} with Cart-Token (201 or 409);
 --                the next checkout starts with a new cart.
---   customer     signed in (Bearer, one access token per thread from AUTH_FILE): POST /carts
---                {} once (the customer's cart), then per checkout POST /carts/{id}/items x
---                LINES, PATCH /carts/{id} {shipping_address, shipping_method_id}, POST
---                /orders {"cart_id"}.
+--   customer     signed in (Bearer, one access token per thread from AUTH_FILE): the guest's
+--                chain without e-mail: POST /carts {} answers the customer's cart (made
+--                when they have none, so a cart that checkout removed is no problem),
+--                POST /carts/{id}/items x LINES, PATCH /carts/{id} {shipping_address,
+--                shipping_method_id}, POST /orders {"cart_id"}.
 --   customer_v1  signed in: POST /cart/items x LINES, then POST /orders
 --                {shipping_address, shipping_method_id} (the order of the cart's lines).
 -- After a 409 (short stock: the order was refused and the cart kept its lines) a customer
--- deletes the cart's lines (DELETE .../items/{id}, ids from the last cart answer) before the
--- next checkout. Any status but the expected one also restarts the checkout (and is counted).
+-- deletes the cart's lines (DELETE .../items/{id}, ids from the last cart answer, or from
+-- POST /carts's answer) before the next checkout. Any status but the expected one also restarts the checkout (and is counted).
 -- Lines: LINES distinct variants, 1 to MAX_QUANTITY units each; with probability
 -- SCARCE_SHARE the first is a scarce variant, so scarce stock runs out and 409s follow.
 --
@@ -170,10 +171,11 @@ local function remember_items(body)
   end
 end
 
--- where a customer's checkout starts again: their cart emptied first when it holds lines
+-- where a customer's checkout starts again: with POST /carts (customer: its answer shows
+-- lines left over), or (customer_v1) by emptying the cart when it holds lines
 local function restart_customer()
   new_checkout()
-  if mode == "customer" and cart_id == nil then
+  if mode == "customer" then
     step = "create"
   elseif #item_ids > 0 then
     cleared, step = 0, "clear"

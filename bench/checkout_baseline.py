@@ -11,7 +11,8 @@ connection, one ``BEGIN ... COMMIT``:
    ``UPDATE variant SET stock = stock - q WHERE id = $1 AND stock - q >= 0 RETURNING stock,
    product_id``; a line that updates no row is short: read what is left of the short lines,
    roll back and answer ``409`` (``insufficient_stock`` naming the lines);
-3. read the address country's tax rates (``tax_rate``) and the chosen method with its zone
+3. read the customer's sealed e-mail (``user_account``, as Emporium does to seal it into
+   the order), the address country's tax rates (``tax_rate``) and the chosen method with its zone
    (``shipping_method`` JOIN ``shipping_zone``); refuse (``422``
    ``shipping_method_unavailable``) a method that is inactive, in another currency, whose
    zone does not hold the country or whose weight range does not hold the order's weight;
@@ -21,16 +22,18 @@ connection, one ``BEGIN ... COMMIT``:
    method's tax class, ``total = subtotal + shipping + tax`` (prices exclude tax, no
    discounts: the bench uses neither);
 5. INSERT the ``sale`` rows of ``stock_movement`` (one ``executemany``), the
-   ``customer_order`` row with every money column and the method's id and name (the
-   shipping address as an opaque random text of the length of Emporium's sealed one: no
-   encryption), the ``order_line`` rows (``executemany``), the ``order_status_change`` row
+   ``customer_order`` row with every money column, the payment and fulfilment status, the
+   method's id and name (the shipping address and the e-mail as opaque random texts of the
+   length of Emporium's sealed ones: no encryption; a random blind index), the
+   ``order_line`` rows (``executemany``), the ``order_status_change`` row
    and the ``order.created`` ``outbox_event`` row with the data Emporium records;
 6. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec).
 
 Differences from Emporium kept on purpose: no authentication (Emporium verifies the JWT and
-reads the session and user row per request), the order belongs to a fixed customer id, the
-address is not encrypted, no ``pg_notify`` of the changed products (Emporium's change feed
-for its product cache, which the baseline does not have), no ``inventory.low_stock`` event
+reads the session and user row per request), the order belongs to a fixed customer whose
+e-mail is given (``BASELINE_CUSTOMER_EMAIL``), the address and e-mail are not encrypted,
+no ``pg_notify`` of the changed products (Emporium's change feed for its product cache,
+which the baseline does not have), no ``inventory.low_stock`` event
 (the bench's plentiful stock never crosses the threshold; the scarce variants may), no
 Idempotency-Key support, no tax-inclusive prices, discounts or region (ISO 3166-2) rates.
 Nothing is cached: every request reads prices, rates and the method.
@@ -39,7 +42,8 @@ Nothing is cached: every request reads prices, rates and the method.
 Same server stack as Emporium: uvicorn with uvloop and httptools::
 
     BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/emporium_bench_checkout \\
-    BASELINE_CUSTOMER_ID=<uuid> .venv/bin/python bench/checkout_baseline.py --port 8002
+    BASELINE_CUSTOMER_ID=<uuid> BASELINE_CUSTOMER_EMAIL=<its e-mail> \\
+    .venv/bin/python bench/checkout_baseline.py --port 8002
 
 ``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's write pool at its former
 default pool size 10 (3 since issue 10).
@@ -87,20 +91,23 @@ INSERT INTO stock_movement
     (id, variant_id, kind, delta, stock_after, reason, order_id, actor_id, created_at)
 VALUES ($1, $2, 'sale', $3, $4, '', $5, $6, $7)
 """
+ACCOUNT_EMAIL = "SELECT email_enc FROM user_account WHERE id = $1"
 INSERT_ORDER = """
 INSERT INTO customer_order
-    (id, number, status, customer_id, subtotal, discount_total, shipping_total,
-     shipping_tax_rate, shipping_tax_total, tax_total, total, currency, prices_include_tax,
-     shipping_method_id, shipping_method_name, external_ref, shipping_address_enc,
-     created_at, updated_at)
-VALUES ($1, $2, 'pending', $3, $4, 0, $5, $6, $7, $8, $9, $10, false, $11, $12, NULL, $13,
-        $14, $14)
+    (id, number, status, payment_status, fulfillment_status, paid_total, refunded_total,
+     customer_id, subtotal, discount_total, shipping_total, shipping_tax_rate,
+     shipping_tax_total, tax_total, total, currency, prices_include_tax, shipping_method_id,
+     shipping_method_name, external_ref, shipping_address_enc, billing_address_enc,
+     email_enc, email_index, order_token_hash, created_at, updated_at)
+VALUES ($1, $2, 'pending', 'unpaid', 'unfulfilled', 0, 0, $3, $4, 0, $5, $6, $7, $8, $9, $10,
+        false, $11, $12, NULL, $13, NULL, $14, $15, NULL, $16, $16)
 """
 INSERT_LINE = """
 INSERT INTO order_line
     (id, order_id, position, product_id, variant_id, sku, title, quantity, unit_price,
-     subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, false)
+     subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax,
+     quantity_fulfilled, quantity_returned)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, false, 0, 0)
 """
 INSERT_STATUS = """
 INSERT INTO order_status_change
@@ -171,9 +178,9 @@ def _order_number() -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def _opaque_address(address: Address) -> str:
-    """Random text as long as Emporium's sealed address (which encrypts this JSON)."""
-    size = len(_encode(address)) + SEAL_OVERHEAD
+def _opaque(clear: bytes) -> str:
+    """Random text as long as Emporium's sealed form of ``clear`` (AES-GCM)."""
+    size = len(clear) + SEAL_OVERHEAD
     return "v1.bench00." + base64.urlsafe_b64encode(os.urandom(size)).decode()
 
 
@@ -214,6 +221,7 @@ class BaselineApp:
     def __init__(self) -> None:
         self.pool: asyncpg.Pool | None = None
         self.customer_id = uuid.UUID(int=0)
+        self.email = ""
         self.notify = os.environ.get("BASELINE_NOTIFY") == "1"
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -222,6 +230,7 @@ class BaselineApp:
             if message["type"] == "lifespan.startup":
                 size = int(os.environ.get("BASELINE_POOL_SIZE", "20"))
                 self.customer_id = uuid.UUID(os.environ["BASELINE_CUSTOMER_ID"])
+                self.email = os.environ["BASELINE_CUSTOMER_EMAIL"]
                 self.pool = await asyncpg.create_pool(
                     os.environ["BASELINE_DSN"], min_size=min(2, size), max_size=size
                 )
@@ -288,6 +297,7 @@ class BaselineApp:
             if any(r["currency"] != currency for r in priced):
                 raise Problem(422, "validation_error", "one currency per order")
             movements = await self._take(conn, quantities, order_id, now)
+            await conn.fetchval(ACCOUNT_EMAIL, customer_id)  # Emporium reads it to seal it
             rates = {
                 r["tax_class"]: r["rate_bp"]
                 for r in await conn.fetch(RATES, country)
@@ -304,6 +314,7 @@ class BaselineApp:
                 tax = tax_of(subtotal, rate)
                 items.append(
                     {
+                        "id": uuid.uuid4(),
                         "variant_id": r["id"],
                         "sku": r["sku"],
                         "title": _title(r["product_title"], r["title"]),
@@ -315,6 +326,8 @@ class BaselineApp:
                         "tax_rate": rate,
                         "tax_total": tax,
                         "total": subtotal + tax,
+                        "quantity_fulfilled": 0,
+                        "quantity_returned": 0,
                     }
                 )
             subtotal = sum(i["subtotal"] for i in items)
@@ -330,12 +343,13 @@ class BaselineApp:
                 INSERT_ORDER,
                 *(order_id, number, customer_id, subtotal, shipping, shipping_rate),
                 *(shipping_tax, tax_total, total, currency, method["id"], method["name"]),
-                *(_opaque_address(data.shipping_address), now),
+                *(_opaque(_encode(data.shipping_address)), _opaque(self.email.encode())),
+                *(secrets.token_hex(32), now),  # the e-mail's blind index: 64 hex digits
             )
             await conn.executemany(
                 INSERT_LINE,
                 [
-                    (uuid.uuid4(), order_id, n, r["product_id"], i["variant_id"], i["sku"],
+                    (i["id"], order_id, n, r["product_id"], i["variant_id"], i["sku"],
                      i["title"], i["quantity"], i["unit_price"], i["subtotal"], i["tax_rate"],
                      i["tax_total"], i["total"])
                     for n, (r, i) in enumerate(zip(priced, items, strict=True))
@@ -364,25 +378,33 @@ class BaselineApp:
                 "id": order_id,
                 "number": number,
                 "status": "pending",
+                "payment_status": "unpaid",
+                "fulfillment_status": "unfulfilled",
                 "customer_id": customer_id,
+                "email": self.email,
                 "items": items,
                 "subtotal": subtotal,
                 "discount_total": 0,
-                "shipping_total": shipping,
-                "tax_total": tax_total,
-                "total": total,
-                "currency": currency,
-                "prices_include_tax": False,
                 "shipping": {
                     "method_id": method["id"],
                     "name": method["name"],
                     "price": shipping,
                     "tax_total": shipping_tax,
                 },
+                "shipping_total": shipping,
+                "tax_total": tax_total,
+                "total": total,
+                "paid_total": 0,
+                "refunded_total": 0,
+                "currency": currency,
+                "prices_include_tax": False,
+                "promotions": [],
                 "shipping_address": data.shipping_address,
+                "billing_address": None,
                 "status_history": [
                     {"from_status": None, "to_status": "pending", "by": "customer", "at": now}
                 ],
+                "expires_at": None,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -436,7 +458,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8002)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    for name in ("BASELINE_DSN", "BASELINE_CUSTOMER_ID"):
+    for name in ("BASELINE_DSN", "BASELINE_CUSTOMER_ID", "BASELINE_CUSTOMER_EMAIL"):
         if name not in os.environ:
             raise SystemExit(f"set {name}")
     uvicorn.run(

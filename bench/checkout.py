@@ -111,6 +111,7 @@ SHIPPING = {
 RATE_LIMITS_LIFTED = {
     "EMPORIUM_RATE_LIMIT_GENERAL": "",  # wrk is one client address
     "EMPORIUM_RATE_LIMIT_CHECKOUT": "",  # 10/minute per customer otherwise
+    "EMPORIUM_RATE_LIMIT_CART": "",  # cart writes: 60/minute per customer or guest address
     "EMPORIUM_RATE_LIMIT_REGISTER": "",  # one customer per connection
     "EMPORIUM_RATE_LIMIT_LOGIN": "",  # signed in again before each scenario
     "EMPORIUM_RATE_LIMIT_LOGIN_ACCOUNT": "",

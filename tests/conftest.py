@@ -171,9 +171,11 @@ async def admin_headers(sign_in: SignIn) -> dict[str, str]:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
-    """The application under test."""
-    return create_app(settings)
+def app(settings: Settings, request: pytest.FixtureRequest) -> Litestar:
+    """The application under test; with the test's ``clock`` fixture when it asks for one
+    (the clock is injected, never patched: ``core.clock``)."""
+    clock = request.getfixturevalue("clock") if "clock" in request.fixturenames else None
+    return create_app(settings, clock=clock)
 
 
 @pytest.fixture

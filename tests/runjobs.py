@@ -8,6 +8,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from emporium.core.clock import use
 from emporium.core.config import Settings
 from emporium.core.db import create_engine, create_sessionmaker
 from emporium.jobs.runner import Runner
@@ -20,7 +21,12 @@ async def drain(client: AsyncTestClient[Litestar]) -> int:
     settings: Settings = app.state.settings
     engine = create_engine(settings)
     try:
-        runner = Runner(app.state.job_runner.registry, create_sessionmaker(engine), settings)
+        runner = Runner(
+            app.state.job_runner.registry,
+            create_sessionmaker(engine),
+            settings,
+            clock=app.state.clock,
+        )
         return await runner.drain()
     finally:
         await engine.dispose()
@@ -33,8 +39,14 @@ async def run_schedules(client: AsyncTestClient[Litestar]) -> int:
     settings: Settings = app.state.settings
     engine = create_engine(settings)
     try:
-        runner = Runner(app.state.job_runner.registry, create_sessionmaker(engine), settings)
-        await runner.enqueue_schedules()
+        runner = Runner(
+            app.state.job_runner.registry,
+            create_sessionmaker(engine),
+            settings,
+            clock=app.state.clock,
+        )
+        with use(app.state.clock):
+            await runner.enqueue_schedules()
         return await runner.drain()
     finally:
         await engine.dispose()

@@ -36,6 +36,7 @@ from emporium.catalog.routes import catalog_router
 from emporium.catalog.schemas import ProductSort
 from emporium.core.changes import ChangeFeed
 from emporium.core.clientip import ProxyTrust
+from emporium.core.clock import SYSTEM_CLOCK, Clock, ClockMiddleware
 from emporium.core.config import Settings, load_settings
 from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
 from emporium.core.docs_viewer import OfflineSwaggerPlugin
@@ -107,7 +108,7 @@ def _start_runner(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]
     state = app.state
     state.webhooks = WebhooksContext(ring=state.accounts.vault.ring)
     registry = build_registry(settings, state.accounts, state.webhooks)
-    state.job_runner = Runner(registry, state.sessionmaker, settings)
+    state.job_runner = Runner(registry, state.sessionmaker, settings, clock=state.clock)
     if not settings.jobs_embedded:
         return []
     return [asyncio.create_task(state.job_runner.run(), name="emporium-job-runner")]
@@ -242,8 +243,9 @@ _OPENAPI_HOOKS = [
 ]  # fmt: skip
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Build the Emporium ASGI application for ``settings``."""
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
+    """Build the Emporium ASGI application for ``settings``; ``clock``: the time its
+    requests and its embedded job runner see (``core.clock``; default the system's)."""
     configure_logging(settings)
     api = Router(
         path=API_PREFIX,
@@ -287,7 +289,14 @@ def create_app(settings: Settings) -> Litestar:
     limiter = RateLimiter(settings.rate_limit_policies())
     app = Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings, "admin_guard": role("admin"), "rate_limiter": limiter}),
+        state=State(
+            {
+                "settings": settings,
+                "admin_guard": role("admin"),
+                "rate_limiter": limiter,
+                "clock": clock or SYSTEM_CLOCK,
+            }
+        ),
         dependencies={
             "session": Provide(provide_session),
             "reader": Provide(provide_reader),
@@ -310,6 +319,8 @@ def create_app(settings: Settings) -> Litestar:
     gate = RequestGate(app.asgi_handler, limiter=limiter)
     trust = ProxyTrust(settings.trusted_proxies)
     app.asgi_handler = SecurityHeaders(ConventionsMiddleware(gate), trust=trust)
+    if clock is not None:
+        app.asgi_handler = ClockMiddleware(app.asgi_handler, clock)
     return app
 
 

@@ -84,10 +84,10 @@ async def test_an_hour_of_guessing_stays_below_100_checked_passwords(
 
 
 @pytest.fixture
-async def strict_client(settings: Settings) -> AsyncIterator[Client]:
+async def strict_client(settings: Settings, clock: MovedClock) -> AsyncIterator[Client]:
     """A client of an app that locks a client address after 10 failures."""
     strict = settings.model_copy(update={"login_ip_lock_after_failures": 10})
-    async with AsyncTestClient(app=create_app(strict)) as test_client:
+    async with AsyncTestClient(app=create_app(strict, clock=clock)) as test_client:
         yield test_client
 
 

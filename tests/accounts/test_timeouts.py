@@ -3,7 +3,7 @@ idle and absolute timeouts, shorter for staff. The clock is moved, never slept o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -18,32 +18,16 @@ from accounts.support import (
     new_email,
     sign_up,
 )
-from emporium.accounts import identity, sessions
+from emporium.core.clock import MovableClock
 from emporium.core.config import Settings
 
-
-class Clock:
-    """The time the accounts code sees: the real time plus an offset that tests move."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        """The moved current instant."""
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        """Move the clock forward."""
-        self.offset += delta
+Clock = MovableClock
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """A clock the session checks and token issuing of the accounts code follow."""
-    moved = Clock()
-    monkeypatch.setattr(identity, "utcnow", moved.now)
-    monkeypatch.setattr(sessions, "utcnow", moved.now)
-    return moved
+def clock() -> MovableClock:
+    """The clock of the test's app: session checks and token issuing follow it."""
+    return MovableClock()
 
 
 class Session:

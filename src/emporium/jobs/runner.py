@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from emporium.core.clock import utcnow
+from emporium.core.clock import SYSTEM_CLOCK, Clock, use, utcnow
 from emporium.core.config import Settings
 from emporium.core.outages import outage_kind, report_outage
 from emporium.jobs import queue
@@ -44,7 +44,8 @@ def schedule_slot(now: datetime, every: timedelta) -> int:
 
 
 class Runner:
-    """Runs the jobs of ``registry`` from the database until stopped."""
+    """Runs the jobs of ``registry`` from the database until stopped, with ``clock``
+    behind ``core.clock.utcnow`` (:meth:`run` and :meth:`drain`; default the system's)."""
 
     def __init__(
         self,
@@ -53,8 +54,10 @@ class Runner:
         settings: Settings,
         *,
         name: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.registry = registry
+        self.clock = clock or SYSTEM_CLOCK
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.name = name or socket.gethostname()
@@ -132,6 +135,10 @@ class Runner:
 
     async def drain(self) -> int:
         """Dispatch and run until nothing is due; returns the jobs run (tests, CLI)."""
+        with use(self.clock):
+            return await self._drain()
+
+    async def _drain(self) -> int:
         ran = 0
         while True:
             dispatched = await self.dispatch()
@@ -165,8 +172,9 @@ class Runner:
         """Run until :meth:`stop` (or cancelled): ``jobs_concurrency`` job loops and the
         schedule loop."""
         log.info("job_runner_started", runner=self.name)
-        loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
-        await asyncio.gather(*loops, self._schedules())
+        with use(self.clock):  # the loops' tasks copy the context, clock included
+            loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
+            await asyncio.gather(*loops, self._schedules())
 
 
 def _log_failure(event: str, exc: Exception, runner: str) -> None:

@@ -32,10 +32,10 @@ from emporium.core.config import SettingsDep
 from emporium.core.errors import InvalidInput, problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import caller_key, rate_limit
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
 from emporium.orders import cart, carts, checkout, idempotency, lifecycle, service
-from emporium.orders.cart_routes import AnyRequest, CartToken
+from emporium.orders.cart_routes import AnyRequest, CartToken, identified_caller
 from emporium.orders.schemas import (
     CartItemCreate,
     CartItemUpdate,
@@ -113,12 +113,6 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
     await cart.remove_item(session, me, item_id)
 
 
-async def _checkout_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """Rate-limit subject of checkout: a signed-in customer by account, a guest by address."""
-    await identify(connection)
-    return caller_key(connection)
-
-
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(name="Idempotency-Key", description="1-255 characters; kept 24 h or more",
@@ -129,7 +123,7 @@ IdempotencyKey = Annotated[
 @post(
     "/orders",
     tags=["orders"],
-    guards=[rate_limit("checkout", key=_checkout_caller)],
+    guards=[rate_limit("checkout", key=identified_caller)],
     security=[*BEARER, {}],
     status_code=201,
     responses=problem_responses(401, 403, 404, 409, 415, 429, 503),

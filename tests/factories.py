@@ -44,7 +44,8 @@ Client = AsyncTestClient[Litestar]
 def source_products(datasets_dir: Path) -> list[Json]:
     """The DummyJSON products exactly as the file holds them."""
     data = json.loads((datasets_dir / PRODUCTS_FILE).read_text(encoding="utf-8"))
-    return data["products"] if isinstance(data, dict) else data
+    products: list[Json] = data["products"] if isinstance(data, dict) else data
+    return products
 
 
 def by_sku(items: list[Json]) -> dict[str, Json]:
@@ -179,12 +180,20 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> Json:
     """Check an RFC 9457 problem answer and return its body."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
+    body: Json = response.json()
     assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
     assert body["status"] == status
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+def asgi_transport(app: Litestar, **options: Any) -> httpx.ASGITransport:
+    """An httpx transport that calls ``app`` in this process (``options`` as httpx takes them).
+
+    httpx types the app with its own ASGI alias, which Litestar's equally valid ``__call__``
+    does not match; this is the one place that says so."""
+    return httpx.ASGITransport(app=app, **options)  # type: ignore[arg-type]
 
 
 # --- writing through the staff API ----------------------------------------------------------
@@ -197,7 +206,8 @@ async def create_category(
     body = {"name": name or f"Category {uuid.uuid4().hex[:8]}", **fields}
     response = await client.post(f"{API}/categories", json=body, headers=headers)
     assert response.status_code in (200, 201), response.text
-    return response.json()
+    category: Json = response.json()
+    return category
 
 
 def variant_body(sku: str | None = None, price: int = 1999, stock: int = 5, **fields: Any) -> Json:
@@ -234,7 +244,8 @@ async def create_product(
         f"{API}/products", json=product_body(category_id, **fields), headers=headers
     )
     assert response.status_code in (200, 201), response.text
-    return response.json()
+    product: Json = response.json()
+    return product
 
 
 async def at_once(

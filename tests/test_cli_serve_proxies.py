@@ -51,6 +51,7 @@ def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = server_env(
         f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}",
         tmp_path / "keys.json",
+        route_limits=True,
         rate_limit_general=f"{GENERAL_LIMIT}/minute",
         **settings,
     )

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from litestar.enums import ScopeType
 from litestar.testing import AsyncTestClient
 from litestar.types import Receive, Scope, Send
 from sqlalchemy import func, make_url, select, update
@@ -60,7 +61,7 @@ async def ip_client(settings: Settings) -> AsyncIterator[Client]:
     inner = app.asgi_handler
 
     async def from_ip(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             scope["client"] = (CLIENT_IP, 51515)
         await inner(scope, receive, send)
 

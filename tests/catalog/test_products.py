@@ -220,7 +220,7 @@ async def test_every_product_is_in_its_source_category(shop: Client, source: lis
 async def test_filter_by_price_range_in_cents(shop: Client, source: list[Json]) -> None:
     """min_price and max_price are inclusive bounds in cents on the product's price."""
     for low, high in [(1999, 4999), (0, 999), (100000, None), (None, 199), (2999, 2999)]:
-        params = {"min_price": low, "max_price": high}
+        params: dict[str, Any] = {"min_price": low, "max_price": high}
         items = await all_products(shop, **params)
         expected = {
             s["sku"]
@@ -267,7 +267,7 @@ async def test_filter_by_tag_and_brand(shop: Client, source: list[Json]) -> None
 
 async def test_combined_filters_intersect(shop: Client, source: list[Json]) -> None:
     """Several filters at once return the products matching all of them, in the sort asked."""
-    params = {
+    params: dict[str, Any] = {
         "category": "smartphones",
         "brand": "Apple",
         "in_stock": "true",

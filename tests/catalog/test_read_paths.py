@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 from litestar import Litestar
 from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium.catalog.exceptions import ProductNotFound
 from emporium.catalog.queries import get_product, get_product_raw
@@ -21,6 +22,7 @@ async def test_raw_and_sqlalchemy_reads_agree(catalog_app: Litestar) -> None:
     if settings.is_sqlite:
         pytest.skip("the raw asyncpg path exists on PostgreSQL only")
     engine = create_read_engine(settings)
+    assert isinstance(engine, AsyncEngine)  # PostgreSQL reads through asyncpg
     dsn = make_url(settings.database_url).set(drivername="postgresql")
     pool = await asyncpg.create_pool(
         dsn.render_as_string(hide_password=False), min_size=1, max_size=2

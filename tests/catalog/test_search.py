@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def _with_stem(source: dict[str, Json], stem: str) -> set[str]:
     return {sku for sku, s in source.items() if stem in _text(s)}
 
 
-async def _search(shop: Client, q: str, **params: object) -> list[Json]:
+async def _search(shop: Client, q: str, **params: Any) -> list[Json]:
     return await all_products(shop, q=q, **params)
 
 

@@ -24,6 +24,7 @@ from conftest import NO_ROUTE_RATE_LIMITS
 from emporium.app import create_app
 from emporium.catalog.search import MAX_QUERY_WORDS, MAX_RANKED, query_words
 from emporium.core.config import Settings
+from factories import asgi_transport
 
 pytestmark = pytest.mark.slow
 PRODUCTS = 10_000
@@ -70,7 +71,7 @@ def test_searching_clients_do_not_hold_the_loop(
     app = create_app(settings)
 
     async def drill() -> list[float]:
-        transport = httpx.ASGITransport(app=app)
+        transport = asgi_transport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
 
             async def searcher(first: int) -> None:

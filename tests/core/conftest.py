@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from conftest import NO_ROUTE_RATE_LIMITS
 from emporium.app import create_app
 from emporium.core.config import Settings
+from factories import asgi_transport
 
 Peer = Callable[[str], httpx.AsyncClient]
 Serve = Callable[..., AbstractAsyncContextManager[Peer]]
@@ -42,7 +43,7 @@ def serve(tmp_path: Path, sqlite_template: Path, key_file: Path) -> Serve:
         async with AsyncTestClient(app=app):  # runs the lifespan
 
             def make(address: str) -> httpx.AsyncClient:
-                transport = httpx.ASGITransport(app=app, client=(address, 40000))
+                transport = asgi_transport(app, client=(address, 40000))
                 clients.append(httpx.AsyncClient(transport=transport, base_url="http://shop"))
                 return clients[-1]
 

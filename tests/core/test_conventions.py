@@ -124,7 +124,7 @@ async def test_insane_request_id_is_replaced(client: Client) -> None:
     end up in logs and headers); the server makes its own."""
     for request_id in INSANE_IDS:
         response = await client.get(
-            f"{API}/products", headers={"X-Request-ID": request_id.encode("utf-8")}
+            f"{API}/products", headers={b"X-Request-ID": request_id.encode("utf-8")}
         )
         echoed = response.headers["x-request-id"]
         assert echoed != request_id

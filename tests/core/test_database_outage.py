@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def _assert_unavailable(response: Any) -> None:
     assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
 
 
-def _outage_lines(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _outage_lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     lines = [e for e in logs if e["event"] == "database_unavailable"]
     assert all("exc_info" not in e and "exception" not in e for e in lines)
     return lines

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import json
 import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,11 +15,11 @@ from typing import Any
 import pytest
 
 from emporium.core.keys import (
+    JWT_KEY_MIN_BYTES,
     KeyFileError,
     KeyRing,
     KeyRingError,
     add_data_key,
-    add_jwt_key,
     dump_keyring,
     generate_keyring,
     load_key_file,
@@ -135,20 +136,16 @@ def test_add_data_key_keeps_old_keys(ring: KeyRing) -> None:
     assert len(add_data_key(rotated).data_keys) == 3
 
 
-def test_add_jwt_key_keeps_old_keys(ring: KeyRing) -> None:
-    """Signing-key rotation keeps the old key to verify tokens issued before."""
-    rotated = add_jwt_key(ring)
-    assert rotated.active_jwt_kid != ring.active_jwt_kid
-    assert rotated.jwt_keys[ring.active_jwt_kid] == ring.jwt_keys[ring.active_jwt_kid]
-    assert rotated.data_keys == ring.data_keys
-
-
 @posix_only
 @pytest.mark.usefixtures("permissive_umask")
 def test_key_file_round_trip_is_private(tmp_path: Path, ring: KeyRing) -> None:
     """Written with mode 0600 even under umask 000, read back equal, no temp file left."""
     path = tmp_path / "keys.json"
-    rotated = add_jwt_key(add_data_key(ring))
+    rotated = add_data_key(ring)
+    signing_key = secrets.token_bytes(JWT_KEY_MIN_BYTES)
+    rotated = dataclasses.replace(
+        rotated, jwt_keys={**ring.jwt_keys, "jwt2": signing_key}, active_jwt_kid="jwt2"
+    )
     write_key_file(path, rotated)
     assert _mode(path) == 0o600
     assert load_key_file(path) == rotated

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -28,6 +28,7 @@ from structlog.testing import capture_logs
 from conftest import NO_ROUTE_RATE_LIMITS
 from emporium.app import create_app
 from emporium.core.config import Settings
+from factories import asgi_transport
 
 Peer = Callable[[str], httpx.AsyncClient]
 Drill = Callable[[Peer], Awaitable[None]]
@@ -83,7 +84,8 @@ class RedisServer:
         self.proc = None
 
     def stored_keys(self) -> list[bytes]:
-        return list(redis.Redis.from_url(self.url, socket_timeout=1).keys("*"))
+        keys = redis.Redis.from_url(self.url, socket_timeout=1).keys("*")
+        return cast("list[bytes]", keys)  # bytes: the client does not decode responses
 
 
 @pytest.fixture
@@ -117,7 +119,7 @@ def run_app(
         clients: list[httpx.AsyncClient] = []
 
         def peer(address: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            transport = asgi_transport(app, client=(address, 40000))
             clients.append(httpx.AsyncClient(transport=transport, base_url="http://shop"))
             return clients[-1]
 

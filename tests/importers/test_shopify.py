@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.cli import main
 from emporium.core.config import Settings
-from emporium.importers import shopify
+from emporium.importers import common, shopify
 from emporium.importers.common import ImportFailed
 from importers.support import import_shopify
 
@@ -315,13 +315,13 @@ def test_bad_cells_are_reported(tmp_path: Path, cells: dict[str, str], message: 
     [("0", 0), ("19.99", 1999), ("21.5", 2150), ("9.990", 999), ("0.01", 1), ("100", 10000)],
 )
 def test_prices_become_exact_integer_cents(text: str, cents: int) -> None:
-    assert shopify.cents(text) == cents
+    assert common.cents(text) == cents
 
 
 @pytest.mark.parametrize("text", ["0.001", "-0.01", "abc", "", "Infinity", "1 000", "²", "9.9.9"])
 def test_prices_that_are_not_whole_cents_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"."):
-        shopify.cents(text)
+        common.cents(text)
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Accept and keep the message."""
         parsed = email.message_from_bytes(envelope.content, policy=default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
+        self.messages.append(parsed)
         return "250 OK"
 
 
@@ -72,7 +72,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 def folder_messages(folder: Path) -> list[EmailMessage]:
     """The messages the file transport wrote."""
     return [
-        email.message_from_bytes(p.read_bytes(), policy=default)  # type: ignore[misc]
+        email.message_from_bytes(p.read_bytes(), policy=default)
         for p in sorted(folder.glob("*.eml"))
     ]
 

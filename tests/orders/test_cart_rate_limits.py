@@ -16,7 +16,7 @@ from conftest import SignIn
 from core.test_rate_limits import assert_throttled
 from emporium.app import create_app
 from emporium.core.config import Settings
-from factories import API
+from factories import API, asgi_transport
 from orders.support import stocked_variants
 
 LIMIT = 3
@@ -36,7 +36,7 @@ async def peer(settings: Settings) -> AsyncIterator[Peer]:
     async with AsyncTestClient(app=app):  # runs the lifespan
 
         def make(address: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            transport = asgi_transport(app, client=(address, 40000))
             clients.append(httpx.AsyncClient(transport=transport, base_url="http://shop"))
             return clients[-1]
 

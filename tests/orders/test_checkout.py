@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,7 +75,7 @@ async def test_quantities_must_be_sane_positive_integers(
     [{"total": 1}, {"subtotal": 1}, {"status": "paid"}, {"customer_id": "x"}, {"currency": "EUR"}],
 )
 async def test_clients_cannot_set_prices_totals_or_status(
-    client: Client, admin_headers: dict[str, str], sign_in: SignIn, extra: dict[str, object]
+    client: Client, admin_headers: dict[str, str], sign_in: SignIn, extra: dict[str, Any]
 ) -> None:
     (v,) = await stocked_variants(client, admin_headers, 5)
     buyer = await sign_in()

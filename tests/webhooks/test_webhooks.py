@@ -19,14 +19,14 @@ from emporium.core.db import create_engine, create_sessionmaker
 from emporium.core.keys import load_key_file
 from emporium.jobs.runner import Runner
 from emporium.webhooks import sender
-from emporium.webhooks.addresses import AddressRefused, resolve_target
+from emporium.webhooks.addresses import AddressRefused, Resolver, resolve_target
 from emporium.webhooks.delivery import WebhooksContext
 from factories import API, Client, create_category, create_product
 from receiver import Receiver, running_receiver
 from runjobs import drain
 
 
-def stub_resolver(table: dict[str, list[str]]) -> sender.Resolver:
+def stub_resolver(table: dict[str, list[str]]) -> Resolver:
     """A resolver answering from ``table`` (tests never ask real DNS or leave the machine)."""
 
     async def resolve(host: str, _port: int) -> list[str]:

@@ -2,6 +2,7 @@
 
 Owns the tables ``category``, ``product``, ``product_tag`` and ``variant`` (and the search
 index: ``product_fts`` on SQLite, ``product.search_vector`` on PostgreSQL).
-May import: ``emporium.core``. Publishes: ``service`` (business verbs used by routes,
+May import: ``emporium.accounts`` (the routes' identity guards), ``emporium.jobs`` (domain
+events) and ``emporium.core``. Publishes: ``service`` (business verbs used by routes,
 importers and the reviews room), ``schemas`` and ``routes.catalog_router``.
 """

@@ -143,13 +143,6 @@ def add_data_key(ring: KeyRing) -> KeyRing:
     return dataclasses.replace(ring, data_keys=keys, active_data_kid=kid)
 
 
-def add_jwt_key(ring: KeyRing) -> KeyRing:
-    """A copy of ``ring`` with a fresh active signing key; old keys stay to verify old tokens."""
-    kid = _unused_kid(ring.jwt_keys)
-    keys = {**ring.jwt_keys, kid: secrets.token_bytes(JWT_KEY_MIN_BYTES)}
-    return dataclasses.replace(ring, jwt_keys=keys, active_jwt_kid=kid)
-
-
 def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode("ascii")
 

@@ -6,6 +6,7 @@ every variant ``stock = received + adjustment - sold + returned`` (the sum of it
 Stock is only ever changed by conditional updates (``stock + delta >= 0``) backed by the
 ``stock_non_negative`` CHECK constraint, so it is never negative and never sold twice.
 
-May import: ``catalog``, ``accounts``, ``core``. Publishes: ``service.take_stock``,
+May import: ``emporium.catalog``, ``emporium.accounts``, ``emporium.jobs`` (domain events) and
+``emporium.core``. Publishes: ``service.take_stock``,
 ``service.return_stock``, ``service.adjust_stock``, ``service.list_movements``, the ledger hook.
 """

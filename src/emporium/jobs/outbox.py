@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,9 +61,3 @@ async def enqueue(
     stmt = dialect.insert(Job).values(values).on_conflict_do_nothing()
     result = await session.execute(stmt.returning(Job.id))
     return result.first() is not None
-
-
-async def pending_events(session: AsyncSession) -> int:
-    """How many events are not yet dispatched (for tests and metrics)."""
-    rows = await session.scalars(select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)))
-    return len(list(rows))

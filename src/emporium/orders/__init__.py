@@ -5,6 +5,8 @@ request's one transaction; order status moves only along ``lifecycle.TRANSITIONS
 a conditional update recorded with who made it and when. ``POST /orders`` honours
 ``Idempotency-Key`` with Stripe's semantics (``idempotency.py``).
 
-May import: ``inventory``, ``catalog``, ``accounts``, ``core``. Publishes: ``checkout.place_order``,
+May import: ``emporium.shipping`` (methods and rates for a cart), ``emporium.inventory``,
+``emporium.catalog``, ``emporium.accounts``, ``emporium.mail`` (guest order e-mails),
+``emporium.jobs`` (domain events) and ``emporium.core``. Publishes: ``checkout.place_order``,
 ``service`` verbs, ``models.Order`` (reviews ask it whether a purchase was paid).
 """

@@ -2,6 +2,6 @@
 
 Owns the table ``review``. May import: ``emporium.orders`` (was the purchase paid?),
 ``emporium.catalog`` (to keep ``rating_average`` and ``review_count`` on the product),
-``emporium.accounts`` and ``emporium.core``. Publishes ``service``, ``writing`` and
-``routes.reviews_router``.
+``emporium.accounts``, ``emporium.jobs`` (domain events) and ``emporium.core``. Publishes
+``service``, ``writing`` and ``routes.reviews_router``.
 """

@@ -2,6 +2,7 @@
 shipping methods per zone, and tax rates per country, subdivision and tax class.
 
 Owns the tables ``shipping_zone``, ``shipping_method`` and ``tax_rate`` and their staff
-routes. Imports ``core`` and ``accounts`` (guards, identity); the orders room imports it to
-find the methods and rates that apply to a cart. Money is in the shop currency's minor units.
+routes. May import: ``emporium.accounts`` (guards, identity) and ``emporium.core``. The orders
+room imports it to find the methods and rates that apply to a cart. Money is in the shop
+currency's minor units.
 """

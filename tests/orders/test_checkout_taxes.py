@@ -283,3 +283,66 @@ async def test_a_price_changed_by_staff_after_the_cart_is_the_new_price_in_cart_
     stored = (await shop.get(f"{API}/orders/{order['id']}", headers=buyer)).json()
     assert figures(stored) == after
     assert stored["items"][0]["unit_price"] == 3000
+
+
+TOKYO = {
+    "name": "Hanako Yamada",
+    "line1": "1-1 Marunouchi",
+    "city": "Chiyoda",
+    "postal_code": "100-0005",
+    "country": "JP",
+}
+MANAMA = {"name": "Ali Hasan", "line1": "Road 1", "city": "Manama", "postal_code": "317"}
+# Yen have no decimals; consumption tax inside the prices, 10 % and 8 % (food). 3 x 1280 at
+# 8 %: 3840 * 8/108 = 284.4 -> 284; 2980 at 10 %: 2980 / 11 = 270.9 -> 271; shipping 550 at
+# 10 %: 50. Total 3840 + 2980 + 550 = 7370, of which 605 tax.
+YEN = ("JPY", TOKYO, [284, 271], 50, (6820, 0, 550, 605, 7370))
+# Bahraini dinars have 3 decimals (fils); VAT 10 % on top, 8 % for the "reduced" class
+# here. 3 x 1.280: 3.840 * 8 % = 0.3072 -> 0.307; 2.980 * 10 % = 0.298; shipping 0.550 *
+# 10 % = 0.055. Total 3.840 + 2.980 + 0.550 + 0.660 = 8.030.
+DINARS = ("BHD", MANAMA | {"country": "BH"}, [307, 298], 55, (6820, 0, 550, 660, 8030))
+
+
+@pytest.mark.parametrize(
+    ("shop", "expected"),
+    [
+        pytest.param(("JPY", True), YEN, id="JPY-inclusive"),
+        pytest.param(("BHD", False), DINARS, id="BHD-exclusive"),
+    ],
+    indirect=["shop"],
+)
+async def test_zero_and_three_decimal_currencies_match_the_hand_calculation(
+    shop: Client,
+    admin_headers: dict[str, str],
+    sign_in: SignIn,
+    expected: tuple[str, Json, list[int], int, tuple[int, ...]],
+) -> None:
+    """Amounts are whole minor units of the shop's currency (yen, fils), tax rounded half
+    up to them; the cart answer and the order agree."""
+    staff = admin_headers
+    currency, address, line_taxes, shipping_tax, totals = expected
+    country = address["country"]
+    zone = await made(shop, staff, "/shipping-zones", {"name": country, "countries": [country]})
+    method = {"zone_id": zone["id"], "name": "Post", "price": 550}
+    post = await made(shop, staff, "/shipping-methods", method)
+    for tax_class, rate in (("standard", 1000), ("reduced", 800)):
+        rate_body = {"country": country, "tax_class": tax_class, "rate_bp": rate, "name": "VAT"}
+        await made(shop, staff, "/tax-rates", rate_body)
+    category = await create_category(shop, staff)
+    rice = await variant(shop, staff, category, 1280, tax_class="reduced")
+    kettle = await variant(shop, staff, category, 2980)
+    buyer = await sign_in()
+    items = [{"variant_id": rice["id"], "quantity": 3}, {"variant_id": kettle["id"], "quantity": 1}]
+    cart = await shop.post(f"{API}/carts", json={"items": items}, headers=buyer)
+    assert cart.status_code == 201, cart.text
+    body = {"shipping_address": address, "shipping_method_id": post["id"]}
+    chosen = await shop.patch(f"{API}/carts/{cart.json()['id']}", json=body, headers=buyer)
+    assert chosen.status_code == 200, chosen.text
+    assert figures(chosen.json()) == totals
+    placed = await shop.post(f"{API}/orders", json=body, headers=buyer)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert order["currency"] == chosen.json()["currency"] == rice["currency"] == currency
+    assert [i["tax_total"] for i in order["items"]] == line_taxes
+    assert order["shipping"]["tax_total"] == shipping_tax
+    assert figures(order) == totals

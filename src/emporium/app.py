@@ -65,7 +65,8 @@ from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
-from emporium.orders import idempotency
+from emporium.orders import guest_mail, idempotency
+from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
 from emporium.orders.schemas import OrderStatus, TransitionTarget
@@ -87,7 +88,9 @@ def build_registry(
     """Every job handler, event subscription and schedule of the application."""
     registry = Registry()
     jobs_service.register(registry)
-    notifications.register(registry, accounts, build_transport(settings))
+    transport = build_transport(settings)
+    notifications.register(registry, accounts, transport)
+    guest_mail.register(registry, accounts, transport)
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
     return registry
@@ -120,7 +123,11 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     state.accounts = build_context(
         settings,
         load_key_file(settings.key_file),
-        erasure_steps=(reviews_writing.anonymise_author, idempotency.erase_customer),
+        erasure_steps=(
+            reviews_writing.anonymise_author,
+            idempotency.erase_customer,
+            orders_service.erase_customer,
+        ),
     )
     state.redis = None
     if settings.redis_url:

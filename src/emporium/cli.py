@@ -42,7 +42,14 @@ def protected_columns() -> Protected:
 
     return (
         *PROTECTED,
-        (Order, {"shipping_address_enc": "shipping_address"}),
+        (
+            Order,
+            {
+                "shipping_address_enc": "shipping_address",
+                "billing_address_enc": "billing_address",
+                "email_enc": "email",
+            },
+        ),
         (
             Cart,
             {

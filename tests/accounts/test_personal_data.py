@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ from emporium.core.keys import load_key_file
 from emporium.orders import idempotency
 from emporium.orders.models import IdempotencyKey
 from factories import create_category, create_product, variant_body
+from runjobs import drain
 
 CLIENT_IP = "198.51.100.23"
 """The address the clients of this module connect from (TEST-NET-2, RFC 5737)."""
@@ -359,16 +360,50 @@ async def test_stored_email_opens_only_in_its_place(
         vault.open("user_account", "phone", row_id, token)
 
 
+async def _guest_flows(
+    client: Client,
+    items: list[dict[str, Any]],
+    email: str,
+    address: dict[str, str],
+    check: Callable[[str], Awaitable[None]],
+) -> None:
+    """A guest's cart with e-mail and addresses, its order with a key, the replay and the
+    confirmation e-mail job, each followed by ``check``."""
+    created = await client.post(f"{API}/carts", json={"email": email, "items": items})
+    assert created.status_code == 201, created.text
+    url, guest = f"{API}/carts/{created.json()['id']}", {"Cart-Token": created.json()["token"]}
+    await check("a guest cart with an e-mail")
+    patched = await client.patch(
+        url, headers=guest, json={"shipping_address": address, "billing_address": address}
+    )
+    assert patched.status_code == 200, patched.text
+    await check("a guest cart with addresses")
+    keyed = guest | {"Idempotency-Key": "canary-guest"}
+    body = {"cart_id": created.json()["id"]}
+    placed = await client.post(f"{API}/orders", json=body, headers=keyed)
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["email"] == email
+    await check("a guest order")
+    replay = await client.post(f"{API}/orders", json=body, headers=keyed)
+    assert replay.json()["billing_address"]["line1"] == address["line1"]
+    await check("the replay of a guest order")
+    assert await drain(client) > 0
+    await check("the guest's confirmation e-mail")
+
+
 @pytest.mark.slow
 async def test_no_canary_is_stored_in_clear_after_any_flow(
     ip_client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
 ) -> None:
     """After each flow that takes personal data (sign-up, address book, refresh, orders with
-    an ``Idempotency-Key`` and their replay, a cart checkout, the export, erasure) the
-    database file and its WAL, or a pg_dump, hold no canary in any spelling; erasure also
-    forgets the customer's idempotency keys."""
+    an ``Idempotency-Key`` and their replay, a cart checkout, a guest's cart with e-mail and
+    addresses, the guest's order, its replay and confirmation e-mail, the export, erasure)
+    the database file and its WAL, or a pg_dump, hold no canary in any spelling; erasure
+    also forgets the customer's idempotency keys."""
     marker = uuid.uuid4().hex[:8]
     email = f"Cassandra.Canary.{marker}@Quokka-Mail.example"
+    guest_email = f"Gwendolyn.Guest.{marker}@Quokka-Mail.example"
+    guest_address = {**ADDRESS, "name": f"Gwendolyn Guest{marker}", "line1": "7 Quince Row"}
     phone = "+31 (6) 8765-4321"
     canaries = {
         "e-mail": email, "e-mail local part": email.split("@")[0], "phone": phone,
@@ -376,6 +411,8 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
         "shipping name": ADDRESS["name"], "street": ADDRESS["line1"],
         "address line 2": ADDRESS["line2"], "address phone": ADDRESS["phone"],
         "address phone digits": "19395550142", "sign-in IP": CLIENT_IP, "password": PASSWORD,
+        "guest e-mail": guest_email, "guest e-mail local part": guest_email.split("@")[0],
+        "guest name": guest_address["name"], "guest street": guest_address["line1"],
     }  # fmt: skip
 
     async def check(flow: str) -> None:
@@ -423,6 +460,7 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
         assert replay.json() == placed.json()
         assert replay.json()["shipping_address"]["line1"] == ADDRESS["line1"]
         await check(f"the replay of {flow}")
+    await _guest_flows(ip_client, items, guest_email, guest_address, check)
     exported = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
     assert exported.status_code == 200
     await check("the export")

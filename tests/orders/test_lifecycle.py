@@ -101,7 +101,11 @@ async def test_an_order_goes_pending_paid_fulfilled_delivered_keeping_its_stock_
         assert await stock_of(client, admin_headers, v) == 7
     final = await read(client, buyer, created["id"])
     assert final["status"] == "delivered"
-    assert final["items"] == created["items"]
+    assert (created["payment_status"], created["fulfillment_status"]) == ("unpaid", "unfulfilled")
+    assert (final["payment_status"], final["fulfillment_status"]) == ("paid", "delivered")
+    assert (final["paid_total"], final["refunded_total"]) == (created["total"], 0)
+    assert [i["quantity_fulfilled"] for i in created["items"]] == [0]
+    assert final["items"] == [{**i, "quantity_fulfilled": i["quantity"]} for i in created["items"]]
     assert final["total"] == created["total"]
     assert moves(final) == [
         (None, "pending", "customer"),
@@ -301,6 +305,9 @@ async def test_a_refund_from_paid_returns_the_stock(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "refunded"
     assert moves(response.json())[-1] == ("paid", "refunded", "staff")
+    refunded = response.json()
+    assert refunded["payment_status"] == "refunded"
+    assert refunded["paid_total"] == refunded["refunded_total"] == created["total"]
     for variant, sold in ((a, 5), (b, 1)):
         assert await stock_of(client, admin_headers, variant) == 8
         movements = await assert_ledger_consistent(client, admin_headers, variant)

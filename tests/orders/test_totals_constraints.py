@@ -32,8 +32,9 @@ def rows_of(priced: PricedOrder) -> tuple[Row, list[Row]]:
              "currency": "EUR", "shipping_address_enc": "sealed", "created_at": now,
              "updated_at": now, **order_figures(priced)}  # fmt: skip
     lines = [
-        {"id": uuid.uuid4(), "order_id": order_id, "position": n,
-         **line_row(line_read(None, f"SKU-{n}", "Thing", p), priced.prices_include_tax)}
+        {"order_id": order_id, "position": n,
+         **line_row(line_read(uuid.uuid4(), None, f"SKU-{n}", "Thing", p),
+                     priced.prices_include_tax)}
         for n, p in enumerate(priced.lines)
     ]  # fmt: skip
     return order, lines

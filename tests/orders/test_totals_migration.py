@@ -103,6 +103,11 @@ def test_v1_orders_are_carried_over_with_zero_tax_shipping_and_discount(empty_ur
     ]))  # fmt: skip
     assert tuple(order) == (4249, 0, 0, 0, 0, 4249, False)
     assert [tuple(r) for r in lines] == [(3750, 0, 0, 0, 3750, False), (499, 0, 0, 0, 499, False)]
+    [[paid]] = asyncio.run(_run(empty_url, [
+        ("SELECT payment_status, paid_total, refunded_total, fulfillment_status, email_enc "
+         "FROM customer_order", {}),
+    ]))  # fmt: skip
+    assert tuple(paid) == ("paid", 4249, 0, "unfulfilled", None)  # a v1 'paid' order was paid
     command.downgrade(alembic_config(settings), "0005")
     (back,) = asyncio.run(_run(empty_url, [("SELECT line_total FROM order_line", {})]))
     assert sorted(r[0] for r in back) == [499, 3750]

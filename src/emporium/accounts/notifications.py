@@ -46,7 +46,9 @@ TEMPLATE_OF_EVENT = {
 CLEANUP_KIND = "accounts.cleanup"
 
 
-def _order_context(data: dict[str, Any]) -> dict[str, Any]:
+def order_context(data: dict[str, Any]) -> dict[str, Any]:
+    """The template context of an order e-mail from an ``order.*`` event's data: number,
+    items and every total formatted in the order's currency."""
     currency = str(data.get("currency", ""))
     items = [
         {
@@ -59,7 +61,12 @@ def _order_context(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "number": str(data["number"]),
         "items": items,
-        "subtotal": format_money(int(data.get("subtotal", 0)), currency),
+        **{
+            name: format_money(int(data.get(name, 0)), currency)
+            for name in ("subtotal", "discount_total", "shipping_total", "tax_total")
+        },
+        "has_discount": int(data.get("discount_total", 0)) > 0,
+        "prices_include_tax": bool(data.get("prices_include_tax", False)),
         "total": format_money(int(data["total"]), currency),
     }
 
@@ -74,7 +81,7 @@ def _context(
         link = f"{settings.storefront_url.rstrip('/')}/{page}#token={token}"
         return {"link": link, "minutes": settings.account_token_minutes}
     if template.startswith("order_"):
-        return _order_context(data)
+        return order_context(data)
     return {}
 
 
@@ -83,6 +90,8 @@ def _mail_handler(
 ) -> Callable[[JobRun], Any]:
     async def handle(run: JobRun) -> None:
         data: dict[str, Any] = run.payload["data"]
+        if not (data.get("user_id") or data.get("customer_id")):
+            return  # a guest's order: orders.guest_mail writes to the order's e-mail
         user_id = uuid.UUID(str(data.get("user_id") or data["customer_id"]))
         async with run.sessionmaker() as session:
             user = await session.get(UserAccount, user_id)

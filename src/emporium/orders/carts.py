@@ -62,9 +62,32 @@ def _seal(vault: Vault, cart: Cart, column: str, value: str | None) -> str | Non
     return vault.seal("cart", column, cart.id, value)
 
 
-def _open_address(vault: Vault, cart: Cart, column: str) -> ShippingAddress | None:
+def open_address(vault: Vault, cart: Cart, column: str) -> ShippingAddress | None:
+    """The cart's clear ``shipping_address`` or ``billing_address`` (``column``), or None."""
     document = vault.open("cart", column, cart.id, getattr(cart, f"{column}_enc"))
     return None if document is None else msgspec.json.decode(document, type=ShippingAddress)
+
+
+def open_email(vault: Vault, cart: Cart) -> str | None:
+    """The cart's clear e-mail, or None."""
+    return vault.open("cart", "email", cart.id, cart.email_enc)
+
+
+async def quantities(session: AsyncSession, cart: Cart) -> list[tuple[uuid.UUID, int]]:
+    """The cart's lines as ``(variant_id, quantity)`` pairs, oldest first (for checkout)."""
+    rows = await session.execute(
+        select(_C.variant_id, _C.quantity)
+        .where(_C.cart_id == cart.id)
+        .order_by(_C.created_at, _C.id)
+    )
+    return [(r.variant_id, r.quantity) for r in rows]
+
+
+async def empty(session: AsyncSession, cart: Cart) -> None:
+    """Remove every line of the cart (after its checkout); e-mail and addresses stay."""
+    await session.execute(delete(table_of(CartItem)).where(_C.cart_id == cart.id))
+    cart.updated_at = utcnow()
+    await session.flush()
 
 
 async def holder_cart(
@@ -103,7 +126,7 @@ async def view(
     """The cart priced for its address and method. A method that no longer serves the
     address (or weight) is left out of the figures and shown as null."""
     rows = await _lines(session, cart)
-    address = _open_address(vault, cart, "shipping_address")
+    address = open_address(vault, cart, "shipping_address")
     place = Place.of(msgspec.structs.asdict(address)) if address else None
     try:
         quoted = await quote(
@@ -134,11 +157,11 @@ async def view(
                                     tax_total=p.shipping_tax_total)  # fmt: skip
     return CartView(
         id=cart.id, customer_id=cart.customer_id,
-        email=vault.open("cart", "email", cart.id, cart.email_enc), items=items,
+        email=open_email(vault, cart), items=items,
         subtotal=p.subtotal, discount_total=p.discount_total, shipping_total=p.shipping_total,
         tax_total=p.tax_total, total=p.total, currency=cart.currency,
         prices_include_tax=prices_include_tax, shipping_address=address,
-        billing_address=_open_address(vault, cart, "billing_address"),
+        billing_address=open_address(vault, cart, "billing_address"),
         shipping_method=shipping, promotion_codes=[], updated_at=cart.updated_at,
     )  # fmt: skip
 
@@ -226,7 +249,7 @@ async def update_cart(session: AsyncSession, vault: Vault, cart: Cart, data: Car
     if not isinstance(data.shipping_method_id, msgspec.UnsetType):
         cart.shipping_method_id = data.shipping_method_id
     if cart.shipping_method_id is not None:
-        address = _open_address(vault, cart, "shipping_address")
+        address = open_address(vault, cart, "shipping_address")
         place = Place.of(msgspec.structs.asdict(address)) if address else None
         try:
             await quote(session, _goods(await _lines(session, cart)), place=place,
@@ -268,7 +291,7 @@ async def shipping_options(
     """The methods serving the cart's address and weight, each priced for this cart (its
     ``free_over`` against the cart's discounted subtotal) with its tax, cheapest first; none
     without an address."""
-    address = _open_address(vault, cart, "shipping_address")
+    address = open_address(vault, cart, "shipping_address")
     if address is None:
         return []
     rows = await _lines(session, cart)

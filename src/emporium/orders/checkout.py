@@ -19,39 +19,49 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.accounts.addresses import own_address_fields
-from emporium.accounts.protect import AccountsContext
+from emporium.accounts.models import UserAccount
+from emporium.accounts.protect import AccountsContext, Vault
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.core.errors import InvalidInput
+from emporium.core.tokens import hash_opaque_token, new_opaque_token
 from emporium.inventory.service import take_stock
 from emporium.jobs.outbox import emit_event
-from emporium.orders import idempotency
+from emporium.orders import carts, idempotency
 from emporium.orders.cart import cart_quantities, empty_cart, line_title
 from emporium.orders.exceptions import (
     CheckoutTimedOut,
+    EmailRequired,
     EmptyCart,
     OrderNotFound,
+    ShippingAddressRequired,
     VariantUnavailable,
 )
-from emporium.orders.models import Order, OrderLine, OrderStatusChange
+from emporium.orders.models import Cart, Order, OrderLine, OrderStatusChange
 from emporium.orders.quote import Goods, Place, quote
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
     OrderCreate,
-    OrderRead,
+    OrderCreated,
     ShippingAddress,
     StatusChangeRead,
 )
-from emporium.orders.service import order_event_data, read_order, seal_address
+from emporium.orders.service import (
+    order_event_data,
+    read_order,
+    seal_address,
+    seal_email,
+)
 from emporium.orders.totals import line_read, line_row, order_figures, shipping_read
 
-_V, _P = table_of(Variant).c, table_of(Product).c
+_V, _P, _O = table_of(Variant).c, table_of(Product).c, table_of(Order).c
+_U = table_of(UserAccount).c
 _PRICING = select(
     _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id, _V.weight_grams,
     _P.title.label("product_title"), _P.published, _P.tax_class,
@@ -111,6 +121,25 @@ async def _address(
     return await own_address_fields(session, ctx, customer_id, data.address_id)
 
 
+@dataclass(frozen=True)
+class Purchase:
+    """What an order is made of, however it was asked for: the buyer (``customer_id``, or
+    None for a guest), the ``(variant_id, quantity)`` lines, the e-mail, the shipping
+    address fields and optional billing address, and the chosen shipping method."""
+
+    customer_id: uuid.UUID | None
+    lines: list[tuple[uuid.UUID, int]]
+    email: str | None
+    address: dict[str, Any]
+    billing_address: dict[str, Any] | None
+    method_id: uuid.UUID | None
+
+
+async def _account_email(session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID) -> str:
+    sealed = await session.scalar(select(_U.email_enc).where(_U.id == user_id))
+    return ctx.vault.open("user_account", "email", user_id, sealed) or ""
+
+
 async def place_order(
     session: AsyncSession,
     ctx: AccountsContext,
@@ -121,7 +150,7 @@ async def place_order(
     announce: bool = True,
     prices_include_tax: bool = False,
     require_shipping: bool = True,
-) -> OrderRead:
+) -> OrderCreated:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
     ``announce``: record the ``order.created`` event (confirmation e-mail, webhooks); an
@@ -147,63 +176,163 @@ async def place_order(
     )
     if not pairs:
         raise EmptyCart("The cart is empty.")
-    quantities = _merge(pairs)
+    address = await _address(session, ctx, customer_id, data)
+    purchase = Purchase(
+        customer_id=customer_id,
+        lines=pairs,
+        email=await _account_email(session, ctx, customer_id),
+        address=address,
+        billing_address=None,
+        method_id=data.shipping_method_id,
+    )
+    order = await _place(
+        session, ctx, purchase, external_ref=external_ref, announce=announce,
+        prices_include_tax=prices_include_tax, require_shipping=require_shipping,
+    )  # fmt: skip
+    if from_cart:
+        await empty_cart(session, customer_id)
+    return order
+
+
+async def place_cart_order(
+    session: AsyncSession, ctx: AccountsContext, cart: Cart, *, prices_include_tax: bool
+) -> OrderCreated:
+    """Place an order from ``cart`` (``POST /orders {cart_id}``): its lines at today's
+    prices, its e-mail (a customer's cart: the account's), addresses and shipping method.
+    The cart is emptied; it keeps its e-mail and addresses for the next purchase. A guest's
+    order answers ``order_token`` (shown once; only its hash is stored).
+
+    Raises:
+        EmptyCart: (422) the cart has no lines.
+        ShippingAddressRequired: (422 ``shipping_address_required``) no shipping address.
+        EmailRequired: (422 ``email_required``) a guest cart without an e-mail.
+        and what :func:`place_order` raises for lines, stock and shipping.
+    """
+    pairs = await carts.quantities(session, cart)
+    if not pairs:
+        raise EmptyCart("The cart is empty.")
+    address = carts.open_address(ctx.vault, cart, "shipping_address")
+    if address is None:
+        raise ShippingAddressRequired(
+            "Set the cart's shipping_address first (PATCH /carts/{id}).",
+            errors=[{"loc": ["cart", "shipping_address"], "msg": "required"}],
+        )
+    email = carts.open_email(ctx.vault, cart)
+    if cart.customer_id is not None:
+        email = email or await _account_email(session, ctx, cart.customer_id)
+    elif email is None:
+        raise EmailRequired(
+            "Set the cart's email first (PATCH /carts/{id}): the confirmation goes there.",
+            errors=[{"loc": ["cart", "email"], "msg": "required"}],
+        )
+    billing = carts.open_address(ctx.vault, cart, "billing_address")
+    purchase = Purchase(
+        customer_id=cart.customer_id,
+        lines=pairs,
+        email=email,
+        address=msgspec.structs.asdict(address),
+        billing_address=None if billing is None else msgspec.structs.asdict(billing),
+        method_id=cart.shipping_method_id,
+    )
+    order = await _place(session, ctx, purchase, prices_include_tax=prices_include_tax)
+    await carts.empty(session, cart)
+    return order
+
+
+async def _place(
+    session: AsyncSession,
+    ctx: AccountsContext,
+    purchase: Purchase,
+    *,
+    external_ref: str | None = None,
+    announce: bool = True,
+    prices_include_tax: bool = False,
+    require_shipping: bool = True,
+) -> OrderCreated:
+    """Price, take stock and write the order of ``purchase`` (see :func:`place_order`)."""
+    quantities = _merge(purchase.lines)
     if len(quantities) > MAX_LINES:
         raise InvalidInput(f"An order holds at most {MAX_LINES} lines.")
-    address = await _address(session, ctx, customer_id, data)
     priced = await _priced(session, quantities)
+    customer_id = purchase.customer_id
     order_id, now = uuid.uuid4(), utcnow()
     await take_stock(session, quantities, order_id=order_id, actor_id=customer_id)
     quoted = await quote(
         session,
         [Goods(r.price, quantities[r.id], r.tax_class, r.weight_grams) for r in priced],
-        place=Place.of(address), method_id=data.shipping_method_id,
-        currency=priced[0].currency, prices_include_tax=prices_include_tax,
+        place=Place.of(purchase.address),
+        method_id=purchase.method_id,
+        currency=priced[0].currency,
+        prices_include_tax=prices_include_tax,
         require_method=require_shipping,
-    )  # fmt: skip
+    )
     totals, method = quoted.priced, quoted.method
     lines = [
-        line_read(r.id, r.sku, line_title(r.product_title, r.title), p)
+        line_read(uuid.uuid4(), r.id, r.sku, line_title(r.product_title, r.title), p)
         for r, p in zip(priced, totals.lines, strict=True)
     ]
+    token = None if customer_id else new_opaque_token("emp_order_")
+    billing = purchase.billing_address
     order = {
-        "id": order_id, "number": new_order_number(), "status": "pending",
-        "customer_id": customer_id, "currency": priced[0].currency, "external_ref": external_ref,
-        "shipping_address_enc": seal_address(ctx.vault, order_id, address),
-        "created_at": now, "updated_at": now, **order_figures(totals),
+        "id": order_id,
+        "number": new_order_number(),
+        "status": "pending",
+        "payment_status": "unpaid",
+        "fulfillment_status": "unfulfilled",
+        "paid_total": 0,
+        "refunded_total": 0,
+        "customer_id": customer_id,
+        "currency": priced[0].currency,
+        "external_ref": external_ref,
+        "shipping_address_enc": seal_address(ctx.vault, order_id, purchase.address),
+        "billing_address_enc": None
+        if billing is None
+        else seal_address(ctx.vault, order_id, billing, "billing_address"),
+        **(
+            seal_email(ctx.vault, order_id, purchase.email)
+            if purchase.email
+            else {"email_enc": None, "email_index": None}
+        ),
+        "order_token_hash": None if token is None else hash_opaque_token(token, purpose="order"),
+        "created_at": now,
+        "updated_at": now,
+        **order_figures(totals),
         "shipping_method_id": method.id if method else None,
         "shipping_method_name": method.name if method else None,
-    }  # fmt: skip
+    }
     await session.execute(insert(table_of(Order)), [order])
     await session.execute(
         insert(table_of(OrderLine)),
         [
-            {"id": uuid.uuid4(), "order_id": order_id, "position": n, "product_id": r.product_id,
+            {"order_id": order_id, "position": n, "product_id": r.product_id,
              **line_row(line, prices_include_tax)}
             for n, (r, line) in enumerate(zip(priced, lines, strict=True))
         ],
     )  # fmt: skip
+    actor = "customer" if customer_id else "guest"
     await session.execute(
         insert(table_of(OrderStatusChange)),
         [{"id": uuid.uuid4(), "order_id": order_id, "from_status": None, "to_status": "pending",
-          "actor_id": customer_id, "actor_role": "customer", "created_at": now}],
+          "actor_id": customer_id, "actor_role": actor, "created_at": now}],
     )  # fmt: skip
-    if from_cart:
-        await empty_cart(session, customer_id)
-    history = [StatusChangeRead(from_status=None, to_status="pending", by="customer", at=now)]
+    history = [StatusChangeRead(from_status=None, to_status="pending", by=actor, at=now)]
     if announce:
         emit_event(session, "order.created", order_event_data(
             order_id, order["number"], customer_id, "pending", totals, order["currency"], lines
         ))  # fmt: skip
-    return OrderRead(
-        id=order_id, number=order["number"], status="pending", customer_id=customer_id,
+    return OrderCreated(
+        id=order_id, number=order["number"], status="pending", payment_status="unpaid",
+        fulfillment_status="unfulfilled", customer_id=customer_id, email=purchase.email,
         items=lines, subtotal=totals.subtotal, discount_total=totals.discount_total,
-        shipping_total=totals.shipping_total, tax_total=totals.tax_total, total=totals.total,
-        currency=order["currency"], prices_include_tax=prices_include_tax,
         shipping=shipping_read(order["shipping_method_id"], order["shipping_method_name"],
                                totals.shipping_total, totals.shipping_tax_total),
-        shipping_address=ShippingAddress(**address), status_history=history,
-        created_at=now, updated_at=now,
+        shipping_total=totals.shipping_total, tax_total=totals.tax_total, total=totals.total,
+        paid_total=0, refunded_total=0, currency=order["currency"],
+        prices_include_tax=prices_include_tax, promotions=[],
+        shipping_address=ShippingAddress(**purchase.address),
+        billing_address=None if billing is None else ShippingAddress(**billing),
+        status_history=history, expires_at=None, created_at=now, updated_at=now,
+        order_token=token,
     )  # fmt: skip
 
 
@@ -224,43 +353,42 @@ back and freed the key before a retry could take the key over."""
 async def checkout(
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
-    ctx: AccountsContext,
     *,
-    customer_id: uuid.UUID,
+    scope: str,
     data: OrderCreate,
+    place: Callable[[], Awaitable[OrderCreated]],
+    replay: Callable[[uuid.UUID], Awaitable[OrderCreated | None]],
     idempotency_key: str | None,
     ttl: timedelta,
     lease: timedelta,
     commit: Callable[[], Awaitable[None]],
-    prices_include_tax: bool = False,
 ) -> CheckoutAnswer:
-    """``POST /orders``: :func:`place_order`, exactly once per ``Idempotency-Key``.
+    """``POST /orders``: ``place()`` (:func:`place_order` or :func:`place_cart_order`),
+    exactly once per ``Idempotency-Key`` within ``scope`` (``idempotency.scope_of``: the
+    customer, or the guest's cart).
 
     Without a key every call places an order (the request boundary commits). With one, see
-    ``orders.idempotency``: a replay renders the order the key made (``replayed``); the
-    order and its stored answer are committed here with ``commit``, within ``STOP_AT`` of
-    ``lease``; any failure (domain error, database error, bug, time limit) rolls back and
-    releases the key, so that an immediate retry may use it.
+    ``orders.idempotency``: a replay renders the order the key made with ``replay``
+    (``replayed``); the order and its stored answer are committed here with ``commit``,
+    within ``STOP_AT`` of ``lease``; any failure (domain error, database error, bug, time
+    limit) rolls back and releases the key, so that an immediate retry may use it.
 
-    Raises what :func:`place_order` and :func:`idempotency.begin` raise, CheckoutTimedOut
-    (503) when the time limit passed, and whatever the database raised.
+    Raises what ``place`` and :func:`idempotency.begin` raise, CheckoutTimedOut (503) when
+    the time limit passed, and whatever the database raised.
     """
     if idempotency_key is None:
-        order = await place_order(
-            session, ctx, customer_id=customer_id, data=data, prices_include_tax=prices_include_tax
-        )
-        return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
+        return CheckoutAnswer(201, msgspec.json.encode(await place()), replayed=False)
     key = idempotency.check_key(idempotency_key)
     outcome = await idempotency.begin(
         sessionmaker,
-        scope=idempotency.scope_of(customer_id),
+        scope=scope,
         key=key,
         fingerprint=idempotency.fingerprint("POST", "/orders", msgspec.json.encode(data)),
         ttl=ttl,
         lease=lease,
     )
     if isinstance(outcome, idempotency.Replay):
-        replayed = await read_order(session, ctx.vault, outcome.order_id)
+        replayed = await replay(outcome.order_id)
         if replayed is None:  # pragma: no cover - the key goes with its order (cascade)
             raise OrderNotFound("The order this Idempotency-Key made no longer exists.")
         return CheckoutAnswer(outcome.status_code, msgspec.json.encode(replayed), replayed=True)
@@ -268,13 +396,7 @@ async def checkout(
     limit = asyncio.timeout_at(stop_at)
     try:
         async with limit:
-            order = await place_order(
-                session,
-                ctx,
-                customer_id=customer_id,
-                data=data,
-                prices_include_tax=prices_include_tax,
-            )
+            order = await place()
             await idempotency.complete(session, outcome, 201, order.id)
             await commit()
     except BaseException as exc:
@@ -283,6 +405,26 @@ async def checkout(
             raise CheckoutTimedOut("Checkout took too long; nothing was ordered.") from exc
         raise
     return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
+
+
+async def replay_order(
+    session: AsyncSession, vault: Vault, order_id: uuid.UUID
+) -> OrderCreated | None:
+    """The answer replayed for an ``Idempotency-Key``: the order as it is now. A guest's
+    order gets a new ``order_token`` (the first answer's is no longer valid): only its hash
+    was kept, and a client that retries has most likely lost the first answer."""
+    order = await read_order(session, vault, order_id)
+    if order is None:
+        return None
+    token = None
+    if order.customer_id is None:
+        token = new_opaque_token("emp_order_")
+        await session.execute(
+            update(table_of(Order))
+            .where(_O.id == order_id)
+            .values(order_token_hash=hash_opaque_token(token, purpose="order"))
+        )
+    return OrderCreated(**msgspec.structs.asdict(order), order_token=token)
 
 
 async def _abandon(

@@ -84,3 +84,15 @@ class CartNotFound(NotFound):
     """No such cart, or the caller does not hold it (the two look the same)."""
 
     code = "cart_not_found"
+
+
+class ShippingAddressRequired(InvalidInput):
+    """Checkout of a cart that has no shipping address."""
+
+    code = "shipping_address_required"
+
+
+class EmailRequired(InvalidInput):
+    """Checkout of a guest cart that has no e-mail (the order confirmation goes there)."""
+
+    code = "email_required"

@@ -73,6 +73,12 @@ def scope_of(customer_id: uuid.UUID) -> str:
     return f"{SCOPE_PREFIX}{customer_id}"
 
 
+def cart_scope(cart_id: uuid.UUID) -> str:
+    """The scope of a guest's keys for ``POST /orders {cart_id}``: the cart, whose token
+    the caller has proven."""
+    return f"{SCOPE_PREFIX}cart:{cart_id}"
+
+
 def check_key(key: str) -> str:
     """Validate an ``Idempotency-Key`` header: 1 to 255 printable ASCII characters.
 

@@ -37,6 +37,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 RETURNS_STOCK = frozenset({"cancelled", "refunded"})
 _O, _L = table_of(Order).c, table_of(OrderLine).c
+RECORDS: dict[str, dict[str, Any]] = {
+    "paid": {"payment_status": "paid", "paid_total": _O.total},
+    "refunded": {"payment_status": "refunded", "refunded_total": _O.paid_total},
+    "fulfilled": {"fulfillment_status": "fulfilled"},
+    "delivered": {"fulfillment_status": "delivered"},
+}
+"""What a staff move records besides the status: a move to ``paid`` records the whole
+total as paid, ``refunded`` the whole paid amount as refunded, ``fulfilled`` every unit as
+shipped (``order_line.quantity_fulfilled``)."""
 
 
 async def _visible(session: AsyncSession, identity: Caller, order_id: uuid.UUID) -> Any:
@@ -57,10 +66,16 @@ async def _move(
     moved = await session.execute(
         update(table_of(Order))
         .where(_O.id == order_id, _O.status == current)
-        .values(status=to, updated_at=now)
+        .values(status=to, updated_at=now, **RECORDS.get(to, {}))
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition("The order changed at the same time; read it again.")
+    if to == "fulfilled":
+        await session.execute(
+            update(table_of(OrderLine))
+            .where(_L.order_id == order_id)
+            .values(quantity_fulfilled=_L.quantity)
+        )
     await session.execute(
         insert(table_of(OrderStatusChange)),
         [{"id": uuid.uuid4(), "order_id": order_id, "from_status": current, "to_status": to,

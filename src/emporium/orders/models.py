@@ -24,6 +24,22 @@ from emporium.core.clock import utcnow
 from emporium.core.db import Base, UTCDateTime, new_id
 
 STATUSES = ("pending", "paid", "fulfilled", "delivered", "cancelled", "refunded")
+PAYMENT_STATUSES = (
+    "unpaid",
+    "authorized",
+    "partially_paid",
+    "paid",
+    "partially_refunded",
+    "refunded",
+)
+FULFILLMENT_STATUSES = (
+    "unfulfilled",
+    "partially_fulfilled",
+    "fulfilled",
+    "delivered",
+    "partially_returned",
+    "returned",
+)
 PAID_STATUSES = ("paid", "fulfilled", "delivered")
 """Orders whose purchase counts as made (a ``verified_purchase`` review)."""
 
@@ -92,10 +108,19 @@ def added_tax(tax: str, included: str) -> str:
     return f"CASE WHEN {included} THEN 0 ELSE {tax} END"
 
 
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 class Order(Base):
     """An order with every figure of its price, as ``orders.pricing`` computed it at
     checkout; CHECK constraints hold the contract's equations on each row (the sums over
-    lines are the pricing function's, verified by the property tests)."""
+    lines are the pricing function's, verified by the property tests).
+
+    A guest's order has no ``customer_id``: its holder proves it with a secret token stored
+    only as ``order_token_hash``. E-mail and addresses are sealed personal data;
+    ``email_index`` is the e-mail's keyed blind index (staff search by e-mail).
+    ``paid_total`` and ``refunded_total`` are minor units of ``currency``."""
 
     __tablename__ = "customer_order"
 
@@ -117,6 +142,15 @@ class Order(Base):
     shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     shipping_method_name: Mapped[str | None] = mapped_column(String(200))
     shipping_address_enc: Mapped[str] = mapped_column(Text)
+    billing_address_enc: Mapped[str | None] = mapped_column(Text)
+    email_enc: Mapped[str | None] = mapped_column(Text)
+    email_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    payment_status: Mapped[str] = mapped_column(String(20), default="unpaid")
+    fulfillment_status: Mapped[str] = mapped_column(String(20), default="unfulfilled")
+    paid_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -125,6 +159,14 @@ class Order(Base):
         CheckConstraint(
             "status IN ('pending', 'paid', 'fulfilled', 'delivered', 'cancelled', 'refunded')",
             name="status_known",
+        ),
+        CheckConstraint(_one_of("payment_status", PAYMENT_STATUSES), name="payment_status_known"),
+        CheckConstraint(
+            _one_of("fulfillment_status", FULFILLMENT_STATUSES), name="fulfillment_status_known"
+        ),
+        CheckConstraint(
+            "paid_total >= 0 AND refunded_total >= 0 AND refunded_total <= paid_total",
+            name="refunds_within_payments",
         ),
         CheckConstraint("subtotal >= 0", name="subtotal_non_negative"),
         CheckConstraint(
@@ -177,9 +219,17 @@ class OrderLine(Base):
     tax_total: Mapped[int] = mapped_column(BigInteger, default=0)
     total: Mapped[int] = mapped_column(BigInteger)
     prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
+    quantity_fulfilled: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_returned: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "quantity_fulfilled BETWEEN 0 AND quantity", name="fulfilled_within_quantity"
+        ),
+        CheckConstraint(
+            "quantity_returned BETWEEN 0 AND quantity_fulfilled", name="returned_within_fulfilled"
+        ),
         CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
         CheckConstraint("subtotal = unit_price * quantity", name="subtotal_product"),
         CheckConstraint(

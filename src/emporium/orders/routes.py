@@ -6,40 +6,48 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, patch, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from emporium.accounts.identity import (
     Caller,
     Identity,
     customer,
+    identify,
     provide_caller,
     provide_identity,
+    require_identity,
     role,
     signed_in_or_key,
 )
 from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.core import uow
 from emporium.core.config import SettingsDep
-from emporium.core.errors import problem_responses
+from emporium.core.errors import InvalidInput, problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import rate_limit
+from emporium.core.ratelimit import caller_key, rate_limit
 from emporium.core.uow import DbReader, DbSession
-from emporium.orders import cart, checkout, lifecycle, service
+from emporium.orders import cart, carts, checkout, idempotency, lifecycle, service
+from emporium.orders.cart_routes import AnyRequest, CartToken
 from emporium.orders.schemas import (
     CartItemCreate,
     CartItemUpdate,
     CartRead,
+    FulfillmentStatus,
     OrderCreate,
+    OrderCreated,
     OrderPage,
     OrderRead,
     OrderStatus,
     OrderTransition,
+    PaymentStatus,
 )
 
 # Every route has a guard: guards run before dependencies are resolved, so an anonymous
@@ -48,6 +56,12 @@ Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
 CallerDep = NamedDependency[Caller]
 STAFF = role("staff")
+ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
+OrderToken = Annotated[
+    str | None,
+    HeaderParameter(name="Order-Token", required=False, max_length=200,
+                    description="a guest order's token, as POST /orders answered it"),
+]  # fmt: skip
 
 
 @get(
@@ -99,11 +113,24 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
     await cart.remove_item(session, me, item_id)
 
 
+async def _checkout_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """Rate-limit subject of checkout: a signed-in customer by account, a guest by address."""
+    await identify(connection)
+    return caller_key(connection)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", description="1-255 characters; kept 24 h or more",
+                    max_length=255, min_length=1),
+]  # fmt: skip
+
+
 @post(
     "/orders",
     tags=["orders"],
-    guards=[customer, rate_limit("checkout")],
-    security=BEARER,
+    guards=[rate_limit("checkout", key=_checkout_caller)],
+    security=[*BEARER, {}],
     status_code=201,
     responses=problem_responses(401, 403, 404, 409, 415, 429, 503),
     response_headers=[
@@ -113,31 +140,52 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
     ],
 )  # fmt: skip
 async def place_order(
+    request: AnyRequest,
     state: State,
     session: DbSession,
     accounts: Ctx,
-    me: Me,
     settings: SettingsDep,
     data: JSONBody[OrderCreate],
-    idempotency_key: Annotated[
-        str | None,
-        HeaderParameter(
-            name="Idempotency-Key",
-            description="1-255 characters; kept 24 h or more",
-            max_length=255,
-            min_length=1,
-        ),
-    ] = None,
-) -> Response[OrderRead]:
-    """Check out ``items`` or the cart (409 ``insufficient_stock`` naming short lines,
-    nothing changes). Honours ``Idempotency-Key`` (Stripe's semantics)."""
+    idempotency_key: IdempotencyKey = None,
+    cart_token: CartToken = None,
+) -> Response[OrderCreated]:
+    """Check out a cart (``cart_id``: anyone holding it, a guest with ``Cart-Token``; a
+    guest's answer carries ``order_token``, shown once) or, signed in as a customer,
+    ``items`` or the v1 cart. 409 ``insufficient_stock`` names short lines; nothing changes.
+    Honours ``Idempotency-Key`` (Stripe's semantics)."""
+    include_tax = settings.prices_include_tax
+    if data.cart_id is not None:
+        if (data.items, data.shipping_address, data.address_id, data.shipping_method_id) != (
+            None, None, None, None
+        ):  # fmt: skip
+            raise InvalidInput(
+                "With cart_id, the cart gives the lines, addresses and method: send only it.",
+                errors=[{"loc": ["body", "cart_id"], "msg": "send cart_id alone"}],
+            )
+        cart = await carts.holder_cart(session, data.cart_id, await identify(request), cart_token)
+        scope = (
+            idempotency.cart_scope(cart.id)
+            if cart.customer_id is None
+            else idempotency.scope_of(cart.customer_id)
+        )
+        place = partial(
+            checkout.place_cart_order, session, accounts, cart, prices_include_tax=include_tax
+        )
+    else:
+        await customer(request, request.route_handler)
+        me = await require_identity(request)
+        scope = idempotency.scope_of(me.user_id)
+        place = partial(
+            checkout.place_order, session, accounts, customer_id=me.user_id, data=data,
+            prices_include_tax=include_tax,
+        )  # fmt: skip
     answer = await checkout.checkout(
-        session, state.sessionmaker, accounts, customer_id=me.user_id, data=data,
+        session, state.sessionmaker, scope=scope, data=data, place=place,
+        replay=partial(checkout.replay_order, session, accounts.vault),
         idempotency_key=idempotency_key,
         ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
         commit=partial(uow.commit, state, session),
-        prices_include_tax=settings.prices_include_tax,
     )  # fmt: skip
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return Response(
@@ -155,26 +203,45 @@ async def list_orders(
     accounts: Ctx,
     caller: CallerDep,
     status: Annotated[OrderStatus | None, QueryParameter()] = None,
+    payment_status: Annotated[PaymentStatus | None, QueryParameter()] = None,
+    fulfillment_status: Annotated[FulfillmentStatus | None, QueryParameter()] = None,
     customer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
+    email: Annotated[str | None, QueryParameter(max_length=254)] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> OrderPage:
     """Customers: their own orders; staff and API keys with ``orders:read``: all, filtered
-    by ``status`` and ``customer_id``."""
+    by ``status``, ``payment_status``, ``fulfillment_status``, ``customer_id`` and
+    ``email`` (the exact address, guests' orders included)."""
     return await service.list_orders(
         reader, accounts.vault, caller, status=status, customer_id=customer_id, limit=limit,
-        cursor=cursor,
+        cursor=cursor, payment_status=payment_status, fulfillment_status=fulfillment_status,
+        email=email,
     )  # fmt: skip
 
 
-@get("/orders/{order_id:uuid}", tags=["orders"], guards=[signed_in_or_key], security=BEARER,
-     responses=problem_responses(401, 403, 404))  # fmt: skip
+async def _signed_in_key_or_order_token(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard of reading one order: a guest's ``Order-Token`` alone (checked against the
+    order by the service), else what ``signed_in_or_key`` lets through."""
+    headers = connection.headers
+    if ORDER_TOKEN in headers and "authorization" not in headers and "x-api-key" not in headers:
+        return
+    await signed_in_or_key(connection, handler)
+
+
+@get("/orders/{order_id:uuid}", tags=["orders"], guards=[_signed_in_key_or_order_token],
+     security=[*BEARER, {}], responses=problem_responses(401, 403, 404))  # fmt: skip
 async def get_order(
-    reader: DbReader, accounts: Ctx, caller: CallerDep, order_id: FromPath[uuid.UUID]
-) -> OrderRead:
-    """One order: its owner's or, for staff and API keys with ``orders:read``, any (404
-    otherwise)."""
-    return await service.get_order(reader, accounts.vault, caller, order_id)
+    request: AnyRequest, reader: DbReader, accounts: Ctx, order_id: FromPath[uuid.UUID],
+    order_token: OrderToken = None,
+) -> OrderRead:  # fmt: skip
+    """One order: its owner's, a guest's with its ``Order-Token``, or, for staff and API
+    keys with ``orders:read``, any (404 otherwise)."""
+    api_key = request.scope.get("state", {}).get("api_key")
+    caller = api_key if api_key is not None else await identify(request)
+    return await service.get_order(reader, accounts.vault, caller, order_id, order_token)
 
 
 @post("/orders/{order_id:uuid}/cancel", tags=["orders"], guards=[signed_in_or_key],

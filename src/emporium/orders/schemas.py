@@ -23,6 +23,17 @@ Quantity = Annotated[
     int, Meta(ge=1, le=MAX_QUANTITY, description=f"a whole number of units, 1 to {MAX_QUANTITY}")
 ]
 OrderStatus = Literal["pending", "paid", "fulfilled", "delivered", "cancelled", "refunded"]
+PaymentStatus = Literal[
+    "unpaid", "authorized", "partially_paid", "paid", "partially_refunded", "refunded"
+]
+FulfillmentStatus = Literal[
+    "unfulfilled",
+    "partially_fulfilled",
+    "fulfilled",
+    "delivered",
+    "partially_returned",
+    "returned",
+]
 TransitionTarget = Literal["paid", "fulfilled", "delivered", "refunded"]
 
 
@@ -167,16 +178,20 @@ class OrderLineCreate(Struct, forbid_unknown_fields=True):
 
 
 class OrderCreate(Struct, forbid_unknown_fields=True):
-    """Checkout: ``items`` (or, without them, the caller's cart) shipped to either a new
-    ``shipping_address`` or one of the caller's saved addresses (``address_id``) with the
+    """Checkout, in one of three shapes: a cart (``cart_id``; a guest sends its
+    ``Cart-Token``), whose lines, e-mail, addresses and shipping method make the order; or,
+    for a signed-in customer, ``items`` (or, without them, their cart) shipped to either a
+    new ``shipping_address`` or one of their saved addresses (``address_id``) with the
     shipping method ``shipping_method_id`` (required once the shop has shipping methods)."""
 
+    cart_id: uuid.UUID | None = None
     items: Annotated[list[OrderLineCreate], Meta(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
     address_id: uuid.UUID | None = None
     shipping_method_id: uuid.UUID | None = None
 
     one_of_required: ClassVar[dict[str, tuple[str, ...]]] = {
+        "FromCart": ("cart_id",),
         "WithShippingAddress": ("shipping_address",),
         "WithAddressId": ("address_id",),
     }
@@ -206,8 +221,10 @@ class OrderLineRead(Struct):
     """A line as sold: SKU, title and unit price at checkout, and its figures:
     ``subtotal = unit_price * quantity`` (v1's ``line_total``), ``discount_total``,
     ``tax_rate`` (basis points), ``tax_total`` and ``total = subtotal - discount_total
-    (+ tax_total when prices exclude tax)``."""
+    (+ tax_total when prices exclude tax)``; ``quantity_fulfilled`` units have shipped,
+    ``quantity_returned`` of them came back."""
 
+    id: uuid.UUID
     variant_id: uuid.UUID | None
     sku: str | None
     title: str
@@ -219,6 +236,17 @@ class OrderLineRead(Struct):
     tax_rate: int
     tax_total: int
     total: int
+    quantity_fulfilled: int = 0
+    quantity_returned: int = 0
+
+
+class PromotionApplied(Struct):
+    """A promotion applied to an order: its code, name and the discount it gave (minor
+    units)."""
+
+    code: str | None
+    name: str
+    amount: int
 
 
 class OrderShippingRead(Struct):
@@ -246,25 +274,43 @@ class OrderRead(Struct):
     """An order with every figure stored at checkout: ``subtotal`` (sum of the lines'),
     ``discount_total`` (sum of the lines'), ``shipping_total``, ``tax_total`` (the lines'
     and the shipping's) and ``total = subtotal - discount_total + shipping_total
-    (+ tax_total when prices exclude tax)``, in minor units of ``currency``."""
+    (+ tax_total when prices exclude tax)``; ``paid_total`` and ``refunded_total`` (never
+    more than ``paid_total``): all in minor units of ``currency``. ``customer_id`` is null
+    for a guest's order. ``expires_at``: when a ``pending`` order is cancelled unless paid
+    (null: no payment deadline)."""
 
     id: uuid.UUID
     number: str
     status: OrderStatus
+    payment_status: PaymentStatus
+    fulfillment_status: FulfillmentStatus
     customer_id: uuid.UUID | None
+    email: str | None
     items: list[OrderLineRead]
     subtotal: int
     discount_total: int
+    shipping: OrderShippingRead | None
     shipping_total: int
     tax_total: int
     total: int
+    paid_total: int
+    refunded_total: int
     currency: str
     prices_include_tax: bool
-    shipping: OrderShippingRead | None
+    promotions: list[PromotionApplied]
     shipping_address: ShippingAddress
+    billing_address: ShippingAddress | None
     status_history: list[StatusChangeRead]
+    expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class OrderCreated(OrderRead, omit_defaults=True):
+    """A new order; a guest's carries ``order_token`` (shown once: send it as
+    ``Order-Token`` to read and pay the order)."""
+
+    order_token: str | None = None
 
 
 class OrderPage(Struct):

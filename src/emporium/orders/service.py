@@ -11,20 +11,23 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
 from emporium.core.db import Reader, table_of
 from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
+from emporium.core.tokens import hash_opaque_token, opaque_tokens_equal
 from emporium.orders.exceptions import OrderNotFound
-from emporium.orders.models import PAID_STATUSES, Order, OrderLine, OrderStatusChange
+from emporium.orders.models import PAID_STATUSES, Cart, Order, OrderLine, OrderStatusChange
 from emporium.orders.schemas import (
+    FulfillmentStatus,
     OrderLineRead,
     OrderPage,
     OrderRead,
     OrderStatus,
+    PaymentStatus,
     ShippingAddress,
     StatusChangeRead,
 )
@@ -32,20 +35,42 @@ from emporium.orders.totals import shipping_read
 
 _O, _L, _S = table_of(Order).c, table_of(OrderLine).c, table_of(OrderStatusChange).c
 ADDRESS_TABLE, ADDRESS_COLUMN = "customer_order", "shipping_address"
+TOKEN_PURPOSE = "order"  # noqa: S105 (the name of a token kind, not a secret)
 SORT: CreatedSort = "-created_at"
 Db = AsyncSession | Reader
 
 
-def seal_address(vault: Vault, order_id: uuid.UUID, fields: dict[str, Any]) -> str:
-    """The shipping address encrypted for this order's row (personal data at rest)."""
+def seal_address(
+    vault: Vault, order_id: uuid.UUID, fields: dict[str, Any], column: str = ADDRESS_COLUMN
+) -> str:
+    """An address encrypted for this order's row (personal data at rest); ``column``:
+    ``shipping_address`` or ``billing_address``."""
     document = msgspec.json.encode(fields).decode()
-    return vault.seal(ADDRESS_TABLE, ADDRESS_COLUMN, order_id, document) or ""
+    return vault.seal(ADDRESS_TABLE, column, order_id, document) or ""
 
 
 def open_address(vault: Vault, order_id: uuid.UUID, token: str) -> ShippingAddress:
     """The clear shipping address of an order."""
     document = vault.open(ADDRESS_TABLE, ADDRESS_COLUMN, order_id, token) or "{}"
     return msgspec.json.decode(document, type=ShippingAddress)
+
+
+def _open_billing(vault: Vault, order_id: uuid.UUID, token: str | None) -> ShippingAddress | None:
+    document = vault.open(ADDRESS_TABLE, "billing_address", order_id, token)
+    return None if document is None else msgspec.json.decode(document, type=ShippingAddress)
+
+
+def seal_email(vault: Vault, order_id: uuid.UUID, email: str) -> dict[str, str | None]:
+    """The ``email_enc`` and ``email_index`` columns of an order for ``email``."""
+    return {
+        "email_enc": vault.seal(ADDRESS_TABLE, "email", order_id, email),
+        "email_index": vault.email_index(email),
+    }
+
+
+def open_email(vault: Vault, order_id: uuid.UUID, token: str | None) -> str | None:
+    """The clear e-mail of an order (None: not recorded, or erased)."""
+    return vault.open(ADDRESS_TABLE, "email", order_id, token)
 
 
 class Figures(Protocol):
@@ -61,6 +86,8 @@ class Figures(Protocol):
     def tax_total(self) -> int: ...
     @property
     def total(self) -> int: ...
+    @property
+    def prices_include_tax(self) -> bool: ...
 
 
 def order_event_data(
@@ -74,14 +101,15 @@ def order_event_data(
 ) -> dict[str, Any]:
     """The data of ``order.*`` events (ids and amounts in minor units, no personal data):
     ``{order_id, number, customer_id, status, subtotal, discount_total, shipping_total,
-    tax_total, total, currency, items: [{sku, title, quantity, unit_price, line_total,
-    discount_total, tax_rate, tax_total, total}]}``."""
+    tax_total, total, currency, prices_include_tax, items: [{sku, title, quantity,
+    unit_price, line_total, discount_total, tax_rate, tax_total, total}]}``."""
     return {
         "order_id": str(order_id), "number": number,
         "customer_id": str(customer_id) if customer_id else None, "status": status,
         "subtotal": figures.subtotal, "discount_total": figures.discount_total,
         "shipping_total": figures.shipping_total, "tax_total": figures.tax_total,
         "total": figures.total, "currency": currency,
+        "prices_include_tax": figures.prices_include_tax,
         "items": [{"sku": i.sku, "title": i.title, "quantity": i.quantity,
                    "unit_price": i.unit_price, "line_total": i.subtotal,
                    "discount_total": i.discount_total, "tax_rate": i.tax_rate,
@@ -97,17 +125,20 @@ async def _details(
     if not order_ids:
         return lines, history
     line_rows = await db.execute(
-        select(_L.order_id, _L.variant_id, _L.sku, _L.title, _L.quantity, _L.unit_price,
-               _L.subtotal, _L.discount_total, _L.tax_rate, _L.tax_total, _L.total)
+        select(_L.id, _L.order_id, _L.variant_id, _L.sku, _L.title, _L.quantity,
+               _L.unit_price, _L.subtotal, _L.discount_total, _L.tax_rate, _L.tax_total,
+               _L.total, _L.quantity_fulfilled, _L.quantity_returned)
         .where(_L.order_id.in_(order_ids))
         .order_by(_L.order_id, _L.position)
     )  # fmt: skip
     for r in line_rows:
         lines[r.order_id].append(
-            OrderLineRead(variant_id=r.variant_id, sku=r.sku, title=r.title, quantity=r.quantity,
-                          unit_price=r.unit_price, line_total=r.subtotal, subtotal=r.subtotal,
-                          discount_total=r.discount_total, tax_rate=r.tax_rate,
-                          tax_total=r.tax_total, total=r.total)
+            OrderLineRead(id=r.id, variant_id=r.variant_id, sku=r.sku, title=r.title,
+                          quantity=r.quantity, unit_price=r.unit_price, line_total=r.subtotal,
+                          subtotal=r.subtotal, discount_total=r.discount_total,
+                          tax_rate=r.tax_rate, tax_total=r.tax_total, total=r.total,
+                          quantity_fulfilled=r.quantity_fulfilled,
+                          quantity_returned=r.quantity_returned)
         )  # fmt: skip
     change_rows = await db.execute(
         select(_S.order_id, _S.from_status, _S.to_status, _S.actor_role, _S.created_at)
@@ -126,7 +157,9 @@ _ORDER = select(
     _O.id, _O.number, _O.status, _O.customer_id, _O.subtotal, _O.discount_total,
     _O.shipping_total, _O.tax_total, _O.total, _O.currency, _O.prices_include_tax,
     _O.shipping_method_id, _O.shipping_method_name, _O.shipping_tax_total,
-    _O.shipping_address_enc, _O.created_at, _O.updated_at,
+    _O.shipping_address_enc, _O.created_at, _O.updated_at, _O.payment_status,
+    _O.fulfillment_status, _O.email_enc, _O.billing_address_enc, _O.paid_total,
+    _O.refunded_total, _O.expires_at, _O.order_token_hash,
 )  # fmt: skip
 
 
@@ -134,14 +167,19 @@ async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
     lines, history = await _details(db, [r.id for r in rows])
     return [
         OrderRead(
-            id=r.id, number=r.number, status=r.status, customer_id=r.customer_id,
-            items=lines[r.id], subtotal=r.subtotal, discount_total=r.discount_total,
-            shipping_total=r.shipping_total, tax_total=r.tax_total, total=r.total,
-            currency=r.currency, prices_include_tax=bool(r.prices_include_tax),
+            id=r.id, number=r.number, status=r.status, payment_status=r.payment_status,
+            fulfillment_status=r.fulfillment_status, customer_id=r.customer_id,
+            email=open_email(vault, r.id, r.email_enc), items=lines[r.id],
+            subtotal=r.subtotal, discount_total=r.discount_total,
             shipping=shipping_read(r.shipping_method_id, r.shipping_method_name,
                                    r.shipping_total, r.shipping_tax_total),
+            shipping_total=r.shipping_total, tax_total=r.tax_total, total=r.total,
+            paid_total=r.paid_total, refunded_total=r.refunded_total, currency=r.currency,
+            prices_include_tax=bool(r.prices_include_tax), promotions=[],
             shipping_address=open_address(vault, r.id, r.shipping_address_enc),
-            status_history=history[r.id], created_at=r.created_at, updated_at=r.updated_at,
+            billing_address=_open_billing(vault, r.id, r.billing_address_enc),
+            status_history=history[r.id], expires_at=r.expires_at, created_at=r.created_at,
+            updated_at=r.updated_at,
         )
         for r in rows
     ]  # fmt: skip
@@ -154,10 +192,25 @@ async def read_order(db: Db, vault: Vault, order_id: uuid.UUID) -> OrderRead | N
     return None if row is None else (await _reads(db, vault, [row]))[0]
 
 
-async def get_order(db: Db, vault: Vault, identity: Caller, order_id: uuid.UUID) -> OrderRead:
-    """One order, for its owner or staff. Raises OrderNotFound (404) otherwise."""
+def holds_order(row: Any, identity: Caller | None, order_token: str | None) -> bool:
+    """True when the caller may see the order ``row`` (with ``customer_id`` and
+    ``order_token_hash``): staff, its customer, or anyone presenting its guest token."""
+    if identity is not None and (identity.is_staff or row.customer_id == identity.user_id):
+        return True
+    if order_token is None or row.order_token_hash is None:
+        return False
+    presented = hash_opaque_token(order_token, purpose=TOKEN_PURPOSE)
+    return opaque_tokens_equal(presented, row.order_token_hash)
+
+
+async def get_order(
+    db: Db, vault: Vault, identity: Caller | None, order_id: uuid.UUID,
+    order_token: str | None = None,
+) -> OrderRead:  # fmt: skip
+    """One order, for its owner, staff, or the guest presenting its ``order_token``.
+    Raises OrderNotFound (404) otherwise, exactly as for an order that does not exist."""
     row = (await db.execute(_ORDER.where(_O.id == order_id))).first()
-    if row is None or (not identity.is_staff and row.customer_id != identity.user_id):
+    if row is None or not holds_order(row, identity, order_token):
         raise OrderNotFound("No such order.")
     return (await _reads(db, vault, [row]))[0]
 
@@ -171,9 +224,13 @@ async def list_orders(
     customer_id: uuid.UUID | None,
     limit: int,
     cursor: str | None,
+    payment_status: PaymentStatus | None = None,
+    fulfillment_status: FulfillmentStatus | None = None,
+    email: str | None = None,
 ) -> OrderPage:
-    """Orders newest first: a customer's own, or for staff all (filters ``status`` and
-    ``customer_id``). A customer's ``customer_id`` filter can only narrow to their own.
+    """Orders newest first: a customer's own, or for staff all (filters ``status``,
+    ``payment_status``, ``fulfillment_status``, ``customer_id`` and ``email``, the exact
+    address, found by its blind index). A customer's filters can only narrow to their own.
 
     Raises InvalidInput (422) for a bad cursor.
     """
@@ -184,6 +241,12 @@ async def list_orders(
         stmt = stmt.where(_O.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(_O.status == status)
+    if payment_status is not None:
+        stmt = stmt.where(_O.payment_status == payment_status)
+    if fulfillment_status is not None:
+        stmt = stmt.where(_O.fulfillment_status == fulfillment_status)
+    if email is not None:
+        stmt = stmt.where(_O.email_index == vault.email_index(email))
     stmt = by_created_at(stmt, SORT, _O.created_at, _O.id, cursor)
     page = (await db.execute(stmt.limit(limit + 1))).all()
     items = await _reads(db, vault, page[:limit])
@@ -202,3 +265,15 @@ async def has_paid_purchase(
         .limit(1)
     )  # fmt: skip
     return row.first() is not None
+
+
+async def erase_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Account erasure step (``AccountsContext.erasure_steps``): the customer's cart goes
+    (its e-mail and addresses with it) and their orders forget the e-mail; orders keep
+    their shipping address, which the shop must keep for its accounts."""
+    await session.execute(delete(table_of(Cart)).where(table_of(Cart).c.customer_id == customer_id))
+    await session.execute(
+        update(table_of(Order))
+        .where(_O.customer_id == customer_id)
+        .values(email_enc=None, email_index=None)
+    )

@@ -12,11 +12,15 @@ from emporium.orders.schemas import OrderLineRead, OrderShippingRead
 
 
 def line_read(
-    variant_id: uuid.UUID | None, sku: str | None, title: str, line: PricedLine
+    line_id: uuid.UUID,
+    variant_id: uuid.UUID | None,
+    sku: str | None,
+    title: str,
+    line: PricedLine,
 ) -> OrderLineRead:
-    """The API shape of a priced line (``line_total`` is v1's name of ``subtotal``)."""
+    """The API shape of a new priced line (``line_total`` is v1's name of ``subtotal``)."""
     return OrderLineRead(
-        variant_id=variant_id, sku=sku, title=title, quantity=line.quantity,
+        id=line_id, variant_id=variant_id, sku=sku, title=title, quantity=line.quantity,
         unit_price=line.unit_price, line_total=line.subtotal, subtotal=line.subtotal,
         discount_total=line.discount_total, tax_rate=line.tax_rate, tax_total=line.tax_total,
         total=line.total,
@@ -24,9 +28,9 @@ def line_read(
 
 
 def line_row(line: OrderLineRead, prices_include_tax: bool) -> dict[str, Any]:
-    """The ``order_line`` columns of a line (without ids and position)."""
+    """The ``order_line`` columns of a line (without ``order_id`` and position)."""
     return {
-        "variant_id": line.variant_id, "sku": line.sku, "title": line.title,
+        "id": line.id, "variant_id": line.variant_id, "sku": line.sku, "title": line.title,
         "quantity": line.quantity, "unit_price": line.unit_price, "subtotal": line.subtotal,
         "discount_total": line.discount_total, "tax_rate": line.tax_rate,
         "tax_total": line.tax_total, "total": line.total,

@@ -1,0 +1,57 @@
+"""E-mails about guests' orders (no account): the confirmation and the cancellation.
+
+Events carry ids, never addresses: the job reads the order's sealed e-mail when it runs.
+Customers' order e-mails go to the account (``accounts.notifications``); these handlers
+leave those alone. Each message is keyed by its event and template (``mail.service.
+send_once``): a retried job never sends a second e-mail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from emporium.accounts.notifications import order_context
+from emporium.accounts.protect import AccountsContext
+from emporium.jobs.registry import JobRun, Registry
+from emporium.mail.service import send_once
+from emporium.mail.transport import Transport
+from emporium.orders.models import Order
+from emporium.orders.service import open_email
+
+TEMPLATE_OF_EVENT = {"order.created": "order_confirmation", "order.cancelled": "order_cancelled"}
+
+
+def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Callable[[JobRun], Any]:
+    async def handle(run: JobRun) -> None:
+        data: dict[str, Any] = run.payload["data"]
+        if data.get("customer_id"):
+            return  # a customer's order: the account's e-mail gets it
+        order_id = uuid.UUID(str(data["order_id"]))
+        async with run.sessionmaker() as session:
+            sealed = await session.scalar(select(Order.email_enc).where(Order.id == order_id))
+        email = open_email(ctx.vault, order_id, sealed)
+        if not email:
+            return  # no such order any more, or no e-mail recorded
+        await send_once(
+            run.sessionmaker,
+            transport,
+            key=f"{run.payload['event_id']}:{template}",
+            template=template,
+            context={"first_name": None, **order_context(data)},
+            to=email,
+            sender=run.settings.mail_from,
+        )
+
+    return handle
+
+
+def register(registry: Registry, ctx: AccountsContext, transport: Transport) -> None:
+    """Register the guest order e-mails (one job kind per template, ``mail.guest_*``)."""
+    for event_type, template in TEMPLATE_OF_EVENT.items():
+        kind = f"mail.guest_{template}"
+        registry.handle(kind, _handler(template, ctx, transport))
+        registry.subscribe(event_type, kind)

@@ -2,10 +2,12 @@
 (1-20 lines, prices 1 to 10^7 minor units, quantities, tax classes with random rates, a
 region rate that replaces the country's or not, inclusive or exclusive prices, currencies
 with 0, 2 and 3 decimals, a shipping method with or without a free-over threshold), the cart
-is priced as ``GET /carts/{id}`` prices it, ``place_order`` checks it out, and on what was
-stored every money invariant of the contract must hold: each line's equations (also CHECKs),
-the rate that applies to it, the rounding rule, the order's sums over its lines, shipping and
-its threshold, and the cart's figures equal to the order's and to the answer's.
+is priced as ``GET /carts/{id}`` prices it, the real checkout of ``POST /orders`` places it
+(``place_cart_order`` for a guest's or the customer's ``{cart_id}``, ``place_order`` for a
+customer's ``{shipping_address, ...}``), and on what was stored every money invariant of the
+contract must hold: each line's equations (also CHECKs), the rate that applies to it, the
+rounding rule, the order's sums over its lines, shipping and its threshold, and the cart's
+figures equal to the order's and to the answer's.
 
 Thousands of examples per run: one engine, shop and customer per test, each example's rows
 inserted in bulk and placed in one transaction; the conftest prints the counts at the end.
@@ -38,10 +40,10 @@ from emporium.core.db import create_engine, create_sessionmaker, table_of
 from emporium.core.keys import load_key_file
 from emporium.core.passwords import PasswordHasher
 from emporium.orders import carts as cart_service
-from emporium.orders.checkout import place_order
+from emporium.orders.checkout import place_cart_order, place_order
 from emporium.orders.models import Cart as CartRow
 from emporium.orders.models import CartItem, Order, OrderLine
-from emporium.orders.schemas import CartView, OrderCreate, OrderRead
+from emporium.orders.schemas import CartView, OrderCreate, OrderCreated, OrderRead
 from emporium.shipping.models import ShippingMethod, ShippingZone, TaxRate
 from orders.test_pricing import reference_tax
 
@@ -57,6 +59,7 @@ ADDRESS = {
 }
 CLASSES = ("standard", "reduced", "zero", "untaxed")  # "untaxed" has no rate: zero
 CURRENCIES = ("EUR", "USD", "JPY", "KWD", "BHD")  # 2, 2, 0, 3, 3 decimals
+PATHS = ("guest-cart", "customer-cart", "customer")  # POST /orders {cart_id} or {address}
 HASHER = PasswordHasher(pepper=b"p" * 32, time_cost=1, memory_cost=8, parallelism=1)
 FIGURES = ("subtotal", "discount_total", "shipping_total", "tax_total", "total")
 LINE_FIGURES = (
@@ -82,6 +85,7 @@ class Cart:
     shipping: int
     free_over: int | None
     currency: str
+    path: str
 
     def rate(self, tax_class: str) -> int:
         """The rate the contract says applies in Berlin (DE-BE) to ``tax_class``."""
@@ -113,13 +117,14 @@ def carts(draw: st.DrawFn) -> Cart:
         shipping=draw(st.integers(0, 10**5)),
         free_over=draw(st.none() | st.integers(0, 10**5) | st.integers(0, 10**9) | at_edge),
         currency=draw(st.sampled_from(CURRENCIES)),
+        path=draw(st.sampled_from(PATHS)),
     )
 
 
 @dataclass
 class Shop:
     """What every example shares: the engine, a category, the DE zone and its one method, a
-    customer and their cart (its address and method chosen once)."""
+    customer and their cart, and a guest's cart (addresses and method chosen once)."""
 
     engine: AsyncEngine
     maker: async_sessionmaker[AsyncSession]
@@ -127,7 +132,12 @@ class Shop:
     category_id: uuid.UUID
     method_id: uuid.UUID
     customer_id: uuid.UUID
-    cart_id: uuid.UUID
+    customer_cart: uuid.UUID
+    guest_cart: uuid.UUID
+
+    def cart_of(self, cart: Cart) -> uuid.UUID:
+        """The cart this example fills: the guest's or the customer's."""
+        return self.guest_cart if cart.path == "guest-cart" else self.customer_cart
 
 
 async def open_shop(url: str, key_file: Path) -> Shop:
@@ -136,7 +146,7 @@ async def open_shop(url: str, key_file: Path) -> Shop:
     ctx = build_context(config, load_key_file(key_file), hasher=HASHER)
     engine = create_engine(config)
     maker = create_sessionmaker(engine)
-    category_id, zone_id, method_id, cart_id = (uuid.uuid4() for _ in range(4))
+    category_id, zone_id, method_id, mine, guests = (uuid.uuid4() for _ in range(5))
     async with maker() as db, db.begin():
         db.add(Category(id=category_id, name="C", slug=f"c-{category_id.hex}"))
         db.add(ShippingZone(id=zone_id, name="DE", countries=["DE"], regions=[]))
@@ -154,14 +164,19 @@ async def open_shop(url: str, key_file: Path) -> Shop:
         user = await account_service.create_account(
             db, ctx, email=f"{uuid.uuid4().hex}@example.com", roles=["customer"]
         )
-        cart = CartRow(
-            id=cart_id, customer_id=user.id, currency="EUR", shipping_method_id=method_id
-        )
-        cart.shipping_address_enc = ctx.vault.seal(
-            "cart", "shipping_address", cart_id, msgspec.json.encode(ADDRESS).decode()
-        )
-        db.add(cart)
-    return Shop(engine, maker, ctx, category_id, method_id, user.id, cart_id)
+        address = msgspec.json.encode(ADDRESS).decode()
+        for cart_id, owner in ((mine, user.id), (guests, None)):
+            cart = CartRow(
+                id=cart_id,
+                customer_id=owner,
+                token_hash=None if owner else uuid.uuid4().hex,
+                currency="EUR",
+                shipping_method_id=method_id,
+            )
+            cart.email_enc = ctx.vault.seal("cart", "email", cart_id, "guest@example.com")
+            cart.shipping_address_enc = ctx.vault.seal("cart", "shipping_address", cart_id, address)
+            db.add(cart)
+    return Shop(engine, maker, ctx, category_id, method_id, user.id, mine, guests)
 
 
 async def _arrange(db: AsyncSession, shop: Shop, cart: Cart) -> list[uuid.UUID]:
@@ -189,7 +204,7 @@ async def _arrange(db: AsyncSession, shop: Shop, cart: Cart) -> list[uuid.UUID]:
     )
     await db.execute(
         update(table_of(CartRow))
-        .where(table_of(CartRow).c.id == shop.cart_id)
+        .where(table_of(CartRow).c.id == shop.cart_of(cart))
         .values(currency=cart.currency)
     )
     products = [uuid.uuid4() for _ in cart.lines]
@@ -232,7 +247,7 @@ async def _arrange(db: AsyncSession, shop: Shop, cart: Cart) -> list[uuid.UUID]:
         [
             {
                 "id": uuid.uuid4(),
-                "cart_id": shop.cart_id,
+                "cart_id": shop.cart_of(cart),
                 "variant_id": v,
                 "quantity": quantity,
                 "created_at": now + timedelta(seconds=n),
@@ -244,22 +259,32 @@ async def _arrange(db: AsyncSession, shop: Shop, cart: Cart) -> list[uuid.UUID]:
     return variants
 
 
+async def _checkout(db: AsyncSession, shop: Shop, cart: Cart, row: CartRow) -> OrderCreated:
+    """The real checkout of ``POST /orders``: ``{cart_id}`` (a guest's or the customer's
+    cart), or the customer's ``{shipping_address, shipping_method_id}`` without items."""
+    if cart.path != "customer":
+        return await place_cart_order(db, shop.ctx, row, prices_include_tax=cart.inclusive)
+    data = OrderCreate(shipping_address=AddressIn(**ADDRESS), shipping_method_id=shop.method_id)
+    return await place_order(
+        db, shop.ctx, customer_id=shop.customer_id, data=data, prices_include_tax=cart.inclusive
+    )
+
+
 async def place(shop: Shop, cart: Cart) -> None:
-    """Fill the customer's cart, price it as the cart answer does, check it out with the
-    real ``place_order``, then read back what was stored and check everything."""
+    """Fill a cart, price it as the cart answer does, check it out with the real checkout,
+    then read back what was stored and check everything."""
     async with shop.maker() as db, db.begin():
         variants = await _arrange(db, shop, cart)
-        row = await db.get(CartRow, shop.cart_id)
+        row = await db.get(CartRow, shop.cart_of(cart))
         assert row is not None
         shown = await cart_service.view(db, shop.ctx.vault, row, prices_include_tax=cart.inclusive)
-        data = OrderCreate(shipping_address=AddressIn(**ADDRESS), shipping_method_id=shop.method_id)
-        answer = await place_order(
-            db, shop.ctx, customer_id=shop.customer_id, data=data, prices_include_tax=cart.inclusive
-        )
+        answer = await _checkout(db, shop, cart, row)
     async with shop.maker() as db:
         order, lines = await _stored(db, answer.id)
-        left = await db.scalar(select(func.count()).where(CartItem.cart_id == shop.cart_id))
+        left = await db.scalar(select(func.count()).where(CartItem.cart_id == row.id))
     assert left == 0  # checked out from the cart: the cart is empty
+    assert order.customer_id == (None if cart.path == "guest-cart" else shop.customer_id)
+    assert (answer.order_token is not None) == (cart.path == "guest-cart")
     check_invariants(order, lines)
     check_contract(cart, variants, order, lines)
     check_same_figures(shown, answer, order, lines)

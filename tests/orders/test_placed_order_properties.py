@@ -1,13 +1,14 @@
 """Property tests on placed orders, on SQLite and PostgreSQL: hypothesis makes random carts
-(1-20 lines, prices 1 to 10^7 minor units, quantities, tax classes with random rates, a
-region rate that replaces the country's or not, inclusive or exclusive prices, currencies
-with 0, 2 and 3 decimals, a shipping method with or without a free-over threshold), the cart
-is priced as ``GET /carts/{id}`` prices it, the real checkout of ``POST /orders`` places it
-(``place_cart_order`` for a guest's or the customer's ``{cart_id}``, ``place_order`` for a
-customer's ``{shipping_address, ...}``), and on what was stored every money invariant of the
-contract must hold: each line's equations (also CHECKs), the rate that applies to it, the
-rounding rule, the order's sums over its lines, shipping and its threshold, and the cart's
-figures equal to the order's and to the answer's.
+(1-20 lines, prices up to the catalog's maximum of 10^10 minor units, 1-999 units, tax
+classes with random rates, a region rate that replaces the country's or not, inclusive or
+exclusive prices, currencies with 0, 2 and 3 decimals, a shipping method with or without a
+free-over threshold), the cart is priced as ``GET /carts/{id}`` prices it, the real
+checkout of ``POST /orders`` places it (``place_cart_order`` for a guest's or the
+customer's ``{cart_id}``, ``place_order`` for a customer's ``{shipping_address, ...}``), and
+on what was stored every money invariant of the contract must hold: each line's equations
+(also CHECKs), the rate that applies to it, the rounding rule, the order's sums over its
+lines, shipping and its threshold, and the cart's figures equal to the order's and to the
+answer's.
 
 Thousands of examples per run: one engine, shop and customer per test, each example's rows
 inserted in bulk and placed in one transaction; the conftest prints the counts at the end.
@@ -34,6 +35,7 @@ from emporium.accounts import service as account_service
 from emporium.accounts.protect import AccountsContext, build_context
 from emporium.accounts.schemas import AddressIn
 from emporium.catalog.models import Category, Product, Variant
+from emporium.catalog.schemas import MAX_MONEY
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.db import create_engine, create_sessionmaker, table_of
@@ -43,7 +45,7 @@ from emporium.orders import carts as cart_service
 from emporium.orders.checkout import place_cart_order, place_order
 from emporium.orders.models import Cart as CartRow
 from emporium.orders.models import CartItem, Order, OrderLine
-from emporium.orders.schemas import CartView, OrderCreate, OrderCreated, OrderRead
+from emporium.orders.schemas import MAX_QUANTITY, CartView, OrderCreate, OrderCreated, OrderRead
 from emporium.shipping.models import ShippingMethod, ShippingZone, TaxRate
 from orders.test_pricing import reference_tax
 
@@ -59,6 +61,7 @@ ADDRESS = {
 }
 CLASSES = ("standard", "reduced", "zero", "untaxed")  # "untaxed" has no rate: zero
 CURRENCIES = ("EUR", "USD", "JPY", "KWD", "BHD")  # 2, 2, 0, 3, 3 decimals
+MAX_SHIPPING = 10**12  # what the shipping-method routes take
 PATHS = ("guest-cart", "customer-cart", "customer")  # POST /orders {cart_id} or {address}
 HASHER = PasswordHasher(pepper=b"p" * 32, time_cost=1, memory_cost=8, parallelism=1)
 FIGURES = ("subtotal", "discount_total", "shipping_total", "tax_total", "total")
@@ -95,8 +98,9 @@ class Cart:
 
 
 rates_bp = st.sampled_from([0, 500, 700, 1000, 1900, 2000, 2500, 10_000]) | st.integers(0, 10_000)
+prices = st.integers(1, 10**7) | st.integers(1, MAX_MONEY)  # up to what the catalog takes
 lines = st.lists(
-    st.tuples(st.integers(1, 10**7), st.integers(1, 999), st.sampled_from(CLASSES)),
+    st.tuples(prices, st.integers(1, MAX_QUANTITY), st.sampled_from(CLASSES)),
     min_size=1,
     max_size=20,
 )
@@ -108,14 +112,14 @@ def carts(draw: st.DrawFn) -> Cart:
     exactly (or one unit either side), where ``>=`` and ``>`` differ."""
     drawn = draw(lines)
     subtotal = sum(price * quantity for price, quantity, _ in drawn)
-    at_edge = st.sampled_from([-1, 0, 1]).map(lambda d: max(0, subtotal + d))
+    at_edge = st.sampled_from([-1, 0, 1]).map(lambda d: min(MAX_SHIPPING, max(0, subtotal + d)))
     return Cart(
         lines=drawn,
         rates=draw(st.fixed_dictionaries({c: rates_bp for c in CLASSES[:3]})),
         region_standard=draw(st.none() | rates_bp),
         inclusive=draw(st.booleans()),
-        shipping=draw(st.integers(0, 10**5)),
-        free_over=draw(st.none() | st.integers(0, 10**5) | st.integers(0, 10**9) | at_edge),
+        shipping=draw(st.integers(0, 10**5) | st.integers(0, MAX_SHIPPING)),
+        free_over=draw(st.none() | st.integers(0, 10**5) | st.integers(0, MAX_SHIPPING) | at_edge),
         currency=draw(st.sampled_from(CURRENCIES)),
         path=draw(st.sampled_from(PATHS)),
     )

@@ -1,35 +1,46 @@
-"""Checkout benchmark: orders per second, Emporium against a raw ASGI + asyncpg baseline.
+"""Checkout benchmark: checkouts per second, Emporium against a raw ASGI + asyncpg baseline.
 
 One command does everything::
 
     .venv/bin/python bench/checkout.py               # seed, serve, measure, verify, clean up
     .venv/bin/python bench/checkout.py --keep-db     # ... and keep the database
     .venv/bin/python bench/checkout.py --profile     # + py-spy on one Emporium worker
+    .venv/bin/python bench/checkout.py --only direct,baseline --duration 8 --warmup 2
 
-1. a fresh ``emporium_bench_checkout`` database (``emporium db upgrade``), one category,
-   ``--products`` (300) generated products with one variant each and ``--stock``
-   (1,000,000) units, plus ``--scarce`` (4) products whose variant has ``--scarce-stock``
-   (10) units; the initial stock is written to the ledger as ``received`` movements;
-2. ``emporium serve --workers 2``, a customer registered and signed in through the API
-   (``POST /api/v1/auth/register`` + ``/auth/login``; a new access token before each load,
-   since they last 10 minutes), and the baseline (``bench/checkout_baseline.py``: same
-   uvicorn, uvloop and httptools, 2 workers, the same transaction on the raw driver);
-3. for each server in turn, on freshly reset stock: ``wrk`` (32 connections, 2 threads,
-   ``bench/checkout_orders.lua``: random 3-line orders of distinct variants, 1-3 units per
-   line, a scarce variant in ``--scarce-share`` (8%) of them, so that scarce stock runs out
-   and 409s happen) for a warm-up, then stock reset again, then the measured run;
+1. a fresh ``emporium_bench_checkout`` database (``emporium db upgrade``) priced in EUR:
+   one category, ``--products`` (300) generated products with one variant each and
+   ``--stock`` (1,000,000) units, plus ``--scarce`` (4) products whose variant has
+   ``--scarce-stock`` (10) units; every fourth product in tax class ``reduced``, the others
+   ``standard``; weights 200-1,550 g; the initial stock written to the ledger as
+   ``received`` movements; a shipping zone (DE, AT) with one flat-rate method (4.90, free
+   from 2,000.00, up to 50 kg, tax class ``standard``) and the German rates (standard 19 %,
+   reduced 7 %), so every order computes tax per line and on shipping;
+2. ``emporium serve --workers 2`` with the rate limits that would refuse the load lifted
+   (``RATE_LIMITS_LIFTED``: the bench is one client address placing thousands of orders),
+   customers registered and signed in through the API (one per connection for the cart
+   scenarios; new access tokens before each scenario, since they last 10 minutes), and the
+   baseline (``bench/checkout_baseline.py``: same uvicorn, uvloop and httptools, 2 workers,
+   the same order transaction on the raw driver);
+3. per scenario, on freshly reset stock: ``wrk`` for a warm-up, then stock reset again,
+   then the measured run. ``direct`` and ``baseline``: ``POST /orders`` with 3 lines, the
+   address and the method in one request (``bench/checkout_orders.lua``); ``customer``,
+   ``customer_v1`` and ``guest``: whole checkouts through a cart, one chain of requests per
+   checkout (``bench/checkout_flows.lua``, one wrk thread per connection);
 4. after every run, the database is checked: for every variant, initial stock - current
    stock == units in order lines == -(sum of its ``sale`` movements); no stock below 0;
    no two sales of a variant leaving the same stock; every order has its lines, its status
-   row and total = sum of lines; orders in the database == 201s wrk counted (up to the
-   requests in flight when wrk stopped);
-5. a table (orders/s, requests/s, p50, p99, 201/409/other, oversold units, CPU per order),
-   the bars of the issue (Emporium >= 20% of the baseline's orders/s, zero oversold units),
+   row, a shipping method, tax, and figures that add up (subtotal = sum of line subtotals,
+   tax = lines' tax + shipping tax, total = subtotal - discounts + shipping + tax); orders
+   in the database == orders wrk saw answered 201 (up to the requests in flight when wrk
+   stopped);
+5. a table (checkouts/s, requests/s, ms per request, p50, p99, 201/409/other, oversold
+   units, CPU per request and per checkout), the ratios Emporium / baseline and the bars of
+   the issue (``direct`` >= 20% of the baseline's orders/s, zero oversold units),
    ``bench/results/checkout.json``.
 
-Exit status 1 when a unit was oversold, the ledger disagrees, a response was neither 201 nor
-409, a socket error happened, or the database and wrk disagree; the throughput bar is
-reported, not asserted.
+Exit status 1 when a unit was oversold, the ledger or the figures disagree, a response had
+a status its step does not expect, a socket error happened, or the database and wrk
+disagree; the throughput bar is reported, not asserted.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -50,6 +62,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,14 +89,46 @@ from catalog_reads import (
 
 DEFAULT_DB = "emporium_bench_checkout"
 LUA = BENCH / "checkout_orders.lua"
+FLOWS_LUA = BENCH / "checkout_flows.lua"
 BAR_RATIO = 0.20  # Emporium's orders/s >= 20% of the baseline's
+CURRENCY = "EUR"
 ADDRESS = {
     "name": "Bench Buyer",
     "line1": "1 Load Street",
     "city": "Berlin",
     "postal_code": "10115",
     "country": "DE",
-}  # the address checkout_orders.lua sends
+}  # the address both wrk scripts send
+TAX_RATES = (("DE", "standard", 1900), ("DE", "reduced", 700))  # (country, class, rate_bp)
+SHIPPING = {
+    "name": "DHL Paket",
+    "carrier": "DHL",
+    "price": 490,
+    "free_over": 200_000,
+    "max_weight_grams": 50_000,
+    "tax_class": "standard",
+}  # the one method: 4.90, free from 2,000.00 (some orders), up to 50 kg
+RATE_LIMITS_LIFTED = {
+    "EMPORIUM_RATE_LIMIT_GENERAL": "",  # wrk is one client address
+    "EMPORIUM_RATE_LIMIT_CHECKOUT": "",  # 10/minute per customer otherwise
+    "EMPORIUM_RATE_LIMIT_CART": "",  # cart writes: 60/minute per customer or guest address
+    "EMPORIUM_RATE_LIMIT_REGISTER": "",  # one customer per connection
+    "EMPORIUM_RATE_LIMIT_LOGIN": "",  # signed in again before each scenario
+    "EMPORIUM_RATE_LIMIT_LOGIN_ACCOUNT": "",
+}
+BACKGROUND_WORK_OFF = {
+    "EMPORIUM_JOBS_EMBEDDED": "false",  # no order e-mails and webhooks in the server's CPU
+}  # --emporium-env EMPORIUM_JOBS_EMBEDDED=true puts them back (mail goes to a temp dir)
+SCENARIOS = ("direct", "baseline", "customer", "customer_v1", "guest")
+EXPECTED = {
+    "direct": {201, 409},
+    "baseline": {201, 409},
+    "create": {201},
+    "item": {200, 201},  # /carts/{id}/items answers 200, v1's /cart/items 201
+    "patch": {200},
+    "order": {201, 409},
+    "clear": {204},
+}  # statuses each step may answer; anything else fails the run
 
 
 class _OneCategory(dict[tuple[str, ...], uuid.UUID]):
@@ -103,8 +148,10 @@ class _OneCategory(dict[tuple[str, ...], uuid.UUID]):
 async def fill_catalog(
     pg: str, database: str, *, products: int, stock: int, scarce: int, scarce_stock: int
 ) -> dict[str, Any]:
-    """One category, ``products + scarce`` published products with one variant each; the
-    initial stock also as ``received`` ledger rows. Rows from ``seed.generate_rows``."""
+    """One category, ``products + scarce`` published products with one variant each (every
+    fourth product in tax class ``reduced``; weights 200-1,550 g), priced in ``CURRENCY``;
+    the initial stock also as ``received`` ledger rows; the shipping zone, its method and
+    the tax rates. Rows from ``seed.generate_rows``. Returns facts and ``method_id``."""
     import seed
 
     conn = await asyncpg.connect(seed.dsn(pg, database))
@@ -120,12 +167,29 @@ async def fill_catalog(
         (p_cols, p_rows), (t_cols, t_rows), (v_cols, v_rows) = seed.generate_rows(
             products + scarce, _OneCategory(category_id), set(), prefix="checkout"
         )
-        published = p_cols.index("published")
-        p_rows = [(*r[:published], True, *r[published + 1 :]) for r in p_rows]
+        if "tax_class" not in p_cols:
+            p_cols = [*p_cols, "tax_class"]
+            p_rows = [(*r, "standard") for r in p_rows]
+        p_rows = [
+            _replace(
+                p_cols,
+                r,
+                published=True,
+                currency=CURRENCY,
+                tax_class="reduced" if n % 4 == 3 else "standard",
+            )
+            for n, r in enumerate(p_rows)
+        ]
         position, stock_col = v_cols.index("position"), v_cols.index("stock")
         first = [r for r in v_rows if r[position] == 0]  # one variant per product
         variants = [
-            (*r[:stock_col], stock if n < products else scarce_stock, *r[stock_col + 1 :])
+            _replace(
+                v_cols,
+                r,
+                stock=stock if n < products else scarce_stock,
+                currency=CURRENCY,
+                weight_grams=200 + 150 * (n % 10),
+            )
             for n, r in enumerate(first)
         ]
         id_col = v_cols.index("id")
@@ -133,6 +197,7 @@ async def fill_catalog(
             (uuid.uuid4(), r[id_col], "received", r[stock_col], r[stock_col], "bench seed", now)
             for r in variants
         ]
+        zone_id, method_id = uuid.uuid4(), uuid.uuid4()
         async with conn.transaction():
             await conn.copy_records_to_table("product", records=p_rows, columns=p_cols)
             await conn.copy_records_to_table("product_tag", records=t_rows, columns=t_cols)
@@ -150,10 +215,51 @@ async def fill_catalog(
                     "created_at",
                 ],
             )
+            await conn.execute(
+                "INSERT INTO shipping_zone (id, name, countries, regions, created_at, "
+                "updated_at) VALUES ($1, 'Germany and Austria', $2::json, '[]'::json, $3, $3)",
+                zone_id,
+                json.dumps(["DE", "AT"]),
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO shipping_method (id, zone_id, name, carrier, price, currency, "
+                "free_over, min_weight_grams, max_weight_grams, tax_class, active, "
+                "delivery_days_min, delivery_days_max, created_at, updated_at) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, true, 1, 3, $10, $10)",
+                *(method_id, zone_id, SHIPPING["name"], SHIPPING["carrier"], SHIPPING["price"]),
+                *(CURRENCY, SHIPPING["free_over"], SHIPPING["max_weight_grams"]),
+                *(SHIPPING["tax_class"], now),
+            )
+            await conn.executemany(
+                "INSERT INTO tax_rate (id, country, region, tax_class, rate_bp, name, "
+                "created_at, updated_at) VALUES ($1, $2, '', $3, $4, $5, $6, $6)",
+                [
+                    (uuid.uuid4(), country, tax_class, rate, f"{country} {tax_class}", now)
+                    for country, tax_class, rate in TAX_RATES
+                ],
+            )
         await conn.execute("VACUUM ANALYZE")
-        return {"products": len(p_rows), "variants": len(variants), "scarce": scarce}
+        return {
+            "products": len(p_rows),
+            "variants": len(variants),
+            "scarce": scarce,
+            "reduced_rate_products": sum(1 for n in range(len(p_rows)) if n % 4 == 3),
+            "currency": CURRENCY,
+            "tax_rates": [list(r) for r in TAX_RATES],
+            "shipping_method": {"id": str(method_id), **SHIPPING},
+            "method_id": str(method_id),
+        }
     finally:
         await conn.close()
+
+
+def _replace(columns: list[str], row: tuple[Any, ...], **values: Any) -> tuple[Any, ...]:
+    """``row`` (in ``columns`` order) with the named columns set."""
+    changed = list(row)
+    for name, value in values.items():
+        changed[columns.index(name)] = value
+    return tuple(changed)
 
 
 def prepare_database(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,12 +314,14 @@ async def variant_ids(pg: str, database: str, scarce_below: int) -> tuple[list[s
 
 
 async def reset_stock(pg: str, database: str) -> None:
-    """Back to the seeded state: no orders, no sales, every variant at its received stock."""
+    """Back to the seeded state: no orders, carts, events or sales, every variant at its
+    received stock."""
     conn = await _connect(pg, database)
     try:
         async with conn.transaction():
             await conn.execute(
-                "TRUNCATE customer_order, order_line, order_status_change, idempotency_key"
+                "TRUNCATE customer_order, order_line, order_status_change, idempotency_key, "
+                "cart, cart_item, outbox_event, job"
             )
             await conn.execute("DELETE FROM stock_movement WHERE kind <> 'received'")
             await conn.execute(
@@ -248,6 +356,21 @@ LEFT JOIN sold AS o ON o.variant_id = v.id
 """
 
 
+BAD_FIGURES = """
+SELECT count(*) FROM customer_order AS o
+JOIN (
+    SELECT order_id, sum(subtotal) AS subtotal, sum(discount_total) AS discount_total,
+           sum(tax_total) AS tax_total, sum(total) AS total
+    FROM order_line GROUP BY order_id
+) AS l ON l.order_id = o.id
+WHERE o.subtotal <> l.subtotal OR o.discount_total <> l.discount_total
+   OR o.tax_total <> l.tax_total + o.shipping_tax_total
+   OR o.total <> o.subtotal - o.discount_total + o.shipping_total + o.tax_total
+   OR o.total <> l.total + o.shipping_total + o.shipping_tax_total
+   OR o.prices_include_tax
+"""  # the bench's prices exclude tax: total = goods + shipping + every tax
+
+
 async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]:
     """Check the stock, the ledger and the orders; return counts and what is wrong."""
     conn = await _connect(pg, database)
@@ -256,9 +379,12 @@ async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]
         orders = await conn.fetchval("SELECT count(*) FROM customer_order")
         lines = await conn.fetchval("SELECT count(*) FROM order_line")
         status_rows = await conn.fetchval("SELECT count(*) FROM order_status_change")
-        bad_totals = await conn.fetchval(
-            "SELECT count(*) FROM customer_order AS o WHERE o.total <> o.subtotal OR o.total <> "
-            "(SELECT coalesce(sum(l.total), 0) FROM order_line AS l WHERE l.order_id = o.id)"
+        bad_totals = await conn.fetchval(BAD_FIGURES)
+        untaxed = await conn.fetchval(
+            "SELECT count(*) FROM customer_order WHERE tax_total = 0 OR shipping_method_id IS NULL"
+        )
+        free_shipping = await conn.fetchval(
+            "SELECT count(*) FROM customer_order WHERE shipping_total = 0"
         )
         bad_line_counts = await conn.fetchval(
             "SELECT count(*) FROM customer_order AS o WHERE "
@@ -294,7 +420,9 @@ async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]
     if status_rows != orders:
         problems.append(f"{orders} orders but {status_rows} status rows")
     if bad_totals:
-        problems.append(f"{bad_totals} orders whose total is not the sum of their lines")
+        problems.append(f"{bad_totals} orders whose figures do not add up (see BAD_FIGURES)")
+    if untaxed:
+        problems.append(f"{untaxed} orders without tax or without a shipping method")
     if bad_line_counts:
         problems.append(f"{bad_line_counts} orders without {lines_per_order} lines")
     if orphan_sales:
@@ -306,6 +434,7 @@ async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]
         "oversold_units": oversold,
         "negative_stock_variants": sum(1 for r in rows if r["stock"] < 0),
         "sold_out_variants": sum(1 for r in rows if r["stock"] == 0),
+        "free_shipping_orders": free_shipping,
         "problems": problems,
     }
 
@@ -338,21 +467,35 @@ async def sealed_lengths(pg: str, database: str) -> list[int]:
 # --------------------------------------------------------------------------- HTTP
 
 
-def post_json(url: str, body: Any, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
+def send(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One JSON request; (status, decoded body or the raw start of it)."""
+    sent = {"Content-Type": "application/json", **(headers or {})}
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        sent["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 (our http URL)
-        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+        url, data=data, headers=sent, method=method
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as exc:
         raw = exc.read()
         with contextlib.suppress(ValueError):
             return exc.code, json.loads(raw)
         return exc.code, raw[:500]
+
+
+def post_json(url: str, body: Any, token: str | None = None) -> tuple[int, Any]:
+    return send("POST", url, body, token=token)
 
 
 class Customer:
@@ -378,46 +521,171 @@ class Customer:
         return str(body["access_token"])
 
 
-def order_body(ids: list[str], quantity: int = 1) -> dict[str, Any]:
+def sign_in_all(customers: list[Customer], path: Path) -> Path:
+    """Fresh access tokens of ``customers``, one a line in ``path`` (wrk thread n uses line
+    n + 1); signed in 8 at a time."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        tokens = list(pool.map(Customer.token, customers))
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def order_body(ids: list[str], method_id: str, quantity: int = 1) -> dict[str, Any]:
     return {
         "items": [{"variant_id": v, "quantity": quantity} for v in ids],
         "shipping_address": ADDRESS,
+        "shipping_method_id": method_id,
     }
+
+
+MONEY = (
+    *("status", "payment_status", "fulfillment_status", "items", "subtotal", "discount_total"),
+    *("shipping_total", "tax_total", "total", "paid_total", "refunded_total", "currency"),
+    *("prices_include_tax", "shipping", "promotions"),
+)  # what two answers to the same order must agree on (lines: but for their ids)
+
+
+def _compare(ours: dict[str, Any], theirs: dict[str, Any], what: str, keys: bool) -> None:
+    """Raise BenchError unless two order answers agree on ``MONEY`` (and, with ``keys``, on
+    their key sets, their lines', their shipping's and their status history's)."""
+    if keys:
+        pairs = [(ours, theirs, "order")]
+        pairs += [(ours["items"][0], theirs["items"][0], "line")]
+        pairs += [(ours["shipping"] or {}, theirs["shipping"] or {}, "shipping")]
+        pairs += [(ours["status_history"][0], theirs["status_history"][0], "status change")]
+        for a, b, name in pairs:
+            if set(a) != set(b):
+                raise BenchError(f"{what}: {name} keys differ: {sorted(a)} vs {sorted(b)}")
+    for key in MONEY:
+        a, b = ours[key], theirs[key]
+        if key == "items":  # every line has its own id
+            a = [{k: v for k, v in line.items() if k != "id"} for line in a]
+            b = [{k: v for k, v in line.items() if k != "id"} for line in b]
+        if a != b:
+            raise BenchError(f"{what} differ in {key}: {a!r} vs {b!r}")
+
+
+def cart_checkout(
+    base: str, ids: list[str], method_id: str, token: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One checkout through ``/carts`` as the flows script does it, as a guest (``token``
+    None) or a customer; (cart answer after the PATCH, order answer)."""
+    status, cart = send("POST", f"{base}{API}/carts", {}, token=token)
+    if status != 201 or (token is None and not cart.get("token")):
+        raise BenchError(f"POST /carts answered {status}: {cart!r}")
+    held = {} if token else {"Cart-Token": cart["token"]}
+    url = f"{base}{API}/carts/{cart['id']}"
+    for variant_id in ids:
+        status, body = send(
+            "POST",
+            f"{url}/items",
+            {"variant_id": variant_id, "quantity": 1},
+            token=token,
+            headers=held,
+        )
+        if status != 200:
+            raise BenchError(f"POST /carts/{{id}}/items answered {status}: {body!r}")
+    change: dict[str, Any] = {"shipping_address": ADDRESS, "shipping_method_id": method_id}
+    if token is None:
+        change["email"] = "guest@bench.example.com"
+    status, view = send("PATCH", url, change, token=token, headers=held)
+    if status != 200:
+        raise BenchError(f"PATCH /carts/{{id}} answered {status}: {view!r}")
+    status, order = send(
+        "POST", f"{base}{API}/orders", {"cart_id": cart["id"]}, token=token, headers=held
+    )
+    if status == 422 and "cart_id" in json.dumps(order):
+        raise BenchError(
+            f"POST /orders does not take {{cart_id}} yet ({order.get('detail')!r}): the "
+            "guest and customer cart scenarios need it; --only direct,baseline,customer_v1 "
+            "runs without them"
+        )
+    if status != 201:
+        raise BenchError(f"POST /orders {{cart_id}} answered {status}: {order!r}")
+    return view, order
+
+
+def v1_checkout(base: str, ids: list[str], method_id: str, token: str) -> dict[str, Any]:
+    """One checkout through v1's ``/cart``: lines, then ``POST /orders`` of the cart."""
+    for variant_id in ids:
+        status, body = send(
+            "POST",
+            f"{base}{API}/cart/items",
+            {"variant_id": variant_id, "quantity": 1},
+            token=token,
+        )
+        if status != 201:
+            raise BenchError(f"POST /cart/items answered {status}: {body!r}")
+    body = {"shipping_address": ADDRESS, "shipping_method_id": method_id}
+    status, order = send("POST", f"{base}{API}/orders", body, token=token)
+    if status != 201:
+        raise BenchError(f"POST /orders (v1 cart) answered {status}: {order!r}")
+    return dict(order)
 
 
 def sanity_checks(
     emporium: Server,
     baseline: Server,
-    customer: Customer,
+    buyer: Customer,
+    shoppers: list[Customer],
     plenty: list[str],
     scarce: list[str],
+    method_id: str,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Both servers take the same order with the same lines and refuse a short one with 409
-    ``insufficient_stock``; the ledger holds after it. Returns facts for the report."""
-    token = customer.token()
+    """Both servers take the same order with the same lines and the same figures (tax and
+    shipping computed), and refuse a short one with 409 ``insufficient_stock``; every cart
+    scenario run places an order with those figures too; the ledger holds after it. Returns
+    facts for the report."""
+    token = buyer.token()
     ours_url, theirs_url = f"{emporium.base}{API}/orders", f"{baseline.base}/orders"
     ids = plenty[: args.lines]
-    s1, ours = post_json(ours_url, order_body(ids), token)
-    s2, theirs = post_json(theirs_url, order_body(ids), token)
+    s1, ours = post_json(ours_url, order_body(ids, method_id), token)
+    s2, theirs = post_json(theirs_url, order_body(ids, method_id), token)
     if s1 != 201 or s2 != 201:
         raise BenchError(f"order answered {s1} (emporium) / {s2} (baseline): {ours!r} {theirs!r}")
-    if set(ours) != set(theirs):
-        raise BenchError(f"order documents differ in keys: {sorted(ours)} vs {sorted(theirs)}")
-    for key in ("status", "customer_id", "items", "subtotal", "total", "currency"):
+    _compare(ours, theirs, "Emporium's and the baseline's orders", keys=True)
+    for key in ("customer_id", "email", "billing_address", "expires_at"):
         if ours[key] != theirs[key]:
-            raise BenchError(f"order documents differ in {key}: {ours[key]!r} vs {theirs[key]!r}")
+            raise BenchError(f"the orders differ in {key}: {ours[key]!r} vs {theirs[key]!r}")
+    if not ours["tax_total"] or not ours["shipping"] or ours["shipping"]["method_id"] != method_id:
+        raise BenchError(f"the order computed no tax or no shipping: {ours!r}")
     if {k: v for k, v in ours["shipping_address"].items() if v is not None} != ADDRESS:
         raise BenchError(f"unexpected shipping address {ours['shipping_address']!r}")
-    short = order_body([scarce[0], *plenty[: args.lines - 1]], quantity=args.scarce_stock + 1)
+    short = order_body(
+        [scarce[0], *plenty[: args.lines - 1]], method_id, quantity=args.scarce_stock + 1
+    )
     for url in (ours_url, theirs_url):
         status, body = post_json(url, short, token)
         if status != 409 or body.get("code") != "insufficient_stock":
             raise BenchError(f"{url} answered {status} to a short order: {body!r}")
+    placed = 2
+    facts: dict[str, Any] = {"order": {k: ours[k] for k in MONEY if k != "items"}}
+    if "guest" in args.only:
+        view, order = cart_checkout(emporium.base, ids, method_id, None)
+        _compare(order, ours, "the guest's and the customer's orders of the same lines", False)
+        if not order.get("order_token") or order["customer_id"] is not None:
+            raise BenchError(f"the guest's order has no order_token or a customer: {order!r}")
+        if view["total"] != order["total"]:
+            raise BenchError(f"the guest's cart showed {view['total']}, the order {order['total']}")
+        facts["guest_order_keys"] = sorted(order)
+        placed += 1
+    if "customer" in args.only:
+        shopper = shoppers[0].token()
+        view, order = cart_checkout(emporium.base, ids, method_id, shopper)
+        _compare(order, ours, "the customer's cart order and the direct order", False)
+        if view["total"] != order["total"]:
+            raise BenchError(f"the cart showed {view['total']}, the order {order['total']}")
+        placed += 1
+    if "customer_v1" in args.only:
+        order = v1_checkout(emporium.base, ids, method_id, shoppers[-1].token())
+        _compare(order, ours, "the v1 cart order and the direct order", False)
+        placed += 1
     checked = asyncio.run(verify(args.pg, args.db, args.lines))
-    if checked["orders"] != 2 or checked["problems"] or checked["oversold_units"]:
-        raise BenchError(f"after two orders and two refused ones: {checked!r}")
-    return {"sealed_address_lengths": asyncio.run(sealed_lengths(args.pg, args.db))}
+    if checked["orders"] != placed or checked["problems"] or checked["oversold_units"]:
+        raise BenchError(f"after {placed} orders and two refused ones: {checked!r}")
+    facts["sealed_address_lengths"] = asyncio.run(sealed_lengths(args.pg, args.db))
+    return facts
 
 
 # --------------------------------------------------------------------------- runs
@@ -440,68 +708,104 @@ def wait_quiet(args: argparse.Namespace) -> float:
     return background
 
 
-def load(
-    server: Server, files: tuple[Path, Path], token: str, seconds: float, args: argparse.Namespace
-) -> tuple[dict[str, Any], str]:
-    url = f"{server.base}{API}/orders" if server.name == "emporium" else f"{server.base}/orders"
-    return wrk(
-        url,
-        files[0],
-        seconds=seconds,
-        connections=args.connections,
-        threads=args.threads,
-        script=LUA,
-        script_args=[
-            str(files[0]),
-            str(files[1]),
-            str(args.scarce_share),
-            token,
-            str(args.lines),
-            str(args.max_quantity),
-        ],
-    )
+class Scenario:
+    """One measured load: ``name``, the server it loads, and how wrk is driven."""
+
+    def __init__(self, name: str, server: Server, auth: Any, what: str) -> None:
+        self.name, self.server, self.what = name, server, what
+        self.auth = auth  # () -> the access token (direct), the tokens file, or None (guest)
+        self.flow = name not in ("direct", "baseline")
+
+    def load(
+        self, files: tuple[Path, Path], method_id: str, seconds: float, args: argparse.Namespace
+    ) -> tuple[dict[str, Any], str]:
+        """One wrk run; the result has ``statuses`` and, for flows, ``steps``."""
+        if not self.flow:
+            path = f"{API}/orders" if self.server.name == "emporium" else "/orders"
+            script_args = [str(files[0]), str(files[1]), str(args.scarce_share), self.auth()]
+            script_args += [str(args.lines), str(args.max_quantity), method_id]
+            return wrk(
+                f"{self.server.base}{path}",
+                files[0],
+                seconds=seconds,
+                connections=args.connections,
+                threads=args.threads,
+                script=LUA,
+                script_args=script_args,
+            )
+        auth = "-" if self.auth is None else str(self.auth())
+        script_args = [str(files[0]), str(files[1]), str(args.scarce_share), self.name, auth]
+        script_args += [method_id, str(args.lines), str(args.max_quantity)]
+        result, output = wrk(
+            self.server.base,
+            files[0],
+            seconds=seconds,
+            connections=args.connections,
+            threads=args.connections,
+            script=FLOWS_LUA,
+            script_args=script_args,
+        )
+        match = re.search(r"^BENCH_RESULT (\{.*\})$", output, re.MULTILINE)
+        assert match is not None  # wrk() found it
+        result["steps"] = json.loads(match.group(1))["steps"]
+        return result, output
+
+    def tally(self, result: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
+        """(orders placed, orders refused with 409, unexpected answers by step:status)."""
+        if not self.flow:
+            statuses = {str(k): v for k, v in result.get("statuses", {}).items()}
+            steps = {f"{self.name}:{k}": v for k, v in statuses.items()}
+        else:
+            steps = result["steps"]
+        unexpected = {}
+        for key, n in steps.items():
+            step, _, status = key.partition(":")
+            if int(status) not in EXPECTED[step if self.flow else self.name]:
+                unexpected[key] = n
+        order = "order" if self.flow else self.name
+        return steps.get(f"{order}:201", 0), steps.get(f"{order}:409", 0), unexpected
 
 
-def run_server(
-    server: Server,
-    token_for_run: Any,
-    files: tuple[Path, Path],
-    args: argparse.Namespace,
+def run_scenario(
+    scenario: Scenario, files: tuple[Path, Path], method_id: str, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Warm-up and measured run on freshly reset stock, each followed by the checks."""
     failures: list[str] = []
+    server, name = scenario.server, scenario.name
     asyncio.run(reset_stock(args.pg, args.db))
     server.wait_idle()
     background = wait_quiet(args)
-    print(f"  {server.name:<9} warm-up {args.warmup:g} s ...", end="", flush=True)
-    warm, _ = load(server, files, token_for_run(), args.warmup, args)
+    print(f"  {name:<11} warm-up {args.warmup:g} s ...", end="", flush=True)
+    warm, _ = scenario.load(files, method_id, args.warmup, args)
     server.wait_idle()
     warm_check = asyncio.run(verify(args.pg, args.db, args.lines))
     if warm_check["oversold_units"] or warm_check["problems"]:
-        failures.append(f"{server.name} warm-up: {warm_check['problems'][:5]}")
+        failures.append(f"{name} warm-up: {warm_check['problems'][:5]}")
     asyncio.run(reset_stock(args.pg, args.db))
     server.wait_idle()
-    token = token_for_run()
     print(f" measuring {args.duration:g} s ...", end="", flush=True)
     assert server.proc is not None
     sessions_before = asyncio.run(db_sessions(args.pg, args.db))
     xacts_before = asyncio.run(db_transactions(args.pg, args.db))
     with CpuAccounting(server.proc.pid) as cpu:
-        result, output = load(server, files, token, args.duration, args)
+        result, output = scenario.load(files, method_id, args.duration, args)
     result["drain_s"] = round(server.wait_idle(), 1)
     time.sleep(1.5)  # PostgreSQL flushes its statistics at most once a second
     sessions_after = asyncio.run(db_sessions(args.pg, args.db))
     xacts_after = asyncio.run(db_transactions(args.pg, args.db))
     checked = asyncio.run(verify(args.pg, args.db, args.lines))
 
-    statuses: dict[int, int] = result.pop("statuses", {})
-    created, conflicts = statuses.get(201, 0), statuses.get(409, 0)
-    others = {code: n for code, n in statuses.items() if code not in (201, 409)}
+    created, conflicts, unexpected = scenario.tally(result)
+    requests = max(1, result["requests"])
     result.update(
-        orders_per_s=round(created / result["seconds"], 1),
+        scenario=name,
+        server=server.name,
+        what=scenario.what,
+        checkouts_per_s=round(created / result["seconds"], 1),
         created_201=created,
         conflicts_409=conflicts,
-        other_statuses={str(k): v for k, v in sorted(others.items())},
+        requests_per_checkout=round(result["requests"] / max(1, created), 2),
+        unexpected=unexpected,
         background_cpu_pct=background,
         other_cpu_pct=cpu.other_pct,
         db_connections_opened=(
@@ -509,12 +813,10 @@ def run_server(
             if sessions_before is None or sessions_after is None
             else sessions_after - sessions_before
         ),
-        server_cpu_ms_per_request=round(
-            1000 * cpu.seconds["server"] / max(1, result["requests"]), 3
-        ),
-        postgres_cpu_ms_per_request=round(
-            1000 * cpu.seconds["postgres"] / max(1, result["requests"]), 3
-        ),
+        server_cpu_ms_per_request=round(1000 * cpu.seconds["server"] / requests, 3),
+        postgres_cpu_ms_per_request=round(1000 * cpu.seconds["postgres"] / requests, 3),
+        server_cpu_ms_per_checkout=round(1000 * cpu.seconds["server"] / max(1, created), 3),
+        postgres_cpu_ms_per_checkout=round(1000 * cpu.seconds["postgres"] / max(1, created), 3),
         warmup={
             "requests": warm["requests"],
             "orders": warm_check["orders"],
@@ -527,40 +829,39 @@ def run_server(
         result["db_rollbacks"] = xacts_after[1] - xacts_before[1]
     in_flight = checked["orders"] - created
     result["orders_committed_after_wrk_stopped"] = in_flight
-    if others or result["socket_errors"]:
+    if unexpected or result["socket_errors"]:
         failures.append(
-            f"{server.name}: statuses {result['other_statuses']} besides 201/409, "
+            f"{name}: unexpected answers {unexpected} (step:status), "
             f"{result['socket_errors']} socket errors/timeouts"
         )
     if checked["oversold_units"]:
-        failures.append(f"{server.name}: {checked['oversold_units']} units oversold")
+        failures.append(f"{name}: {checked['oversold_units']} units oversold")
     if checked["problems"]:
-        failures.append(f"{server.name}: ledger/orders disagree: {checked['problems'][:5]}")
+        failures.append(f"{name}: ledger/orders disagree: {checked['problems'][:5]}")
     if not 0 <= in_flight <= args.connections:
         failures.append(
-            f"{server.name}: {checked['orders']} orders in the database but wrk saw "
+            f"{name}: {checked['orders']} orders in the database but wrk saw "
             f"{created} 201s (at most {args.connections} may be in flight at the stop)"
         )
-    if created + conflicts != result["requests"]:
-        failures.append(f"{server.name}: 201s + 409s + others != requests")
     result["failures"] = failures
     (RESULTS / "wrk").mkdir(exist_ok=True)
-    (RESULTS / "wrk" / f"checkout-{server.name}.txt").write_text(output)
+    (RESULTS / "wrk" / f"checkout-{name}.txt").write_text(output)
     flag = f"  !!! {'; '.join(failures)}" if failures else ""
     if cpu.other_pct > BUSY_WARNING_PCT:
         flag += f"  (other processes used {cpu.other_pct:.0f}% of the machine meanwhile)"
     print(
-        f" {result['orders_per_s']:>7.1f} orders/s  p50 {result['p50_ms']:>6.1f} ms  "
-        f"p99 {result['p99_ms']:>6.1f} ms  409s {conflicts}{flag}",
+        f" {result['checkouts_per_s']:>7.1f} checkouts/s  {result['rps']:>7.1f} req/s  "
+        f"p50 {result['p50_ms']:>6.1f} ms  p99 {result['p99_ms']:>6.1f} ms  409s {conflicts}"
+        f"{flag}",
         flush=True,
     )
     return result
 
 
 def profile(
-    server: Server, token: str, files: tuple[Path, Path], args: argparse.Namespace
+    server: Server, token: str, files: tuple[Path, Path], method_id: str, args: argparse.Namespace
 ) -> Path | None:
-    """py-spy on one Emporium worker under the same load (a separate, unreported run)."""
+    """py-spy on one Emporium worker under the ``direct`` load (a separate, unreported run)."""
     pyspy = Path(sys.executable).parent / "py-spy"
     if not pyspy.exists():
         found = shutil.which("py-spy")
@@ -582,6 +883,7 @@ def profile(
             cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds + 2}s"]
             cmd += ["--timeout", "30s", "-s", str(LUA), url, "--", str(files[0]), str(files[1])]
             cmd += [str(args.scarce_share), token, str(args.lines), str(args.max_quantity)]
+            cmd += [method_id]
             background = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
         try:
             time.sleep(1)
@@ -605,42 +907,71 @@ def profile(
 def report(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     lines = [
         "",
-        f"{'server':<10} {'orders/s':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'201':>7} {'409':>6} {'other':>5} {'oversold':>8} {'app ms':>7} {'db ms':>6} "
-        f"{'conns':>5} {'other%':>6}",
-        "-" * 104,
+        f"{'scenario':<12} {'co/s':>7} {'req/s':>7} {'req/co':>6} {'ms/req':>7} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'201':>6} {'409':>5} {'other':>5} {'oversold':>8} {'app/req':>7} "
+        f"{'db/req':>6} {'app/co':>7} {'db/co':>6} {'conns':>5} {'other%':>6}",
+        "-" * 125,
     ]
     for name, r in results.items():
-        other = sum(r["other_statuses"].values()) + r["socket_errors"]
+        other = sum(r["unexpected"].values()) + r["socket_errors"]
         conns = "?" if r["db_connections_opened"] is None else r["db_connections_opened"]
         lines.append(
-            f"{name:<10} {r['orders_per_s']:>9.1f} {r['rps']:>8.1f} {r['p50_ms']:>7.1f} "
-            f"{r['p99_ms']:>7.1f} {r['created_201']:>7} {r['conflicts_409']:>6} {other:>5} "
+            f"{name:<12} {r['checkouts_per_s']:>7.1f} {r['rps']:>7.1f} "
+            f"{r['requests_per_checkout']:>6.2f} {r['mean_ms']:>7.1f} {r['p50_ms']:>7.1f} "
+            f"{r['p99_ms']:>7.1f} {r['created_201']:>6} {r['conflicts_409']:>5} {other:>5} "
             f"{r['db']['oversold_units']:>8} {r['server_cpu_ms_per_request']:>7.2f} "
-            f"{r['postgres_cpu_ms_per_request']:>6.2f} {conns:>5} {r['other_cpu_pct']:>6.0f}"
+            f"{r['postgres_cpu_ms_per_request']:>6.2f} {r['server_cpu_ms_per_checkout']:>7.2f} "
+            f"{r['postgres_cpu_ms_per_checkout']:>6.2f} {conns:>5} {r['other_cpu_pct']:>6.0f}"
         )
     lines.append(
-        "orders/s: 201s per second; p50/p99 over all responses (201 and 409); other: statuses "
-        "besides 201/409 + socket errors;\noversold: units sold beyond the initial stock "
-        "(+ stock below 0), from the database; app ms / db ms: CPU ms per request of the "
-        "server's processes / of PostgreSQL;\nconns: new database connections during the "
-        "run; other%: CPU of processes other than the servers, wrk and PostgreSQL"
+        "co/s: checkouts per second (orders answered 201); req/co: requests per checkout; "
+        "ms/req: mean latency of all requests;\np50/p99 over all requests; 201/409: orders "
+        "placed / refused for short stock; other: answers a step does not expect + socket "
+        "errors;\noversold: units sold beyond the initial stock (+ stock below 0), from the "
+        "database; app/req, db/req, app/co, db/co: CPU ms of the server's processes / of "
+        "PostgreSQL\nper request and per checkout; conns: new database connections during "
+        "the run; other%: CPU of processes other than the servers, wrk and PostgreSQL"
     )
+    lines.append("scenarios:")
+    for name, r in results.items():
+        lines.append(f"  {name:<11} {r['what']}")
     lines.append("server side (database) against wrk:")
     for name, r in results.items():
         rollbacks = r.get("db_rollbacks", "?")
         lines.append(
-            f"  {name:<9} {r['db']['orders']} orders in the database = {r['created_201']} 201s "
+            f"  {name:<11} {r['db']['orders']} orders in the database = {r['created_201']} 201s "
             f"+ {r['orders_committed_after_wrk_stopped']} in flight when wrk stopped; "
-            f"{rollbacks} rollbacks (pg_stat_database) for {r['conflicts_409']} 409s; "
+            f"{rollbacks} rollbacks for {r['conflicts_409']} 409s; "
+            f"{r['db']['free_shipping_orders']} shipped free; "
             f"{r['db']['sold_out_variants']} variants sold out"
         )
     bars: dict[str, Any] = {}
-    ours, base = results.get("emporium"), results.get("baseline")
-    if ours and base:
-        ratio = ours["orders_per_s"] / max(base["orders_per_s"], 1e-9)
+    ratios: dict[str, Any] = {}
+    base = results.get("baseline")
+    if base:
+        lines += ["", "Emporium / baseline (the baseline places one order per request):"]
+        base_cpu = base["server_cpu_ms_per_checkout"] + base["postgres_cpu_ms_per_checkout"]
+        for name, r in results.items():
+            if name == "baseline":
+                continue
+            cpu = r["server_cpu_ms_per_checkout"] + r["postgres_cpu_ms_per_checkout"]
+            ratios[name] = {
+                "checkouts_per_s": round(
+                    r["checkouts_per_s"] / max(base["checkouts_per_s"], 1e-9), 3
+                ),
+                "requests_per_s": round(r["rps"] / max(base["rps"], 1e-9), 3),
+                "cpu_ms_per_checkout": round(cpu / max(base_cpu, 1e-9), 2),
+            }
+            x = ratios[name]
+            lines.append(
+                f"  {name:<11} checkouts/s {x['checkouts_per_s']:>6.1%}   requests/s "
+                f"{x['requests_per_s']:>6.1%}   CPU (app + db) per checkout "
+                f"{x['cpu_ms_per_checkout']:>5.1f}x"
+            )
+    if base and "direct" in results:
+        ratio = ratios["direct"]["checkouts_per_s"]
         bars["orders_per_s_vs_baseline"] = {
-            "value": round(ratio, 3),
+            "value": ratio,
             "bar": f">= {BAR_RATIO:.0%}",
             "met": ratio >= BAR_RATIO,
         }
@@ -650,11 +981,11 @@ def report(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     if "orders_per_s_vs_baseline" in bars:
         b = bars["orders_per_s_vs_baseline"]
         lines.append(
-            f"  Emporium orders/s / baseline orders/s  {b['value']:>7.1%}   bar >= "
+            f"  direct orders/s / baseline orders/s    {b['value']:>7.1%}   bar >= "
             f"{BAR_RATIO:.0%}   {'met' if b['met'] else 'NOT MET'}"
         )
     lines.append(
-        f"  oversold units (both runs)             {oversold:>7}   bar == 0     "
+        f"  oversold units (every run)             {oversold:>7}   bar == 0     "
         f"{'met' if oversold == 0 else 'NOT MET'}"
     )
     busy = [k for k, r in results.items() if r["other_cpu_pct"] > BUSY_WARNING_PCT]
@@ -663,6 +994,7 @@ def report(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
             f"WARNING: other processes used > {BUSY_WARNING_PCT:g}% of the machine during "
             f"{', '.join(busy)}: rerun on a quiet machine"
         )
+    bars["ratios"] = ratios
     return "\n".join(lines), bars
 
 
@@ -688,8 +1020,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="wrk threads (direct, baseline; one per connection in the cart scenarios)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="server workers (both servers)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [s.strip() for s in text.split(",") if s.strip()],
+        default=list(SCENARIOS),
+        metavar="A,B",
+        help=f"scenarios to run, in this order (default: {','.join(SCENARIOS)})",
+    )
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -713,7 +1057,23 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="then py-spy one Emporium worker")
     parser.add_argument("--output", type=Path, default=RESULTS / "checkout.json")
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = [s for s in args.only if s not in SCENARIOS]
+    if unknown or not args.only:
+        parser.error(f"--only takes some of {', '.join(SCENARIOS)}, not {unknown}")
+    return args
+
+
+WHAT = {
+    "direct": "POST /api/v1/orders {items, shipping_address, shipping_method_id}, signed in",
+    "baseline": "POST /orders, the same body and transaction on the raw driver",
+    "customer": "signed in: POST /carts (their cart), POST /carts/{id}/items x3, PATCH "
+    "/carts/{id} {shipping_address, shipping_method_id}, POST /orders {cart_id}",
+    "customer_v1": "signed in: POST /cart/items x3, POST /orders {shipping_address, "
+    "shipping_method_id}",
+    "guest": "POST /carts, POST /carts/{id}/items x3, PATCH /carts/{id} {email, "
+    "shipping_address, shipping_method_id}, POST /orders {cart_id} (Cart-Token)",
+}
 
 
 def main() -> int:
@@ -732,6 +1092,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="emporium-bench-checkout-"))
     try:
         seeded = prepare_database(args)
+        method_id = seeded.pop("method_id")
         plenty, scarce = asyncio.run(variant_ids(args.pg, args.db, args.stock))
         files = (workdir / "variants.txt", workdir / "scarce.txt")
         files[0].write_text("\n".join(plenty) + "\n")
@@ -739,6 +1100,10 @@ def main() -> int:
 
         env = seed.emporium_env(args.pg, args.db)
         env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
+        env["EMPORIUM_CURRENCY"] = CURRENCY
+        env.update(RATE_LIMITS_LIFTED)
+        env.update(BACKGROUND_WORK_OFF)
+        env["EMPORIUM_MAIL_DIR"] = str(workdir / "mail")  # never the repository's mail/
         for item in args.emporium_env:
             key, _, value = item.partition("=")
             env[key] = value
@@ -760,7 +1125,15 @@ def main() -> int:
         servers.append(emporium)
         emporium.start()
         emporium.wait_ready()
-        customer = Customer(emporium.base)
+        print(
+            "rate limits lifted for the bench's Emporium server: "
+            + ", ".join(f"{k}={env[k]!r}" for k in RATE_LIMITS_LIFTED)
+            + f"; embedded job runner: EMPORIUM_JOBS_EMBEDDED={env['EMPORIUM_JOBS_EMBEDDED']}",
+            flush=True,
+        )
+        buyer = Customer(emporium.base)
+        carts = [s for s in args.only if s in ("customer", "customer_v1")]
+        shoppers = [Customer(emporium.base) for _ in range(args.connections)] if carts else []
         port = free_port()
         baseline = Server(
             "baseline",
@@ -771,7 +1144,8 @@ def main() -> int:
             {
                 **os.environ,
                 "BASELINE_DSN": seed.dsn(args.pg, args.db),
-                "BASELINE_CUSTOMER_ID": customer.id,
+                "BASELINE_CUSTOMER_ID": buyer.id,
+                "BASELINE_CUSTOMER_EMAIL": buyer.email,
                 **dict(item.partition("=")[::2] for item in args.baseline_env),
             },
             port,
@@ -785,23 +1159,38 @@ def main() -> int:
             f"baseline {baseline.base} (pids {baseline.worker_pids()})",
             flush=True,
         )
-        facts = sanity_checks(emporium, baseline, customer, plenty, scarce, args)
-        print("sanity checks passed (same order document, 409 on a short line)", flush=True)
+        facts = sanity_checks(emporium, baseline, buyer, shoppers, plenty, scarce, method_id, args)
         print(
-            f"wrk: {args.connections} connections, {args.threads} threads, {args.lines}-line "
-            f"orders, {args.scarce_share:.0%} with a scarce line, {args.warmup:g} s warm-up "
-            f"+ {args.duration:g} s measured, stock reset before each",
+            "sanity checks passed (same order document and figures on both servers, tax and "
+            "shipping computed, 409 on a short line"
+            + (", the same figures through every cart scenario)" if len(args.only) > 2 else ")"),
             flush=True,
         )
-        results = {
-            "emporium": run_server(emporium, customer.token, files, args),
-            "baseline": run_server(baseline, customer.token, files, args),
+        print(
+            f"wrk: {args.connections} connections, {args.lines}-line orders, "
+            f"{args.scarce_share:.0%} with a scarce line, {args.warmup:g} s warm-up "
+            f"+ {args.duration:g} s measured, stock (and carts) reset before each",
+            flush=True,
+        )
+        tokens = workdir / "tokens.txt"
+        auth = {
+            "direct": buyer.token,
+            "baseline": buyer.token,  # sent, not checked
+            "customer": lambda: sign_in_all(shoppers, tokens),
+            "customer_v1": lambda: sign_in_all(shoppers, tokens),
+            "guest": None,
         }
+        results = {}
+        for name in args.only:
+            server = baseline if name == "baseline" else emporium
+            scenario = Scenario(name, server, auth[name], WHAT[name])
+            results[name] = run_scenario(scenario, files, method_id, args)
         for r in results.values():
             failures += r["failures"]
             if r["conflicts_409"] == 0:
                 print(
-                    "  note: no 409 in a run (no scarce stock ran out): raise --scarce-share",
+                    f"  note: no 409 in {r['scenario']} (no scarce stock ran out): raise "
+                    "--scarce-share",
                     flush=True,
                 )
         text, bars = report(results)
@@ -819,6 +1208,7 @@ def main() -> int:
                 "engineers' test runs",
             },
             "settings": {
+                "scenarios": args.only,
                 "connections": args.connections,
                 "wrk_threads": args.threads,
                 "workers": args.workers,
@@ -829,6 +1219,8 @@ def main() -> int:
                 "scarce_share": args.scarce_share,
                 "stock": args.stock,
                 "scarce_stock": args.scarce_stock,
+                "rate_limits_lifted": RATE_LIMITS_LIFTED,
+                "jobs_embedded": env["EMPORIUM_JOBS_EMBEDDED"],
                 "emporium_env": args.emporium_env,
                 "baseline_env": args.baseline_env,
                 "baseline_pool_size_per_worker": int(os.environ.get("BASELINE_POOL_SIZE", "20")),
@@ -848,7 +1240,7 @@ def main() -> int:
             print("\nprofiling (py-spy on one Emporium worker; numbers of this pass not used):")
             import pyspy_summary
 
-            out = profile(emporium, customer.token(), files, args)
+            out = profile(emporium, buyer.token(), files, method_id, args)
             if out is not None:
                 print(pyspy_summary.summarise(out, top=15))
         if failures:

@@ -1,30 +1,49 @@
 """The baseline for checkout: a raw ASGI app, no framework, no ORM, no authentication.
 
-``POST /orders`` takes the body of Emporium's ``POST /api/v1/orders``
-(``{"items": [{"variant_id", "quantity"}], "shipping_address": {...}}``) and does the same
-transaction through an asyncpg pool, one connection, one ``BEGIN ... COMMIT``:
+``POST /orders`` takes the body of Emporium's ``POST /api/v1/orders`` for given lines
+(``{"items": [{"variant_id", "quantity"}], "shipping_address": {...},
+"shipping_method_id": ...}``) and does the same transaction through an asyncpg pool, one
+connection, one ``BEGIN ... COMMIT``:
 
-1. read the variants' prices, SKUs and titles (variant JOIN product, ``= ANY($1)``);
+1. read the variants' prices, SKUs, titles, weights and their products' tax classes
+   (variant JOIN product, ``= ANY($1)``);
 2. per line, in variant id order, the conditional
    ``UPDATE variant SET stock = stock - q WHERE id = $1 AND stock - q >= 0 RETURNING stock,
    product_id``; a line that updates no row is short: read what is left of the short lines,
    roll back and answer ``409`` (``insufficient_stock`` naming the lines);
-3. INSERT the ``sale`` rows of ``stock_movement`` (one ``executemany``), the
-   ``customer_order`` row (the shipping address as an opaque random text of the length of
-   Emporium's sealed one: no encryption), the ``order_line`` rows (``executemany``) and the
-   ``order_status_change`` row;
-4. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec).
+3. read the customer's sealed e-mail (``user_account``, as Emporium does to seal it into
+   the order), the address country's tax rates (``tax_rate``) and the chosen method with its zone
+   (``shipping_method`` JOIN ``shipping_zone``); refuse (``422``
+   ``shipping_method_unavailable``) a method that is inactive, in another currency, whose
+   zone does not hold the country or whose weight range does not hold the order's weight;
+4. compute the figures as ``emporium.orders.pricing`` does, in integers: line ``subtotal =
+   unit_price * quantity``, tax per line ``round_half_up(subtotal * rate / 10000)``, the
+   method's price (0 once the subtotal reaches ``free_over``) and its tax at the rate of the
+   method's tax class, ``total = subtotal + shipping + tax`` (prices exclude tax, no
+   discounts: the bench uses neither);
+5. INSERT the ``sale`` rows of ``stock_movement`` (one ``executemany``), the
+   ``customer_order`` row with every money column, the payment and fulfilment status, the
+   method's id and name (the shipping address and the e-mail as opaque random texts of the
+   length of Emporium's sealed ones: no encryption; a random blind index), the
+   ``order_line`` rows (``executemany``), the ``order_status_change`` row
+   and the ``order.created`` ``outbox_event`` row with the data Emporium records;
+6. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec).
 
 Differences from Emporium kept on purpose: no authentication (Emporium verifies the JWT and
-reads the session and user row per request), the order belongs to a fixed customer id, the
-address is not encrypted, no ``pg_notify`` of the changed products (Emporium's change feed
-for its product cache, which the baseline does not have) and no Idempotency-Key support.
+reads the session and user row per request), the order belongs to a fixed customer whose
+e-mail is given (``BASELINE_CUSTOMER_EMAIL``), the address and e-mail are not encrypted,
+no ``pg_notify`` of the changed products (Emporium's change feed for its product cache,
+which the baseline does not have), no ``inventory.low_stock`` event
+(the bench's plentiful stock never crosses the threshold; the scarce variants may), no
+Idempotency-Key support, no tax-inclusive prices, discounts or region (ISO 3166-2) rates.
+Nothing is cached: every request reads prices, rates and the method.
 ``GET /readyz`` answers once the pool is up. Anything else is 404.
 
 Same server stack as Emporium: uvicorn with uvloop and httptools::
 
     BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/emporium_bench_checkout \\
-    BASELINE_CUSTOMER_ID=<uuid> .venv/bin/python bench/checkout_baseline.py --port 8002
+    BASELINE_CUSTOMER_ID=<uuid> BASELINE_CUSTOMER_EMAIL=<its e-mail> \\
+    .venv/bin/python bench/checkout_baseline.py --port 8002
 
 ``BASELINE_POOL_SIZE`` (default 20, per worker) matches Emporium's write pool at its former
 default pool size 10 (3 since issue 10).
@@ -36,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import secrets
 import uuid
@@ -47,8 +67,8 @@ import asyncpg
 import msgspec
 
 PRICING = """
-SELECT v.id, v.sku, v.title, v.price, v.currency, v.product_id,
-       p.title AS product_title, p.published
+SELECT v.id, v.sku, v.title, v.price, v.currency, v.product_id, v.weight_grams,
+       p.title AS product_title, p.published, p.tax_class
 FROM variant AS v JOIN product AS p ON p.id = v.product_id
 WHERE v.id = ANY($1::uuid[])
 """
@@ -58,36 +78,57 @@ WHERE id = $1 AND stock - $2 >= 0
 RETURNING stock, product_id
 """
 AVAILABLE = "SELECT id, sku, stock FROM variant WHERE id = ANY($1::uuid[])"
+RATES = "SELECT region, tax_class, rate_bp FROM tax_rate WHERE country = $1"
+METHOD = """
+SELECT m.id, m.name, m.price, m.currency, m.free_over, m.min_weight_grams,
+       m.max_weight_grams, m.tax_class, m.active, z.countries
+FROM shipping_method AS m JOIN shipping_zone AS z ON z.id = m.zone_id
+WHERE m.id = $1
+"""
 NOTIFY = "SELECT pg_notify('emporium_changes', $1)"
 INSERT_MOVEMENT = """
 INSERT INTO stock_movement
     (id, variant_id, kind, delta, stock_after, reason, order_id, actor_id, created_at)
 VALUES ($1, $2, 'sale', $3, $4, '', $5, $6, $7)
 """
+ACCOUNT_EMAIL = "SELECT email_enc FROM user_account WHERE id = $1"
 INSERT_ORDER = """
 INSERT INTO customer_order
-    (id, number, status, customer_id, subtotal, discount_total, shipping_total,
-     shipping_tax_rate, shipping_tax_total, tax_total, total, currency, prices_include_tax,
-     external_ref, shipping_address_enc, created_at, updated_at)
-VALUES ($1, $2, 'pending', $3, $4, 0, 0, 0, 0, 0, $4, $5, false, NULL, $6, $7, $7)
+    (id, number, status, payment_status, fulfillment_status, paid_total, refunded_total,
+     customer_id, subtotal, discount_total, shipping_total, shipping_tax_rate,
+     shipping_tax_total, tax_total, total, currency, prices_include_tax, shipping_method_id,
+     shipping_method_name, external_ref, shipping_address_enc, billing_address_enc,
+     email_enc, email_index, order_token_hash, created_at, updated_at)
+VALUES ($1, $2, 'pending', 'unpaid', 'unfulfilled', 0, 0, $3, $4, 0, $5, $6, $7, $8, $9, $10,
+        false, $11, $12, NULL, $13, NULL, $14, $15, NULL, $16, $16)
 """
 INSERT_LINE = """
 INSERT INTO order_line
     (id, order_id, position, product_id, variant_id, sku, title, quantity, unit_price,
-     subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, 0, $10, false)
+     subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax,
+     quantity_fulfilled, quantity_returned)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, false, 0, 0)
 """
 INSERT_STATUS = """
 INSERT INTO order_status_change
     (id, order_id, from_status, to_status, actor_id, actor_role, created_at)
 VALUES ($1, $2, NULL, 'pending', $3, 'customer', $4)
 """
+INSERT_EVENT = """
+INSERT INTO outbox_event (id, type, data, occurred_at, dispatched_at)
+VALUES ($1, 'order.created', $2::json, $3, NULL)
+"""
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
+BASIS_POINTS = 10_000
 SEAL_OVERHEAD = 28  # bytes AES-GCM adds to the sealed JSON (12-byte nonce, 16-byte tag)
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+EVENT_LINE_KEYS = (
+    *("sku", "title", "quantity", "unit_price", "line_total"),
+    *("discount_total", "tax_rate", "tax_total", "total"),
+)  # the lines in the order.created event's data (orders.service.order_event_data)
 
 
 class Line(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,6 +150,7 @@ class Address(msgspec.Struct, forbid_unknown_fields=True):
 class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     items: list[Line]
     shipping_address: Address
+    shipping_method_id: uuid.UUID
 
 
 _encode = msgspec.json.Encoder().encode
@@ -136,9 +178,9 @@ def _order_number() -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def _opaque_address(address: Address) -> str:
-    """Random text as long as Emporium's sealed address (which encrypts this JSON)."""
-    size = len(_encode(address)) + SEAL_OVERHEAD
+def _opaque(clear: bytes) -> str:
+    """Random text as long as Emporium's sealed form of ``clear`` (AES-GCM)."""
+    size = len(clear) + SEAL_OVERHEAD
     return "v1.bench00." + base64.urlsafe_b64encode(os.urandom(size)).decode()
 
 
@@ -148,12 +190,38 @@ def _title(product_title: str, variant_title: str) -> str:
     return f"{product_title} - {variant_title}"
 
 
+def tax_of(amount: int, rate_bp: int) -> int:
+    """``amount * rate_bp / 10000`` rounded half up, for amounts >= 0 (integers only)."""
+    return (2 * amount * rate_bp + BASIS_POINTS) // (2 * BASIS_POINTS)
+
+
+def _method(row: asyncpg.Record | None, currency: str, country: str, weight: int) -> Any:
+    if row is None or not row["active"] or row["currency"] != currency:
+        raise Problem(422, "shipping_method_unavailable", "That shipping method is not available.")
+    countries = row["countries"]
+    if isinstance(countries, str):  # asyncpg hands json columns over as text
+        countries = json.loads(countries)
+    low, high = row["min_weight_grams"], row["max_weight_grams"]
+    if (
+        country not in countries
+        or (low is not None and weight < low)
+        or (high is not None and weight > high)
+    ):
+        raise Problem(
+            422,
+            "shipping_method_unavailable",
+            "That shipping method does not serve this address or this weight.",
+        )
+    return row
+
+
 class BaselineApp:
     """The whole ASGI application."""
 
     def __init__(self) -> None:
         self.pool: asyncpg.Pool | None = None
         self.customer_id = uuid.UUID(int=0)
+        self.email = ""
         self.notify = os.environ.get("BASELINE_NOTIFY") == "1"
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -162,6 +230,7 @@ class BaselineApp:
             if message["type"] == "lifespan.startup":
                 size = int(os.environ.get("BASELINE_POOL_SIZE", "20"))
                 self.customer_id = uuid.UUID(os.environ["BASELINE_CUSTOMER_ID"])
+                self.email = os.environ["BASELINE_CUSTOMER_EMAIL"]
                 self.pool = await asyncpg.create_pool(
                     os.environ["BASELINE_DSN"], min_size=min(2, size), max_size=size
                 )
@@ -171,6 +240,40 @@ class BaselineApp:
                     await self.pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _take(
+        self,
+        conn: asyncpg.Connection,
+        quantities: dict[uuid.UUID, int],
+        order_id: uuid.UUID,
+        now: datetime,
+    ) -> list[tuple[Any, ...]]:
+        """The conditional updates in variant id order; 409 naming every short line."""
+        movements, short = [], []
+        for variant_id in sorted(quantities):
+            units = quantities[variant_id]
+            taken = await conn.fetchrow(TAKE, variant_id, units, now)
+            if taken is None:
+                short.append(variant_id)
+                continue
+            movements.append(
+                (uuid.uuid4(), variant_id, -units, taken["stock"], order_id, self.customer_id, now)
+            )
+        if short:
+            left = {r["id"]: r for r in await conn.fetch(AVAILABLE, short)}
+            lines = [
+                {
+                    "variant_id": str(v),
+                    "sku": left[v]["sku"] if v in left else "",
+                    "requested": quantities[v],
+                    "available": left[v]["stock"] if v in left else 0,
+                }
+                for v in short
+            ]
+            raise Problem(
+                409, "insufficient_stock", f"{len(lines)} line(s) are short of stock.", lines=lines
+            )  # leaving the transaction block rolls back
+        return movements
 
     async def _place_order(self, data: OrderIn) -> bytes:
         quantities: dict[uuid.UUID, int] = {}
@@ -182,6 +285,7 @@ class BaselineApp:
             raise Problem(422, "validation_error", f"1 to {MAX_QUANTITY} units per variant")
         order_id, now = uuid.uuid4(), datetime.now(UTC)
         customer_id = self.customer_id
+        country = data.shipping_address.country
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
             rows = {r["id"]: r for r in await conn.fetch(PRICING, list(quantities))}
@@ -189,67 +293,83 @@ class BaselineApp:
             if missing:
                 raise Problem(422, "variant_unavailable", f"{len(missing)} line(s) not for sale")
             priced = [rows[v] for v in quantities]
-            movements, short = [], []
-            for variant_id in sorted(quantities):
-                units = quantities[variant_id]
-                taken = await conn.fetchrow(TAKE, variant_id, units, now)
-                if taken is None:
-                    short.append(variant_id)
-                    continue
-                movements.append(
-                    (uuid.uuid4(), variant_id, -units, taken["stock"], order_id, customer_id, now)
-                )
-            if short:
-                left = {r["id"]: r for r in await conn.fetch(AVAILABLE, short)}
-                lines = [
-                    {
-                        "variant_id": str(v),
-                        "sku": left[v]["sku"] if v in left else "",
-                        "requested": quantities[v],
-                        "available": left[v]["stock"] if v in left else 0,
-                    }
-                    for v in short
-                ]
-                raise Problem(
-                    409,
-                    "insufficient_stock",
-                    f"{len(lines)} line(s) are short of stock.",
-                    lines=lines,
-                )  # leaving the transaction block rolls back
-            await conn.executemany(INSERT_MOVEMENT, movements)
-            items = [
-                {
-                    "variant_id": r["id"],
-                    "sku": r["sku"],
-                    "title": _title(r["product_title"], r["title"]),
-                    "quantity": quantities[r["id"]],
-                    "unit_price": r["price"],
-                    "line_total": r["price"] * quantities[r["id"]],
-                }
-                for r in priced
-            ]
-            subtotal = sum(i["line_total"] for i in items)
             currency = priced[0]["currency"]
+            if any(r["currency"] != currency for r in priced):
+                raise Problem(422, "validation_error", "one currency per order")
+            movements = await self._take(conn, quantities, order_id, now)
+            await conn.fetchval(ACCOUNT_EMAIL, customer_id)  # Emporium reads it to seal it
+            rates = {
+                r["tax_class"]: r["rate_bp"]
+                for r in await conn.fetch(RATES, country)
+                if not r["region"]
+            }
+            weight = sum((r["weight_grams"] or 0) * quantities[r["id"]] for r in priced)
+            method = _method(
+                await conn.fetchrow(METHOD, data.shipping_method_id), currency, country, weight
+            )
+            items = []
+            for r in priced:
+                units, rate = quantities[r["id"]], rates.get(r["tax_class"], 0)
+                subtotal = r["price"] * units
+                tax = tax_of(subtotal, rate)
+                items.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "variant_id": r["id"],
+                        "sku": r["sku"],
+                        "title": _title(r["product_title"], r["title"]),
+                        "quantity": units,
+                        "unit_price": r["price"],
+                        "line_total": subtotal,
+                        "subtotal": subtotal,
+                        "discount_total": 0,
+                        "tax_rate": rate,
+                        "tax_total": tax,
+                        "total": subtotal + tax,
+                        "quantity_fulfilled": 0,
+                        "quantity_returned": 0,
+                    }
+                )
+            subtotal = sum(i["subtotal"] for i in items)
+            free = method["free_over"] is not None and subtotal >= method["free_over"]
+            shipping = 0 if free else method["price"]
+            shipping_rate = rates.get(method["tax_class"], 0)
+            shipping_tax = tax_of(shipping, shipping_rate)
+            tax_total = sum(i["tax_total"] for i in items) + shipping_tax
+            total = subtotal + shipping + tax_total
+            await conn.executemany(INSERT_MOVEMENT, movements)
             number = _order_number()
             await conn.execute(
                 INSERT_ORDER,
-                order_id,
-                number,
-                customer_id,
-                subtotal,
-                currency,
-                _opaque_address(data.shipping_address),
-                now,
+                *(order_id, number, customer_id, subtotal, shipping, shipping_rate),
+                *(shipping_tax, tax_total, total, currency, method["id"], method["name"]),
+                *(_opaque(_encode(data.shipping_address)), _opaque(self.email.encode())),
+                *(secrets.token_hex(32), now),  # the e-mail's blind index: 64 hex digits
             )
             await conn.executemany(
                 INSERT_LINE,
                 [
-                    (uuid.uuid4(), order_id, n, r["product_id"], i["variant_id"], i["sku"],
-                     i["title"], i["quantity"], i["unit_price"], i["line_total"])
+                    (i["id"], order_id, n, r["product_id"], i["variant_id"], i["sku"],
+                     i["title"], i["quantity"], i["unit_price"], i["subtotal"], i["tax_rate"],
+                     i["tax_total"], i["total"])
                     for n, (r, i) in enumerate(zip(priced, items, strict=True))
                 ],
             )  # fmt: skip
             await conn.execute(INSERT_STATUS, uuid.uuid4(), order_id, customer_id, now)
+            event = {
+                "order_id": str(order_id),
+                "number": number,
+                "customer_id": str(customer_id),
+                "status": "pending",
+                "subtotal": subtotal,
+                "discount_total": 0,
+                "shipping_total": shipping,
+                "tax_total": tax_total,
+                "total": total,
+                "currency": currency,
+                "items": [{k: i[k] for k in EVENT_LINE_KEYS} for i in items],
+            }
+            await conn.execute(INSERT_EVENT, uuid.uuid4(), _encode(event).decode(), now)
             if self.notify:  # experiment: Emporium's change-feed notice, in the transaction
                 keys = sorted({str(r["product_id"]) for r in priced})
                 await conn.execute(NOTIFY, _encode(["product", keys]).decode())
@@ -258,15 +378,33 @@ class BaselineApp:
                 "id": order_id,
                 "number": number,
                 "status": "pending",
+                "payment_status": "unpaid",
+                "fulfillment_status": "unfulfilled",
                 "customer_id": customer_id,
+                "email": self.email,
                 "items": items,
                 "subtotal": subtotal,
-                "total": subtotal,
+                "discount_total": 0,
+                "shipping": {
+                    "method_id": method["id"],
+                    "name": method["name"],
+                    "price": shipping,
+                    "tax_total": shipping_tax,
+                },
+                "shipping_total": shipping,
+                "tax_total": tax_total,
+                "total": total,
+                "paid_total": 0,
+                "refunded_total": 0,
                 "currency": currency,
+                "prices_include_tax": False,
+                "promotions": [],
                 "shipping_address": data.shipping_address,
+                "billing_address": None,
                 "status_history": [
                     {"from_status": None, "to_status": "pending", "by": "customer", "at": now}
                 ],
+                "expires_at": None,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -320,7 +458,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8002)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    for name in ("BASELINE_DSN", "BASELINE_CUSTOMER_ID"):
+    for name in ("BASELINE_DSN", "BASELINE_CUSTOMER_ID", "BASELINE_CUSTOMER_EMAIL"):
         if name not in os.environ:
             raise SystemExit(f"set {name}")
     uvicorn.run(

@@ -1,11 +1,12 @@
--- wrk script: POST random orders of LINES distinct variants (default 3).
+-- wrk script: POST random orders of LINES distinct variants (default 3), shipped to a
+-- German address with the shipping method METHOD_ID (omitted when not given).
 -- Variant ids are read from two files (one per line): the plentiful ones and the "scarce"
 -- ones; with probability SCARCE_SHARE the first line of an order is a scarce variant.
 -- Quantities are 1 to MAX_QUANTITY. Every response status is counted per thread; at the
 -- end one machine-readable line is printed:
 --   BENCH_RESULT {"requests": ..., "p50_us": ..., "statuses": {"201": n, "409": n}, ...}
 -- Usage: wrk -t2 -c32 -d20s --latency -s bench/checkout_orders.lua URL -- \
---            VARIANTS_FILE SCARCE_FILE SCARCE_SHARE TOKEN [LINES] [MAX_QUANTITY]
+--            VARIANTS_FILE SCARCE_FILE SCARCE_SHARE TOKEN [LINES] [MAX_QUANTITY] [METHOD_ID]
 
 local threads = {}
 
@@ -19,6 +20,7 @@ local scarce = {}
 local scarce_share = 0
 local lines = 3
 local max_quantity = 3
+local method = ""
 counts = {} -- global: read by done() through thread:get
 
 local function read_ids(file, into)
@@ -38,6 +40,9 @@ function init(args)
   scarce_share = tonumber(args[3])
   lines = tonumber(args[5] or "3")
   max_quantity = tonumber(args[6] or "3")
+  if args[7] ~= nil and #args[7] > 0 then
+    method = ', "shipping_method_id": "' .. args[7] .. '"'
+  end
   if #plenty < lines then
     error("fewer than " .. lines .. " variants in " .. args[1])
   end
@@ -70,7 +75,7 @@ function request()
     items[i] = string.format('{"variant_id": "%s", "quantity": %d}', id,
       math.random(max_quantity))
   end
-  local body = '{"items": [' .. table.concat(items, ", ") .. '], ' .. address .. '}'
+  local body = '{"items": [' .. table.concat(items, ", ") .. '], ' .. address .. method .. '}'
   return wrk.format(nil, nil, nil, body)
 end
 

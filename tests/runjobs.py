@@ -24,3 +24,17 @@ async def drain(client: AsyncTestClient[Litestar]) -> int:
         return await runner.drain()
     finally:
         await engine.dispose()
+
+
+async def run_schedules(client: AsyncTestClient[Litestar]) -> int:
+    """Enqueue the app's periodic jobs for the current period (as a runner does each poll),
+    then :func:`drain`; returns how many jobs ran."""
+    app: Litestar = client.app
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    try:
+        runner = Runner(app.state.job_runner.registry, create_sessionmaker(engine), settings)
+        await runner.enqueue_schedules()
+        return await runner.drain()
+    finally:
+        await engine.dispose()

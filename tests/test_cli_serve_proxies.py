@@ -75,3 +75,26 @@ def test_trusted_proxy_forwards_the_client_address(tmp_path: Path) -> None:
     with servers(1, env, tmp_path) as (base,):
         assert _session_ip(base, FORGED) == FORGED
         assert _refusals(base, GENERAL_LIMIT + 4) == 0
+
+
+@pytest.mark.slow
+def test_guest_cart_writes_are_counted_per_forwarded_address(tmp_path: Path) -> None:
+    """Behind the trusted proxy a guest's cart writes count against its forwarded address:
+    over ``EMPORIUM_RATE_LIMIT_CART`` it gets 429 with ``Retry-After`` and its cart keeps
+    what it had, while a guest at another forwarded address still writes."""
+    env = _env(tmp_path, trusted_proxies="127.0.0.1", rate_limit_cart="2/minute")
+    with servers(1, env, tmp_path) as (base,):
+        api = f"{base}/api/v1"
+        guest = {"X-Forwarded-For": "198.51.100.40"}
+        created = httpx.post(f"{api}/carts", json={}, headers=guest)
+        assert created.status_code == 201, created.text
+        url = f"{api}/carts/{created.json()['id']}"
+        guest |= {"Cart-Token": created.json()["token"]}
+        first = httpx.patch(url, json={"email": "first@example.com"}, headers=guest)
+        assert first.status_code == 200, first.text
+        refused = httpx.patch(url, json={"email": "second@example.com"}, headers=guest)
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) > 0
+        assert httpx.get(url, headers=guest).json()["email"] == "first@example.com"
+        other = httpx.post(f"{api}/carts", json={}, headers={"X-Forwarded-For": "198.51.100.41"})
+        assert other.status_code == 201, other.text

@@ -120,7 +120,8 @@ def _checkout(me: Any, variant: Any) -> None:
         CartCreate,
         CartItemCreate,
         CartUpdate,
-        OrderCreateWithShippingAddress,
+        OrderCreated,
+        OrderCreateFromCart,
         OrderRead,
     )
 
@@ -136,14 +137,11 @@ def _checkout(me: Any, variant: Any) -> None:
     methods = shipping_methods.sync(client=me, cart_id=mine.id)
     assert isinstance(methods, list), methods
     assert methods, "the demo ships to New York"
+    update_cart.sync(client=me, cart_id=mine.id, body=CartUpdate(shipping_method_id=methods[0].id))
     placed = place_order.sync(
-        client=me,
-        body=OrderCreateWithShippingAddress(
-            shipping_address=address, shipping_method_id=methods[0].id
-        ),
-        idempotency_key=str(uuid.uuid4()),
+        client=me, body=OrderCreateFromCart(cart_id=mine.id), idempotency_key=str(uuid.uuid4())
     )
-    assert isinstance(placed, OrderRead), placed
+    assert isinstance(placed, OrderCreated), placed
     assert placed.status == "pending"
     assert placed.subtotal == 2 * variant.price
     extra = 0 if placed.prices_include_tax else placed.tax_total

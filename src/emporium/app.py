@@ -65,11 +65,16 @@ from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
-from emporium.orders import guest_mail, idempotency
+from emporium.orders import cart_purge, guest_mail, idempotency
 from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
-from emporium.orders.schemas import OrderStatus, TransitionTarget
+from emporium.orders.schemas import (
+    FulfillmentStatus,
+    OrderStatus,
+    PaymentStatus,
+    TransitionTarget,
+)
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -93,6 +98,7 @@ def build_registry(
     guest_mail.register(registry, accounts, transport)
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
+    cart_purge.register(registry)
     return registry
 
 
@@ -218,6 +224,8 @@ def _settings_provider(settings: Settings) -> Provide:
 
 _NAMED_ENUMS = {
     "OrderStatus": get_args(OrderStatus),
+    "PaymentStatus": get_args(PaymentStatus),
+    "FulfillmentStatus": get_args(FulfillmentStatus),
     "OrderTransitionTarget": get_args(TransitionTarget),
     "ProductSort": get_args(ProductSort),
     "JobStatus": get_args(JobStatus),

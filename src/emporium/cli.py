@@ -24,9 +24,9 @@ import click
 from emporium.core.console import CommandGroup, uvicorn_log_config
 
 if TYPE_CHECKING:
-    from emporium.accounts.rotation import Protected
     from emporium.catalog.upsert import ImportProduct
     from emporium.core.config import Settings
+    from emporium.core.db import Sealed
     from emporium.core.errors import DomainError
     from emporium.core.keys import KeyRing
     from emporium.importers.common import ImportReport, ImportReview, Problem
@@ -34,38 +34,14 @@ if TYPE_CHECKING:
     from emporium.importers.dummyjson_users import ImportUser
 
 
-def protected_columns() -> Protected:
-    """Every encrypted column of every room, re-encrypted by ``emporium keys rotate``."""
-    from emporium.accounts.rotation import PROTECTED
-    from emporium.orders.models import Cart, Order
-    from emporium.webhooks.models import WebhookEndpoint
+def protected_columns() -> Sealed:
+    """Every sealed column of every room (declared with ``core.db.sealed`` on the models),
+    re-encrypted by ``emporium keys rotate``."""
+    from emporium.core.db import sealed_columns
+    from emporium.models import import_all_models
 
-    return (
-        *PROTECTED,
-        (
-            Order,
-            {
-                "shipping_address_enc": "shipping_address",
-                "billing_address_enc": "billing_address",
-                "email_enc": "email",
-            },
-        ),
-        (
-            Cart,
-            {
-                "email_enc": "email",
-                "shipping_address_enc": "shipping_address",
-                "billing_address_enc": "billing_address",
-            },
-        ),
-        (WebhookEndpoint, {"secret_enc": "secret"}),
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name == "PROTECTED_COLUMNS":  # kept for callers of the former constant
-        return protected_columns()
-    raise AttributeError(name)
+    import_all_models()
+    return sealed_columns()
 
 
 @click.group(cls=CommandGroup)

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from accounts.support import PASSWORD, Client, bearer, enable_mfa, login, new_email, register
 from emporium.accounts.models import Address, AuthSession, UserAccount
-from emporium.accounts.rotation import PROTECTED, reencrypt_all
+from emporium.accounts.rotation import reencrypt_all
 from emporium.app import create_app
-from emporium.cli import main
+from emporium.cli import main, protected_columns
 from emporium.core.config import Settings
 from emporium.core.crypto import key_id_of
 from emporium.core.db import create_engine, create_sessionmaker
@@ -29,8 +29,8 @@ async def _kids(settings: Settings) -> set[str]:
     kids: set[str] = set()
     try:
         async with create_sessionmaker(engine)() as session:
-            for model, _ in PROTECTED:
-                columns = [c.key for c in model.__table__.columns if c.key.endswith("_enc")]
+            for model, sealed in protected_columns():
+                columns = list(sealed)
                 for row in await session.scalars(select(model)):
                     kids.update(key_id_of(v) for a in columns if (v := getattr(row, a)))
     finally:

@@ -80,8 +80,9 @@ async def test_api_keys_are_declared_where_they_are_accepted(
     assert {"apiKey": ["inventory:read"]} in operations[
         ("GET", "/api/v1/variants/{variant_id}/stock-movements")
     ]["security"]
-    for admin_or_customer in (("POST", "/api/v1/users"), ("POST", "/api/v1/orders")):
-        assert operations[admin_or_customer]["security"] == [{"bearer": []}]
+    assert operations[("POST", "/api/v1/users")]["security"] == [{"bearer": []}]
+    # A customer signs in; a guest holds the cart's token (Cart-Token) and no credential.
+    assert operations[("POST", "/api/v1/orders")]["security"] == [{"bearer": []}, {}]
     assert "security" not in operations[("GET", "/api/v1/products")]
 
 
@@ -135,8 +136,14 @@ async def test_the_one_of_rule_of_post_orders_is_stated_and_enforced(
 ) -> None:
     schemas = (await _document(client))["components"]["schemas"]
     alternatives = [ref["$ref"].rsplit("/", 1)[1] for ref in schemas["OrderCreate"]["oneOf"]]
-    assert alternatives == ["OrderCreateWithShippingAddress", "OrderCreateWithAddressId"]
-    with_address, with_id = (schemas[name] for name in alternatives)
+    assert alternatives == [
+        "OrderCreateFromCart",
+        "OrderCreateWithShippingAddress",
+        "OrderCreateWithAddressId",
+    ]
+    from_cart, with_address, with_id = (schemas[name] for name in alternatives)
+    assert from_cart["required"] == ["cart_id"]
+    assert {"shipping_address", "address_id"}.isdisjoint(from_cart["properties"])
     assert with_address["required"] == ["shipping_address"]
     assert "address_id" not in with_address["properties"]
     assert with_id["required"] == ["address_id"]
@@ -147,6 +154,7 @@ async def test_the_one_of_rule_of_post_orders_is_stated_and_enforced(
     for body in (
         {"items": items},
         {"items": items, "shipping_address": ADDRESS, "address_id": variant["id"]},
+        {"cart_id": variant["id"], "shipping_address": ADDRESS},
     ):
         refused = await client.post(f"{API}/orders", json=body, headers=buyer)
         assert_problem(refused, 422, "validation_error")

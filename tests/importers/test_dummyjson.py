@@ -99,6 +99,8 @@ async def test_import_brings_the_whole_catalog(
     sample = products[source[0]["sku"]]
     reviews = await walk(client, f"{API}/products/{sample['id']}/reviews")
     assert len(reviews) == len(source[0]["reviews"])
+    weights = {sku: p["variants"][0]["weight_grams"] for sku, p in products.items()}
+    assert weights == {s["sku"]: s["weight"] * 1000 for s in source}  # kilograms in the file
 
 
 @pytest.mark.slow
@@ -185,6 +187,41 @@ def test_broken_file_is_refused_naming_each_problem(datasets_dir: Path, tmp_path
     assert len(skipped) == 2
     assert {p.external_ref for p in products}.isdisjoint({"dummyjson:4", "dummyjson:11"})
     assert len(reviews) == 582 - 6
+
+
+def test_weights_are_read_as_kilograms_and_stored_in_grams(datasets_dir: Path) -> None:
+    """The file's ``weight`` is a bare whole number from 1 to 10 (the shape the importer's
+    docstring describes); each variant weighs that many kilograms, in grams."""
+    source = source_products(datasets_dir)
+    weights = [s["weight"] for s in source]
+    assert all(type(w) is int and 1 <= w <= 10 for w in weights)
+    products, _, _ = dummyjson.parse(datasets_dir)
+    parsed = {p.variants[0].sku: p.variants[0].weight_grams for p in products}
+    assert parsed == {s["sku"]: s["weight"] * 1000 for s in source}
+
+
+def test_a_weight_that_is_not_kilograms_is_refused_and_fractions_round(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    """A weight that is text, negative or a boolean is a problem at its JSON path; a
+    fraction of a gram rounds half up; no weight (or null) means none."""
+    data = json.loads((datasets_dir / PRODUCTS_FILE).read_text(encoding="utf-8"))
+    products: list[Json] = data["products"] if isinstance(data, dict) else data
+    for index, weight in ((5, "4 kg"), (6, -1), (7, True)):
+        products[index]["weight"] = weight
+    products[8]["weight"] = 0.0125  # 12.5 g
+    products[9]["weight"] = 0.0124  # 12.4 g
+    del products[10]["weight"]
+    products[11]["weight"] = None
+    (tmp_path / PRODUCTS_FILE).write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ImportFailed) as caught:
+        dummyjson.parse(tmp_path)
+    wheres = sorted(p.where for p in caught.value.problems)
+    assert wheres == [f"$[{n}](id {products[n]['id']}).weight" for n in (5, 6, 7)]
+    assert all("kilograms" in p.message for p in caught.value.problems)
+    parsed, _, _ = dummyjson.parse(tmp_path, skip_invalid=True)
+    grams = {p.external_ref: p.variants[0].weight_grams for p in parsed}
+    assert [grams[f"dummyjson:{products[n]['id']}"] for n in (8, 9, 10, 11)] == [13, 12, None, None]
 
 
 def _run_cli(args: list[str], settings: Settings) -> Any:

@@ -134,6 +134,29 @@ async def test_the_samples_import_and_show_in_the_shop(
     await session.commit()
 
 
+async def test_the_samples_weights_and_tax_classes_come_from_their_columns(
+    client: AsyncTestClient[Litestar], session: AsyncSession, settings: Settings
+) -> None:
+    """``Variant Grams`` is each variant's ``weight_grams`` whatever ``Variant Weight Unit``
+    shows (the earrings' ``28`` with ``oz`` is 28 g); ``Variant Taxable`` true leaves a
+    product ``standard``. What to expect is read from the files with the csv module."""
+    await import_shopify(session, settings, *SAMPLES)
+    grams: dict[str, list[int]] = {}
+    taxable: dict[str, set[str]] = {}
+    for path in SAMPLES:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for row in csv.DictReader(f):
+                if row["Variant Price"]:
+                    grams.setdefault(row["Handle"], []).append(int(row["Variant Grams"]))
+                    taxable.setdefault(row["Handle"], set()).add(row["Variant Taxable"].lower())
+    assert grams["globe-earrings"] == [28]
+    for handle, weights in grams.items():
+        product = await _product(client, handle, {})
+        assert [v["weight_grams"] for v in product["variants"]] == weights, handle
+        exempt = taxable[handle] == {"false"}
+        assert product["tax_class"] == ("exempt" if exempt else "standard"), handle
+
+
 async def test_the_current_layout_honours_status_tracker_and_skus_with_spaces(
     client: AsyncTestClient[Litestar],
     session: AsyncSession,

@@ -15,7 +15,7 @@ from conftest import SignIn
 from emporium.accounts.protect import Vault
 from emporium.accounts.rotation import reencrypt_all
 from emporium.app import create_app
-from emporium.cli import PROTECTED_COLUMNS
+from emporium.cli import protected_columns
 from emporium.core.config import Settings
 from emporium.core.crypto import needs_reencryption
 from emporium.core.db import create_engine, create_sessionmaker
@@ -45,7 +45,7 @@ async def test_rotation_moves_shipping_addresses_to_the_new_key(
     engine = create_engine(settings)
     try:
         changed = await reencrypt_all(
-            create_sessionmaker(engine), ring, protected=PROTECTED_COLUMNS
+            create_sessionmaker(engine), ring, protected=protected_columns()
         )
     finally:
         await engine.dispose()
@@ -76,7 +76,7 @@ async def test_a_stored_idempotent_answer_replays_after_rotation_without_the_old
     ring = add_data_key(old)
     engine = create_engine(settings)
     try:
-        await reencrypt_all(create_sessionmaker(engine), ring, protected=PROTECTED_COLUMNS)
+        await reencrypt_all(create_sessionmaker(engine), ring, protected=protected_columns())
     finally:
         await engine.dispose()
     only_new = dataclasses.replace(

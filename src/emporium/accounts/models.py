@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id
+from emporium.core.db import Base, UTCDateTime, new_id, sealed
 
 ROLES = ("customer", "staff", "admin")
 STAFF_ROLES = frozenset({"staff", "admin"})
@@ -30,16 +30,16 @@ class UserAccount(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     email_index: Mapped[str] = mapped_column(String(64), unique=True)
-    email_enc: Mapped[str] = mapped_column(Text)
-    first_name_enc: Mapped[str | None] = mapped_column(Text)
-    last_name_enc: Mapped[str | None] = mapped_column(Text)
-    phone_enc: Mapped[str | None] = mapped_column(Text)
+    email_enc: Mapped[str] = sealed("email")
+    first_name_enc: Mapped[str | None] = sealed("first_name")
+    last_name_enc: Mapped[str | None] = sealed("last_name")
+    phone_enc: Mapped[str | None] = sealed("phone")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    totp_secret_enc: Mapped[str | None] = mapped_column(Text)
+    totp_secret_enc: Mapped[str | None] = sealed("totp_secret")
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     external_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -58,7 +58,7 @@ class AuthSession(Base):
         Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), index=True
     )
     device: Mapped[str] = mapped_column(String(200), default="")
-    ip_enc: Mapped[str | None] = mapped_column(Text)
+    ip_enc: Mapped[str | None] = sealed("ip")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     idle_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -91,7 +91,7 @@ class Address(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), index=True
     )
-    data_enc: Mapped[str] = mapped_column(Text)
+    data_enc: Mapped[str] = sealed("data")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -13,23 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from emporium.accounts.models import Address, AuthSession, UserAccount
 from emporium.core.crypto import needs_reencryption, reencrypt_field
+from emporium.core.db import Sealed, sealed_columns
 from emporium.core.keys import KeyRing
-
-Protected = tuple[tuple[Any, dict[str, str]], ...]
-"""(model, {attribute: column name bound into the ciphertext}); the model's table name and
-the row id are bound too."""
-
-PROTECTED: Protected = (
-    (
-        UserAccount,
-        {"email_enc": "email", "first_name_enc": "first_name", "last_name_enc": "last_name",
-         "phone_enc": "phone", "totp_secret_enc": "totp_secret"},
-    ),
-    (AuthSession, {"ip_enc": "ip"}),
-    (Address, {"data_enc": "data"}),
-)  # fmt: skip
 
 
 async def reencrypt_all(
@@ -38,16 +24,16 @@ async def reencrypt_all(
     *,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
-    protected: Protected = PROTECTED,
+    protected: Sealed | None = None,
 ) -> int:
     """Re-encrypt every value not under ``ring``'s active key; returns how many changed.
-    ``protected``: the accounts room's columns, plus those of rooms above it (the CLI passes
-    them all: ``emporium.cli.PROTECTED_COLUMNS``).
+    ``protected``: the sealed columns to visit; by default every column declared with
+    ``core.db.sealed`` on the models imported so far (the CLI imports them all first).
 
     Raises DecryptionError if a value cannot be decrypted with any key of ``ring``.
     """
     changed = 0
-    for model, columns in protected:
+    for model, columns in sealed_columns() if protected is None else protected:
         table = model.__tablename__
         last_id: Any = None
         while True:

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         description="Time limit of a POST /orders with an Idempotency-Key; a claim whose "
         "process died is taken over once it has passed",
     )
+    guest_cart_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Guest carts unchanged this long are deleted (hourly job)",
+    )
     jobs_embedded: bool = Field(
         default=True, description="Run the job runner inside each `serve` process"
     )
@@ -154,6 +160,7 @@ class Settings(BaseSettings):
     rate_limit_password_reset: str = "5/minute;20/hour"  # noqa: S105 (not a password)
     rate_limit_review_post: str = "5/minute;50/day"
     rate_limit_checkout: str = "10/minute;100/hour"
+    rate_limit_cart: str = "60/minute;1000/hour"
 
     @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
     @classmethod

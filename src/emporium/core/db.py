@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import DateTime, MetaData, Table, event
+from sqlalchemy import DateTime, MetaData, Table, Text, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Dialect, Engine, FrozenResult, Result
 from sqlalchemy.ext.asyncio import (
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, MappedColumn, mapped_column
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
@@ -254,3 +254,33 @@ def table_of(model: type[Base]) -> Table:
     if not isinstance(table, Table):  # pragma: no cover - every model maps one table
         raise TypeError(f"{model.__name__} does not map a table")
     return table
+
+
+SEALED = "sealed"
+"""``Column.info`` key of a sealed column: the column name bound into its ciphertexts."""
+Sealed = tuple[tuple[Any, dict[str, str]], ...]
+"""``(model, {attribute: column name bound into the ciphertext})``; the model's table name
+and the row id are bound too."""
+
+
+def sealed(name: str) -> MappedColumn[Any]:
+    """A text column holding values sealed by the vault (``core.crypto``: AES-256-GCM bound
+    to the table, ``name`` and the row id), declared as such so that key rotation, the key-set
+    check and the at-rest tests find every one of them (:func:`sealed_columns`). Nullability
+    follows the ``Mapped[...]`` annotation."""
+    return mapped_column(Text, info={SEALED: name})
+
+
+def sealed_columns() -> Sealed:
+    """Every sealed column of the models mapped so far, by table name (import every room's
+    models first: ``emporium.models.import_all_models``)."""
+    found = []
+    for mapper in sorted(Base.registry.mappers, key=lambda m: str(m.class_.__tablename__)):
+        columns = {
+            attribute.key: str(attribute.columns[0].info[SEALED])
+            for attribute in mapper.column_attrs
+            if SEALED in attribute.columns[0].info
+        }
+        if columns:
+            found.append((mapper.class_, columns))
+    return tuple(found)

@@ -24,6 +24,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import Message
 
 from emporium.core.outages import RETRY_AFTER_SECONDS, outage_kind, report_outage
 
@@ -152,6 +153,26 @@ def problem(
     headers: Mapping[str, str] | None = None,
 ) -> Response[bytes]:
     """Build one problem+json response (RFC 9457)."""
+    return Response(
+        content=problem_body(status, code, detail, title=title, extra=extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def problem_body(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The JSON body of a problem (RFC 9457): ``{type, title, status, detail, code}`` and
+    ``extra`` members; the title defaults to the status phrase. The one place problem
+    bodies are made (routes through :func:`problem`, middleware through
+    :func:`problem_messages`)."""
     body: dict[str, Any] = {
         "type": f"/problems/{code}",
         "title": title or HTTPStatus(status).phrase,
@@ -161,12 +182,21 @@ def problem(
     }
     if extra:
         body.update(extra)
-    return Response(
-        content=msgspec.json.encode(body),
-        status_code=status,
-        media_type=PROBLEM_JSON,
-        headers=dict(headers or {}),
-    )
+    return msgspec.json.encode(body)
+
+
+def problem_messages(status: int, code: str, title: str, detail: str) -> tuple[Message, Message]:
+    """The ASGI messages of a problem+json answer given by middleware, before routing."""
+    body = problem_body(status, code, detail, title=title)
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body, "more_body": False}
 
 
 def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:

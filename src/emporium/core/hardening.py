@@ -24,7 +24,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from emporium.core.clientip import ProxyTrust, resolve
-from emporium.core.middleware import problem_messages
+from emporium.core.errors import problem_messages
 from emporium.core.ratelimit import (
     RateLimiter,
     Verdict,

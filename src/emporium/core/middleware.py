@@ -17,33 +17,11 @@ from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from emporium.core.errors import DomainError, InvalidInput
+from emporium.core.errors import DomainError, InvalidInput, problem_messages
 
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 access_log = structlog.get_logger("emporium.access")
-
-
-def problem_messages(status: int, code: str, title: str, detail: str) -> tuple[Message, Message]:
-    """The ASGI messages of a problem+json answer (RFC 9457) given before routing."""
-    body = msgspec.json.encode(
-        {
-            "type": f"/problems/{code}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "code": code,
-        }
-    )
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body, "more_body": False}
 
 
 def _refusal(

@@ -4,12 +4,22 @@ Each product becomes one product with one default variant (its SKU, price conver
 integer cents, stock), its brand, tags and images; its ``category`` slug becomes a
 category. Reviews keep rating, comment, date and reviewer name; reviewer e-mails are not
 stored. Products are matched on ``dummyjson:<id>`` so a second run changes nothing.
+
+``weight`` becomes the variant's ``weight_grams``. DummyJSON gives it as a bare number and
+states no unit anywhere (its documentation shows ``"weight": 2``); the file's values are
+whole numbers from 1 to 10, given without regard to the product (a lipstick and a car
+alike). They are read as **kilograms**, the unit that makes them plausible parcel weights
+(so weight-bounded shipping methods have something to tell apart), and stored as whole
+grams (``4`` -> ``4000``; a fraction of a gram rounds half up). A product without
+``weight`` (or with ``null``) gets no weight; anything but a number from 0 to 1,000,000
+(kilograms) is a problem at ``$[i].weight``.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +31,25 @@ from emporium.importers.common import ImportFailed, ImportReview, Problem, cents
 PRODUCTS_FILE = "dummyjson-products.json"
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _URL = re.compile(r"^https?://\S{1,2040}$")
+MAX_KILOGRAMS = 1_000_000
 
 
 def _title_of(slug: str) -> str:
     return " ".join(part.capitalize() for part in slug.replace("_", "-").split("-") if part)
+
+
+def _grams(kilograms: Any) -> int | None:
+    """DummyJSON's ``weight``, read as kilograms (see the module docstring), in whole grams
+    rounded half up; None when absent. Raises ValueError for anything but a number from 0
+    to ``MAX_KILOGRAMS``."""
+    if kilograms is None:
+        return None
+    if isinstance(kilograms, bool) or not isinstance(kilograms, int | float):
+        raise ValueError("must be a number (kilograms)")
+    amount = Decimal(repr(kilograms))
+    if not amount.is_finite() or not 0 <= amount <= MAX_KILOGRAMS:
+        raise ValueError(f"must be a number of kilograms from 0 to {MAX_KILOGRAMS}")
+    return int((amount * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _instant(value: Any) -> datetime:
@@ -78,6 +103,11 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
     stock = raw.get("stock")
     if not isinstance(stock, int) or isinstance(stock, bool) or stock < 0:
         check.fail("stock", "must be an integer of zero or more")
+    weight_grams = None
+    try:
+        weight_grams = _grams(raw.get("weight"))
+    except ValueError as exc:
+        check.fail("weight", str(exc))
     tags = raw.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         check.fail("tags", "must be a list of strings")
@@ -105,7 +135,15 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
         published=True,
         images=[{"url": u, "alt": title} for u in images],
         created_at=created_at,
-        variants=[ImportVariant(sku=sku, title="Default", price=price, stock=int(stock or 0))],
+        variants=[
+            ImportVariant(
+                sku=sku,
+                title="Default",
+                price=price,
+                stock=int(stock or 0),
+                weight_grams=weight_grams,
+            )
+        ],
     ), []
 
 

@@ -1,5 +1,7 @@
 """HTTP routes of carts as resources (``/carts``), for guests (``Cart-Token``) and customers.
-Answers carry ``Cache-Control: no-store`` (e-mail and addresses are personal data)."""
+Answers carry ``Cache-Control: no-store`` (e-mail and addresses are personal data). Every
+write is rate limited (policy ``cart``, ``EMPORIUM_RATE_LIMIT_CART``): a signed-in caller
+per user, a guest per client address, like other anonymous writes."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from emporium.accounts.identity import customer, identify
 from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.core.config import SettingsDep
 from emporium.core.errors import problem_responses
+from emporium.core.ratelimit import Connection, caller_key, rate_limit
 from emporium.core.uow import DbSession
 from emporium.orders import carts
 from emporium.orders.models import Cart
@@ -37,6 +40,18 @@ CartToken = Annotated[
                     description="the guest cart's token, as POST /carts answered it"),
 ]  # fmt: skip
 HOLDER = problem_responses(404, 415)
+WRITE = problem_responses(404, 415, 429)
+
+
+async def identified_caller(connection: Connection) -> str | None:
+    """The subject a cart write or a checkout counts against: the signed-in user
+    (identified here, since the rate-limit guard runs before the handler does), else the
+    client address."""
+    await identify(connection)
+    return caller_key(connection)
+
+
+CART_WRITE = rate_limit("cart", key=identified_caller)
 
 
 async def _cart(
@@ -45,7 +60,13 @@ async def _cart(
     return await carts.holder_cart(session, cart_id, await identify(request), token)
 
 
-@post("/carts", tags=["carts"], status_code=201, responses=problem_responses(415))
+@post(
+    "/carts",
+    tags=["carts"],
+    status_code=201,
+    guards=[CART_WRITE],
+    responses=problem_responses(415, 429),
+)
 async def create_cart(
     request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
     data: JSONBody[CartCreate],
@@ -69,7 +90,7 @@ async def get_cart(
                             prices_include_tax=settings.prices_include_tax)  # fmt: skip
 
 
-@patch("/carts/{cart_id:uuid}", tags=["carts"], responses=problem_responses(404, 415))
+@patch("/carts/{cart_id:uuid}", tags=["carts"], guards=[CART_WRITE], responses=WRITE)
 async def update_cart(
     request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
     cart_id: FromPath[uuid.UUID], data: JSONBody[CartUpdate], cart_token: CartToken = None,
@@ -81,7 +102,13 @@ async def update_cart(
                             prices_include_tax=settings.prices_include_tax)  # fmt: skip
 
 
-@post("/carts/{cart_id:uuid}/items", tags=["carts"], status_code=200, responses=HOLDER)
+@post(
+    "/carts/{cart_id:uuid}/items",
+    tags=["carts"],
+    status_code=200,
+    guards=[CART_WRITE],
+    responses=WRITE,
+)
 async def add_item(
     request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
     cart_id: FromPath[uuid.UUID], data: JSONBody[CartItemCreate], cart_token: CartToken = None,
@@ -93,7 +120,12 @@ async def add_item(
                             prices_include_tax=settings.prices_include_tax)  # fmt: skip
 
 
-@patch("/carts/{cart_id:uuid}/items/{item_id:uuid}", tags=["carts"], responses=HOLDER)
+@patch(
+    "/carts/{cart_id:uuid}/items/{item_id:uuid}",
+    tags=["carts"],
+    guards=[CART_WRITE],
+    responses=WRITE,
+)
 async def update_item(
     request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
     cart_id: FromPath[uuid.UUID], item_id: FromPath[uuid.UUID], data: JSONBody[CartItemUpdate],
@@ -106,7 +138,12 @@ async def update_item(
                             prices_include_tax=settings.prices_include_tax)  # fmt: skip
 
 
-@delete("/carts/{cart_id:uuid}/items/{item_id:uuid}", tags=["carts"], responses=HOLDER)
+@delete(
+    "/carts/{cart_id:uuid}/items/{item_id:uuid}",
+    tags=["carts"],
+    guards=[CART_WRITE],
+    responses=WRITE,
+)
 async def remove_item(
     request: AnyRequest, session: DbSession, cart_id: FromPath[uuid.UUID],
     item_id: FromPath[uuid.UUID], cart_token: CartToken = None,
@@ -128,8 +165,13 @@ async def shipping_methods(
     )
 
 
-@post("/carts/{cart_id:uuid}/claim", tags=["carts"], guards=[customer], status_code=200,
-      responses=problem_responses(401, 403, 404))  # fmt: skip
+@post(
+    "/carts/{cart_id:uuid}/claim",
+    tags=["carts"],
+    guards=[customer, CART_WRITE],
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 429),
+)
 async def claim_cart(
     request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
     cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,

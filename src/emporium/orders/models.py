@@ -14,14 +14,13 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id
+from emporium.core.db import Base, UTCDateTime, new_id, sealed
 
 STATUSES = ("pending", "paid", "fulfilled", "delivered", "cancelled", "refunded")
 PAYMENT_STATUSES = (
@@ -56,9 +55,9 @@ class Cart(Base):
         Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), unique=True
     )
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    email_enc: Mapped[str | None] = mapped_column(Text)
-    shipping_address_enc: Mapped[str | None] = mapped_column(Text)
-    billing_address_enc: Mapped[str | None] = mapped_column(Text)
+    email_enc: Mapped[str | None] = sealed("email")
+    shipping_address_enc: Mapped[str | None] = sealed("shipping_address")
+    billing_address_enc: Mapped[str | None] = sealed("billing_address")
     shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("shipping_method.id", ondelete="SET NULL")
     )
@@ -141,9 +140,9 @@ class Order(Base):
     prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
     shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     shipping_method_name: Mapped[str | None] = mapped_column(String(200))
-    shipping_address_enc: Mapped[str] = mapped_column(Text)
-    billing_address_enc: Mapped[str | None] = mapped_column(Text)
-    email_enc: Mapped[str | None] = mapped_column(Text)
+    shipping_address_enc: Mapped[str] = sealed("shipping_address")
+    billing_address_enc: Mapped[str | None] = sealed("billing_address")
+    email_enc: Mapped[str | None] = sealed("email")
     email_index: Mapped[str | None] = mapped_column(String(64), index=True)
     order_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     payment_status: Mapped[str] = mapped_column(String(20), default="unpaid")

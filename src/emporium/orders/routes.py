@@ -32,10 +32,10 @@ from emporium.core.config import SettingsDep
 from emporium.core.errors import InvalidInput, problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import caller_key, rate_limit
+from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
 from emporium.orders import cart, carts, checkout, idempotency, lifecycle, service
-from emporium.orders.cart_routes import AnyRequest, CartToken
+from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
 from emporium.orders.schemas import (
     CartItemCreate,
     CartItemUpdate,
@@ -78,8 +78,8 @@ async def get_my_cart(session: DbSession, me: Me, settings: SettingsDep) -> Cart
     )
 
 
-@post("/cart/items", tags=["cart"], guards=[customer], security=BEARER,
-      responses=problem_responses(401, 403, 409, 415))  # fmt: skip
+@post("/cart/items", tags=["cart"], guards=[customer, CART_WRITE], security=BEARER,
+      responses=problem_responses(401, 403, 409, 415, 429))  # fmt: skip
 async def add_cart_item(
     session: DbSession, me: Me, settings: SettingsDep, data: JSONBody[CartItemCreate]
 ) -> CartRead:
@@ -90,8 +90,8 @@ async def add_cart_item(
     )  # fmt: skip
 
 
-@patch("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer], security=BEARER,
-       responses=problem_responses(401, 403, 404, 415))  # fmt: skip
+@patch("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer, CART_WRITE],
+       security=BEARER, responses=problem_responses(401, 403, 404, 415, 429))  # fmt: skip
 async def update_cart_item(
     session: DbSession,
     me: Me,
@@ -106,17 +106,11 @@ async def update_cart_item(
     )  # fmt: skip
 
 
-@delete("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer], security=BEARER,
-        responses=problem_responses(401, 403, 404))  # fmt: skip
+@delete("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer, CART_WRITE],
+        security=BEARER, responses=problem_responses(401, 403, 404, 429))  # fmt: skip
 async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UUID]) -> None:
     """Take a line out of the cart."""
     await cart.remove_item(session, me, item_id)
-
-
-async def _checkout_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """Rate-limit subject of checkout: a signed-in customer by account, a guest by address."""
-    await identify(connection)
-    return caller_key(connection)
 
 
 IdempotencyKey = Annotated[
@@ -129,7 +123,7 @@ IdempotencyKey = Annotated[
 @post(
     "/orders",
     tags=["orders"],
-    guards=[rate_limit("checkout", key=_checkout_caller)],
+    guards=[rate_limit("checkout", key=identified_caller)],
     security=[*BEARER, {}],
     status_code=201,
     responses=problem_responses(401, 403, 404, 409, 415, 429, 503),

@@ -44,6 +44,26 @@ def pytest_report_header() -> str:
     return "databases: sqlite only (EMPORIUM_TEST_POSTGRES_URL is not set)"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List how many hypothesis examples the tests that record ``hypothesis_examples`` ran
+    (``record_property``), so that the CI log shows the count per test and database. The
+    reports reach this hook under xdist too."""
+    counts = [
+        (report.nodeid, value)
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "hypothesis_examples"
+    ]
+    if not counts:
+        return
+    terminalreporter.section("hypothesis examples run")
+    for nodeid, value in sorted(counts):
+        terminalreporter.write_line(f"{value:>7} {nodeid}")
+    terminalreporter.write_line(f"{sum(int(v) for _, v in counts):>7} in total")
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating each time)."""

@@ -188,3 +188,169 @@ async def test_free_over_and_a_price_changed_before_the_order(
     assert order["items"][0]["unit_price"] == 3000
     assert figures(order) == (6000, 0, 0, 0, 6000)
     assert order["shipping"]["price"] == 0
+
+
+# Per shop: its zone, its one tax rate, the buyer's address, then the cart's figures
+# (subtotal, discount_total, shipping_total, tax_total, total) worked by hand at 2 x 20.00
+# with 7.99 shipping (free over 50.00), and at 2 x 30.00 after staff changed the price.
+# EUR, VAT inside the prices: 40.00 * 19/119 = 6.387 -> 6.39, shipping 7.99 * 19/119 =
+# 1.276 -> 1.28; 60.00 * 19/119 = 9.580 -> 9.58 and shipping free.
+# USD, California's 7.25 % on top (the method's class is "standard" too): 2.90 and 7.99 *
+# 7.25 % = 0.579 -> 0.58; 60.00 * 7.25 % = 4.35 and shipping free.
+GERMANY = (
+    {"name": "DE", "countries": ["DE"]},
+    {"country": "DE", "tax_class": "standard", "rate_bp": 1900, "name": "USt"},
+    BERLIN,
+    (4000, 0, 799, 639 + 128, 4799),
+    (6000, 0, 0, 958, 6000),
+)
+CALIFORNIA = (
+    {"name": "US", "countries": ["US"]},
+    {"country": "US", "region": "US-CA", "rate_bp": 725, "name": "CA"},
+    SAN_JOSE,
+    (4000, 0, 799, 290 + 58, 4000 + 799 + 348),
+    (6000, 0, 0, 435, 6435),
+)
+PRICE_CHANGE_SHOPS = [
+    pytest.param(("EUR", True), GERMANY, id="EUR-inclusive"),
+    pytest.param(("USD", False), CALIFORNIA, id="USD-exclusive"),
+]
+
+
+async def cart_for_two_shirts(
+    shop: Client, staff: dict[str, str], where: tuple[Json, Json, Json, Any, Any]
+) -> tuple[Json, Json, Json]:
+    """Staff set up the zone, a method at 7.99 free over 50.00, the rate and a shirt at
+    20.00. Returns the method, the shirt and a cart line of two shirts."""
+    zone_body, rate_body, _, _, _ = where
+    zone = await made(shop, staff, "/shipping-zones", zone_body)
+    method = {"zone_id": zone["id"], "name": "Ground", "price": 799, "free_over": 5000}
+    ground = await made(shop, staff, "/shipping-methods", method)
+    await made(shop, staff, "/tax-rates", rate_body)
+    shirt = await variant(shop, staff, await create_category(shop, staff), 2000)
+    return ground, shirt, {"variant_id": shirt["id"], "quantity": 2}
+
+
+@pytest.mark.parametrize("holder", ["guest", "customer"])
+@pytest.mark.parametrize(("shop", "where"), PRICE_CHANGE_SHOPS, indirect=["shop"])
+async def test_a_price_changed_by_staff_after_the_cart_is_the_new_price_in_cart_and_order(
+    shop: Client,
+    admin_headers: dict[str, str],
+    sign_in: SignIn,
+    where: tuple[Json, Json, Json, tuple[int, ...], tuple[int, ...]],
+    holder: str,
+) -> None:
+    """A cart resource (``POST /carts``, ``PATCH`` address and method), a guest's or a
+    customer's, shows 2 x 20.00 with shipping; staff raise the price to 30.00 through the
+    catalog API; the cart answer now shows 30.00 (its subtotal reaches the free-shipping
+    threshold), and the order (``POST /orders {cart_id}``) is placed at 30.00 with exactly
+    the figures the cart showed last."""
+    staff = admin_headers
+    ground, shirt, line = await cart_for_two_shirts(shop, staff, where)
+    _, _, address, before, after = where
+    buyer = await sign_in() if holder == "customer" else {}
+    created = await shop.post(
+        f"{API}/carts", json={"email": "buyer@example.com", "items": [line]}, headers=buyer
+    )
+    assert created.status_code == 201, created.text
+    if holder == "guest":
+        buyer = {"Cart-Token": created.json()["token"]}
+    url = f"{API}/carts/{created.json()['id']}"
+    chosen = await shop.patch(
+        url, json={"shipping_address": address, "shipping_method_id": ground["id"]}, headers=buyer
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["items"][0]["unit_price"] == 2000
+    assert figures(chosen.json()) == before
+    assert chosen.json()["shipping_method"]["price"] == 799
+
+    changed = await shop.patch(f"{API}/variants/{shirt['id']}", json={"price": 3000}, headers=staff)
+    assert changed.status_code == 200, changed.text
+    cart = (await shop.get(url, headers=buyer)).json()
+    assert (cart["items"][0]["unit_price"], cart["items"][0]["subtotal"]) == (3000, 6000)
+    assert figures(cart) == after
+    assert cart["shipping_method"]["price"] == 0
+
+    placed = await shop.post(f"{API}/orders", json={"cart_id": cart["id"]}, headers=buyer)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert [
+        (i["unit_price"], i["quantity"], i["subtotal"], i["tax_total"], i["total"])
+        for i in order["items"]
+    ] == [
+        (i["unit_price"], i["quantity"], i["subtotal"], i["tax_total"], i["total"])
+        for i in cart["items"]
+    ]
+    assert figures(order) == figures(cart) == after
+    assert (order["shipping"]["price"], order["shipping"]["tax_total"]) == (
+        cart["shipping_method"]["price"],
+        cart["shipping_method"]["tax_total"],
+    )
+    if holder == "guest":
+        buyer = {"Order-Token": order["order_token"]}
+    stored = (await shop.get(f"{API}/orders/{order['id']}", headers=buyer)).json()
+    assert figures(stored) == after
+    assert stored["items"][0]["unit_price"] == 3000
+
+
+TOKYO = {
+    "name": "Hanako Yamada",
+    "line1": "1-1 Marunouchi",
+    "city": "Chiyoda",
+    "postal_code": "100-0005",
+    "country": "JP",
+}
+MANAMA = {"name": "Ali Hasan", "line1": "Road 1", "city": "Manama", "postal_code": "317"}
+# Yen have no decimals; consumption tax inside the prices, 10 % and 8 % (food). 3 x 1280 at
+# 8 %: 3840 * 8/108 = 284.4 -> 284; 2980 at 10 %: 2980 / 11 = 270.9 -> 271; shipping 550 at
+# 10 %: 50. Total 3840 + 2980 + 550 = 7370, of which 605 tax.
+YEN = ("JPY", TOKYO, [284, 271], 50, (6820, 0, 550, 605, 7370))
+# Bahraini dinars have 3 decimals (fils); VAT 10 % on top, 8 % for the "reduced" class
+# here. 3 x 1.280: 3.840 * 8 % = 0.3072 -> 0.307; 2.980 * 10 % = 0.298; shipping 0.550 *
+# 10 % = 0.055. Total 3.840 + 2.980 + 0.550 + 0.660 = 8.030.
+DINARS = ("BHD", MANAMA | {"country": "BH"}, [307, 298], 55, (6820, 0, 550, 660, 8030))
+
+
+@pytest.mark.parametrize(
+    ("shop", "expected"),
+    [
+        pytest.param(("JPY", True), YEN, id="JPY-inclusive"),
+        pytest.param(("BHD", False), DINARS, id="BHD-exclusive"),
+    ],
+    indirect=["shop"],
+)
+async def test_zero_and_three_decimal_currencies_match_the_hand_calculation(
+    shop: Client,
+    admin_headers: dict[str, str],
+    sign_in: SignIn,
+    expected: tuple[str, Json, list[int], int, tuple[int, ...]],
+) -> None:
+    """Amounts are whole minor units of the shop's currency (yen, fils), tax rounded half
+    up to them; the cart answer and the order agree."""
+    staff = admin_headers
+    currency, address, line_taxes, shipping_tax, totals = expected
+    country = address["country"]
+    zone = await made(shop, staff, "/shipping-zones", {"name": country, "countries": [country]})
+    method = {"zone_id": zone["id"], "name": "Post", "price": 550}
+    post = await made(shop, staff, "/shipping-methods", method)
+    for tax_class, rate in (("standard", 1000), ("reduced", 800)):
+        rate_body = {"country": country, "tax_class": tax_class, "rate_bp": rate, "name": "VAT"}
+        await made(shop, staff, "/tax-rates", rate_body)
+    category = await create_category(shop, staff)
+    rice = await variant(shop, staff, category, 1280, tax_class="reduced")
+    kettle = await variant(shop, staff, category, 2980)
+    buyer = await sign_in()
+    items = [{"variant_id": rice["id"], "quantity": 3}, {"variant_id": kettle["id"], "quantity": 1}]
+    cart = await shop.post(f"{API}/carts", json={"items": items}, headers=buyer)
+    assert cart.status_code == 201, cart.text
+    body = {"shipping_address": address, "shipping_method_id": post["id"]}
+    chosen = await shop.patch(f"{API}/carts/{cart.json()['id']}", json=body, headers=buyer)
+    assert chosen.status_code == 200, chosen.text
+    assert figures(chosen.json()) == totals
+    placed = await shop.post(f"{API}/orders", json=body, headers=buyer)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert order["currency"] == chosen.json()["currency"] == rice["currency"] == currency
+    assert [i["tax_total"] for i in order["items"]] == line_taxes
+    assert order["shipping"]["tax_total"] == shipping_tax
+    assert figures(order) == totals

@@ -56,6 +56,52 @@ async def test_fifty_buyers_for_ten_units_in_one_process(
     }
 
 
+async def guest_cart(client: Client, variant_id: str) -> tuple[str, dict[str, str]]:
+    """A guest's cart holding one unit, with an e-mail and a shipping address: its id and
+    the ``Cart-Token`` header."""
+    created = await client.post(
+        f"{API}/carts",
+        json={
+            "email": f"{uuid.uuid4().hex[:12]}@example.com",
+            "items": [{"variant_id": variant_id, "quantity": 1}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    cart_id, headers = created.json()["id"], {"Cart-Token": created.json()["token"]}
+    addressed = await client.patch(
+        f"{API}/carts/{cart_id}", json={"shipping_address": ADDRESS}, headers=headers
+    )
+    assert addressed.status_code == 200, addressed.text
+    return cart_id, headers
+
+
+@pytest.mark.slow
+async def test_fifty_guests_for_ten_units_still_sell_exactly_ten(
+    client: Client, admin_headers: dict[str, str], session: AsyncSession
+) -> None:
+    """50 guests check out their carts at once (``POST /orders {cart_id}`` with their
+    ``Cart-Token``) for 10 units: 10 orders, each with its ``order_token``; 40 times 409
+    ``insufficient_stock``, and those carts keep their line (nothing changed)."""
+    (variant,) = await stocked_variants(client, admin_headers, STOCK)
+    guests = [await guest_cart(client, variant["id"]) for _ in range(BUYERS)]
+    answers = await at_once(client, *(("POST", "/orders", h, {"cart_id": c}) for c, h in guests))
+    assert sorted(a.status_code for a in answers) == [201] * STOCK + [409] * (BUYERS - STOCK)
+    placed = [a.json() for a in answers if a.status_code == 201]
+    assert all(o["order_token"] and o["status"] == "pending" for o in placed)
+    assert len({o["id"] for o in placed}) == STOCK
+    assert await _order_count(session) == STOCK
+    assert await stock_of(client, admin_headers, variant) == 0
+    assert balance(await ledger(client, admin_headers, variant["id"])) == {
+        "received": STOCK,
+        "sale": -STOCK,
+    }
+    for (cart_id, headers), answer in zip(guests, answers, strict=True):
+        if answer.status_code == 409:
+            assert_problem(answer, 409, "insufficient_stock")
+            cart = await client.get(f"{API}/carts/{cart_id}", headers=headers)
+            assert [i["quantity"] for i in cart.json()["items"]] == [1]
+
+
 @pytest.mark.slow
 async def test_a_multi_line_race_never_sells_a_unit_twice(
     client: Client, admin_headers: dict[str, str], sign_in: SignIn, session: AsyncSession

@@ -55,10 +55,19 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
 
 def _schemathesis(base: str, max_examples: str, *extra: str) -> int:
     command = [
-        str(BIN / "schemathesis"), "run", f"{base}/openapi.json", "--checks", CHECKS,
-        "--max-examples", max_examples, "--phases", "examples,coverage,fuzzing",
-        "--workers", "2", *extra,
-    ]  # fmt: skip
+        str(BIN / "schemathesis"),
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        max_examples,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--workers",
+        "2",
+        *extra,
+    ]
     return subprocess.run(command, check=False).returncode
 
 
@@ -78,8 +87,11 @@ def main() -> int:
         with log_path.open("wb") as log:
             server = subprocess.Popen(
                 [str(BIN / "emporium"), "serve", "--demo", "--port", str(port)],
-                cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=tmp,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             _wait_ready(base, server)
             email = "fuzz.customer@example.com"
@@ -89,12 +101,17 @@ def main() -> int:
             anonymous = _schemathesis(base, max_examples)
             print("fuzz: signed-in customer", flush=True)
             customer = _schemathesis(
-                base, max_examples, "--header", f"Authorization: Bearer {token['access_token']}",
+                base,
+                max_examples,
+                "--header",
+                f"Authorization: Bearer {token['access_token']}",
                 # These would end the run's own session (schemathesis reuses the session id
                 # it read from GET /auth/sessions), leaving the rest of the pass anonymous.
-                "--exclude-path", "/api/v1/auth/logout",
-                "--exclude-path", "/api/v1/auth/sessions/{session_id}",
-            )  # fmt: skip
+                "--exclude-path",
+                "/api/v1/auth/logout",
+                "--exclude-path",
+                "/api/v1/auth/sessions/{session_id}",
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

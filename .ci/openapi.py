@@ -26,9 +26,12 @@ from emporium.core.migrate import upgrade
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp}/openapi.db", key_file=Path(tmp) / "k.json",
-            jobs_embedded=False, redis_url=None, log_level="WARNING",
-        )  # fmt: skip
+            database_url=f"sqlite+aiosqlite:///{tmp}/openapi.db",
+            key_file=Path(tmp) / "k.json",
+            jobs_embedded=False,
+            redis_url=None,
+            log_level="WARNING",
+        )
         upgrade(settings)
         load_or_create_key_file(settings.key_file)
         with TestClient(create_app(settings)) as client:

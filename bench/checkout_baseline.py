@@ -349,12 +349,24 @@ class BaselineApp:
             await conn.executemany(
                 INSERT_LINE,
                 [
-                    (i["id"], order_id, n, r["product_id"], i["variant_id"], i["sku"],
-                     i["title"], i["quantity"], i["unit_price"], i["subtotal"], i["tax_rate"],
-                     i["tax_total"], i["total"])
+                    (
+                        i["id"],
+                        order_id,
+                        n,
+                        r["product_id"],
+                        i["variant_id"],
+                        i["sku"],
+                        i["title"],
+                        i["quantity"],
+                        i["unit_price"],
+                        i["subtotal"],
+                        i["tax_rate"],
+                        i["tax_total"],
+                        i["total"],
+                    )
                     for n, (r, i) in enumerate(zip(priced, items, strict=True))
                 ],
-            )  # fmt: skip
+            )
             await conn.execute(INSERT_STATUS, uuid.uuid4(), order_id, customer_id, now)
             event = {
                 "order_id": str(order_id),

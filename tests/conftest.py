@@ -147,9 +147,15 @@ def settings(database_url: str, key_file: Path, tmp_path: Path) -> Settings:
     """Settings for a test app on the test database. The embedded job runner is off (tests
     that need jobs run them, see ``tests/jobs``); e-mails go to the test's own folder."""
     return Settings(
-        database_url=database_url, key_file=key_file, log_format="json", log_level="WARNING",
-        redis_url=None, jobs_embedded=False, mail_dir=tmp_path / "mail", **NO_ROUTE_RATE_LIMITS,
-    )  # fmt: skip
+        database_url=database_url,
+        key_file=key_file,
+        log_format="json",
+        log_level="WARNING",
+        redis_url=None,
+        jobs_embedded=False,
+        mail_dir=tmp_path / "mail",
+        **NO_ROUTE_RATE_LIMITS,
+    )
 
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]

@@ -128,9 +128,13 @@ def app_for(url: str, key_file: Path) -> Litestar:
     database and open a client on it per test.
     """
     settings = Settings(
-        database_url=url, key_file=key_file, log_format="json", log_level="WARNING",
-        redis_url=None, jobs_embedded=False,
-    )  # fmt: skip
+        database_url=url,
+        key_file=key_file,
+        log_format="json",
+        log_level="WARNING",
+        redis_url=None,
+        jobs_embedded=False,
+    )
     return create_app(settings)
 
 

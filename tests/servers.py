@@ -17,9 +17,10 @@ from emporium.core.config import Settings
 
 EMPORIUM = str(Path(sys.executable).parent / "emporium")
 ROUTE_LIMITS = [
-    name for name in Settings.model_fields
+    name
+    for name in Settings.model_fields
     if name.startswith("rate_limit_") and name != "rate_limit_general"
-]  # fmt: skip
+]
 
 
 def server_env(

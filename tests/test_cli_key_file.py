@@ -21,9 +21,14 @@ def _run(
     env: dict[str, str], cwd: Path, *args: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [EMPORIUM, *args], env=env, cwd=cwd, input=stdin, capture_output=True, text=True,
+        [EMPORIUM, *args],
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
 
 
 def _create_admin(env: dict[str, str], cwd: Path, email: str) -> subprocess.CompletedProcess[str]:

@@ -76,10 +76,21 @@ def test_serve_over_tls(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
     proc = subprocess.Popen(
-        [EMPORIUM, "serve", "--port", str(port), "--certfile", str(cert_file),
-         "--keyfile", str(key_file)],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            EMPORIUM,
+            "serve",
+            "--port",
+            str(port),
+            "--certfile",
+            str(cert_file),
+            "--keyfile",
+            str(key_file),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"https://127.0.0.1:{port}"
     try:
         _wait_ready(f"{base}/readyz", context, proc)
@@ -100,7 +111,10 @@ def test_certfile_without_keyfile_is_refused(tmp_path: Path) -> None:
     cert_file, _ = _self_signed(tmp_path)
     result = subprocess.run(
         [EMPORIUM, "serve", "--certfile", str(cert_file)],
-        cwd=tmp_path, capture_output=True, check=False, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert b"--certfile and --keyfile go together" in result.stderr

@@ -78,24 +78,40 @@ def test_help_imports_neither_the_web_framework_nor_the_database_layer(args: lis
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"], ["users", "create-admin",
-                                     "--email", "a@example.com", "--password-stdin"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "upgrade"],
+        ["serve"],
+        ["users", "create-admin", "--email", "a@example.com", "--password-stdin"],
+    ],
+)
 def test_an_unreachable_database_is_a_one_line_error(command: list[str], tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/shop"  # nothing listens
     env = _clean_env(EMPORIUM_DATABASE_URL=url, EMPORIUM_KEY_FILE=str(tmp_path / "keys.json"))
     done = subprocess.run(
-        [EMPORIUM, *command], capture_output=True, text=True, env=env, input="x\n", timeout=60,
+        [EMPORIUM, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        input="x\n",
+        timeout=60,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("emporium: error: cannot connect: ")
     assert "(check EMPORIUM_DATABASE_URL and that the database server is running)" in lines[0]
     debug = subprocess.run(
-        [EMPORIUM, "--debug", *command], capture_output=True, text=True, env=env, input="x\n",
-        timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+        [EMPORIUM, "--debug", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        input="x\n",
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
 
@@ -106,9 +122,13 @@ def test_click_errors_keep_their_code_in_the_same_shape(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("Handle,Title\nlamp,Lamp\n", encoding="utf-8")
     done = subprocess.run(
-        [EMPORIUM, "import", "shopify-csv", str(bad)], capture_output=True, text=True, env=env,
-        timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+        [EMPORIUM, "import", "shopify-csv", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("emporium: error: 1 problem(s) found")
 
@@ -120,9 +140,13 @@ def test_serve_says_listening_only_once_the_port_is_bound(tmp_path: Path) -> Non
     port = free_port()
     env = server_env(f"sqlite+aiosqlite:///{tmp_path}/shop.db", tmp_path / "keys.json")
     proc = subprocess.Popen(
-        [EMPORIUM, "serve", "--demo", "--port", str(port)], cwd=tmp_path, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [EMPORIUM, "serve", "--demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         seen: list[str] = []

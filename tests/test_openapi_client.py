@@ -31,8 +31,11 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [EMPORIUM, "serve", "--demo", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, time.monotonic() + 90)
@@ -129,9 +132,13 @@ def _checkout(me: Any, variant: Any) -> None:
     assert [(i.variant_id, i.quantity) for i in cart.items] == [(variant.id, 2)]
     assert cart.subtotal == 2 * variant.price
     address = AddressIn(
-        name="Ada Lovelace", line1="350 Fifth Avenue", city="New York", region="NY",
-        postal_code="10118", country="US",
-    )  # fmt: skip
+        name="Ada Lovelace",
+        line1="350 Fifth Avenue",
+        city="New York",
+        region="NY",
+        postal_code="10118",
+        country="US",
+    )
     mine = create_cart.sync(client=me, body=CartCreate())  # the account's cart, with its id
     update_cart.sync(client=me, cart_id=mine.id, body=CartUpdate(shipping_address=address))
     methods = shipping_methods.sync(client=me, cart_id=mine.id)

@@ -44,16 +44,25 @@ class Server:
         # The flows below sign in many times from one address: route rate limits are off
         # (their own tests prove them and their log lines).
         self.env = server_env(
-            f"sqlite+aiosqlite:///{folder / 'e.db'}", os.environ["EMPORIUM_KEY_FILE"],
-            route_limits=False, log_level="DEBUG", login_delay_seconds="0",
-        )  # fmt: skip
+            f"sqlite+aiosqlite:///{folder / 'e.db'}",
+            os.environ["EMPORIUM_KEY_FILE"],
+            route_limits=False,
+            log_level="DEBUG",
+            login_delay_seconds="0",
+        )
 
     def run(self, *args: str, stdin: str = "") -> str:
         """Run an ``emporium`` command; its output (which is log output too)."""
         done = subprocess.run(
-            [EMPORIUM, *args], input=stdin, env=self.env, cwd=self.folder,
-            capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
+            [EMPORIUM, *args],
+            input=stdin,
+            env=self.env,
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         return done.stdout + done.stderr
 
     def url(self, path: str) -> str:
@@ -67,14 +76,23 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, list[str]]]:
     server = Server(tmp_path)
     outputs = [server.run("db", "upgrade")]
     outputs.append(
-        server.run("users", "create-admin", "--email", ADMIN_EMAIL, "--password-stdin",
-                   stdin=PASSWORD + "\n")
-    )  # fmt: skip
+        server.run(
+            "users",
+            "create-admin",
+            "--email",
+            ADMIN_EMAIL,
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        )
+    )
     with server.log.open("wb") as log:
         proc = subprocess.Popen(
             [EMPORIUM, "serve", "--port", str(server.port)],
-            cwd=tmp_path, env=server.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_ready(server.base, proc, time.monotonic() + 60)
             yield server, outputs
@@ -89,8 +107,13 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
 
 
 def _customer_flows(http: httpx.Client, s: Server, canaries: list[str]) -> None:
-    body = {"email": EMAIL, "password": PASSWORD, "first_name": FIRST, "last_name": LAST,
-            "phone": f"+1 555 {PHONE_DIGITS}"}  # fmt: skip
+    body = {
+        "email": EMAIL,
+        "password": PASSWORD,
+        "first_name": FIRST,
+        "last_name": LAST,
+        "phone": f"+1 555 {PHONE_DIGITS}",
+    }
     _ok(http.post(s.url("/auth/register"), json=body), 201)
     http.post(s.url("/auth/register"), json=body)  # duplicate: 409
     http.post(s.url("/auth/register"), json={**body, "email": GHOST_EMAIL, "password": EMAIL})
@@ -98,8 +121,13 @@ def _customer_flows(http: httpx.Client, s: Server, canaries: list[str]) -> None:
         http.post(s.url("/auth/login"), json={"email": GHOST_EMAIL, "password": WRONG_PASSWORD})
     pair = _ok(http.post(s.url("/auth/login"), json={"email": EMAIL, "password": PASSWORD}))
     auth = {"Authorization": f"Bearer {pair['access_token']}"}
-    address = {"name": FIRST, "line1": STREET, "city": "Oslo", "postal_code": "0150",
-               "country": "NO"}  # fmt: skip
+    address = {
+        "name": FIRST,
+        "line1": STREET,
+        "city": "Oslo",
+        "postal_code": "0150",
+        "country": "NO",
+    }
     _ok(http.post(s.url("/users/me/addresses"), json=address, headers=auth), 201)
     _ok(http.get(s.url("/users/me/export"), headers=auth))
     new = _ok(http.post(s.url("/auth/refresh"), json={"refresh_token": pair["refresh_token"]}))
@@ -126,9 +154,11 @@ def _admin_flows(http: httpx.Client, s: Server, canaries: list[str]) -> None:
     mfa_pair = _ok(http.post(s.url("/auth/login/mfa"), json=step))
     auth = {"Authorization": f"Bearer {mfa_pair['access_token']}"}
     key = _ok(
-        http.post(s.url("/api-keys"), json={"name": "canary", "scopes": ["orders:read"]},
-                  headers=auth), 201,
-    )  # fmt: skip
+        http.post(
+            s.url("/api-keys"), json={"name": "canary", "scopes": ["orders:read"]}, headers=auth
+        ),
+        201,
+    )
     http.post(s.url("/categories"), json={"name": "K"}, headers={"X-API-Key": key["key"]})
     http.post(s.url("/categories"), json={"name": "Q"}, params={"api_key": key["key"]})
     forged = "emp_key_" + secrets.token_urlsafe(32)
@@ -145,8 +175,18 @@ def test_no_secret_or_personal_data_reaches_the_logs(server: tuple[Server, list[
     addresses, export, MFA enrolment and sign-in, recovery codes and API keys; then search
     every line the server and the commands wrote."""
     s, outputs = server
-    canaries = [EMAIL, ADMIN_EMAIL, GHOST_EMAIL, PASSWORD, WRONG_PASSWORD, NEW_PASSWORD,
-                FIRST, LAST, PHONE_DIGITS, STREET]  # fmt: skip
+    canaries = [
+        EMAIL,
+        ADMIN_EMAIL,
+        GHOST_EMAIL,
+        PASSWORD,
+        WRONG_PASSWORD,
+        NEW_PASSWORD,
+        FIRST,
+        LAST,
+        PHONE_DIGITS,
+        STREET,
+    ]
     with httpx.Client(timeout=30) as http:
         _customer_flows(http, s, canaries)
         _admin_flows(http, s, canaries)
@@ -158,9 +198,15 @@ def test_no_secret_or_personal_data_reaches_the_logs(server: tuple[Server, list[
     events = [json.loads(line) for line in log.splitlines() if '"security_event"' in line]
     names = {e["event"] for e in events}
     assert names >= {
-        "authn_login_fail", "authn_login_lock", "authn_login_success", "authn_token_reuse",
-        "authz_fail", "authn_token_created", "authn_token_revoked", "user_updated",
-    }, names  # fmt: skip
+        "authn_login_fail",
+        "authn_login_lock",
+        "authn_login_success",
+        "authn_token_reuse",
+        "authz_fail",
+        "authn_token_created",
+        "authn_token_revoked",
+        "user_updated",
+    }, names
     for event in events:
         assert {"request_id", "user_id", "client_ip", "timestamp"} <= event.keys(), event
         assert event["timestamp"].endswith("Z"), event

@@ -154,9 +154,11 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
         return tasks
     dsn = make_url(settings.database_url).set(drivername="postgresql")
     state.raw_pool = await asyncpg.create_pool(
-        dsn.render_as_string(hide_password=False), min_size=0,
-        max_size=settings.database_pool_size, timeout=settings.database_connect_timeout_seconds,
-    )  # fmt: skip
+        dsn.render_as_string(hide_password=False),
+        min_size=0,
+        max_size=settings.database_pool_size,
+        timeout=settings.database_connect_timeout_seconds,
+    )
     listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
     return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]
 
@@ -238,9 +240,12 @@ _NAMED_ENUMS = {
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
-    declare_closed_bodies, declare_refusals, declare_api_keys, declare_one_of,
+    declare_closed_bodies,
+    declare_refusals,
+    declare_api_keys,
+    declare_one_of,
     name_enums(_NAMED_ENUMS),
-]  # fmt: skip
+]
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
@@ -250,10 +255,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     api = Router(
         path=API_PREFIX,
         route_handlers=[
-            accounts_router, catalog_router, inventory_router, orders_router, reviews_router,
-            jobs_router, webhooks_router, shipping_router, carts_router,
+            accounts_router,
+            catalog_router,
+            inventory_router,
+            orders_router,
+            reviews_router,
+            jobs_router,
+            webhooks_router,
+            shipping_router,
+            carts_router,
         ],
-    )  # fmt: skip
+    )
     prometheus = PrometheusConfig(
         app_name="emporium",
         prefix="emporium",
@@ -275,17 +287,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
-                        type="http", scheme="bearer", bearer_format="JWT",
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
                         description="Access token from POST /api/v1/auth/login",
                     ),
                     API_KEY_SCHEME: SecurityScheme(
-                        type="apiKey", name="X-API-Key", security_scheme_in="header",
+                        type="apiKey",
+                        name="X-API-Key",
+                        security_scheme_in="header",
                         description="An API key (POST /api/v1/api-keys) holding the scope "
                         "listed on the operation; staff operations only",
                     ),
                 }
             ),
-        )  # fmt: skip
+        )
     limiter = RateLimiter(settings.rate_limit_policies())
     app = Litestar(
         route_handlers=handlers,
@@ -333,12 +349,22 @@ def _cors(settings: Settings) -> CORSConfig | None:
         allow_origins=settings.cors_allow_origins,
         allow_credentials=settings.cors_allow_credentials,
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key",
-                       "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit",
-                        "RateLimit-Remaining", "RateLimit-Reset"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "X-API-Key",
+            "X-Request-ID",
+        ],
+        expose_headers=[
+            "X-Request-ID",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
         max_age=600,
-    )  # fmt: skip
+    )
 
 
 @get("/openapi.json", include_in_schema=False, sync_to_thread=False)

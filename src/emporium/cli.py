@@ -47,9 +47,11 @@ def protected_columns() -> Sealed:
 @click.group(cls=CommandGroup)
 @click.version_option(package_name="emporium")
 @click.option(
-    "--debug", is_flag=True, envvar="EMPORIUM_DEBUG",
+    "--debug",
+    is_flag=True,
+    envvar="EMPORIUM_DEBUG",
     help="show the full traceback of an error (also EMPORIUM_DEBUG=1)",
-)  # fmt: skip
+)
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Emporium, a headless commerce back-end."""
@@ -304,9 +306,14 @@ def _run_import(
 
                 with _progress(len(products) + len(reviews)) as bar:
                     await write_catalog(
-                        session, products, reviews, currency=settings.currency, report=report,
-                        progress=bar.update if bar is not None else None, author_of=author_of,
-                    )  # fmt: skip
+                        session,
+                        products,
+                        reviews,
+                        currency=settings.currency,
+                        report=report,
+                        progress=bar.update if bar is not None else None,
+                        author_of=author_of,
+                    )
                 if carts:
                     ctx = build_context(settings, load_key_file(settings.key_file))
                     await dummyjson_carts.replay_carts(session, ctx, list(carts), report)
@@ -493,9 +500,11 @@ def users_set_password(email: str, password_stdin: bool) -> None:
     _prepare_database(settings)
     password = _read_password(password_stdin)
     try:
-        asyncio.run(_with_accounts(
-            settings, lambda s, ctx: account_service.set_password(s, ctx, email, password)
-        ))  # fmt: skip
+        asyncio.run(
+            _with_accounts(
+                settings, lambda s, ctx: account_service.set_password(s, ctx, email, password)
+            )
+        )
     except DomainError as exc:
         raise click.ClickException(_domain_message(exc)) from exc
     click.echo("password set")

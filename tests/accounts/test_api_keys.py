@@ -117,9 +117,10 @@ async def test_keys_expire_and_can_be_revoked(
     assert response.status_code == 204, response.text
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     response = await client.post(
-        KEYS, json={"name": "old", "scopes": ["orders:read"], "expires_at": past},
+        KEYS,
+        json={"name": "old", "scopes": ["orders:read"], "expires_at": past},
         headers=admin_headers,
-    )  # fmt: skip
+    )
     assert_problem(response, 422)
     items = (await client.get(KEYS, headers=admin_headers)).json()["items"]
     assert {i["id"]: i["revoked_at"] is not None for i in items}[revoked["id"]]

@@ -87,9 +87,15 @@ async def test_people_become_accounts_without_what_a_shop_must_not_keep(
         bank = person["bank"]
         assert isinstance(bank, dict)
         secrets = [
-            person["email"], person["phone"], person["ssn"], person["password"], person["ip"],
-            bank["cardNumber"], bank["iban"], person["macAddress"],
-        ]  # fmt: skip
+            person["email"],
+            person["phone"],
+            person["ssn"],
+            person["password"],
+            person["ip"],
+            bank["cardNumber"],
+            bank["iban"],
+            person["macAddress"],
+        ]
         for value in secrets:
             assert str(value).lower() not in dump, value
     assert "nothing changed" in await _import(settings, datasets_dir)
@@ -111,9 +117,12 @@ async def test_imported_people_sign_in_only_after_a_password_is_set(
         assert_problem(response, 401, "invalid_credentials")
     env = {"EMPORIUM_DATABASE_URL": settings.database_url}
     result = await asyncio.to_thread(
-        CliRunner().invoke, main, ["users", "set-password", "--email", email, "--password-stdin"],
-        input=PASSWORD + "\n", env=env,
-    )  # fmt: skip
+        CliRunner().invoke,
+        main,
+        ["users", "set-password", "--email", email, "--password-stdin"],
+        input=PASSWORD + "\n",
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     response = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200

@@ -44,12 +44,18 @@ async def _shop_with_people(client: Client) -> list[tuple[str, str]]:
         email = new_email("rotation")
         await register(client, email, phone="+1 555 0100", first_name="Ada")
         tokens = await login(client, email)
-        address = {"name": "Ada", "line1": "1 Key Street", "city": "Lisbon",
-                   "postal_code": "1000-001", "country": "PT"}  # fmt: skip
+        address = {
+            "name": "Ada",
+            "line1": "1 Key Street",
+            "city": "Lisbon",
+            "postal_code": "1000-001",
+            "country": "PT",
+        }
         response = await client.post(
-            "/api/v1/users/me/addresses", json=address,
+            "/api/v1/users/me/addresses",
+            json=address,
             headers={"Authorization": f"Bearer {tokens['access_token']}"},
-        )  # fmt: skip
+        )
         assert response.status_code == 201
         people.append((email, tokens["access_token"]))
     return people
@@ -85,9 +91,11 @@ async def test_rotate_reencrypts_everything_and_keeps_it_readable(
         response = await client.post("/api/v1/auth/login/mfa", json=step)
         assert response.status_code == 200, response.text
         await client.request(
-            "DELETE", "/api/v1/auth/mfa/totp", json={"password": PASSWORD},
+            "DELETE",
+            "/api/v1/auth/mfa/totp",
+            json={"password": PASSWORD},
             headers=bearer(response.json()["access_token"]),
-        )  # fmt: skip
+        )
         for email, _ in people:
             tokens = await login(client, email, PASSWORD)
             headers = {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -407,14 +407,23 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
     guest_address = {**ADDRESS, "name": f"Gwendolyn Guest{marker}", "line1": "7 Quince Row"}
     phone = "+31 (6) 8765-4321"
     canaries = {
-        "e-mail": email, "e-mail local part": email.split("@")[0], "phone": phone,
-        "phone digits": "3168765432", "last name": f"Canary{marker}",
-        "shipping name": ADDRESS["name"], "street": ADDRESS["line1"],
-        "address line 2": ADDRESS["line2"], "address phone": ADDRESS["phone"],
-        "address phone digits": "19395550142", "sign-in IP": CLIENT_IP, "password": PASSWORD,
-        "guest e-mail": guest_email, "guest e-mail local part": guest_email.split("@")[0],
-        "guest name": guest_address["name"], "guest street": guest_address["line1"],
-    }  # fmt: skip
+        "e-mail": email,
+        "e-mail local part": email.split("@")[0],
+        "phone": phone,
+        "phone digits": "3168765432",
+        "last name": f"Canary{marker}",
+        "shipping name": ADDRESS["name"],
+        "street": ADDRESS["line1"],
+        "address line 2": ADDRESS["line2"],
+        "address phone": ADDRESS["phone"],
+        "address phone digits": "19395550142",
+        "sign-in IP": CLIENT_IP,
+        "password": PASSWORD,
+        "guest e-mail": guest_email,
+        "guest e-mail local part": guest_email.split("@")[0],
+        "guest name": guest_address["name"],
+        "guest street": guest_address["line1"],
+    }
 
     async def check(flow: str) -> None:
         stored = await _stored_bytes(settings)
@@ -442,10 +451,12 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
     items = [{"variant_id": variant_id, "quantity": 1}]
     bodies = {
         "an order with a key and a shipping address": {"items": items, "shipping_address": ADDRESS},
-        "an order with a key and a saved address": {"items": items,
-                                                    "address_id": saved.json()["id"]},
+        "an order with a key and a saved address": {
+            "items": items,
+            "address_id": saved.json()["id"],
+        },
         "a cart checkout with a key": {"shipping_address": ADDRESS},
-    }  # fmt: skip
+    }
     for n, (flow, body) in enumerate(bodies.items()):
         if "items" not in body:
             added = await ip_client.post(

@@ -17,9 +17,14 @@ from emporium.core.keys import load_key_file
 from emporium.core.passwords import PasswordHasher
 
 CURRENT = argon2.Parameters(
-    type=argon2.Type.ID, version=19, salt_len=16, hash_len=32, time_cost=2, memory_cost=19456,
+    type=argon2.Type.ID,
+    version=19,
+    salt_len=16,
+    hash_len=32,
+    time_cost=2,
+    memory_cost=19456,
     parallelism=1,
-)  # fmt: skip
+)
 """What the application hashes with (``PasswordHasher``'s defaults)."""
 
 

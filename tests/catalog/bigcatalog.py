@@ -57,15 +57,45 @@ def fill(database: Path, products: int, *, common_word: str = "emporium") -> Non
             description = " ".join(rng.choices(WORDS, k=40)) + f" {common_word}"
             pid = uuid.uuid4().hex
             price = rng.randint(100, 100_000)
-            product_rows.append((
-                pid, f"big-{n}-{pid[:6]}", title, description, category, "Acme",
-                json.dumps(words[:2]), title.lower(), " ".join(words[:2]) + " acme",
-                description.lower(), 1, "[]", 0.0, 0, price, "USD", None, now, now,
-            ))  # fmt: skip
-            variant_rows.append((
-                uuid.uuid4().hex, pid, f"BIG-{n}-{pid[:6]}", "Default", "{}", price, None,
-                "USD", 5, 0, now, now,
-            ))  # fmt: skip
+            product_rows.append(
+                (
+                    pid,
+                    f"big-{n}-{pid[:6]}",
+                    title,
+                    description,
+                    category,
+                    "Acme",
+                    json.dumps(words[:2]),
+                    title.lower(),
+                    " ".join(words[:2]) + " acme",
+                    description.lower(),
+                    1,
+                    "[]",
+                    0.0,
+                    0,
+                    price,
+                    "USD",
+                    None,
+                    now,
+                    now,
+                )
+            )
+            variant_rows.append(
+                (
+                    uuid.uuid4().hex,
+                    pid,
+                    f"BIG-{n}-{pid[:6]}",
+                    "Default",
+                    "{}",
+                    price,
+                    None,
+                    "USD",
+                    5,
+                    0,
+                    now,
+                    now,
+                )
+            )
         db.executemany(
             "INSERT INTO product (id, slug, title, description, category_id, brand, tags, "
             "search_title, keywords, search_text, published, images, rating_average, "

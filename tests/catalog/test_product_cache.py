@@ -156,11 +156,24 @@ def _product(title: str = "Lamp", published: bool = True) -> ProductRead:
 
     now = datetime.now(UTC)
     return ProductRead(
-        id=uuid.uuid4(), slug="lamp", title=title, description="", category_id=uuid.uuid4(),
-        brand=None, tags=[], tax_class="standard", published=published, images=[],
-        rating_average=0.0, review_count=0, price_min=100, currency="USD", created_at=now,
-        updated_at=now, variants=[],
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        slug="lamp",
+        title=title,
+        description="",
+        category_id=uuid.uuid4(),
+        brand=None,
+        tags=[],
+        tax_class="standard",
+        published=published,
+        images=[],
+        rating_average=0.0,
+        review_count=0,
+        price_min=100,
+        currency="USD",
+        created_at=now,
+        updated_at=now,
+        variants=[],
+    )
 
 
 def test_a_read_that_raced_with_a_change_is_not_cached() -> None:

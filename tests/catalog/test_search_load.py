@@ -64,10 +64,13 @@ def test_searching_clients_do_not_hold_the_loop(
     """Five clients searching broad and long queries at once: every answer is right, and
     the event loop is never held longer than ``HELD_MS``."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{big_catalog}", key_file=key_file,
-        log_level="WARNING", jobs_embedded=False, mail_dir=tmp_path / "mail",
+        database_url=f"sqlite+aiosqlite:///{big_catalog}",
+        key_file=key_file,
+        log_level="WARNING",
+        jobs_embedded=False,
+        mail_dir=tmp_path / "mail",
         **NO_ROUTE_RATE_LIMITS | {"rate_limit_general": ""},
-    )  # fmt: skip
+    )
     app = create_app(settings)
 
     async def drill() -> list[float]:

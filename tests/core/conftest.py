@@ -30,10 +30,14 @@ def serve(tmp_path: Path, sqlite_template: Path, key_file: Path) -> Serve:
     database = tmp_path / "serve.db"
     shutil.copy(sqlite_template, database)
     base = Settings(
-        database_url=f"sqlite+aiosqlite:///{database}", key_file=key_file,
-        log_level="WARNING", redis_url=None, jobs_embedded=False, mail_dir=tmp_path / "mail",
+        database_url=f"sqlite+aiosqlite:///{database}",
+        key_file=key_file,
+        log_level="WARNING",
+        redis_url=None,
+        jobs_embedded=False,
+        mail_dir=tmp_path / "mail",
         **NO_ROUTE_RATE_LIMITS,
-    )  # fmt: skip
+    )
 
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[Peer]:

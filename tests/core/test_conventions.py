@@ -171,8 +171,10 @@ async def test_health_and_readiness(client: Client) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {
-        "status": "ready", "redis": "not_configured", "rate_limits": "per_process"
-    }  # fmt: skip
+        "status": "ready",
+        "redis": "not_configured",
+        "rate_limits": "per_process",
+    }
 
 
 async def test_metrics_need_loopback_or_the_admin_key(

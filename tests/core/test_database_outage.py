@@ -38,9 +38,13 @@ def _fresh_outage_log() -> None:
 
 def _settings(database_url: str, key_file: Path, tmp_path: Path, **extra: Any) -> Settings:
     return Settings(
-        database_url=database_url, key_file=key_file, log_level="WARNING",
-        jobs_embedded=False, mail_dir=tmp_path / "mail", **{**NO_ROUTE_RATE_LIMITS, **extra},
-    )  # fmt: skip
+        database_url=database_url,
+        key_file=key_file,
+        log_level="WARNING",
+        jobs_embedded=False,
+        mail_dir=tmp_path / "mail",
+        **{**NO_ROUTE_RATE_LIMITS, **extra},
+    )
 
 
 def _assert_unavailable(response: Any) -> None:
@@ -113,8 +117,9 @@ def test_hung_postgres_is_a_quick_503(
                 _assert_unavailable(client.get(path))
                 assert time.monotonic() - started < 3
         assert {e["kind"] for e in _outage_lines(logs)} <= {
-            "database_timeout", "database_connection_lost"
-        }  # fmt: skip
+            "database_timeout",
+            "database_connection_lost",
+        }
         tcp.restore()
         assert client.get("/api/v1/products").status_code == 200
 

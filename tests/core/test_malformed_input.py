@@ -41,10 +41,12 @@ async def test_deep_or_broken_product_bodies_change_nothing(
     category = await create_category(client, admin_headers)
     body = product_body(category["id"])
     deep = (
-        b'{"title": "Deep", "category_id": "' + category["id"].encode() + b'", "variants": '
+        b'{"title": "Deep", "category_id": "'
+        + category["id"].encode()
+        + b'", "variants": '
         + _nested(70)
         + b"}"
-    )  # fmt: skip
+    )
     bad_utf8 = (
         b'{"title": "Bad \xc3\x28", "category_id": "' + category["id"].encode() + b'", '
         b'"variants": [{"sku": "U-1", "title": "One", "price": 100, "stock": 1}]}'

@@ -37,7 +37,8 @@ async def test_a_forged_naive_review_cursor_is_a_422(
     product = await create_product(client, admin_headers, category["id"])
     cursor = encode_cursor("-created_at", "2026-11-21T01:02:03", uuid.uuid4())
     response = await client.get(
-        f"{API}/products/{product['id']}/reviews", params={"cursor": cursor},
+        f"{API}/products/{product['id']}/reviews",
+        params={"cursor": cursor},
         headers=admin_headers,
-    )  # fmt: skip
+    )
     assert_problem(response, 422, "validation_error")

@@ -31,9 +31,12 @@ async def test_the_formula_counts_every_pool_of_a_server(
     """``connections_per_server`` is what a server process can really open: the write pool
     and its overflow, the read pool, the raw asyncpg pool and the change feed's connection."""
     settings = Settings(
-        database_url=postgres_migrated, key_file=key_file, database_pool_size=2,
-        jobs_embedded=False, log_level="WARNING",
-    )  # fmt: skip
+        database_url=postgres_migrated,
+        key_file=key_file,
+        database_pool_size=2,
+        jobs_embedded=False,
+        log_level="WARNING",
+    )
     app = create_app(settings)
     async with AsyncTestClient(app=app):
         state = app.state

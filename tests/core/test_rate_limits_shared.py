@@ -22,10 +22,13 @@ REDIS_URL = os.environ.get("EMPORIUM_TEST_REDIS_URL")
 def test_two_nodes_share_the_login_budget_of_an_account(key_file: Path, tmp_path: Path) -> None:
     """Three guesses at one account are allowed in all, whichever node they reach."""
     env = server_env(
-        f"sqlite+aiosqlite:///{tmp_path / 'emporium.db'}", key_file, redis_url=str(REDIS_URL),
-        rate_limit_login_account="3/minute", rate_limit_login="1000/minute",
+        f"sqlite+aiosqlite:///{tmp_path / 'emporium.db'}",
+        key_file,
+        redis_url=str(REDIS_URL),
+        rate_limit_login_account="3/minute",
+        rate_limit_login="1000/minute",
         rate_limit_general="",
-    )  # fmt: skip
+    )
     upgrade_database(env, tmp_path)
     guess = {"email": f"shared.{uuid.uuid4().hex}@example.com", "password": "wrong guess"}
     with _servers(2, env, tmp_path) as (one, two):
@@ -45,11 +48,13 @@ async def test_an_unreachable_counter_store_does_not_take_the_shop_down(serve: S
     async with serve(redis_url="redis://127.0.0.1:1/0", rate_limit_login="1/minute") as peer:
         client = peer("198.51.100.8")
         statuses = [
-            (await client.post(
-                "/api/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12}
-            )).status_code
+            (
+                await client.post(
+                    "/api/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12}
+                )
+            ).status_code
             for _ in range(2)
-        ]  # fmt: skip
+        ]
         assert statuses == [401, 429]
         assert (await client.get("/api/v1/products")).status_code == 200
         ready = await client.get("/readyz")

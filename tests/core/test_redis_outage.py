@@ -60,10 +60,22 @@ class RedisServer:
     def start(self) -> None:
         assert REDIS_SERVER is not None
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -109,10 +121,14 @@ def run_app(
     database = tmp_path / "drill.db"
     shutil.copy(sqlite_template, database)
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{database}", key_file=key_file,
-        log_level="WARNING", redis_url=redis_server.url, jobs_embedded=False,
-        mail_dir=tmp_path / "mail", **{**NO_ROUTE_RATE_LIMITS, **SETTINGS},
-    )  # fmt: skip
+        database_url=f"sqlite+aiosqlite:///{database}",
+        key_file=key_file,
+        log_level="WARNING",
+        redis_url=redis_server.url,
+        jobs_embedded=False,
+        mail_dir=tmp_path / "mail",
+        **{**NO_ROUTE_RATE_LIMITS, **SETTINGS},
+    )
     app = create_app(settings)
 
     async def with_peers(drill: Drill) -> None:
@@ -194,8 +210,10 @@ def test_a_paused_redis_costs_one_short_timeout(
         with capture_logs() as logs:
             await _limits_still_apply(peer, "198.51.100.2")
             assert await _ready(peer) == {
-                "status": "ready", "redis": "down", "rate_limits": "per_process"
-            }  # fmt: skip
+                "status": "ready",
+                "redis": "down",
+                "rate_limits": "per_process",
+            }
             assert await _redis_gauge(peer) == "0.0"
         outages = [e for e in logs if e["event"] == "service_unavailable"]
         assert len(outages) == 1, logs

@@ -73,7 +73,9 @@ def test_serve_creates_the_database_and_its_wal_owner_only(tmp_path: Path) -> No
             f"{base}/api/v1/auth/register", json={"email": email, "password": PASSWORD}
         )
         assert response.status_code == 201, response.text
-        files = {name: tmp_path / name for name in
-                 ("emporium.db", "emporium.db-wal", "emporium.db-shm", "keys.json")}  # fmt: skip
+        files = {
+            name: tmp_path / name
+            for name in ("emporium.db", "emporium.db-wal", "emporium.db-shm", "keys.json")
+        }
         modes = {name: oct(_mode(path)) for name, path in files.items()}
     assert modes == dict.fromkeys(files, oct(0o600))

@@ -342,9 +342,13 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("grams", "taxable", "weight", "tax_class"),
-    [("200", "TRUE", 200, "standard"), ("200.0", "FALSE", 200, "exempt"),
-     ("", "", None, None), ("0", "false", 0, "exempt")],
-)  # fmt: skip
+    [
+        ("200", "TRUE", 200, "standard"),
+        ("200.0", "FALSE", 200, "exempt"),
+        ("", "", None, None),
+        ("0", "false", 0, "exempt"),
+    ],
+)
 def test_variant_grams_and_taxable_fill_weight_and_tax_class(
     tmp_path: Path, grams: str, taxable: str, weight: int | None, tax_class: str | None
 ) -> None:
@@ -378,4 +382,4 @@ async def test_imported_weights_and_tax_classes_are_stored(
             )
         )
     ).one()
-    assert tuple(row) == ("exempt", 0)  # fmt: skip
+    assert tuple(row) == ("exempt", 0)

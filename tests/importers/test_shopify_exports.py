@@ -277,8 +277,15 @@ async def test_the_database_allows_many_null_skus_and_one_of_each_sku(
     assert product is not None
 
     def row(sku: str | None, title: str) -> Variant:
-        return Variant(product_id=product, sku=sku, title=title, price=1, currency="USD",
-                       stock=None, options={})  # fmt: skip
+        return Variant(
+            product_id=product,
+            sku=sku,
+            title=title,
+            price=1,
+            currency="USD",
+            stock=None,
+            options={},
+        )
 
     session.add_all([row(None, "a"), row(None, "b")])
     await session.commit()

@@ -105,9 +105,13 @@ async def smtp_client(
     """A client of an app that sends e-mail to the test SMTP server."""
     inbox, port = smtp
     smtp_settings = settings.model_copy(
-        update={"mail_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port,
-                "smtp_starttls": False}
-    )  # fmt: skip
+        update={
+            "mail_backend": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_starttls": False,
+        }
+    )
     async with AsyncTestClient(app=create_app(smtp_settings)) as client:
         yield client, inbox
 
@@ -210,11 +214,23 @@ async def test_order_and_security_mails_come_from_events(
     profile = await register(client, address, first_name="Ada")
     await drain(client)
     order = {
-        "order_id": str(uuid.uuid4()), "number": "EMP-1001", "customer_id": profile["id"],
-        "status": "pending", "subtotal": 2468, "total": 2468, "currency": "USD",
-        "items": [{"sku": "MUG-1", "title": "Mug <b>bold</b>", "quantity": 2,
-                   "unit_price": 1234, "line_total": 2468}],
-    }  # fmt: skip
+        "order_id": str(uuid.uuid4()),
+        "number": "EMP-1001",
+        "customer_id": profile["id"],
+        "status": "pending",
+        "subtotal": 2468,
+        "total": 2468,
+        "currency": "USD",
+        "items": [
+            {
+                "sku": "MUG-1",
+                "title": "Mug <b>bold</b>",
+                "quantity": 2,
+                "unit_price": 1234,
+                "line_total": 2468,
+            }
+        ],
+    }
     await _emit(settings, "order.created", order)
     await _emit(settings, "order.cancelled", {**order, "status": "cancelled"})
     for notice in ("security.mfa_enabled", "security.mfa_disabled", "security.account_locked"):
@@ -235,19 +251,31 @@ async def test_order_and_security_mails_come_from_events(
 def test_names_are_escaped_and_headers_cannot_be_injected() -> None:
     """A name is text in HTML; a recipient or subject with a line break is refused."""
     message = compose(
-        "password_changed", {"first_name": "<script>alert(1)</script>"},
-        to="ada@example.com", sender="Shop <shop@example.com>", message_id="<1@example.com>",
-    )  # fmt: skip
+        "password_changed",
+        {"first_name": "<script>alert(1)</script>"},
+        to="ada@example.com",
+        sender="Shop <shop@example.com>",
+        message_id="<1@example.com>",
+    )
     assert "&lt;script&gt;" in html_of(message)
     assert "<script>" not in html_of(message)
     for to in ("ada@example.com\r\nBcc: all@evil.test", "a@example.com, b@example.com"):
         with pytest.raises(UnsafeHeader):
-            compose("password_changed", {"first_name": None}, to=to,
-                    sender="shop@example.com", message_id="<2@example.com>")  # fmt: skip
+            compose(
+                "password_changed",
+                {"first_name": None},
+                to=to,
+                sender="shop@example.com",
+                message_id="<2@example.com>",
+            )
     with pytest.raises(UnsafeHeader):
-        compose("order_cancelled", {"first_name": None, "number": "1\r\nBcc: x@evil.test",
-                "total": "1 USD"}, to="a@example.com", sender="shop@example.com",
-                message_id="<3@example.com>")  # fmt: skip
+        compose(
+            "order_cancelled",
+            {"first_name": None, "number": "1\r\nBcc: x@evil.test", "total": "1 USD"},
+            to="a@example.com",
+            sender="shop@example.com",
+            message_id="<3@example.com>",
+        )
 
 
 async def test_a_retried_mail_job_sends_one_message_id(
@@ -257,15 +285,22 @@ async def test_a_retried_mail_job_sends_one_message_id(
     record is lost): the retry sends the same Message-ID, never a different message."""
     inbox, port = smtp
     smtp_settings = settings.model_copy(
-        update={"mail_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port,
-                "smtp_starttls": False}
-    )  # fmt: skip
+        update={
+            "mail_backend": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_starttls": False,
+        }
+    )
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
     kwargs: dict[str, Any] = {
-        "key": "event-1:password_changed", "template": "password_changed",
-        "context": {"first_name": "Ada"}, "to": "ada@example.com", "sender": "shop@example.com",
-    }  # fmt: skip
+        "key": "event-1:password_changed",
+        "template": "password_changed",
+        "context": {"first_name": "Ada"},
+        "to": "ada@example.com",
+        "sender": "shop@example.com",
+    }
     transport = SmtpTransport(smtp_settings)
     assert await send_once(maker, transport, **kwargs)
     assert not await send_once(maker, transport, **kwargs)
@@ -301,23 +336,28 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_path, key_path = tmp_path / "smtp.crt", tmp_path / "smtp.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-    )  # fmt: skip
+    )
     return cert_path, key_path
 
 
@@ -335,15 +375,21 @@ async def test_smtp_uses_starttls_and_never_falls_back_to_clear_text(
     cert, key = _self_signed(tmp_path)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
-    message = compose("password_changed", {"first_name": None}, to="ada@example.com",
-                      sender="shop@example.com", message_id="<tls@example.com>")  # fmt: skip
+    message = compose(
+        "password_changed",
+        {"first_name": None},
+        to="ada@example.com",
+        sender="shop@example.com",
+        message_id="<tls@example.com>",
+    )
     secure, plain = Inbox(), Inbox()
     secure_port, plain_port = _free_port(), _free_port()
     servers = [
-        Controller(secure, hostname="127.0.0.1", port=secure_port, tls_context=tls,
-                   require_starttls=True),
+        Controller(
+            secure, hostname="127.0.0.1", port=secure_port, tls_context=tls, require_starttls=True
+        ),
         Controller(plain, hostname="127.0.0.1", port=plain_port),
-    ]  # fmt: skip
+    ]
     for server in servers:
         server.start()
     try:

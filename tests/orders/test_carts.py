@@ -49,7 +49,7 @@ async def german_shop(shop: Client, staff: dict[str, str]) -> tuple[Json, Json, 
     category = await create_category(shop, staff)
     tea = await variant(shop, staff, category, 499)
     book = await variant(shop, staff, category, 249, tax_class="reduced")
-    return dhl, ups, tea, book  # fmt: skip
+    return dhl, ups, tea, book
 
 
 @pytest.mark.parametrize("shop", [("EUR", True)], indirect=True, ids=["EUR-inclusive"])
@@ -118,9 +118,13 @@ async def test_a_guest_fills_a_cart_and_sees_shipping_and_tax(
 @pytest.mark.parametrize("shop", [("USD", False)], indirect=True, ids=["USD-exclusive"])
 @pytest.mark.parametrize(
     "body",
-    [{"email": "not-an-address"}, {"items": [{"variant_id": str(uuid.uuid4()), "quantity": 1}]},
-     {"items": [{"variant_id": str(uuid.uuid4()), "quantity": 0}]}, {"customer_id": "x"}],
-)  # fmt: skip
+    [
+        {"email": "not-an-address"},
+        {"items": [{"variant_id": str(uuid.uuid4()), "quantity": 1}]},
+        {"items": [{"variant_id": str(uuid.uuid4()), "quantity": 0}]},
+        {"customer_id": "x"},
+    ],
+)
 async def test_bad_carts_are_refused(shop: Client, body: Json, session: AsyncSession) -> None:
     assert_problem(await shop.post(f"{API}/carts", json=body), 422)
     assert (await session.scalars(select(Cart))).all() == []
@@ -131,11 +135,14 @@ async def test_a_guest_cart_merges_into_the_customers_on_claim(
     shop: Client, admin_headers: dict[str, str], sign_in: SignIn
 ) -> None:
     category = await create_category(shop, admin_headers)
-    mug, cup = await variant(shop, admin_headers, category, 800), await variant(
-        shop, admin_headers, category, 300)  # fmt: skip
+    mug, cup = (
+        await variant(shop, admin_headers, category, 800),
+        await variant(shop, admin_headers, category, 300),
+    )
     buyer = await sign_in()
-    await shop.post(f"{API}/cart/items", json={"variant_id": mug["id"], "quantity": 1},
-                    headers=buyer)  # fmt: skip
+    await shop.post(
+        f"{API}/cart/items", json={"variant_id": mug["id"], "quantity": 1}, headers=buyer
+    )
     guest_cart = (
         await shop.post(
             f"{API}/carts",

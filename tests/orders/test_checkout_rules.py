@@ -86,8 +86,9 @@ async def test_the_unit_cap_counts_merged_lines_of_one_variant(
     for split in ((MAX_QUANTITY, 1), (600, 400), (MAX_QUANTITY, MAX_QUANTITY)):
         response = await order(client, buyer, [(variant["id"], q) for q in split])
         problem = assert_problem(response, 422, "validation_error")
-        assert problem["errors"] == [{"loc": ["body", "items"], "msg": f"too many units of "
-                                      f"{variant['id']}"}]  # fmt: skip
+        assert problem["errors"] == [
+            {"loc": ["body", "items"], "msg": f"too many units of {variant['id']}"}
+        ]
     assert await _orders(session) == 0
     assert await stock_of(client, admin_headers, variant) == 3 * MAX_QUANTITY
     response = await order(client, buyer, [(variant["id"], 500), (variant["id"], 499)])
@@ -126,11 +127,13 @@ async def test_totals_are_the_sum_of_lines_wherever_the_order_is_shown(
         assert shown["subtotal"] == shown["total"] == 207_747
     for variant_id, quantity in items[:2]:
         added = await client.post(
-            f"{API}/cart/items", json={"variant_id": variant_id, "quantity": quantity},
+            f"{API}/cart/items",
+            json={"variant_id": variant_id, "quantity": quantity},
             headers=buyer,
-        )  # fmt: skip
+        )
         assert added.status_code in (200, 201), added.text
-    from_cart = await client.post(f"{API}/orders", json={"shipping_address": ADDRESS},
-                                  headers=buyer)  # fmt: skip
+    from_cart = await client.post(
+        f"{API}/orders", json={"shipping_address": ADDRESS}, headers=buyer
+    )
     assert from_cart.status_code == 201, from_cart.text
     assert (from_cart.json()["subtotal"], from_cart.json()["total"]) == (7747, 7747)

@@ -17,18 +17,30 @@ from factories import API, Client, assert_problem, create_category, create_produ
 from orders.support import stock_of
 
 Json = dict[str, Any]
-BERLIN = {"name": "Erika Mustermann", "line1": "Unter den Linden 1", "city": "Berlin",
-          "postal_code": "10117", "country": "DE"}  # fmt: skip
-SAN_JOSE = {"name": "Ann Smith", "line1": "1 Main St", "city": "San Jose", "region": "CA",
-            "postal_code": "95113", "country": "US"}  # fmt: skip
+BERLIN = {
+    "name": "Erika Mustermann",
+    "line1": "Unter den Linden 1",
+    "city": "Berlin",
+    "postal_code": "10117",
+    "country": "DE",
+}
+SAN_JOSE = {
+    "name": "Ann Smith",
+    "line1": "1 Main St",
+    "city": "San Jose",
+    "region": "CA",
+    "postal_code": "95113",
+    "country": "US",
+}
 
 
 @pytest.fixture
 async def shop(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
     """A client of an app with the currency and tax mode given as the fixture's parameter."""
     currency, inclusive = request.param
-    app = create_app(settings.model_copy(update={"currency": currency,
-                                                 "prices_include_tax": inclusive}))  # fmt: skip
+    app = create_app(
+        settings.model_copy(update={"currency": currency, "prices_include_tax": inclusive})
+    )
     async with AsyncTestClient(app=app) as client:
         yield client
 
@@ -40,27 +52,44 @@ async def made(client: Client, headers: dict[str, str], path: str, body: Json) -
 
 
 async def variant(
-    client: Client, staff: dict[str, str], category: Json, price: int, tax_class: str = "standard",
-    stock: int = 20, weight: int | None = None,
-) -> Json:  # fmt: skip
-    product = await create_product(client, staff, category["id"], tax_class=tax_class,
-                                   variants=[variant_body(price=price, stock=stock,
-                                                          weight_grams=weight)])  # fmt: skip
+    client: Client,
+    staff: dict[str, str],
+    category: Json,
+    price: int,
+    tax_class: str = "standard",
+    stock: int = 20,
+    weight: int | None = None,
+) -> Json:
+    product = await create_product(
+        client,
+        staff,
+        category["id"],
+        tax_class=tax_class,
+        variants=[variant_body(price=price, stock=stock, weight_grams=weight)],
+    )
     return dict(product["variants"][0]) | {"product_id": product["id"]}
 
 
-async def checkout(client: Client, buyer: dict[str, str], lines: list[tuple[Json, int]],
-                   address: Json, method: Json | None) -> Any:  # fmt: skip
-    body: Json = {"items": [{"variant_id": v["id"], "quantity": q} for v, q in lines],
-                  "shipping_address": address}  # fmt: skip
+async def checkout(
+    client: Client,
+    buyer: dict[str, str],
+    lines: list[tuple[Json, int]],
+    address: Json,
+    method: Json | None,
+) -> Any:
+    body: Json = {
+        "items": [{"variant_id": v["id"], "quantity": q} for v, q in lines],
+        "shipping_address": address,
+    }
     if method is not None:
         body["shipping_method_id"] = method["id"]
     return await client.post(f"{API}/orders", json=body, headers=buyer)
 
 
 def figures(order: Json) -> tuple[int, ...]:
-    return tuple(order[k] for k in ("subtotal", "discount_total", "shipping_total", "tax_total",
-                                    "total"))  # fmt: skip
+    return tuple(
+        order[k] for k in ("subtotal", "discount_total", "shipping_total", "tax_total", "total")
+    )
 
 
 @pytest.mark.parametrize("shop", [("EUR", True)], indirect=True, ids=["EUR-inclusive"])
@@ -72,11 +101,16 @@ async def test_a_german_order_matches_the_hand_calculation(
     Total 14.97 + 4.98 + 4.90 = 24.85, of which VAT 3.50."""
     staff = admin_headers
     zone = await made(shop, staff, "/shipping-zones", {"name": "Germany", "countries": ["DE"]})
-    dhl = await made(shop, staff, "/shipping-methods",
-                     {"zone_id": zone["id"], "name": "DHL Paket", "price": 490})  # fmt: skip
+    dhl = await made(
+        shop, staff, "/shipping-methods", {"zone_id": zone["id"], "name": "DHL Paket", "price": 490}
+    )
     for tax_class, rate in (("standard", 1900), ("reduced", 700)):
-        await made(shop, staff, "/tax-rates", {"country": "DE", "tax_class": tax_class,
-                                               "rate_bp": rate, "name": f"USt {rate}"})  # fmt: skip
+        await made(
+            shop,
+            staff,
+            "/tax-rates",
+            {"country": "DE", "tax_class": tax_class, "rate_bp": rate, "name": f"USt {rate}"},
+        )
     category = await create_category(shop, staff)
     tea = await variant(shop, staff, category, 499)
     book = await variant(shop, staff, category, 249, tax_class="reduced")
@@ -85,11 +119,17 @@ async def test_a_german_order_matches_the_hand_calculation(
     assert response.status_code == 201, response.text
     order = response.json()
     assert (order["currency"], order["prices_include_tax"]) == ("EUR", True)
-    lines = [(i["subtotal"], i["discount_total"], i["tax_rate"], i["tax_total"], i["total"])
-             for i in order["items"]]  # fmt: skip
+    lines = [
+        (i["subtotal"], i["discount_total"], i["tax_rate"], i["tax_total"], i["total"])
+        for i in order["items"]
+    ]
     assert lines == [(1497, 0, 1900, 239, 1497), (498, 0, 700, 33, 498)]
-    assert order["shipping"] == {"method_id": dhl["id"], "name": "DHL Paket", "price": 490,
-                                 "tax_total": 78}  # fmt: skip
+    assert order["shipping"] == {
+        "method_id": dhl["id"],
+        "name": "DHL Paket",
+        "price": 490,
+        "tax_total": 78,
+    }
     assert figures(order) == (1995, 0, 490, 350, 2485)
     again = await shop.get(f"{API}/orders/{order['id']}", headers=buyer)
     assert again.json() == order
@@ -104,21 +144,32 @@ async def test_a_californian_order_takes_the_state_rate_over_the_country_zero(
     -> 0.44 (half up). Total 39.98 + 6.00 + 7.99 + 3.34 = 57.31."""
     staff = admin_headers
     zone = await made(shop, staff, "/shipping-zones", {"name": "US", "countries": ["US"]})
-    ground = await made(shop, staff, "/shipping-methods",
-                        {"zone_id": zone["id"], "name": "Ground", "price": 799,
-                         "tax_class": "shipping"})  # fmt: skip
+    ground = await made(
+        shop,
+        staff,
+        "/shipping-methods",
+        {"zone_id": zone["id"], "name": "Ground", "price": 799, "tax_class": "shipping"},
+    )
     await made(shop, staff, "/tax-rates", {"country": "US", "rate_bp": 0, "name": "US"})
-    await made(shop, staff, "/tax-rates",
-               {"country": "US", "region": "US-CA", "rate_bp": 725, "name": "CA"})  # fmt: skip
+    await made(
+        shop,
+        staff,
+        "/tax-rates",
+        {"country": "US", "region": "US-CA", "rate_bp": 725, "name": "CA"},
+    )
     category = await create_category(shop, staff)
-    lamp, bulb = await variant(shop, staff, category, 1999), await variant(shop, staff, category,
-                                                                           600)  # fmt: skip
+    lamp, bulb = (
+        await variant(shop, staff, category, 1999),
+        await variant(shop, staff, category, 600),
+    )
     buyer = await sign_in()
     response = await checkout(shop, buyer, [(lamp, 2), (bulb, 1)], SAN_JOSE, ground)
     assert response.status_code == 201, response.text
     order = response.json()
     assert [(i["tax_rate"], i["tax_total"], i["total"]) for i in order["items"]] == [
-        (725, 290, 4288), (725, 44, 644)]  # fmt: skip
+        (725, 290, 4288),
+        (725, 44, 644),
+    ]
     assert order["shipping"]["tax_total"] == 0
     assert figures(order) == (4598, 0, 799, 334, 5731)
     oregon = await checkout(shop, buyer, [(lamp, 2)], SAN_JOSE | {"region": "OR"}, ground)
@@ -147,19 +198,26 @@ async def test_shipping_refusals_change_nothing(
     category = await create_category(shop, staff)
     heavy = await variant(shop, staff, category, 1000, stock=5, weight=400)
     buyer = await sign_in()
-    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN, None), 422,
-                   "shipping_method_required")  # fmt: skip
-    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN, colissimo), 422,
-                   "shipping_method_unavailable")  # fmt: skip
+    assert_problem(
+        await checkout(shop, buyer, [(heavy, 1)], BERLIN, None), 422, "shipping_method_required"
+    )
+    assert_problem(
+        await checkout(shop, buyer, [(heavy, 1)], BERLIN, colissimo),
+        422,
+        "shipping_method_unavailable",
+    )
     assert_problem(
         await checkout(shop, buyer, [(heavy, 2)], BERLIN, light), 422, "shipping_method_unavailable"
     )  # 800 g over the letter's 500 g
-    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN | {"country": "AT"}, light),
-                   422, "shipping_method_unavailable")  # fmt: skip
-    await shop.patch(f"{API}/shipping-methods/{light['id']}", json={"active": False},
-                     headers=staff)  # fmt: skip
-    assert_problem(await checkout(shop, buyer, [(heavy, 1)], BERLIN, light), 422,
-                   "shipping_method_unavailable")  # fmt: skip
+    assert_problem(
+        await checkout(shop, buyer, [(heavy, 1)], BERLIN | {"country": "AT"}, light),
+        422,
+        "shipping_method_unavailable",
+    )
+    await shop.patch(f"{API}/shipping-methods/{light['id']}", json={"active": False}, headers=staff)
+    assert_problem(
+        await checkout(shop, buyer, [(heavy, 1)], BERLIN, light), 422, "shipping_method_unavailable"
+    )
     assert await stock_of(shop, staff, heavy) == 5
     orders = await shop.get(f"{API}/orders", headers=buyer)
     assert orders.json()["items"] == []
@@ -173,14 +231,18 @@ async def test_free_over_and_a_price_changed_before_the_order(
     and its subtotal now reaches the 50.00 free-shipping threshold (2 x 30.00)."""
     staff = admin_headers
     zone = await made(shop, staff, "/shipping-zones", {"name": "US", "countries": ["US"]})
-    ground = await made(shop, staff, "/shipping-methods",
-                        {"zone_id": zone["id"], "name": "Ground", "price": 799,
-                         "free_over": 5000})  # fmt: skip
+    ground = await made(
+        shop,
+        staff,
+        "/shipping-methods",
+        {"zone_id": zone["id"], "name": "Ground", "price": 799, "free_over": 5000},
+    )
     category = await create_category(shop, staff)
     shirt = await variant(shop, staff, category, 2000)
     buyer = await sign_in()
-    cart = await shop.post(f"{API}/cart/items", json={"variant_id": shirt["id"], "quantity": 2},
-                           headers=buyer)  # fmt: skip
+    cart = await shop.post(
+        f"{API}/cart/items", json={"variant_id": shirt["id"], "quantity": 2}, headers=buyer
+    )
     assert cart.json()["total"] == 4000
     await shop.patch(f"{API}/variants/{shirt['id']}", json={"price": 3000}, headers=staff)
     body = {"shipping_address": SAN_JOSE, "shipping_method_id": ground["id"]}

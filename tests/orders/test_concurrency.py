@@ -204,9 +204,12 @@ def _server_env(settings: Settings, key_file: Path, cwd: Path) -> dict[str, str]
     # Two nodes plus this test's app stay well inside PostgreSQL's 100 connections; one
     # buyer sends the same key 20 times, so the per-customer checkout limit is off here.
     env = server_env(
-        settings.database_url, key_file, route_limits=False, database_pool_size="5",
+        settings.database_url,
+        key_file,
+        route_limits=False,
+        database_pool_size="5",
         jobs_embedded="false",
-    )  # fmt: skip
+    )
     if settings.is_sqlite:
         upgrade_database(env, cwd)
     return env

@@ -61,10 +61,13 @@ async def test_a_guest_orders_a_cart_and_reads_it_with_the_order_token(
 ) -> None:
     dhl, _, tea, book = await german_shop(shop, admin_headers)
     url, guest = await guest_cart(
-        shop, [(tea, 3), (book, 2)],
-        email=GUEST_EMAIL, shipping_address=BERLIN, shipping_method_id=dhl["id"],
+        shop,
+        [(tea, 3), (book, 2)],
+        email=GUEST_EMAIL,
+        shipping_address=BERLIN,
+        shipping_method_id=dhl["id"],
         billing_address={**BERLIN, "name": "Erika Billing"},
-    )  # fmt: skip
+    )
     cart = (await shop.get(url, headers=guest)).json()
     placed = await shop.post(f"{API}/orders", json={"cart_id": cart["id"]}, headers=guest)
     assert placed.status_code == 201, placed.text
@@ -80,15 +83,21 @@ async def test_a_guest_orders_a_cart_and_reads_it_with_the_order_token(
         (1497, 1900, 239),
         (498, 700, 33),
     ]
-    assert order["shipping"] == {"method_id": dhl["id"], "name": "DHL", "price": 490,
-                                 "tax_total": 78}  # fmt: skip
+    assert order["shipping"] == {
+        "method_id": dhl["id"],
+        "name": "DHL",
+        "price": 490,
+        "tax_total": 78,
+    }
     assert order["customer_id"] is None
     assert order["email"] == GUEST_EMAIL
     assert order["billing_address"]["name"] == "Erika Billing"
     assert order["shipping_address"]["city"] == "Berlin"
     assert (order["status"], order["payment_status"], order["fulfillment_status"]) == (
-        "pending", "unpaid", "unfulfilled"
-    )  # fmt: skip
+        "pending",
+        "unpaid",
+        "unfulfilled",
+    )
     assert (order["paid_total"], order["refunded_total"], order["promotions"]) == (0, 0, [])
     assert order["status_history"][0]["by"] == "guest"
     assert await stock_of(shop, admin_headers, tea) == 17
@@ -117,11 +126,13 @@ async def test_a_guest_orders_a_cart_and_reads_it_with_the_order_token(
     again = await shop.post(f"{API}/orders", json={"cart_id": cart["id"]}, headers=guest)
     assert_problem(again, 422, "empty_cart")
 
-    found = await shop.get(f"{API}/orders", params={"email": GUEST_EMAIL.upper()},
-                           headers=admin_headers)  # fmt: skip
+    found = await shop.get(
+        f"{API}/orders", params={"email": GUEST_EMAIL.upper()}, headers=admin_headers
+    )
     assert [o["id"] for o in found.json()["items"]] == [order["id"]]
-    unpaid = await shop.get(f"{API}/orders", params={"payment_status": "paid"},
-                            headers=admin_headers)  # fmt: skip
+    unpaid = await shop.get(
+        f"{API}/orders", params={"payment_status": "paid"}, headers=admin_headers
+    )
     assert order["id"] not in [o["id"] for o in unpaid.json()["items"]]
 
 
@@ -131,15 +142,20 @@ async def test_the_guest_gets_a_confirmation_with_every_figure(
 ) -> None:
     dhl, _, tea, book = await german_shop(shop, admin_headers)
     url, guest = await guest_cart(
-        shop, [(tea, 3), (book, 2)],
-        email=GUEST_EMAIL, shipping_address=BERLIN, shipping_method_id=dhl["id"],
-    )  # fmt: skip
+        shop,
+        [(tea, 3), (book, 2)],
+        email=GUEST_EMAIL,
+        shipping_address=BERLIN,
+        shipping_method_id=dhl["id"],
+    )
     placed = await shop.post(f"{API}/orders", json={"cart_id": cart_id(url)}, headers=guest)
     assert placed.status_code == 201, placed.text
     await drain(shop)
     folder = shop.app.state.settings.mail_dir
-    messages = [email.message_from_bytes(p.read_bytes(), policy=default)
-                for p in sorted(folder.glob("*.eml"))]  # fmt: skip
+    messages = [
+        email.message_from_bytes(p.read_bytes(), policy=default)
+        for p in sorted(folder.glob("*.eml"))
+    ]
     number = placed.json()["number"]
     (confirmation,) = [m for m in messages if m["Subject"] == f"Order {number} confirmed"]
     assert confirmation["To"] == GUEST_EMAIL
@@ -155,10 +171,16 @@ async def test_a_customer_orders_their_cart_by_id(
 ) -> None:
     _, ups, tea, _ = await german_shop(shop, admin_headers)
     await shop.post(
-        f"{API}/tax-rates", headers=admin_headers,
-        json={"country": "US", "region": "US-CA", "tax_class": "standard", "rate_bp": 725,
-              "name": "CA"},
-    )  # fmt: skip
+        f"{API}/tax-rates",
+        headers=admin_headers,
+        json={
+            "country": "US",
+            "region": "US-CA",
+            "tax_class": "standard",
+            "rate_bp": 725,
+            "name": "CA",
+        },
+    )
     buyer = await sign_in()
     me = (await shop.get(f"{API}/users/me", headers=buyer)).json()
     cart = (await shop.post(f"{API}/carts", headers=buyer, json={})).json()
@@ -190,10 +212,12 @@ async def test_incomplete_or_foreign_carts_are_refused_and_change_nothing(
         shop, [(tea, 1)], shipping_address=BERLIN, shipping_method_id=dhl["id"]
     )
     no_address, guest2 = await guest_cart(shop, [(tea, 1)], email=GUEST_EMAIL)
-    no_method, guest3 = await guest_cart(shop, [(tea, 1)], email=GUEST_EMAIL,
-                                         shipping_address=BERLIN)  # fmt: skip
-    empty, guest4 = await guest_cart(shop, [], email=GUEST_EMAIL, shipping_address=BERLIN,
-                                     shipping_method_id=dhl["id"])  # fmt: skip
+    no_method, guest3 = await guest_cart(
+        shop, [(tea, 1)], email=GUEST_EMAIL, shipping_address=BERLIN
+    )
+    empty, guest4 = await guest_cart(
+        shop, [], email=GUEST_EMAIL, shipping_address=BERLIN, shipping_method_id=dhl["id"]
+    )
     mine = (await shop.post(f"{API}/carts", headers=await sign_in(), json={})).json()
     cases: list[tuple[Json, dict[str, str], int, str | None]] = [
         ({"cart_id": cart_id(no_email)}, guest1, 422, "email_required"),
@@ -207,9 +231,13 @@ async def test_incomplete_or_foreign_carts_are_refused_and_change_nothing(
         ({"cart_id": mine["id"]}, await sign_in(), 404, "cart_not_found"),
         ({"cart_id": cart_id(no_email), "shipping_method_id": ups["id"]}, guest1, 422, None),
         ({"cart_id": cart_id(no_email), "total": 1}, guest1, 422, None),
-        ({"items": [{"variant_id": tea["id"], "quantity": 1}], "shipping_address": BERLIN},
-         {}, 401, None),  # no cart: only customers order items
-    ]  # fmt: skip
+        (
+            {"items": [{"variant_id": tea["id"], "quantity": 1}], "shipping_address": BERLIN},
+            {},
+            401,
+            None,
+        ),  # no cart: only customers order items
+    ]
     for body, headers, status, code in cases:
         assert_problem(await shop.post(f"{API}/orders", json=body, headers=headers), status, code)
     assert await order_count(session) == 0
@@ -243,8 +271,9 @@ async def test_a_guest_retry_with_the_same_key_makes_one_order_and_a_new_token(
     assert await stock_of(shop, admin_headers, tea) == 18
     # The key is the cart's: another guest cannot replay it with their own cart token.
     _, other = await guest_cart(shop, [(tea, 1)])
-    stranger = await shop.post(f"{API}/orders", json=body,
-                               headers={**other, "Idempotency-Key": "guest-retry-1"})  # fmt: skip
+    stranger = await shop.post(
+        f"{API}/orders", json=body, headers={**other, "Idempotency-Key": "guest-retry-1"}
+    )
     assert_problem(stranger, 404, "cart_not_found")
 
 
@@ -256,14 +285,19 @@ async def test_an_erased_customer_s_orders_forget_the_e_mail(
     account = await sign_up(shop, new_email("erased"))
     buyer = account.headers
     placed = await shop.post(
-        f"{API}/orders", headers=buyer,
-        json={"items": [{"variant_id": tea["id"], "quantity": 1}], "shipping_address": SAN_JOSE,
-              "shipping_method_id": ups["id"]},
-    )  # fmt: skip
+        f"{API}/orders",
+        headers=buyer,
+        json={
+            "items": [{"variant_id": tea["id"], "quantity": 1}],
+            "shipping_address": SAN_JOSE,
+            "shipping_method_id": ups["id"],
+        },
+    )
     assert placed.status_code == 201, placed.text
     assert placed.json()["email"] == account.email
-    erased = await shop.request("DELETE", f"{API}/users/me", headers=buyer,
-                                json={"password": PASSWORD})  # fmt: skip
+    erased = await shop.request(
+        "DELETE", f"{API}/users/me", headers=buyer, json={"password": PASSWORD}
+    )
     assert erased.status_code == 204, erased.text
     read = await shop.get(f"{API}/orders/{placed.json()['id']}", headers=admin_headers)
     assert read.json()["email"] is None

@@ -28,19 +28,23 @@ CANARY_PHONE = "+44 20 7946 0958"
 _ORDERS = sa.table(
     "customer_order",
     *(sa.column(name, sa.Uuid) for name in ("id", "customer_id")),
-    *(sa.column(name, sa.String) for name in ("number", "status", "currency",
-                                              "shipping_address_enc", "external_ref")),
+    *(
+        sa.column(name, sa.String)
+        for name in ("number", "status", "currency", "shipping_address_enc", "external_ref")
+    ),
     *(sa.column(name, sa.BigInteger) for name in ("subtotal", "total")),
     *(sa.column(name, sa.DateTime(timezone=True)) for name in ("created_at", "updated_at")),
-)  # fmt: skip
+)
 _KEYS_0005 = sa.table(
     "idempotency_key",
     *(sa.column(name, sa.String) for name in ("scope", "key", "fingerprint", "claim")),
     sa.column("status_code", sa.Integer),
     sa.column("body", sa.LargeBinary),
-    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("locked_until", "created_at",
-                                                               "expires_at")),
-)  # fmt: skip
+    *(
+        sa.column(name, sa.DateTime(timezone=True))
+        for name in ("locked_until", "created_at", "expires_at")
+    ),
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -80,18 +84,37 @@ async def _store_old_answers(url: str) -> uuid.UUID:
     """One order with its stored answer, and one answer whose order is missing."""
     engine = create_async_engine(url)
     order_id, now = uuid.uuid4(), utcnow()
-    key = {"fingerprint": "f" * 64, "claim": None, "locked_until": None, "status_code": 201,
-           "created_at": now, "expires_at": now + timedelta(hours=24)}  # fmt: skip
+    key = {
+        "fingerprint": "f" * 64,
+        "claim": None,
+        "locked_until": None,
+        "status_code": 201,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=24),
+    }
     async with engine.begin() as conn:
-        await conn.execute(sa.insert(_ORDERS).values(
-            id=order_id, customer_id=None, number="TEST-0006-ID", status="pending",
-            currency="USD", shipping_address_enc="v1.sealed", external_ref=None, subtotal=100,
-            total=100, created_at=now, updated_at=now,
-        ))  # fmt: skip
-        await conn.execute(sa.insert(_KEYS_0005), [
-            key | {"scope": "orders:a", "key": "kept", "body": _body(order_id)},
-            key | {"scope": "orders:a", "key": "orphan", "body": _body(uuid.uuid4())},
-        ])  # fmt: skip
+        await conn.execute(
+            sa.insert(_ORDERS).values(
+                id=order_id,
+                customer_id=None,
+                number="TEST-0006-ID",
+                status="pending",
+                currency="USD",
+                shipping_address_enc="v1.sealed",
+                external_ref=None,
+                subtotal=100,
+                total=100,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await conn.execute(
+            sa.insert(_KEYS_0005),
+            [
+                key | {"scope": "orders:a", "key": "kept", "body": _body(order_id)},
+                key | {"scope": "orders:a", "key": "orphan", "body": _body(uuid.uuid4())},
+            ],
+        )
     await engine.dispose()
     return order_id
 

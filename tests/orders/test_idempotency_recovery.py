@@ -59,8 +59,10 @@ async def _me(client: Client, headers: dict[str, str]) -> uuid.UUID:
 
 
 def _payload(variant_id: str, quantity: int) -> Json:
-    return {"items": [{"variant_id": variant_id, "quantity": quantity}],
-            "shipping_address": ADDRESS}  # fmt: skip
+    return {
+        "items": [{"variant_id": variant_id, "quantity": quantity}],
+        "shipping_address": ADDRESS,
+    }
 
 
 def _fingerprint(payload: Json) -> str:
@@ -84,23 +86,29 @@ async def _failing_order_lines(session: AsyncSession, *, at_commit: bool) -> Asy
     deferred constraint trigger) only at COMMIT. Removed on the way out."""
     if session.get_bind().dialect.name == "sqlite":
         assert not at_commit
-        await session.execute(text(
-            "CREATE TRIGGER inject_fault BEFORE INSERT ON order_line "
-            "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-        ))  # fmt: skip
+        await session.execute(
+            text(
+                "CREATE TRIGGER inject_fault BEFORE INSERT ON order_line "
+                "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            )
+        )
         drops = ["DROP TRIGGER inject_fault"]
     else:
-        await session.execute(text(
-            "CREATE FUNCTION inject_fault() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
-        ))  # fmt: skip
-        when = "AFTER INSERT ON order_line DEFERRABLE INITIALLY DEFERRED" if at_commit else (
-            "BEFORE INSERT ON order_line"
-        )  # fmt: skip
+        await session.execute(
+            text(
+                "CREATE FUNCTION inject_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
+            )
+        )
+        when = (
+            "AFTER INSERT ON order_line DEFERRABLE INITIALLY DEFERRED"
+            if at_commit
+            else ("BEFORE INSERT ON order_line")
+        )
         kind = "CONSTRAINT TRIGGER" if at_commit else "TRIGGER"
-        await session.execute(text(
-            f"CREATE {kind} inject_fault {when} FOR EACH ROW EXECUTE FUNCTION inject_fault()"
-        ))  # fmt: skip
+        await session.execute(
+            text(f"CREATE {kind} inject_fault {when} FOR EACH ROW EXECUTE FUNCTION inject_fault()")
+        )
         drops = ["DROP TRIGGER inject_fault ON order_line", "DROP FUNCTION inject_fault()"]
     await session.commit()
     try:
@@ -184,9 +192,12 @@ async def test_a_checkout_past_its_time_limit_is_stopped_and_frees_its_key(
 
 
 async def test_a_claim_whose_process_died_is_taken_over_after_its_lease(
-    client: Client, admin_headers: dict[str, str], sign_in: SignIn, settings: Settings,
+    client: Client,
+    admin_headers: dict[str, str],
+    sign_in: SignIn,
+    settings: Settings,
     session: AsyncSession,
-) -> None:  # fmt: skip
+) -> None:
     """A request claimed the key and its process vanished (the claim is never completed nor
     released): retries get 409 ``idempotency_key_in_flight`` while the lease runs, then the
     next retry takes the key over and places the one order."""
@@ -196,10 +207,13 @@ async def test_a_claim_whose_process_died_is_taken_over_after_its_lease(
     engine = create_engine(settings)
     try:
         dead = await idempotency.begin(
-            create_sessionmaker(engine), scope=idempotency.scope_of(await _me(client, buyer)),
-            key="orphan", fingerprint=_fingerprint(payload), ttl=timedelta(hours=24),
+            create_sessionmaker(engine),
+            scope=idempotency.scope_of(await _me(client, buyer)),
+            key="orphan",
+            fingerprint=_fingerprint(payload),
+            ttl=timedelta(hours=24),
             lease=timedelta(seconds=1),
-        )  # fmt: skip
+        )
     finally:
         await engine.dispose()
     assert isinstance(dead, idempotency.Claim)
@@ -216,9 +230,12 @@ async def test_a_claim_whose_process_died_is_taken_over_after_its_lease(
 
 
 async def test_a_slow_request_superseded_by_its_retry_makes_no_order(
-    client: Client, admin_headers: dict[str, str], sign_in: SignIn, settings: Settings,
+    client: Client,
+    admin_headers: dict[str, str],
+    sign_in: SignIn,
+    settings: Settings,
     session: AsyncSession,
-) -> None:  # fmt: skip
+) -> None:
     """The first request outlives its lease; the retry takes the key over and places the
     order. When the slow one finally writes its order, storing its answer fails with 409
     and its transaction rolls back: one key, one order, stock taken once."""
@@ -231,10 +248,13 @@ async def test_a_slow_request_superseded_by_its_retry_makes_no_order(
     try:
         sessionmaker = create_sessionmaker(engine)
         slow = await idempotency.begin(
-            sessionmaker, scope=idempotency.scope_of(customer_id), key="slow",
-            fingerprint=_fingerprint(payload), ttl=timedelta(hours=24),
+            sessionmaker,
+            scope=idempotency.scope_of(customer_id),
+            key="slow",
+            fingerprint=_fingerprint(payload),
+            ttl=timedelta(hours=24),
             lease=timedelta(seconds=1),
-        )  # fmt: skip
+        )
         assert isinstance(slow, idempotency.Claim)
         await asyncio.sleep(1.1)
         retry = await order(client, buyer, [(variant["id"], 3)], key="slow")
@@ -287,9 +307,12 @@ async def test_an_expired_key_is_a_new_key(
 def _serve(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     proc = subprocess.Popen(
-        [EMPORIUM, "serve", "--port", str(port)], cwd=cwd, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [EMPORIUM, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, proc, time.monotonic() + 60)
@@ -327,8 +350,14 @@ async def test_a_server_killed_mid_checkout_costs_its_retry_only_the_lease(
     lease = 6.0
     (variant,) = await stocked_variants(client, admin_headers, 10)
     buyer = await sign_in()
-    env = server_env(settings.database_url, key_file, route_limits=False, jobs_embedded="false",
-                     database_pool_size="3", idempotency_lease_seconds=str(lease))  # fmt: skip
+    env = server_env(
+        settings.database_url,
+        key_file,
+        route_limits=False,
+        jobs_embedded="false",
+        database_pool_size="3",
+        idempotency_lease_seconds=str(lease),
+    )
     body = _payload(variant["id"], 2)
     headers = buyer | {"Idempotency-Key": "killed"}
     with _serve(env, tmp_path) as (base, proc):
@@ -340,8 +369,9 @@ async def test_a_server_killed_mid_checkout_costs_its_retry_only_the_lease(
 
         def send() -> None:
             try:
-                outcome.append(httpx.post(f"{base}{API}/orders", json=body, headers=headers,
-                                          timeout=30))  # fmt: skip
+                outcome.append(
+                    httpx.post(f"{base}{API}/orders", json=body, headers=headers, timeout=30)
+                )
             except httpx.TransportError as exc:
                 outcome.append(exc)
 

@@ -50,9 +50,11 @@ def assert_invariants(order: PricedOrder, lines: list[LineInput]) -> None:
     assert order.discount_total == sum(line.discount_total for line in order.lines)
     assert order.tax_total == sum(line.tax_total for line in order.lines) + shipping_tax
     assert order.total == (
-        order.subtotal - order.discount_total + order.shipping_total
+        order.subtotal
+        - order.discount_total
+        + order.shipping_total
         + (0 if inclusive else order.tax_total)
-    )  # fmt: skip
+    )
     assert min(order.subtotal, order.discount_total, order.shipping_total) >= 0
     assert min(order.tax_total, order.total) >= 0
     if order.shipping is not None:
@@ -129,8 +131,12 @@ def test_an_order_discount_is_spread_by_subtotal_with_remainders_to_the_largest_
 
 def test_a_discount_never_makes_a_line_or_the_order_negative() -> None:
     lines = [LineInput(300, 1, 2000, discount=999), LineInput(200, 2, 2000)]
-    order = price_order(lines, prices_include_tax=False, order_discount=10_000,
-                        shipping=ShippingInput(500, 2000, discount=900))  # fmt: skip
+    order = price_order(
+        lines,
+        prices_include_tax=False,
+        order_discount=10_000,
+        shipping=ShippingInput(500, 2000, discount=900),
+    )
     assert [p.total for p in order.lines] == [0, 0]
     assert order.discount_total == order.subtotal == 700
     assert (order.shipping_total, order.total) == (0, 0)
@@ -145,9 +151,17 @@ def test_free_over_compares_with_the_subtotal_after_discounts() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "rate", "inclusive", "tax"),
-    [(435, 1000, False, 44), (425, 1000, False, 43), (5, 1000, False, 1), (4, 1000, False, 0),
-     (119, 1900, True, 19), (1000, 10_000, True, 500), (1, 10_000, True, 1), (0, 1900, True, 0)],
-)  # fmt: skip
+    [
+        (435, 1000, False, 44),
+        (425, 1000, False, 43),
+        (5, 1000, False, 1),
+        (4, 1000, False, 0),
+        (119, 1900, True, 19),
+        (1000, 10_000, True, 500),
+        (1, 10_000, True, 1),
+        (0, 1900, True, 0),
+    ],
+)
 def test_tax_is_rounded_half_up(amount: int, rate: int, inclusive: bool, tax: int) -> None:
     assert tax_of(amount, rate, prices_include_tax=inclusive) == tax
 
@@ -162,9 +176,15 @@ def test_nonsense_amounts_and_rates_are_refused(bad: int, rate: int) -> None:
 
 @pytest.mark.parametrize(
     ("code", "exponent", "shown"),
-    [("USD", 2, "12.34 USD"), ("EUR", 2, "12.34 EUR"), ("JPY", 0, "1234 JPY"),
-     ("KWD", 3, "1.234 KWD"), ("BHD", 3, "1.234 BHD"), ("CLP", 0, "1234 CLP")],
-)  # fmt: skip
+    [
+        ("USD", 2, "12.34 USD"),
+        ("EUR", 2, "12.34 EUR"),
+        ("JPY", 0, "1234 JPY"),
+        ("KWD", 3, "1.234 KWD"),
+        ("BHD", 3, "1.234 BHD"),
+        ("CLP", 0, "1234 CLP"),
+    ],
+)
 def test_currency_minor_units_come_from_iso_4217(code: str, exponent: int, shown: str) -> None:
     assert currency_exponent(code) == exponent
     assert format_money(1234, code) == shown
@@ -199,8 +219,9 @@ def check_priced_cart(
 ) -> None:
     """Price a random cart and check every invariant, and that the order discount is spent
     whole up to what the lines have left after their own discounts."""
-    order = price_order(lines, prices_include_tax=inclusive, order_discount=order_discount,
-                        shipping=shipping)  # fmt: skip
+    order = price_order(
+        lines, prices_include_tax=inclusive, order_discount=order_discount, shipping=shipping
+    )
     assert_invariants(order, lines)
     own = [min(i.discount, i.unit_price * i.quantity) for i in lines]
     assert order.discount_total == sum(own) + min(order_discount, order.subtotal - sum(own))
@@ -247,15 +268,18 @@ def test_allocation_is_proportional_whole_and_goes_to_the_largest_lines(
         exact = Fraction(amount * weight, whole)
         assert 0 <= share <= weight
         assert -1 < share - exact < 1
-    bumped = [i for i, (s, w) in enumerate(zip(shares, weights, strict=True))
-              if s > amount * w // whole]  # fmt: skip
+    bumped = [
+        i for i, (s, w) in enumerate(zip(shares, weights, strict=True)) if s > amount * w // whole
+    ]
     others = [w for i, w in enumerate(weights) if i not in bumped]
     assert all(weights[i] >= max(others, default=0) for i in bumped)
 
 
 @settings(max_examples=300, deadline=None)
-@given(numerator=st.integers(min_value=0, max_value=10**18),
-       denominator=st.integers(min_value=1, max_value=10**6))  # fmt: skip
+@given(
+    numerator=st.integers(min_value=0, max_value=10**18),
+    denominator=st.integers(min_value=1, max_value=10**6),
+)
 def test_round_half_up_is_decimal_round_half_up_of_the_exact_quotient(
     numerator: int, denominator: int
 ) -> None:
@@ -265,8 +289,10 @@ def test_round_half_up_is_decimal_round_half_up_of_the_exact_quotient(
 
 
 @settings(max_examples=300, deadline=None)
-@given(amount=st.integers(min_value=-(10**12), max_value=10**12),
-       code=st.sampled_from(["USD", "EUR", "JPY", "KWD", "CLP", "BHD", "GBP"]))  # fmt: skip
+@given(
+    amount=st.integers(min_value=-(10**12), max_value=10**12),
+    code=st.sampled_from(["USD", "EUR", "JPY", "KWD", "CLP", "BHD", "GBP"]),
+)
 def test_amounts_are_shown_exactly_in_the_currency_minor_unit(amount: int, code: str) -> None:
     number, shown_code = format_money(amount, code).split(" ")
     assert shown_code == code

@@ -28,15 +28,26 @@ Row = dict[str, Any]
 def rows_of(priced: PricedOrder) -> tuple[Row, list[Row]]:
     """The ``customer_order`` row and ``order_line`` rows checkout would write."""
     order_id, now = uuid.uuid4(), utcnow()
-    order = {"id": order_id, "number": uuid.uuid4().hex[:20], "status": "pending",
-             "currency": "EUR", "shipping_address_enc": "sealed", "created_at": now,
-             "updated_at": now, **order_figures(priced)}  # fmt: skip
+    order = {
+        "id": order_id,
+        "number": uuid.uuid4().hex[:20],
+        "status": "pending",
+        "currency": "EUR",
+        "shipping_address_enc": "sealed",
+        "created_at": now,
+        "updated_at": now,
+        **order_figures(priced),
+    }
     lines = [
-        {"order_id": order_id, "position": n,
-         **line_row(line_read(uuid.uuid4(), None, f"SKU-{n}", "Thing", p),
-                     priced.prices_include_tax)}
+        {
+            "order_id": order_id,
+            "position": n,
+            **line_row(
+                line_read(uuid.uuid4(), None, f"SKU-{n}", "Thing", p), priced.prices_include_tax
+            ),
+        }
         for n, p in enumerate(priced.lines)
-    ]  # fmt: skip
+    ]
     return order, lines
 
 
@@ -51,8 +62,9 @@ async def store(url: str, order: Row, lines: list[Row]) -> None:
         await engine.dispose()
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     lines=st.lists(line_inputs, min_size=1, max_size=20),
     inclusive=st.booleans(),
@@ -66,8 +78,9 @@ def test_every_priced_order_is_accepted_by_the_database(
     order_discount: int,
     shipping: ShippingInput | None,
 ) -> None:
-    priced = price_order(lines, prices_include_tax=inclusive, order_discount=order_discount,
-                         shipping=shipping)  # fmt: skip
+    priced = price_order(
+        lines, prices_include_tax=inclusive, order_discount=order_discount, shipping=shipping
+    )
     asyncio.run(store(database_url, *rows_of(priced)))
 
 

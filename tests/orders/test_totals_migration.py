@@ -75,11 +75,31 @@ def _v1_order(order_id: str) -> list[tuple[str, dict[str, Any]]]:
     )
     return [
         (order, {"id": order_id, "number": order_id[:12]}),
-        (line, {"id": str(uuid.uuid4()), "order_id": order_id, "position": 0,
-                "sku": f"A-{order_id}", "quantity": 3, "price": 1250, "total": 3750}),
-        (line, {"id": str(uuid.uuid4()), "order_id": order_id, "position": 1,
-                "sku": f"B-{order_id}", "quantity": 1, "price": 499, "total": 499}),
-    ]  # fmt: skip
+        (
+            line,
+            {
+                "id": str(uuid.uuid4()),
+                "order_id": order_id,
+                "position": 0,
+                "sku": f"A-{order_id}",
+                "quantity": 3,
+                "price": 1250,
+                "total": 3750,
+            },
+        ),
+        (
+            line,
+            {
+                "id": str(uuid.uuid4()),
+                "order_id": order_id,
+                "position": 1,
+                "sku": f"B-{order_id}",
+                "quantity": 1,
+                "price": 499,
+                "total": 499,
+            },
+        ),
+    ]
 
 
 def _uuid(value: str, url: str) -> str | uuid.UUID:
@@ -91,22 +111,47 @@ def test_v1_orders_are_carried_over_with_zero_tax_shipping_and_discount(empty_ur
     settings = Settings(database_url=empty_url)
     upgrade(settings, "0005")
     order_id = str(uuid.uuid4())
-    asyncio.run(_run(empty_url, [(sql, p | {k: _uuid(v, empty_url) for k, v in p.items()
-                                            if k in ("id", "order_id")})
-                                 for sql, p in _v1_order(order_id)]))  # fmt: skip
+    asyncio.run(
+        _run(
+            empty_url,
+            [
+                (sql, p | {k: _uuid(v, empty_url) for k, v in p.items() if k in ("id", "order_id")})
+                for sql, p in _v1_order(order_id)
+            ],
+        )
+    )
     upgrade(settings)
-    (order,), lines = asyncio.run(_run(empty_url, [
-        ("SELECT subtotal, discount_total, shipping_total, shipping_tax_total, tax_total, total, "
-         "prices_include_tax FROM customer_order", {}),
-        ("SELECT subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax "
-         "FROM order_line ORDER BY position", {}),
-    ]))  # fmt: skip
+    (order,), lines = asyncio.run(
+        _run(
+            empty_url,
+            [
+                (
+                    "SELECT subtotal, discount_total, shipping_total, shipping_tax_total, "
+                    "tax_total, total, prices_include_tax FROM customer_order",
+                    {},
+                ),
+                (
+                    "SELECT subtotal, discount_total, tax_rate, tax_total, total, "
+                    "prices_include_tax FROM order_line ORDER BY position",
+                    {},
+                ),
+            ],
+        )
+    )
     assert tuple(order) == (4249, 0, 0, 0, 0, 4249, False)
     assert [tuple(r) for r in lines] == [(3750, 0, 0, 0, 3750, False), (499, 0, 0, 0, 499, False)]
-    [[paid]] = asyncio.run(_run(empty_url, [
-        ("SELECT payment_status, paid_total, refunded_total, fulfillment_status, email_enc "
-         "FROM customer_order", {}),
-    ]))  # fmt: skip
+    [[paid]] = asyncio.run(
+        _run(
+            empty_url,
+            [
+                (
+                    "SELECT payment_status, paid_total, refunded_total, fulfillment_status, "
+                    "email_enc FROM customer_order",
+                    {},
+                ),
+            ],
+        )
+    )
     assert tuple(paid) == ("paid", 4249, 0, "unfulfilled", None)  # a v1 'paid' order was paid
     command.downgrade(alembic_config(settings), "0005")
     (back,) = asyncio.run(_run(empty_url, [("SELECT line_total FROM order_line", {})]))
@@ -115,24 +160,40 @@ def test_v1_orders_are_carried_over_with_zero_tax_shipping_and_discount(empty_ur
 
 def _v1_cart(url: str) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     """A customer with a v1 cart line (``cart_item.customer_id``), and the ids."""
-    ids = {k: _uuid(str(uuid.uuid4()), url) for k in ("user", "category", "product", "variant",
-                                                      "item")}  # fmt: skip
+    ids = {
+        k: _uuid(str(uuid.uuid4()), url) for k in ("user", "category", "product", "variant", "item")
+    }
     return [
-        ("INSERT INTO user_account (id, email_index, email_enc, roles, is_active, email_verified, "
-         "mfa_enabled, created_at, updated_at) VALUES (:user, 'ix', 'enc', '[]', TRUE, TRUE, "
-         "FALSE, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
-        ("INSERT INTO category (id, name, slug, description, created_at, updated_at) VALUES "
-         "(:category, 'C', 'c', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
-        ("INSERT INTO product (id, slug, title, description, category_id, tags, search_title, "
-         "keywords, search_text, published, images, rating_average, review_count, price_min, "
-         "currency, created_at, updated_at) VALUES (:product, 'p', 'P', '', :category, '[]', "
-         "'p', '', '', TRUE, '[]', 0, 0, 100, 'EUR', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
-        ("INSERT INTO variant (id, product_id, sku, title, options, price, currency, stock, "
-         "position, created_at, updated_at) VALUES (:variant, :product, 'S', 'Default', '{}', "
-         "100, 'EUR', 5, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
-        ("INSERT INTO cart_item (id, customer_id, variant_id, quantity, created_at, updated_at) "
-         "VALUES (:item, :user, :variant, 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", ids),
-    ], ids  # fmt: skip
+        (
+            "INSERT INTO user_account (id, email_index, email_enc, roles, is_active, "
+            "email_verified, mfa_enabled, created_at, updated_at) VALUES "
+            "(:user, 'ix', 'enc', '[]', TRUE, TRUE, FALSE, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            ids,
+        ),
+        (
+            "INSERT INTO category (id, name, slug, description, created_at, updated_at) VALUES "
+            "(:category, 'C', 'c', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            ids,
+        ),
+        (
+            "INSERT INTO product (id, slug, title, description, category_id, tags, search_title, "
+            "keywords, search_text, published, images, rating_average, review_count, price_min, "
+            "currency, created_at, updated_at) VALUES (:product, 'p', 'P', '', :category, '[]', "
+            "'p', '', '', TRUE, '[]', 0, 0, 100, 'EUR', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            ids,
+        ),
+        (
+            "INSERT INTO variant (id, product_id, sku, title, options, price, currency, stock, "
+            "position, created_at, updated_at) VALUES (:variant, :product, 'S', 'Default', '{}', "
+            "100, 'EUR', 5, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            ids,
+        ),
+        (
+            "INSERT INTO cart_item (id, customer_id, variant_id, quantity, created_at, updated_at) "
+            "VALUES (:item, :user, :variant, 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            ids,
+        ),
+    ], ids
 
 
 def test_v1_cart_lines_move_into_their_customers_cart(empty_url: str) -> None:
@@ -141,13 +202,21 @@ def test_v1_cart_lines_move_into_their_customers_cart(empty_url: str) -> None:
     statements, ids = _v1_cart(empty_url)
     asyncio.run(_run(empty_url, statements))
     upgrade(settings)
-    carts, lines = asyncio.run(_run(empty_url, [
-        ("SELECT id, customer_id, currency, token_hash FROM cart", {}),
-        ("SELECT cart_id, variant_id, quantity FROM cart_item", {}),
-    ]))  # fmt: skip
+    carts, lines = asyncio.run(
+        _run(
+            empty_url,
+            [
+                ("SELECT id, customer_id, currency, token_hash FROM cart", {}),
+                ("SELECT cart_id, variant_id, quantity FROM cart_item", {}),
+            ],
+        )
+    )
     [(cart_id, customer_id, currency, token_hash)] = carts
     assert (str(customer_id).replace("-", ""), currency, token_hash) == (
-        str(ids["user"]).replace("-", ""), "EUR", None)  # fmt: skip
+        str(ids["user"]).replace("-", ""),
+        "EUR",
+        None,
+    )
     assert [(str(c), q) for c, _, q in lines] == [(str(cart_id), 3)]
 
 

@@ -79,8 +79,9 @@ async def test_staff_set_up_a_zone_a_method_and_rates(
     ]
     assert all(e["user_id"] for e in events)
 
-    changed = await client.patch(f"{API}/tax-rates/{rate['id']}", json={"rate_bp": 750},
-                                 headers=admin_headers)  # fmt: skip
+    changed = await client.patch(
+        f"{API}/tax-rates/{rate['id']}", json={"rate_bp": 750}, headers=admin_headers
+    )
     assert changed.json()["rate_bp"] == 750
     busy = await client.delete(f"{API}/shipping-zones/{zone['id']}", headers=admin_headers)
     assert_problem(busy, 409, "shipping_zone_in_use")
@@ -105,15 +106,19 @@ ZONE = {"name": "Z", "countries": ["DE"]}
         ("/tax-rates", {"country": "QQ", "rate_bp": 1900, "name": "r"}, "country"),
         ("/tax-rates", {"country": "DE", "region": "US-CA", "rate_bp": 1, "name": "r"}, "region"),
         ("/tax-rates", {"country": "DE", "rate_bp": 19.5, "name": "r"}, "rate_bp"),
-        ("/tax-rates", {"country": "DE", "rate_bp": 1900, "name": "r", "tax_class": "A B"},
-         "tax_class"),
+        (
+            "/tax-rates",
+            {"country": "DE", "rate_bp": 1900, "name": "r", "tax_class": "A B"},
+            "tax_class",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_nonsense_is_refused_and_changes_nothing(
     client: Client, admin_headers: dict[str, str], path: str, body: Json, field: str | None
 ) -> None:
-    problem = assert_problem(await client.post(f"{API}{path}", json=body, headers=admin_headers),
-                             422)  # fmt: skip
+    problem = assert_problem(
+        await client.post(f"{API}{path}", json=body, headers=admin_headers), 422
+    )
     if field is not None:
         assert field in str(problem.get("errors", "")) + problem["detail"]
     assert await count(client, admin_headers, path) == 0
@@ -121,11 +126,16 @@ async def test_nonsense_is_refused_and_changes_nothing(
 
 @pytest.mark.parametrize(
     ("fields", "field"),
-    [({"price": -1}, "price"), ({"price": 1.5}, "price"), ({"free_over": -5}, "free_over"),
-     ({"min_weight_grams": 500, "max_weight_grams": 100}, "max_weight_grams"),
-     ({"delivery_days": [5, 2]}, "delivery_days"), ({"delivery_days": [1]}, "delivery_days"),
-     ({"zone_id": "6b0e4e9e-0000-4000-8000-000000000000"}, "zone_id")],
-)  # fmt: skip
+    [
+        ({"price": -1}, "price"),
+        ({"price": 1.5}, "price"),
+        ({"free_over": -5}, "free_over"),
+        ({"min_weight_grams": 500, "max_weight_grams": 100}, "max_weight_grams"),
+        ({"delivery_days": [5, 2]}, "delivery_days"),
+        ({"delivery_days": [1]}, "delivery_days"),
+        ({"zone_id": "6b0e4e9e-0000-4000-8000-000000000000"}, "zone_id"),
+    ],
+)
 async def test_methods_with_negative_prices_or_inverted_ranges_are_refused(
     client: Client, admin_headers: dict[str, str], fields: Json, field: str
 ) -> None:
@@ -150,8 +160,9 @@ async def test_a_second_rate_for_the_same_place_and_class_conflicts(
 
 async def test_lists_are_keyset_pages(client: Client, admin_headers: dict[str, str]) -> None:
     for code in ("DE", "FR", "IT", "ES", "AT"):
-        await post(client, admin_headers, "/tax-rates", {"country": code, "rate_bp": 2000,
-                                                         "name": code})  # fmt: skip
+        await post(
+            client, admin_headers, "/tax-rates", {"country": code, "rate_bp": 2000, "name": code}
+        )
     seen: list[str] = []
     cursor = None
     while True:
@@ -180,29 +191,38 @@ async def test_only_staff_with_mfa_may_see_or_change_shipping_and_taxes(
     assert_problem(await client.post(f"{API}{path}", json=body, headers=shopper), 403)
     no_mfa = await sign_in(roles=["staff"], mfa=False)
     assert_problem(await client.get(f"{API}{path}", headers=no_mfa), 403, "mfa_required")
-    assert_problem(await client.post(f"{API}{path}", json=body, headers=no_mfa), 403,
-                   "mfa_required")  # fmt: skip
+    assert_problem(
+        await client.post(f"{API}{path}", json=body, headers=no_mfa), 403, "mfa_required"
+    )
 
 
 async def test_products_carry_a_tax_class_and_variants_a_weight(
     client: Client, admin_headers: dict[str, str]
 ) -> None:
     category = await create_category(client, admin_headers)
-    product = await create_product(client, admin_headers, category["id"], tax_class="reduced",
-                                   variants=[variant_body(weight_grams=350)])  # fmt: skip
+    product = await create_product(
+        client,
+        admin_headers,
+        category["id"],
+        tax_class="reduced",
+        variants=[variant_body(weight_grams=350)],
+    )
     assert product["tax_class"] == "reduced"
     assert product["variants"][0]["weight_grams"] == 350
     default = await create_product(client, admin_headers, category["id"])
     assert (default["tax_class"], default["variants"][0]["weight_grams"]) == ("standard", None)
     variant_id = product["variants"][0]["id"]
-    changed = await client.patch(f"{API}/variants/{variant_id}", json={"weight_grams": 400},
-                                 headers=admin_headers)  # fmt: skip
+    changed = await client.patch(
+        f"{API}/variants/{variant_id}", json={"weight_grams": 400}, headers=admin_headers
+    )
     assert changed.json()["weight_grams"] == 400
-    negative = await client.patch(f"{API}/variants/{variant_id}", json={"weight_grams": -1},
-                                  headers=admin_headers)  # fmt: skip
+    negative = await client.patch(
+        f"{API}/variants/{variant_id}", json={"weight_grams": -1}, headers=admin_headers
+    )
     assert_problem(negative, 422)
-    edited = await client.patch(f"{API}/products/{product['id']}", json={"tax_class": "zero"},
-                                headers=admin_headers)  # fmt: skip
+    edited = await client.patch(
+        f"{API}/products/{product['id']}", json={"tax_class": "zero"}, headers=admin_headers
+    )
     assert edited.json()["tax_class"] == "zero"
     shown = await client.get(f"{API}/products/{product['id']}")
     assert (shown.json()["tax_class"], shown.json()["variants"][0]["weight_grams"]) == ("zero", 400)

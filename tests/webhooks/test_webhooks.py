@@ -139,11 +139,22 @@ async def test_a_public_address_in_numeric_spelling_is_accepted(
 
 @pytest.mark.parametrize(
     "addresses",
-    [["127.0.0.2"], ["::1"], ["10.0.0.7"], ["192.168.1.1"], ["172.16.0.1"], ["169.254.169.254"],
-     ["fe80::1"], ["fd00::1"], ["100.64.0.1"], ["0.0.0.0"], ["224.0.0.1"],  # noqa: S104
-     ["::ffff:10.0.0.1"],
-     ["93.184.216.34", "10.0.0.1"]],
-)  # fmt: skip
+    [
+        ["127.0.0.2"],
+        ["::1"],
+        ["10.0.0.7"],
+        ["192.168.1.1"],
+        ["172.16.0.1"],
+        ["169.254.169.254"],
+        ["fe80::1"],
+        ["fd00::1"],
+        ["100.64.0.1"],
+        ["0.0.0.0"],  # noqa: S104
+        ["224.0.0.1"],
+        ["::ffff:10.0.0.1"],
+        ["93.184.216.34", "10.0.0.1"],
+    ],
+)
 async def test_a_name_resolving_to_any_private_address_is_refused(addresses: list[str]) -> None:
     """Checked after resolution: one forbidden address among the answers is enough."""
     resolver = stub_resolver({"hooks.example.com": addresses})
@@ -158,8 +169,11 @@ async def test_a_public_name_is_pinned_to_its_checked_address() -> None:
         "https://hooks.example.com:8443/in?x=1", allow_private=False, resolver=resolver
     )
     assert (target.address, target.host, target.port, target.path) == (
-        "93.184.216.34", "hooks.example.com", 8443, "/in?x=1",
-    )  # fmt: skip
+        "93.184.216.34",
+        "hooks.example.com",
+        8443,
+        "/in?x=1",
+    )
     assert not ipaddress.ip_address(target.address).is_private
 
 
@@ -177,9 +191,15 @@ async def test_a_redirect_to_a_private_address_is_refused() -> None:
         {"hooks.example.com": ["93.184.216.34"], "metadata.internal": ["169.254.169.254"]}
     )
     outcome = await sender.send(
-        "https://hooks.example.com/in", "{}", {}, allow_private=False, time_limit=5,
-        max_redirects=3, resolver=resolver, transport=httpx.MockTransport(answer),
-    )  # fmt: skip
+        "https://hooks.example.com/in",
+        "{}",
+        {},
+        allow_private=False,
+        time_limit=5,
+        max_redirects=3,
+        resolver=resolver,
+        transport=httpx.MockTransport(answer),
+    )
     assert outcome.error is not None
     assert outcome.error.startswith("refused")
     assert len(seen) == 1
@@ -205,9 +225,13 @@ async def test_signed_delivery_recorded_failed_then_retried_by_hand(
         assert first.body["data"]["product_id"] == product["id"]
 
         receiver.status = 500
-        await client.post(f"{API}/auth/register", json={
-            "email": "hook.reader@example.com", "password": "Quartz lantern drifts over 9 fjords",
-        })  # fmt: skip
+        await client.post(
+            f"{API}/auth/register",
+            json={
+                "email": "hook.reader@example.com",
+                "password": "Quartz lantern drifts over 9 fjords",
+            },
+        )
         await drain(client)
         url = f"{API}/webhooks/{hook_id}/deliveries"
         latest = (await client.get(url, headers=admin_headers)).json()["items"][0]
@@ -242,9 +266,13 @@ async def test_a_delivery_to_loopback_is_refused_by_default(
         body = {"url": f"http://hooks.example.com:{port}/hooks", "events": ["user.created"]}
         created = await client.post(f"{API}/webhooks", json=body, headers=admin_headers)
         assert created.status_code == 201, created.text
-        await client.post(f"{API}/auth/register", json={
-            "email": "loop.back@example.com", "password": "Quartz lantern drifts over 9 fjords",
-        })  # fmt: skip
+        await client.post(
+            f"{API}/auth/register",
+            json={
+                "email": "loop.back@example.com",
+                "password": "Quartz lantern drifts over 9 fjords",
+            },
+        )
         ring = load_key_file(settings.key_file)
         webhooks = WebhooksContext(ring, resolver=stub_resolver({"hooks.example.com": [address]}))
         registry = build_registry(settings, build_context(settings, ring), webhooks)

@@ -76,10 +76,15 @@ class ApiKeyPrincipal(Struct, frozen=True, tag=True):
 
 def _read(key: ApiKey) -> ApiKeyRead:
     return ApiKeyRead(
-        id=key.id, name=key.name, prefix=key.prefix, scopes=list(key.scopes),
-        created_at=key.created_at, expires_at=key.expires_at, revoked_at=key.revoked_at,
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
         last_used_at=key.last_used_at,
-    )  # fmt: skip
+    )
 
 
 async def create_key(
@@ -95,19 +100,28 @@ async def create_key(
         )
     secret = new_opaque_token(KEY_PREFIX)
     key = ApiKey(
-        id=uuid.uuid4(), name=data.name, prefix=secret[:16], scopes=sorted(set(data.scopes)),
-        key_hash=hash_opaque_token(secret, purpose=KEY_PURPOSE), created_by=created_by,
-        created_at=now, expires_at=data.expires_at,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        name=data.name,
+        prefix=secret[:16],
+        scopes=sorted(set(data.scopes)),
+        key_hash=hash_opaque_token(secret, purpose=KEY_PURPOSE),
+        created_by=created_by,
+        created_at=now,
+        expires_at=data.expires_at,
+    )
     session.add(key)
     await session.flush()
     security_event(
         "authn_token_created", user_id=created_by, client_ip=ip, level="info", api_key_id=key.id
     )
     return ApiKeyCreated(
-        id=key.id, key=secret, prefix=key.prefix, scopes=key.scopes, name=key.name,
+        id=key.id,
+        key=secret,
+        prefix=key.prefix,
+        scopes=key.scopes,
+        name=key.name,
         expires_at=key.expires_at,
-    )  # fmt: skip
+    )
 
 
 async def list_keys(session: AsyncSession, *, limit: int, cursor: str | None) -> ApiKeyPage:

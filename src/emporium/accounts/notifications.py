@@ -52,12 +52,14 @@ def order_context(data: dict[str, Any]) -> dict[str, Any]:
     currency = str(data.get("currency", ""))
     items = [
         {
-            "title": item["title"], "sku": item["sku"], "quantity": item["quantity"],
+            "title": item["title"],
+            "sku": item["sku"],
+            "quantity": item["quantity"],
             "unit_price": format_money(int(item["unit_price"]), currency),
             "line_total": format_money(int(item["line_total"]), currency),
         }
         for item in data.get("items", [])
-    ]  # fmt: skip
+    ]
     return {
         "number": str(data["number"]),
         "items": items,
@@ -101,9 +103,14 @@ def _mail_handler(
         first_name = ctx.vault.open("user_account", "first_name", user.id, user.first_name_enc)
         context = {"first_name": first_name, **_context(template, data, ctx, run.settings)}
         await send_once(
-            run.sessionmaker, transport, key=f"{run.payload['event_id']}:{template}",
-            template=template, context=context, to=email, sender=run.settings.mail_from,
-        )  # fmt: skip
+            run.sessionmaker,
+            transport,
+            key=f"{run.payload['event_id']}:{template}",
+            template=template,
+            context=context,
+            to=email,
+            sender=run.settings.mail_from,
+        )
 
     return handle
 

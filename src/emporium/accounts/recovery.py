@@ -58,10 +58,14 @@ async def issue_token(
     now = utcnow()
     session.add(
         AccountToken(
-            id=token_id, user_id=user_id, purpose=purpose, token_hash=token_hash,
-            created_at=now, expires_at=now + timedelta(minutes=minutes),
+            id=token_id,
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=token_hash,
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
         )
-    )  # fmt: skip
+    )
     event = RESET_EVENT if purpose == RESET else VERIFY_EVENT
     data = {"user_id": str(user_id), "token_id": str(token_id), "token_enc": sealed}
     emit_event(session, event, data)

@@ -46,9 +46,13 @@ async def reencrypt_all(
                     for attribute, column in columns.items():
                         token = getattr(row, attribute)
                         if token and needs_reencryption(ring, token):
-                            setattr(row, attribute, reencrypt_field(
-                                ring, token, table=table, column=column, row_id=str(row.id)
-                            ))  # fmt: skip
+                            setattr(
+                                row,
+                                attribute,
+                                reencrypt_field(
+                                    ring, token, table=table, column=column, row_id=str(row.id)
+                                ),
+                            )
                             changed += 1
             if progress:
                 progress(len(rows))

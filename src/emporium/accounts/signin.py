@@ -80,9 +80,12 @@ async def login(
     if refused is not None:
         await ctx.hasher.verify(None, data.password)  # same work as a real check
         security_event(
-            "authn_login_fail", user_id=user.id if user else None, client_ip=ip,
-            reason=refused, account=index[:16],
-        )  # fmt: skip
+            "authn_login_fail",
+            user_id=user.id if user else None,
+            client_ip=ip,
+            reason=refused,
+            account=index[:16],
+        )
         raise LoginFailed(_FAILED)
     result = await ctx.hasher.verify(user.password_hash if user else None, data.password)
     if user is None or not result.ok or not user.is_active:
@@ -134,10 +137,14 @@ async def login_mfa(
     now = utcnow()
     user = await session.get(UserAccount, challenge.user_id) if challenge else None
     if (
-        challenge is None or user is None or not user.is_active or not user.mfa_enabled
-        or challenge.used_at is not None or challenge.expires_at <= now
+        challenge is None
+        or user is None
+        or not user.is_active
+        or not user.mfa_enabled
+        or challenge.used_at is not None
+        or challenge.expires_at <= now
         or challenge.failures >= CHALLENGE_MAX_FAILURES
-    ):  # fmt: skip
+    ):
         raise MfaTokenInvalid("The MFA token is not valid; sign in again.")
     keys = [throttle.account_key(user.email_index)]
     if await throttle.refusal(session, ctx.login_policy, keys) == "locked":

@@ -68,8 +68,11 @@ _UTC_PG = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 _DOCUMENT = {
     "postgresql": "json_build_object("  # noqa: S608 (constant SQL, no input in it)
     + _FIELDS.format(
-        p="product", tags="product.tags", published="product.published",
-        images="product.images", created=_UTC_PG.format("product.created_at"),
+        p="product",
+        tags="product.tags",
+        published="product.published",
+        images="product.images",
+        created=_UTC_PG.format("product.created_at"),
         updated=_UTC_PG.format("product.updated_at"),
         variants="(SELECT coalesce(json_agg(json_build_object("  # noqa: S608  # nosec B608
         + _VARIANT_FIELDS.format(options="v.options")
@@ -78,16 +81,18 @@ _DOCUMENT = {
     + ")::text",
     "sqlite": "json_object("  # noqa: S608
     + _FIELDS.format(
-        p="product", tags="json(product.tags)",
+        p="product",
+        tags="json(product.tags)",
         published="json(CASE WHEN product.published THEN 'true' ELSE 'false' END)",
-        images="json(product.images)", created="replace(product.created_at, ' ', 'T') || 'Z'",
+        images="json(product.images)",
+        created="replace(product.created_at, ' ', 'T') || 'Z'",
         updated="replace(product.updated_at, ' ', 'T') || 'Z'",
         variants="(SELECT json(coalesce(json_group_array(json(o.doc)), '[]')) FROM ("  # noqa: S608  # nosec B608
         "SELECT json_object(" + _VARIANT_FIELDS.format(options="json(v.options)") + ") AS doc "
         "FROM variant v WHERE v.product_id = product.id ORDER BY v.position) AS o)",
     )
     + ")",
-}  # fmt: skip
+}
 _PRODUCT_DECODER = msgspec.json.Decoder(ProductRead)
 
 _SORT_COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {

@@ -38,9 +38,13 @@ Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="integer minor units
 Grams = Annotated[int, Meta(ge=0, le=1_000_000_000, description="shipping weight in grams")]
 TaxClass = Annotated[
     str,
-    Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$",
-         description="the tax class whose rates apply (standard, reduced, zero, ...)"),
-]  # fmt: skip
+    Meta(
+        min_length=1,
+        max_length=50,
+        pattern=r"^[a-z0-9_-]+$",
+        description="the tax class whose rates apply (standard, reduced, zero, ...)",
+    ),
+]
 Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
 UntrackedStock = Annotated[
     int | None,

@@ -79,6 +79,8 @@ class CircuitBreaker:
         if was_closed:
             SERVICE_UP.labels(self.service).set(0)
             _log().error(
-                "service_unavailable", service=self.service, error=error,
+                "service_unavailable",
+                service=self.service,
+                error=error,
                 retry_in_seconds=self.cooldown,
-            )  # fmt: skip
+            )

@@ -20,8 +20,11 @@ from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.params import FromPath
 
 ASSETS = "/docs/assets"
-_MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".png": "image/png"}  # fmt: skip
+_MEDIA = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}
 _FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 _START = b"""window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({

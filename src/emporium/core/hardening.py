@@ -51,10 +51,25 @@ _DOCS_CSP = (
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 _REFUSED_METHODS = frozenset({"TRACE", "CONNECT", "TRACK"})
 _CREDENTIAL_PARAMS = frozenset(
-    {"access_token", "refresh_token", "id_token", "token", "mfa_token", "jwt", "bearer",
-     "api_key", "apikey", "x_api_key", "authorization", "auth", "password", "session",
-     "sessionid", "session_id"}
-)  # fmt: skip
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "mfa_token",
+        "jwt",
+        "bearer",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "authorization",
+        "auth",
+        "password",
+        "session",
+        "sessionid",
+        "session_id",
+    }
+)
 _UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 

@@ -51,9 +51,11 @@ def declare_closed_bodies(app: Litestar) -> None:
             schema.additional_properties = False
 
 
-_PROBLEM = {"application/problem+json": OpenAPIMediaType(
-    schema=Reference(ref="#/components/schemas/ProblemDetails")
-)}  # fmt: skip
+_PROBLEM = {
+    "application/problem+json": OpenAPIMediaType(
+        schema=Reference(ref="#/components/schemas/ProblemDetails")
+    )
+}
 _TOO_MANY = OpenAPIResponse(
     description="Too many requests (code rate_limited): wait Retry-After seconds",
     content=_PROBLEM,
@@ -144,10 +146,13 @@ def declare_api_keys(app: Litestar) -> None:
         item = paths[route.path_format]
         for handler in route.route_handlers:
             scope_of = next(
-                (getattr(g, "api_key_scope_of", None) for g in handler.resolve_guards()
-                 if getattr(g, "api_key_scope_of", None)),
+                (
+                    getattr(g, "api_key_scope_of", None)
+                    for g in handler.resolve_guards()
+                    if getattr(g, "api_key_scope_of", None)
+                ),
                 None,
-            )  # fmt: skip
+            )
             if scope_of is None:
                 continue
             for method in handler.http_methods:
@@ -244,11 +249,13 @@ def declare_one_of(app: Litestar) -> None:
             }
             name = f"{struct.__name__}{suffix}"
             schemas[name] = Schema(
-                type=OpenAPIType.OBJECT, title=name, properties=properties,
+                type=OpenAPIType.OBJECT,
+                title=name,
+                properties=properties,
                 required=sorted({*(base.required or []), *fields}),
                 additional_properties=base.additional_properties,
                 description=f"{struct.__name__} with {' and '.join(fields)}",
-            )  # fmt: skip
+            )
             refs.append(Reference(ref=f"#/components/schemas/{name}"))
         schemas[struct.__name__] = Schema(
             one_of=refs, title=struct.__name__, description=inspect.cleandoc(struct.__doc__ or "")

@@ -61,8 +61,18 @@ BREACH_LIST_MIN_LENGTH = 10
 
 _T = TypeVar("_T")
 _WORD_SPLIT = re.compile(r"[\W_]+")
-_LEET = {"a": "a4@", "b": "b8", "e": "e3", "g": "g9", "i": "i1!|", "l": "l1!|", "o": "o0",
-         "s": "s5$", "t": "t7+", "z": "z2"}  # fmt: skip
+_LEET = {
+    "a": "a4@",
+    "b": "b8",
+    "e": "e3",
+    "g": "g9",
+    "i": "i1!|",
+    "l": "l1!|",
+    "o": "o0",
+    "s": "s5$",
+    "t": "t7+",
+    "z": "z2",
+}
 _zxcvbn_lock = threading.Lock()  # zxcvbn keeps the user inputs in a module-level dict
 
 

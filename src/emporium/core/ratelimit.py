@@ -133,10 +133,12 @@ class RateLimiter:
         self._redis = redis
         self._shared = FixedWindowRateLimiter(
             RedisStorage(
-                "async+redis://", implementation="redispy", wrap_exceptions=True,
+                "async+redis://",
+                implementation="redispy",
+                wrap_exceptions=True,
                 connection_pool=redis.connection_pool,
             )
-        )  # fmt: skip
+        )
         self.breaker = CircuitBreaker("redis", cooldown_seconds=cooldown_seconds)
         # A request counts up to two commands per limit; never wait longer than that.
         self._deadline = 4 * timeout_seconds + 0.1

@@ -58,10 +58,12 @@ def _cart(raw: Any, index: int) -> ImportCart:
     if not isinstance(products, list) or not 1 <= len(products) <= MAX_LINES:
         raise ValueError(f"products must be a list of 1 to {MAX_LINES} lines")
     lines = [
-        (f"dummyjson:{_positive_int(p.get('id'), 2**31)}",
-         _positive_int(p.get("quantity"), MAX_QUANTITY))
+        (
+            f"dummyjson:{_positive_int(p.get('id'), 2**31)}",
+            _positive_int(p.get("quantity"), MAX_QUANTITY),
+        )
         for p in products
-    ]  # fmt: skip
+    ]
     return ImportCart(
         external_ref=f"dummyjson-cart:{_positive_int(raw.get('id'), 2**31)}",
         user_ref=f"dummyjson-user:{_positive_int(raw.get('userId'), 2**31)}",
@@ -120,8 +122,15 @@ async def replay_carts(
     ``unchanged`` (replayed before) and ``refused`` (would oversell, or the customer or a
     product is unknown), each refusal added to ``report.problems`` with the reason."""
     users, variants = await _lookups(session)
-    done = set((await session.scalars(select(Order.external_ref).where(
-        Order.external_ref.in_([c.external_ref for c in carts])))).all())  # fmt: skip
+    done = set(
+        (
+            await session.scalars(
+                select(Order.external_ref).where(
+                    Order.external_ref.in_([c.external_ref for c in carts])
+                )
+            )
+        ).all()
+    )
     for cart in carts:
         if cart.external_ref in done:
             report.add("orders", "unchanged")
@@ -166,7 +175,9 @@ async def _replay(
                 require_shipping=False,
             )
     except InsufficientStock as exc:
-        short = ", ".join(f"{line['sku']} wants {line['requested']}, {line['available']} on hand"
-                          for line in exc.lines)  # fmt: skip
+        short = ", ".join(
+            f"{line['sku']} wants {line['requested']}, {line['available']} on hand"
+            for line in exc.lines
+        )
         return f"would oversell ({short}); not forced"
     return None

@@ -59,11 +59,15 @@ def _address(raw: Any, name: str) -> dict[str, str | None] | None:
     if not isinstance(raw, dict) or not raw.get("address"):
         return None
     return {
-        "name": name, "line1": str(raw["address"])[:200], "line2": None,
-        "city": str(raw.get("city") or "")[:200], "region": raw.get("stateCode") or None,
+        "name": name,
+        "line1": str(raw["address"])[:200],
+        "line2": None,
+        "city": str(raw.get("city") or "")[:200],
+        "region": raw.get("stateCode") or None,
         "postal_code": str(raw.get("postalCode") or "")[:20],
-        "country": _country(raw.get("country")), "phone": None,
-    }  # fmt: skip
+        "country": _country(raw.get("country")),
+        "phone": None,
+    }
 
 
 def _user(raw: Any) -> ImportUser:
@@ -77,11 +81,14 @@ def _user(raw: Any) -> ImportUser:
     first, last = raw.get("firstName"), raw.get("lastName")
     name = " ".join(str(p) for p in (first, last) if p) or email
     return ImportUser(
-        external_ref=f"dummyjson-user:{raw['id']}", email=email, roles=ROLES[raw["role"]],
-        first_name=str(first)[:100] if first else None, last_name=str(last)[:100] if last else None,
+        external_ref=f"dummyjson-user:{raw['id']}",
+        email=email,
+        roles=ROLES[raw["role"]],
+        first_name=str(first)[:100] if first else None,
+        last_name=str(last)[:100] if last else None,
         phone=str(raw["phone"])[:32] if raw.get("phone") else None,
         address=_address(raw.get("address"), name[:200]),
-    )  # fmt: skip
+    )
 
 
 def parse(directory: Path, *, skip_invalid: bool = False) -> tuple[list[ImportUser], list[Problem]]:
@@ -109,10 +116,17 @@ async def write_users(
         )
         if account is None:
             account = await create_account(
-                session, ctx, email=item.email, roles=item.roles, external_ref=item.external_ref,
-                names={"first_name": item.first_name, "last_name": item.last_name,
-                       "phone": item.phone},
-            )  # fmt: skip
+                session,
+                ctx,
+                email=item.email,
+                roles=item.roles,
+                external_ref=item.external_ref,
+                names={
+                    "first_name": item.first_name,
+                    "last_name": item.last_name,
+                    "phone": item.phone,
+                },
+            )
             if item.address:
                 store_address(session, ctx, account.id, dict(item.address))
             report.add("users", "created")

@@ -72,10 +72,16 @@ def _announce_low_stock(
 ) -> None:
     """Emit ``inventory.low_stock`` when stock crosses below :data:`LOW_STOCK`."""
     if after < LOW_STOCK <= before:
-        emit_event(session, "inventory.low_stock", {
-            "variant_id": str(variant_id), "product_id": str(product_id), "stock": after,
-            "threshold": LOW_STOCK,
-        })  # fmt: skip
+        emit_event(
+            session,
+            "inventory.low_stock",
+            {
+                "variant_id": str(variant_id),
+                "product_id": str(product_id),
+                "stock": after,
+                "threshold": LOW_STOCK,
+            },
+        )
 
 
 def _movement(
@@ -140,9 +146,16 @@ async def take_stock(
             continue
         _announce_low_stock(session, variant_id, row.product_id, row.stock + units, row.stock)
         movements.append(
-            _movement(variant_id, "sale", -units, row.stock, now=utcnow(), order_id=order_id,
-                      actor_id=actor_id)
-        )  # fmt: skip
+            _movement(
+                variant_id,
+                "sale",
+                -units,
+                row.stock,
+                now=utcnow(),
+                order_id=order_id,
+                actor_id=actor_id,
+            )
+        )
     if short:
         available = await _available(session, short)
         lines = [
@@ -181,9 +194,17 @@ async def return_stock(
         if row.stock is None:  # not tracked
             continue
         movements.append(
-            _movement(variant_id, "return", units, row.stock, now=utcnow(), order_id=order_id,
-                      actor_id=actor_id, reason=reason)
-        )  # fmt: skip
+            _movement(
+                variant_id,
+                "return",
+                units,
+                row.stock,
+                now=utcnow(),
+                order_id=order_id,
+                actor_id=actor_id,
+                reason=reason,
+            )
+        )
     if movements:
         await session.execute(insert(table_of(StockMovement)), movements)
 
@@ -215,23 +236,41 @@ async def adjust_stock(
         if variant_id not in available:
             raise VariantNotFound("No such variant.")
         sku, stock = available[variant_id]
-        line = {"variant_id": str(variant_id), "sku": sku, "requested": -data.delta,
-                "available": stock}  # fmt: skip
+        line = {
+            "variant_id": str(variant_id),
+            "sku": sku,
+            "requested": -data.delta,
+            "available": stock,
+        }
         raise InsufficientStock("Stock cannot drop below zero.", lines=[line])
     if row.stock is None:
         raise InventoryNotTracked("This variant's inventory is not tracked; it has no stock.")
     product_changed(session, row.product_id)
     _announce_low_stock(session, variant_id, row.product_id, row.stock - data.delta, row.stock)
-    movement = _movement(variant_id, "adjustment", data.delta, row.stock, now=utcnow(),
-                         reason=data.reason, actor_id=actor_id)  # fmt: skip
+    movement = _movement(
+        variant_id,
+        "adjustment",
+        data.delta,
+        row.stock,
+        now=utcnow(),
+        reason=data.reason,
+        actor_id=actor_id,
+    )
     await session.execute(insert(table_of(StockMovement)), [movement])
     return StockMovementRead(**movement)
 
 
 _LISTING = select(
-    _M.id, _M.variant_id, _M.kind, _M.delta, _M.stock_after, _M.reason, _M.order_id,
-    _M.actor_id, _M.created_at,
-)  # fmt: skip
+    _M.id,
+    _M.variant_id,
+    _M.kind,
+    _M.delta,
+    _M.stock_after,
+    _M.reason,
+    _M.order_id,
+    _M.actor_id,
+    _M.created_at,
+)
 SORT: CreatedSort = "-created_at"
 
 

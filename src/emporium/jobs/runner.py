@@ -121,9 +121,14 @@ class Runner:
         if handler is None:
             return f"no handler for job kind {job.kind!r}", None
         run = JobRun(
-            str(job.id), job.kind, dict(job.payload), job.attempts, job.max_attempts,
-            self.sessionmaker, self.settings,
-        )  # fmt: skip
+            str(job.id),
+            job.kind,
+            dict(job.payload),
+            job.attempts,
+            job.max_attempts,
+            self.sessionmaker,
+            self.settings,
+        )
         try:
             async with asyncio.timeout(self.lease.total_seconds() * LEASE_SHARE):
                 await handler(run)

@@ -22,11 +22,18 @@ CLEANUP_KIND = "jobs.cleanup"
 def job_read(job: Job) -> JobRead:
     """The API shape of a job."""
     return JobRead(
-        id=job.id, kind=job.kind, status=job.status, attempts=job.attempts,
-        max_attempts=job.max_attempts, run_at=job.run_at, last_error=job.last_error,
-        payload=job.payload, created_at=job.created_at, updated_at=job.updated_at,
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        run_at=job.run_at,
+        last_error=job.last_error,
+        payload=job.payload,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
         finished_at=job.finished_at,
-    )  # fmt: skip
+    )
 
 
 async def list_jobs(

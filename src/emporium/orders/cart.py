@@ -32,13 +32,21 @@ _C, _V, _P = table_of(CartItem).c, table_of(Variant).c, table_of(Product).c
 _K = table_of(Cart).c
 _LINES = (
     select(
-        _C.id, _C.variant_id, _C.quantity, _V.sku, _V.title.label("variant_title"),
-        _P.title.label("product_title"), _V.price, _V.currency, _V.stock, _P.published,
+        _C.id,
+        _C.variant_id,
+        _C.quantity,
+        _V.sku,
+        _V.title.label("variant_title"),
+        _P.title.label("product_title"),
+        _V.price,
+        _V.currency,
+        _V.stock,
+        _P.published,
     )
     .join(table_of(Variant), _V.id == _C.variant_id)
     .join(table_of(Product), _P.id == _V.product_id)
     .order_by(_C.created_at, _C.id)
-)  # fmt: skip
+)
 
 
 def line_title(product_title: str, variant_title: str) -> str:
@@ -61,20 +69,31 @@ async def get_cart(
     )
     items = [
         CartItemRead(
-            id=r.id, variant_id=r.variant_id, sku=r.sku,
-            title=line_title(r.product_title, r.variant_title), quantity=r.quantity,
-            unit_price=r.price, line_total=p.subtotal,
+            id=r.id,
+            variant_id=r.variant_id,
+            sku=r.sku,
+            title=line_title(r.product_title, r.variant_title),
+            quantity=r.quantity,
+            unit_price=r.price,
+            line_total=p.subtotal,
             available=bool(r.published) and (r.stock is None or r.stock >= r.quantity),
             subtotal=p.subtotal,
-            discount_total=p.discount_total, tax_total=p.tax_total, total=p.total,
+            discount_total=p.discount_total,
+            tax_total=p.tax_total,
+            total=p.total,
         )
         for r, p in zip(rows, priced.lines, strict=True)
-    ]  # fmt: skip
+    ]
     return CartRead(
-        items=items, subtotal=priced.subtotal, discount_total=priced.discount_total,
-        shipping_total=priced.shipping_total, tax_total=priced.tax_total, total=priced.total,
-        currency=rows[0].currency if rows else currency, prices_include_tax=prices_include_tax,
-    )  # fmt: skip
+        items=items,
+        subtotal=priced.subtotal,
+        discount_total=priced.discount_total,
+        shipping_total=priced.shipping_total,
+        tax_total=priced.tax_total,
+        total=priced.total,
+        currency=rows[0].currency if rows else currency,
+        prices_include_tax=prices_include_tax,
+    )
 
 
 async def _sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
@@ -133,10 +152,14 @@ async def add_item(
         await check_room(session, cart_id, variant.currency)
         session.add(
             CartItem(
-                id=uuid.uuid4(), cart_id=cart_id, variant_id=data.variant_id,
-                quantity=data.quantity, created_at=now, updated_at=now,
+                id=uuid.uuid4(),
+                cart_id=cart_id,
+                variant_id=data.variant_id,
+                quantity=data.quantity,
+                created_at=now,
+                updated_at=now,
             )
-        )  # fmt: skip
+        )
     try:
         await session.flush()
     except IntegrityError as exc:
@@ -159,8 +182,9 @@ async def _new_customer_cart(
 ) -> uuid.UUID:
     """Create the customer's cart. Raises Conflict (409) when another request just did."""
     now = utcnow()
-    cart = Cart(id=uuid.uuid4(), customer_id=customer_id, currency=currency, created_at=now,
-                updated_at=now)  # fmt: skip
+    cart = Cart(
+        id=uuid.uuid4(), customer_id=customer_id, currency=currency, created_at=now, updated_at=now
+    )
     session.add(cart)
     try:
         async with session.begin_nested():

@@ -36,9 +36,13 @@ Ctx = NamedDependency[AccountsContext]
 AnyRequest = Request[Any, Any, Any]
 CartToken = Annotated[
     str | None,
-    HeaderParameter(name="Cart-Token", required=False, max_length=200,
-                    description="the guest cart's token, as POST /carts answered it"),
-]  # fmt: skip
+    HeaderParameter(
+        name="Cart-Token",
+        required=False,
+        max_length=200,
+        description="the guest cart's token, as POST /carts answered it",
+    ),
+]
 HOLDER = problem_responses(404, 415)
 WRITE = problem_responses(404, 415, 429)
 
@@ -68,38 +72,56 @@ async def _cart(
     responses=problem_responses(415, 429),
 )
 async def create_cart(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
     data: JSONBody[CartCreate],
-) -> CartCreated:  # fmt: skip
+) -> CartCreated:
     """A cart for anyone: a guest gets its ``token`` (shown once); a signed-in customer gets
     their cart (no token needed)."""
     return await carts.create_cart(
-        session, accounts.vault, await identify(request), data, currency=settings.currency,
+        session,
+        accounts.vault,
+        await identify(request),
+        data,
+        currency=settings.currency,
         prices_include_tax=settings.prices_include_tax,
-    )  # fmt: skip
+    )
 
 
 @get("/carts/{cart_id:uuid}", tags=["carts"], responses=HOLDER)
 async def get_cart(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
-    cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,
-) -> CartView:  # fmt: skip
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    cart_token: CartToken = None,
+) -> CartView:
     """The cart, priced for its address and method (404 for anyone but its holder)."""
     cart = await _cart(session, request, cart_id, cart_token)
-    return await carts.view(session, accounts.vault, cart,
-                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+    return await carts.view(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
 
 
 @patch("/carts/{cart_id:uuid}", tags=["carts"], guards=[CART_WRITE], responses=WRITE)
 async def update_cart(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
-    cart_id: FromPath[uuid.UUID], data: JSONBody[CartUpdate], cart_token: CartToken = None,
-) -> CartView:  # fmt: skip
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    data: JSONBody[CartUpdate],
+    cart_token: CartToken = None,
+) -> CartView:
     """Set the e-mail, addresses or shipping method (422 ``shipping_method_unavailable``)."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.update_cart(session, accounts.vault, cart, data)
-    return await carts.view(session, accounts.vault, cart,
-                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+    return await carts.view(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
 
 
 @post(
@@ -110,14 +132,20 @@ async def update_cart(
     responses=WRITE,
 )
 async def add_item(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
-    cart_id: FromPath[uuid.UUID], data: JSONBody[CartItemCreate], cart_token: CartToken = None,
-) -> CartView:  # fmt: skip
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    data: JSONBody[CartItemCreate],
+    cart_token: CartToken = None,
+) -> CartView:
     """Add units of a variant; an existing line's quantity grows."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.add_line(session, cart, data)
-    return await carts.view(session, accounts.vault, cart,
-                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+    return await carts.view(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
 
 
 @patch(
@@ -127,15 +155,21 @@ async def add_item(
     responses=WRITE,
 )
 async def update_item(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
-    cart_id: FromPath[uuid.UUID], item_id: FromPath[uuid.UUID], data: JSONBody[CartItemUpdate],
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    item_id: FromPath[uuid.UUID],
+    data: JSONBody[CartItemUpdate],
     cart_token: CartToken = None,
-) -> CartView:  # fmt: skip
+) -> CartView:
     """Set a line's quantity."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.set_quantity(session, cart, item_id, data.quantity)
-    return await carts.view(session, accounts.vault, cart,
-                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+    return await carts.view(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
 
 
 @delete(
@@ -145,9 +179,12 @@ async def update_item(
     responses=WRITE,
 )
 async def remove_item(
-    request: AnyRequest, session: DbSession, cart_id: FromPath[uuid.UUID],
-    item_id: FromPath[uuid.UUID], cart_token: CartToken = None,
-) -> None:  # fmt: skip
+    request: AnyRequest,
+    session: DbSession,
+    cart_id: FromPath[uuid.UUID],
+    item_id: FromPath[uuid.UUID],
+    cart_token: CartToken = None,
+) -> None:
     """Take a line out."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.remove_line(session, cart, item_id)
@@ -155,9 +192,13 @@ async def remove_item(
 
 @get("/carts/{cart_id:uuid}/shipping-methods", tags=["carts"], responses=HOLDER)
 async def shipping_methods(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
-    cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,
-) -> list[ShippingOption]:  # fmt: skip
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    cart_token: CartToken = None,
+) -> list[ShippingOption]:
     """The methods that serve the cart's address and weight, priced for this cart."""
     cart = await _cart(session, request, cart_id, cart_token)
     return await carts.shipping_options(
@@ -173,22 +214,35 @@ async def shipping_methods(
     responses=problem_responses(401, 403, 404, 429),
 )
 async def claim_cart(
-    request: AnyRequest, session: DbSession, accounts: Ctx, settings: SettingsDep,
-    cart_id: FromPath[uuid.UUID], cart_token: CartToken = None,
-) -> CartView:  # fmt: skip
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    cart_token: CartToken = None,
+) -> CartView:
     """Signed in with the guest cart's ``Cart-Token``: the cart becomes the customer's (its
     lines merge into their cart)."""
     identity = await identify(request)
     assert identity is not None  # the customer guard ran
     cart = await carts.claim(session, identity, await _cart(session, request, cart_id, cart_token))
-    return await carts.view(session, accounts.vault, cart,
-                            prices_include_tax=settings.prices_include_tax)  # fmt: skip
+    return await carts.view(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
 
 
 carts_router = Router(
     path="/",
-    route_handlers=[create_cart, get_cart, update_cart, add_item, update_item, remove_item,
-                    shipping_methods, claim_cart],
+    route_handlers=[
+        create_cart,
+        get_cart,
+        update_cart,
+        add_item,
+        update_item,
+        remove_item,
+        shipping_methods,
+        claim_cart,
+    ],
     dependencies={"accounts": Provide(provide_accounts, sync_to_thread=False)},
     cache_control=CacheControlHeader(no_store=True),
-)  # fmt: skip
+)

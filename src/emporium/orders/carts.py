@@ -49,13 +49,23 @@ from emporium.orders.schemas import (
 TOKEN_PURPOSE = "cart"  # noqa: S105 (the name of a token kind, not a secret)
 _C, _V, _P = table_of(CartItem).c, table_of(Variant).c, table_of(Product).c
 _LINES = (
-    select(_C.id, _C.variant_id, _C.quantity, _V.sku, _V.title.label("variant_title"),
-           _V.price, _V.currency, _V.weight_grams, _P.title.label("product_title"),
-           _P.published, _P.tax_class)
+    select(
+        _C.id,
+        _C.variant_id,
+        _C.quantity,
+        _V.sku,
+        _V.title.label("variant_title"),
+        _V.price,
+        _V.currency,
+        _V.weight_grams,
+        _P.title.label("product_title"),
+        _P.published,
+        _P.tax_class,
+    )
     .join(table_of(Variant), _V.id == _C.variant_id)
     .join(table_of(Product), _P.id == _V.product_id)
     .order_by(_C.created_at, _C.id)
-)  # fmt: skip
+)
 
 
 def _seal(vault: Vault, cart: Cart, column: str, value: str | None) -> str | None:
@@ -139,38 +149,64 @@ async def view(
             require_method=False,
         )
     except ShippingMethodUnavailable:
-        quoted = await quote(session, _goods(rows), place=place, method_id=None,
-                             currency=cart.currency, prices_include_tax=prices_include_tax,
-                             require_method=False)  # fmt: skip
+        quoted = await quote(
+            session,
+            _goods(rows),
+            place=place,
+            method_id=None,
+            currency=cart.currency,
+            prices_include_tax=prices_include_tax,
+            require_method=False,
+        )
     p, method = quoted.priced, quoted.method
     items = [
-        CartLineRead(id=r.id, variant_id=r.variant_id, sku=r.sku,
-                     title=line_title(r.product_title, r.variant_title), quantity=r.quantity,
-                     unit_price=r.price, subtotal=line.subtotal,
-                     discount_total=line.discount_total, tax_total=line.tax_total,
-                     total=line.total)
+        CartLineRead(
+            id=r.id,
+            variant_id=r.variant_id,
+            sku=r.sku,
+            title=line_title(r.product_title, r.variant_title),
+            quantity=r.quantity,
+            unit_price=r.price,
+            subtotal=line.subtotal,
+            discount_total=line.discount_total,
+            tax_total=line.tax_total,
+            total=line.total,
+        )
         for r, line in zip(rows, p.lines, strict=True)
-    ]  # fmt: skip
+    ]
     shipping = None
     if method is not None:
-        shipping = CartShippingRead(id=method.id, name=method.name, price=p.shipping_total,
-                                    tax_total=p.shipping_tax_total)  # fmt: skip
+        shipping = CartShippingRead(
+            id=method.id, name=method.name, price=p.shipping_total, tax_total=p.shipping_tax_total
+        )
     return CartView(
-        id=cart.id, customer_id=cart.customer_id,
-        email=open_email(vault, cart), items=items,
-        subtotal=p.subtotal, discount_total=p.discount_total, shipping_total=p.shipping_total,
-        tax_total=p.tax_total, total=p.total, currency=cart.currency,
-        prices_include_tax=prices_include_tax, shipping_address=address,
+        id=cart.id,
+        customer_id=cart.customer_id,
+        email=open_email(vault, cart),
+        items=items,
+        subtotal=p.subtotal,
+        discount_total=p.discount_total,
+        shipping_total=p.shipping_total,
+        tax_total=p.tax_total,
+        total=p.total,
+        currency=cart.currency,
+        prices_include_tax=prices_include_tax,
+        shipping_address=address,
         billing_address=open_address(vault, cart, "billing_address"),
-        shipping_method=shipping, promotion_codes=[], updated_at=cart.updated_at,
-    )  # fmt: skip
+        shipping_method=shipping,
+        promotion_codes=[],
+        updated_at=cart.updated_at,
+    )
 
 
 async def _sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
-    row = (await session.execute(
-        select(_V.id, _V.currency, _P.published)
-        .join(table_of(Product), _P.id == _V.product_id).where(_V.id == variant_id)
-    )).first()  # fmt: skip
+    row = (
+        await session.execute(
+            select(_V.id, _V.currency, _P.published)
+            .join(table_of(Product), _P.id == _V.product_id)
+            .where(_V.id == variant_id)
+        )
+    ).first()
     if row is None or not row.published:
         raise VariantUnavailable(
             "That variant is not for sale.",
@@ -193,8 +229,14 @@ async def add_line(session: AsyncSession, cart: Cart, data: CartItemCreate) -> N
         await check_room(session, cart.id, cart.currency)
         if variant.currency != cart.currency:
             raise InvalidInput(f"This cart holds {cart.currency} prices, not {variant.currency}.")
-        line = CartItem(id=uuid.uuid4(), cart_id=cart.id, variant_id=variant.id, quantity=0,
-                        created_at=now, updated_at=now)  # fmt: skip
+        line = CartItem(
+            id=uuid.uuid4(),
+            cart_id=cart.id,
+            variant_id=variant.id,
+            quantity=0,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(line)
     if line.quantity + data.quantity > MAX_QUANTITY:
         raise InvalidInput(f"A cart line holds at most {MAX_QUANTITY} units.")
@@ -204,14 +246,22 @@ async def add_line(session: AsyncSession, cart: Cart, data: CartItemCreate) -> N
 
 
 async def create_cart(
-    session: AsyncSession, vault: Vault, identity: Identity | None, data: CartCreate, *,
-    currency: str, prices_include_tax: bool,
-) -> CartCreated:  # fmt: skip
+    session: AsyncSession,
+    vault: Vault,
+    identity: Identity | None,
+    data: CartCreate,
+    *,
+    currency: str,
+    prices_include_tax: bool,
+) -> CartCreated:
     """``POST /carts``: a guest's new cart with its token, or the signed-in customer's cart
     (made if they have none). Raises what :func:`add_line` raises; nothing is kept then."""
     customer_id = identity.user_id if identity and "customer" in identity.roles else None
-    cart = await session.scalar(select(Cart).where(Cart.customer_id == customer_id)) \
-        if customer_id else None  # fmt: skip
+    cart = (
+        await session.scalar(select(Cart).where(Cart.customer_id == customer_id))
+        if customer_id
+        else None
+    )
     token = None
     if cart is None:
         now = utcnow()
@@ -224,7 +274,7 @@ async def create_cart(
             updated_at=now,
             token_hash=hash_opaque_token(token, purpose=TOKEN_PURPOSE) if token else None,
         )
-        session.add(cart)  # fmt: skip
+        session.add(cart)
         await session.flush()
     if data.email is not None:
         cart.email_enc = _seal(vault, cart, "email", data.email)
@@ -252,9 +302,15 @@ async def update_cart(session: AsyncSession, vault: Vault, cart: Cart, data: Car
         address = open_address(vault, cart, "shipping_address")
         place = Place.of(msgspec.structs.asdict(address)) if address else None
         try:
-            await quote(session, _goods(await _lines(session, cart)), place=place,
-                        method_id=cart.shipping_method_id, currency=cart.currency,
-                        prices_include_tax=False, require_method=False)  # fmt: skip
+            await quote(
+                session,
+                _goods(await _lines(session, cart)),
+                place=place,
+                method_id=cart.shipping_method_id,
+                currency=cart.currency,
+                prices_include_tax=False,
+                require_method=False,
+            )
         except ShippingMethodUnavailable:
             if chosen:
                 raise
@@ -298,17 +354,29 @@ async def shipping_options(
     place = Place.of(msgspec.structs.asdict(address))
     options = []
     for method in await methods_for(session, _goods(rows), place, currency=cart.currency):
-        priced = await quote(session, _goods(rows), place=place, method_id=method.id,
-                             currency=cart.currency, prices_include_tax=prices_include_tax,
-                             require_method=False)  # fmt: skip
+        priced = await quote(
+            session,
+            _goods(rows),
+            place=place,
+            method_id=method.id,
+            currency=cart.currency,
+            prices_include_tax=prices_include_tax,
+            require_method=False,
+        )
         days = None
         if method.delivery_days_min is not None and method.delivery_days_max is not None:
             days = [method.delivery_days_min, method.delivery_days_max]
-        options.append(ShippingOption(
-            id=method.id, name=method.name, carrier=method.carrier,
-            price=priced.priced.shipping_total, tax_total=priced.priced.shipping_tax_total,
-            currency=cart.currency, delivery_days=days,
-        ))  # fmt: skip
+        options.append(
+            ShippingOption(
+                id=method.id,
+                name=method.name,
+                carrier=method.carrier,
+                price=priced.priced.shipping_total,
+                tax_total=priced.priced.shipping_tax_total,
+                currency=cart.currency,
+                delivery_days=days,
+            )
+        )
     return sorted(options, key=lambda o: (o.price, o.name))
 
 
@@ -324,8 +392,11 @@ async def claim(session: AsyncSession, identity: Identity, cart: Cart) -> Cart:
         await session.flush()
         return cart
     for line in (await session.scalars(select(CartItem).where(CartItem.cart_id == cart.id))).all():
-        existing = await session.scalar(select(CartItem).where(
-            CartItem.cart_id == mine.id, CartItem.variant_id == line.variant_id))  # fmt: skip
+        existing = await session.scalar(
+            select(CartItem).where(
+                CartItem.cart_id == mine.id, CartItem.variant_id == line.variant_id
+            )
+        )
         if existing is None:
             line.cart_id = mine.id
         else:

@@ -63,9 +63,17 @@ from emporium.orders.totals import line_read, line_row, order_figures, shipping_
 _V, _P, _O = table_of(Variant).c, table_of(Product).c, table_of(Order).c
 _U = table_of(UserAccount).c
 _PRICING = select(
-    _V.id, _V.sku, _V.title, _V.price, _V.currency, _V.product_id, _V.weight_grams,
-    _P.title.label("product_title"), _P.published, _P.tax_class,
-).join(table_of(Product), _P.id == _V.product_id)  # fmt: skip
+    _V.id,
+    _V.sku,
+    _V.title,
+    _V.price,
+    _V.currency,
+    _V.product_id,
+    _V.weight_grams,
+    _P.title.label("product_title"),
+    _P.published,
+    _P.tax_class,
+).join(table_of(Product), _P.id == _V.product_id)
 log = structlog.get_logger("emporium.orders")
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
@@ -97,9 +105,10 @@ async def _priced(session: AsyncSession, quantities: dict[uuid.UUID, int]) -> li
     if missing:
         raise VariantUnavailable(
             f"{len(missing)} line(s) name a variant that is not for sale.",
-            errors=[{"loc": ["body", "items"], "msg": f"variant {v} is not for sale"}
-                    for v in missing],
-        )  # fmt: skip
+            errors=[
+                {"loc": ["body", "items"], "msg": f"variant {v} is not for sale"} for v in missing
+            ],
+        )
     priced = [rows[v] for v in quantities]
     if len({r.currency for r in priced}) > 1:
         raise InvalidInput("All lines of an order must be priced in one currency.")
@@ -112,9 +121,13 @@ async def _address(
     if (data.shipping_address is None) == (data.address_id is None):
         raise InvalidInput(
             "Give exactly one of shipping_address and address_id.",
-            errors=[{"loc": ["body", "shipping_address"], "msg": "exactly one of "
-                     "shipping_address and address_id is required"}],
-        )  # fmt: skip
+            errors=[
+                {
+                    "loc": ["body", "shipping_address"],
+                    "msg": "exactly one of shipping_address and address_id is required",
+                }
+            ],
+        )
     if data.shipping_address is not None:
         return msgspec.structs.asdict(data.shipping_address)
     assert data.address_id is not None
@@ -186,9 +199,14 @@ async def place_order(
         method_id=data.shipping_method_id,
     )
     order = await _place(
-        session, ctx, purchase, external_ref=external_ref, announce=announce,
-        prices_include_tax=prices_include_tax, require_shipping=require_shipping,
-    )  # fmt: skip
+        session,
+        ctx,
+        purchase,
+        external_ref=external_ref,
+        announce=announce,
+        prices_include_tax=prices_include_tax,
+        require_shipping=require_shipping,
+    )
     if from_cart:
         await empty_cart(session, customer_id)
     return order
@@ -304,36 +322,72 @@ async def _place(
     await session.execute(
         insert(table_of(OrderLine)),
         [
-            {"order_id": order_id, "position": n, "product_id": r.product_id,
-             **line_row(line, prices_include_tax)}
+            {
+                "order_id": order_id,
+                "position": n,
+                "product_id": r.product_id,
+                **line_row(line, prices_include_tax),
+            }
             for n, (r, line) in enumerate(zip(priced, lines, strict=True))
         ],
-    )  # fmt: skip
+    )
     actor = "customer" if customer_id else "guest"
     await session.execute(
         insert(table_of(OrderStatusChange)),
-        [{"id": uuid.uuid4(), "order_id": order_id, "from_status": None, "to_status": "pending",
-          "actor_id": customer_id, "actor_role": actor, "created_at": now}],
-    )  # fmt: skip
+        [
+            {
+                "id": uuid.uuid4(),
+                "order_id": order_id,
+                "from_status": None,
+                "to_status": "pending",
+                "actor_id": customer_id,
+                "actor_role": actor,
+                "created_at": now,
+            }
+        ],
+    )
     history = [StatusChangeRead(from_status=None, to_status="pending", by=actor, at=now)]
     if announce:
-        emit_event(session, "order.created", order_event_data(
-            order_id, order["number"], customer_id, "pending", totals, order["currency"], lines
-        ))  # fmt: skip
+        emit_event(
+            session,
+            "order.created",
+            order_event_data(
+                order_id, order["number"], customer_id, "pending", totals, order["currency"], lines
+            ),
+        )
     return OrderCreated(
-        id=order_id, number=order["number"], status="pending", payment_status="unpaid",
-        fulfillment_status="unfulfilled", customer_id=customer_id, email=purchase.email,
-        items=lines, subtotal=totals.subtotal, discount_total=totals.discount_total,
-        shipping=shipping_read(order["shipping_method_id"], order["shipping_method_name"],
-                               totals.shipping_total, totals.shipping_tax_total),
-        shipping_total=totals.shipping_total, tax_total=totals.tax_total, total=totals.total,
-        paid_total=0, refunded_total=0, currency=order["currency"],
-        prices_include_tax=prices_include_tax, promotions=[],
+        id=order_id,
+        number=order["number"],
+        status="pending",
+        payment_status="unpaid",
+        fulfillment_status="unfulfilled",
+        customer_id=customer_id,
+        email=purchase.email,
+        items=lines,
+        subtotal=totals.subtotal,
+        discount_total=totals.discount_total,
+        shipping=shipping_read(
+            order["shipping_method_id"],
+            order["shipping_method_name"],
+            totals.shipping_total,
+            totals.shipping_tax_total,
+        ),
+        shipping_total=totals.shipping_total,
+        tax_total=totals.tax_total,
+        total=totals.total,
+        paid_total=0,
+        refunded_total=0,
+        currency=order["currency"],
+        prices_include_tax=prices_include_tax,
+        promotions=[],
         shipping_address=ShippingAddress(**purchase.address),
         billing_address=None if billing is None else ShippingAddress(**billing),
-        status_history=history, expires_at=None, created_at=now, updated_at=now,
+        status_history=history,
+        expires_at=None,
+        created_at=now,
+        updated_at=now,
         order_token=token,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)

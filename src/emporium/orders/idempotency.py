@@ -120,17 +120,23 @@ async def begin(
     token, now = secrets.token_hex(16), utcnow()
     deadline = asyncio.get_running_loop().time() + lease.total_seconds()
     fresh = {
-        "claim": token, "locked_until": now + lease, "fingerprint": fingerprint,
-        "status_code": None, "order_id": None, "created_at": now, "expires_at": now + ttl,
-    }  # fmt: skip
+        "claim": token,
+        "locked_until": now + lease,
+        "fingerprint": fingerprint,
+        "status_code": None,
+        "order_id": None,
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
     async with sessionmaker() as session, session.begin():
         dialect = session.get_bind().dialect.name
         inserted = await session.execute(_insert(dialect, {"scope": scope, "key": key, **fresh}))
         if inserted.rowcount == 1:  # type: ignore[attr-defined]
             return Claim(scope, key, token, deadline)
         where = (_K.scope == scope, _K.key == key)
-        query = select(_K.fingerprint, _K.claim, _K.locked_until, _K.status_code, _K.order_id,
-                       _K.expires_at).where(*where)  # fmt: skip
+        query = select(
+            _K.fingerprint, _K.claim, _K.locked_until, _K.status_code, _K.order_id, _K.expires_at
+        ).where(*where)
         if dialect == "postgresql":
             query = query.with_for_update()
         row = (await session.execute(query)).one()

@@ -78,10 +78,18 @@ async def _move(
         )
     await session.execute(
         insert(table_of(OrderStatusChange)),
-        [{"id": uuid.uuid4(), "order_id": order_id, "from_status": current, "to_status": to,
-          "actor_id": identity.actor_id, "actor_role": identity.actor_role,
-          "created_at": now}],
-    )  # fmt: skip
+        [
+            {
+                "id": uuid.uuid4(),
+                "order_id": order_id,
+                "from_status": current,
+                "to_status": to,
+                "actor_id": identity.actor_id,
+                "actor_role": identity.actor_role,
+                "created_at": now,
+            }
+        ],
+    )
     if to in RETURNS_STOCK:
         rows = await session.execute(
             select(_L.variant_id, _L.quantity).where(
@@ -134,8 +142,17 @@ async def _announced(
 ) -> OrderRead:
     """The order after a move, with its ``order.<status>`` event in the same transaction."""
     order = await get_order(session, vault, identity, order_id)
-    emit_event(session, f"order.{order.status}", order_event_data(
-        order.id, order.number, order.customer_id, order.status, order,
-        order.currency, order.items,
-    ))  # fmt: skip
+    emit_event(
+        session,
+        f"order.{order.status}",
+        order_event_data(
+            order.id,
+            order.number,
+            order.customer_id,
+            order.status,
+            order,
+            order.currency,
+            order.items,
+        ),
+    )
     return order

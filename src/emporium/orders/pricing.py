@@ -191,10 +191,14 @@ def _line(item: LineInput, discount: int, prices_include_tax: bool) -> PricedLin
     taxable = subtotal - discount
     tax = tax_of(taxable, item.tax_rate_bp, prices_include_tax=prices_include_tax)
     return PricedLine(
-        unit_price=item.unit_price, quantity=item.quantity, subtotal=subtotal,
-        discount_total=discount, tax_rate=item.tax_rate_bp, tax_total=tax,
+        unit_price=item.unit_price,
+        quantity=item.quantity,
+        subtotal=subtotal,
+        discount_total=discount,
+        tax_rate=item.tax_rate_bp,
+        tax_total=tax,
         total=taxable if prices_include_tax else taxable + tax,
-    )  # fmt: skip
+    )
 
 
 def _shipping(shipping: ShippingInput, prices_include_tax: bool) -> PricedShipping:
@@ -202,9 +206,12 @@ def _shipping(shipping: ShippingInput, prices_include_tax: bool) -> PricedShippi
     charged = shipping.price - discount
     tax = tax_of(charged, shipping.tax_rate_bp, prices_include_tax=prices_include_tax)
     return PricedShipping(
-        price=shipping.price, discount_total=discount, tax_rate=shipping.tax_rate_bp,
-        tax_total=tax, total=charged,
-    )  # fmt: skip
+        price=shipping.price,
+        discount_total=discount,
+        tax_rate=shipping.tax_rate_bp,
+        tax_total=tax,
+        total=charged,
+    )
 
 
 def price_order(
@@ -242,7 +249,13 @@ def price_order(
     tax = sum(p.tax_total for p in priced) + shipping_tax
     total = subtotal - discount + shipping_total + (0 if prices_include_tax else tax)
     return PricedOrder(
-        lines=priced, shipping=ship, subtotal=subtotal, discount_total=discount,
-        shipping_total=shipping_total, shipping_tax_total=shipping_tax, tax_total=tax,
-        total=total, prices_include_tax=prices_include_tax,
-    )  # fmt: skip
+        lines=priced,
+        shipping=ship,
+        subtotal=subtotal,
+        discount_total=discount,
+        shipping_total=shipping_total,
+        shipping_tax_total=shipping_tax,
+        tax_total=tax,
+        total=total,
+        prices_include_tax=prices_include_tax,
+    )

@@ -134,8 +134,9 @@ async def quote(
     if method is None:
         return Quote(price_order(lines, prices_include_tax=prices_include_tax), None)
     goods_only = price_order(lines, prices_include_tax=prices_include_tax)
-    price = shipping_price(method.price, method.free_over,
-                           goods_only.subtotal - goods_only.discount_total)  # fmt: skip
+    price = shipping_price(
+        method.price, method.free_over, goods_only.subtotal - goods_only.discount_total
+    )
     shipping = ShippingInput(price, _rate(rates, place, method.tax_class))
     priced = price_order(lines, prices_include_tax=prices_include_tax, shipping=shipping)
     return Quote(priced, method)
@@ -145,5 +146,10 @@ async def methods_for(
     session: AsyncSession, goods: Sequence[Goods], place: Place, *, currency: str
 ) -> list[ShippingMethod]:
     """The methods that serve ``place`` and the cart's weight, cheapest first."""
-    return await serving_methods(session, country=place.country, region=place.region,
-                                 weight_grams=weight_of(goods), currency=currency)  # fmt: skip
+    return await serving_methods(
+        session,
+        country=place.country,
+        region=place.region,
+        weight_grams=weight_of(goods),
+        currency=currency,
+    )

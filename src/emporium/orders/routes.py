@@ -59,9 +59,13 @@ STAFF = role("staff")
 ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
 OrderToken = Annotated[
     str | None,
-    HeaderParameter(name="Order-Token", required=False, max_length=200,
-                    description="a guest order's token, as POST /orders answered it"),
-]  # fmt: skip
+    HeaderParameter(
+        name="Order-Token",
+        required=False,
+        max_length=200,
+        description="a guest order's token, as POST /orders answered it",
+    ),
+]
 
 
 @get(
@@ -78,20 +82,33 @@ async def get_my_cart(session: DbSession, me: Me, settings: SettingsDep) -> Cart
     )
 
 
-@post("/cart/items", tags=["cart"], guards=[customer, CART_WRITE], security=BEARER,
-      responses=problem_responses(401, 403, 409, 415, 429))  # fmt: skip
+@post(
+    "/cart/items",
+    tags=["cart"],
+    guards=[customer, CART_WRITE],
+    security=BEARER,
+    responses=problem_responses(401, 403, 409, 415, 429),
+)
 async def add_cart_item(
     session: DbSession, me: Me, settings: SettingsDep, data: JSONBody[CartItemCreate]
 ) -> CartRead:
     """Add units of a variant (422 ``variant_unavailable``); returns the cart."""
     return await cart.add_item(
-        session, me, data, currency=settings.currency,
+        session,
+        me,
+        data,
+        currency=settings.currency,
         prices_include_tax=settings.prices_include_tax,
-    )  # fmt: skip
+    )
 
 
-@patch("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer, CART_WRITE],
-       security=BEARER, responses=problem_responses(401, 403, 404, 415, 429))  # fmt: skip
+@patch(
+    "/cart/items/{item_id:uuid}",
+    tags=["cart"],
+    guards=[customer, CART_WRITE],
+    security=BEARER,
+    responses=problem_responses(401, 403, 404, 415, 429),
+)
 async def update_cart_item(
     session: DbSession,
     me: Me,
@@ -101,13 +118,22 @@ async def update_cart_item(
 ) -> CartRead:
     """Set a line's quantity; returns the cart."""
     return await cart.update_item(
-        session, me, item_id, data, currency=settings.currency,
+        session,
+        me,
+        item_id,
+        data,
+        currency=settings.currency,
         prices_include_tax=settings.prices_include_tax,
-    )  # fmt: skip
+    )
 
 
-@delete("/cart/items/{item_id:uuid}", tags=["cart"], guards=[customer, CART_WRITE],
-        security=BEARER, responses=problem_responses(401, 403, 404, 429))  # fmt: skip
+@delete(
+    "/cart/items/{item_id:uuid}",
+    tags=["cart"],
+    guards=[customer, CART_WRITE],
+    security=BEARER,
+    responses=problem_responses(401, 403, 404, 429),
+)
 async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UUID]) -> None:
     """Take a line out of the cart."""
     await cart.remove_item(session, me, item_id)
@@ -115,9 +141,13 @@ async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UU
 
 IdempotencyKey = Annotated[
     str | None,
-    HeaderParameter(name="Idempotency-Key", description="1-255 characters; kept 24 h or more",
-                    max_length=255, min_length=1),
-]  # fmt: skip
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="1-255 characters; kept 24 h or more",
+        max_length=255,
+        min_length=1,
+    ),
+]
 
 
 @post(
@@ -128,11 +158,15 @@ IdempotencyKey = Annotated[
     status_code=201,
     responses=problem_responses(401, 403, 404, 409, 415, 429, 503),
     response_headers=[
-        ResponseHeader(name="Idempotent-Replayed", value="true", required=False,
-                       documentation_only=True,
-                       description="true when the answer is the replay of an earlier request")
+        ResponseHeader(
+            name="Idempotent-Replayed",
+            value="true",
+            required=False,
+            documentation_only=True,
+            description="true when the answer is the replay of an earlier request",
+        )
     ],
-)  # fmt: skip
+)
 async def place_order(
     request: AnyRequest,
     state: State,
@@ -150,8 +184,11 @@ async def place_order(
     include_tax = settings.prices_include_tax
     if data.cart_id is not None:
         if (data.items, data.shipping_address, data.address_id, data.shipping_method_id) != (
-            None, None, None, None
-        ):  # fmt: skip
+            None,
+            None,
+            None,
+            None,
+        ):
             raise InvalidInput(
                 "With cart_id, the cart gives the lines, addresses and method: send only it.",
                 errors=[{"loc": ["body", "cart_id"], "msg": "send cart_id alone"}],
@@ -170,17 +207,25 @@ async def place_order(
         me = await require_identity(request)
         scope = idempotency.scope_of(me.user_id)
         place = partial(
-            checkout.place_order, session, accounts, customer_id=me.user_id, data=data,
+            checkout.place_order,
+            session,
+            accounts,
+            customer_id=me.user_id,
+            data=data,
             prices_include_tax=include_tax,
-        )  # fmt: skip
+        )
     answer = await checkout.checkout(
-        session, state.sessionmaker, scope=scope, data=data, place=place,
+        session,
+        state.sessionmaker,
+        scope=scope,
+        data=data,
+        place=place,
         replay=partial(checkout.replay_order, session, accounts.vault),
         idempotency_key=idempotency_key,
         ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
         commit=partial(uow.commit, state, session),
-    )  # fmt: skip
+    )
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return Response(
         content=answer.body,  # type: ignore[arg-type]
@@ -190,8 +235,13 @@ async def place_order(
     )
 
 
-@get("/orders", tags=["orders"], guards=[signed_in_or_key], security=BEARER,
-     responses=problem_responses(401, 403))  # fmt: skip
+@get(
+    "/orders",
+    tags=["orders"],
+    guards=[signed_in_or_key],
+    security=BEARER,
+    responses=problem_responses(401, 403),
+)
 async def list_orders(
     reader: DbReader,
     accounts: Ctx,
@@ -208,10 +258,17 @@ async def list_orders(
     by ``status``, ``payment_status``, ``fulfillment_status``, ``customer_id`` and
     ``email`` (the exact address, guests' orders included)."""
     return await service.list_orders(
-        reader, accounts.vault, caller, status=status, customer_id=customer_id, limit=limit,
-        cursor=cursor, payment_status=payment_status, fulfillment_status=fulfillment_status,
+        reader,
+        accounts.vault,
+        caller,
+        status=status,
+        customer_id=customer_id,
+        limit=limit,
+        cursor=cursor,
+        payment_status=payment_status,
+        fulfillment_status=fulfillment_status,
         email=email,
-    )  # fmt: skip
+    )
 
 
 async def _signed_in_key_or_order_token(
@@ -225,12 +282,20 @@ async def _signed_in_key_or_order_token(
     await signed_in_or_key(connection, handler)
 
 
-@get("/orders/{order_id:uuid}", tags=["orders"], guards=[_signed_in_key_or_order_token],
-     security=[*BEARER, {}], responses=problem_responses(401, 403, 404))  # fmt: skip
+@get(
+    "/orders/{order_id:uuid}",
+    tags=["orders"],
+    guards=[_signed_in_key_or_order_token],
+    security=[*BEARER, {}],
+    responses=problem_responses(401, 403, 404),
+)
 async def get_order(
-    request: AnyRequest, reader: DbReader, accounts: Ctx, order_id: FromPath[uuid.UUID],
+    request: AnyRequest,
+    reader: DbReader,
+    accounts: Ctx,
+    order_id: FromPath[uuid.UUID],
     order_token: OrderToken = None,
-) -> OrderRead:  # fmt: skip
+) -> OrderRead:
     """One order: its owner's, a guest's with its ``Order-Token``, or, for staff and API
     keys with ``orders:read``, any (404 otherwise)."""
     api_key = request.scope.get("state", {}).get("api_key")
@@ -238,9 +303,14 @@ async def get_order(
     return await service.get_order(reader, accounts.vault, caller, order_id, order_token)
 
 
-@post("/orders/{order_id:uuid}/cancel", tags=["orders"], guards=[signed_in_or_key],
-      security=BEARER, status_code=200,
-      responses=problem_responses(401, 403, 404, 409))  # fmt: skip
+@post(
+    "/orders/{order_id:uuid}/cancel",
+    tags=["orders"],
+    guards=[signed_in_or_key],
+    security=BEARER,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409),
+)
 async def cancel_order(
     session: DbSession, accounts: Ctx, caller: CallerDep, order_id: FromPath[uuid.UUID]
 ) -> OrderRead:
@@ -249,8 +319,14 @@ async def cancel_order(
     return await lifecycle.cancel_order(session, accounts.vault, caller, order_id)
 
 
-@post("/orders/{order_id:uuid}/transitions", tags=["orders"], guards=[STAFF], security=BEARER,
-      status_code=200, responses=problem_responses(401, 403, 404, 409, 415))  # fmt: skip
+@post(
+    "/orders/{order_id:uuid}/transitions",
+    tags=["orders"],
+    guards=[STAFF],
+    security=BEARER,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409, 415),
+)
 async def transition_order(
     session: DbSession,
     accounts: Ctx,
@@ -266,8 +342,15 @@ async def transition_order(
 orders_router = Router(
     path="/",
     route_handlers=[
-        get_my_cart, add_cart_item, update_cart_item, remove_cart_item,
-        place_order, list_orders, get_order, cancel_order, transition_order,
+        get_my_cart,
+        add_cart_item,
+        update_cart_item,
+        remove_cart_item,
+        place_order,
+        list_orders,
+        get_order,
+        cancel_order,
+        transition_order,
     ],
     dependencies={
         "accounts": Provide(provide_accounts, sync_to_thread=False),
@@ -275,4 +358,4 @@ orders_router = Router(
         "caller": Provide(provide_caller),
     },
     cache_control=CacheControlHeader(no_store=True),
-)  # fmt: skip
+)

@@ -104,17 +104,32 @@ def order_event_data(
     tax_total, total, currency, prices_include_tax, items: [{sku, title, quantity,
     unit_price, line_total, discount_total, tax_rate, tax_total, total}]}``."""
     return {
-        "order_id": str(order_id), "number": number,
-        "customer_id": str(customer_id) if customer_id else None, "status": status,
-        "subtotal": figures.subtotal, "discount_total": figures.discount_total,
-        "shipping_total": figures.shipping_total, "tax_total": figures.tax_total,
-        "total": figures.total, "currency": currency,
+        "order_id": str(order_id),
+        "number": number,
+        "customer_id": str(customer_id) if customer_id else None,
+        "status": status,
+        "subtotal": figures.subtotal,
+        "discount_total": figures.discount_total,
+        "shipping_total": figures.shipping_total,
+        "tax_total": figures.tax_total,
+        "total": figures.total,
+        "currency": currency,
         "prices_include_tax": figures.prices_include_tax,
-        "items": [{"sku": i.sku, "title": i.title, "quantity": i.quantity,
-                   "unit_price": i.unit_price, "line_total": i.subtotal,
-                   "discount_total": i.discount_total, "tax_rate": i.tax_rate,
-                   "tax_total": i.tax_total, "total": i.total} for i in lines],
-    }  # fmt: skip
+        "items": [
+            {
+                "sku": i.sku,
+                "title": i.title,
+                "quantity": i.quantity,
+                "unit_price": i.unit_price,
+                "line_total": i.subtotal,
+                "discount_total": i.discount_total,
+                "tax_rate": i.tax_rate,
+                "tax_total": i.tax_total,
+                "total": i.total,
+            }
+            for i in lines
+        ],
+    }
 
 
 async def _details(
@@ -125,21 +140,44 @@ async def _details(
     if not order_ids:
         return lines, history
     line_rows = await db.execute(
-        select(_L.id, _L.order_id, _L.variant_id, _L.sku, _L.title, _L.quantity,
-               _L.unit_price, _L.subtotal, _L.discount_total, _L.tax_rate, _L.tax_total,
-               _L.total, _L.quantity_fulfilled, _L.quantity_returned)
+        select(
+            _L.id,
+            _L.order_id,
+            _L.variant_id,
+            _L.sku,
+            _L.title,
+            _L.quantity,
+            _L.unit_price,
+            _L.subtotal,
+            _L.discount_total,
+            _L.tax_rate,
+            _L.tax_total,
+            _L.total,
+            _L.quantity_fulfilled,
+            _L.quantity_returned,
+        )
         .where(_L.order_id.in_(order_ids))
         .order_by(_L.order_id, _L.position)
-    )  # fmt: skip
+    )
     for r in line_rows:
         lines[r.order_id].append(
-            OrderLineRead(id=r.id, variant_id=r.variant_id, sku=r.sku, title=r.title,
-                          quantity=r.quantity, unit_price=r.unit_price, line_total=r.subtotal,
-                          subtotal=r.subtotal, discount_total=r.discount_total,
-                          tax_rate=r.tax_rate, tax_total=r.tax_total, total=r.total,
-                          quantity_fulfilled=r.quantity_fulfilled,
-                          quantity_returned=r.quantity_returned)
-        )  # fmt: skip
+            OrderLineRead(
+                id=r.id,
+                variant_id=r.variant_id,
+                sku=r.sku,
+                title=r.title,
+                quantity=r.quantity,
+                unit_price=r.unit_price,
+                line_total=r.subtotal,
+                subtotal=r.subtotal,
+                discount_total=r.discount_total,
+                tax_rate=r.tax_rate,
+                tax_total=r.tax_total,
+                total=r.total,
+                quantity_fulfilled=r.quantity_fulfilled,
+                quantity_returned=r.quantity_returned,
+            )
+        )
     change_rows = await db.execute(
         select(_S.order_id, _S.from_status, _S.to_status, _S.actor_role, _S.created_at)
         .where(_S.order_id.in_(order_ids))
@@ -147,42 +185,76 @@ async def _details(
     )
     for c in change_rows:
         history[c.order_id].append(
-            StatusChangeRead(from_status=c.from_status, to_status=c.to_status, by=c.actor_role,
-                             at=c.created_at)
-        )  # fmt: skip
+            StatusChangeRead(
+                from_status=c.from_status, to_status=c.to_status, by=c.actor_role, at=c.created_at
+            )
+        )
     return lines, history
 
 
 _ORDER = select(
-    _O.id, _O.number, _O.status, _O.customer_id, _O.subtotal, _O.discount_total,
-    _O.shipping_total, _O.tax_total, _O.total, _O.currency, _O.prices_include_tax,
-    _O.shipping_method_id, _O.shipping_method_name, _O.shipping_tax_total,
-    _O.shipping_address_enc, _O.created_at, _O.updated_at, _O.payment_status,
-    _O.fulfillment_status, _O.email_enc, _O.billing_address_enc, _O.paid_total,
-    _O.refunded_total, _O.expires_at, _O.order_token_hash,
-)  # fmt: skip
+    _O.id,
+    _O.number,
+    _O.status,
+    _O.customer_id,
+    _O.subtotal,
+    _O.discount_total,
+    _O.shipping_total,
+    _O.tax_total,
+    _O.total,
+    _O.currency,
+    _O.prices_include_tax,
+    _O.shipping_method_id,
+    _O.shipping_method_name,
+    _O.shipping_tax_total,
+    _O.shipping_address_enc,
+    _O.created_at,
+    _O.updated_at,
+    _O.payment_status,
+    _O.fulfillment_status,
+    _O.email_enc,
+    _O.billing_address_enc,
+    _O.paid_total,
+    _O.refunded_total,
+    _O.expires_at,
+    _O.order_token_hash,
+)
 
 
 async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
     lines, history = await _details(db, [r.id for r in rows])
     return [
         OrderRead(
-            id=r.id, number=r.number, status=r.status, payment_status=r.payment_status,
-            fulfillment_status=r.fulfillment_status, customer_id=r.customer_id,
-            email=open_email(vault, r.id, r.email_enc), items=lines[r.id],
-            subtotal=r.subtotal, discount_total=r.discount_total,
-            shipping=shipping_read(r.shipping_method_id, r.shipping_method_name,
-                                   r.shipping_total, r.shipping_tax_total),
-            shipping_total=r.shipping_total, tax_total=r.tax_total, total=r.total,
-            paid_total=r.paid_total, refunded_total=r.refunded_total, currency=r.currency,
-            prices_include_tax=bool(r.prices_include_tax), promotions=[],
+            id=r.id,
+            number=r.number,
+            status=r.status,
+            payment_status=r.payment_status,
+            fulfillment_status=r.fulfillment_status,
+            customer_id=r.customer_id,
+            email=open_email(vault, r.id, r.email_enc),
+            items=lines[r.id],
+            subtotal=r.subtotal,
+            discount_total=r.discount_total,
+            shipping=shipping_read(
+                r.shipping_method_id, r.shipping_method_name, r.shipping_total, r.shipping_tax_total
+            ),
+            shipping_total=r.shipping_total,
+            tax_total=r.tax_total,
+            total=r.total,
+            paid_total=r.paid_total,
+            refunded_total=r.refunded_total,
+            currency=r.currency,
+            prices_include_tax=bool(r.prices_include_tax),
+            promotions=[],
             shipping_address=open_address(vault, r.id, r.shipping_address_enc),
             billing_address=_open_billing(vault, r.id, r.billing_address_enc),
-            status_history=history[r.id], expires_at=r.expires_at, created_at=r.created_at,
+            status_history=history[r.id],
+            expires_at=r.expires_at,
+            created_at=r.created_at,
             updated_at=r.updated_at,
         )
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 async def read_order(db: Db, vault: Vault, order_id: uuid.UUID) -> OrderRead | None:
@@ -204,9 +276,12 @@ def holds_order(row: Any, identity: Caller | None, order_token: str | None) -> b
 
 
 async def get_order(
-    db: Db, vault: Vault, identity: Caller | None, order_id: uuid.UUID,
+    db: Db,
+    vault: Vault,
+    identity: Caller | None,
+    order_id: uuid.UUID,
     order_token: str | None = None,
-) -> OrderRead:  # fmt: skip
+) -> OrderRead:
     """One order, for its owner, staff, or the guest presenting its ``order_token``.
     Raises OrderNotFound (404) otherwise, exactly as for an order that does not exist."""
     row = (await db.execute(_ORDER.where(_O.id == order_id))).first()
@@ -260,10 +335,11 @@ async def has_paid_purchase(
     row = await session.execute(
         select(_L.id)
         .join(table_of(Order), _O.id == _L.order_id)
-        .where(_O.customer_id == customer_id, _L.product_id == product_id,
-               _O.status.in_(PAID_STATUSES))
+        .where(
+            _O.customer_id == customer_id, _L.product_id == product_id, _O.status.in_(PAID_STATUSES)
+        )
         .limit(1)
-    )  # fmt: skip
+    )
     return row.first() is not None
 
 

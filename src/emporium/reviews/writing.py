@@ -29,11 +29,16 @@ from emporium.reviews.service import refresh_rating
 
 def _read(review: Review) -> ReviewRead:
     return ReviewRead(
-        id=review.id, product_id=review.product_id, rating=review.rating, title=review.title,
-        body=review.body, author_name=review.author_name,
-        verified_purchase=review.verified_purchase, created_at=review.created_at,
+        id=review.id,
+        product_id=review.product_id,
+        rating=review.rating,
+        title=review.title,
+        body=review.body,
+        author_name=review.author_name,
+        verified_purchase=review.verified_purchase,
+        created_at=review.created_at,
         status=review.status,  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
 
 
 def display_name(first: str | None, last: str | None) -> str:
@@ -82,21 +87,34 @@ async def post_review(
     profile = await get_profile(session, ctx, identity)
     now = utcnow()
     review = Review(
-        id=uuid.uuid4(), product_id=product.id, author_id=identity.user_id, rating=data.rating,
-        title=data.title, body=data.body, status="published", created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        product_id=product.id,
+        author_id=identity.user_id,
+        rating=data.rating,
+        title=data.title,
+        body=data.body,
+        status="published",
+        created_at=now,
+        updated_at=now,
         author_name=display_name(profile.first_name, profile.last_name),
         verified_purchase=await has_paid_purchase(session, identity.user_id, product.id),
-    )  # fmt: skip
+    )
     session.add(review)
     try:
         await session.flush()
     except IntegrityError as exc:  # a concurrent second review by the same customer
         raise ReviewExists("You have already reviewed this product.") from exc
     await refresh_rating(session, product.id)
-    emit_event(session, "review.created", {
-        "review_id": str(review.id), "product_id": str(product.id), "rating": review.rating,
-        "verified_purchase": review.verified_purchase,
-    })  # fmt: skip
+    emit_event(
+        session,
+        "review.created",
+        {
+            "review_id": str(review.id),
+            "product_id": str(product.id),
+            "rating": review.rating,
+            "verified_purchase": review.verified_purchase,
+        },
+    )
     return _read(review)
 
 

@@ -68,9 +68,11 @@ async def create_zone(
 
 @patch(**_staff("/shipping-zones/{zone_id:uuid}", responses=WRITE))
 async def update_zone(
-    request: AnyRequest, session: DbSession, zone_id: FromPath[uuid.UUID],
+    request: AnyRequest,
+    session: DbSession,
+    zone_id: FromPath[uuid.UUID],
     data: JSONBody[ZoneUpdate],
-) -> ZoneRead:  # fmt: skip
+) -> ZoneRead:
     """Staff: change a zone."""
     return await service.update_zone(session, await _actor(request), zone_id, data)
 
@@ -103,9 +105,11 @@ async def create_method(
 
 @patch(**_staff("/shipping-methods/{method_id:uuid}", responses=WRITE))
 async def update_method(
-    request: AnyRequest, session: DbSession, method_id: FromPath[uuid.UUID],
+    request: AnyRequest,
+    session: DbSession,
+    method_id: FromPath[uuid.UUID],
     data: JSONBody[MethodUpdate],
-) -> MethodRead:  # fmt: skip
+) -> MethodRead:
     """Staff: change a method."""
     return await service.update_method(session, await _actor(request), method_id, data)
 
@@ -137,9 +141,11 @@ async def create_rate(
 
 @patch(**_staff("/tax-rates/{rate_id:uuid}", responses=WRITE))
 async def update_rate(
-    request: AnyRequest, session: DbSession, rate_id: FromPath[uuid.UUID],
+    request: AnyRequest,
+    session: DbSession,
+    rate_id: FromPath[uuid.UUID],
     data: JSONBody[TaxRateUpdate],
-) -> TaxRateRead:  # fmt: skip
+) -> TaxRateRead:
     """Staff: change a rate."""
     return await service.update_rate(session, await _actor(request), rate_id, data)
 
@@ -155,9 +161,18 @@ async def delete_rate(
 shipping_router = Router(
     path="/",
     route_handlers=[
-        list_zones, create_zone, update_zone, delete_zone,
-        list_methods, create_method, update_method, delete_method,
-        list_rates, create_rate, update_rate, delete_rate,
+        list_zones,
+        create_zone,
+        update_zone,
+        delete_zone,
+        list_methods,
+        create_method,
+        update_method,
+        delete_method,
+        list_rates,
+        create_rate,
+        update_rate,
+        delete_rate,
     ],
     cache_control=CacheControlHeader(no_store=True),
-)  # fmt: skip
+)

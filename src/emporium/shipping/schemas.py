@@ -20,9 +20,13 @@ Region = Annotated[
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 TaxClass = Annotated[
     str,
-    Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$",
-         description="a tax class such as standard, reduced, zero"),
-]  # fmt: skip
+    Meta(
+        min_length=1,
+        max_length=50,
+        pattern=r"^[a-z0-9_-]+$",
+        description="a tax class such as standard, reduced, zero",
+    ),
+]
 Money = Annotated[int, Meta(ge=0, le=10**12, description="minor units of the shop currency")]
 Grams = Annotated[int, Meta(ge=0, le=10**9)]
 RateBp = Annotated[int, Meta(ge=0, le=10_000, description="basis points: 1900 = 19 %")]

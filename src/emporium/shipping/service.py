@@ -60,8 +60,13 @@ class Actor:
 
 
 def _audit(actor: Actor, action: str, object_id: uuid.UUID) -> None:
-    security_event("authz_admin", user_id=actor.user_id, client_ip=actor.client_ip,
-                   action=action, object_id=str(object_id))  # fmt: skip
+    security_event(
+        "authz_admin",
+        user_id=actor.user_id,
+        client_ip=actor.client_ip,
+        action=action,
+        object_id=str(object_id),
+    )
 
 
 def _bad(field: str, msg: str) -> InvalidInput:
@@ -85,9 +90,14 @@ async def _page(db: Db, stmt: Select[Any], model: Any, limit: int, cursor: str |
 
 
 def _zone_read(zone: ShippingZone) -> ZoneRead:
-    return ZoneRead(id=zone.id, name=zone.name, countries=list(zone.countries),
-                    regions=list(zone.regions), created_at=zone.created_at,
-                    updated_at=zone.updated_at)  # fmt: skip
+    return ZoneRead(
+        id=zone.id,
+        name=zone.name,
+        countries=list(zone.countries),
+        regions=list(zone.regions),
+        created_at=zone.created_at,
+        updated_at=zone.updated_at,
+    )
 
 
 async def _get(session: AsyncSession, model: type[M], object_id: uuid.UUID, error: Any) -> M:
@@ -102,8 +112,14 @@ async def create_zone(session: AsyncSession, actor: Actor, data: ZoneCreate) -> 
     countries, regions = sorted(set(data.countries)), sorted(set(data.regions))
     _check_places(countries, regions)
     now = utcnow()
-    zone = ShippingZone(id=uuid.uuid4(), name=data.name, countries=countries, regions=regions,
-                        created_at=now, updated_at=now)  # fmt: skip
+    zone = ShippingZone(
+        id=uuid.uuid4(),
+        name=data.name,
+        countries=countries,
+        regions=regions,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(zone)
     await session.flush()
     _audit(actor, "shipping_zone.created", zone.id)
@@ -117,8 +133,10 @@ async def update_zone(
     zone = await _get(session, ShippingZone, zone_id, ZoneNotFound)
     countries = sorted(set(data.countries)) if data.countries is not msgspec.UNSET else None
     regions = sorted(set(data.regions)) if data.regions is not msgspec.UNSET else None
-    _check_places(countries if countries is not None else zone.countries,
-                  regions if regions is not None else zone.regions)  # fmt: skip
+    _check_places(
+        countries if countries is not None else zone.countries,
+        regions if regions is not None else zone.regions,
+    )
     if data.name is not msgspec.UNSET:
         zone.name = data.name
     zone.countries = countries if countries is not None else zone.countries
@@ -146,8 +164,9 @@ async def list_zones(db: Db, *, limit: int, cursor: str | None) -> ZonePage:
     """Staff: zones, oldest first. Raises InvalidInput (422) for a bad cursor."""
     rows = await _page(db, select(ShippingZone), ShippingZone, limit, cursor)
     items = [_zone_read(z) for z in rows[:limit]]
-    return ZonePage(items=items, next_cursor=created_at_cursor(items, len(rows) > limit,
-                                                               "created_at"))  # fmt: skip
+    return ZonePage(
+        items=items, next_cursor=created_at_cursor(items, len(rows) > limit, "created_at")
+    )
 
 
 def method_read(m: ShippingMethod) -> MethodRead:
@@ -155,11 +174,21 @@ def method_read(m: ShippingMethod) -> MethodRead:
     low, high = m.delivery_days_min, m.delivery_days_max
     days = None if low is None or high is None else [low, high]
     return MethodRead(
-        id=m.id, zone_id=m.zone_id, name=m.name, carrier=m.carrier, price=m.price,
-        currency=m.currency, free_over=m.free_over, min_weight_grams=m.min_weight_grams,
-        max_weight_grams=m.max_weight_grams, tax_class=m.tax_class, active=m.active,
-        delivery_days=days, created_at=m.created_at, updated_at=m.updated_at,
-    )  # fmt: skip
+        id=m.id,
+        zone_id=m.zone_id,
+        name=m.name,
+        carrier=m.carrier,
+        price=m.price,
+        currency=m.currency,
+        free_over=m.free_over,
+        min_weight_grams=m.min_weight_grams,
+        max_weight_grams=m.max_weight_grams,
+        tax_class=m.tax_class,
+        active=m.active,
+        delivery_days=days,
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+    )
 
 
 def _check_method(m: ShippingMethod) -> None:
@@ -185,9 +214,15 @@ async def create_method(
     fields = msgspec.structs.asdict(data)
     days = fields.pop("delivery_days") or [None, None]
     now = utcnow()
-    method = ShippingMethod(id=uuid.uuid4(), currency=currency, created_at=now, updated_at=now,
-                            delivery_days_min=days[0], delivery_days_max=days[1],
-                            **fields)  # fmt: skip
+    method = ShippingMethod(
+        id=uuid.uuid4(),
+        currency=currency,
+        created_at=now,
+        updated_at=now,
+        delivery_days_min=days[0],
+        delivery_days_max=days[1],
+        **fields,
+    )
     _check_method(method)
     session.add(method)
     await session.flush()
@@ -226,14 +261,22 @@ async def list_methods(db: Db, *, limit: int, cursor: str | None) -> MethodPage:
     """Staff: methods, oldest first. Raises InvalidInput (422) for a bad cursor."""
     rows = await _page(db, select(ShippingMethod), ShippingMethod, limit, cursor)
     items = [method_read(m) for m in rows[:limit]]
-    return MethodPage(items=items, next_cursor=created_at_cursor(items, len(rows) > limit,
-                                                                 "created_at"))  # fmt: skip
+    return MethodPage(
+        items=items, next_cursor=created_at_cursor(items, len(rows) > limit, "created_at")
+    )
 
 
 def _rate_read(r: TaxRate) -> TaxRateRead:
-    return TaxRateRead(id=r.id, country=r.country, region=r.region or None,
-                       tax_class=r.tax_class, rate_bp=r.rate_bp, name=r.name,
-                       created_at=r.created_at, updated_at=r.updated_at)  # fmt: skip
+    return TaxRateRead(
+        id=r.id,
+        country=r.country,
+        region=r.region or None,
+        tax_class=r.tax_class,
+        rate_bp=r.rate_bp,
+        name=r.name,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
 
 
 async def create_rate(session: AsyncSession, actor: Actor, data: TaxRateCreate) -> TaxRateRead:
@@ -246,9 +289,16 @@ async def create_rate(session: AsyncSession, actor: Actor, data: TaxRateCreate) 
     ):
         raise _bad("region", f"not an ISO 3166-2 subdivision of {data.country}")
     now = utcnow()
-    rate = TaxRate(id=uuid.uuid4(), country=data.country, region=data.region or "",
-                   tax_class=data.tax_class, rate_bp=data.rate_bp, name=data.name,
-                   created_at=now, updated_at=now)  # fmt: skip
+    rate = TaxRate(
+        id=uuid.uuid4(),
+        country=data.country,
+        region=data.region or "",
+        tax_class=data.tax_class,
+        rate_bp=data.rate_bp,
+        name=data.name,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(rate)
     try:
         async with session.begin_nested():
@@ -286,5 +336,6 @@ async def list_rates(db: Db, *, limit: int, cursor: str | None) -> TaxRatePage:
     """Staff: rates, oldest first. Raises InvalidInput (422) for a bad cursor."""
     rows = await _page(db, select(TaxRate), TaxRate, limit, cursor)
     items = [_rate_read(r) for r in rows[:limit]]
-    return TaxRatePage(items=items, next_cursor=created_at_cursor(items, len(rows) > limit,
-                                                                  "created_at"))  # fmt: skip
+    return TaxRatePage(
+        items=items, next_cursor=created_at_cursor(items, len(rows) > limit, "created_at")
+    )

@@ -56,8 +56,9 @@ async def serving_methods(
         .join(ShippingZone, ShippingZone.id == ShippingMethod.zone_id)
         .where(ShippingMethod.active.is_(True), ShippingMethod.currency == currency)
     )
-    found = [m for m, z in rows.all() if zone_serves(z, country, region)
-             and weight_fits(m, weight_grams)]  # fmt: skip
+    found = [
+        m for m, z in rows.all() if zone_serves(z, country, region) and weight_fits(m, weight_grams)
+    ]
     return sorted(found, key=lambda m: (m.price, m.name, str(m.id)))
 
 

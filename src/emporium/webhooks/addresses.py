@@ -69,9 +69,14 @@ def forbidden(ip: IPAddress) -> bool:
         if embedded is not None and forbidden(embedded):
             return True
     return (
-        ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved
-        or ip.is_multicast or ip.is_unspecified or not ip.is_global
-    )  # fmt: skip
+        ip.is_loopback
+        or ip.is_link_local
+        or ip.is_private
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+        or not ip.is_global
+    )
 
 
 def _refuse(reason: str) -> AddressRefused:

@@ -74,18 +74,26 @@ async def fanout(run: JobRun) -> None:
                 continue
             delivery_id = uuid.uuid4()
             values = {
-                "id": delivery_id, "endpoint_id": endpoint.id, "event_id": event_id,
-                "event_type": event_type, "msg_id": f"msg_{delivery_id.hex}",
-                "body": _body(run.payload), "status": PENDING, "attempts": 0,
+                "id": delivery_id,
+                "endpoint_id": endpoint.id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "msg_id": f"msg_{delivery_id.hex}",
+                "body": _body(run.payload),
+                "status": PENDING,
+                "attempts": 0,
                 "created_at": utcnow(),
-            }  # fmt: skip
+            }
             insert = dialect.insert(WebhookDelivery).values(values).on_conflict_do_nothing()
             if (await session.execute(insert.returning(WebhookDelivery.id))).first() is None:
                 continue  # made by an earlier run of this job
             await enqueue(
-                session, DELIVER, {"delivery_id": str(delivery_id)},
-                dedupe_key=f"delivery:{delivery_id}", max_attempts=run.settings.jobs_max_attempts,
-            )  # fmt: skip
+                session,
+                DELIVER,
+                {"delivery_id": str(delivery_id)},
+                dedupe_key=f"delivery:{delivery_id}",
+                max_attempts=run.settings.jobs_max_attempts,
+            )
 
 
 def _record(
@@ -99,9 +107,13 @@ def _record(
     delivery.next_retry_at = retry_at
     delivery.delivered_at = now if outcome.ok else None
     return WebhookAttempt(
-        id=uuid.uuid4(), delivery_id=delivery.id, attempted_at=now,
-        status_code=outcome.status_code, duration_ms=outcome.duration_ms, error=outcome.error,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        delivery_id=delivery.id,
+        attempted_at=now,
+        status_code=outcome.status_code,
+        duration_ms=outcome.duration_ms,
+        error=outcome.error,
+    )
 
 
 def deliver_handler(ctx: WebhooksContext) -> Handler:
@@ -122,10 +134,14 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
             open_secret(ctx.ring, endpoint), delivery.msg_id, delivery.body, now
         )
         outcome = await sender.send(
-            endpoint.url, delivery.body, headers, allow_private=s.webhooks_allow_private,
-            time_limit=s.webhooks_timeout_seconds, max_redirects=s.webhooks_max_redirects,
+            endpoint.url,
+            delivery.body,
+            headers,
+            allow_private=s.webhooks_allow_private,
+            time_limit=s.webhooks_timeout_seconds,
+            max_redirects=s.webhooks_max_redirects,
             resolver=ctx.resolver,
-        )  # fmt: skip
+        )
         delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
         async with run.sessionmaker() as session, session.begin():
             current = await session.get(WebhookDelivery, delivery_id)

@@ -132,9 +132,14 @@ def _context(state: State) -> WebhooksContext:
 webhooks_router = Router(
     path="/",
     route_handlers=[
-        create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook,
-        list_deliveries, retry_delivery,
+        create_webhook,
+        list_webhooks,
+        get_webhook,
+        update_webhook,
+        delete_webhook,
+        list_deliveries,
+        retry_delivery,
     ],
     dependencies={"webhooks": Provide(_context, sync_to_thread=False)},
     cache_control=CacheControlHeader(no_store=True),
-)  # fmt: skip
+)

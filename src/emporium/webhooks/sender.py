@@ -102,9 +102,15 @@ async def send(
     try:
         async with asyncio.timeout(time_limit):
             status = await _post(
-                url, body, headers, allow_private=allow_private, max_redirects=max_redirects,
-                resolver=resolver, transport=transport, limit=time_limit,
-            )  # fmt: skip
+                url,
+                body,
+                headers,
+                allow_private=allow_private,
+                max_redirects=max_redirects,
+                resolver=resolver,
+                transport=transport,
+                limit=time_limit,
+            )
     except AddressRefused as exc:
         error = f"refused: {exc.detail}"
     except TimeoutError:

@@ -35,10 +35,14 @@ SECRET_BYTES = 32
 
 def _read(endpoint: WebhookEndpoint) -> WebhookRead:
     return WebhookRead(
-        id=endpoint.id, url=endpoint.url, events=list(endpoint.events),
-        description=endpoint.description, is_active=endpoint.is_active,
-        created_at=endpoint.created_at, updated_at=endpoint.updated_at,
-    )  # fmt: skip
+        id=endpoint.id,
+        url=endpoint.url,
+        events=list(endpoint.events),
+        description=endpoint.description,
+        is_active=endpoint.is_active,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+    )
 
 
 def new_secret() -> str:
@@ -54,9 +58,14 @@ async def create_endpoint(
     split_url(data.url, allow_private=settings.webhooks_allow_private)
     now = utcnow()
     endpoint = WebhookEndpoint(
-        id=uuid.uuid4(), url=data.url, events=sorted(set(data.events)),
-        description=data.description, is_active=True, created_at=now, updated_at=now,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        url=data.url,
+        events=sorted(set(data.events)),
+        description=data.description,
+        is_active=True,
+        created_at=now,
+        updated_at=now,
+    )
     secret = new_secret()
     endpoint.secret_enc = encrypt_field(
         ctx.ring, secret, table="webhook_endpoint", column="secret", row_id=str(endpoint.id)
@@ -106,9 +115,12 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
 async def list_endpoints(session: AsyncSession, *, limit: int, cursor: str | None) -> WebhookPage:
     """Endpoints, oldest first, as a keyset page."""
     stmt = by_created_at(
-        select(WebhookEndpoint), "created_at", WebhookEndpoint.created_at, WebhookEndpoint.id,
+        select(WebhookEndpoint),
+        "created_at",
+        WebhookEndpoint.created_at,
+        WebhookEndpoint.id,
         cursor,
-    )  # fmt: skip
+    )
     rows = list(await session.scalars(stmt.limit(limit + 1)))
     items = [_read(e) for e in rows[:limit]]
     more = len(rows) > limit
@@ -117,14 +129,18 @@ async def list_endpoints(session: AsyncSession, *, limit: int, cursor: str | Non
 
 def _delivery_read(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryRead:
     return DeliveryRead(
-        id=delivery.id, event_id=delivery.event_id, event_type=delivery.event_type,
-        webhook_id=delivery.msg_id, status=delivery.status,
+        id=delivery.id,
+        event_id=delivery.event_id,
+        event_type=delivery.event_type,
+        webhook_id=delivery.msg_id,
+        status=delivery.status,
         attempts=[
             AttemptRead(a.attempted_at, a.status_code, a.duration_ms, a.error) for a in attempts
         ],
-        next_retry_at=delivery.next_retry_at, created_at=delivery.created_at,
+        next_retry_at=delivery.next_retry_at,
+        created_at=delivery.created_at,
         delivered_at=delivery.delivered_at,
-    )  # fmt: skip
+    )
 
 
 async def list_deliveries(
@@ -134,8 +150,11 @@ async def list_deliveries(
     await _endpoint(session, endpoint_id)
     stmt = by_created_at(
         select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id),
-        "-created_at", WebhookDelivery.created_at, WebhookDelivery.id, cursor,
-    )  # fmt: skip
+        "-created_at",
+        WebhookDelivery.created_at,
+        WebhookDelivery.id,
+        cursor,
+    )
     rows = list(await session.scalars(stmt.limit(limit + 1)))
     page = rows[:limit]
     attempts: dict[uuid.UUID, list[WebhookAttempt]] = {d.id: [] for d in page}
@@ -161,10 +180,12 @@ async def retry_delivery(
         raise NotFound("No such delivery.")
     delivery.status, delivery.next_retry_at = PENDING, utcnow()
     await enqueue(
-        session, DELIVER, {"delivery_id": str(delivery.id)},
+        session,
+        DELIVER,
+        {"delivery_id": str(delivery.id)},
         dedupe_key=f"delivery:{delivery.id}:manual:{uuid.uuid4()}",
         max_attempts=settings.jobs_max_attempts,
-    )  # fmt: skip
+    )
     await session.flush()
     attempts = await session.scalars(
         select(WebhookAttempt)

@@ -95,8 +95,14 @@ def _upgrade_orders() -> None:
         batch_op.add_column(sa.Column("shipping_method_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("shipping_method_name", sa.String(200), nullable=True))
     with op.batch_alter_table("customer_order", schema=None) as batch_op:
-        for column in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total",
-                       "shipping_tax_rate", "prices_include_tax"):  # fmt: skip
+        for column in (
+            "discount_total",
+            "shipping_total",
+            "shipping_tax_total",
+            "tax_total",
+            "shipping_tax_rate",
+            "prices_include_tax",
+        ):
             batch_op.alter_column(column, server_default=None)
         for name, sql in ORDER_CHECKS.items():
             batch_op.create_check_constraint(op.f(f"ck_customer_order_{name}"), sql)
@@ -153,11 +159,13 @@ def _create_shipping() -> None:
             name=op.f("ck_shipping_method_delivery_days_range"),
         ),
         sa.ForeignKeyConstraint(
-            ["zone_id"], ["shipping_zone.id"],
-            name=op.f("fk_shipping_method_zone_id_shipping_zone"), ondelete="RESTRICT",
+            ["zone_id"],
+            ["shipping_zone.id"],
+            name=op.f("fk_shipping_method_zone_id_shipping_zone"),
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_shipping_method")),
-    )  # fmt: skip
+    )
     op.create_index("ix_shipping_method_listing", "shipping_method", ["created_at", "id"])
     op.create_index(op.f("ix_shipping_method_zone_id"), "shipping_method", ["zone_id"])
     op.create_table(
@@ -202,17 +210,25 @@ def _create_carts() -> None:
         sa.Column("shipping_method_id", sa.Uuid(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=False),
         *_timestamps(),
-        sa.CheckConstraint("customer_id IS NOT NULL OR token_hash IS NOT NULL",
-                           name=op.f("ck_cart_has_holder")),
-        sa.ForeignKeyConstraint(["customer_id"], ["user_account.id"],
-                                name=op.f("fk_cart_customer_id_user_account"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["shipping_method_id"], ["shipping_method.id"],
-                                name=op.f("fk_cart_shipping_method_id_shipping_method"),
-                                ondelete="SET NULL"),
+        sa.CheckConstraint(
+            "customer_id IS NOT NULL OR token_hash IS NOT NULL", name=op.f("ck_cart_has_holder")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["user_account.id"],
+            name=op.f("fk_cart_customer_id_user_account"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["shipping_method_id"],
+            ["shipping_method.id"],
+            name=op.f("fk_cart_shipping_method_id_shipping_method"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cart")),
         sa.UniqueConstraint("customer_id", name=op.f("uq_cart_customer_id")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_cart_token_hash")),
-    )  # fmt: skip
+    )
     op.create_index("ix_cart_updated", "cart", ["updated_at"])
 
 
@@ -221,16 +237,23 @@ def _move_cart_items() -> None:
     with op.batch_alter_table("cart_item", schema=None) as batch_op:
         batch_op.add_column(sa.Column("cart_id", sa.Uuid(), nullable=True))
     conn = op.get_bind()
-    owners = conn.execute(sa.text(
-        "SELECT ci.customer_id, min(v.currency) FROM cart_item ci "
-        "JOIN variant v ON v.id = ci.variant_id GROUP BY ci.customer_id"
-    )).all()  # fmt: skip
-    cart = sa.table("cart", sa.column("id", sa.Uuid()), sa.column("customer_id", sa.Uuid()),
-                    sa.column("currency", sa.String()),
-                    sa.column("created_at", sa.DateTime(timezone=True)),
-                    sa.column("updated_at", sa.DateTime(timezone=True)))  # fmt: skip
-    item = sa.table("cart_item", sa.column("cart_id", sa.Uuid()),
-                    sa.column("customer_id", sa.Uuid()))  # fmt: skip
+    owners = conn.execute(
+        sa.text(
+            "SELECT ci.customer_id, min(v.currency) FROM cart_item ci "
+            "JOIN variant v ON v.id = ci.variant_id GROUP BY ci.customer_id"
+        )
+    ).all()
+    cart = sa.table(
+        "cart",
+        sa.column("id", sa.Uuid()),
+        sa.column("customer_id", sa.Uuid()),
+        sa.column("currency", sa.String()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+    )
+    item = sa.table(
+        "cart_item", sa.column("cart_id", sa.Uuid()), sa.column("customer_id", sa.Uuid())
+    )
     now = datetime.now(UTC)
     for raw_customer_id, currency in owners:
         # SQLite answers a plain SELECT with the stored hex text, PostgreSQL with a UUID.
@@ -245,8 +268,9 @@ def _move_cart_items() -> None:
                 updated_at=now,
             )
         )
-        conn.execute(sa.update(item).where(item.c.customer_id == customer_id)
-                     .values(cart_id=cart_id))  # fmt: skip
+        conn.execute(
+            sa.update(item).where(item.c.customer_id == customer_id).values(cart_id=cart_id)
+        )
     with op.batch_alter_table("cart_item", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("uq_cart_item_customer_id"), type_="unique")
         batch_op.drop_constraint(op.f("fk_cart_item_customer_id_user_account"), type_="foreignkey")
@@ -301,9 +325,16 @@ def downgrade() -> None:
     with op.batch_alter_table("customer_order", schema=None) as batch_op:
         for name in ORDER_CHECKS:
             batch_op.drop_constraint(op.f(f"ck_customer_order_{name}"), type_="check")
-        for column in ("discount_total", "shipping_total", "shipping_tax_total", "tax_total",
-                       "shipping_tax_rate", "prices_include_tax", "shipping_method_id",
-                       "shipping_method_name"):  # fmt: skip
+        for column in (
+            "discount_total",
+            "shipping_total",
+            "shipping_tax_total",
+            "tax_total",
+            "shipping_tax_rate",
+            "prices_include_tax",
+            "shipping_method_id",
+            "shipping_method_name",
+        ):
             batch_op.drop_column(column)
         batch_op.create_check_constraint(
             op.f("ck_customer_order_total_is_subtotal"), "total = subtotal"

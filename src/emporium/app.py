@@ -248,11 +248,9 @@ _OPENAPI_HOOKS = [
 ]
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
-    """Build the Emporium ASGI application for ``settings``; ``clock``: the time its
-    requests and its embedded job runner see (``core.clock``; default the system's)."""
-    configure_logging(settings)
-    api = Router(
+def _api_router() -> Router:
+    """Every room's routes under ``/api/v1``."""
+    return Router(
         path=API_PREFIX,
         route_handlers=[
             accounts_router,
@@ -266,42 +264,54 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             carts_router,
         ],
     )
+
+
+def _openapi_config() -> OpenAPIConfig:
+    """The OpenAPI document's settings: title, version, the viewer, operation ids and the
+    two security schemes (bearer tokens, API keys)."""
+    return OpenAPIConfig(
+        title="Emporium API",
+        version=__version__,
+        description="Headless commerce back-end. Errors are RFC 9457 problem details.",
+        servers=[Server(url="/")],
+        path="/docs",
+        render_plugins=[OfflineSwaggerPlugin()],
+        operation_id_creator=operation_id,
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="Access token from POST /api/v1/auth/login",
+                ),
+                API_KEY_SCHEME: SecurityScheme(
+                    type="apiKey",
+                    name="X-API-Key",
+                    security_scheme_in="header",
+                    description="An API key (POST /api/v1/api-keys) holding the scope "
+                    "listed on the operation; staff operations only",
+                ),
+            }
+        ),
+    )
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
+    """Build the Emporium ASGI application for ``settings``; ``clock``: the time its
+    requests and its embedded job runner see (``core.clock``; default the system's)."""
+    configure_logging(settings)
     prometheus = PrometheusConfig(
         app_name="emporium",
         prefix="emporium",
         group_path=True,
         exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
     )
-    handlers: list[Any] = [api, healthz, readyz, Metrics]
+    handlers: list[Any] = [_api_router(), healthz, readyz, Metrics]
     openapi_config = None
     if settings.docs_enabled:
         handlers.append(openapi_json)
-        openapi_config = OpenAPIConfig(
-            title="Emporium API",
-            version=__version__,
-            description="Headless commerce back-end. Errors are RFC 9457 problem details.",
-            servers=[Server(url="/")],
-            path="/docs",
-            render_plugins=[OfflineSwaggerPlugin()],
-            operation_id_creator=operation_id,
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        bearer_format="JWT",
-                        description="Access token from POST /api/v1/auth/login",
-                    ),
-                    API_KEY_SCHEME: SecurityScheme(
-                        type="apiKey",
-                        name="X-API-Key",
-                        security_scheme_in="header",
-                        description="An API key (POST /api/v1/api-keys) holding the scope "
-                        "listed on the operation; staff operations only",
-                    ),
-                }
-            ),
-        )
+        openapi_config = _openapi_config()
     limiter = RateLimiter(settings.rate_limit_policies())
     app = Litestar(
         route_handlers=handlers,

@@ -197,6 +197,56 @@ async def upsert_product(
     return ("updated" if changed else "unchanged"), product.id
 
 
+async def _sync_tags(session: AsyncSession, product_id: uuid.UUID, tags: list[str]) -> bool:
+    """Make the product's tags the keys of ``tags``; True when they changed."""
+    existing = set(
+        await session.scalars(select(ProductTag.tag).where(ProductTag.product_id == product_id))
+    )
+    keys = set(tag_keys(tags))
+    if existing == keys:
+        return False
+    for tag in existing - keys:
+        await session.delete(await session.get(ProductTag, (product_id, tag)))
+    session.add_all(ProductTag(product_id=product_id, tag=t) for t in keys - existing)
+    return True
+
+
+async def _sync_variants(
+    session: AsyncSession,
+    product_id: uuid.UUID,
+    item: ImportProduct,
+    currency: str,
+    now: datetime,
+) -> bool:
+    """Make the product's variants those of ``item`` (matched by SKU, else title): new ones
+    added with their opening stock, changed ones updated (stock excepted), missing ones
+    deleted; True when anything changed."""
+    changed = False
+    variants = {
+        _variant_key(v.sku, v.title): v
+        for v in await session.scalars(select(Variant).where(Variant.product_id == product_id))
+    }
+    for n, v in enumerate(item.variants):
+        fields = _variant_fields(v, n)
+        # The file's stock is the opening balance of a new variant only: afterwards stock
+        # belongs to inventory (orders and adjustments, each in the ledger), so a re-import
+        # neither resets what was sold nor reports a change for it.
+        del fields["stock"]
+        current = variants.pop(_variant_key(v.sku, v.title), None)
+        if current is None:
+            session.add(_new_variant(product_id, v, n, currency=currency, now=now))
+            changed = True
+        elif any(getattr(current, k) != val for k, val in fields.items()):
+            for k, val in fields.items():
+                setattr(current, k, val)
+            current.updated_at = now
+            changed = True
+    for gone in variants.values():
+        await session.delete(gone)
+        changed = True
+    return changed
+
+
 async def _update_product(
     session: AsyncSession,
     product: Product,
@@ -209,39 +259,9 @@ async def _update_product(
         if getattr(product, key) != value:
             setattr(product, key, value)
             changed = True
-    existing_tags = set(
-        await session.scalars(select(ProductTag.tag).where(ProductTag.product_id == product.id))
-    )
-    keys = set(tag_keys(wanted["tags"]))
-    if existing_tags != keys:
-        for tag in existing_tags - keys:
-            await session.delete(await session.get(ProductTag, (product.id, tag)))
-        session.add_all(ProductTag(product_id=product.id, tag=t) for t in keys - existing_tags)
-        changed = True
-    variants = {
-        _variant_key(v.sku, v.title): v
-        for v in await session.scalars(select(Variant).where(Variant.product_id == product.id))
-    }
+    changed = await _sync_tags(session, product.id, wanted["tags"]) or changed
     now = utcnow()
-    for n, v in enumerate(item.variants):
-        fields = _variant_fields(v, n)
-        # The file's stock is the opening balance of a new variant only: afterwards stock
-        # belongs to inventory (orders and adjustments, each in the ledger), so a re-import
-        # neither resets what was sold nor reports a change for it.
-        del fields["stock"]
-        current = variants.pop(_variant_key(v.sku, v.title), None)
-        if current is None:
-            session.add(_new_variant(product.id, v, n, currency=currency, now=now))
-            changed = True
-            continue
-        if any(getattr(current, k) != val for k, val in fields.items()):
-            for k, val in fields.items():
-                setattr(current, k, val)
-            current.updated_at = now
-            changed = True
-    for gone in variants.values():
-        await session.delete(gone)
-        changed = True
+    changed = await _sync_variants(session, product.id, item, currency, now) or changed
     if changed:
         product.updated_at = now
         await session.flush()

@@ -165,6 +165,23 @@ async def write_catalog(
     Raises ImportFailed when the database refuses a row (for example a SKU used by another
     product); the caller rolls back, so nothing is imported.
     """
+    ids, failures = await _write_products(session, products, currency, report, progress)
+    touched = await _write_reviews(session, reviews, ids, report, progress, author_of)
+    for product_id in touched:
+        await refresh_rating(session, product_id)
+    if failures:
+        raise ImportFailed(failures)
+
+
+async def _write_products(
+    session: AsyncSession,
+    products: Sequence[ImportProduct],
+    currency: str,
+    report: ImportReport,
+    progress: Progress | None,
+) -> tuple[dict[str, uuid.UUID], list[Problem]]:
+    """Upsert the products with their categories; returns the product id of each
+    ``external_ref`` and the products the database refused."""
     categories: dict[tuple[str, ...], uuid.UUID] = {}
     ids: dict[str, uuid.UUID] = {}
     failures: list[Problem] = []
@@ -183,6 +200,19 @@ async def write_catalog(
         if progress:
             progress(1)
     report.add("categories", "unchanged", max(0, len(categories) - _created(report)))
+    return ids, failures
+
+
+async def _write_reviews(
+    session: AsyncSession,
+    reviews: Sequence[ImportReview],
+    ids: dict[str, uuid.UUID],
+    report: ImportReport,
+    progress: Progress | None,
+    author_of: Callable[[str], uuid.UUID | None] | None,
+) -> Counter[uuid.UUID]:
+    """Upsert the reviews of the imported products; returns the products whose reviews
+    changed (their rating is refreshed once, after all of them)."""
     touched: Counter[uuid.UUID] = Counter()
     linked: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for review in reviews:
@@ -211,10 +241,7 @@ async def write_catalog(
             touched[product_id] += 1
         if progress:
             progress(1)
-    for product_id in touched:
-        await refresh_rating(session, product_id)
-    if failures:
-        raise ImportFailed(failures)
+    return touched
 
 
 def _created(report: ImportReport) -> int:

@@ -18,10 +18,11 @@ grams (``4`` -> ``4000``; a fraction of a gram rounds half up). A product withou
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 import msgspec
 
@@ -29,6 +30,7 @@ from emporium.catalog.upsert import ImportProduct, ImportVariant
 from emporium.importers.common import ImportFailed, ImportReview, Problem, cents, read_json_records
 
 PRODUCTS_FILE = "dummyjson-products.json"
+T = TypeVar("T")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _URL = re.compile(r"^https?://\S{1,2040}$")
 MAX_KILOGRAMS = 1_000_000
@@ -79,14 +81,35 @@ class _Checker:
             self.fail(field, f"longer than {max_len} characters")
         return value.strip()
 
+    def converted(self, field: str, convert: Callable[[], T], default: T) -> T:
+        """``convert()``, or ``default`` with the problem recorded when it raises."""
+        try:
+            return convert()
+        except (ValueError, AttributeError) as exc:
+            self.fail(field, str(exc) if isinstance(exc, ValueError) else "is malformed")
+            return default
+
+    def strings(self, raw: dict[str, Any], field: str, valid: Callable[[Any], bool]) -> list[str]:
+        """The list ``raw[field]`` (default empty) when every item is ``valid``, else [] and
+        a problem."""
+        value = raw.get(field, [])
+        if isinstance(value, list) and all(valid(item) for item in value):
+            return value
+        noun = "http(s) URLs" if field == "images" else "strings"
+        self.fail(field, f"must be a list of {noun}")
+        return []
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | None, list[Problem]]:
     where = f"$[{index}]"
     if not isinstance(raw, dict):
         return None, [Problem(file, where, "must be an object")]
     check = _Checker(file, where + (f"(id {raw['id']})" if "id" in raw else ""))
-    product_id = raw.get("id")
-    if not isinstance(product_id, int) or isinstance(product_id, bool):
+    if not _is_int(raw.get("id")):
         check.fail("id", "must be an integer")
     title = check.text(raw, "title", max_len=255)
     description = check.text(raw, "description", max_len=50_000, required=False)
@@ -95,38 +118,24 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
     sku = check.text(raw, "sku", max_len=100)
     if sku and not _SKU.match(sku):
         check.fail("sku", "has characters other than letters, digits and . _ / -")
-    price = 0
-    try:
-        price = cents(raw.get("price"))
-    except ValueError as exc:
-        check.fail("price", str(exc))
+    price = check.converted("price", lambda: cents(raw.get("price")), 0)
     stock = raw.get("stock")
-    if not isinstance(stock, int) or isinstance(stock, bool) or stock < 0:
+    if not _is_int(stock) or stock < 0:
         check.fail("stock", "must be an integer of zero or more")
-    weight_grams = None
-    try:
-        weight_grams = _grams(raw.get("weight"))
-    except ValueError as exc:
-        check.fail("weight", str(exc))
-    tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        check.fail("tags", "must be a list of strings")
-        tags = []
-    images = raw.get("images", [])
-    if not isinstance(images, list) or not all(
-        isinstance(u, str) and _URL.match(u) for u in images
-    ):
-        check.fail("images", "must be a list of http(s) URLs")
-        images = []
+    weight_grams = check.converted("weight", lambda: _grams(raw.get("weight")), None)
+    tags = check.strings(raw, "tags", lambda t: isinstance(t, str) and bool(t))
+    images = check.strings(raw, "images", lambda u: isinstance(u, str) and bool(_URL.match(u)))
+    meta = raw.get("meta")
     created_at = None
-    try:
-        created_at = _instant(raw.get("meta", {}).get("createdAt")) if raw.get("meta") else None
-    except (ValueError, AttributeError):
-        check.fail("meta.createdAt", "must be an RFC 3339 timestamp")
+    if meta:
+        created_at = check.converted("meta.createdAt", lambda: _created_at(meta), None)
     if check.problems:
         return None, check.problems
+    variant = ImportVariant(
+        sku=sku, title="Default", price=price, stock=int(stock or 0), weight_grams=weight_grams
+    )
     return ImportProduct(
-        external_ref=f"dummyjson:{product_id}",
+        external_ref=f"dummyjson:{raw['id']}",
         title=title,
         description=description,
         category_path=[_title_of(category)],
@@ -135,16 +144,16 @@ def _parse_product(raw: Any, file: str, index: int) -> tuple[ImportProduct | Non
         published=True,
         images=[{"url": u, "alt": title} for u in images],
         created_at=created_at,
-        variants=[
-            ImportVariant(
-                sku=sku,
-                title="Default",
-                price=price,
-                stock=int(stock or 0),
-                weight_grams=weight_grams,
-            )
-        ],
+        variants=[variant],
     ), []
+
+
+def _created_at(meta: Any) -> datetime:
+    """``meta.createdAt`` as an instant. Raises ValueError when it is not RFC 3339."""
+    try:
+        return _instant(meta.get("createdAt"))
+    except (ValueError, AttributeError) as exc:
+        raise ValueError("must be an RFC 3339 timestamp") from exc
 
 
 def _parse_reviews(

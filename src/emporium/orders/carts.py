@@ -11,6 +11,7 @@ cart's address and shipping method, with current prices.
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -32,7 +33,7 @@ from emporium.orders.exceptions import (
     VariantUnavailable,
 )
 from emporium.orders.models import Cart, CartItem
-from emporium.orders.quote import Goods, Place, methods_for, quote
+from emporium.orders.quote import Goods, Place, Quote, methods_for, quote
 from emporium.orders.schemas import (
     MAX_QUANTITY,
     CartCreate,
@@ -130,6 +131,30 @@ def _goods(rows: list[Any]) -> list[Goods]:
     return [Goods(r.price, r.quantity, r.tax_class, r.weight_grams) for r in rows]
 
 
+async def _quote_shown(
+    session: AsyncSession,
+    cart: Cart,
+    rows: list[Any],
+    place: Place | None,
+    prices_include_tax: bool,
+) -> Quote:
+    """The cart's quote with its method, or without it when the method no longer serves the
+    address or the weight."""
+    priced = partial(
+        quote,
+        session,
+        _goods(rows),
+        place=place,
+        currency=cart.currency,
+        prices_include_tax=prices_include_tax,
+        require_method=False,
+    )
+    try:
+        return await priced(method_id=cart.shipping_method_id)
+    except ShippingMethodUnavailable:
+        return await priced(method_id=None)
+
+
 async def view(
     session: AsyncSession, vault: Vault, cart: Cart, *, prices_include_tax: bool
 ) -> CartView:
@@ -138,26 +163,7 @@ async def view(
     rows = await _lines(session, cart)
     address = open_address(vault, cart, "shipping_address")
     place = Place.of(msgspec.structs.asdict(address)) if address else None
-    try:
-        quoted = await quote(
-            session,
-            _goods(rows),
-            place=place,
-            method_id=cart.shipping_method_id,
-            currency=cart.currency,
-            prices_include_tax=prices_include_tax,
-            require_method=False,
-        )
-    except ShippingMethodUnavailable:
-        quoted = await quote(
-            session,
-            _goods(rows),
-            place=place,
-            method_id=None,
-            currency=cart.currency,
-            prices_include_tax=prices_include_tax,
-            require_method=False,
-        )
+    quoted = await _quote_shown(session, cart, rows, place, prices_include_tax)
     p, method = quoted.priced, quoted.method
     items = [
         CartLineRead(

@@ -43,12 +43,14 @@ from emporium.orders.exceptions import (
     VariantUnavailable,
 )
 from emporium.orders.models import Cart, Order, OrderLine, OrderStatusChange
-from emporium.orders.quote import Goods, Place, quote
+from emporium.orders.pricing import PricedOrder
+from emporium.orders.quote import Goods, Place, Quote, quote
 from emporium.orders.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
     OrderCreate,
     OrderCreated,
+    OrderLineRead,
     ShippingAddress,
     StatusChangeRead,
 )
@@ -272,9 +274,8 @@ async def _place(
     if len(quantities) > MAX_LINES:
         raise InvalidInput(f"An order holds at most {MAX_LINES} lines.")
     priced = await _priced(session, quantities)
-    customer_id = purchase.customer_id
     order_id, now = uuid.uuid4(), utcnow()
-    await take_stock(session, quantities, order_id=order_id, actor_id=customer_id)
+    await take_stock(session, quantities, order_id=order_id, actor_id=purchase.customer_id)
     quoted = await quote(
         session,
         [Goods(r.price, quantities[r.id], r.tax_class, r.weight_grams) for r in priced],
@@ -284,14 +285,50 @@ async def _place(
         prices_include_tax=prices_include_tax,
         require_method=require_shipping,
     )
-    totals, method = quoted.priced, quoted.method
     lines = [
         line_read(uuid.uuid4(), r.id, r.sku, line_title(r.product_title, r.title), p)
-        for r, p in zip(priced, totals.lines, strict=True)
+        for r, p in zip(priced, quoted.priced.lines, strict=True)
     ]
-    token = None if customer_id else new_opaque_token("emp_order_")
-    billing = purchase.billing_address
-    order = {
+    token = None if purchase.customer_id else new_opaque_token("emp_order_")
+    order = _order_row(ctx, purchase, order_id, quoted, priced[0].currency, token) | {
+        "external_ref": external_ref,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await _insert(session, order, [r.product_id for r in priced], lines, prices_include_tax)
+    if announce:
+        figures = quoted.priced
+        event = order_event_data(
+            order_id,
+            order["number"],
+            order["customer_id"],
+            "pending",
+            figures,
+            order["currency"],
+            lines,
+        )
+        emit_event(session, "order.created", event)
+    return _answer(order, purchase, quoted.priced, lines, token)
+
+
+def _order_row(
+    ctx: AccountsContext,
+    purchase: Purchase,
+    order_id: uuid.UUID,
+    quoted: Quote,
+    currency: str,
+    token: str | None,
+) -> dict[str, Any]:
+    """The ``customer_order`` row of a new order (without ``external_ref`` and times):
+    figures, sealed e-mail and addresses, the guest's token hash."""
+    billing, method = purchase.billing_address, quoted.method
+    sealed_billing = None
+    if billing is not None:
+        sealed_billing = seal_address(ctx.vault, order_id, billing, "billing_address")
+    email: dict[str, str | None] = {"email_enc": None, "email_index": None}
+    if purchase.email:
+        email = seal_email(ctx.vault, order_id, purchase.email)
+    return {
         "id": order_id,
         "number": new_order_number(),
         "status": "pending",
@@ -299,69 +336,68 @@ async def _place(
         "fulfillment_status": "unfulfilled",
         "paid_total": 0,
         "refunded_total": 0,
-        "customer_id": customer_id,
-        "currency": priced[0].currency,
-        "external_ref": external_ref,
+        "customer_id": purchase.customer_id,
+        "currency": currency,
         "shipping_address_enc": seal_address(ctx.vault, order_id, purchase.address),
-        "billing_address_enc": None
-        if billing is None
-        else seal_address(ctx.vault, order_id, billing, "billing_address"),
-        **(
-            seal_email(ctx.vault, order_id, purchase.email)
-            if purchase.email
-            else {"email_enc": None, "email_index": None}
-        ),
+        "billing_address_enc": sealed_billing,
+        **email,
         "order_token_hash": None if token is None else hash_opaque_token(token, purpose="order"),
-        "created_at": now,
-        "updated_at": now,
-        **order_figures(totals),
+        **order_figures(quoted.priced),
         "shipping_method_id": method.id if method else None,
         "shipping_method_name": method.name if method else None,
     }
+
+
+async def _insert(
+    session: AsyncSession,
+    order: dict[str, Any],
+    product_ids: list[uuid.UUID],
+    lines: list[OrderLineRead],
+    prices_include_tax: bool,
+) -> None:
+    """Write the order row, its lines and its first status change."""
     await session.execute(insert(table_of(Order)), [order])
     await session.execute(
         insert(table_of(OrderLine)),
         [
             {
-                "order_id": order_id,
+                "order_id": order["id"],
                 "position": n,
-                "product_id": r.product_id,
+                "product_id": product_id,
                 **line_row(line, prices_include_tax),
             }
-            for n, (r, line) in enumerate(zip(priced, lines, strict=True))
+            for n, (product_id, line) in enumerate(zip(product_ids, lines, strict=True))
         ],
     )
-    actor = "customer" if customer_id else "guest"
-    await session.execute(
-        insert(table_of(OrderStatusChange)),
-        [
-            {
-                "id": uuid.uuid4(),
-                "order_id": order_id,
-                "from_status": None,
-                "to_status": "pending",
-                "actor_id": customer_id,
-                "actor_role": actor,
-                "created_at": now,
-            }
-        ],
-    )
-    history = [StatusChangeRead(from_status=None, to_status="pending", by=actor, at=now)]
-    if announce:
-        emit_event(
-            session,
-            "order.created",
-            order_event_data(
-                order_id, order["number"], customer_id, "pending", totals, order["currency"], lines
-            ),
-        )
+    change = {
+        "id": uuid.uuid4(),
+        "order_id": order["id"],
+        "from_status": None,
+        "to_status": "pending",
+        "actor_id": order["customer_id"],
+        "actor_role": "customer" if order["customer_id"] else "guest",
+        "created_at": order["created_at"],
+    }
+    await session.execute(insert(table_of(OrderStatusChange)), [change])
+
+
+def _answer(
+    order: dict[str, Any],
+    purchase: Purchase,
+    totals: PricedOrder,
+    lines: list[OrderLineRead],
+    token: str | None,
+) -> OrderCreated:
+    """The API answer of a new order, from what was just written."""
+    billing, now = purchase.billing_address, order["created_at"]
+    actor = "customer" if order["customer_id"] else "guest"
     return OrderCreated(
-        id=order_id,
+        id=order["id"],
         number=order["number"],
         status="pending",
         payment_status="unpaid",
         fulfillment_status="unfulfilled",
-        customer_id=customer_id,
+        customer_id=order["customer_id"],
         email=purchase.email,
         items=lines,
         subtotal=totals.subtotal,
@@ -378,11 +414,11 @@ async def _place(
         paid_total=0,
         refunded_total=0,
         currency=order["currency"],
-        prices_include_tax=prices_include_tax,
+        prices_include_tax=totals.prices_include_tax,
         promotions=[],
         shipping_address=ShippingAddress(**purchase.address),
         billing_address=None if billing is None else ShippingAddress(**billing),
-        status_history=history,
+        status_history=[StatusChangeRead(from_status=None, to_status="pending", by=actor, at=now)],
         expires_at=None,
         created_at=now,
         updated_at=now,

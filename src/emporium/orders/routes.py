@@ -4,6 +4,7 @@ shipping address (personal data, OWASP ASVS 8.2.1)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import (
     Caller,
@@ -150,6 +152,45 @@ IdempotencyKey = Annotated[
 ]
 
 
+async def _buyer(
+    request: AnyRequest,
+    session: AsyncSession,
+    accounts: AccountsContext,
+    data: OrderCreate,
+    cart_token: str | None,
+    include_tax: bool,
+) -> tuple[str, Callable[[], Awaitable[OrderCreated]]]:
+    """Who is checking out: the idempotency scope and the placing of the order. A cart's
+    holder (its customer, or a guest with its token) orders the cart; otherwise only a
+    signed-in customer may order (401/403 as the ``customer`` guard answers)."""
+    if data.cart_id is not None:
+        given = (data.items, data.shipping_address, data.address_id, data.shipping_method_id)
+        if any(field is not None for field in given):
+            raise InvalidInput(
+                "With cart_id, the cart gives the lines, addresses and method: send only it.",
+                errors=[{"loc": ["body", "cart_id"], "msg": "send cart_id alone"}],
+            )
+        cart = await carts.holder_cart(session, data.cart_id, await identify(request), cart_token)
+        scope = (
+            idempotency.cart_scope(cart.id)
+            if cart.customer_id is None
+            else idempotency.scope_of(cart.customer_id)
+        )
+        return scope, partial(
+            checkout.place_cart_order, session, accounts, cart, prices_include_tax=include_tax
+        )
+    await customer(request, request.route_handler)
+    me = await require_identity(request)
+    return idempotency.scope_of(me.user_id), partial(
+        checkout.place_order,
+        session,
+        accounts,
+        customer_id=me.user_id,
+        data=data,
+        prices_include_tax=include_tax,
+    )
+
+
 @post(
     "/orders",
     tags=["orders"],
@@ -181,39 +222,9 @@ async def place_order(
     guest's answer carries ``order_token``, shown once) or, signed in as a customer,
     ``items`` or the v1 cart. 409 ``insufficient_stock`` names short lines; nothing changes.
     Honours ``Idempotency-Key`` (Stripe's semantics)."""
-    include_tax = settings.prices_include_tax
-    if data.cart_id is not None:
-        if (data.items, data.shipping_address, data.address_id, data.shipping_method_id) != (
-            None,
-            None,
-            None,
-            None,
-        ):
-            raise InvalidInput(
-                "With cart_id, the cart gives the lines, addresses and method: send only it.",
-                errors=[{"loc": ["body", "cart_id"], "msg": "send cart_id alone"}],
-            )
-        cart = await carts.holder_cart(session, data.cart_id, await identify(request), cart_token)
-        scope = (
-            idempotency.cart_scope(cart.id)
-            if cart.customer_id is None
-            else idempotency.scope_of(cart.customer_id)
-        )
-        place = partial(
-            checkout.place_cart_order, session, accounts, cart, prices_include_tax=include_tax
-        )
-    else:
-        await customer(request, request.route_handler)
-        me = await require_identity(request)
-        scope = idempotency.scope_of(me.user_id)
-        place = partial(
-            checkout.place_order,
-            session,
-            accounts,
-            customer_id=me.user_id,
-            data=data,
-            prices_include_tax=include_tax,
-        )
+    scope, place = await _buyer(
+        request, session, accounts, data, cart_token, settings.prices_include_tax
+    )
     answer = await checkout.checkout(
         session,
         state.sessionmaker,

@@ -7,7 +7,8 @@ A second table, ``GUEST_EXPECTATIONS``, calls every cart and order route (every 
 capability: ``Cart-Token``) and the guest order made from it (``Order-Token``). Guests are
 callers of both tables on those routes: the guest holding the tokens of the table's guest
 objects, a guest holding another guest's tokens, and the guest's cart token presented as an
-order token (on A's objects, all three hold tokens of objects that are not A's).
+order token (on A's objects, all three hold tokens of objects that are not A's); on the
+guest's objects, customer B signed in and holding the guest's tokens too.
 
 A route in the OpenAPI document without an entry in its table fails the test with the entry
 to add: whoever adds a route decides, here, who may call it. A route an API key may reach
@@ -46,7 +47,10 @@ ANON, A, B, STAFF, ADMIN, NOMFA, KEY, WRONG_KEY = (
     "api_key_without_the_scope",
 )  # fmt: skip
 GUEST, OTHER_GUEST, CART_AS_ORDER = "guest", "another_guest", "cart_token_as_order_token"
-PEOPLE = (A, B, STAFF, ADMIN, NOMFA)
+B_HOLDING = "customer_b_holding_the_guest_tokens"
+"""Customer B, signed in, sending the tokens of the guest's cart and order too (a guest who
+signed in): called on the guest's objects only (on A's objects B is enough)."""
+PEOPLE = (A, B, STAFF, ADMIN, NOMFA, B_HOLDING)
 KEYS = (KEY, WRONG_KEY)
 GUESTS = (GUEST, OTHER_GUEST, CART_AS_ORDER)
 """Anonymous callers holding tokens: ``GUEST`` sends the ``Cart-Token`` of the guest cart
@@ -144,7 +148,7 @@ def owner(status: int, body: Body = None) -> Expect:
 
 def customer(status: int, body: Body = None) -> Expect:
     """Shopping: people with the customer role (staff accounts are not customers)."""
-    return Expect(frozenset({A, B}), status, body)
+    return Expect(frozenset({A, B, B_HOLDING}), status, body)
 
 
 def own_cart_line(status: int, body: Body = None) -> Expect:
@@ -159,13 +163,13 @@ def owner_or_staff(scope: str, status: int, body: Body = None) -> Expect:
     return Expect(frozenset({A, STAFF, ADMIN}), status, body, {B: 404, NOMFA: 404}).with_key(scope)
 
 
-def order_reader(scope: str, status: int, owner: str = A) -> Expect:
-    """Reading one order of ``owner`` (A, or the guest with its ``Order-Token``): the owner,
-    staff with MFA and an API key holding ``scope``. Every other person (staff without MFA
-    act as plain people) and every other token sees no such order (404); anonymous without
-    a token: 401."""
-    others = {c: 404 for c in (A, B, NOMFA, *GUESTS) if c != owner}
-    return Expect(frozenset({owner, STAFF, ADMIN}), status, None, others).with_key(scope)
+def order_reader(scope: str, status: int, owners: tuple[str, ...] = (A,)) -> Expect:
+    """Reading one order of ``owners`` (A, or whoever sends the guest's ``Order-Token``):
+    them, staff with MFA and an API key holding ``scope``. Every other person (staff without
+    MFA act as plain people) and every other token sees no such order (404); anonymous
+    without a token: 401."""
+    others = {c: 404 for c in (A, B, NOMFA, B_HOLDING, *GUESTS) if c not in owners}
+    return Expect(frozenset({*owners, STAFF, ADMIN}), status, None, others).with_key(scope)
 
 
 def author_or_staff(status: int, body: Body = None) -> Expect:
@@ -180,18 +184,19 @@ def staff(scope: str, status: int, body: Body = None) -> Expect:
     return Expect(frozenset({STAFF, ADMIN}), status, body).with_key(scope)
 
 
-def cart_holder(status: int, body: Body = None, holder: str = A) -> Expect:
-    """A cart of ``holder`` (A's, or the guest's with its ``Cart-Token``): only its holder;
-    for anyone else it does not exist (404), staff, keys and other tokens included (a cart
-    is a capability of its holder, not a staff object)."""
-    return Expect(frozenset({holder}), status, body, {c: 404 for c in CALLERS if c != holder})
+def cart_holder(status: int, body: Body = None, holders: tuple[str, ...] = (A,)) -> Expect:
+    """A cart of ``holders`` (A's, or the guest's: whoever sends its ``Cart-Token``): only
+    them; for anyone else it does not exist (404), staff, keys and other tokens included (a
+    cart is a capability of its holder, not a staff object)."""
+    denied = {c: 404 for c in CALLERS if c not in holders}
+    return Expect(frozenset(holders), status, body, denied)
 
 
 def no_customers_line(status: int, body: Body = None) -> Expect:
     """The v1 routes of the customer's own cart on a line of the guest's cart: nobody
     passes; to a customer the line is not in their cart (404), the others are refused by
     the guard."""
-    return Expect(frozenset(), 0, body, {A: status, B: status})
+    return Expect(frozenset(), 0, body, {A: status, B: status, B_HOLDING: status})
 
 
 def admin(status: int, body: Body = None) -> Expect:
@@ -364,6 +369,9 @@ def _add_a_line(w: World) -> Json:
     return {"variant_id": w.ids["cart_variant_id"], "quantity": 1}
 
 
+TOKEN_HOLDERS = (GUEST, B_HOLDING)
+"""Who sends the tokens of the guest's cart and order: the guest, and B signed in."""
+
 # The same routes on a guest's objects: ``cart_id`` and ``item_id`` are the guest cart and
 # its line, ``order_id`` the order the guest made from that cart (pending).
 GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
@@ -374,31 +382,38 @@ GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("DELETE", f"{API}/cart/items/{{item_id}}"): no_customers_line(404),
     ("GET", f"{API}/orders"): signed_in_or_key(ORDERS_READ, 200),
     # Checking out the guest's cart needs its Cart-Token; for anyone else no such cart.
-    ("POST", f"{API}/orders"): cart_holder(201, lambda w: {"cart_id": w.ids["cart_id"]}, GUEST),
-    ("GET", f"{API}/orders/{{order_id}}"): order_reader(ORDERS_READ, 200, owner=GUEST),
+    ("POST", f"{API}/orders"): cart_holder(
+        201, lambda w: {"cart_id": w.ids["cart_id"]}, TOKEN_HOLDERS
+    ),
+    ("GET", f"{API}/orders/{{order_id}}"): order_reader(ORDERS_READ, 200, TOKEN_HOLDERS),
     # A guest order has no owner account: staff (and a key with orders:write) may cancel it;
-    # no guest may (the route takes no token: 401), people see no such order.
+    # no guest may (the route takes no token: 401), people see no such order, B holding the
+    # Order-Token included (the token reads the order, it does not make B its owner).
     ("POST", f"{API}/orders/{{order_id}}/cancel"): Expect(
-        frozenset({STAFF, ADMIN}), 200, None, {A: 404, B: 404, NOMFA: 404}
+        frozenset({STAFF, ADMIN}), 200, None, {A: 404, B: 404, NOMFA: 404, B_HOLDING: 404}
     ).with_key(ORDERS_WRITE),
     ("POST", f"{API}/orders/{{order_id}}/transitions"): staff(
         ORDERS_WRITE, 200, lambda w: {"to": "paid"}
     ),
     ("POST", f"{API}/carts"): everyone(201, lambda w: {}),
-    ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200, holder=GUEST),
+    ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200, holders=TOKEN_HOLDERS),
     ("PATCH", f"{API}/carts/{{cart_id}}"): cart_holder(
-        200, lambda w: {"email": "g@example.com"}, GUEST
+        200, lambda w: {"email": "g@example.com"}, TOKEN_HOLDERS
     ),
-    ("POST", f"{API}/carts/{{cart_id}}/items"): cart_holder(200, _add_a_line, GUEST),
+    ("POST", f"{API}/carts/{{cart_id}}/items"): cart_holder(200, _add_a_line, TOKEN_HOLDERS),
     ("PATCH", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(
-        200, lambda w: {"quantity": 2}, GUEST
+        200, lambda w: {"quantity": 2}, TOKEN_HOLDERS
     ),
-    ("DELETE", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(204, holder=GUEST),
-    ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200, holder=GUEST),
-    # Claiming needs a signed-in customer holding the Cart-Token, and no caller here is both
-    # (tests/orders/test_carts.py claims): the guest is not signed in (401), customers do
-    # not hold the cart (404), staff are not customers (403).
-    ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(frozenset(), 0, None, {A: 404, B: 404}),
+    ("DELETE", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(
+        204, holders=TOKEN_HOLDERS
+    ),
+    ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200, holders=TOKEN_HOLDERS),
+    # Claiming needs a signed-in customer holding the Cart-Token: the guest is not signed in
+    # (401), customers without the token do not hold the cart (404), staff are not
+    # customers (403).
+    ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(
+        frozenset({B_HOLDING}), 200, None, {A: 404, B: 404}
+    ),
 }
 
 # Cells where the server is known to answer wrongly: the tables above hold the correct
@@ -420,22 +435,25 @@ class Table:
     expectations: dict[tuple[str, str], Expect]
     known_bugs: dict[tuple[str, str, str], str]
     prefixes: tuple[str, ...]
+    callers: tuple[str, ...]
 
     def covers(self, path: str) -> bool:
         """True when the route at ``path`` must have an entry here."""
         return path.startswith(self.prefixes)
 
+    def callers_of(self, template: str) -> tuple[str, ...]:
+        """Who calls the route: the table's callers, guests on cart and order routes only
+        (elsewhere their tokens mean nothing: they are anonymous callers)."""
+        if template.startswith(SHOPPING):
+            return self.callers
+        return tuple(c for c in self.callers if c not in GUESTS)
 
-A_OBJECTS = Table("a_objects", EXPECTATIONS, KNOWN_BUGS, ("",))
-GUEST_OBJECTS = Table("guest_objects", GUEST_EXPECTATIONS, GUEST_KNOWN_BUGS, SHOPPING)
+
+A_OBJECTS = Table(
+    "a_objects", EXPECTATIONS, KNOWN_BUGS, ("",), tuple(c for c in CALLERS if c != B_HOLDING)
+)
+GUEST_OBJECTS = Table("guest_objects", GUEST_EXPECTATIONS, GUEST_KNOWN_BUGS, SHOPPING, CALLERS)
 TABLES = (A_OBJECTS, GUEST_OBJECTS)
-
-
-def callers_of(template: str) -> tuple[str, ...]:
-    """Who calls the route: everyone, guests on the cart and order routes only."""
-    if template.startswith(SHOPPING):
-        return CALLERS
-    return tuple(c for c in CALLERS if c not in GUESTS)
 
 
 async def api_key_headers(client: Client, world: World) -> dict[str, str] | None:
@@ -593,7 +611,7 @@ async def _guest_shopping(client: Client, world: World, variant_id: str) -> tupl
 
 async def _add_guests(client: Client, world: World, variant_id: str) -> tuple[Json, Json]:
     """Two guests, each with a cart and an order (see ``_guest_shopping``), and the headers
-    of ``GUESTS``; returns the first guest's cart and order."""
+    of ``GUESTS`` and ``B_HOLDING``; returns the first guest's cart and order."""
     cart, order = await _guest_shopping(client, world, variant_id)
     other_cart, other_order = await _guest_shopping(client, world, variant_id)
     world.headers[GUEST] = {"Cart-Token": cart["token"], "Order-Token": order["order_token"]}
@@ -602,13 +620,15 @@ async def _add_guests(client: Client, world: World, variant_id: str) -> tuple[Js
         "Order-Token": other_order["order_token"],
     }
     world.headers[CART_AS_ORDER] = {"Order-Token": cart["token"]}
+    world.headers[B_HOLDING] = {**world.headers[B], **world.headers[GUEST]}
     return cart, order
 
 
 async def _guest_base(client: Client, setup: Setup) -> World:
     """What every world of ``GUEST_OBJECTS`` shares: the accounts, catalog, shipping and
-    keys of an A world (no route of that table changes them), and a variant with stock for
-    every guest checkout of the run (``cart_variant_id``)."""
+    keys of an A world (the table's routes change none of them but the customers' own
+    carts, which no other cell looks into), and a variant with stock for every guest
+    checkout of the run (``cart_variant_id``)."""
     base = await _world(client, setup)
     category = await create_category(client, base.headers[STAFF])
     body = product_body(category["id"], variants=[variant_body(stock=100_000)])
@@ -802,7 +822,7 @@ async def _walk(client: Client, setup: Setup, table: Table) -> None:
     wrong: list[str] = []
     world: World | None = None
     for method, template in operations:
-        for caller in callers_of(template):
+        for caller in table.callers_of(template):
             if (method, template, caller) in table.known_bugs:
                 continue
             if world is None or method != "GET":

@@ -43,9 +43,15 @@ from emporium.webhooks.models import WebhookDelivery
 from factories import API, Client, create_category, product_body, variant_body
 
 ANON, A, B, STAFF, ADMIN, NOMFA, KEY, WRONG_KEY = (
-    "anonymous", "customer_a", "customer_b", "staff", "admin", "staff_without_mfa", "api_key",
+    "anonymous",
+    "customer_a",
+    "customer_b",
+    "staff",
+    "admin",
+    "staff_without_mfa",
+    "api_key",
     "api_key_without_the_scope",
-)  # fmt: skip
+)
 GUEST, OTHER_GUEST, CART_AS_ORDER = "guest", "another_guest", "cart_token_as_order_token"
 B_HOLDING = "customer_b_holding_the_guest_tokens"
 """Customer B, signed in, sending the tokens of the guest's cart and order too (a guest who
@@ -205,10 +211,19 @@ def admin(status: int, body: Body = None) -> Expect:
 
 
 CATALOG, INVENTORY_READ, INVENTORY_WRITE, ORDERS_READ, ORDERS_WRITE = (
-    "catalog:write", "inventory:read", "inventory:write", "orders:read", "orders:write",
-)  # fmt: skip
-ADDRESS = {"name": "Ann", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
-           "country": "US"}  # fmt: skip
+    "catalog:write",
+    "inventory:read",
+    "inventory:write",
+    "orders:read",
+    "orders:write",
+)
+ADDRESS = {
+    "name": "Ann",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "postal_code": "12345",
+    "country": "US",
+}
 HOOK_URL = "https://hooks.example.com/emporium"
 
 EXPECTATIONS: dict[tuple[str, str], Expect] = {
@@ -483,8 +498,13 @@ async def _accounts(setup: Setup) -> tuple[dict[str, dict[str, str]], Json]:
     """A, B, staff, admin and staff without MFA, signed in (staff and admin with MFA on and
     a session opened with it); A has a spare session (to be revoked or refreshed)."""
     ctx, password_hash = setup.ctx, setup.password_hash
-    roles = {A: ["customer"], B: ["customer"], STAFF: ["staff"], ADMIN: ["admin", "staff"],
-             NOMFA: ["staff"]}  # fmt: skip
+    roles = {
+        A: ["customer"],
+        B: ["customer"],
+        STAFF: ["staff"],
+        ADMIN: ["admin", "staff"],
+        NOMFA: ["staff"],
+    }
     headers: dict[str, dict[str, str]] = {ANON: {}}
     extra: Json = {}
     async with setup.sessionmaker() as db, db.begin():
@@ -529,24 +549,34 @@ async def _world(client: Client, setup: Setup) -> World:
     )
     other_variant = other["variants"][0]["id"]
     review = await _created(
-        await client.post(f"{API}/products/{other['id']}/reviews", headers=a,
-                          json={"rating": 5, "body": "Mine."})
-    )  # fmt: skip
+        await client.post(
+            f"{API}/products/{other['id']}/reviews", headers=a, json={"rating": 5, "body": "Mine."}
+        )
+    )
     shipping = await _shipping(client, staff_headers)
     order = await _created(
-        await client.post(f"{API}/orders", headers=a, json={
-            "items": [{"variant_id": other_variant, "quantity": 1}],
-            "address_id": address["id"], "shipping_method_id": shipping["method_id"],
-        })
-    )  # fmt: skip
+        await client.post(
+            f"{API}/orders",
+            headers=a,
+            json={
+                "items": [{"variant_id": other_variant, "quantity": 1}],
+                "address_id": address["id"],
+                "shipping_method_id": shipping["method_id"],
+            },
+        )
+    )
     cart = await _created(
-        await client.post(f"{API}/cart/items", headers=a,
-                          json={"variant_id": other_variant, "quantity": 1})
-    )  # fmt: skip
+        await client.post(
+            f"{API}/cart/items", headers=a, json={"variant_id": other_variant, "quantity": 1}
+        )
+    )
     hook = await _created(
-        await client.post(f"{API}/webhooks", headers=headers[ADMIN],
-                          json={"url": HOOK_URL, "events": ["order.created"]})
-    )  # fmt: skip
+        await client.post(
+            f"{API}/webhooks",
+            headers=headers[ADMIN],
+            json={"url": HOOK_URL, "events": ["order.created"]},
+        )
+    )
     a_cart = await _created(await client.post(f"{API}/carts", json={}, headers=a))
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
@@ -680,24 +710,40 @@ async def _shipping(client: Client, staff_headers: dict[str, str]) -> dict[str, 
             },
         ),
     ):
-        made.append(await _created(await client.post(f"{API}{path}", json=body,
-                                                      headers=staff_headers)))  # fmt: skip
-    method = await _created(await client.post(
-        f"{API}/shipping-methods", headers=staff_headers,
-        json={"zone_id": made[0]["id"], "name": "Ground", "price": 500},
-    ))  # fmt: skip
+        made.append(
+            await _created(await client.post(f"{API}{path}", json=body, headers=staff_headers))
+        )
+    method = await _created(
+        await client.post(
+            f"{API}/shipping-methods",
+            headers=staff_headers,
+            json={"zone_id": made[0]["id"], "name": "Ground", "price": 500},
+        )
+    )
     return {"zone_id": made[1]["id"], "rate_id": made[2]["id"], "method_id": method["id"]}
 
 
 async def _dead_letters(setup: Setup, endpoint_id: uuid.UUID) -> dict[str, str]:
     """A dead job and a failed delivery to the webhook endpoint, written directly."""
-    job = Job(id=uuid.uuid4(), kind="matrix.noop", payload={}, status="dead", attempts=1,
-              max_attempts=1, last_error="matrix")  # fmt: skip
-    delivery = WebhookDelivery(
-        id=uuid.uuid4(), endpoint_id=endpoint_id, event_id=uuid.uuid4(),
-        event_type="order.created", msg_id=f"msg_{uuid.uuid4().hex}", body="{}", status="failed",
+    job = Job(
+        id=uuid.uuid4(),
+        kind="matrix.noop",
+        payload={},
+        status="dead",
         attempts=1,
-    )  # fmt: skip
+        max_attempts=1,
+        last_error="matrix",
+    )
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(),
+        endpoint_id=endpoint_id,
+        event_id=uuid.uuid4(),
+        event_type="order.created",
+        msg_id=f"msg_{uuid.uuid4().hex}",
+        body="{}",
+        status="failed",
+        attempts=1,
+    )
     async with setup.sessionmaker() as db, db.begin():
         db.add_all([job, delivery])
     return {"job_id": str(job.id), "delivery_id": str(delivery.id)}
@@ -857,11 +903,18 @@ async def test_every_cart_and_order_route_answers_every_caller_on_a_guests_objec
 
 @pytest.mark.parametrize(
     ("table", "method", "template", "caller"),
-    [pytest.param(table, *cell, id=" ".join((table.name, *cell)),
-                  marks=pytest.mark.xfail(strict=True, reason=why, raises=AssertionError))
-     for table in TABLES for cell, why in table.known_bugs.items()]
+    [
+        pytest.param(
+            table,
+            *cell,
+            id=" ".join((table.name, *cell)),
+            marks=pytest.mark.xfail(strict=True, reason=why, raises=AssertionError),
+        )
+        for table in TABLES
+        for cell, why in table.known_bugs.items()
+    ]
     or [pytest.param(A_OBJECTS, "", "", "", marks=pytest.mark.skip(reason="no known access bug"))],
-)  # fmt: skip
+)
 async def test_known_access_bugs(
     matrix_app: Litestar,
     settings: Settings,

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 class Clock(Protocol):
     """Tells the current instant (timezone-aware, UTC)."""
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current instant (timezone-aware, UTC)."""
+        ...
 
 
 class SystemClock:

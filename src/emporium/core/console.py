@@ -62,6 +62,7 @@ class CommandGroup(click.Group):
     with its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an escaping error becomes one line and exit code 1."""
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.UsageError, KeyboardInterrupt):
@@ -88,6 +89,7 @@ class ListeningFilter(logging.Filter):
     ``Emporium listening on <url>/api/v1/products``, and drops uvicorn's other info lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Keep warnings and errors, and the one line saying where the server listens."""
         if record.levelno >= logging.WARNING:
             return True
         message = str(record.msg)

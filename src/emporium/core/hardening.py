@@ -81,6 +81,7 @@ class SecurityHeaders:
         self.trust = trust
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call (HTTP requests only; anything else passes through)."""
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
@@ -126,6 +127,7 @@ class RequestGate:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call (HTTP requests only; anything else passes through)."""
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return

@@ -57,6 +57,7 @@ class ConventionsMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call (HTTP requests only; anything else passes through)."""
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return

@@ -206,7 +206,9 @@ class VerifyResult:
 class BlockingRunner(Protocol):
     """Runs a blocking function away from the event loop (``asyncio.to_thread`` by default)."""
 
-    def __call__(self, func: Callable[[], _T], /) -> Awaitable[_T]: ...
+    def __call__(self, func: Callable[[], _T], /) -> Awaitable[_T]:
+        """Run ``func`` off the loop; its result once done."""
+        ...
 
 
 class PasswordHasher:

@@ -77,17 +77,34 @@ class Figures(Protocol):
     """An order's money figures (a priced order, an order row or an ``OrderRead``)."""
 
     @property
-    def subtotal(self) -> int: ...
+    def subtotal(self) -> int:
+        """Sum of the lines' subtotals (minor units)."""
+        ...
+
     @property
-    def discount_total(self) -> int: ...
+    def discount_total(self) -> int:
+        """Sum of the lines' discounts (minor units)."""
+        ...
+
     @property
-    def shipping_total(self) -> int: ...
+    def shipping_total(self) -> int:
+        """Shipping price (minor units)."""
+        ...
+
     @property
-    def tax_total(self) -> int: ...
+    def tax_total(self) -> int:
+        """Tax of the lines and the shipping (minor units)."""
+        ...
+
     @property
-    def total(self) -> int: ...
+    def total(self) -> int:
+        """What the customer pays (minor units)."""
+        ...
+
     @property
-    def prices_include_tax(self) -> bool: ...
+    def prices_include_tax(self) -> bool:
+        """Whether the prices include the tax."""
+        ...
 
 
 def order_event_data(

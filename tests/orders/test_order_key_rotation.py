@@ -21,7 +21,7 @@ from emporium.core.crypto import needs_reencryption
 from emporium.core.db import create_engine, create_sessionmaker
 from emporium.core.keys import add_data_key, load_key_file, write_key_file
 from emporium.orders.models import Order
-from emporium.orders.service import open_address
+from emporium.orders.queries import open_address
 from factories import Client
 from orders.support import ADDRESS, order, stocked_variants
 

@@ -8,5 +8,5 @@ Stock is only ever changed by conditional updates (``stock + delta >= 0``) backe
 
 May import: ``emporium.catalog``, ``emporium.accounts``, ``emporium.jobs`` (domain events) and
 ``emporium.core``. Publishes: ``service.take_stock``,
-``service.return_stock``, ``service.adjust_stock``, ``service.list_movements``, the ledger hook.
+``service.return_stock``, ``service.adjust_stock``, ``queries.list_movements``, the ledger hook.
 """

@@ -14,7 +14,7 @@ from emporium.core.errors import problem_responses
 from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.uow import DbReader, DbSession
-from emporium.inventory import service
+from emporium.inventory import queries, service
 from emporium.inventory.schemas import StockAdjustmentCreate, StockMovementPage, StockMovementRead
 
 STAFF = role("staff")
@@ -58,7 +58,7 @@ async def list_stock_movements(
 ) -> StockMovementPage:
     """Staff, or an API key with ``inventory:read``: every change to the variant's stock,
     newest first; their ``delta`` sums to the current stock."""
-    return await service.list_movements(reader, variant_id, limit=limit, cursor=cursor)
+    return await queries.list_movements(reader, variant_id, limit=limit, cursor=cursor)
 
 
 inventory_router = Router(path="/", route_handlers=[adjust_stock, list_stock_movements])

@@ -42,8 +42,15 @@ from emporium.orders.exceptions import (
     ShippingAddressRequired,
     VariantUnavailable,
 )
-from emporium.orders.models import Cart, Order, OrderLine, OrderStatusChange
+from emporium.orders.models import (
+    ORDER_TOKEN_PURPOSE,
+    Cart,
+    Order,
+    OrderLine,
+    OrderStatusChange,
+)
 from emporium.orders.pricing import PricedOrder
+from emporium.orders.queries import read_order
 from emporium.orders.quote import Goods, Place, Quote, quote
 from emporium.orders.schemas import (
     MAX_LINES,
@@ -54,12 +61,7 @@ from emporium.orders.schemas import (
     ShippingAddress,
     StatusChangeRead,
 )
-from emporium.orders.service import (
-    order_event_data,
-    read_order,
-    seal_address,
-    seal_email,
-)
+from emporium.orders.service import order_event_data, seal_address, seal_email
 from emporium.orders.totals import line_read, line_row, order_figures, shipping_read
 
 _V, _P, _O = table_of(Variant).c, table_of(Product).c, table_of(Order).c
@@ -341,11 +343,17 @@ def _order_row(
         "shipping_address_enc": seal_address(ctx.vault, order_id, purchase.address),
         "billing_address_enc": sealed_billing,
         **email,
-        "order_token_hash": None if token is None else hash_opaque_token(token, purpose="order"),
+        "order_token_hash": None
+        if token is None
+        else hash_opaque_token(token, purpose=ORDER_TOKEN_PURPOSE),
         **order_figures(quoted.priced),
         "shipping_method_id": method.id if method else None,
         "shipping_method_name": method.name if method else None,
     }
+
+
+def _token_hash(token: str | None) -> str | None:
+    return None if token is None else hash_opaque_token(token, purpose=ORDER_TOKEN_PURPOSE)
 
 
 async def _insert(
@@ -512,7 +520,7 @@ async def replay_order(
         await session.execute(
             update(table_of(Order))
             .where(_O.id == order_id)
-            .values(order_token_hash=hash_opaque_token(token, purpose="order"))
+            .values(order_token_hash=hash_opaque_token(token, purpose=ORDER_TOKEN_PURPOSE))
         )
     return OrderCreated(**msgspec.structs.asdict(order), order_token=token)
 

@@ -20,7 +20,7 @@ from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import send_once
 from emporium.mail.transport import Transport
 from emporium.orders.models import Order
-from emporium.orders.service import open_email
+from emporium.orders.queries import open_email
 
 TEMPLATE_OF_EVENT = {"order.created": "order_confirmation", "order.cancelled": "order_cancelled"}
 

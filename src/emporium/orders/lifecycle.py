@@ -24,8 +24,9 @@ from emporium.inventory.service import return_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders.exceptions import CancelNotAllowed, InvalidTransition, OrderNotFound
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
+from emporium.orders.queries import get_order
 from emporium.orders.schemas import OrderRead
-from emporium.orders.service import get_order, order_event_data
+from emporium.orders.service import order_event_data
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"paid", "cancelled"}),

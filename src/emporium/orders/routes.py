@@ -36,7 +36,7 @@ from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
-from emporium.orders import cart, carts, checkout, idempotency, lifecycle, service
+from emporium.orders import cart, carts, checkout, idempotency, lifecycle, queries
 from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
 from emporium.orders.schemas import (
     CartItemCreate,
@@ -268,7 +268,7 @@ async def list_orders(
     """Customers: their own orders; staff and API keys with ``orders:read``: all, filtered
     by ``status``, ``payment_status``, ``fulfillment_status``, ``customer_id`` and
     ``email`` (the exact address, guests' orders included)."""
-    return await service.list_orders(
+    return await queries.list_orders(
         reader,
         accounts.vault,
         caller,
@@ -311,7 +311,7 @@ async def get_order(
     keys with ``orders:read``, any (404 otherwise)."""
     api_key = request.scope.get("state", {}).get("api_key")
     caller = api_key if api_key is not None else await identify(request)
-    return await service.get_order(reader, accounts.vault, caller, order_id, order_token)
+    return await queries.get_order(reader, accounts.vault, caller, order_id, order_token)
 
 
 @post(

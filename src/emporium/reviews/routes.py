@@ -16,7 +16,7 @@ from emporium.core.openapi import BEARER
 from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.ratelimit import rate_limit
 from emporium.core.uow import DbReader, DbSession
-from emporium.reviews import service, writing
+from emporium.reviews import queries, writing
 from emporium.reviews.schemas import ReviewCreate, ReviewPage, ReviewRead, ReviewUpdate
 
 
@@ -34,7 +34,7 @@ async def list_reviews(
     cursor: Cursor = None,
 ) -> ReviewPage:
     """Published reviews, newest first (404 ``product_not_found``)."""
-    return await service.list_reviews(
+    return await queries.list_reviews(
         reader, id_or_slug, limit=limit, cursor=cursor, include_unpublished=await is_staff(request)
     )
 

@@ -1,4 +1,5 @@
-"""Reviews: reading a product's published reviews and keeping its rating aggregates."""
+"""Reviews: keeping a product's rating aggregates, and upserting imported reviews (reads are
+in ``queries``, a customer's writes in ``writing``)."""
 
 from __future__ import annotations
 
@@ -8,63 +9,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.catalog import queries as catalog_queries
 from emporium.catalog import service as catalog_service
-from emporium.core.db import Reader
-from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.reviews.models import Review
-from emporium.reviews.schemas import ReviewPage, ReviewRead
 
 _R = Review.__table__.c
-_LISTING = select(
-    _R.id,
-    _R.product_id,
-    _R.rating,
-    _R.title,
-    _R.body,
-    _R.author_name,
-    _R.verified_purchase,
-    _R.created_at,
-    _R.status,
-).where(_R.status == "published")
-SORT: CreatedSort = "-created_at"
-
-
-async def list_reviews(
-    db: AsyncSession | Reader,
-    id_or_slug: str,
-    *,
-    limit: int,
-    cursor: str | None,
-    include_unpublished: bool,
-) -> ReviewPage:
-    """Published reviews of a visible product, newest first, as a keyset page.
-
-    Raises:
-        ProductNotFound: (404) no such product, or it is not visible to the caller.
-        InvalidInput: (422) a bad cursor.
-    """
-    product = await catalog_queries.get_product(
-        db, id_or_slug, include_unpublished=include_unpublished
-    )
-    stmt = _LISTING.where(_R.product_id == product.id)
-    stmt = by_created_at(stmt, SORT, _R.created_at, _R.id, cursor)
-    rows = (await db.execute(stmt.limit(limit + 1))).all()
-    items = [
-        ReviewRead(
-            id=r.id,
-            product_id=r.product_id,
-            rating=r.rating,
-            title=r.title,
-            body=r.body,
-            author_name=r.author_name,
-            verified_purchase=r.verified_purchase,
-            created_at=r.created_at,
-            status=r.status,
-        )
-        for r in rows[:limit]
-    ]
-    return ReviewPage(items=items, next_cursor=created_at_cursor(items, len(rows) > limit, SORT))
 
 
 async def refresh_rating(session: AsyncSession, product_id: uuid.UUID) -> None:

@@ -20,7 +20,7 @@ from emporium.accounts.service import get_profile
 from emporium.catalog import queries as catalog_queries
 from emporium.core.clock import utcnow
 from emporium.jobs.outbox import emit_event
-from emporium.orders.service import has_paid_purchase
+from emporium.orders.queries import has_paid_purchase
 from emporium.reviews.exceptions import NotReviewAuthor, ReviewExists, ReviewNotFound
 from emporium.reviews.models import Review
 from emporium.reviews.schemas import ReviewCreate, ReviewRead, ReviewUpdate

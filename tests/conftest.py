@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from emporium.accounts import service as account_service
 from emporium.accounts import sessions as account_sessions
 from emporium.accounts.models import is_staff_roles
+from emporium.accounts.passwords import PasswordHasher
 from emporium.accounts.protect import build_context
 from emporium.app import create_app
 from emporium.core.config import Settings
 from emporium.core.db import Base, create_engine, create_sessionmaker
 from emporium.core.keys import generate_keyring, load_key_file, write_key_file
 from emporium.core.migrate import upgrade
-from emporium.core.passwords import PasswordHasher
 from emporium.models import import_all_models
 
 REPO = Path(__file__).resolve().parent.parent

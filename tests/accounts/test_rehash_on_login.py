@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.support import API, PASSWORD, Client, assert_problem, login, sign_up
 from emporium.accounts.models import UserAccount
+from emporium.accounts.passwords import PasswordHasher
 from emporium.core.config import Settings
 from emporium.core.keys import load_key_file
-from emporium.core.passwords import PasswordHasher
 
 CURRENT = argon2.Parameters(
     type=argon2.Type.ID,

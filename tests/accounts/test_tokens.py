@@ -14,10 +14,10 @@ import jwt.warnings
 
 from accounts.support import API, Client, assert_problem, bearer, sign_up
 from conftest import SignIn
+from emporium.accounts.tokens import issue_access_token
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.keys import load_key_file
-from emporium.core.tokens import issue_access_token
 
 ME = f"{API}/users/me"
 

@@ -32,6 +32,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from emporium.accounts import service as account_service
+from emporium.accounts.passwords import PasswordHasher
 from emporium.accounts.protect import AccountsContext, build_context
 from emporium.accounts.schemas import AddressIn
 from emporium.catalog.models import Category, Product, Variant
@@ -40,7 +41,6 @@ from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.db import create_engine, create_sessionmaker, table_of
 from emporium.core.keys import load_key_file
-from emporium.core.passwords import PasswordHasher
 from emporium.orders import carts as cart_service
 from emporium.orders.checkout import place_cart_order, place_order
 from emporium.orders.models import Cart as CartRow

@@ -26,12 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.exceptions import ApiKeyNotFound, InvalidApiKey
 from emporium.accounts.models import ApiKey
 from emporium.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead, ApiScope
+from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import InvalidInput
 from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.core.security_events import security_event
-from emporium.core.tokens import hash_opaque_token, new_opaque_token
 
 KEY_PREFIX = "emp_key_"
 KEY_PURPOSE = "api_key"

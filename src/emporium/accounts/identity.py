@@ -1,7 +1,7 @@
 """Who is calling, checked on every request, and the role guards of every route.
 
 ``Authorization: Bearer <access token>`` is verified (signature, algorithm, issuer,
-audience, expiry: ``core.tokens``), then the session it names is looked up: a logged-out,
+audience, expiry: ``accounts.tokens``), then the session it names is looked up: a logged-out,
 revoked or timed-out session, or a deactivated user, is refused at once on every node,
 because the check reads the shared database rather than anything a node remembers. Roles
 come from the database too, so a role change applies to the next request.
@@ -30,13 +30,13 @@ from emporium.accounts import api_keys
 from emporium.accounts.exceptions import MfaRequired, RoleRequired, ScopeRequired, SessionEnded
 from emporium.accounts.models import STAFF_ROLES, AuthSession, UserAccount, is_staff_roles
 from emporium.accounts.timeouts import session_live
+from emporium.accounts.tokens import decode_access_token
 from emporium.core.clientip import client_ip as resolved_client_ip
 from emporium.core.clock import utcnow
 from emporium.core.db import read_connection
 from emporium.core.errors import DomainError, Unauthorized
 from emporium.core.openapi import accepts_api_key
 from emporium.core.security_events import security_event
-from emporium.core.tokens import decode_access_token
 
 _S = AuthSession.__table__.c
 _U = UserAccount.__table__.c

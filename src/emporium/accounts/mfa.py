@@ -38,9 +38,9 @@ from emporium.accounts.models import AuthSession, RecoveryCode, UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import MfaDisableIn, RecoveryCodes, TotpEnrolment
 from emporium.accounts.sessions import revoke_all
+from emporium.accounts.tokens import hash_opaque_token
 from emporium.core.clock import utcnow
 from emporium.core.security_events import security_event
-from emporium.core.tokens import hash_opaque_token
 from emporium.jobs.outbox import emit_event
 
 TOTP_DIGITS = 6

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.accounts.passwords import PasswordHasher
 from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
 from emporium.core.crypto import blind_index, decrypt_field, encrypt_field, normalize_email
 from emporium.core.keys import KeyRing
-from emporium.core.passwords import PasswordHasher
 
 EMAIL_INDEX_PURPOSE = "user_account.email"
 

@@ -1,6 +1,6 @@
 """Password reset and e-mail verification with single-use tokens sent by e-mail.
 
-Tokens are 256 random bits; only their purpose-bound SHA-256 is stored (``core.tokens``),
+Tokens are 256 random bits; only their purpose-bound SHA-256 is stored (``accounts.tokens``),
 they live at most ``account_token_minutes`` (10) and work once: the use is a conditional
 ``UPDATE ... WHERE used_at IS NULL``, so two concurrent uses cannot both succeed (OWASP
 ASVS 2.5.1, 2.5.2, 2.3.1). The clear token travels to the e-mail job sealed with the data
@@ -29,8 +29,8 @@ from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import RegisterIn, UserRead
 from emporium.accounts.service import PASSWORD_CHANGED_EVENT, check_password, register, user_read
 from emporium.accounts.sessions import revoke_all
+from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
 from emporium.core.clock import utcnow
-from emporium.core.tokens import hash_opaque_token, new_opaque_token
 from emporium.jobs.outbox import emit_event, enqueue
 
 RESET, VERIFY = "password_reset", "email_verify"

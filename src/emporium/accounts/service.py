@@ -23,6 +23,7 @@ from emporium.accounts.exceptions import (
 )
 from emporium.accounts.identity import Identity
 from emporium.accounts.models import Address, AuthSession, MfaChallenge, RecoveryCode, UserAccount
+from emporium.accounts.passwords import password_problems
 from emporium.accounts.protect import AccountsContext, Vault
 from emporium.accounts.schemas import (
     PasswordChangeIn,
@@ -36,7 +37,6 @@ from emporium.accounts.schemas import (
 from emporium.accounts.sessions import revoke_all
 from emporium.core.clock import utcnow
 from emporium.core.pagination import by_created_at, created_at_cursor
-from emporium.core.passwords import password_problems
 from emporium.jobs.outbox import emit_event
 
 _TABLE = "user_account"

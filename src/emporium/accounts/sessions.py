@@ -25,9 +25,9 @@ from emporium.accounts.models import AuthSession, RefreshToken, UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import SessionRead, TokenPair
 from emporium.accounts.timeouts import session_live, timeout_kind
+from emporium.accounts.tokens import hash_opaque_token, issue_access_token, new_opaque_token
 from emporium.core.clock import utcnow
 from emporium.core.security_events import security_event
-from emporium.core.tokens import hash_opaque_token, issue_access_token, new_opaque_token
 
 REFRESH_PURPOSE = "refresh"
 

@@ -25,9 +25,9 @@ from emporium.accounts.models import MfaChallenge, UserAccount
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import LoginIn, LoginMfaIn, MfaChallengeRead, TokenPair
 from emporium.accounts.sessions import open_session
+from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
 from emporium.core.clock import utcnow
 from emporium.core.security_events import security_event
-from emporium.core.tokens import hash_opaque_token, new_opaque_token
 from emporium.jobs.outbox import emit_event
 
 CHALLENGE_PURPOSE = "mfa_challenge"

@@ -2,7 +2,7 @@
 
 A customer's cart belongs to the account (the same cart as v1's ``/cart``). A guest's cart
 is a capability: ``POST /carts`` answers a 256-bit token once, only its SHA-256 is stored
-(``core.tokens``), and every call on the cart must send it as ``Cart-Token``. Any other
+(``accounts.tokens``), and every call on the cart must send it as ``Cart-Token``. Any other
 caller gets 404, exactly as for a cart that does not exist (OWASP API1:2023). E-mail and
 addresses are sealed personal data. Every answer is priced by ``orders.quote`` for the
 cart's address and shipping method, with current prices.
@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Identity
 from emporium.accounts.protect import Vault
+from emporium.accounts.tokens import hash_opaque_token, new_opaque_token, opaque_tokens_equal
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.core.errors import InvalidInput
-from emporium.core.tokens import hash_opaque_token, new_opaque_token, opaque_tokens_equal
 from emporium.orders.cart import check_room, line_title
 from emporium.orders.exceptions import (
     CartItemNotFound,

@@ -25,11 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from emporium.accounts.addresses import own_address_fields
 from emporium.accounts.models import UserAccount
 from emporium.accounts.protect import AccountsContext, Vault
+from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.core.errors import InvalidInput
-from emporium.core.tokens import hash_opaque_token, new_opaque_token
 from emporium.inventory.service import take_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders import carts, idempotency

@@ -40,7 +40,7 @@ FULFILLMENT_STATUSES = (
     "returned",
 )
 ORDER_TOKEN_PURPOSE = "order"  # noqa: S105 (the name of a token kind, not a secret)
-"""What a guest order's token is hashed for (``core.tokens``), bound into its hash."""
+"""What a guest order's token is hashed for (``accounts.tokens``), bound into its hash."""
 PAID_STATUSES = ("paid", "fulfilled", "delivered")
 """Orders whose purchase counts as made (a ``verified_purchase`` review)."""
 

@@ -14,8 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from emporium.core.errors import Unauthorized
-from emporium.core.tokens import (
+from emporium.accounts.tokens import (
     AccessClaims,
     InvalidToken,
     decode_access_token,
@@ -24,6 +23,7 @@ from emporium.core.tokens import (
     new_opaque_token,
     opaque_tokens_equal,
 )
+from emporium.core.errors import Unauthorized
 
 KEYS = {"k1": b"a" * 32, "k2": bytes(range(64))}
 ISS = "https://shop.example"

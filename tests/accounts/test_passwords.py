@@ -20,7 +20,7 @@ from zxcvbn.frequency_lists import (  # type: ignore[import-untyped,unused-ignor
     FREQUENCY_LISTS,
 )
 
-from emporium.core.passwords import (
+from emporium.accounts.passwords import (
     BREACHED,
     MAX_LENGTH,
     MIN_LENGTH,

@@ -4,9 +4,18 @@ secret in a column of its own cannot forget to register it."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+
+from emporium.accounts.models import UserAccount
+from emporium.accounts.protect import Vault
 from emporium.cli import protected_columns
+from emporium.core.crypto import DecryptionError
 from emporium.core.db import SEALED, Base
+from emporium.core.keys import generate_keyring
 from emporium.models import import_all_models
+from emporium.orders.models import Order
 
 
 def test_every_encrypted_column_is_declared_sealed() -> None:
@@ -48,3 +57,17 @@ def test_every_encrypted_column_is_declared_sealed() -> None:
         ("user_account", "totp_secret_enc"): "totp_secret",
         ("webhook_endpoint", "secret_enc"): "secret",
     }
+
+
+def test_the_vault_seals_a_mapped_column_with_its_declared_binding() -> None:
+    """``seal_column`` binds the column's table and declared name, exactly as the low-level
+    ``seal`` with those strings does; a column not declared sealed is refused."""
+    vault = Vault(ring=generate_keyring())
+    row = uuid.uuid4()
+    sealed = vault.seal_column(Order.email_enc, row, "ada@example.com")
+    assert vault.open("customer_order", "email", row, sealed) == "ada@example.com"
+    assert vault.open_column(Order.email_enc, row, sealed) == "ada@example.com"
+    with pytest.raises(DecryptionError):
+        vault.open_column(UserAccount.email_enc, row, sealed)  # another column's value
+    with pytest.raises(TypeError):
+        vault.seal_column(Order.number, row, "not sealed")

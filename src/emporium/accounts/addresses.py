@@ -26,21 +26,20 @@ from emporium.accounts.service import get_profile
 from emporium.accounts.sessions import list_sessions
 from emporium.core.clock import utcnow
 
-_TABLE, _COLUMN = "address", "data"
 MAX_ADDRESSES = 20
 """Addresses one account may keep: a bound on what one caller can make the shop store
 (OWASP API4:2023, unrestricted resource consumption)."""
 
 
 def _read(ctx: AccountsContext, address: Address) -> AddressRead:
-    document = ctx.vault.open(_TABLE, _COLUMN, address.id, address.data_enc) or "{}"
+    document = ctx.vault.open_column(Address.data_enc, address.id, address.data_enc) or "{}"
     fields = msgspec.json.decode(document)
     return AddressRead(id=address.id, **fields)
 
 
 def _seal(ctx: AccountsContext, address_id: uuid.UUID, fields: dict[str, object]) -> str:
     document = msgspec.json.encode(fields).decode()
-    return ctx.vault.seal(_TABLE, _COLUMN, address_id, document) or ""
+    return ctx.vault.seal_column(Address.data_enc, address_id, document) or ""
 
 
 async def list_addresses(

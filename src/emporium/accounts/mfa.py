@@ -49,7 +49,6 @@ TOTP_DRIFT_STEPS = 1
 RECOVERY_CODE_COUNT = 10
 RECOVERY_CODE_BYTES = 15  # 120 bits: 24 base32 characters, shown in groups of 4
 RECOVERY_PURPOSE = "mfa_recovery"
-_SECRET = ("user_account", "totp_secret")
 _TOTP_CODE = re.compile(r"[0-9]{6}")
 
 
@@ -82,7 +81,7 @@ async def accept_totp(
     accepted again."""
     if user.totp_secret_enc is None or not _TOTP_CODE.fullmatch(code):
         return False
-    secret = ctx.vault.open(*_SECRET, user.id, user.totp_secret_enc) or ""
+    secret = ctx.vault.open_column(UserAccount.totp_secret_enc, user.id, user.totp_secret_enc) or ""
     try:
         step = _totp(secret).verify_and_get_timecode(
             code, for_time=utcnow(), valid_window=TOTP_DRIFT_STEPS
@@ -136,9 +135,9 @@ async def start_enrolment(
     if user.mfa_enabled:
         raise MfaAlreadyEnabled("MFA is already enabled; disable it first.")
     secret = pyotp.random_base32()
-    user.totp_secret_enc = ctx.vault.seal(*_SECRET, user.id, secret)
+    user.totp_secret_enc = ctx.vault.seal_column(UserAccount.totp_secret_enc, user.id, secret)
     user.totp_last_step = None
-    email = ctx.vault.open("user_account", "email", user.id, user.email_enc) or ""
+    email = ctx.vault.open_column(UserAccount.email_enc, user.id, user.email_enc) or ""
     uri = _totp(secret).provisioning_uri(name=email, issuer_name=ctx.mfa_issuer)
     await session.flush()
     return TotpEnrolment(secret=secret, otpauth_uri=uri)

@@ -99,8 +99,8 @@ def _mail_handler(
             user = await session.get(UserAccount, user_id)
         if user is None or not user.is_active:
             return  # erased, deleted or deactivated: nobody to write to
-        email = ctx.vault.open("user_account", "email", user.id, user.email_enc) or ""
-        first_name = ctx.vault.open("user_account", "first_name", user.id, user.first_name_enc)
+        email = ctx.vault.open_column(UserAccount.email_enc, user.id, user.email_enc) or ""
+        first_name = ctx.vault.open_column(UserAccount.first_name_enc, user.id, user.first_name_enc)
         context = {"first_name": first_name, **_context(template, data, ctx, run.settings)}
         await send_once(
             run.sessionmaker,

@@ -6,14 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from emporium.accounts.passwords import PasswordHasher
 from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
 from emporium.core.crypto import blind_index, decrypt_field, encrypt_field, normalize_email
+from emporium.core.db import SEALED
 from emporium.core.keys import KeyRing
 
 EMAIL_INDEX_PURPOSE = "user_account.email"
@@ -22,6 +25,14 @@ ErasureStep = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
 """What a room above accounts does when an account is erased: ``step(session, user_id)``
 runs in the erasure's transaction (the accounts room may not import those rooms: reviews
 drop the author's name, orders forget stored idempotent answers)."""
+
+
+def _sealed_binding(column: InstrumentedAttribute[Any]) -> tuple[str, str]:
+    """The table name and declared name a sealed column binds into its ciphertexts."""
+    mapped = column.property.columns[0]
+    if SEALED not in mapped.info:
+        raise TypeError(f"{column} is not declared with core.db.sealed")
+    return str(mapped.table.name), str(mapped.info[SEALED])
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,21 @@ class Vault:
         if token is None:
             return None
         return decrypt_field(self.ring, token, table=table, column=column, row_id=str(row_id))
+
+    def seal_column(
+        self, column: InstrumentedAttribute[Any], row_id: uuid.UUID, value: str | None
+    ) -> str | None:
+        """``value`` sealed for the model's sealed ``column`` (``core.db.sealed``: its table and
+        declared name) and this row. Raises TypeError for a column not declared sealed."""
+        table, name = _sealed_binding(column)
+        return self.seal(table, name, row_id, value)
+
+    def open_column(
+        self, column: InstrumentedAttribute[Any], row_id: uuid.UUID, token: str | None
+    ) -> str | None:
+        """The clear text of the sealed ``column`` of this row (see :meth:`seal_column`)."""
+        table, name = _sealed_binding(column)
+        return self.open(table, name, row_id, token)
 
     def email_index(self, email: str) -> str:
         """The keyed blind index of an e-mail (normalised), for lookups and uniqueness."""

@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from emporium.accounts.exceptions import (
     AccountNotFound,
@@ -39,10 +40,15 @@ from emporium.core.clock import utcnow
 from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.jobs.outbox import emit_event
 
-_TABLE = "user_account"
 _PERSONAL = ("first_name", "last_name", "phone")
 USER_CREATED_EVENT = "user.created"
 PASSWORD_CHANGED_EVENT = "security.password_changed"  # noqa: S105 - an event name
+
+
+def _column(name: str) -> InstrumentedAttribute[str | None]:
+    """The sealed ``UserAccount`` column holding ``name`` (``email``, ``phone``...)."""
+    column: InstrumentedAttribute[str | None] = getattr(UserAccount, f"{name}_enc")
+    return column
 
 
 def _user_created(session: AsyncSession, user: UserAccount) -> None:
@@ -55,7 +61,7 @@ def user_read(vault: Vault, user: UserAccount) -> UserRead:
     """The API shape of a user, decrypted."""
 
     def field(column: str) -> str | None:
-        return vault.open(_TABLE, column, user.id, getattr(user, f"{column}_enc"))
+        return vault.open_column(_column(column), user.id, getattr(user, f"{column}_enc"))
 
     return UserRead(
         id=user.id,
@@ -112,9 +118,13 @@ async def create_account(
         created_at=utcnow(),
         updated_at=utcnow(),
     )
-    user.email_enc = ctx.vault.seal(_TABLE, "email", user.id, email.strip()) or ""
+    user.email_enc = ctx.vault.seal_column(UserAccount.email_enc, user.id, email.strip()) or ""
     for column in _PERSONAL:
-        setattr(user, f"{column}_enc", ctx.vault.seal(_TABLE, column, user.id, names.get(column)))
+        setattr(
+            user,
+            f"{column}_enc",
+            ctx.vault.seal_column(_column(column), user.id, names.get(column)),
+        )
     session.add(user)
     try:
         await session.flush()
@@ -172,7 +182,7 @@ async def update_profile(
     user = await _user(session, identity.user_id)
     for column, value in msgspec.structs.asdict(data).items():
         if value is not msgspec.UNSET:
-            setattr(user, f"{column}_enc", ctx.vault.seal(_TABLE, column, user.id, value))
+            setattr(user, f"{column}_enc", ctx.vault.seal_column(_column(column), user.id, value))
     user.updated_at = utcnow()
     await session.flush()
     return user_read(ctx.vault, user)
@@ -229,7 +239,7 @@ async def erase_me(
     user = await verify_own_password(session, ctx, identity, password)
     erased = f"erased-{user.id}@invalid"
     user.email_index = ctx.vault.email_index(erased)
-    user.email_enc = ctx.vault.seal(_TABLE, "email", user.id, erased) or ""
+    user.email_enc = ctx.vault.seal_column(UserAccount.email_enc, user.id, erased) or ""
     user.first_name_enc = user.last_name_enc = user.phone_enc = None
     user.totp_secret_enc, user.totp_last_step, user.mfa_enabled = None, None, False
     user.password_hash = None

@@ -86,7 +86,7 @@ async def open_session(
         expires_at=now + timedelta(minutes=ctx.absolute_minutes[kind]),
         mfa_verified=mfa,
     )
-    auth.ip_enc = ctx.vault.seal("auth_session", "ip", auth.id, ip)
+    auth.ip_enc = ctx.vault.seal_column(AuthSession.ip_enc, auth.id, ip)
     session.add(auth)
     await session.flush()
     return await _issue(session, ctx, auth, list(user.roles))
@@ -186,7 +186,7 @@ async def list_sessions(
         SessionRead(
             id=a.id,
             device=a.device,
-            ip=ctx.vault.open("auth_session", "ip", a.id, a.ip_enc),
+            ip=ctx.vault.open_column(AuthSession.ip_enc, a.id, a.ip_enc),
             created_at=a.created_at,
             last_used_at=a.last_used_at,
             current=a.id == identity.session_id,

@@ -70,18 +70,19 @@ _LINES = (
 
 
 def _seal(vault: Vault, cart: Cart, column: str, value: str | None) -> str | None:
-    return vault.seal("cart", column, cart.id, value)
+    return vault.seal_column(getattr(Cart, f"{column}_enc"), cart.id, value)
 
 
 def open_address(vault: Vault, cart: Cart, column: str) -> ShippingAddress | None:
     """The cart's clear ``shipping_address`` or ``billing_address`` (``column``), or None."""
-    document = vault.open("cart", column, cart.id, getattr(cart, f"{column}_enc"))
+    attribute = f"{column}_enc"
+    document = vault.open_column(getattr(Cart, attribute), cart.id, getattr(cart, attribute))
     return None if document is None else msgspec.json.decode(document, type=ShippingAddress)
 
 
 def open_email(vault: Vault, cart: Cart) -> str | None:
     """The cart's clear e-mail, or None."""
-    return vault.open("cart", "email", cart.id, cart.email_enc)
+    return vault.open_column(Cart.email_enc, cart.id, cart.email_enc)
 
 
 async def quantities(session: AsyncSession, cart: Cart) -> list[tuple[uuid.UUID, int]]:

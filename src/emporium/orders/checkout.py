@@ -154,7 +154,7 @@ class Purchase:
 
 async def _account_email(session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID) -> str:
     sealed = await session.scalar(select(_U.email_enc).where(_U.id == user_id))
-    return ctx.vault.open("user_account", "email", user_id, sealed) or ""
+    return ctx.vault.open_column(UserAccount.email_enc, user_id, sealed) or ""
 
 
 async def place_order(
@@ -326,7 +326,7 @@ def _order_row(
     billing, method = purchase.billing_address, quoted.method
     sealed_billing = None
     if billing is not None:
-        sealed_billing = seal_address(ctx.vault, order_id, billing, "billing_address")
+        sealed_billing = seal_address(ctx.vault, order_id, billing, billing=True)
     email: dict[str, str | None] = {"email_enc": None, "email_index": None}
     if purchase.email:
         email = seal_email(ctx.vault, order_id, purchase.email)

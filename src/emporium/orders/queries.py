@@ -42,25 +42,24 @@ from emporium.orders.schemas import (
 from emporium.orders.totals import shipping_read
 
 _O, _L, _S = table_of(Order).c, table_of(OrderLine).c, table_of(OrderStatusChange).c
-ADDRESS_TABLE, ADDRESS_COLUMN = "customer_order", "shipping_address"
 SORT: CreatedSort = "-created_at"
 Db = AsyncSession | Reader
 
 
 def open_address(vault: Vault, order_id: uuid.UUID, token: str) -> ShippingAddress:
     """The clear shipping address of an order."""
-    document = vault.open(ADDRESS_TABLE, ADDRESS_COLUMN, order_id, token) or "{}"
+    document = vault.open_column(Order.shipping_address_enc, order_id, token) or "{}"
     return msgspec.json.decode(document, type=ShippingAddress)
 
 
 def _open_billing(vault: Vault, order_id: uuid.UUID, token: str | None) -> ShippingAddress | None:
-    document = vault.open(ADDRESS_TABLE, "billing_address", order_id, token)
+    document = vault.open_column(Order.billing_address_enc, order_id, token)
     return None if document is None else msgspec.json.decode(document, type=ShippingAddress)
 
 
 def open_email(vault: Vault, order_id: uuid.UUID, token: str | None) -> str | None:
     """The clear e-mail of an order (None: not recorded, or erased)."""
-    return vault.open(ADDRESS_TABLE, "email", order_id, token)
+    return vault.open_column(Order.email_enc, order_id, token)
 
 
 async def _details(

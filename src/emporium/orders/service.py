@@ -14,25 +14,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.protect import Vault
 from emporium.core.db import table_of
 from emporium.orders.models import Cart, Order
-from emporium.orders.queries import ADDRESS_COLUMN, ADDRESS_TABLE
 from emporium.orders.schemas import OrderLineRead
 
 _O = table_of(Order).c
 
 
 def seal_address(
-    vault: Vault, order_id: uuid.UUID, fields: dict[str, Any], column: str = ADDRESS_COLUMN
+    vault: Vault, order_id: uuid.UUID, fields: dict[str, Any], *, billing: bool = False
 ) -> str:
-    """An address encrypted for this order's row (personal data at rest); ``column``:
-    ``shipping_address`` or ``billing_address``."""
+    """An address encrypted for this order's row (personal data at rest): the shipping
+    address, or with ``billing`` the billing address."""
     document = msgspec.json.encode(fields).decode()
-    return vault.seal(ADDRESS_TABLE, column, order_id, document) or ""
+    column = Order.billing_address_enc if billing else Order.shipping_address_enc
+    return vault.seal_column(column, order_id, document) or ""
 
 
 def seal_email(vault: Vault, order_id: uuid.UUID, email: str) -> dict[str, str | None]:
     """The ``email_enc`` and ``email_index`` columns of an order for ``email``."""
     return {
-        "email_enc": vault.seal(ADDRESS_TABLE, "email", order_id, email),
+        "email_enc": vault.seal_column(Order.email_enc, order_id, email),
         "email_index": vault.email_index(email),
     }
 

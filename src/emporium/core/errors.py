@@ -51,6 +51,13 @@ class DomainError(Exception):
         self.extra = dict(extra or {})
 
 
+class ClientDisconnected(DomainError):
+    """The client closed the connection before it had sent the whole request: nobody reads
+    the answer, and it is no server error; 499 is the status proxies (nginx) log for it."""
+
+    status, code, title = 499, "client_closed_request", "Client closed request"
+
+
 class NotFound(DomainError):
     """The object does not exist, or the caller may not see it (the two look the same)."""
 

@@ -18,6 +18,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
+    InternalServerException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
@@ -49,6 +50,9 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = dict(extra or {})
+
+
+_DISCONNECTED = "client disconnected prematurely"  # Litestar's detail when the peer leaves
 
 
 class ClientDisconnected(DomainError):
@@ -261,6 +265,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = exc.status_code
         code = _HTTP_CODES.get(status, "bad_request")
         return problem(status, code, exc.detail, headers=exc.headers)
+    if isinstance(exc, InternalServerException) and exc.detail == _DISCONNECTED:
+        # Not a server failure: nobody reads this answer, and no operator should be paged.
+        log.info("client_disconnected", path=request.url.path)
+        exc = ClientDisconnected("The client closed the connection mid-request.")
+        return problem(exc.status, exc.code, exc.detail, title=exc.title)
     kind = outage_kind(exc)
     if kind is not None:
         report_outage(kind, exc)

@@ -15,11 +15,9 @@ import msgspec
 import structlog
 from litestar import Request
 from litestar.enums import ScopeType
-from litestar.exceptions import InternalServerException
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from emporium.core.errors import (
-    ClientDisconnected,
     DomainError,
     InvalidInput,
     problem_messages,
@@ -27,7 +25,6 @@ from emporium.core.errors import (
 
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_DISCONNECTED = "client disconnected prematurely"  # Litestar's detail when the peer leaves
 access_log = structlog.get_logger("emporium.access")
 
 
@@ -208,18 +205,11 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
     (``\\u0000``), which no database text column can store, is refused.
 
     Raises MalformedJSON (400 ``malformed_json``) for a body :func:`decode_json` refuses,
-    InvalidInput (422 ``validation_error``) naming the offending field, ClientDisconnected
-    (499) when the client went away before sending the whole body.
+    InvalidInput (422 ``validation_error``) naming the offending field.
     """
     if request.method not in _BODY_METHODS:
         return
-    try:
-        body = await request.body()
-    except InternalServerException as exc:
-        if exc.detail != _DISCONNECTED:
-            raise
-        access_log.info("client_disconnected", path=request.url.path)
-        raise ClientDisconnected("The client closed the connection mid-request.") from exc
+    body = await request.body()
     if _JSON_NUL.search(body):
         raise InvalidInput(
             "NUL characters are not allowed in text.",

@@ -96,7 +96,9 @@ async def get_cart(
     )
 
 
-async def _sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
+async def sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
+    """The variant (``id``, ``currency``) when its product is for sale. Raises
+    VariantUnavailable (422) otherwise."""
     row = (
         await session.execute(
             select(_V.id, _V.currency, _P.published)
@@ -135,7 +137,7 @@ async def add_item(
             the variant is priced in another currency than the cart.
         Conflict: (409) the same cart changed concurrently; retry.
     """
-    variant = await _sellable(session, data.variant_id)
+    variant = await sellable(session, data.variant_id)
     cart_id = await customer_cart_id(session, identity.user_id) or await _new_customer_cart(
         session, identity.user_id, variant.currency
     )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import customer, identify
 from emporium.accounts.protect import AccountsContext, provide_accounts
-from emporium.core.config import SettingsDep
+from emporium.core.config import Settings, SettingsDep
 from emporium.core.errors import problem_responses
 from emporium.core.ratelimit import Connection, caller_key, rate_limit
 from emporium.core.uow import DbSession
@@ -56,6 +56,15 @@ async def identified_caller(connection: Connection) -> str | None:
 
 
 CART_WRITE = rate_limit("cart", key=identified_caller)
+
+
+async def _shown(
+    session: AsyncSession, accounts: AccountsContext, settings: Settings, cart: Cart
+) -> CartView:
+    """The cart's answer, priced with the shop's tax mode."""
+    return await carts.view(
+        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
+    )
 
 
 async def _cart(
@@ -101,9 +110,7 @@ async def get_cart(
 ) -> CartView:
     """The cart, priced for its address and method (404 for anyone but its holder)."""
     cart = await _cart(session, request, cart_id, cart_token)
-    return await carts.view(
-        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
-    )
+    return await _shown(session, accounts, settings, cart)
 
 
 @patch("/carts/{cart_id:uuid}", tags=["carts"], guards=[CART_WRITE], responses=WRITE)
@@ -119,9 +126,7 @@ async def update_cart(
     """Set the e-mail, addresses or shipping method (422 ``shipping_method_unavailable``)."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.update_cart(session, accounts.vault, cart, data)
-    return await carts.view(
-        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
-    )
+    return await _shown(session, accounts, settings, cart)
 
 
 @post(
@@ -143,9 +148,7 @@ async def add_item(
     """Add units of a variant; an existing line's quantity grows."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.add_line(session, cart, data)
-    return await carts.view(
-        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
-    )
+    return await _shown(session, accounts, settings, cart)
 
 
 @patch(
@@ -167,9 +170,7 @@ async def update_item(
     """Set a line's quantity."""
     cart = await _cart(session, request, cart_id, cart_token)
     await carts.set_quantity(session, cart, item_id, data.quantity)
-    return await carts.view(
-        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
-    )
+    return await _shown(session, accounts, settings, cart)
 
 
 @delete(
@@ -226,9 +227,7 @@ async def claim_cart(
     identity = await identify(request)
     assert identity is not None  # the customer guard ran
     cart = await carts.claim(session, identity, await _cart(session, request, cart_id, cart_token))
-    return await carts.view(
-        session, accounts.vault, cart, prices_include_tax=settings.prices_include_tax
-    )
+    return await _shown(session, accounts, settings, cart)
 
 
 carts_router = Router(

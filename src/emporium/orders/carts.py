@@ -25,12 +25,11 @@ from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
 from emporium.core.db import table_of
 from emporium.core.errors import InvalidInput
-from emporium.orders.cart import check_room, line_title
+from emporium.orders.cart import check_room, line_title, sellable
 from emporium.orders.exceptions import (
     CartItemNotFound,
     CartNotFound,
     ShippingMethodUnavailable,
-    VariantUnavailable,
 )
 from emporium.orders.models import Cart, CartItem
 from emporium.orders.quote import Goods, Place, Quote, methods_for, quote
@@ -206,28 +205,12 @@ async def view(
     )
 
 
-async def _sellable(session: AsyncSession, variant_id: uuid.UUID) -> Any:
-    row = (
-        await session.execute(
-            select(_V.id, _V.currency, _P.published)
-            .join(table_of(Product), _P.id == _V.product_id)
-            .where(_V.id == variant_id)
-        )
-    ).first()
-    if row is None or not row.published:
-        raise VariantUnavailable(
-            "That variant is not for sale.",
-            errors=[{"loc": ["body", "variant_id"], "msg": "no such variant for sale"}],
-        )
-    return row
-
-
 async def add_line(session: AsyncSession, cart: Cart, data: CartItemCreate) -> None:
     """Add units of a variant (to its line when there is one).
 
     Raises VariantUnavailable (422), InvalidInput (422) over the maximum quantity, with a
     full cart or a variant priced in another currency than the cart."""
-    variant = await _sellable(session, data.variant_id)
+    variant = await sellable(session, data.variant_id)
     line = await session.scalar(
         select(CartItem).where(CartItem.cart_id == cart.id, CartItem.variant_id == variant.id)
     )

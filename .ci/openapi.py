@@ -19,8 +19,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.keys import load_or_create_key_file
-from emporium.core.migrate import upgrade
+from emporium.core.crypto.keys import load_or_create_key_file
+from emporium.core.db.migrate import upgrade
 
 
 def main() -> int:

@@ -308,7 +308,7 @@ async def gather_inputs(pg: str, database: str, sample: int) -> dict[str, Any]:
     """Product ids, the deep-page cursor and catalog facts, straight from the database."""
     import seed
 
-    from emporium.core.pagination import encode_cursor
+    from emporium.core.db.pagination import encode_cursor
 
     conn = await asyncpg.connect(seed.dsn(pg, database))
     try:

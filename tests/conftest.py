@@ -23,9 +23,9 @@ from emporium.accounts.passwords import PasswordHasher
 from emporium.accounts.protect import build_context
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.db import Base, create_engine, create_sessionmaker
-from emporium.core.keys import generate_keyring, load_key_file, write_key_file
-from emporium.core.migrate import upgrade
+from emporium.core.crypto.keys import generate_keyring, load_key_file, write_key_file
+from emporium.core.db.base import Base, create_engine, create_sessionmaker
+from emporium.core.db.migrate import upgrade
 from emporium.models import import_all_models
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.migrate import upgrade
+from emporium.core.db.base import create_engine, create_sessionmaker
+from emporium.core.db.migrate import upgrade
 from emporium.importers import dummyjson
 from emporium.importers.common import ImportReport, write_catalog
 

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from emporium.core.clock import use
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.runner import Runner
 
 

@@ -34,18 +34,18 @@ from emporium.accounts.schemas import ApiScope, Role
 from emporium.catalog.cache import ProductCache, install_change_tracking
 from emporium.catalog.routes import catalog_router
 from emporium.catalog.schemas import ProductSort
-from emporium.core.changes import ChangeFeed
-from emporium.core.clientip import ProxyTrust
 from emporium.core.clock import SYSTEM_CLOCK, Clock, ClockMiddleware
 from emporium.core.config import Settings, load_settings
-from emporium.core.db import create_engine, create_read_engine, create_sessionmaker
-from emporium.core.docs_viewer import OfflineSwaggerPlugin
+from emporium.core.crypto.keys import load_key_file
+from emporium.core.db.base import create_engine, create_read_engine, create_sessionmaker
+from emporium.core.db.changes import ChangeFeed
+from emporium.core.db.uow import provide_reader, provide_session
 from emporium.core.errors import Forbidden, handle_exception
-from emporium.core.hardening import RequestGate, SecurityHeaders
-from emporium.core.keys import load_key_file
-from emporium.core.logging import configure_logging
-from emporium.core.middleware import ConventionsMiddleware, check_json_body
-from emporium.core.openapi import (
+from emporium.core.http.clientip import ProxyTrust
+from emporium.core.http.docs_viewer import OfflineSwaggerPlugin
+from emporium.core.http.hardening import RequestGate, SecurityHeaders
+from emporium.core.http.middleware import ConventionsMiddleware, check_json_body
+from emporium.core.http.openapi import (
     API_KEY_SCHEME,
     declare_api_keys,
     declare_closed_bodies,
@@ -54,9 +54,9 @@ from emporium.core.openapi import (
     name_enums,
     operation_id,
 )
-from emporium.core.ops import MetricsController, healthz, loopback_client, readyz
-from emporium.core.ratelimit import RateLimiter
-from emporium.core.uow import provide_reader, provide_session
+from emporium.core.http.ops import MetricsController, healthz, loopback_client, readyz
+from emporium.core.http.ratelimit import RateLimiter
+from emporium.core.logging import configure_logging
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind

@@ -26,18 +26,18 @@ from emporium.core.console import CommandGroup, uvicorn_log_config
 if TYPE_CHECKING:
     from emporium.catalog.upsert import ImportProduct
     from emporium.core.config import Settings
-    from emporium.core.db import Sealed
+    from emporium.core.crypto.keys import KeyRing
+    from emporium.core.db.base import Sealed
     from emporium.core.errors import DomainError
-    from emporium.core.keys import KeyRing
     from emporium.importers.common import ImportReport, ImportReview, Problem
     from emporium.importers.dummyjson_carts import ImportCart
     from emporium.importers.dummyjson_users import ImportUser
 
 
 def protected_columns() -> Sealed:
-    """Every sealed column of every room (declared with ``core.db.sealed`` on the models),
+    """Every sealed column of every room (declared with ``core.db.base.sealed`` on the models),
     re-encrypted by ``emporium keys rotate``."""
-    from emporium.core.db import sealed_columns
+    from emporium.core.db.base import sealed_columns
     from emporium.models import import_all_models
 
     import_all_models()
@@ -75,7 +75,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration not yet applied (Alembic ``upgrade head``)."""
-    from emporium.core import migrate
+    from emporium.core.db import migrate
 
     settings = _settings()
     migrate.upgrade(settings)
@@ -85,7 +85,7 @@ def db_upgrade() -> None:
 def _prepare_database(settings: Settings) -> None:
     """Upgrade the embedded database (or refuse an un-migrated PostgreSQL one), then check
     the key file against the database (:func:`_check_key_file`)."""
-    from emporium.core import migrate
+    from emporium.core.db import migrate
 
     if settings.is_sqlite:
         migrate.upgrade(settings)
@@ -96,10 +96,10 @@ def _prepare_database(settings: Settings) -> None:
 
 def _check_key_file(settings: Settings) -> None:
     """Refuse a key file that is missing or not the one the database was written with
-    (``core.keyset``); only an empty embedded database gets a new key file. On PostgreSQL
+    (``core.crypto.keyset``); only an empty embedded database gets a new key file. On PostgreSQL
     the key file is made once with ``keys init`` and shared by every node."""
-    from emporium.core.keys import KeyFileError, load_key_file, load_or_create_key_file
-    from emporium.core.keyset import KeySetMismatch
+    from emporium.core.crypto.keys import KeyFileError, load_key_file, load_or_create_key_file
+    from emporium.core.crypto.keyset import KeySetMismatch
 
     try:
         ring: KeyRing | None = load_key_file(settings.key_file)
@@ -128,8 +128,8 @@ def _check_key_file(settings: Settings) -> None:
 
 
 async def _check_key_set(settings: Settings, ring: KeyRing | None) -> bool:
-    from emporium.core.db import create_engine, table_of
-    from emporium.core.keyset import check_key_set
+    from emporium.core.crypto.keyset import check_key_set
+    from emporium.core.db.base import create_engine, table_of
 
     engine = create_engine(settings)
     try:
@@ -143,7 +143,7 @@ async def _catalog_is_empty(settings: Settings) -> bool:
     from sqlalchemy import func, select
 
     from emporium.catalog.models import Product
-    from emporium.core.db import create_engine
+    from emporium.core.db.base import create_engine
 
     engine = create_engine(settings)
     try:
@@ -155,7 +155,7 @@ async def _catalog_is_empty(settings: Settings) -> bool:
 
 async def _demo_shipping(settings: Settings) -> bool:
     """Add the demo shipping zones, methods and tax rates; False when the shop has some."""
-    from emporium.core.db import create_engine, create_sessionmaker
+    from emporium.core.db.base import create_engine, create_sessionmaker
     from emporium.shipping.demo import create_demo_shipping
 
     engine = create_engine(settings)
@@ -219,8 +219,9 @@ def serve(
         access_log=False,
         server_header=False,  # no version banner
         log_config=uvicorn_log_config(),
-        # Only EMPORIUM_TRUSTED_PROXIES decides whose X-Forwarded-For is believed (core.clientip):
-        # uvicorn's own handling would trust 127.0.0.1 and rewrite the peer address first.
+        # Only EMPORIUM_TRUSTED_PROXIES decides whose X-Forwarded-For is believed
+        # (core.http.clientip): uvicorn's own handling would trust 127.0.0.1 and rewrite
+        # the peer address first.
         proxy_headers=False,
         ssl_certfile=str(certfile) if certfile else None,
         ssl_keyfile=str(keyfile) if keyfile else None,
@@ -234,8 +235,8 @@ def worker(name: str | None) -> None:
     workers on any nodes share the work through the database)."""
     from emporium.accounts.protect import build_context
     from emporium.app import build_registry
-    from emporium.core.db import create_engine, create_sessionmaker
-    from emporium.core.keys import load_key_file
+    from emporium.core.crypto.keys import load_key_file
+    from emporium.core.db.base import create_engine, create_sessionmaker
     from emporium.core.logging import configure_logging
     from emporium.jobs.runner import Runner
     from emporium.webhooks.delivery import WebhooksContext
@@ -281,9 +282,9 @@ def _run_import(
 ) -> ImportReport:
     from emporium.accounts.protect import build_context
     from emporium.catalog.cache import install_change_tracking
-    from emporium.core.changes import ChangeFeed
-    from emporium.core.db import create_engine, create_sessionmaker
-    from emporium.core.keys import load_key_file
+    from emporium.core.crypto.keys import load_key_file
+    from emporium.core.db.base import create_engine, create_sessionmaker
+    from emporium.core.db.changes import ChangeFeed
     from emporium.importers import dummyjson_carts, dummyjson_users
     from emporium.importers.common import ImportReport, write_catalog
     from emporium.inventory.ledger import install_ledger_hook
@@ -401,7 +402,7 @@ def keys() -> None:
 @keys.command("init")
 def keys_init() -> None:
     """Create the key file with fresh keys (refuses to overwrite one)."""
-    from emporium.core.keys import generate_keyring, write_key_file
+    from emporium.core.crypto.keys import generate_keyring, write_key_file
 
     settings = _settings()
     try:
@@ -416,8 +417,8 @@ def keys_init() -> None:
 def keys_rotate(resume: bool) -> None:
     """Add a new active data key and re-encrypt every row with it (resumable)."""
     from emporium.accounts.rotation import reencrypt_all
-    from emporium.core.db import create_engine, create_sessionmaker
-    from emporium.core.keys import add_data_key, load_key_file, write_key_file
+    from emporium.core.crypto.keys import add_data_key, load_key_file, write_key_file
+    from emporium.core.db.base import create_engine, create_sessionmaker
 
     settings = _settings()
     _prepare_database(settings)  # the key file must be this database's
@@ -453,8 +454,8 @@ def _read_password(password_stdin: bool) -> str:
 
 async def _with_accounts(settings: Settings, action: Any) -> Any:
     from emporium.accounts.protect import build_context
-    from emporium.core.db import create_engine, create_sessionmaker
-    from emporium.core.keys import load_key_file
+    from emporium.core.crypto.keys import load_key_file
+    from emporium.core.db.base import create_engine, create_sessionmaker
 
     engine = create_engine(settings)
     try:

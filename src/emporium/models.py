@@ -7,7 +7,7 @@ def import_all_models() -> None:
     """Register all tables on ``emporium.core.db.Base.metadata``."""
     import emporium.accounts.models
     import emporium.catalog.models
-    import emporium.core.keyset
+    import emporium.core.crypto.keyset
     import emporium.inventory.models
     import emporium.jobs.models
     import emporium.mail.models

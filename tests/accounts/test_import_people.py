@@ -15,7 +15,7 @@ from accounts.support import PASSWORD, Client, assert_problem
 from emporium.accounts.models import Address, UserAccount
 from emporium.cli import main
 from emporium.core.config import Settings
-from emporium.core.db import Base, create_engine, create_sessionmaker
+from emporium.core.db.base import Base, create_engine, create_sessionmaker
 from emporium.reviews.models import Review
 
 

@@ -18,9 +18,9 @@ from emporium.accounts.rotation import reencrypt_all
 from emporium.app import create_app
 from emporium.cli import main, protected_columns
 from emporium.core.config import Settings
-from emporium.core.crypto import key_id_of
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.keys import add_data_key, load_key_file, write_key_file
+from emporium.core.crypto.keys import add_data_key, load_key_file, write_key_file
+from emporium.core.crypto.sealing import key_id_of
+from emporium.core.db.base import create_engine, create_sessionmaker
 
 
 async def _kids(settings: Settings) -> set[str]:

@@ -31,7 +31,7 @@ from emporium.accounts import service as account_service
 from emporium.accounts.models import RecoveryCode, UserAccount
 from emporium.accounts.protect import build_context
 from emporium.core.config import Settings
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
 
 ME = f"{API}/users/me"
 

@@ -33,8 +33,8 @@ from emporium.accounts.models import Address, AuthSession, RecoveryCode, UserAcc
 from emporium.accounts.protect import Vault
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.crypto import DecryptionError
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
+from emporium.core.crypto.sealing import DecryptionError
 from emporium.orders import idempotency
 from emporium.orders.models import IdempotencyKey
 from factories import create_category, create_product, variant_body

@@ -14,7 +14,7 @@ from accounts.support import API, PASSWORD, Client, assert_problem, login, sign_
 from emporium.accounts.models import UserAccount
 from emporium.accounts.passwords import PasswordHasher
 from emporium.core.config import Settings
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
 
 CURRENT = argon2.Parameters(
     type=argon2.Type.ID,

@@ -17,7 +17,7 @@ from conftest import SignIn
 from emporium.accounts.tokens import issue_access_token
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
 
 ME = f"{API}/users/me"
 

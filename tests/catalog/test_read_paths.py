@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium.catalog.exceptions import ProductNotFound
 from emporium.catalog.queries import get_product, get_product_raw
-from emporium.core.db import create_read_engine, read_connection
+from emporium.core.db.base import create_read_engine, read_connection
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 
 from accounts.support import API, sign_up
 from core.conftest import Peer, Serve
-from emporium.core.clientip import ProxyTrust, resolve
 from emporium.core.config import Settings
+from emporium.core.http.clientip import ProxyTrust, resolve
 
 
 def _scope(peer: str | None, *headers: tuple[str, str], scheme: str = "http") -> Any:

@@ -12,7 +12,8 @@ import string
 
 import pytest
 
-from emporium.core.crypto import (
+from emporium.core.crypto.keys import KeyRing, add_data_key, generate_keyring
+from emporium.core.crypto.sealing import (
     DecryptionError,
     blind_index,
     decrypt_field,
@@ -22,7 +23,6 @@ from emporium.core.crypto import (
     normalize_email,
     reencrypt_field,
 )
-from emporium.core.keys import KeyRing, add_data_key, generate_keyring
 
 PLACE = {"table": "user", "column": "email", "row_id": "0190f3a4-7c1d-7000-8000-000000000001"}
 TOKEN = re.compile(r"^v1\.[a-z2-7]{8}\.[A-Za-z0-9_-]+$")

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from conftest import NO_ROUTE_RATE_LIMITS
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.outages import RETRY_AFTER_SECONDS, reset_outage_log
+from emporium.core.db.outages import RETRY_AFTER_SECONDS, reset_outage_log
 from tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from emporium.core.keys import (
+from emporium.core.crypto.keys import (
     JWT_KEY_MIN_BYTES,
     KeyFileError,
     KeyRing,

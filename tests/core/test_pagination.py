@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from emporium.core.db.pagination import cursor_instant, decode_cursor, encode_cursor
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import cursor_instant, decode_cursor, encode_cursor
 from factories import API, Client, assert_problem, create_category, create_product
 
 

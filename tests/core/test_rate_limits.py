@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from accounts.support import API, PASSWORD, new_email, register
 from core.conftest import Serve
 from emporium.core.config import Settings
-from emporium.core.ratelimit import RateLimiter, rate_limit
+from emporium.core.http.ratelimit import RateLimiter, rate_limit
 from factories import assert_problem
 
 LOGIN = f"{API}/auth/login"
@@ -138,7 +138,7 @@ def test_a_route_policy_without_a_setting_is_refused_at_start() -> None:
         with pytest.raises(ValueError, match="no_such_policy"):
             RateLimiter(Settings().rate_limit_policies())
     finally:
-        from emporium.core import ratelimit
+        from emporium.core.http import ratelimit
 
         ratelimit._USED_POLICIES.discard("no_such_policy")
 

@@ -1,4 +1,4 @@
-"""Sealed columns are declared on the models (``core.db.sealed``), so that key rotation, the
+"""Sealed columns are declared on the models (``core.db.base.sealed``), so that key rotation, the
 key-set check and the at-rest tests find every one: a room that stores personal data or a
 secret in a column of its own cannot forget to register it."""
 
@@ -11,9 +11,9 @@ import pytest
 from emporium.accounts.models import UserAccount
 from emporium.accounts.protect import Vault
 from emporium.cli import protected_columns
-from emporium.core.crypto import DecryptionError
-from emporium.core.db import SEALED, Base
-from emporium.core.keys import generate_keyring
+from emporium.core.crypto.keys import generate_keyring
+from emporium.core.crypto.sealing import DecryptionError
+from emporium.core.db.base import SEALED, Base
 from emporium.models import import_all_models
 from emporium.orders.models import Order
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conftest import SignIn
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs import queue
 from emporium.jobs.models import DEAD, DONE, Job, OutboxEvent
 from emporium.jobs.outbox import emit_event, enqueue

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.models import DONE, Job
 from emporium.jobs.outbox import emit_event
 from emporium.webhooks import service as webhooks

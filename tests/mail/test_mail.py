@@ -32,7 +32,7 @@ from accounts.support import PASSWORD, bearer, login, new_email, register
 from emporium.accounts.models import AccountToken
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.outbox import emit_event
 from emporium.mail.compose import UnsafeHeader, compose
 from emporium.mail.service import send_once

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from conftest import POSTGRES_URL
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.migrate import upgrade
+from emporium.core.db.migrate import upgrade
 
 CANARY_STREET = "Canary Wharf Lane 4417"
 CANARY_PHONE = "+44 20 7946 0958"

@@ -33,8 +33,8 @@ from emporium.accounts.protect import build_context
 from emporium.app import create_app
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.orders import checkout, idempotency
 from emporium.orders.exceptions import IdempotencyKeyInFlight
 from emporium.orders.models import IdempotencyKey, Order

@@ -17,9 +17,9 @@ from emporium.accounts.rotation import reencrypt_all
 from emporium.app import create_app
 from emporium.cli import protected_columns
 from emporium.core.config import Settings
-from emporium.core.crypto import needs_reencryption
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.keys import add_data_key, load_key_file, write_key_file
+from emporium.core.crypto.keys import add_data_key, load_key_file, write_key_file
+from emporium.core.crypto.sealing import needs_reencryption
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.orders.models import Order
 from emporium.orders.queries import open_address
 from factories import Client

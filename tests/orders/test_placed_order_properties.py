@@ -39,8 +39,8 @@ from emporium.catalog.models import Category, Product, Variant
 from emporium.catalog.schemas import MAX_MONEY
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker, table_of
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
+from emporium.core.db.base import create_engine, create_sessionmaker, table_of
 from emporium.orders import carts as cart_service
 from emporium.orders.checkout import place_cart_order, place_order
 from emporium.orders.models import Cart as CartRow

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker, table_of
+from emporium.core.db.base import create_engine, create_sessionmaker, table_of
 from emporium.orders.models import Order, OrderLine
 from emporium.orders.pricing import LineInput, PricedOrder, ShippingInput, price_order
 from emporium.orders.totals import line_read, line_row, order_figures

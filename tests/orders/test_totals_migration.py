@@ -19,8 +19,8 @@ from sqlalchemy import Connection, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from emporium.core.config import Settings
-from emporium.core.db import Base
-from emporium.core.migrate import alembic_config, upgrade
+from emporium.core.db.base import Base
+from emporium.core.db.migrate import alembic_config, upgrade
 
 POSTGRES_URL = os.environ.get("EMPORIUM_TEST_POSTGRES_URL")
 

@@ -37,7 +37,7 @@ from emporium.accounts import sessions as account_sessions
 from emporium.accounts.protect import AccountsContext
 from emporium.app import create_app
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.models import Job
 from emporium.webhooks.models import WebhookDelivery
 from factories import API, Client, create_category, product_body, variant_body

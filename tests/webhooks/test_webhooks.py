@@ -15,8 +15,8 @@ from conftest import SignIn
 from emporium.accounts.protect import build_context
 from emporium.app import build_registry, create_app
 from emporium.core.config import Settings
-from emporium.core.db import create_engine, create_sessionmaker
-from emporium.core.keys import load_key_file
+from emporium.core.crypto.keys import load_key_file
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.runner import Runner
 from emporium.webhooks import sender
 from emporium.webhooks.addresses import AddressRefused, Resolver, resolve_target

@@ -4,7 +4,7 @@
 Owns the tables ``user_account``, ``auth_session``, ``refresh_token``, ``address``,
 ``mfa_recovery_code``, ``mfa_challenge``, ``login_throttle`` and ``api_key``.
 Personal data (e-mail, names, phone, addresses, session IP addresses) is stored encrypted
-(``core.crypto``), and so is the TOTP secret; e-mail lookups use a keyed blind index.
+(``core.crypto.sealing``), and so is the TOTP secret; e-mail lookups use a keyed blind index.
 May import: ``emporium.mail`` (the account e-mails), ``emporium.jobs`` (domain events and
 the e-mail jobs) and ``emporium.core``. Publishes ``service`` (register, log in, refresh, log out,
 profile and admin verbs), ``signin`` and ``mfa`` (the two sign-in steps), ``api_keys``,

@@ -28,9 +28,9 @@ from emporium.accounts.models import ApiKey
 from emporium.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead, ApiScope
 from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
 from emporium.core.clock import utcnow
-from emporium.core.db import read_connection
+from emporium.core.db.base import read_connection
+from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.core.security_events import security_event
 
 KEY_PREFIX = "emp_key_"

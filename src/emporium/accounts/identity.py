@@ -31,11 +31,11 @@ from emporium.accounts.exceptions import MfaRequired, RoleRequired, ScopeRequire
 from emporium.accounts.models import STAFF_ROLES, AuthSession, UserAccount, is_staff_roles
 from emporium.accounts.timeouts import session_live
 from emporium.accounts.tokens import decode_access_token
-from emporium.core.clientip import client_ip as resolved_client_ip
 from emporium.core.clock import utcnow
-from emporium.core.db import read_connection
+from emporium.core.db.base import read_connection
 from emporium.core.errors import DomainError, Unauthorized
-from emporium.core.openapi import accepts_api_key
+from emporium.core.http.clientip import client_ip as resolved_client_ip
+from emporium.core.http.openapi import accepts_api_key
 from emporium.core.security_events import security_event
 
 _S = AuthSession.__table__.c
@@ -100,7 +100,7 @@ Connection = ASGIConnection[Any, Any, Any, Any]
 
 def client_ip(connection: Connection) -> str | None:
     """The client's address: the direct peer, or behind a trusted proxy the address it
-    forwarded (``core.clientip``, resolved once per request by the middleware)."""
+    forwarded (``core.http.clientip``, resolved once per request by the middleware)."""
     return resolved_client_ip(connection)
 
 

@@ -1,5 +1,5 @@
 """Account tables. Every ``*_enc`` column holds an AES-256-GCM token bound to its table,
-column and row (``core.crypto``); nothing personal is stored in clear text. Secrets that
+column and row (``core.crypto.sealing``); nothing personal is stored in clear text. Secrets that
 are only ever compared (recovery codes, MFA challenges, API keys) are stored as hashes."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id, sealed
+from emporium.core.db.base import Base, UTCDateTime, new_id, sealed
 
 ROLES = ("customer", "staff", "admin")
 STAFF_ROLES = frozenset({"staff", "admin"})

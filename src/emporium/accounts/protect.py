@@ -15,9 +15,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from emporium.accounts.passwords import PasswordHasher
 from emporium.accounts.throttle import LoginPolicy
 from emporium.core.config import Settings
-from emporium.core.crypto import blind_index, decrypt_field, encrypt_field, normalize_email
-from emporium.core.db import SEALED
-from emporium.core.keys import KeyRing
+from emporium.core.crypto.keys import KeyRing
+from emporium.core.crypto.sealing import blind_index, decrypt_field, encrypt_field, normalize_email
+from emporium.core.db.base import SEALED
 
 EMAIL_INDEX_PURPOSE = "user_account.email"
 
@@ -31,7 +31,7 @@ def _sealed_binding(column: InstrumentedAttribute[Any]) -> tuple[str, str]:
     """The table name and declared name a sealed column binds into its ciphertexts."""
     mapped = column.property.columns[0]
     if SEALED not in mapped.info:
-        raise TypeError(f"{column} is not declared with core.db.sealed")
+        raise TypeError(f"{column} is not declared with core.db.base.sealed")
     return str(mapped.table.name), str(mapped.info[SEALED])
 
 
@@ -57,8 +57,8 @@ class Vault:
     def seal_column(
         self, column: InstrumentedAttribute[Any], row_id: uuid.UUID, value: str | None
     ) -> str | None:
-        """``value`` sealed for the model's sealed ``column`` (``core.db.sealed``: its table and
-        declared name) and this row. Raises TypeError for a column not declared sealed."""
+        """``value`` sealed for the model's sealed ``column`` (``core.db.base.sealed``: its
+        table and declared name) and this row. Raises TypeError for a column not declared sealed."""
         table, name = _sealed_binding(column)
         return self.seal(table, name, row_id, value)
 

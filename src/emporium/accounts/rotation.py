@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from emporium.core.crypto import needs_reencryption, reencrypt_field
-from emporium.core.db import Sealed, sealed_columns
-from emporium.core.keys import KeyRing
+from emporium.core.crypto.keys import KeyRing
+from emporium.core.crypto.sealing import needs_reencryption, reencrypt_field
+from emporium.core.db.base import Sealed, sealed_columns
 
 
 async def reencrypt_all(
@@ -28,7 +28,7 @@ async def reencrypt_all(
 ) -> int:
     """Re-encrypt every value not under ``ring``'s active key; returns how many changed.
     ``protected``: the sealed columns to visit; by default every column declared with
-    ``core.db.sealed`` on the models imported so far (the CLI imports them all first).
+    ``core.db.base.sealed`` on the models imported so far (the CLI imports them all first).
 
     Raises DecryptionError if a value cannot be decrypted with any key of ``ring``.
     """

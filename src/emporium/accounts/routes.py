@@ -48,11 +48,11 @@ from emporium.accounts.schemas import (
 )
 from emporium.accounts.security_routes import SECURITY_HANDLERS
 from emporium.core.config import SettingsDep
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import rate_limit
-from emporium.core.uow import DbSession
+from emporium.core.http.openapi import BEARER
+from emporium.core.http.ratelimit import rate_limit
 
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]

@@ -26,11 +26,11 @@ from emporium.accounts.schemas import (
     TotpCodeIn,
     TotpEnrolment,
 )
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import rate_limit
-from emporium.core.uow import DbSession
+from emporium.core.http.openapi import BEARER
+from emporium.core.http.ratelimit import rate_limit
 
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]

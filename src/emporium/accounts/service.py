@@ -37,7 +37,7 @@ from emporium.accounts.schemas import (
 )
 from emporium.accounts.sessions import revoke_all
 from emporium.core.clock import utcnow
-from emporium.core.pagination import by_created_at, created_at_cursor
+from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.jobs.outbox import emit_event
 
 _PERSONAL = ("first_name", "last_name", "phone")

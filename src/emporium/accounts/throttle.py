@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.models import LoginThrottle
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.crypto import blind_index
-from emporium.core.keys import KeyRing
+from emporium.core.crypto.keys import KeyRing
+from emporium.core.crypto.sealing import blind_index
 
 ACCOUNT = "acct:"
 ADDRESS = "ip:"

@@ -4,7 +4,7 @@
 when it can be. Every change to a product, its variants or tags is recorded on the session
 (an ORM hook does it for ORM writes; code that changes catalog rows with Core statements
 calls :func:`product_changed`) and, once committed, evicts the product in every process
-(``emporium.core.changes``). Entries also expire after a TTL: the bound on staleness where
+(``emporium.core.db.changes``). Entries also expire after a TTL: the bound on staleness where
 no notification can arrive (SQLite with several processes, a lost listener connection).
 """
 
@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from emporium.catalog.models import Product, ProductTag, Variant
 from emporium.catalog.queries import get_product, get_product_raw
 from emporium.catalog.schemas import ProductRead
-from emporium.core.changes import ALL, record_change
-from emporium.core.db import ReadEngine, read_connection
+from emporium.core.db.base import ReadEngine, read_connection
+from emporium.core.db.changes import ALL, record_change
 
 TOPIC = "product"
 

@@ -36,15 +36,15 @@ from emporium.catalog.schemas import (
     ProductSort,
 )
 from emporium.catalog.search import search_join
-from emporium.core.db import Reader
-from emporium.core.errors import InvalidInput
-from emporium.core.pagination import (
+from emporium.core.db.base import Reader
+from emporium.core.db.pagination import (
     CursorValue,
     cursor_instant,
     decode_cursor,
     encode_cursor,
     invalid_cursor,
 )
+from emporium.core.errors import InvalidInput
 
 _P = Product.__table__.c
 _V = Variant.__table__.c

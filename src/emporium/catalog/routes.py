@@ -27,10 +27,10 @@ from emporium.catalog.schemas import (
     VariantUpdate,
 )
 from emporium.core.config import SettingsDep
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.uow import DbReader, DbSession
+from emporium.core.http.openapi import BEARER
 
 STAFF = role("staff")
 Price = Annotated[

@@ -1,6 +1,10 @@
-"""The kernel: configuration, database, errors, pagination, logging, HTTP plumbing.
+"""The kernel: configuration, clock, money, errors, logging, and three subpackages.
 
+``core.db`` (declarative base and sealed columns, engines, unit of work, change feed, keyset
+pagination, outage detection, migrations), ``core.http`` (middleware, hardening, client
+address, rate limits, OpenAPI declarations, API viewer, operations endpoints) and
+``core.crypto`` (the key file, sealed fields and blind indexes, the key-set fingerprint).
 Owns no business data. May import: no other room (import-linter enforces it). Publishes
 ``Settings``, ``Base``, the unit-of-work session dependency, ``DomainError`` and its
-problem+json mapping, and keyset cursors.
+problem+json mapping (``core.errors``), and keyset cursors.
 """

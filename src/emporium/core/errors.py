@@ -3,7 +3,7 @@
 Every error answer is RFC 9457 ``application/problem+json``:
 ``{"type", "title", "status", "detail", "code"}`` plus ``errors`` for validation failures and
 ``request_id`` for server errors. A database outage is a 503 ``service_unavailable`` with
-``Retry-After`` (``core.outages``). Unknown exceptions become a 500 that carries the request
+``Retry-After`` (``core.db.outages``). Unknown exceptions become a 500 that carries the request
 id and never a stack trace; they are logged, not guessed into a 4xx.
 """
 
@@ -27,7 +27,7 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Message
 
-from emporium.core.outages import RETRY_AFTER_SECONDS, outage_kind, report_outage
+from emporium.core.db.outages import RETRY_AFTER_SECONDS, outage_kind, report_outage
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("emporium.errors")

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog.exceptions import VariantNotFound
 from emporium.catalog.models import Variant
-from emporium.core.db import Reader, table_of
-from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
+from emporium.core.db.base import Reader, table_of
+from emporium.core.db.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.inventory.models import StockMovement
 from emporium.inventory.schemas import StockMovementPage, StockMovementRead
 

@@ -10,10 +10,10 @@ from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
 from emporium.accounts.identity import provide_caller, role
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.uow import DbReader, DbSession
+from emporium.core.http.openapi import BEARER
 from emporium.inventory import queries, service
 from emporium.inventory.schemas import StockAdjustmentCreate, StockMovementPage, StockMovementRead
 

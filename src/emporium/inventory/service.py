@@ -28,7 +28,7 @@ from emporium.catalog.cache import product_changed
 from emporium.catalog.exceptions import VariantNotFound
 from emporium.catalog.models import Variant
 from emporium.core.clock import utcnow
-from emporium.core.db import table_of
+from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
 from emporium.inventory.exceptions import InsufficientStock, InventoryNotTracked
 from emporium.inventory.models import StockMovement

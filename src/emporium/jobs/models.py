@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id
+from emporium.core.db.base import Base, UTCDateTime, new_id
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 JOB_STATUSES = (QUEUED, RUNNING, DONE, DEAD)

@@ -15,10 +15,10 @@ from litestar.datastructures import CacheControlHeader
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, QueryParameter
 
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.uow import DbSession
+from emporium.core.http.openapi import BEARER
 from emporium.jobs import service
 from emporium.jobs.schemas import JobPage, JobRead
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.core.clock import SYSTEM_CLOCK, Clock, use, utcnow
 from emporium.core.config import Settings
-from emporium.core.outages import outage_kind, report_outage
+from emporium.core.db.outages import outage_kind, report_outage
 from emporium.jobs import queue
 from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import JobRun, Registry, RetryLater
@@ -183,7 +183,7 @@ class Runner:
 
 
 def _log_failure(event: str, exc: Exception, runner: str) -> None:
-    """A database outage is logged once per kind and minute (``core.outages``); anything
+    """A database outage is logged once per kind and minute (``core.db.outages``); anything
     else with its traceback."""
     kind = outage_kind(exc)
     if kind is not None:

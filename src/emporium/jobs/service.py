@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import select
 
 from emporium.core.clock import utcnow
+from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.core.errors import Conflict, NotFound
-from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.jobs.models import DEAD, DONE, QUEUED, Job, OutboxEvent
 from emporium.jobs.registry import JobRun, Registry
 from emporium.jobs.schemas import JobPage, JobRead

@@ -9,7 +9,7 @@ from sqlalchemy import String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id
+from emporium.core.db.base import Base, UTCDateTime, new_id
 
 
 class MailMessage(Base):

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from emporium.core.db import Base
+from emporium.core.db.base import Base
 from emporium.models import import_all_models
 
 import_all_models()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.identity import Identity
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
-from emporium.core.db import table_of
+from emporium.core.db.base import table_of
 from emporium.core.errors import Conflict, InvalidInput
 from emporium.orders.exceptions import CartItemNotFound, VariantUnavailable
 from emporium.orders.models import Cart, CartItem

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.identity import customer, identify
 from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.core.config import Settings, SettingsDep
+from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.ratelimit import Connection, caller_key, rate_limit
-from emporium.core.uow import DbSession
+from emporium.core.http.ratelimit import Connection, caller_key, rate_limit
 from emporium.orders import carts
 from emporium.orders.models import Cart
 from emporium.orders.schemas import (

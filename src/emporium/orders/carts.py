@@ -23,7 +23,7 @@ from emporium.accounts.protect import Vault
 from emporium.accounts.tokens import hash_opaque_token, new_opaque_token, opaque_tokens_equal
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
-from emporium.core.db import table_of
+from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
 from emporium.orders.cart import check_room, line_title, sellable
 from emporium.orders.exceptions import (

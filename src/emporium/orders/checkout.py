@@ -28,7 +28,7 @@ from emporium.accounts.protect import AccountsContext, Vault
 from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
 from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
-from emporium.core.db import table_of
+from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
 from emporium.inventory.service import take_stock
 from emporium.jobs.outbox import emit_event

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
 from emporium.core.clock import utcnow
-from emporium.core.db import table_of
+from emporium.core.db.base import table_of
 from emporium.inventory.service import return_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders.exceptions import CancelNotAllowed, InvalidTransition, OrderNotFound

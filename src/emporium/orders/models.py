@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id, sealed
+from emporium.core.db.base import Base, UTCDateTime, new_id, sealed
 
 STATUSES = ("pending", "paid", "fulfilled", "delivered", "cancelled", "refunded")
 PAYMENT_STATUSES = (

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
 from emporium.accounts.tokens import hash_opaque_token, opaque_tokens_equal
-from emporium.core.db import Reader, table_of
-from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
+from emporium.core.db.base import Reader, table_of
+from emporium.core.db.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.orders.exceptions import OrderNotFound
 from emporium.orders.models import (
     ORDER_TOKEN_PURPOSE,

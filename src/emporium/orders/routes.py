@@ -29,13 +29,13 @@ from emporium.accounts.identity import (
     signed_in_or_key,
 )
 from emporium.accounts.protect import AccountsContext, provide_accounts
-from emporium.core import uow
 from emporium.core.config import SettingsDep
+from emporium.core.db import uow
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import InvalidInput, problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import rate_limit
-from emporium.core.uow import DbReader, DbSession
+from emporium.core.http.openapi import BEARER
+from emporium.core.http.ratelimit import rate_limit
 from emporium.orders import cart, carts, checkout, idempotency, lifecycle, queries
 from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
 from emporium.orders.schemas import (

@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.protect import Vault
-from emporium.core.db import table_of
+from emporium.core.db.base import table_of
 from emporium.orders.models import Cart, Order
 from emporium.orders.schemas import OrderLineRead
 

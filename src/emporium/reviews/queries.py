@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog import queries as catalog_queries
-from emporium.core.db import Reader
-from emporium.core.pagination import CreatedSort, by_created_at, created_at_cursor
+from emporium.core.db.base import Reader
+from emporium.core.db.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.reviews.models import Review
 from emporium.reviews.schemas import ReviewPage, ReviewRead
 

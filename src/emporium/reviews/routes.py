@@ -11,11 +11,11 @@ from litestar.params import FromPath, JSONBody
 
 from emporium.accounts.identity import customer, is_staff, require_identity, signed_in
 from emporium.accounts.protect import AccountsContext
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.ratelimit import rate_limit
-from emporium.core.uow import DbReader, DbSession
+from emporium.core.http.openapi import BEARER
+from emporium.core.http.ratelimit import rate_limit
 from emporium.reviews import queries, writing
 from emporium.reviews.schemas import ReviewCreate, ReviewPage, ReviewRead, ReviewUpdate
 

@@ -11,12 +11,12 @@ from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
 from emporium.accounts.identity import identify, role
-from emporium.core.clientip import client_ip
 from emporium.core.config import SettingsDep
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.uow import DbSession
+from emporium.core.http.clientip import client_ip
+from emporium.core.http.openapi import BEARER
 from emporium.shipping import service
 from emporium.shipping.schemas import (
     MethodCreate,

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base
+from emporium.core.db.base import Base
+from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.core.errors import InvalidInput
-from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.core.security_events import security_event
 from emporium.shipping.exceptions import (
     MethodNotFound,

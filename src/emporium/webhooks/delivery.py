@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from emporium.core.clock import utcnow
-from emporium.core.crypto import decrypt_field
-from emporium.core.keys import KeyRing
+from emporium.core.crypto.keys import KeyRing
+from emporium.core.crypto.sealing import decrypt_field
 from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater
 from emporium.jobs.runner import backoff

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emporium.core.clock import utcnow
-from emporium.core.db import Base, UTCDateTime, new_id, sealed
+from emporium.core.db.base import Base, UTCDateTime, new_id, sealed
 
 
 class WebhookEndpoint(Base):

@@ -11,10 +11,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from emporium.core.config import SettingsDep
+from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
+from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.openapi import BEARER
-from emporium.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from emporium.core.uow import DbSession
+from emporium.core.http.openapi import BEARER
 from emporium.jobs.routes import admin_only
 from emporium.webhooks import service
 from emporium.webhooks.delivery import WebhooksContext

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.crypto import encrypt_field
+from emporium.core.crypto.sealing import encrypt_field
+from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.core.errors import NotFound
-from emporium.core.pagination import by_created_at, created_at_cursor
 from emporium.jobs.outbox import enqueue
 from emporium.webhooks.addresses import split_url
 from emporium.webhooks.delivery import DELIVER, PENDING, WebhooksContext

@@ -8,9 +8,9 @@ from alembic import command
 from alembic.config import Config
 
 from emporium.core.config import Settings
-from emporium.core.db import private_sqlite_file
+from emporium.core.db.base import private_sqlite_file
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -23,7 +23,7 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (blocking; call outside the event loop).
-    A new SQLite file is created owner-only (``core.db.private_sqlite_file``)."""
+    A new SQLite file is created owner-only (``core.db.base.private_sqlite_file``)."""
     private_sqlite_file(settings)
     command.upgrade(alembic_config(settings), revision)
 

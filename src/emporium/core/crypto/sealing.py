@@ -32,7 +32,7 @@ import unicodedata
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from emporium.core.keys import KID_PATTERN, KeyRing
+from emporium.core.crypto.keys import KID_PATTERN, KeyRing
 
 VERSION = "v1"
 NONCE_BYTES = 12

@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from emporium.core.db import Base
-from emporium.core.keys import KeyRing
+from emporium.core.crypto.keys import KeyRing
+from emporium.core.db.base import Base
 
 _LABEL = b"emporium key set v1"
 _ROW = 1

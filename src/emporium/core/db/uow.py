@@ -2,7 +2,7 @@
 
 Services only ``flush``; :func:`provide_session` commits after the handler returned and its
 answer was serialised, before the response is sent, and rolls back on any exception. The
-changes a transaction recorded go out on the change feed with it (``core.changes``).
+changes a transaction recorded go out on the change feed with it (``core.db.changes``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.core.db import Reader, read_connection
+from emporium.core.db.base import Reader, read_connection
 from emporium.core.errors import DomainError
 
 

@@ -1,7 +1,7 @@
 """Database plumbing: declarative base, column types, engine and session factories.
 
 One engine per application; one :class:`AsyncSession` (one transaction) per request,
-committed by the request boundary (:mod:`emporium.core.uow`).
+committed by the request boundary (:mod:`emporium.core.db.uow`).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
             else {}
         ),
         # asyncpg waits 60 s for an unresponsive server by default: an outage would hold
-        # every request that long before its 503 (core.outages).
+        # every request that long before its 503 (core.db.outages).
         **(
             {}
             if settings.is_sqlite
@@ -264,7 +264,7 @@ and the row id are bound too."""
 
 
 def sealed(name: str) -> MappedColumn[Any]:
-    """A text column holding values sealed by the vault (``core.crypto``: AES-256-GCM bound
+    """A text column holding values sealed by the vault (``core.crypto.sealing``: AES-256-GCM bound
     to the table, ``name`` and the row id), declared as such so that key rotation, the key-set
     check and the at-rest tests find every one of them (:func:`sealed_columns`). Nullability
     follows the ``Mapped[...]`` annotation."""

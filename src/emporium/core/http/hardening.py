@@ -1,6 +1,6 @@
 """Baseline HTTP hardening, as two pure-ASGI layers around the application.
 
-``SecurityHeaders`` (outermost) resolves the client address once (``core.clientip``), binds
+``SecurityHeaders`` (outermost) resolves the client address once (``core.http.clientip``), binds
 it to the log context, and gives every response the security headers: ``nosniff``,
 ``Referrer-Policy``, a ``Content-Security-Policy`` with ``frame-ancestors 'none'``, HSTS when
 served over TLS, and the ``RateLimit-*`` headers of the request's tightest rate-limit verdict.
@@ -23,9 +23,9 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from emporium.core.clientip import ProxyTrust, resolve
 from emporium.core.errors import problem_messages
-from emporium.core.ratelimit import (
+from emporium.core.http.clientip import ProxyTrust, resolve
+from emporium.core.http.ratelimit import (
     RateLimiter,
     Verdict,
     address_key,
@@ -40,7 +40,7 @@ _COMMON = [
     (b"x-frame-options", b"DENY"),
 ]
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-# The viewer (core.docs_viewer) loads only its own scripts and styles, from this origin. Inline
+# The viewer (core.http.docs_viewer) loads only its own scripts and styles, from this origin. Inline
 # style attributes stay allowed (Swagger UI sets some); no inline script, nothing external.
 _DOCS_CSP = (
     b"content-security-policy",

@@ -5,7 +5,7 @@ Each policy (``general``, ``login``, ``register``, ``mfa``, ``password_reset``,
 notation (``"10/minute;100/hour"``; empty: off). Counters live in Redis when
 ``EMPORIUM_REDIS_URL`` is set, so every server node shares them, and in process memory
 otherwise, or while Redis is out (a circuit breaker skips it after a failure, see
-``core.breaker``; limits then apply per process, never not at all). The strategy is the
+``core.http.breaker``; limits then apply per process, never not at all). The strategy is the
 fixed window (one counter per key and window: one Redis ``INCR``), see
 ``docs/adr/0008-rate-limits-and-hardening.md``.
 
@@ -35,9 +35,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from redis.exceptions import RedisError
 
-from emporium.core.breaker import CircuitBreaker
-from emporium.core.clientip import client_ip
 from emporium.core.errors import DomainError
+from emporium.core.http.breaker import CircuitBreaker
+from emporium.core.http.clientip import client_ip
 
 
 def security_log() -> Any:

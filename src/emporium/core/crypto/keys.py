@@ -1,7 +1,7 @@
 """The secret keys of a deployment, kept outside the database.
 
 A :class:`KeyRing` holds every secret Emporium needs: AES-256 data keys for personal data at
-rest (see :mod:`emporium.core.crypto`), the HMAC key of the blind indexes, the HMAC secrets
+rest (see :mod:`emporium.core.crypto.sealing`), the HMAC key of the blind indexes, the HMAC secrets
 that sign tokens, and the password pepper. It comes from one JSON key file (mode 0600) or
 from a JSON document given in the settings; it is never stored in the database, so a stolen
 database dump alone reveals no personal data (OWASP Cryptographic Storage Cheat Sheet, "Key

@@ -10,8 +10,8 @@ from litestar.connection import ASGIConnection
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
-from emporium.core.clientip import client_ip
 from emporium.core.errors import problem, problem_responses
+from emporium.core.http.clientip import client_ip
 
 
 @get("/healthz", tags=["operations"], summary="Liveness")

@@ -3,7 +3,7 @@
 Swagger UI's compiled assets come from the ``swagger-ui-py`` package (pinned in the lock
 files), which ships them as package data; this module serves the few it needs under
 ``/docs/assets/`` and a page whose only scripts are those assets plus a small start-up
-script of ours, so the ``/docs`` Content-Security-Policy (``core.hardening``) can forbid
+script of ours, so the ``/docs`` Content-Security-Policy (``core.http.hardening``) can forbid
 every other origin and every inline script.
 """
 

@@ -1,0 +1,1 @@
+"""Payment providers: each a module behind the interface of :mod:`.base`."""

@@ -16,13 +16,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from emporium.accounts import addresses, recovery, service, sessions, signin
-from emporium.accounts.identity import (
-    Identity,
-    client_ip,
-    provide_identity,
-    role,
-    signed_in,
-)
+from emporium.accounts.audiences import ADMIN, PUBLIC, SIGNED_IN
+from emporium.accounts.identity import Identity, client_ip, provide_identity
 from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.accounts.schemas import (
     AddressIn,
@@ -46,19 +41,17 @@ from emporium.accounts.schemas import (
     UserRead,
     VerifyEmailIn,
 )
-from emporium.accounts.security_routes import SECURITY_HANDLERS
+from emporium.accounts.security_routes import SECURITY_ROUTERS
 from emporium.core.config import SettingsDep
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
 from emporium.core.http.ratelimit import rate_limit
+from emporium.core.http.routing import audience_router
 
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
-AUTH = problem_responses(401)
-OWNER = problem_responses(401, 404)
-ADMIN = problem_responses(401, 403, 404, 409)
+NOT_FOUND = problem_responses(404)
 
 
 def _device(request: Request[Any, Any, Any]) -> str:
@@ -81,12 +74,7 @@ async def _login_account(connection: ASGIConnection[Any, Any, Any, Any]) -> str 
     return "email:" + accounts.vault.email_index(email)
 
 
-@post(
-    "/auth/register",
-    tags=["accounts"],
-    guards=[rate_limit("register")],
-    responses=problem_responses(409, 429),
-)
+@post("/auth/register", guards=[rate_limit("register")], responses=problem_responses(409, 429))
 async def register(
     session: DbSession, accounts: Ctx, settings: SettingsDep, data: JSONBody[RegisterIn]
 ) -> UserRead:
@@ -98,7 +86,6 @@ async def register(
 
 @post(
     "/auth/password/forgot",
-    tags=["accounts"],
     status_code=202,
     guards=[rate_limit("password_reset")],
     responses=problem_responses(429),
@@ -113,7 +100,6 @@ async def forgot_password(
 
 @post(
     "/auth/password/reset",
-    tags=["accounts"],
     status_code=204,
     guards=[rate_limit("password_reset")],
     responses=problem_responses(400, 429),
@@ -126,7 +112,7 @@ async def reset_password(
     await recovery.reset_password(session, accounts, data.token, data.new_password)
 
 
-@post("/auth/email/verify", tags=["accounts"], status_code=204, responses=problem_responses(400))
+@post("/auth/email/verify", status_code=204, responses=problem_responses(400))
 async def verify_email(session: DbSession, accounts: Ctx, data: JSONBody[VerifyEmailIn]) -> None:
     """Confirm the account's e-mail address (400 ``invalid_or_expired_token``)."""
     await recovery.verify_email(session, accounts, data.token)
@@ -134,7 +120,6 @@ async def verify_email(session: DbSession, accounts: Ctx, data: JSONBody[VerifyE
 
 @post(
     "/auth/login",
-    tags=["accounts"],
     status_code=200,
     guards=[rate_limit("login"), rate_limit("login_account", key=_login_account)],
     responses=problem_responses(401, 429),
@@ -150,7 +135,7 @@ async def login(
     return await signin.login(session, accounts, data, device=_device(request), ip=ip)
 
 
-@post("/auth/refresh", tags=["accounts"], status_code=200, responses=AUTH)
+@post("/auth/refresh", status_code=200, responses=problem_responses(401))
 async def refresh(
     request: Request[Any, Any, Any], session: DbSession, accounts: Ctx, data: JSONBody[RefreshIn]
 ) -> TokenPair:
@@ -158,45 +143,25 @@ async def refresh(
     return await sessions.refresh(session, accounts, data.refresh_token, ip=client_ip(request))
 
 
-@post(
-    "/auth/logout",
-    tags=["accounts"],
-    status_code=204,
-    guards=[signed_in],
-    security=BEARER,
-    responses=AUTH,
-)
+@post("/auth/logout", status_code=204)
 async def logout(session: DbSession, identity: Me) -> None:
     """End this session on every server node."""
     await sessions.logout(session, identity)
 
 
-@get("/auth/sessions", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@get("/auth/sessions")
 async def list_sessions(session: DbSession, accounts: Ctx, identity: Me) -> list[SessionRead]:
     """The caller's live sessions."""
     return await sessions.list_sessions(session, accounts, identity)
 
 
-@delete(
-    "/auth/sessions/{session_id:uuid}",
-    tags=["accounts"],
-    guards=[signed_in],
-    security=BEARER,
-    responses=OWNER,
-)
+@delete("/auth/sessions/{session_id:uuid}", responses=NOT_FOUND)
 async def revoke_session(session: DbSession, identity: Me, session_id: FromPath[uuid.UUID]) -> None:
     """Revoke one of the caller's sessions (another user's answers 404)."""
     await sessions.revoke_session(session, identity, session_id)
 
 
-@post(
-    "/auth/password",
-    tags=["accounts"],
-    status_code=204,
-    guards=[signed_in],
-    security=BEARER,
-    responses=AUTH,
-)
+@post("/auth/password", status_code=204)
 async def change_password(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[PasswordChangeIn]
 ) -> None:
@@ -204,13 +169,13 @@ async def change_password(
     await service.change_password(session, accounts, identity, data)
 
 
-@get("/users/me", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@get("/users/me")
 async def me(session: DbSession, accounts: Ctx, identity: Me) -> UserRead:
     """The caller's profile."""
     return await service.get_profile(session, accounts, identity)
 
 
-@patch("/users/me", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@patch("/users/me")
 async def update_me(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[ProfileUpdate]
 ) -> UserRead:
@@ -218,13 +183,13 @@ async def update_me(
     return await service.update_profile(session, accounts, identity, data)
 
 
-@get("/users/me/export", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@get("/users/me/export")
 async def export_me(session: DbSession, accounts: Ctx, identity: Me) -> PersonalDataExport:
     """Every piece of personal data held on the caller."""
     return await addresses.export_personal_data(session, accounts, identity)
 
 
-@delete("/users/me", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@delete("/users/me")
 async def erase_me(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[PasswordIn]
 ) -> None:
@@ -232,19 +197,13 @@ async def erase_me(
     await service.erase_me(session, accounts, identity, data.password)
 
 
-@get("/users/me/addresses", tags=["accounts"], guards=[signed_in], security=BEARER, responses=AUTH)
+@get("/users/me/addresses")
 async def list_addresses(session: DbSession, accounts: Ctx, identity: Me) -> list[AddressRead]:
     """The caller's addresses."""
     return await addresses.list_addresses(session, accounts, identity)
 
 
-@post(
-    "/users/me/addresses",
-    tags=["accounts"],
-    guards=[signed_in],
-    security=BEARER,
-    responses=problem_responses(401, 409),
-)
+@post("/users/me/addresses", responses=problem_responses(409))
 async def add_address(
     session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[AddressIn]
 ) -> AddressRead:
@@ -252,13 +211,7 @@ async def add_address(
     return await addresses.add_address(session, accounts, identity, data)
 
 
-@patch(
-    "/users/me/addresses/{address_id:uuid}",
-    tags=["accounts"],
-    guards=[signed_in],
-    security=BEARER,
-    responses=OWNER,
-)
+@patch("/users/me/addresses/{address_id:uuid}", responses=NOT_FOUND)
 async def update_address(
     session: DbSession,
     accounts: Ctx,
@@ -270,19 +223,13 @@ async def update_address(
     return await addresses.update_address(session, accounts, identity, address_id, data)
 
 
-@delete(
-    "/users/me/addresses/{address_id:uuid}",
-    tags=["accounts"],
-    guards=[signed_in],
-    security=BEARER,
-    responses=OWNER,
-)
+@delete("/users/me/addresses/{address_id:uuid}", responses=NOT_FOUND)
 async def delete_address(session: DbSession, identity: Me, address_id: FromPath[uuid.UUID]) -> None:
     """Delete one of the caller's addresses (404 for anyone else's)."""
     await addresses.delete_address(session, identity, address_id)
 
 
-@get("/users", tags=["admin"], guards=[role("admin")], security=BEARER, responses=ADMIN)
+@get("/users")
 async def list_users(
     session: DbSession,
     accounts: Ctx,
@@ -293,31 +240,19 @@ async def list_users(
     return await service.admin_list(session, accounts, limit=limit, cursor=cursor)
 
 
-@get(
-    "/users/{user_id:uuid}",
-    tags=["admin"],
-    guards=[role("admin")],
-    security=BEARER,
-    responses=ADMIN,
-)
+@get("/users/{user_id:uuid}")
 async def get_user(session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID]) -> UserRead:
     """Admin: one account."""
     return await service.admin_get(session, accounts, user_id)
 
 
-@post("/users", tags=["admin"], guards=[role("admin")], security=BEARER, responses=ADMIN)
+@post("/users")
 async def create_user(session: DbSession, accounts: Ctx, data: JSONBody[UserCreate]) -> UserRead:
     """Admin: create a staff or admin account."""
     return await service.create_user(session, accounts, data)
 
 
-@patch(
-    "/users/{user_id:uuid}",
-    tags=["admin"],
-    guards=[role("admin")],
-    security=BEARER,
-    responses=ADMIN,
-)
+@patch("/users/{user_id:uuid}")
 async def update_user(
     session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID], data: JSONBody[UserAdminUpdate]
 ) -> UserRead:
@@ -328,29 +263,43 @@ async def update_user(
 accounts_router = Router(
     path="/",
     route_handlers=[
-        register,
-        forgot_password,
-        reset_password,
-        verify_email,
-        login,
-        refresh,
-        logout,
-        list_sessions,
-        revoke_session,
-        change_password,
-        me,
-        update_me,
-        export_me,
-        erase_me,
-        list_addresses,
-        add_address,
-        update_address,
-        delete_address,
-        list_users,
-        get_user,
-        create_user,
-        update_user,
-        *SECURITY_HANDLERS,
+        audience_router(
+            PUBLIC,
+            tags=["accounts"],
+            route_handlers=[
+                register,
+                forgot_password,
+                reset_password,
+                verify_email,
+                login,
+                refresh,
+            ],
+        ),
+        audience_router(
+            SIGNED_IN,
+            tags=["accounts"],
+            route_handlers=[
+                logout,
+                list_sessions,
+                revoke_session,
+                change_password,
+                me,
+                update_me,
+                export_me,
+                erase_me,
+                list_addresses,
+                add_address,
+                update_address,
+                delete_address,
+            ],
+        ),
+        audience_router(
+            ADMIN,
+            tags=["admin"],
+            refusals=(404, 409),
+            route_handlers=[list_users, get_user, create_user, update_user],
+        ),
+        *SECURITY_ROUTERS,
     ],
     dependencies={
         "accounts": Provide(provide_accounts, sync_to_thread=False),

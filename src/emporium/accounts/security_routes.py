@@ -13,7 +13,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from emporium.accounts import api_keys, mfa, signin
-from emporium.accounts.identity import Identity, client_ip, role, signed_in
+from emporium.accounts.audiences import ADMIN, PUBLIC, SIGNED_IN
+from emporium.accounts.identity import Identity, client_ip
 from emporium.accounts.protect import AccountsContext
 from emporium.accounts.schemas import (
     ApiKeyCreate,
@@ -29,15 +30,12 @@ from emporium.accounts.schemas import (
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
 from emporium.core.http.ratelimit import rate_limit
+from emporium.core.http.routing import audience_router
 
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
 AnyRequest = Request[Any, Any, Any]
-AUTH = problem_responses(401)
-MFA = problem_responses(401, 409)
-ADMIN = problem_responses(401, 403, 404)
 
 
 def _device(request: AnyRequest) -> str:
@@ -46,7 +44,6 @@ def _device(request: AnyRequest) -> str:
 
 @post(
     "/auth/login/mfa",
-    tags=["accounts"],
     status_code=200,
     guards=[rate_limit("mfa")],
     responses=problem_responses(401, 429),
@@ -61,27 +58,13 @@ async def login_mfa(
     )
 
 
-@post(
-    "/auth/mfa/totp",
-    tags=["accounts"],
-    status_code=200,
-    guards=[signed_in],
-    security=BEARER,
-    responses=MFA,
-)
+@post("/auth/mfa/totp", status_code=200)
 async def start_totp(session: DbSession, accounts: Ctx, identity: Me) -> TotpEnrolment:
     """Start TOTP enrolment: the secret and its ``otpauth://`` URI (409 when MFA is on)."""
     return await mfa.start_enrolment(session, accounts, identity)
 
 
-@post(
-    "/auth/mfa/totp/confirm",
-    tags=["accounts"],
-    status_code=200,
-    guards=[signed_in, rate_limit("mfa")],
-    security=BEARER,
-    responses=MFA,
-)
+@post("/auth/mfa/totp/confirm", status_code=200, guards=[rate_limit("mfa")])
 async def confirm_totp(
     request: AnyRequest, session: DbSession, accounts: Ctx, identity: Me, data: JSONBody[TotpCodeIn]
 ) -> RecoveryCodes:
@@ -92,13 +75,7 @@ async def confirm_totp(
     )
 
 
-@delete(
-    "/auth/mfa/totp",
-    tags=["accounts"],
-    guards=[signed_in, rate_limit("mfa")],
-    security=BEARER,
-    responses=MFA,
-)
+@delete("/auth/mfa/totp", guards=[rate_limit("mfa")])
 async def disable_totp(
     request: AnyRequest,
     session: DbSession,
@@ -110,10 +87,7 @@ async def disable_totp(
     await mfa.disable(session, accounts, identity, data, ip=client_ip(request))
 
 
-ADMIN_ONLY = role("admin")
-
-
-@post("/api-keys", tags=["admin"], guards=[ADMIN_ONLY], security=BEARER, responses=ADMIN)
+@post("/api-keys")
 async def create_api_key(
     request: AnyRequest, session: DbSession, identity: Me, data: JSONBody[ApiKeyCreate]
 ) -> ApiKeyCreated:
@@ -124,7 +98,7 @@ async def create_api_key(
     )
 
 
-@get("/api-keys", tags=["admin"], guards=[ADMIN_ONLY], security=BEARER, responses=ADMIN)
+@get("/api-keys")
 async def list_api_keys(
     session: DbSession,
     limit: Limit = DEFAULT_LIMIT,
@@ -134,9 +108,7 @@ async def list_api_keys(
     return await api_keys.list_keys(session, limit=limit, cursor=cursor)
 
 
-@delete(
-    "/api-keys/{key_id:uuid}", tags=["admin"], guards=[ADMIN_ONLY], security=BEARER, responses=ADMIN
-)
+@delete("/api-keys/{key_id:uuid}")
 async def revoke_api_key(
     request: AnyRequest, session: DbSession, identity: Me, key_id: FromPath[uuid.UUID]
 ) -> None:
@@ -144,12 +116,19 @@ async def revoke_api_key(
     await api_keys.revoke_key(session, key_id, by=identity.user_id, ip=client_ip(request))
 
 
-SECURITY_HANDLERS = [
-    login_mfa,
-    start_totp,
-    confirm_totp,
-    disable_totp,
-    create_api_key,
-    list_api_keys,
-    revoke_api_key,
+SECURITY_ROUTERS = [
+    audience_router(PUBLIC, tags=["accounts"], route_handlers=[login_mfa]),
+    audience_router(
+        SIGNED_IN,
+        tags=["accounts"],
+        refusals=(409,),
+        route_handlers=[start_totp, confirm_totp, disable_totp],
+    ),
+    audience_router(
+        ADMIN,
+        tags=["admin"],
+        refusals=(404,),
+        route_handlers=[create_api_key, list_api_keys, revoke_api_key],
+    ),
 ]
+"""The routers of this module, mounted by ``accounts.routes`` after its own."""

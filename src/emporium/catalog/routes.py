@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from litestar import Request, Router, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from emporium.accounts.identity import is_staff, role
+from emporium.accounts.audiences import PUBLIC, STAFF
+from emporium.accounts.identity import is_staff
 from emporium.catalog import queries, service
 from emporium.catalog.cache import read_product
 from emporium.catalog.schemas import (
@@ -30,9 +31,8 @@ from emporium.core.config import SettingsDep
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
+from emporium.core.http.routing import audience_router
 
-STAFF = role("staff")
 Price = Annotated[
     int | None,
     QueryParameter(
@@ -44,32 +44,19 @@ Price = Annotated[
 ]
 
 
-@get("/categories", tags=["catalog"], summary="List all categories", responses=problem_responses())
+@get("/categories", summary="List all categories")
 async def list_categories(reader: DbReader) -> list[CategoryRead]:
     """Every category as a flat list; build the tree from ``parent_id``."""
     return await queries.list_categories(reader)
 
 
-@post(
-    "/categories",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    summary="Create a category",
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@post("/categories", summary="Create a category")
 async def create_category(session: DbSession, data: JSONBody[CategoryCreate]) -> CategoryRead:
     """Staff: add a category (409 ``slug_taken``, 422 ``invalid_parent``)."""
     return await service.create_category(session, data)
 
 
-@patch(
-    "/categories/{category_id:uuid}",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@patch("/categories/{category_id:uuid}")
 async def update_category(
     session: DbSession, category_id: FromPath[uuid.UUID], data: JSONBody[CategoryUpdate]
 ) -> CategoryRead:
@@ -77,24 +64,13 @@ async def update_category(
     return await service.update_category(session, category_id, data)
 
 
-@delete(
-    "/categories/{category_id:uuid}",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@delete("/categories/{category_id:uuid}")
 async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete an empty category (409 ``category_in_use`` otherwise)."""
     await service.delete_category(session, category_id)
 
 
-@get(
-    "/products",
-    tags=["catalog"],
-    summary="List, filter, search and sort products",
-    responses=problem_responses(),
-)
+@get("/products", summary="List, filter, search and sort products")
 async def list_products(
     request: Request[Any, Any, Any],
     reader: DbReader,
@@ -154,7 +130,6 @@ async def list_products(
 
 @get(
     "/products/{id_or_slug:str}",
-    tags=["catalog"],
     summary="Get a product by id or slug",
     responses=problem_responses(404),
 )
@@ -170,14 +145,7 @@ async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]
     )
 
 
-@post(
-    "/products",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    summary="Create a product",
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@post("/products", summary="Create a product")
 async def create_product(
     session: DbSession, settings: SettingsDep, data: JSONBody[ProductCreate]
 ) -> ProductRead:
@@ -185,13 +153,7 @@ async def create_product(
     return await service.create_product(session, data, currency=settings.currency)
 
 
-@patch(
-    "/products/{id_or_slug:str}",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@patch("/products/{id_or_slug:str}")
 async def update_product(
     session: DbSession, id_or_slug: FromPath[str], data: JSONBody[ProductUpdate]
 ) -> ProductRead:
@@ -199,26 +161,14 @@ async def update_product(
     return await service.update_product(session, id_or_slug, data)
 
 
-@delete(
-    "/products/{id_or_slug:str}",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@delete("/products/{id_or_slug:str}")
 async def delete_product(session: DbSession, id_or_slug: FromPath[str]) -> None:
     """Staff: delete a product with its variants and reviews; a product that has been
     ordered is archived instead (unpublished, kept for its orders and stock ledger)."""
     await service.delete_product(session, id_or_slug)
 
 
-@post(
-    "/products/{id_or_slug:str}/variants",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@post("/products/{id_or_slug:str}/variants")
 async def add_variant(
     session: DbSession, id_or_slug: FromPath[str], data: JSONBody[VariantCreate]
 ) -> VariantRead:
@@ -226,13 +176,7 @@ async def add_variant(
     return await service.add_variant(session, id_or_slug, data)
 
 
-@patch(
-    "/variants/{variant_id:uuid}",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@patch("/variants/{variant_id:uuid}")
 async def update_variant(
     session: DbSession, variant_id: FromPath[uuid.UUID], data: JSONBody[VariantUpdate]
 ) -> VariantRead:
@@ -240,13 +184,7 @@ async def update_variant(
     return await service.update_variant(session, variant_id, data)
 
 
-@delete(
-    "/variants/{variant_id:uuid}",
-    tags=["catalog"],
-    guards=[STAFF],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 409, 415),
-)
+@delete("/variants/{variant_id:uuid}")
 async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) -> None:
     """Staff: delete a variant (409 ``last_variant`` for a product's only one)."""
     await service.delete_variant(session, variant_id)
@@ -255,17 +193,25 @@ async def delete_variant(session: DbSession, variant_id: FromPath[uuid.UUID]) ->
 catalog_router = Router(
     path="/",
     route_handlers=[
-        list_categories,
-        create_category,
-        update_category,
-        delete_category,
-        list_products,
-        get_product,
-        create_product,
-        update_product,
-        delete_product,
-        add_variant,
-        update_variant,
-        delete_variant,
+        # Staff first: each path then keeps its place in the OpenAPI document.
+        audience_router(
+            STAFF,
+            tags=["catalog"],
+            refusals=(404, 409, 415),
+            route_handlers=[
+                create_category,
+                update_category,
+                delete_category,
+                create_product,
+                update_product,
+                delete_product,
+                add_variant,
+                update_variant,
+                delete_variant,
+            ],
+        ),
+        audience_router(
+            PUBLIC, tags=["catalog"], route_handlers=[list_categories, list_products, get_product]
+        ),
     ],
 )

@@ -5,28 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, Router, get, post
+from litestar import Request, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
-from emporium.accounts.identity import provide_caller, role
+from emporium.accounts.audiences import STAFF
+from emporium.accounts.identity import provide_caller
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
+from emporium.core.http.routing import audience_router
 from emporium.inventory import queries, service
 from emporium.inventory.schemas import StockAdjustmentCreate, StockMovementPage, StockMovementRead
-
-STAFF = role("staff")
 
 
 @post(
     "/variants/{variant_id:uuid}/stock-adjustments",
-    tags=["inventory"],
-    guards=[STAFF],
-    security=BEARER,
     summary="Adjust a variant's stock",
-    responses=problem_responses(401, 403, 404, 409, 415),
+    responses=problem_responses(409, 415),
 )
 async def adjust_stock(
     request: Request[Any, Any, Any],
@@ -43,11 +39,7 @@ async def adjust_stock(
 
 @get(
     "/variants/{variant_id:uuid}/stock-movements",
-    tags=["inventory"],
-    guards=[STAFF],
-    security=BEARER,
     summary="A variant's stock ledger",
-    responses=problem_responses(401, 403, 404),
     cache_control=CacheControlHeader(no_store=True),
 )
 async def list_stock_movements(
@@ -61,4 +53,9 @@ async def list_stock_movements(
     return await queries.list_movements(reader, variant_id, limit=limit, cursor=cursor)
 
 
-inventory_router = Router(path="/", route_handlers=[adjust_stock, list_stock_movements])
+inventory_router = audience_router(
+    STAFF,
+    tags=["inventory"],
+    refusals=(404,),
+    route_handlers=[adjust_stock, list_stock_movements],
+)

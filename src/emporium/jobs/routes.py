@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Router, get, post
+from litestar import get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers.base import BaseRouteHandler
@@ -17,12 +17,10 @@ from litestar.params import FromPath, QueryParameter
 
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbSession
-from emporium.core.errors import problem_responses
 from emporium.core.http.openapi import BEARER
+from emporium.core.http.routing import Audience, audience_router
 from emporium.jobs import service
 from emporium.jobs.schemas import JobPage, JobRead
-
-ADMIN = problem_responses(401, 403, 404, 409)
 
 
 async def admin_only(
@@ -32,10 +30,15 @@ async def admin_only(
     await connection.app.state.admin_guard(connection, handler)
 
 
+ADMIN = Audience(guards=(admin_only,), security=tuple(BEARER), refusals=(401, 403))
+"""The admin audience of the platform rooms (jobs, webhooks), which cannot import accounts:
+admins with MFA through the application's check; never an API key."""
+
+
 Status = Literal["queued", "running", "done", "dead"]
 
 
-@get("/jobs", tags=["admin"], guards=[admin_only], security=BEARER, responses=ADMIN)
+@get("/jobs")
 async def list_jobs(
     session: DbSession,
     status: Annotated[Status | None, QueryParameter()] = None,
@@ -46,21 +49,16 @@ async def list_jobs(
     return await service.list_jobs(session, status=status, limit=limit, cursor=cursor)
 
 
-@post(
-    "/jobs/{job_id:uuid}/retry",
-    tags=["admin"],
-    status_code=202,
-    guards=[admin_only],
-    security=BEARER,
-    responses=ADMIN,
-)
+@post("/jobs/{job_id:uuid}/retry", status_code=202)
 async def retry_job(session: DbSession, job_id: FromPath[uuid.UUID]) -> JobRead:
     """Admin: queue a dead job again (409 when it is not dead)."""
     return await service.retry_job(session, job_id)
 
 
-jobs_router = Router(
-    path="/",
+jobs_router = audience_router(
+    ADMIN,
+    tags=["admin"],
+    refusals=(404, 409),
     route_handlers=[list_jobs, retry_job],
     cache_control=CacheControlHeader(no_store=True),
 )

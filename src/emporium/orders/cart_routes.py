@@ -8,18 +8,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Request, Router, delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.accounts.audiences import PUBLIC
 from emporium.accounts.identity import customer, identify
 from emporium.accounts.protect import AccountsContext, provide_accounts
 from emporium.core.config import Settings, SettingsDep
 from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
 from emporium.core.http.ratelimit import Connection, caller_key, rate_limit
+from emporium.core.http.routing import audience_router
 from emporium.orders import carts
 from emporium.orders.models import Cart
 from emporium.orders.schemas import (
@@ -73,13 +75,7 @@ async def _cart(
     return await carts.holder_cart(session, cart_id, await identify(request), token)
 
 
-@post(
-    "/carts",
-    tags=["carts"],
-    status_code=201,
-    guards=[CART_WRITE],
-    responses=problem_responses(415, 429),
-)
+@post("/carts", status_code=201, guards=[CART_WRITE], responses=problem_responses(415, 429))
 async def create_cart(
     request: AnyRequest,
     session: DbSession,
@@ -99,7 +95,7 @@ async def create_cart(
     )
 
 
-@get("/carts/{cart_id:uuid}", tags=["carts"], responses=HOLDER)
+@get("/carts/{cart_id:uuid}", responses=HOLDER)
 async def get_cart(
     request: AnyRequest,
     session: DbSession,
@@ -113,7 +109,7 @@ async def get_cart(
     return await _shown(session, accounts, settings, cart)
 
 
-@patch("/carts/{cart_id:uuid}", tags=["carts"], guards=[CART_WRITE], responses=WRITE)
+@patch("/carts/{cart_id:uuid}", guards=[CART_WRITE], responses=WRITE)
 async def update_cart(
     request: AnyRequest,
     session: DbSession,
@@ -129,13 +125,7 @@ async def update_cart(
     return await _shown(session, accounts, settings, cart)
 
 
-@post(
-    "/carts/{cart_id:uuid}/items",
-    tags=["carts"],
-    status_code=200,
-    guards=[CART_WRITE],
-    responses=WRITE,
-)
+@post("/carts/{cart_id:uuid}/items", status_code=200, guards=[CART_WRITE], responses=WRITE)
 async def add_item(
     request: AnyRequest,
     session: DbSession,
@@ -151,12 +141,7 @@ async def add_item(
     return await _shown(session, accounts, settings, cart)
 
 
-@patch(
-    "/carts/{cart_id:uuid}/items/{item_id:uuid}",
-    tags=["carts"],
-    guards=[CART_WRITE],
-    responses=WRITE,
-)
+@patch("/carts/{cart_id:uuid}/items/{item_id:uuid}", guards=[CART_WRITE], responses=WRITE)
 async def update_item(
     request: AnyRequest,
     session: DbSession,
@@ -173,12 +158,7 @@ async def update_item(
     return await _shown(session, accounts, settings, cart)
 
 
-@delete(
-    "/carts/{cart_id:uuid}/items/{item_id:uuid}",
-    tags=["carts"],
-    guards=[CART_WRITE],
-    responses=WRITE,
-)
+@delete("/carts/{cart_id:uuid}/items/{item_id:uuid}", guards=[CART_WRITE], responses=WRITE)
 async def remove_item(
     request: AnyRequest,
     session: DbSession,
@@ -191,7 +171,7 @@ async def remove_item(
     await carts.remove_line(session, cart, item_id)
 
 
-@get("/carts/{cart_id:uuid}/shipping-methods", tags=["carts"], responses=HOLDER)
+@get("/carts/{cart_id:uuid}/shipping-methods", responses=HOLDER)
 async def shipping_methods(
     request: AnyRequest,
     session: DbSession,
@@ -209,7 +189,6 @@ async def shipping_methods(
 
 @post(
     "/carts/{cart_id:uuid}/claim",
-    tags=["carts"],
     guards=[customer, CART_WRITE],
     status_code=200,
     responses=problem_responses(401, 403, 404, 429),
@@ -230,8 +209,9 @@ async def claim_cart(
     return await _shown(session, accounts, settings, cart)
 
 
-carts_router = Router(
-    path="/",
+carts_router = audience_router(
+    PUBLIC,
+    tags=["carts"],
     route_handlers=[
         create_cart,
         get_cart,

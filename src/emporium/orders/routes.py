@@ -17,6 +17,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.accounts.audiences import CUSTOMER, GUEST_OR_SIGNED_IN, SIGNED_IN_OR_KEY, STAFF
 from emporium.accounts.identity import (
     Caller,
     Identity,
@@ -25,7 +26,6 @@ from emporium.accounts.identity import (
     provide_caller,
     provide_identity,
     require_identity,
-    role,
     signed_in_or_key,
 )
 from emporium.accounts.protect import AccountsContext, provide_accounts
@@ -34,8 +34,8 @@ from emporium.core.db import uow
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import InvalidInput, problem_responses
-from emporium.core.http.openapi import BEARER
 from emporium.core.http.ratelimit import rate_limit
+from emporium.core.http.routing import audience_router
 from emporium.orders import cart, carts, checkout, idempotency, lifecycle, queries
 from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
 from emporium.orders.schemas import (
@@ -57,7 +57,6 @@ from emporium.orders.schemas import (
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
 CallerDep = NamedDependency[Caller]
-STAFF = role("staff")
 ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
 OrderToken = Annotated[
     str | None,
@@ -70,13 +69,7 @@ OrderToken = Annotated[
 ]
 
 
-@get(
-    "/cart",
-    tags=["cart"],
-    guards=[customer],
-    security=BEARER,
-    responses=problem_responses(401, 403),
-)
+@get("/cart")
 async def get_my_cart(session: DbSession, me: Me, settings: SettingsDep) -> CartRead:
     """The caller's cart at current prices."""
     return await cart.get_cart(
@@ -84,13 +77,7 @@ async def get_my_cart(session: DbSession, me: Me, settings: SettingsDep) -> Cart
     )
 
 
-@post(
-    "/cart/items",
-    tags=["cart"],
-    guards=[customer, CART_WRITE],
-    security=BEARER,
-    responses=problem_responses(401, 403, 409, 415, 429),
-)
+@post("/cart/items", guards=[CART_WRITE], responses=problem_responses(409, 415, 429))
 async def add_cart_item(
     session: DbSession, me: Me, settings: SettingsDep, data: JSONBody[CartItemCreate]
 ) -> CartRead:
@@ -105,11 +92,7 @@ async def add_cart_item(
 
 
 @patch(
-    "/cart/items/{item_id:uuid}",
-    tags=["cart"],
-    guards=[customer, CART_WRITE],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 415, 429),
+    "/cart/items/{item_id:uuid}", guards=[CART_WRITE], responses=problem_responses(404, 415, 429)
 )
 async def update_cart_item(
     session: DbSession,
@@ -129,13 +112,7 @@ async def update_cart_item(
     )
 
 
-@delete(
-    "/cart/items/{item_id:uuid}",
-    tags=["cart"],
-    guards=[customer, CART_WRITE],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 429),
-)
+@delete("/cart/items/{item_id:uuid}", guards=[CART_WRITE], responses=problem_responses(404, 429))
 async def remove_cart_item(session: DbSession, me: Me, item_id: FromPath[uuid.UUID]) -> None:
     """Take a line out of the cart."""
     await cart.remove_item(session, me, item_id)
@@ -193,11 +170,9 @@ async def _buyer(
 
 @post(
     "/orders",
-    tags=["orders"],
     guards=[rate_limit("checkout", key=identified_caller)],
-    security=[*BEARER, {}],
     status_code=201,
-    responses=problem_responses(401, 403, 404, 409, 415, 429, 503),
+    responses=problem_responses(409, 415, 429, 503),
     response_headers=[
         ResponseHeader(
             name="Idempotent-Replayed",
@@ -246,13 +221,7 @@ async def place_order(
     )
 
 
-@get(
-    "/orders",
-    tags=["orders"],
-    guards=[signed_in_or_key],
-    security=BEARER,
-    responses=problem_responses(401, 403),
-)
+@get("/orders")
 async def list_orders(
     reader: DbReader,
     accounts: Ctx,
@@ -293,13 +262,7 @@ async def _signed_in_key_or_order_token(
     await signed_in_or_key(connection, handler)
 
 
-@get(
-    "/orders/{order_id:uuid}",
-    tags=["orders"],
-    guards=[_signed_in_key_or_order_token],
-    security=[*BEARER, {}],
-    responses=problem_responses(401, 403, 404),
-)
+@get("/orders/{order_id:uuid}", guards=[_signed_in_key_or_order_token])
 async def get_order(
     request: AnyRequest,
     reader: DbReader,
@@ -314,14 +277,7 @@ async def get_order(
     return await queries.get_order(reader, accounts.vault, caller, order_id, order_token)
 
 
-@post(
-    "/orders/{order_id:uuid}/cancel",
-    tags=["orders"],
-    guards=[signed_in_or_key],
-    security=BEARER,
-    status_code=200,
-    responses=problem_responses(401, 403, 404, 409),
-)
+@post("/orders/{order_id:uuid}/cancel", status_code=200, responses=problem_responses(404, 409))
 async def cancel_order(
     session: DbSession, accounts: Ctx, caller: CallerDep, order_id: FromPath[uuid.UUID]
 ) -> OrderRead:
@@ -332,11 +288,8 @@ async def cancel_order(
 
 @post(
     "/orders/{order_id:uuid}/transitions",
-    tags=["orders"],
-    guards=[STAFF],
-    security=BEARER,
     status_code=200,
-    responses=problem_responses(401, 403, 404, 409, 415),
+    responses=problem_responses(404, 409, 415),
 )
 async def transition_order(
     session: DbSession,
@@ -353,15 +306,21 @@ async def transition_order(
 orders_router = Router(
     path="/",
     route_handlers=[
-        get_my_cart,
-        add_cart_item,
-        update_cart_item,
-        remove_cart_item,
-        place_order,
-        list_orders,
-        get_order,
-        cancel_order,
-        transition_order,
+        audience_router(
+            CUSTOMER,
+            tags=["cart"],
+            route_handlers=[get_my_cart, add_cart_item, update_cart_item, remove_cart_item],
+        ),
+        audience_router(
+            GUEST_OR_SIGNED_IN,
+            tags=["orders"],
+            refusals=(404,),
+            route_handlers=[place_order, get_order],
+        ),
+        audience_router(
+            SIGNED_IN_OR_KEY, tags=["orders"], route_handlers=[list_orders, cancel_order]
+        ),
+        audience_router(STAFF, tags=["orders"], route_handlers=[transition_order]),
     ],
     dependencies={
         "accounts": Provide(provide_accounts, sync_to_thread=False),

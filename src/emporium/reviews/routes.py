@@ -9,20 +9,20 @@ from litestar import Request, Router, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
-from emporium.accounts.identity import customer, is_staff, require_identity, signed_in
+from emporium.accounts.audiences import CUSTOMER, PUBLIC, SIGNED_IN
+from emporium.accounts.identity import is_staff, require_identity
 from emporium.accounts.protect import AccountsContext
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
 from emporium.core.http.ratelimit import rate_limit
+from emporium.core.http.routing import audience_router
 from emporium.reviews import queries, writing
 from emporium.reviews.schemas import ReviewCreate, ReviewPage, ReviewRead, ReviewUpdate
 
 
 @get(
     "/products/{id_or_slug:str}/reviews",
-    tags=["reviews"],
     summary="A product's reviews",
     responses=problem_responses(404),
 )
@@ -41,11 +41,9 @@ async def list_reviews(
 
 @post(
     "/products/{id_or_slug:str}/reviews",
-    tags=["reviews"],
-    guards=[customer, rate_limit("review_post")],
-    security=BEARER,
+    guards=[rate_limit("review_post")],
     summary="Review a product",
-    responses=problem_responses(401, 403, 404, 409, 415, 429),
+    responses=problem_responses(404, 409, 415, 429),
 )
 async def post_review(
     request: Request[Any, Any, Any],
@@ -61,13 +59,7 @@ async def post_review(
     return await writing.post_review(session, accounts, identity, id_or_slug, data)
 
 
-@patch(
-    "/reviews/{review_id:uuid}",
-    tags=["reviews"],
-    guards=[signed_in],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404, 415),
-)
+@patch("/reviews/{review_id:uuid}", responses=problem_responses(415))
 async def edit_review(
     request: Request[Any, Any, Any],
     session: DbSession,
@@ -79,13 +71,7 @@ async def edit_review(
     return await writing.edit_review(session, identity, review_id, data)
 
 
-@delete(
-    "/reviews/{review_id:uuid}",
-    tags=["reviews"],
-    guards=[signed_in],
-    security=BEARER,
-    responses=problem_responses(401, 403, 404),
-)
+@delete("/reviews/{review_id:uuid}")
 async def delete_review(
     request: Request[Any, Any, Any], session: DbSession, review_id: FromPath[uuid.UUID]
 ) -> None:
@@ -95,5 +81,15 @@ async def delete_review(
 
 
 reviews_router = Router(
-    path="/", route_handlers=[list_reviews, post_review, edit_review, delete_review]
+    path="/",
+    route_handlers=[
+        audience_router(PUBLIC, tags=["reviews"], route_handlers=[list_reviews]),
+        audience_router(CUSTOMER, tags=["reviews"], route_handlers=[post_review]),
+        audience_router(
+            SIGNED_IN,
+            tags=["reviews"],
+            refusals=(403, 404),
+            route_handlers=[edit_review, delete_review],
+        ),
+    ],
 )

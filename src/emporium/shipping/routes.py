@@ -6,17 +6,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, Router, delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
-from emporium.accounts.identity import identify, role
+from emporium.accounts.audiences import STAFF
+from emporium.accounts.identity import identify
 from emporium.core.config import SettingsDep
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbSession
 from emporium.core.errors import problem_responses
 from emporium.core.http.clientip import client_ip
-from emporium.core.http.openapi import BEARER
+from emporium.core.http.routing import audience_router
 from emporium.shipping import service
 from emporium.shipping.schemas import (
     MethodCreate,
@@ -33,9 +34,7 @@ from emporium.shipping.schemas import (
     ZoneUpdate,
 )
 
-STAFF = role("staff")
-WRITE = problem_responses(401, 403, 404, 409, 415)
-READ = problem_responses(401, 403)
+WRITE = problem_responses(404, 409, 415)
 AnyRequest = Request[Any, Any, Any]
 
 
@@ -46,11 +45,7 @@ async def _actor(request: AnyRequest) -> service.Actor:
     return service.Actor(user_id=who, client_ip=client_ip(request))
 
 
-def _staff(path: str, **kwargs: Any) -> dict[str, Any]:
-    return {"path": path, "tags": ["shipping"], "guards": [STAFF], "security": BEARER, **kwargs}
-
-
-@get(**_staff("/shipping-zones", responses=READ))
+@get("/shipping-zones")
 async def list_zones(
     session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> ZonePage:
@@ -58,7 +53,7 @@ async def list_zones(
     return await service.list_zones(session, limit=limit, cursor=cursor)
 
 
-@post(**_staff("/shipping-zones", responses=WRITE))
+@post("/shipping-zones", responses=WRITE)
 async def create_zone(
     request: AnyRequest, session: DbSession, data: JSONBody[ZoneCreate]
 ) -> ZoneRead:
@@ -66,7 +61,7 @@ async def create_zone(
     return await service.create_zone(session, await _actor(request), data)
 
 
-@patch(**_staff("/shipping-zones/{zone_id:uuid}", responses=WRITE))
+@patch("/shipping-zones/{zone_id:uuid}", responses=WRITE)
 async def update_zone(
     request: AnyRequest,
     session: DbSession,
@@ -77,7 +72,7 @@ async def update_zone(
     return await service.update_zone(session, await _actor(request), zone_id, data)
 
 
-@delete(**_staff("/shipping-zones/{zone_id:uuid}", responses=WRITE))
+@delete("/shipping-zones/{zone_id:uuid}", responses=WRITE)
 async def delete_zone(
     request: AnyRequest, session: DbSession, zone_id: FromPath[uuid.UUID]
 ) -> None:
@@ -85,7 +80,7 @@ async def delete_zone(
     await service.delete_zone(session, await _actor(request), zone_id)
 
 
-@get(**_staff("/shipping-methods", responses=READ))
+@get("/shipping-methods")
 async def list_methods(
     session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> MethodPage:
@@ -93,7 +88,7 @@ async def list_methods(
     return await service.list_methods(session, limit=limit, cursor=cursor)
 
 
-@post(**_staff("/shipping-methods", responses=WRITE))
+@post("/shipping-methods", responses=WRITE)
 async def create_method(
     request: AnyRequest, session: DbSession, settings: SettingsDep, data: JSONBody[MethodCreate]
 ) -> MethodRead:
@@ -103,7 +98,7 @@ async def create_method(
     )
 
 
-@patch(**_staff("/shipping-methods/{method_id:uuid}", responses=WRITE))
+@patch("/shipping-methods/{method_id:uuid}", responses=WRITE)
 async def update_method(
     request: AnyRequest,
     session: DbSession,
@@ -114,7 +109,7 @@ async def update_method(
     return await service.update_method(session, await _actor(request), method_id, data)
 
 
-@delete(**_staff("/shipping-methods/{method_id:uuid}", responses=WRITE))
+@delete("/shipping-methods/{method_id:uuid}", responses=WRITE)
 async def delete_method(
     request: AnyRequest, session: DbSession, method_id: FromPath[uuid.UUID]
 ) -> None:
@@ -122,7 +117,7 @@ async def delete_method(
     await service.delete_method(session, await _actor(request), method_id)
 
 
-@get(**_staff("/tax-rates", responses=READ))
+@get("/tax-rates")
 async def list_rates(
     session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> TaxRatePage:
@@ -130,7 +125,7 @@ async def list_rates(
     return await service.list_rates(session, limit=limit, cursor=cursor)
 
 
-@post(**_staff("/tax-rates", responses=WRITE))
+@post("/tax-rates", responses=WRITE)
 async def create_rate(
     request: AnyRequest, session: DbSession, data: JSONBody[TaxRateCreate]
 ) -> TaxRateRead:
@@ -139,7 +134,7 @@ async def create_rate(
     return await service.create_rate(session, await _actor(request), data)
 
 
-@patch(**_staff("/tax-rates/{rate_id:uuid}", responses=WRITE))
+@patch("/tax-rates/{rate_id:uuid}", responses=WRITE)
 async def update_rate(
     request: AnyRequest,
     session: DbSession,
@@ -150,7 +145,7 @@ async def update_rate(
     return await service.update_rate(session, await _actor(request), rate_id, data)
 
 
-@delete(**_staff("/tax-rates/{rate_id:uuid}", responses=WRITE))
+@delete("/tax-rates/{rate_id:uuid}", responses=WRITE)
 async def delete_rate(
     request: AnyRequest, session: DbSession, rate_id: FromPath[uuid.UUID]
 ) -> None:
@@ -158,8 +153,9 @@ async def delete_rate(
     await service.delete_rate(session, await _actor(request), rate_id)
 
 
-shipping_router = Router(
-    path="/",
+shipping_router = audience_router(
+    STAFF,
+    tags=["shipping"],
     route_handlers=[
         list_zones,
         create_zone,

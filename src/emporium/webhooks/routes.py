@@ -1,11 +1,11 @@
 """Admin routes of the webhooks room (the admin check is the application's, see
-``jobs.routes.admin_only``)."""
+``jobs.routes.ADMIN``)."""
 
 from __future__ import annotations
 
 import uuid
 
-from litestar import Router, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
@@ -13,9 +13,8 @@ from litestar.params import FromPath, JSONBody
 from emporium.core.config import SettingsDep
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbSession
-from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
-from emporium.jobs.routes import admin_only
+from emporium.core.http.routing import audience_router
+from emporium.jobs.routes import ADMIN
 from emporium.webhooks import service
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.schemas import (
@@ -29,10 +28,9 @@ from emporium.webhooks.schemas import (
 )
 
 Ctx = NamedDependency[WebhooksContext]
-ADMIN = problem_responses(401, 403, 404)
 
 
-@post("/webhooks", tags=["webhooks"], guards=[admin_only], security=BEARER, responses=ADMIN)
+@post("/webhooks")
 async def create_webhook(
     session: DbSession, webhooks: Ctx, settings: SettingsDep, data: JSONBody[WebhookCreate]
 ) -> WebhookCreated:
@@ -40,7 +38,7 @@ async def create_webhook(
     return await service.create_endpoint(session, webhooks, settings, data)
 
 
-@get("/webhooks", tags=["webhooks"], guards=[admin_only], security=BEARER, responses=ADMIN)
+@get("/webhooks")
 async def list_webhooks(
     session: DbSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> WebhookPage:
@@ -48,25 +46,13 @@ async def list_webhooks(
     return await service.list_endpoints(session, limit=limit, cursor=cursor)
 
 
-@get(
-    "/webhooks/{webhook_id:uuid}",
-    tags=["webhooks"],
-    guards=[admin_only],
-    security=BEARER,
-    responses=ADMIN,
-)
+@get("/webhooks/{webhook_id:uuid}")
 async def get_webhook(session: DbSession, webhook_id: FromPath[uuid.UUID]) -> WebhookRead:
     """Admin: one endpoint."""
     return await service.get_endpoint(session, webhook_id)
 
 
-@patch(
-    "/webhooks/{webhook_id:uuid}",
-    tags=["webhooks"],
-    guards=[admin_only],
-    security=BEARER,
-    responses=ADMIN,
-)
+@patch("/webhooks/{webhook_id:uuid}")
 async def update_webhook(
     session: DbSession,
     settings: SettingsDep,
@@ -77,25 +63,13 @@ async def update_webhook(
     return await service.update_endpoint(session, settings, webhook_id, data)
 
 
-@delete(
-    "/webhooks/{webhook_id:uuid}",
-    tags=["webhooks"],
-    guards=[admin_only],
-    security=BEARER,
-    responses=ADMIN,
-)
+@delete("/webhooks/{webhook_id:uuid}")
 async def delete_webhook(session: DbSession, webhook_id: FromPath[uuid.UUID]) -> None:
     """Admin: delete an endpoint and its delivery history."""
     await service.delete_endpoint(session, webhook_id)
 
 
-@get(
-    "/webhooks/{webhook_id:uuid}/deliveries",
-    tags=["webhooks"],
-    guards=[admin_only],
-    security=BEARER,
-    responses=ADMIN,
-)
+@get("/webhooks/{webhook_id:uuid}/deliveries")
 async def list_deliveries(
     session: DbSession,
     webhook_id: FromPath[uuid.UUID],
@@ -106,14 +80,7 @@ async def list_deliveries(
     return await service.list_deliveries(session, webhook_id, limit=limit, cursor=cursor)
 
 
-@post(
-    "/webhooks/{webhook_id:uuid}/deliveries/{delivery_id:uuid}/retry",
-    tags=["webhooks"],
-    status_code=202,
-    guards=[admin_only],
-    security=BEARER,
-    responses=ADMIN,
-)
+@post("/webhooks/{webhook_id:uuid}/deliveries/{delivery_id:uuid}/retry", status_code=202)
 async def retry_delivery(
     session: DbSession,
     settings: SettingsDep,
@@ -129,8 +96,10 @@ def _context(state: State) -> WebhooksContext:
     return context
 
 
-webhooks_router = Router(
-    path="/",
+webhooks_router = audience_router(
+    ADMIN,
+    tags=["webhooks"],
+    refusals=(404,),
     route_handlers=[
         create_webhook,
         list_webhooks,

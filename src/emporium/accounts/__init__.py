@@ -8,5 +8,6 @@ Personal data (e-mail, names, phone, addresses, session IP addresses) is stored 
 May import: ``emporium.mail`` (the account e-mails), ``emporium.jobs`` (domain events and
 the e-mail jobs) and ``emporium.core``. Publishes ``service`` (register, log in, refresh, log out,
 profile and admin verbs), ``signin`` and ``mfa`` (the two sign-in steps), ``api_keys``,
-``identity`` (who is calling, role, MFA and scope checks, ``client_ip``) and ``routes``.
+``identity`` (who is calling, role, MFA and scope checks, ``client_ip``), ``audiences``
+(who may call a group of routes: guards, OpenAPI security, refusals) and ``routes``.
 """

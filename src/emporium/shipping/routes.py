@@ -34,7 +34,7 @@ from emporium.shipping.schemas import (
     ZoneUpdate,
 )
 
-WRITE = problem_responses(404, 409, 415)
+WRITE = problem_responses(404, 409, 415)  # what writes answer beyond the staff refusals
 AnyRequest = Request[Any, Any, Any]
 
 

@@ -1,2 +1,3 @@
 """HTTP plumbing: errors as problem details, middleware, hardening, client address, rate
-limits, OpenAPI declarations, the API viewer and the operations endpoints."""
+limits, OpenAPI declarations, ``Audience`` and ``audience_router`` (``routing``), the API
+viewer and the operations endpoints."""

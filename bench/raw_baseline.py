@@ -26,11 +26,11 @@ import asyncpg
 import msgspec
 
 QUERY = """
-SELECT p.id, p.slug, p.title, p.description, p.category_id, p.brand, p.tags, p.published,
-       p.images, p.rating_average, p.review_count, p.price_min, p.currency, p.created_at,
-       p.updated_at,
+SELECT p.id, p.slug, p.title, p.description, p.category_id, p.brand, p.tags, p.tax_class,
+       p.published, p.images, p.rating_average, p.review_count, p.price_min, p.currency,
+       p.created_at, p.updated_at,
        v.id AS v_id, v.sku, v.title AS v_title, v.options, v.price, v.compare_at_price,
-       v.currency AS v_currency, v.stock
+       v.currency AS v_currency, v.stock, v.image_url, v.weight_grams
 FROM product AS p
 LEFT JOIN variant AS v ON v.product_id = p.id
 WHERE p.id = $1 AND p.published
@@ -65,6 +65,8 @@ def _document(rows: list[asyncpg.Record]) -> dict[str, Any]:
             "compare_at_price": r["compare_at_price"],
             "currency": r["v_currency"],
             "stock": r["stock"],
+            "image_url": r["image_url"],
+            "weight_grams": r["weight_grams"],
         }
         for r in rows
         if r["v_id"] is not None
@@ -77,6 +79,7 @@ def _document(rows: list[asyncpg.Record]) -> dict[str, Any]:
         "category_id": p["category_id"],
         "brand": p["brand"],
         "tags": p["tags"],
+        "tax_class": p["tax_class"],
         "published": p["published"],
         "images": [
             {"url": i["url"], "alt": i.get("alt", ""), "position": n}

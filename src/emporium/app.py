@@ -28,10 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from emporium import __version__
 from emporium.accounts import notifications
 from emporium.accounts.identity import identify, role
-from emporium.accounts.protect import AccountsContext, build_context
+from emporium.accounts.protect import AccountsContext, build_context, provide_accounts
 from emporium.accounts.routes import accounts_router
 from emporium.accounts.schemas import ApiScope, Role
-from emporium.catalog.cache import ProductCache, install_change_tracking
+from emporium.catalog.cache import ProductCache
+from emporium.catalog.changes import install_change_tracking
+from emporium.catalog.reads import ProductReads, provide_product_reads
 from emporium.catalog.routes import catalog_router
 from emporium.catalog.schemas import ProductSort
 from emporium.core.clock import SYSTEM_CLOCK, Clock, ClockMiddleware
@@ -57,6 +59,7 @@ from emporium.core.http.openapi import (
 from emporium.core.http.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.http.ratelimit import RateLimiter
 from emporium.core.logging import configure_logging
+from emporium.core.resources import Resources, provide_resources
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind
@@ -106,27 +109,46 @@ def build_registry(
 def _start_runner(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     """The embedded job runner (``EMPORIUM_JOBS_EMBEDDED``), on ``app.state.job_runner``."""
     state = app.state
+    resources: Resources = state.resources
     state.webhooks = WebhooksContext(ring=state.accounts.vault.ring)
     registry = build_registry(settings, state.accounts, state.webhooks)
-    state.job_runner = Runner(registry, state.sessionmaker, settings, clock=state.clock)
+    state.job_runner = Runner(registry, resources.sessionmaker, settings, clock=resources.clock)
     if not settings.jobs_embedded:
         return []
     return [asyncio.create_task(state.job_runner.run(), name="emporium-job-runner")]
 
 
+def _open_redis(settings: Settings, limiter: RateLimiter) -> Any:
+    """Redis when configured (else None), sharing the rate-limit counters of every node."""
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    timeout = settings.redis_timeout_seconds
+    redis = Redis.from_url(
+        settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    # Rate-limit counters shared by every node (closed with the resources' redis).
+    limiter.share_through_redis(
+        redis, timeout_seconds=timeout, cooldown_seconds=settings.redis_retry_seconds
+    )
+    return redis
+
+
+def _raw_dsn(settings: Settings) -> str:
+    """The database URL as asyncpg and the change feed's listener take it."""
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    return dsn.render_as_string(hide_password=False)
+
+
 async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
-    """Create the engines, the change feed, the product cache and Redis on ``app.state``."""
+    """Open the application's ``Resources`` (engines, change feed, raw pool, Redis) and the
+    product read on ``app.state``; start the job runner and the change feed's listener."""
     state = app.state
-    state.engine = create_engine(settings)
-    state.read_engine = create_read_engine(settings)
-    state.sessionmaker = create_sessionmaker(state.engine)
-    state.change_feed = ChangeFeed()
-    state.product_cache = ProductCache(
+    engine = create_engine(settings)
+    cache = ProductCache(
         max_entries=settings.cache_max_entries, ttl_seconds=settings.cache_ttl_seconds
     )
-    state.change_feed.subscribe(state.product_cache.invalidate)
-    install_change_tracking()
-    install_ledger_hook()
     state.accounts = build_context(
         settings,
         load_key_file(settings.key_file),
@@ -136,30 +158,31 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
             orders_service.erase_customer,
         ),
     )
-    state.redis = None
-    if settings.redis_url:
-        from redis.asyncio import Redis
-
-        timeout = settings.redis_timeout_seconds
-        state.redis = Redis.from_url(
-            settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+    raw_pool = None
+    if not settings.is_sqlite:
+        raw_pool = await asyncpg.create_pool(
+            _raw_dsn(settings),
+            min_size=0,
+            max_size=settings.database_pool_size,
+            timeout=settings.database_connect_timeout_seconds,
         )
-        # Rate-limit counters shared by every node (closed with state.redis).
-        state.rate_limiter.share_through_redis(
-            state.redis, timeout_seconds=timeout, cooldown_seconds=settings.redis_retry_seconds
-        )
-    state.raw_pool = None
+    resources = state.resources = Resources(
+        settings=settings,
+        clock=state.clock,
+        engine=engine,
+        read_engine=create_read_engine(settings),
+        sessionmaker=create_sessionmaker(engine),
+        change_feed=ChangeFeed(),
+        rate_limiter=state.rate_limiter,
+        raw_pool=raw_pool,
+        redis=_open_redis(settings, state.rate_limiter),
+    )
+    resources.change_feed.subscribe(cache.invalidate)
+    state.product_reads = ProductReads(resources.read_engine, cache, raw_pool)
     tasks = _start_runner(app, settings)
     if settings.is_sqlite:
         return tasks
-    dsn = make_url(settings.database_url).set(drivername="postgresql")
-    state.raw_pool = await asyncpg.create_pool(
-        dsn.render_as_string(hide_password=False),
-        min_size=0,
-        max_size=settings.database_pool_size,
-        timeout=settings.database_connect_timeout_seconds,
-    )
-    listen = state.change_feed.run(dsn.render_as_string(hide_password=False))
+    listen = resources.change_feed.run(_raw_dsn(settings))
     return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]
 
 
@@ -174,16 +197,16 @@ async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    state = app.state
-    if state.raw_pool is not None:
-        await state.raw_pool.close()
-    if state.redis is not None:
-        await state.redis.aclose()
-    await state.engine.dispose()
-    if isinstance(state.read_engine, AsyncEngine):
-        await state.read_engine.dispose()
+    resources: Resources = app.state.resources
+    if resources.raw_pool is not None:
+        await resources.raw_pool.close()
+    if resources.redis is not None:
+        await resources.redis.aclose()
+    await resources.engine.dispose()
+    if isinstance(resources.read_engine, AsyncEngine):
+        await resources.read_engine.dispose()
     else:
-        state.read_engine.dispose()
+        resources.read_engine.dispose()
 
 
 def _lifespan(settings: Settings) -> Any:
@@ -216,6 +239,12 @@ class Metrics(MetricsController):
     """``GET /metrics`` behind :func:`_metrics_allowed`."""
 
     guards = [_metrics_allowed]
+
+
+def _accounts(state: State) -> AccountsContext:
+    """The ``accounts`` dependency for every room's handlers (the accounts and orders
+    routers declare the same one; Litestar refuses one provider function at two levels)."""
+    return provide_accounts(state)
 
 
 def _settings_provider(settings: Settings) -> Provide:
@@ -297,10 +326,19 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+def _install_orm_hooks() -> None:
+    """The process-wide ORM hooks, registered here and not at import (both idempotent):
+    ``catalog.changes`` records the products a flush touches (cache eviction on commit) and
+    ``inventory.ledger`` writes the stock movements of stock set through ORM variants."""
+    install_change_tracking()
+    install_ledger_hook()
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     """Build the Emporium ASGI application for ``settings``; ``clock``: the time its
     requests and its embedded job runner see (``core.clock``; default the system's)."""
     configure_logging(settings)
+    _install_orm_hooks()
     prometheus = PrometheusConfig(
         app_name="emporium",
         prefix="emporium",
@@ -327,6 +365,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             "session": Provide(provide_session),
             "reader": Provide(provide_reader),
             "settings": _settings_provider(settings),
+            "resources": provide_resources(),
+            "products": provide_product_reads(),
+            "accounts": Provide(_accounts, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},
         before_request=check_json_body,

@@ -281,7 +281,7 @@ def _run_import(
     carts: Sequence[ImportCart] = (),
 ) -> ImportReport:
     from emporium.accounts.protect import build_context
-    from emporium.catalog.cache import install_change_tracking
+    from emporium.catalog.changes import install_change_tracking
     from emporium.core.crypto.keys import load_key_file
     from emporium.core.db.base import create_engine, create_sessionmaker
     from emporium.core.db.changes import ChangeFeed

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from accounts.support import API, Client, new_email, register
 from emporium.accounts.models import AccountToken
+from emporium.core.resources import resources_of
 from runjobs import drain
 
 FORGOT = f"{API}/auth/password/forgot"
@@ -31,7 +32,7 @@ def _statements(client: Client) -> Iterator[list[str]]:
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(re.sub(r"\s+", " ", re.sub(r"\$\d+|\?", "?", statement)).strip())
 
-    state = client.app.state
+    state = resources_of(client.app.state)
     engines = {
         e.sync_engine if isinstance(e, AsyncEngine) else e
         for e in (state.engine, state.read_engine)

@@ -9,6 +9,7 @@ from sqlalchemy.pool import QueuePool
 
 from emporium.app import create_app
 from emporium.core.config import Settings
+from emporium.core.resources import resources_of
 
 POSTGRES_MAX_CONNECTIONS = 100  # PostgreSQL's default max_connections
 SUPERUSER_RESERVED = 3  # and its default superuser_reserved_connections
@@ -39,10 +40,11 @@ async def test_the_formula_counts_every_pool_of_a_server(
     )
     app = create_app(settings)
     async with AsyncTestClient(app=app):
-        state = app.state
+        state = resources_of(app.state)
         write, read = state.engine.pool, state.read_engine.pool
         assert isinstance(write, QueuePool)
         assert isinstance(read, QueuePool)
         capacity = write.size() + write._max_overflow + read.size() + read._max_overflow
+        assert state.raw_pool is not None  # PostgreSQL: the raw pool is open
         capacity += state.raw_pool.get_max_size() + 1  # + the LISTEN connection
     assert capacity == settings.connections_per_server == 9

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conftest import SignIn
+from emporium.core.resources import resources_of
 from emporium.orders.models import Order
 from factories import API, Client, assert_problem, walk
 from orders.support import balance, ledger, order, stock_of, stocked_variants
@@ -158,7 +159,7 @@ async def test_anonymous_order_reads_give_their_database_connection_back(
     client: Client, sign_in: SignIn
 ) -> None:
     buyer = await sign_in()
-    pool = client.app.state.read_engine.pool
+    pool: Any = resources_of(client.app.state).read_engine.pool
     assert (await client.get(f"{API}/orders", headers=buyer)).status_code == 200
     assert pool.checkedout() == 0
     gc.disable()

@@ -31,6 +31,7 @@ from emporium.core.clock import utcnow
 from emporium.core.db.base import read_connection
 from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.core.errors import InvalidInput
+from emporium.core.resources import resources_of
 from emporium.core.security_events import security_event
 
 KEY_PREFIX = "emp_key_"
@@ -155,8 +156,8 @@ async def authenticate(connection: Connection, *, ip: str | None) -> ApiKeyPrinc
     the next request on every node). Raises InvalidApiKey (401) for an unknown, revoked or
     expired key."""
     secret = connection.headers.get(HEADER, "")
-    state = connection.app.state
-    async with read_connection(state.read_engine) as reader:
+    resources = resources_of(connection.app.state)
+    async with read_connection(resources.read_engine) as reader:
         found = await reader.execute(
             _LOOKUP, {"key_hash": hash_opaque_token(secret, purpose=KEY_PURPOSE)}
         )
@@ -167,7 +168,7 @@ async def authenticate(connection: Connection, *, ip: str | None) -> ApiKeyPrinc
         security_event("authn_login_fail", client_ip=ip, reason=f"api_key_{reason}")
         raise InvalidApiKey("The API key is not valid.")
     if row.last_used_at is None or row.last_used_at <= now - LAST_USED_RESOLUTION:
-        async with state.engine.begin() as conn:
+        async with resources.engine.begin() as conn:
             await conn.execute(update(ApiKey).where(_K.id == row.id).values(last_used_at=now))
     return ApiKeyPrincipal(id=row.id, scopes=frozenset(row.scopes))
 

@@ -36,6 +36,7 @@ from emporium.core.db.base import read_connection
 from emporium.core.errors import DomainError, Unauthorized
 from emporium.core.http.clientip import client_ip as resolved_client_ip
 from emporium.core.http.openapi import accepts_api_key
+from emporium.core.resources import resources_of
 from emporium.core.security_events import security_event
 
 _S = AuthSession.__table__.c
@@ -132,13 +133,12 @@ async def identify(connection: Connection) -> Identity | None:
 
 
 async def _verify(connection: Connection, token: str) -> Identity:
-    app_state = connection.app.state
-    ctx = app_state.accounts
+    ctx = connection.app.state.accounts
     claims = decode_access_token(
         token, keys=ctx.jwt_keys, issuer=ctx.issuer, audience=ctx.audience, now=utcnow()
     )
     session_id = uuid.UUID(claims.sid)
-    async with read_connection(app_state.read_engine) as reader:
+    async with read_connection(resources_of(connection.app.state).read_engine) as reader:
         row = (await reader.execute(_LIVE_SESSION, {"sid": session_id})).first()
     if (
         row is None

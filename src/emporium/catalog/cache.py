@@ -1,56 +1,21 @@
-"""A per-process cache of published products, invalidated by the change feed.
+"""A per-process LRU of published products, with a TTL, evicted through the change feed.
 
-``GET /products/{id_or_slug}`` for anonymous and customer callers is answered from here
-when it can be. Every change to a product, its variants or tags is recorded on the session
-(an ORM hook does it for ORM writes; code that changes catalog rows with Core statements
-calls :func:`product_changed`) and, once committed, evicts the product in every process
-(``emporium.core.db.changes``). Entries also expire after a TTL: the bound on staleness where
-no notification can arrive (SQLite with several processes, a lost listener connection).
+``catalog.reads.ProductReads`` answers ``GET /products/{id_or_slug}`` from here when it can.
+Committed changes to a product (recorded as ``catalog.changes`` says) reach
+:meth:`ProductCache.invalidate` in every process (``emporium.core.db.changes``); ``create_app``
+subscribes it. Entries also expire after a TTL: the bound on staleness where no
+notification can arrive (SQLite with several processes, a lost listener connection).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
-from emporium.catalog.models import Product, ProductTag, Variant
-from emporium.catalog.queries import get_product, get_product_raw
+from emporium.catalog.changes import TOPIC
 from emporium.catalog.schemas import ProductRead
-from emporium.core.db.base import ReadEngine, read_connection
-from emporium.core.db.changes import ALL, record_change
-
-TOPIC = "product"
-
-
-def product_changed(session: AsyncSession, product_id: uuid.UUID) -> None:
-    """Record that ``product_id`` (or its variants, tags, rating) changes in this transaction."""
-    record_change(session, TOPIC, product_id)
-
-
-def _collect(session: Session, _context: Any, _instances: Any) -> None:
-    """ORM hook: record every product touched by a flush (new, changed or deleted rows)."""
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, Product):
-            product_id = obj.id
-        elif isinstance(obj, Variant | ProductTag):
-            product_id = obj.product_id
-        else:
-            continue
-        if product_id is not None:
-            record_change(session, TOPIC, product_id)
-
-
-def install_change_tracking() -> None:
-    """Register the ORM hook once per process (idempotent)."""
-    if not event.contains(Session, "before_flush", _collect):
-        event.listen(Session, "before_flush", _collect)
+from emporium.core.db.changes import ALL
 
 
 class ProductCache:
@@ -122,31 +87,3 @@ class ProductCache:
 
     def __len__(self) -> int:
         return len(self._by_id)
-
-
-async def read_product(
-    read_engine: ReadEngine,
-    cache: ProductCache,
-    id_or_slug: str,
-    *,
-    include_unpublished: bool,
-    raw_pool: Any = None,
-) -> ProductRead:
-    """A product for ``GET /products/{id_or_slug}``: from the cache for anonymous and customer
-    callers when fresh, else from the database (and then cached if published).
-
-    Staff (``include_unpublished``) always read the database. ``raw_pool``: an asyncpg pool
-    (PostgreSQL) for the database read. Raises ProductNotFound (404).
-    """
-    if not include_unpublished and (hit := cache.get(id_or_slug)) is not None:
-        return hit
-    epoch = cache.epoch
-    if raw_pool is not None:
-        product = await get_product_raw(
-            raw_pool, id_or_slug, include_unpublished=include_unpublished
-        )
-    else:
-        async with read_connection(read_engine) as reader:
-            product = await get_product(reader, id_or_slug, include_unpublished=include_unpublished)
-    cache.put(product, epoch=epoch)
-    return product

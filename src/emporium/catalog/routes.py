@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from emporium.accounts.audiences import PUBLIC, STAFF
 from emporium.accounts.identity import is_staff
 from emporium.catalog import queries, service
-from emporium.catalog.cache import read_product
+from emporium.catalog.reads import ProductReadsDep
 from emporium.catalog.schemas import (
     MAX_MONEY,
     CategoryCreate,
@@ -133,16 +133,11 @@ async def list_products(
     summary="Get a product by id or slug",
     responses=problem_responses(404),
 )
-async def get_product(request: Request[Any, Any, Any], id_or_slug: FromPath[str]) -> ProductRead:
+async def get_product(
+    request: Request[Any, Any, Any], products: ProductReadsDep, id_or_slug: FromPath[str]
+) -> ProductRead:
     """One product with its variants and images (404 ``product_not_found``)."""
-    state = request.app.state
-    return await read_product(
-        state.read_engine,
-        state.product_cache,
-        id_or_slug,
-        include_unpublished=await is_staff(request),
-        raw_pool=state.raw_pool,
-    )
+    return await products.product(id_or_slug, include_unpublished=await is_staff(request))
 
 
 @post("/products", summary="Create a product")

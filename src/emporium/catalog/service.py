@@ -2,6 +2,15 @@
 
 Every function takes the request's session and only flushes; the caller's unit of work
 commits. Slugs and SKUs are unique; money is integer minor units.
+
+Two process-wide ORM ``before_flush`` hooks (registered by ``create_app`` and the CLI's
+import, not at import time) write more than these functions show, in the same flush:
+
+- ``catalog.changes``: every product, variant or tag added, changed or deleted here is
+  recorded, and evicted from every process's product cache when the transaction commits;
+- ``inventory.ledger``: a new variant with stock gets a ``received`` stock movement
+  ("opening stock") and a changed ``Variant.stock`` an ``adjustment`` (this room cannot
+  import inventory, hence the hook).
 """
 
 from __future__ import annotations

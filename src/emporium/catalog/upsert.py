@@ -4,6 +4,10 @@ A product is matched by its ``external_ref`` (for example ``dummyjson:12`` or
 ``shopify:classic-tee``), a category by its slug, a variant of it by its SKU, or, for a variant
 without a SKU, by its title (its option values, unique within the product). Each upsert reports
 whether it created, updated or left the row unchanged, so an import can say what it did.
+
+Like ``catalog.service``, these writes go through the ORM, so the two ``before_flush`` hooks
+named there also record cache evictions (``catalog.changes``) and stock movements
+(``inventory.ledger``: opening stock, stock levels set).
 """
 
 from __future__ import annotations

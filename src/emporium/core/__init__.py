@@ -4,7 +4,9 @@
 pagination, outage detection, migrations), ``core.http`` (middleware, hardening, client
 address, rate limits, OpenAPI declarations, API viewer, operations endpoints) and
 ``core.crypto`` (the key file, sealed fields and blind indexes, the key-set fingerprint).
-Owns no business data. May import: no other room (import-linter enforces it). Publishes
+``core.resources.Resources`` is the running application's engines, pools and settings in
+one typed object, the ``resources`` dependency of handlers. Owns no business data.
+May import: no other room (import-linter enforces it). Publishes
 ``Settings``, ``Base``, the unit-of-work session dependency, ``DomainError`` and its
 problem+json mapping (``core.errors``), and keyset cursors.
 """

@@ -8,5 +8,7 @@ Stock is only ever changed by conditional updates (``stock + delta >= 0``) backe
 
 May import: ``emporium.catalog``, ``emporium.accounts``, ``emporium.jobs`` (domain events) and
 ``emporium.core``. Publishes: ``service.take_stock``,
-``service.return_stock``, ``service.adjust_stock``, ``queries.list_movements``, the ledger hook.
+``service.return_stock``, ``service.adjust_stock``, ``queries.list_movements``, and
+``ledger.install_ledger_hook`` (an ORM hook that ``create_app`` registers: stock set through
+ORM variants, as ``catalog.service`` and imports do, gets its movements in the same flush).
 """

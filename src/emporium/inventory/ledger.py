@@ -5,6 +5,9 @@ the ORM; the catalog room cannot import inventory, so a ``before_flush`` hook re
 ``received`` movement for every new variant with stock, and an ``adjustment`` for any ORM
 change of a variant's stock. Orders and stock adjustments change stock with conditional
 Core updates and write their movements themselves (``inventory.service``).
+
+The hook is registered explicitly, by ``create_app`` and by the CLI's import
+(:func:`install_ledger_hook`), never at import time; ``catalog.service`` names it.
 """
 
 from __future__ import annotations

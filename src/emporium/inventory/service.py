@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.catalog.cache import product_changed
+from emporium.catalog.changes import product_changed
 from emporium.catalog.exceptions import VariantNotFound
 from emporium.catalog.models import Variant
 from emporium.core.clock import utcnow

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, patch, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader, ResponseHeader, State
+from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
@@ -36,6 +36,7 @@ from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import InvalidInput, problem_responses
 from emporium.core.http.ratelimit import rate_limit
 from emporium.core.http.routing import audience_router
+from emporium.core.resources import ResourcesDep
 from emporium.orders import cart, carts, checkout, idempotency, lifecycle, queries
 from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
 from emporium.orders.schemas import (
@@ -185,7 +186,7 @@ async def _buyer(
 )
 async def place_order(
     request: AnyRequest,
-    state: State,
+    resources: ResourcesDep,
     session: DbSession,
     accounts: Ctx,
     settings: SettingsDep,
@@ -202,7 +203,7 @@ async def place_order(
     )
     answer = await checkout.checkout(
         session,
-        state.sessionmaker,
+        resources.sessionmaker,
         scope=scope,
         data=data,
         place=place,
@@ -210,7 +211,7 @@ async def place_order(
         idempotency_key=idempotency_key,
         ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
-        commit=partial(uow.commit, state, session),
+        commit=partial(uow.commit, resources, session),
     )
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return Response(

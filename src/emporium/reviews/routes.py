@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from litestar import Request, Router, delete, get, patch, post
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from emporium.accounts.audiences import CUSTOMER, PUBLIC, SIGNED_IN
@@ -47,14 +47,13 @@ async def list_reviews(
 )
 async def post_review(
     request: Request[Any, Any, Any],
-    state: State,
+    accounts: NamedDependency[AccountsContext],
     session: DbSession,
     id_or_slug: FromPath[str],
     data: JSONBody[ReviewCreate],
 ) -> ReviewRead:
     """Customers: one review per product (409 ``review_exists``); ``verified_purchase`` when
     the caller has a paid order with it."""
-    accounts: AccountsContext = state.accounts
     identity = await require_identity(request)
     return await writing.post_review(session, accounts, identity, id_or_slug, data)
 

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.db.base import Reader, read_connection
 from emporium.core.errors import DomainError
+from emporium.core.resources import Resources, resources_of
 
 
-async def commit(state: State, session: AsyncSession) -> None:
+async def commit(resources: Resources, session: AsyncSession) -> None:
     """Commit the request's transaction now and publish its changes on the change feed.
 
     For a handler that must know the outcome before it answers (checkout frees its
@@ -26,17 +27,18 @@ async def commit(state: State, session: AsyncSession) -> None:
     left to commit. Raises what the database raises; the caller rolls back.
     """
     if session.in_transaction():
-        changes = await state.change_feed.before_commit(session)
+        changes = await resources.change_feed.before_commit(session)
         await session.commit()
-        state.change_feed.deliver(changes)
+        resources.change_feed.deliver(changes)
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     """Yield the request's session; commit on success, roll back on error."""
-    session: AsyncSession = state.sessionmaker()
+    resources = resources_of(state)
+    session = resources.sessionmaker()
     try:
         yield session
-        await commit(state, session)
+        await commit(resources, session)
     except DomainError as exc:
         if exc.keep_changes:
             await session.commit()
@@ -56,7 +58,7 @@ async def provide_reader(state: State) -> AsyncGenerator[Reader, None]:
     No ``BEGIN``/``COMMIT`` round trips: each statement sees its own consistent snapshot,
     which is all a single-statement read needs.
     """
-    async with read_connection(state.read_engine) as reader:
+    async with read_connection(resources_of(state).read_engine) as reader:
         yield reader
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.connection import ASGIConnection
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
 from emporium.core.errors import problem, problem_responses
 from emporium.core.http.clientip import client_ip
+from emporium.core.resources import ResourcesDep
 
 
 @get("/healthz", tags=["operations"], summary="Liveness")
@@ -21,7 +22,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["operations"], summary="Readiness", responses=problem_responses(503))
-async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
+async def readyz(resources: ResourcesDep) -> Response[Any]:
     """``200 {"status": "ready", "redis": ..., "rate_limits": ...}`` when the database
     answers, else ``503`` problem (``not_ready``).
 
@@ -29,18 +30,17 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     rotation at once. The body reports it instead: ``redis`` is ``up``, ``down`` or
     ``not_configured``; ``rate_limits`` is ``shared`` (counted in Redis) or ``per_process``.
     """
-    state = request.app.state
     try:
-        async with state.engine.connect() as conn:
+        async with resources.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:  # any failure means "not ready"
         return problem(503, "not_ready", "Not ready: database unreachable.")
-    redis = await state.rate_limiter.check_redis()
+    redis = await resources.rate_limiter.check_redis()
     return Response(
         {
             "status": "ready",
             "redis": {None: "not_configured", True: "up", False: "down"}[redis],
-            "rate_limits": "shared" if state.rate_limiter.shared else "per_process",
+            "rate_limits": "shared" if resources.rate_limiter.shared else "per_process",
         }
     )
 

@@ -945,17 +945,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         answer = double.handle(self.command, self.path, headers, body)
-        early = double.delivery == "immediate"
-        if early:
-            double.dispatch(answer.events)  # before the answer leaves
+        # Held events are queued, immediate ones sent, late ones timed, all before the answer
+        # leaves: at Stripe, an event exists as soon as the change it tells of.
+        double.dispatch(answer.events)
         time.sleep(answer.delay)
         if answer.reset:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
         else:
             self._write(answer)
-        if not early:
-            double.dispatch(answer.events)
 
     def _write(self, answer: Answer) -> None:
         payload = json.dumps(answer.body, indent=2).encode()
@@ -983,7 +981,7 @@ def running_stripe_api(
     server = _Server(("127.0.0.1", 0), _Handler)
     server.double = double
     double.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield double

@@ -67,7 +67,7 @@ def running_webhook_sink() -> Iterator[WebhookSink]:
     """A :class:`WebhookSink` on a free port of 127.0.0.1 until the block ends."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.sink = WebhookSink(url=f"http://127.0.0.1:{server.server_address[1]}/hooks")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server.sink

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from doubles.stripe_api import StripeDouble, running_stripe_api
 
 

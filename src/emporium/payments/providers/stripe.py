@@ -392,22 +392,24 @@ def _newest_refund(charge: Mapping[str, Any]) -> RefundResult | None:
     return refund_from(newest)
 
 
-def event_from(data: Mapping[str, Any]) -> ProviderEvent:
-    """A Stripe Event (JSON object) as a :class:`ProviderEvent`.
+def event_from(data: object) -> ProviderEvent:
+    """A Stripe Event (parsed JSON) as a :class:`ProviderEvent`.
 
     Raises:
         LookupError, TypeError, ValueError: not an Event.
     """
-    if data.get("object") != "event":
+    if not isinstance(data, dict) or data.get("object") != "event":
         raise ValueError("not a Stripe event")
     kind = str(data["type"])
     found = data["data"]["object"]
+    if not isinstance(found, dict):
+        raise TypeError("the event carries no object")
     kept = found.get("object")
-    event = ProviderEvent(id=str(data["id"]), type=kind)
+    event_id = str(data["id"])
     if kind.startswith("payment_intent.") and kept == "payment_intent":
-        return ProviderEvent(id=event.id, type=kind, intent=intent_from(found))
+        return ProviderEvent(id=event_id, type=kind, intent=intent_from(found))
     if kind in REFUND_EVENTS and kept == "refund":
-        return ProviderEvent(id=event.id, type=kind, refund=refund_from(found))
+        return ProviderEvent(id=event_id, type=kind, refund=refund_from(found))
     if kind == "charge.refunded" and kept == "charge":
-        return ProviderEvent(id=event.id, type=kind, refund=_newest_refund(found))
-    return event
+        return ProviderEvent(id=event_id, type=kind, refund=_newest_refund(found))
+    return ProviderEvent(id=event_id, type=kind)

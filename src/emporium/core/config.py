@@ -131,6 +131,25 @@ class Settings(BaseSettings):
     )
     webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     webhooks_max_redirects: int = Field(default=3, ge=0, le=10)
+    stripe_secret_key: SecretStr | None = Field(
+        default=None, description="Stripe secret API key (sk_live_... or sk_test_...)"
+    )
+    stripe_publishable_key: str | None = Field(
+        default=None, description="Stripe publishable key (pk_...), given to storefronts"
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signing secret (whsec_...) of the Stripe webhook endpoint"
+    )
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com",
+        description="Base URL of the Stripe API (another server, such as a test double)",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Oldest Stripe-Signature timestamp accepted on a webhook, in seconds",
+    )
     mfa_issuer: str = Field(
         default="Emporium", min_length=1, max_length=64, description="TOTP issuer in apps"
     )

@@ -76,6 +76,10 @@ from emporium.orders.schemas import (
     PaymentStatus,
     TransitionTarget,
 )
+from emporium.payments import jobs as payments_jobs
+from emporium.payments.providers import build_providers
+from emporium.payments.routes import payments_router
+from emporium.payments.service import PaymentsContext
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -100,6 +104,7 @@ def build_registry(
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
     cart_purge.register(registry)
+    payments_jobs.register(registry, accounts.vault)
     return registry
 
 
@@ -135,6 +140,11 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
             idempotency.erase_customer,
             orders_service.erase_customer,
         ),
+    )
+    state.payments = PaymentsContext(
+        state.accounts.vault,
+        build_providers(settings, state.accounts.vault.ring, state.sessionmaker),
+        settings.payments_capture,
     )
     state.redis = None
     if settings.redis_url:
@@ -262,6 +272,7 @@ def _api_router() -> Router:
             webhooks_router,
             shipping_router,
             carts_router,
+            payments_router,
         ],
     )
 

@@ -1,11 +1,14 @@
 """The order status machine: who may move an order where, and what a move does.
 
 ``pending → paid → fulfilled → delivered``, ``pending → cancelled``, ``paid → cancelled``,
-``paid → refunded``. Every move is one conditional update (``WHERE status = :from``), so two
-concurrent moves of one order cannot both happen and stock is returned at most once; every
-move is recorded in ``order_status_change`` with who made it and when. Cancelling or refunding
-returns the order's units through the ledger (``return`` movements): a refund can only follow
-``paid``, before the goods left.
+``paid → refunded``. Staff move orders along :data:`STAFF_TRANSITIONS`; ``paid`` and
+``refunded`` are reached only through payments (:func:`record_paid`, :func:`record_refunded`,
+called by the payments room when money is captured or given back). Every move is one
+conditional update (``WHERE status = :from``), so two concurrent moves of one order cannot
+both happen and stock is returned at most once; every move is recorded in
+``order_status_change`` with who made it and when. Cancelling or refunding returns the
+order's units through the ledger (``return`` movements): a refund can only follow ``paid``,
+before the goods left.
 """
 
 from __future__ import annotations
@@ -36,17 +39,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
     "refunded": frozenset(),
 }
+STAFF_TRANSITIONS: dict[str, frozenset[str]] = {
+    status: targets - {"paid", "refunded"} for status, targets in TRANSITIONS.items()
+}
+"""The moves staff make by hand: every move but to ``paid`` and ``refunded``, which only
+payments make (a staff-recorded ``manual`` payment included)."""
 RETURNS_STOCK = frozenset({"cancelled", "refunded"})
 _O, _L = table_of(Order).c, table_of(OrderLine).c
 RECORDS: dict[str, dict[str, Any]] = {
-    "paid": {"payment_status": "paid", "paid_total": _O.total},
-    "refunded": {"payment_status": "refunded", "refunded_total": _O.paid_total},
     "fulfilled": {"fulfillment_status": "fulfilled"},
     "delivered": {"fulfillment_status": "delivered"},
 }
-"""What a staff move records besides the status: a move to ``paid`` records the whole
-total as paid, ``refunded`` the whole paid amount as refunded, ``fulfilled`` every unit as
-shipped (``order_line.quantity_fulfilled``)."""
+"""What a staff move records besides the status: ``fulfilled`` every unit as shipped
+(``order_line.quantity_fulfilled``)."""
 
 
 async def _visible(session: AsyncSession, identity: Caller, order_id: uuid.UUID) -> Any:
@@ -61,7 +66,12 @@ async def _visible(session: AsyncSession, identity: Caller, order_id: uuid.UUID)
 async def _move(
     session: AsyncSession, identity: Caller, order_id: uuid.UUID, current: str, to: str
 ) -> None:
-    if to not in TRANSITIONS[current]:
+    if to in ("paid", "refunded"):
+        raise InvalidTransition(
+            f"An order becomes {to} only through payments (POST /orders/{{id}}/payments, "
+            "POST /orders/{id}/refunds)."
+        )
+    if to not in STAFF_TRANSITIONS[current]:
         raise InvalidTransition(f"An order that is {current} cannot become {to}.")
     now = utcnow()
     moved = await session.execute(
@@ -131,12 +141,13 @@ async def cancel_order(
 async def transition_order(
     session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID, to: str
 ) -> OrderRead:
-    """Staff: move an order to ``to`` (refunding returns the stock).
+    """Staff: move an order to ``to`` along :data:`STAFF_TRANSITIONS`.
 
     Raises:
         OrderNotFound: (404) no such order.
         InvalidTransition: (409) the status machine does not allow the move from the
-            order's current status, or the order moved at the same time.
+            order's current status, ``to`` is ``paid`` or ``refunded`` (payments only), or
+            the order moved at the same time.
     """
     row = await _visible(session, identity, order_id)
     await _move(session, identity, order_id, row.status, to)

@@ -38,10 +38,7 @@ ALLOWED = {
     ("fulfilled", "delivered"),
 } | THROUGH_PAYMENTS
 REFUSED = [
-    (f, t)
-    for f in PATHS
-    for t in TARGETS
-    if (f, t) not in ALLOWED or (f, t) in THROUGH_PAYMENTS
+    (f, t) for f in PATHS for t in TARGETS if (f, t) not in ALLOWED or (f, t) in THROUGH_PAYMENTS
 ]
 """Moves staff cannot make by hand: those the machine refuses, and paid and refunded."""
 

@@ -43,7 +43,11 @@ async def guest_order(
 
 
 async def pay(
-    client: Client, order_id: str, headers: dict[str, str], method: str | None = "pm_card_visa", **body: Any
+    client: Client,
+    order_id: str,
+    headers: dict[str, str],
+    method: str | None = "pm_card_visa",
+    **body: Any,
 ) -> Any:
     """POST /orders/{id}/payments with the test provider and ``method``."""
     payload: Json = {"provider": "test", **body}
@@ -67,7 +71,9 @@ async def pay_in_full(client: Client, order_id: str, staff: dict[str, str]) -> J
     return result
 
 
-def signed(app: Litestar, event: Json, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(
+    app: Litestar, event: Json, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     """The body and headers of a test provider delivery of ``event``, signed as the app's
     test provider signs."""
     body = json.dumps(event).encode()

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conftest import SignIn
 from emporium.jobs.models import OutboxEvent
 from emporium.payments.providers.base import Intent
 from factories import API, Client, assert_problem
@@ -21,7 +20,9 @@ Json = dict[str, Any]
 
 async def events_of(session: AsyncSession, type: str) -> int:
     return int(
-        await session.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == type))
+        await session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == type)
+        )
         or 0
     )
 
@@ -54,10 +55,17 @@ async def test_a_declined_card_fails_the_payment_and_the_order_waits(
     order, guest = await guest_order(client, admin_headers)
     declined = await pay(client, order["id"], guest, "pm_card_chargeDeclined")
     assert declined.status_code == 201, declined.text
-    assert (declined.json()["status"], declined.json()["failure_code"]) == ("failed", "card_declined")
+    assert (declined.json()["status"], declined.json()["failure_code"]) == (
+        "failed",
+        "card_declined",
+    )
     assert declined.json()["captured_amount"] == 0
     shown = (await client.get(f"{API}/orders/{order['id']}", headers=guest)).json()
-    assert (shown["status"], shown["payment_status"], shown["paid_total"]) == ("pending", "unpaid", 0)
+    assert (shown["status"], shown["payment_status"], shown["paid_total"]) == (
+        "pending",
+        "unpaid",
+        0,
+    )
     retried = await pay(client, order["id"], guest)  # a failed payment holds nothing back
     assert retried.json()["status"] == "captured"
 

@@ -5,13 +5,16 @@ transitions cannot: a staff ``manual`` payment of the whole balance, captured.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
+import httpx
 from litestar import Litestar
 
 from emporium.payments.providers import test_secret
+from emporium.payments.providers.base import PAYMENT_ID_KEY, Intent
 from emporium.payments.providers.test import intent_event, sign
 from factories import API, Client
 from orders.support import ADDRESS, stocked_variants
@@ -90,4 +93,34 @@ async def deliver(client: Client, event: Json, headers: dict[str, str] | None = 
     )
 
 
-__all__ = ["intent_event"]
+async def deliver_at_once(client: Client, event: Json, times: int) -> list[httpx.Response]:
+    """Deliver the same signed event ``times`` times truly concurrently, on the app's loop
+    (as ``factories.at_once``, with the exact signed bytes as the body)."""
+    body, headers = signed(client.app, event)
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+            url = f"{API}/payments/webhooks/test"
+            return list(
+                await asyncio.gather(
+                    *(c.post(url, content=body, headers=headers) for _ in range(times))
+                )
+            )
+
+    with client.portal() as portal:
+        return portal.call(send_all)
+
+
+def succeeded(payment: Json, event_type: str = "payment_intent.succeeded") -> Json:
+    """The provider's event that ``payment`` (awaiting 3-D Secure) was captured in full."""
+    reference = str(payment["client_secret"]).split("_secret_")[0]
+    intent = Intent(
+        reference,
+        "captured",
+        payment["amount"],
+        payment["amount"],
+        payment["currency"],
+        metadata={PAYMENT_ID_KEY: payment["id"]},
+    )
+    return intent_event(intent, event_type)

@@ -7,6 +7,8 @@ authorised with ``EMPORIUM_PAYMENTS_CAPTURE=manual``), ``pm_card_chargeDeclined`
 provider's event says otherwise; no method leaves the intent ``pending``; any other method is
 refused (:class:`PaymentDeclined` ``resource_missing``).
 
+Like Stripe's, an intent's ``client_secret`` is ``<reference>_secret_<key>``; the key part
+is an HMAC of the reference with the provider's signing secret, so it is stored nowhere.
 Its state lives in its own tables (``test_provider_intent``, ``test_provider_refund``),
 written in its own transactions. Every change of state also becomes a signed event, queued as
 a job (``payments.test_event``) that delivers it through the same handling as
@@ -103,14 +105,15 @@ def _refund_event(refund: RefundResult) -> dict[str, Any]:
     }
 
 
-def _intent_of(row: Any) -> Intent:
+def _intent_of(row: Any, secret: str) -> Intent:
+    mac = hmac.new(secret.encode(), row.reference.encode(), hashlib.sha256).hexdigest()
     return Intent(
         reference=row.reference,
         status=row.status,
         amount=row.amount,
         captured_amount=row.captured_amount,
         currency=row.currency,
-        client_secret=f"{row.reference}_secret" if row.status != "captured" else None,
+        client_secret=f"{row.reference}_secret_{mac[:24]}",
         failure_code=row.failure_code,
         metadata={PAYMENT_ID_KEY: str(row.payment_id), ORDER_ID_KEY: str(row.order_id)},
     )
@@ -220,7 +223,7 @@ class TestProvider:
                     select(table_of(TestProviderIntent)).where(_I.idempotency_key == key)
                 )
             ).one()
-            intent = _intent_of(found)
+            intent = _intent_of(found, self._secret)
             if created and status != "pending":
                 await self._announce(session, intent_event(intent))
         return intent
@@ -228,7 +231,7 @@ class TestProvider:
     async def retrieve(self, reference: str) -> Intent:
         """The intent as it is now (PaymentDeclined ``resource_missing`` if unknown)."""
         async with self._sessionmaker() as session:
-            return _intent_of(await self._row(session, reference))
+            return _intent_of(await self._row(session, reference), self._secret)
 
     async def _row(self, session: AsyncSession, reference: str) -> Any:
         row = (
@@ -247,7 +250,7 @@ class TestProvider:
                 .where(_I.reference == reference, _I.status.in_(allowed))
                 .values(updated_at=utcnow(), **values)
             )
-            intent = _intent_of(await self._row(session, reference))
+            intent = _intent_of(await self._row(session, reference), self._secret)
             if moved.rowcount == 1:  # type: ignore[attr-defined]
                 await self._announce(session, intent_event(intent))
             elif intent.status != values["status"]:

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.jobs.models import OutboxEvent
 from emporium.payments.providers.base import Intent
+from emporium.payments.providers.test import intent_event
 from factories import API, Client, assert_problem
-from payments.support import deliver, guest_order, intent_event, pay
+from payments.support import deliver, guest_order, pay
 from runjobs import drain
 
 Json = dict[str, Any]

@@ -79,6 +79,11 @@ from emporium.orders.schemas import (
     PaymentStatus,
     TransitionTarget,
 )
+from emporium.payments import jobs as payments_jobs
+from emporium.payments.providers import build_providers
+from emporium.payments.providers.stripe import StripeProvider
+from emporium.payments.routes import payments_router
+from emporium.payments.service import PaymentsContext
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -103,6 +108,7 @@ def build_registry(
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
     cart_purge.register(registry)
+    payments_jobs.register(registry, accounts.vault)
     return registry
 
 
@@ -179,6 +185,11 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     )
     resources.change_feed.subscribe(cache.invalidate)
     state.product_reads = ProductReads(resources.read_engine, cache, raw_pool)
+    state.payments = PaymentsContext(
+        state.accounts.vault,
+        build_providers(settings, state.accounts.vault.ring, resources.sessionmaker),
+        settings.payments_capture,
+    )
     tasks = _start_runner(app, settings)
     if settings.is_sqlite:
         return tasks
@@ -197,6 +208,9 @@ async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for provider in app.state.payments.providers.values():
+        if isinstance(provider, StripeProvider):
+            await provider.aclose()
     resources: Resources = app.state.resources
     if resources.raw_pool is not None:
         await resources.raw_pool.close()
@@ -291,6 +305,7 @@ def _api_router() -> Router:
             webhooks_router,
             shipping_router,
             carts_router,
+            payments_router,
         ],
     )
 

@@ -12,6 +12,7 @@ def import_all_models() -> None:
     import emporium.jobs.models
     import emporium.mail.models
     import emporium.orders.models
+    import emporium.payments.models
     import emporium.reviews.models
     import emporium.shipping.models
     import emporium.webhooks.models  # noqa: F401

@@ -367,9 +367,11 @@ async def _guest_flows(
     email: str,
     address: dict[str, str],
     check: Callable[[str], Awaitable[None]],
+    canaries: dict[str, str],
 ) -> None:
-    """A guest's cart with e-mail and addresses, its order with a key, the replay and the
-    confirmation e-mail job, each followed by ``check``."""
+    """A guest's cart with e-mail and addresses, its order with a key, the replay, the
+    confirmation e-mail job and a payment holding a client secret (added to ``canaries``),
+    each followed by ``check``."""
     created = await client.post(f"{API}/carts", json={"email": email, "items": items})
     assert created.status_code == 201, created.text
     url, guest = f"{API}/carts/{created.json()['id']}", {"Cart-Token": created.json()["token"]}
@@ -390,6 +392,14 @@ async def _guest_flows(
     await check("the replay of a guest order")
     assert await drain(client) > 0
     await check("the guest's confirmation e-mail")
+    paying = await client.post(
+        f"{API}/orders/{placed.json()['id']}/payments",
+        json={"provider": "test", "payment_method": "pm_card_authenticationRequired"},
+        headers={"Order-Token": replay.json()["order_token"]},  # the replay's new token
+    )
+    assert paying.status_code == 201, paying.text
+    canaries["payment client secret"] = paying.json()["client_secret"]
+    await check("a payment awaiting 3-D Secure (its client secret)")
 
 
 @pytest.mark.slow
@@ -472,7 +482,7 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
         assert replay.json() == placed.json()
         assert replay.json()["shipping_address"]["line1"] == ADDRESS["line1"]
         await check(f"the replay of {flow}")
-    await _guest_flows(ip_client, items, guest_email, guest_address, check)
+    await _guest_flows(ip_client, items, guest_email, guest_address, check, canaries)
     exported = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
     assert exported.status_code == 200
     await check("the export")

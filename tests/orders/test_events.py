@@ -12,6 +12,7 @@ from conftest import SignIn
 from emporium.jobs.models import OutboxEvent
 from factories import API, Client, assert_problem
 from orders.support import order, stocked_variants
+from payments.support import pay_in_full
 
 
 async def _events(session: AsyncSession, prefix: str) -> list[tuple[str, dict[str, Any]]]:
@@ -36,7 +37,7 @@ async def test_orders_announce_each_move_and_refusals_announce_nothing(
     assert await _events(session, "order.") == []
     placed = (await order(client, buyer, [(variant["id"], 2)])).json()
     url = f"{API}/orders/{placed['id']}"
-    await client.post(f"{url}/transitions", json={"to": "paid"}, headers=admin_headers)
+    await pay_in_full(client, placed["id"], admin_headers)
     await client.post(f"{url}/cancel", headers=admin_headers)
     events = await _events(session, "order.")
     assert [t for t, _ in events] == ["order.created", "order.paid", "order.cancelled"]

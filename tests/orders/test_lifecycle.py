@@ -1,5 +1,8 @@
 """The order status machine: allowed moves, refused moves that change nothing, who may
-cancel, stock returned exactly once through the ledger, and the recorded history."""
+cancel, stock returned exactly once through the ledger, and the recorded history.
+
+``paid`` and ``refunded`` are reached only through payments (a staff ``manual`` payment
+captured; a refund of everything paid): staff transitions to them are refused."""
 
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ import pytest
 from conftest import SignIn
 from factories import API, Client, assert_problem, at_once
 from orders.support import balance, ledger, order, stock_of, stocked_variants
+from runjobs import drain
 
 Json = dict[str, Any]
 Headers = dict[str, str]
 
-# How staff bring a new (pending) order to each status.
+# How staff bring a new (pending) order to each status (paid and refunded through payments).
 PATHS: dict[str, list[str]] = {
     "pending": [],
     "paid": ["paid"],
@@ -26,19 +30,58 @@ PATHS: dict[str, list[str]] = {
     "refunded": ["paid", "refunded"],
 }
 TARGETS = ("paid", "fulfilled", "delivered", "cancelled", "refunded")
+THROUGH_PAYMENTS = {("pending", "paid"), ("paid", "refunded")}
 ALLOWED = {
-    ("pending", "paid"),
     ("pending", "cancelled"),
     ("paid", "fulfilled"),
     ("paid", "cancelled"),
-    ("paid", "refunded"),
     ("fulfilled", "delivered"),
-}
-REFUSED = [(f, t) for f in PATHS for t in TARGETS if (f, t) not in ALLOWED]
+} | THROUGH_PAYMENTS
+REFUSED = [
+    (f, t) for f in PATHS for t in TARGETS if (f, t) not in ALLOWED or (f, t) in THROUGH_PAYMENTS
+]
+"""Moves staff cannot make by hand: those the machine refuses, and paid and refunded."""
 
 
 async def move(client: Client, staff: Headers, order_id: str, to: str) -> httpx.Response:
-    """Staff move an order: ``cancelled`` through the cancel route, the rest as transitions."""
+    """Staff move an order: ``paid`` by a manual payment captured, ``refunded`` by refunding
+    everything paid (answering the order, or the first refusal), ``cancelled`` through the
+    cancel route, the rest as transitions."""
+    if to == "paid":
+        return await pay_manually(client, staff, order_id)
+    if to == "refunded":
+        shown = await client.get(f"{API}/orders/{order_id}", headers=staff)
+        if shown.status_code != 200:
+            return shown
+        refunded = await client.post(
+            f"{API}/orders/{order_id}/refunds",
+            json={"amount": max(shown.json()["paid_total"], 1), "reason": "returned"},
+            headers=staff,
+        )
+        if refunded.status_code != 201:
+            return refunded
+        return await client.get(f"{API}/orders/{order_id}", headers=staff)
+    return await transition(client, staff, order_id, to)
+
+
+async def pay_manually(client: Client, staff: Headers, order_id: str) -> httpx.Response:
+    """A staff ``manual`` payment of the whole balance, captured: the order as it is then
+    (or the first refusal)."""
+    created = await client.post(
+        f"{API}/orders/{order_id}/payments", json={"provider": "manual"}, headers=staff
+    )
+    if created.status_code != 201:
+        return created
+    captured = await client.post(
+        f"{API}/payments/{created.json()['id']}/capture", json={}, headers=staff
+    )
+    if captured.status_code != 200:
+        return captured
+    return await client.get(f"{API}/orders/{order_id}", headers=staff)
+
+
+async def transition(client: Client, staff: Headers, order_id: str, to: str) -> httpx.Response:
+    """A staff move by hand: the cancel route for ``cancelled``, else a transition."""
     if to == "cancelled":
         return await client.post(f"{API}/orders/{order_id}/cancel", headers=staff)
     return await client.post(f"{API}/orders/{order_id}/transitions", json={"to": to}, headers=staff)
@@ -152,7 +195,8 @@ async def test_an_invalid_move_is_refused_with_409_and_changes_nothing(
     before = await read(client, admin_headers, created["id"])
     stock_before = await stock_of(client, admin_headers, v)
     ledger_before = await ledger(client, admin_headers, v["id"])
-    assert_problem(await move(client, admin_headers, created["id"], to), 409, "invalid_transition")
+    refused = await transition(client, admin_headers, created["id"], to)
+    assert_problem(refused, 409, "invalid_transition")
     assert await read(client, admin_headers, created["id"]) == before
     assert await stock_of(client, admin_headers, v) == stock_before
     assert await ledger(client, admin_headers, v["id"]) == ledger_before
@@ -189,6 +233,8 @@ async def test_moving_or_cancelling_an_unknown_order_is_404(
 ) -> None:
     missing = uuid.uuid4()
     assert_problem(await move(client, admin_headers, str(missing), "paid"), 404, "order_not_found")
+    missing_move = await transition(client, admin_headers, str(missing), "fulfilled")
+    assert_problem(missing_move, 404, "order_not_found")
     assert_problem(
         await move(client, admin_headers, str(missing), "cancelled"), 404, "order_not_found"
     )
@@ -409,16 +455,21 @@ async def test_a_concurrent_cancel_and_refund_of_a_paid_order_return_the_stock_o
     buyer, staff = await sign_in(), await sign_in(roles=["staff"])
     created = await placed(client, buyer, [(v["id"], 4)])
     await bring_to(client, staff, created["id"], "paid")
-    answers = await at_once(
+    refund = {"amount": created["total"], "reason": "returned"}
+    cancel, refunded = await at_once(
         client,
         ("POST", f"/orders/{created['id']}/cancel", staff, None),
-        ("POST", f"/orders/{created['id']}/transitions", admin_headers, {"to": "refunded"}),
+        ("POST", f"/orders/{created['id']}/refunds", admin_headers, refund),
     )
-    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
-    winner = next(a for a in answers if a.status_code == 200).json()["status"]
+    await drain(client)  # the cancellation's refund job gives back what is left
     shown = await read(client, buyer, created["id"])
-    assert shown["status"] == winner
+    winner = shown["status"]
+    assert winner in ("cancelled", "refunded")
+    # Cancel first: the refund still gives the money back; refund first: cancel is refused.
+    expected = [200, 201] if winner == "cancelled" else [201, 409]
+    assert sorted([cancel.status_code, refunded.status_code]) == expected, cancel.text
     assert [m[1] for m in moves(shown)] == ["pending", "paid", winner]
+    assert shown["refunded_total"] == shown["paid_total"] == created["total"]
     assert await stock_of(client, admin_headers, v) == 10
     movements = await assert_ledger_consistent(client, admin_headers, v)
     assert balance(movements) == {"received": 10, "sale": -4, "return": 4}

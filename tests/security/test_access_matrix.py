@@ -178,6 +178,14 @@ def order_reader(scope: str, status: int, owners: tuple[str, ...] = (A,)) -> Exp
     return Expect(frozenset({*owners, STAFF, ADMIN}), status, None, others).with_key(scope)
 
 
+def order_payer(owners: tuple[str, ...]) -> Expect:
+    """Paying one order of ``owners`` with the test provider's ``pm_card_visa``: whoever
+    may read it (:func:`order_reader`; an API key with ``orders:write``) pays (201)."""
+    others = {c: 404 for c in (A, B, NOMFA, B_HOLDING, *GUESTS) if c not in owners}
+    body: Body = lambda w: {"provider": "test", "payment_method": "pm_card_visa"}  # noqa: E731
+    return Expect(frozenset({*owners, STAFF, ADMIN}), 201, body, others).with_key(ORDERS_WRITE)
+
+
 def author_or_staff(status: int, body: Body = None) -> Expect:
     """A's published review: A and staff with MFA; another person may see it, not change
     it (403)."""
@@ -324,9 +332,22 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("GET", f"{API}/orders/{{order_id}}"): order_reader(ORDERS_READ, 200),
     ("POST", f"{API}/orders/{{order_id}}/cancel"): owner_or_staff(ORDERS_WRITE, 200),
+    # Staff pass the guard and reach the status machine, which no longer moves a pending
+    # order by hand (paid comes only through payments): 409 invalid_transition.
     ("POST", f"{API}/orders/{{order_id}}/transitions"): staff(
-        ORDERS_WRITE, 200, lambda w: {"to": "paid"}
+        ORDERS_WRITE, 409, lambda w: {"to": "paid"}
     ),
+    ("GET", f"{API}/payment-providers"): everyone(200),
+    ("POST", f"{API}/orders/{{order_id}}/payments"): order_payer((A,)),
+    ("GET", f"{API}/orders/{{order_id}}/payments"): order_reader(ORDERS_READ, 200),
+    ("POST", f"{API}/payments/{{payment_id}}/capture"): staff(ORDERS_WRITE, 200, lambda w: {}),
+    ("POST", f"{API}/payments/{{payment_id}}/cancel"): staff(ORDERS_WRITE, 200),
+    # The provider's signature is the credential: nobody here sends one (400).
+    ("POST", f"{API}/payments/webhooks/{{provider}}"): nobody(400, lambda w: {"id": "evt_1"}),
+    ("POST", f"{API}/orders/{{order_id}}/refunds"): staff(
+        ORDERS_WRITE, 201, lambda w: {"amount": 1, "reason": "matrix"}
+    ),
+    ("GET", f"{API}/orders/{{order_id}}/refunds"): staff(ORDERS_READ, 200),
     ("GET", f"{API}/jobs"): admin(200),
     ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
     ("GET", f"{API}/webhooks"): admin(200),
@@ -408,8 +429,15 @@ GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
         frozenset({STAFF, ADMIN}), 200, None, {A: 404, B: 404, NOMFA: 404, B_HOLDING: 404}
     ).with_key(ORDERS_WRITE),
     ("POST", f"{API}/orders/{{order_id}}/transitions"): staff(
-        ORDERS_WRITE, 200, lambda w: {"to": "paid"}
+        ORDERS_WRITE, 409, lambda w: {"to": "paid"}
     ),
+    ("POST", f"{API}/orders/{{order_id}}/payments"): order_payer(TOKEN_HOLDERS),
+    ("GET", f"{API}/orders/{{order_id}}/payments"): order_reader(ORDERS_READ, 200, TOKEN_HOLDERS),
+    # Staff reach the refund, and the guest's order has nothing captured: 409.
+    ("POST", f"{API}/orders/{{order_id}}/refunds"): staff(
+        ORDERS_WRITE, 409, lambda w: {"amount": 1, "reason": "matrix"}
+    ),
+    ("GET", f"{API}/orders/{{order_id}}/refunds"): staff(ORDERS_READ, 200),
     ("POST", f"{API}/carts"): everyone(201, lambda w: {}),
     ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200, holders=TOKEN_HOLDERS),
     ("PATCH", f"{API}/carts/{{cart_id}}"): cart_holder(
@@ -570,6 +598,7 @@ async def _world(client: Client, setup: Setup) -> World:
             f"{API}/cart/items", headers=a, json={"variant_id": other_variant, "quantity": 1}
         )
     )
+    payment_id = await _payments(client, staff_headers, order["id"])
     hook = await _created(
         await client.post(
             f"{API}/webhooks",
@@ -592,6 +621,8 @@ async def _world(client: Client, setup: Setup) -> World:
         "item_id": cart["items"][0]["id"],
         "cart_id": a_cart["id"],
         "order_id": order["id"],
+        "payment_id": payment_id,
+        "provider": "test",
         "webhook_id": hook["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
         **shipping,
@@ -602,6 +633,25 @@ async def _world(client: Client, setup: Setup) -> World:
         world.keys[frozenset(api_keys.SCOPES)] = key
         headers[KEY] = headers[WRONG_KEY] = key
     return world
+
+
+async def _payments(client: Client, staff_headers: dict[str, str], order_id: str) -> str:
+    """Two manual payments of one cent on A's order: the first captured (so that a refund
+    may be made), the second pending (the one captured or cancelled); returns the second."""
+    ids = []
+    for _ in range(2):
+        made = await _created(
+            await client.post(
+                f"{API}/orders/{order_id}/payments",
+                json={"provider": "manual", "amount": 1},
+                headers=staff_headers,
+            )
+        )
+        ids.append(made["id"])
+    await _created(
+        await client.post(f"{API}/payments/{ids[0]}/capture", json={}, headers=staff_headers)
+    )
+    return str(ids[1])
 
 
 async def _guest_shopping(client: Client, world: World, variant_id: str) -> tuple[Json, Json]:

@@ -170,6 +170,33 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS; empty: no CORS answers"
     )
     cors_allow_credentials: bool = False
+    order_payment_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=30 * 24 * 60,
+        description="A pending order not paid within this many minutes expires (cancelled)",
+    )
+    payment_providers: CommaList = Field(
+        default_factory=lambda: ["manual", "test"],
+        description="Enabled payment providers: manual, test, stripe (stripe needs its key)",
+    )
+    payments_capture: Literal["automatic", "manual"] = Field(
+        default="automatic",
+        description="automatic: a card payment is captured at once; manual: authorised, "
+        "captured by staff (POST /payments/{id}/capture)",
+    )
+    payments_reconcile_minutes: int = Field(
+        default=5,
+        ge=1,
+        le=24 * 60,
+        description="Payments pending or awaiting action this long are asked about at the "
+        "provider (reconciliation job)",
+    )
+    payments_test_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret of the test provider's events; default: derived from "
+        "the key file",
+    )
     # Rate limits: "N/second|minute|hour|day", several separated by ";", "" turns one off.
     rate_limit_general: str = "1200/minute"
     rate_limit_login: str = "10/minute;100/hour"
@@ -181,7 +208,7 @@ class Settings(BaseSettings):
     rate_limit_checkout: str = "10/minute;100/hour"
     rate_limit_cart: str = "60/minute;1000/hour"
 
-    @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
+    @field_validator("trusted_proxies", "cors_allow_origins", "payment_providers", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         """``EMPORIUM_TRUSTED_PROXIES=10.0.0.0/8,::1`` becomes a list."""
@@ -218,6 +245,20 @@ class Settings(BaseSettings):
                     parse_many(limits)
             except ValueError as exc:
                 raise ValueError(f"EMPORIUM_RATE_LIMIT_{name.upper()}: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
+    def _payment_providers_usable(self) -> Settings:
+        """Every listed payment provider is known, and ``stripe`` comes with its secret key
+        (a start-up error naming the setting, not a failure at the first payment)."""
+        unknown = set(self.payment_providers) - {"manual", "test", "stripe"}
+        if unknown:
+            raise ValueError(f"EMPORIUM_PAYMENT_PROVIDERS: unknown {', '.join(sorted(unknown))}")
+        if "stripe" in self.payment_providers and self.stripe_secret_key is None:
+            raise ValueError(
+                "EMPORIUM_PAYMENT_PROVIDERS lists stripe: set EMPORIUM_STRIPE_SECRET_KEY "
+                "(and EMPORIUM_STRIPE_WEBHOOK_SECRET), or remove stripe from the list"
+            )
         return self
 
     def rate_limit_policies(self) -> dict[str, str]:

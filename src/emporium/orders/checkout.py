@@ -66,6 +66,8 @@ from emporium.orders.totals import line_read, line_row, order_figures, shipping_
 
 _V, _P, _O = table_of(Variant).c, table_of(Product).c, table_of(Order).c
 _U = table_of(UserAccount).c
+PAYMENT_MINUTES = 60
+"""Default of ``EMPORIUM_ORDER_PAYMENT_MINUTES``: how long a new order waits for payment."""
 _PRICING = select(
     _V.id,
     _V.sku,
@@ -167,6 +169,7 @@ async def place_order(
     announce: bool = True,
     prices_include_tax: bool = False,
     require_shipping: bool = True,
+    payment_minutes: int = PAYMENT_MINUTES,
 ) -> OrderCreated:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
@@ -174,7 +177,8 @@ async def place_order(
     import of past orders passes False. Every figure is computed by ``orders.pricing``
     (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``) for the address
     and ``data.shipping_method_id`` (``orders.quote``); ``require_shipping``: once the shop
-    has shipping methods an order must choose one (an import of past orders passes False).
+    has shipping methods an order must choose one (an import of past orders passes False);
+    ``payment_minutes``: unpaid, it expires this long after now (``expires_at``).
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.
@@ -210,6 +214,7 @@ async def place_order(
         announce=announce,
         prices_include_tax=prices_include_tax,
         require_shipping=require_shipping,
+        payment_minutes=payment_minutes,
     )
     if from_cart:
         await empty_cart(session, customer_id)
@@ -217,7 +222,12 @@ async def place_order(
 
 
 async def place_cart_order(
-    session: AsyncSession, ctx: AccountsContext, cart: Cart, *, prices_include_tax: bool
+    session: AsyncSession,
+    ctx: AccountsContext,
+    cart: Cart,
+    *,
+    prices_include_tax: bool,
+    payment_minutes: int = PAYMENT_MINUTES,
 ) -> OrderCreated:
     """Place an order from ``cart`` (``POST /orders {cart_id}``): its lines at today's
     prices, its e-mail (a customer's cart: the account's), addresses and shipping method.
@@ -256,7 +266,13 @@ async def place_cart_order(
         billing_address=None if billing is None else msgspec.structs.asdict(billing),
         method_id=cart.shipping_method_id,
     )
-    order = await _place(session, ctx, purchase, prices_include_tax=prices_include_tax)
+    order = await _place(
+        session,
+        ctx,
+        purchase,
+        prices_include_tax=prices_include_tax,
+        payment_minutes=payment_minutes,
+    )
     await carts.empty(session, cart)
     return order
 
@@ -270,6 +286,7 @@ async def _place(
     announce: bool = True,
     prices_include_tax: bool = False,
     require_shipping: bool = True,
+    payment_minutes: int = PAYMENT_MINUTES,
 ) -> OrderCreated:
     """Price, take stock and write the order of ``purchase`` (see :func:`place_order`)."""
     quantities = _merge(purchase.lines)
@@ -296,6 +313,7 @@ async def _place(
         "external_ref": external_ref,
         "created_at": now,
         "updated_at": now,
+        "expires_at": now + timedelta(minutes=payment_minutes),
     }
     await _insert(session, order, [r.product_id for r in priced], lines, prices_include_tax)
     if announce:
@@ -427,7 +445,7 @@ def _answer(
         shipping_address=ShippingAddress(**purchase.address),
         billing_address=None if billing is None else ShippingAddress(**billing),
         status_history=[StatusChangeRead(from_status=None, to_status="pending", by=actor, at=now)],
-        expires_at=None,
+        expires_at=order["expires_at"],
         created_at=now,
         updated_at=now,
         order_token=token,

@@ -62,10 +62,12 @@ class Claim:
 
 @dataclass(frozen=True)
 class Replay:
-    """The stored answer of the request that first used the key: its status and order."""
+    """The stored answer of the request that first used the key: its status and order,
+    and what it made within the order (``resource_id``: a payment), if anything."""
 
     status_code: int
     order_id: uuid.UUID
+    resource_id: uuid.UUID | None = None
 
 
 def scope_of(customer_id: uuid.UUID) -> str:
@@ -77,6 +79,12 @@ def cart_scope(cart_id: uuid.UUID) -> str:
     """The scope of a guest's keys for ``POST /orders {cart_id}``: the cart, whose token
     the caller has proven."""
     return f"{SCOPE_PREFIX}cart:{cart_id}"
+
+
+def payment_scope(order_id: uuid.UUID) -> str:
+    """The scope of keys for ``POST /orders/{id}/payments``: the order, which the caller
+    has proven they may pay."""
+    return f"payments:{order_id}"
 
 
 def check_key(key: str) -> str:
@@ -135,7 +143,13 @@ async def begin(
             return Claim(scope, key, token, deadline)
         where = (_K.scope == scope, _K.key == key)
         query = select(
-            _K.fingerprint, _K.claim, _K.locked_until, _K.status_code, _K.order_id, _K.expires_at
+            _K.fingerprint,
+            _K.claim,
+            _K.locked_until,
+            _K.status_code,
+            _K.order_id,
+            _K.resource_id,
+            _K.expires_at,
         ).where(*where)
         if dialect == "postgresql":
             query = query.with_for_update()
@@ -145,7 +159,7 @@ async def begin(
         elif row.fingerprint != fingerprint:
             raise IdempotencyKeyReused("This Idempotency-Key was used with another request.")
         elif row.status_code is not None and row.order_id is not None:
-            return Replay(row.status_code, row.order_id)
+            return Replay(row.status_code, row.order_id, row.resource_id)
         elif row.locked_until is not None and row.locked_until > now:
             raise IdempotencyKeyInFlight("A request with this Idempotency-Key is in progress.")
         else:  # the first request's process died: its lease ran out
@@ -159,10 +173,14 @@ async def begin(
 
 
 async def complete(
-    session: AsyncSession, claim: Claim, status_code: int, order_id: uuid.UUID
+    session: AsyncSession,
+    claim: Claim,
+    status_code: int,
+    order_id: uuid.UUID,
+    resource_id: uuid.UUID | None = None,
 ) -> None:
-    """Store the answer (status and order id) in the request's own transaction, the one
-    that made the order.
+    """Store the answer (status, order id and what was made in it, ``resource_id``) in the
+    request's own transaction, the one that made the order (or the payment).
 
     Raises IdempotencyKeyInFlight (409) when the claim was taken over meanwhile: the caller's
     transaction then rolls back, so the key still makes at most one order.
@@ -170,7 +188,13 @@ async def complete(
     done = await session.execute(
         update(table_of(IdempotencyKey))
         .where(_K.scope == claim.scope, _K.key == claim.key, _K.claim == claim.token)
-        .values(status_code=status_code, order_id=order_id, claim=None, locked_until=None)
+        .values(
+            status_code=status_code,
+            order_id=order_id,
+            resource_id=resource_id,
+            claim=None,
+            locked_until=None,
+        )
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise IdempotencyKeyInFlight("This request took too long and was superseded by a retry.")

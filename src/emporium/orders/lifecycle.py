@@ -1,11 +1,14 @@
 """The order status machine: who may move an order where, and what a move does.
 
 ``pending → paid → fulfilled → delivered``, ``pending → cancelled``, ``paid → cancelled``,
-``paid → refunded``. Every move is one conditional update (``WHERE status = :from``), so two
-concurrent moves of one order cannot both happen and stock is returned at most once; every
-move is recorded in ``order_status_change`` with who made it and when. Cancelling or refunding
-returns the order's units through the ledger (``return`` movements): a refund can only follow
-``paid``, before the goods left.
+``paid → refunded``. Staff move orders along :data:`STAFF_TRANSITIONS`; ``paid`` and
+``refunded`` are reached only through payments (:func:`record_paid`, :func:`record_refunded`,
+called by the payments room when money is captured or given back). Every move is one
+conditional update (``WHERE status = :from``), so two concurrent moves of one order cannot
+both happen and stock is returned at most once; every move is recorded in
+``order_status_change`` with who made it and when. Cancelling or refunding returns the
+order's units through the ledger (``return`` movements): a refund can only follow ``paid``,
+before the goods left.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from emporium.inventory.service import return_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders.exceptions import CancelNotAllowed, InvalidTransition, OrderNotFound
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
-from emporium.orders.queries import get_order
+from emporium.orders.queries import get_order, read_order
 from emporium.orders.schemas import OrderRead
 from emporium.orders.service import order_event_data
 
@@ -36,17 +39,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
     "refunded": frozenset(),
 }
+STAFF_TRANSITIONS: dict[str, frozenset[str]] = {
+    status: targets - {"paid", "refunded"} for status, targets in TRANSITIONS.items()
+}
+"""The moves staff make by hand: every move but to ``paid`` and ``refunded``, which only
+payments make (a staff-recorded ``manual`` payment included)."""
 RETURNS_STOCK = frozenset({"cancelled", "refunded"})
 _O, _L = table_of(Order).c, table_of(OrderLine).c
 RECORDS: dict[str, dict[str, Any]] = {
-    "paid": {"payment_status": "paid", "paid_total": _O.total},
-    "refunded": {"payment_status": "refunded", "refunded_total": _O.paid_total},
     "fulfilled": {"fulfillment_status": "fulfilled"},
     "delivered": {"fulfillment_status": "delivered"},
 }
-"""What a staff move records besides the status: a move to ``paid`` records the whole
-total as paid, ``refunded`` the whole paid amount as refunded, ``fulfilled`` every unit as
-shipped (``order_line.quantity_fulfilled``)."""
+"""What a staff move records besides the status: ``fulfilled`` every unit as shipped
+(``order_line.quantity_fulfilled``)."""
 
 
 async def _visible(session: AsyncSession, identity: Caller, order_id: uuid.UUID) -> Any:
@@ -61,7 +66,12 @@ async def _visible(session: AsyncSession, identity: Caller, order_id: uuid.UUID)
 async def _move(
     session: AsyncSession, identity: Caller, order_id: uuid.UUID, current: str, to: str
 ) -> None:
-    if to not in TRANSITIONS[current]:
+    if to in ("paid", "refunded"):
+        raise InvalidTransition(
+            f"An order becomes {to} only through payments (POST /orders/{{id}}/payments, "
+            "POST /orders/{id}/refunds)."
+        )
+    if to not in STAFF_TRANSITIONS[current]:
         raise InvalidTransition(f"An order that is {current} cannot become {to}.")
     now = utcnow()
     moved = await session.execute(
@@ -92,17 +102,22 @@ async def _move(
         ],
     )
     if to in RETURNS_STOCK:
-        rows = await session.execute(
-            select(_L.variant_id, _L.quantity).where(
-                _L.order_id == order_id, _L.variant_id.is_not(None)
-            )
+        await _return_units(session, order_id, identity.actor_id, f"order {to}")
+
+
+async def _return_units(
+    session: AsyncSession, order_id: uuid.UUID, actor_id: uuid.UUID | None, reason: str
+) -> None:
+    """Return every unit of the order to stock through the ledger."""
+    rows = await session.execute(
+        select(_L.variant_id, _L.quantity).where(
+            _L.order_id == order_id, _L.variant_id.is_not(None)
         )
-        quantities: dict[uuid.UUID, int] = {}
-        for r in rows:
-            quantities[r.variant_id] = quantities.get(r.variant_id, 0) + r.quantity
-        await return_stock(
-            session, quantities, order_id=order_id, actor_id=identity.actor_id, reason=f"order {to}"
-        )
+    )
+    quantities: dict[uuid.UUID, int] = {}
+    for r in rows:
+        quantities[r.variant_id] = quantities.get(r.variant_id, 0) + r.quantity
+    await return_stock(session, quantities, order_id=order_id, actor_id=actor_id, reason=reason)
 
 
 async def cancel_order(
@@ -126,12 +141,13 @@ async def cancel_order(
 async def transition_order(
     session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID, to: str
 ) -> OrderRead:
-    """Staff: move an order to ``to`` (refunding returns the stock).
+    """Staff: move an order to ``to`` along :data:`STAFF_TRANSITIONS`.
 
     Raises:
         OrderNotFound: (404) no such order.
         InvalidTransition: (409) the status machine does not allow the move from the
-            order's current status, or the order moved at the same time.
+            order's current status, ``to`` is ``paid`` or ``refunded`` (payments only), or
+            the order moved at the same time.
     """
     row = await _visible(session, identity, order_id)
     await _move(session, identity, order_id, row.status, to)
@@ -157,3 +173,103 @@ async def _announced(
         ),
     )
     return order
+
+
+SYSTEM_ROLE = "system"
+
+
+async def _record_move(
+    session: AsyncSession,
+    vault: Vault,
+    order_id: uuid.UUID,
+    current: str,
+    to: str,
+    actor: tuple[uuid.UUID | None, str],
+    values: dict[str, Any],
+) -> bool:
+    """One conditional move made by payments (not a staff choice): recorded and announced
+    only when this call made it."""
+    now = utcnow()
+    moved = await session.execute(
+        update(table_of(Order))
+        .where(_O.id == order_id, _O.status == current)
+        .values(status=to, updated_at=now, **values)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    change = {
+        "id": uuid.uuid4(),
+        "order_id": order_id,
+        "from_status": current,
+        "to_status": to,
+        "actor_id": actor[0],
+        "actor_role": actor[1],
+        "created_at": now,
+    }
+    await session.execute(insert(table_of(OrderStatusChange)), [change])
+    order = await read_order(session, vault, order_id)
+    if order is not None:
+        emit_event(
+            session,
+            f"order.{to}",
+            order_event_data(
+                order.id, order.number, order.customer_id, to, order, order.currency, order.items
+            ),
+        )
+    return True
+
+
+async def record_paid(
+    session: AsyncSession,
+    vault: Vault,
+    order_id: uuid.UUID,
+    *,
+    actor: tuple[uuid.UUID | None, str] = (None, SYSTEM_ROLE),
+) -> bool:
+    """Payments: the order's captured money covers its total, so a ``pending`` order becomes
+    ``paid``, in the caller's transaction: one conditional update (``WHERE status =
+    'pending'``), so it happens exactly once however many captures race; the move is recorded
+    in ``order_status_change`` with ``actor`` (id, role) and announced with ``order.paid``.
+    Returns whether this call moved the order (False: it was not pending)."""
+    return await _record_move(session, vault, order_id, "pending", "paid", actor, {})
+
+
+async def record_refunded(
+    session: AsyncSession,
+    vault: Vault,
+    order_id: uuid.UUID,
+    *,
+    actor: tuple[uuid.UUID | None, str] = (None, SYSTEM_ROLE),
+) -> bool:
+    """Payments: everything paid for a ``paid`` order (not yet shipped) was refunded, so it
+    becomes ``refunded`` and its units return to stock, announced with ``order.refunded``.
+    Exactly once (conditional update). Returns whether this call moved the order."""
+    moved = await _record_move(session, vault, order_id, "paid", "refunded", actor, {})
+    if moved:
+        await _return_units(session, order_id, actor[0], "order refunded")
+    return moved
+
+
+async def set_payment_status(session: AsyncSession, order_id: uuid.UUID, status: str) -> None:
+    """Payments: record the order's ``payment_status`` (one of ``models.PAYMENT_STATUSES``),
+    computed from its payments, in the caller's transaction."""
+    await session.execute(
+        update(table_of(Order)).where(_O.id == order_id).values(payment_status=status)
+    )
+
+
+async def add_money(
+    session: AsyncSession, order_id: uuid.UUID, *, paid: int = 0, refunded: int = 0
+) -> None:
+    """Payments: add ``paid`` to ``paid_total`` and ``refunded`` to ``refunded_total``
+    (minor units, relative updates, so concurrent captures never lose one another); the
+    table's CHECK keeps ``refunded_total <= paid_total``."""
+    await session.execute(
+        update(table_of(Order))
+        .where(_O.id == order_id)
+        .values(
+            paid_total=_O.paid_total + paid,
+            refunded_total=_O.refunded_total + refunded,
+            updated_at=utcnow(),
+        )
+    )

@@ -269,7 +269,8 @@ class IdempotencyKey(Base):
     """A client's ``Idempotency-Key`` for one principal: claimed while in flight (with a lease
     ``locked_until``), then holding the stored answer: ``status_code`` and the order it made
     (``order_id``; the body is rendered again from the order, so no personal data is kept
-    here)."""
+    here), and for a request that made something within an order (a payment), its id
+    (``resource_id``)."""
 
     __tablename__ = "idempotency_key"
 
@@ -282,5 +283,6 @@ class IdempotencyKey(Base):
     order_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("customer_order.id", ondelete="CASCADE")
     )
+    resource_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -137,6 +137,7 @@ async def _buyer(
     data: OrderCreate,
     cart_token: str | None,
     include_tax: bool,
+    payment_minutes: int,
 ) -> tuple[str, Callable[[], Awaitable[OrderCreated]]]:
     """Who is checking out: the idempotency scope and the placing of the order. A cart's
     holder (its customer, or a guest with its token) orders the cart; otherwise only a
@@ -155,7 +156,12 @@ async def _buyer(
             else idempotency.scope_of(cart.customer_id)
         )
         return scope, partial(
-            checkout.place_cart_order, session, accounts, cart, prices_include_tax=include_tax
+            checkout.place_cart_order,
+            session,
+            accounts,
+            cart,
+            prices_include_tax=include_tax,
+            payment_minutes=payment_minutes,
         )
     await customer(request, request.route_handler)
     me = await require_identity(request)
@@ -166,6 +172,7 @@ async def _buyer(
         customer_id=me.user_id,
         data=data,
         prices_include_tax=include_tax,
+        payment_minutes=payment_minutes,
     )
 
 
@@ -199,7 +206,13 @@ async def place_order(
     ``items`` or the v1 cart. 409 ``insufficient_stock`` names short lines; nothing changes.
     Honours ``Idempotency-Key`` (Stripe's semantics)."""
     scope, place = await _buyer(
-        request, session, accounts, data, cart_token, settings.prices_include_tax
+        request,
+        session,
+        accounts,
+        data,
+        cart_token,
+        settings.prices_include_tax,
+        settings.order_payment_minutes,
     )
     answer = await checkout.checkout(
         session,

@@ -1,0 +1,59 @@
+"""The payments room's jobs: the test provider's event deliveries, and giving back the money
+of cancelled orders (``order.cancelled``, and money captured after a cancellation)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from emporium.accounts.protect import Vault
+from emporium.core.clock import utcnow
+from emporium.jobs.registry import JobRun, Registry
+from emporium.payments.apply import REFUND_ORPHAN
+from emporium.payments.events import apply_event, parse
+from emporium.payments.providers import build_providers, test_secret
+from emporium.payments.providers.test import EVENT_JOB, SIGNATURE_HEADER, sign
+from emporium.payments.refunds import give_everything_back
+from emporium.payments.service import PaymentsContext
+
+ORDER_CANCELLED = "payments.order_cancelled"
+
+
+def context_for(run: JobRun, vault: Vault) -> PaymentsContext:
+    """The payments context of one job run: providers on the run's own sessions."""
+    providers = build_providers(run.settings, vault.ring, run.sessionmaker)
+    return PaymentsContext(vault, providers, run.settings.payments_capture)
+
+
+def _deliver_test_event(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
+    async def handle(run: JobRun) -> None:
+        ctx = context_for(run, vault)
+        if "test" not in ctx.providers:
+            return
+        body = str(run.payload["body"]).encode()
+        signature = sign(body, test_secret(run.settings, vault.ring), int(utcnow().timestamp()))
+        event = parse(ctx, "test", body, {SIGNATURE_HEADER: signature}, None)
+        async with run.sessionmaker() as session, session.begin():
+            await apply_event(session, ctx, "test", event)
+
+    return handle
+
+
+def _give_back(vault: Vault, reason: str) -> Callable[[JobRun], Awaitable[None]]:
+    async def handle(run: JobRun) -> None:
+        data = run.payload.get("data", run.payload)
+        order_id = uuid.UUID(str(data["order_id"]))
+        async with run.sessionmaker() as session:
+            await give_everything_back(session, context_for(run, vault), order_id, reason)
+
+    return handle
+
+
+def register(registry: Registry, vault: Vault) -> None:
+    """The test provider's deliveries (``payments.test_event``), the refund of a cancelled
+    order's payments (subscribed to ``order.cancelled``) and of money captured on one after
+    its cancellation (``payments.refund_orphan``)."""
+    registry.handle(EVENT_JOB, _deliver_test_event(vault))
+    registry.handle(ORDER_CANCELLED, _give_back(vault, "order cancelled"))
+    registry.subscribe("order.cancelled", ORDER_CANCELLED)
+    registry.handle(REFUND_ORPHAN, _give_back(vault, "payment on a cancelled order"))

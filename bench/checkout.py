@@ -6,6 +6,7 @@ One command does everything::
     .venv/bin/python bench/checkout.py --keep-db     # ... and keep the database
     .venv/bin/python bench/checkout.py --profile     # + py-spy on one Emporium worker
     .venv/bin/python bench/checkout.py --only direct,baseline --duration 8 --warmup 2
+    .venv/bin/python bench/checkout.py --only direct,baseline,pay,pay_baseline  # + paying
 
 1. a fresh ``emporium_bench_checkout`` database (``emporium db upgrade``) priced in EUR:
    one category, ``--products`` (300) generated products with one variant each and
@@ -15,8 +16,9 @@ One command does everything::
    ``received`` movements; a shipping zone (DE, AT) with one flat-rate method (4.90, free
    from 2,000.00, up to 50 kg, tax class ``standard``) and the German rates (standard 19 %,
    reduced 7 %), so every order computes tax per line and on shipping;
-2. ``emporium serve --workers 2`` with the rate limits that would refuse the load lifted
-   (``RATE_LIMITS_LIFTED``: the bench is one client address placing thousands of orders),
+2. ``emporium serve --workers 2`` with every rate limit the settings know lifted
+   (``RATE_LIMITS_LIFTED``: the bench is one client address placing thousands of orders)
+   and the ``test`` payment provider on with automatic capture (``PAYMENTS_ON``),
    customers registered and signed in through the API (one per connection for the cart
    scenarios; new access tokens before each scenario, since they last 10 minutes), and the
    baseline (``bench/checkout_baseline.py``: same uvicorn, uvloop and httptools, 2 workers,
@@ -25,16 +27,25 @@ One command does everything::
    then the measured run. ``direct`` and ``baseline``: ``POST /orders`` with 3 lines, the
    address and the method in one request (``bench/checkout_orders.lua``); ``customer``,
    ``customer_v1`` and ``guest``: whole checkouts through a cart, one chain of requests per
-   checkout (``bench/checkout_flows.lua``, one wrk thread per connection);
+   checkout (``bench/checkout_flows.lua``, one wrk thread per connection); ``pay`` and
+   ``pay_baseline``: ``POST /orders`` as ``direct`` does, then ``POST
+   /orders/{id}/payments`` with the ``test`` provider and ``pm_card_visa`` (captured at
+   once), on Emporium and on the baseline (same flows script);
 4. after every run, the database is checked: for every variant, initial stock - current
    stock == units in order lines == -(sum of its ``sale`` movements); no stock below 0;
    no two sales of a variant leaving the same stock; every order has its lines, its status
    row, a shipping method, tax, and figures that add up (subtotal = sum of line subtotals,
    tax = lines' tax + shipping tax, total = subtotal - discounts + shipping + tax); orders
    in the database == orders wrk saw answered 201 (up to the requests in flight when wrk
-   stopped);
-5. a table (checkouts/s, requests/s, ms per request, p50, p99, 201/409/other, oversold
-   units, CPU per request and per checkout), the ratios Emporium / baseline and the bars of
+   stopped); every paid order has paid_total = total, exactly one payment, captured for
+   its total, with its ``created`` and ``captured`` changes, its ``pending -> paid`` status
+   row, one ``order.paid`` event (and its payment one ``payment.captured``); an order not
+   paid has no money and no captured payment; no payment without its order; paid orders ==
+   payments wrk saw answered 201 (+ those in flight), and in the pay scenarios at most one
+   unpaid order per connection (the checkouts unfinished at the stop);
+5. a table (checkouts/s, payments/s, requests/s, ms per request, p50, p99,
+   201/409/other, oversold units, CPU per request and per checkout), the ratios Emporium /
+   baseline (``pay`` / ``pay_baseline``, the others / ``baseline``) and the bars of
    the issue (``direct`` >= 20% of the baseline's orders/s, zero oversold units),
    ``bench/results/checkout.json``.
 
@@ -1354,10 +1365,14 @@ def main() -> int:
             flush=True,
         )
         facts = sanity_checks(emporium, baseline, buyer, shoppers, plenty, scarce, method_id, args)
+        carts_run = any(s in ("customer", "customer_v1", "guest") for s in args.only)
+        pays_run = any(s in PAY_SCENARIOS for s in args.only)
         print(
             "sanity checks passed (same order document and figures on both servers, tax and "
             "shipping computed, 409 on a short line"
-            + (", the same figures through every cart scenario)" if len(args.only) > 2 else ")"),
+            + (", the same figures through every cart scenario" if carts_run else "")
+            + (", the same payment captured for the total on both" if pays_run else "")
+            + ")",
             flush=True,
         )
         print(

@@ -27,7 +27,38 @@ connection, one ``BEGIN ... COMMIT``:
    length of Emporium's sealed ones: no encryption; a random blind index), the
    ``order_line`` rows (``executemany``), the ``order_status_change`` row
    and the ``order.created`` ``outbox_event`` row with the data Emporium records;
-6. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec).
+6. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec); the
+   order expires ``BASELINE_ORDER_PAYMENT_MINUTES`` (60) after it was placed, like
+   Emporium's (``EMPORIUM_ORDER_PAYMENT_MINUTES``; the bench passes the same value).
+
+``POST /orders/{id}/payments`` (``{"provider": "test", "payment_method": "pm_card_visa"}``,
+optional ``amount``: the only provider and method it knows) pays the fixed customer's order
+the way Emporium's ``test`` provider with automatic capture does, in the same three
+committed transactions on one pooled connection:
+
+A. (``payments.service.open_payment``) ``SELECT ... FOR UPDATE`` the order (``404`` not
+   the customer's, ``409 order_not_payable`` unless ``pending``), the amount still open in
+   pending payments, ``409 amount_exceeds_balance`` beyond the unpaid balance; INSERT the
+   ``pending`` ``payment`` and its ``created`` ``payment_change``; ``COMMIT``;
+P. (the test provider's own transaction, ``TestProvider.create``) INSERT the captured
+   ``test_provider_intent`` (``ON CONFLICT DO NOTHING`` on its idempotency key) and the
+   ``payments.test_event`` ``job`` carrying its ``payment_intent.succeeded`` event;
+   ``COMMIT``;
+B. (``payments.apply.apply_intent``) UPDATE the payment to ``captured`` (only from an open
+   state), INSERT its ``captured`` change, add the amount to the order's ``paid_total``
+   (relative update, ``RETURNING`` the figures); once the order is covered, the conditional
+   ``UPDATE ... SET status = 'paid', payment_status = 'paid' WHERE status = 'pending'``, the
+   ``pending -> paid`` ``order_status_change`` row, the lines read for the event; the
+   ``payment.captured`` and ``order.paid`` ``outbox_event`` rows with Emporium's data;
+   ``COMMIT``; ``201`` with the payment in Emporium's shape.
+
+Emporium does more statements for the same rows, by design: it locks the order with a
+no-op ``UPDATE`` then reads it (after a first read to check who may see it), re-reads the
+payment between A and the provider call in a read-only transaction it rolls back (the
+request holds no transaction during the provider call), locks the payment the same way
+before applying the intent, writes ``payment_status`` in its own ``UPDATE``, reads the
+whole order (lines, history, sealed address) for the ``order.paid`` event and the payment
+again for the answer; the provider runs on its own pooled connection.
 
 Differences from Emporium kept on purpose: no authentication (Emporium verifies the JWT and
 reads the session and user row per request), the order belongs to a fixed customer whose

@@ -6,6 +6,7 @@ One command does everything::
     .venv/bin/python bench/checkout.py --keep-db     # ... and keep the database
     .venv/bin/python bench/checkout.py --profile     # + py-spy on one Emporium worker
     .venv/bin/python bench/checkout.py --only direct,baseline --duration 8 --warmup 2
+    .venv/bin/python bench/checkout.py --only direct,baseline,pay,pay_baseline  # + paying
 
 1. a fresh ``emporium_bench_checkout`` database (``emporium db upgrade``) priced in EUR:
    one category, ``--products`` (300) generated products with one variant each and
@@ -15,8 +16,9 @@ One command does everything::
    ``received`` movements; a shipping zone (DE, AT) with one flat-rate method (4.90, free
    from 2,000.00, up to 50 kg, tax class ``standard``) and the German rates (standard 19 %,
    reduced 7 %), so every order computes tax per line and on shipping;
-2. ``emporium serve --workers 2`` with the rate limits that would refuse the load lifted
-   (``RATE_LIMITS_LIFTED``: the bench is one client address placing thousands of orders),
+2. ``emporium serve --workers 2`` with every rate limit the settings know lifted
+   (``RATE_LIMITS_LIFTED``: the bench is one client address placing thousands of orders)
+   and the ``test`` payment provider on with automatic capture (``PAYMENTS_ON``),
    customers registered and signed in through the API (one per connection for the cart
    scenarios; new access tokens before each scenario, since they last 10 minutes), and the
    baseline (``bench/checkout_baseline.py``: same uvicorn, uvloop and httptools, 2 workers,
@@ -25,16 +27,25 @@ One command does everything::
    then the measured run. ``direct`` and ``baseline``: ``POST /orders`` with 3 lines, the
    address and the method in one request (``bench/checkout_orders.lua``); ``customer``,
    ``customer_v1`` and ``guest``: whole checkouts through a cart, one chain of requests per
-   checkout (``bench/checkout_flows.lua``, one wrk thread per connection);
+   checkout (``bench/checkout_flows.lua``, one wrk thread per connection); ``pay`` and
+   ``pay_baseline``: ``POST /orders`` as ``direct`` does, then ``POST
+   /orders/{id}/payments`` with the ``test`` provider and ``pm_card_visa`` (captured at
+   once), on Emporium and on the baseline (same flows script);
 4. after every run, the database is checked: for every variant, initial stock - current
    stock == units in order lines == -(sum of its ``sale`` movements); no stock below 0;
    no two sales of a variant leaving the same stock; every order has its lines, its status
    row, a shipping method, tax, and figures that add up (subtotal = sum of line subtotals,
    tax = lines' tax + shipping tax, total = subtotal - discounts + shipping + tax); orders
    in the database == orders wrk saw answered 201 (up to the requests in flight when wrk
-   stopped);
-5. a table (checkouts/s, requests/s, ms per request, p50, p99, 201/409/other, oversold
-   units, CPU per request and per checkout), the ratios Emporium / baseline and the bars of
+   stopped); every paid order has paid_total = total, exactly one payment, captured for
+   its total, with its ``created`` and ``captured`` changes, its ``pending -> paid`` status
+   row, one ``order.paid`` event (and its payment one ``payment.captured``); an order not
+   paid has no money and no captured payment; no payment without its order; paid orders ==
+   payments wrk saw answered 201 (+ those in flight), and in the pay scenarios at most one
+   unpaid order per connection (the checkouts unfinished at the stop);
+5. a table (checkouts/s, payments/s, requests/s, ms per request, p50, p99,
+   201/409/other, oversold units, CPU per request and per checkout), the ratios Emporium /
+   baseline (``pay`` / ``pay_baseline``, the others / ``baseline``) and the bars of
    the issue (``direct`` >= 20% of the baseline's orders/s, zero oversold units),
    ``bench/results/checkout.json``.
 
@@ -87,6 +98,8 @@ from catalog_reads import (
     wrk_version,
 )
 
+from emporium.core.config import Settings
+
 DEFAULT_DB = "emporium_bench_checkout"
 LUA = BENCH / "checkout_orders.lua"
 FLOWS_LUA = BENCH / "checkout_flows.lua"
@@ -109,17 +122,25 @@ SHIPPING = {
     "tax_class": "standard",
 }  # the one method: 4.90, free from 2,000.00 (some orders), up to 50 kg
 RATE_LIMITS_LIFTED = {
-    "EMPORIUM_RATE_LIMIT_GENERAL": "",  # wrk is one client address
-    "EMPORIUM_RATE_LIMIT_CHECKOUT": "",  # 10/minute per customer otherwise
-    "EMPORIUM_RATE_LIMIT_CART": "",  # cart writes: 60/minute per customer or guest address
-    "EMPORIUM_RATE_LIMIT_REGISTER": "",  # one customer per connection
-    "EMPORIUM_RATE_LIMIT_LOGIN": "",  # signed in again before each scenario
-    "EMPORIUM_RATE_LIMIT_LOGIN_ACCOUNT": "",
-}
+    f"EMPORIUM_{name.upper()}": ""
+    for name in Settings.model_fields
+    if name.startswith("rate_limit_")
+}  # every policy the settings know, so a new one (payments, ...) cannot throttle the load:
+# GENERAL (wrk is one client address), CHECKOUT (10/minute per customer otherwise), CART (60
+# cart writes a minute per customer or guest address), REGISTER (one customer per
+# connection), LOGIN and LOGIN_ACCOUNT (signed in again before each scenario)
+PAYMENTS_ON = {
+    "EMPORIUM_PAYMENT_PROVIDERS": "manual,test",  # the pay scenario pays with the test provider
+    "EMPORIUM_PAYMENTS_CAPTURE": "automatic",  # pm_card_visa is then captured at once
+}  # set whatever the environment or a .env says; --emporium-env may still change them
+PAYMENT = {"provider": "test", "payment_method": "pm_card_visa"}  # the pay scenarios' body
 BACKGROUND_WORK_OFF = {
     "EMPORIUM_JOBS_EMBEDDED": "false",  # no order e-mails and webhooks in the server's CPU
 }  # --emporium-env EMPORIUM_JOBS_EMBEDDED=true puts them back (mail goes to a temp dir)
-SCENARIOS = ("direct", "baseline", "customer", "customer_v1", "guest")
+SCENARIOS = ("direct", "baseline", "customer", "customer_v1", "guest", "pay", "pay_baseline")
+ON_BASELINE = ("baseline", "pay_baseline")  # scenarios served by the baseline
+BASELINE_OF = {"pay": "pay_baseline"}  # what a scenario is compared with (else: baseline)
+PAY_SCENARIOS = ("pay", "pay_baseline")
 EXPECTED = {
     "direct": {201, 409},
     "baseline": {201, 409},
@@ -128,6 +149,7 @@ EXPECTED = {
     "patch": {200},
     "order": {201, 409},
     "clear": {204},
+    "pay": {201},  # POST /orders/{id}/payments: the payment, captured
 }  # statuses each step may answer; anything else fails the run
 
 
@@ -321,7 +343,8 @@ async def reset_stock(pg: str, database: str) -> None:
         async with conn.transaction():
             await conn.execute(
                 "TRUNCATE customer_order, order_line, order_status_change, idempotency_key, "
-                "cart, cart_item, outbox_event, job"
+                "cart, cart_item, outbox_event, job, payment, payment_change, refund, "
+                "payment_event, test_provider_intent, test_provider_refund"
             )
             await conn.execute("DELETE FROM stock_movement WHERE kind <> 'received'")
             await conn.execute(
@@ -371,10 +394,58 @@ WHERE o.subtotal <> l.subtotal OR o.discount_total <> l.discount_total
 """  # the bench's prices exclude tax: total = goods + shipping + every tax
 
 
+PAYMENT_CHECKS = {
+    "paid orders whose paid_total is not their total or payment_status not paid": """
+        SELECT count(*) FROM customer_order
+        WHERE status = 'paid' AND (paid_total <> total OR payment_status <> 'paid'
+                                   OR refunded_total <> 0)""",
+    "paid orders without exactly one captured payment of their total": """
+        SELECT count(*) FROM customer_order AS o WHERE o.status = 'paid' AND 1 <> (
+            SELECT count(*) FROM payment AS p WHERE p.order_id = o.id
+            AND p.status = 'captured' AND p.amount = o.total AND p.captured_amount = o.total)""",
+    "paid orders with another payment besides the captured one": """
+        SELECT count(*) FROM customer_order AS o WHERE o.status = 'paid' AND 1 <> (
+            SELECT count(*) FROM payment AS p WHERE p.order_id = o.id)""",
+    "orders not paid but with money or a captured payment": """
+        SELECT count(*) FROM customer_order AS o WHERE o.status <> 'paid'
+        AND (o.paid_total <> 0 OR o.payment_status <> 'unpaid' OR EXISTS (
+            SELECT 1 FROM payment AS p WHERE p.order_id = o.id AND p.status = 'captured'))""",
+    "orders in neither pending nor paid": """
+        SELECT count(*) FROM customer_order WHERE status NOT IN ('pending', 'paid')""",
+    "payments of no order": """
+        SELECT count(*) FROM payment AS p
+        WHERE NOT EXISTS (SELECT 1 FROM customer_order AS o WHERE o.id = p.order_id)""",
+    "orders without exactly one order.paid event per paid order": """
+        SELECT count(*) FROM customer_order AS o WHERE (o.status = 'paid')::int <> (
+            SELECT count(*) FROM outbox_event AS e
+            WHERE e.type = 'order.paid' AND e.data ->> 'order_id' = o.id::text)""",
+    "captured payments without exactly one payment.captured event of their amount": """
+        SELECT count(*) FROM payment AS p WHERE p.status = 'captured' AND 1 <> (
+            SELECT count(*) FROM outbox_event AS e
+            WHERE e.type = 'payment.captured' AND e.data ->> 'payment_id' = p.id::text
+            AND (e.data ->> 'amount')::bigint = p.amount)""",
+    "captured payments without their created and captured changes": """
+        SELECT count(*) FROM payment AS p WHERE p.status = 'captured' AND 2 <> (
+            SELECT count(*) FROM payment_change AS c WHERE c.payment_id = p.id
+            AND (c.kind = 'created' OR (c.kind = 'captured' AND c.amount = p.amount)))""",
+    "paid orders without their pending -> paid status row": """
+        SELECT count(*) FROM customer_order AS o WHERE o.status = 'paid' AND 1 <> (
+            SELECT count(*) FROM order_status_change AS c WHERE c.order_id = o.id
+            AND c.from_status = 'pending' AND c.to_status = 'paid')""",
+}  # the payment facts after a run (PostgreSQL); every count must be 0
+
+
 async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]:
-    """Check the stock, the ledger and the orders; return counts and what is wrong."""
+    """Check the stock, the ledger, the orders and their payments; return counts and what
+    is wrong."""
     conn = await _connect(pg, database)
     try:
+        payment_problems = {
+            what: n for what, sql in PAYMENT_CHECKS.items() if (n := await conn.fetchval(sql))
+        }
+        paid = await conn.fetchval("SELECT count(*) FROM customer_order WHERE status = 'paid'")
+        payments = await conn.fetchval("SELECT count(*) FROM payment")
+        captured = await conn.fetchval("SELECT count(*) FROM payment WHERE status = 'captured'")
         rows = await conn.fetch(VERIFY)
         orders = await conn.fetchval("SELECT count(*) FROM customer_order")
         lines = await conn.fetchval("SELECT count(*) FROM order_line")
@@ -417,8 +488,9 @@ async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]
             problems.append(
                 f"variant {r['id']}: {r['line_rows']} order lines, {r['sale_rows']} sales"
             )
-    if status_rows != orders:
-        problems.append(f"{orders} orders but {status_rows} status rows")
+    if status_rows != orders + paid:
+        problems.append(f"{orders} orders ({paid} paid) but {status_rows} status rows")
+    problems += [f"{n} {what}" for what, n in payment_problems.items()]
     if bad_totals:
         problems.append(f"{bad_totals} orders whose figures do not add up (see BAD_FIGURES)")
     if untaxed:
@@ -435,6 +507,10 @@ async def verify(pg: str, database: str, lines_per_order: int) -> dict[str, Any]
         "negative_stock_variants": sum(1 for r in rows if r["stock"] < 0),
         "sold_out_variants": sum(1 for r in rows if r["stock"] == 0),
         "free_shipping_orders": free_shipping,
+        "paid_orders": paid,
+        "unpaid_orders": orders - paid,
+        "payments": payments,
+        "payments_not_captured": payments - captured,
         "problems": problems,
     }
 
@@ -519,6 +595,13 @@ class Customer:
         if status != 200:
             raise BenchError(f"login answered {status}: {body!r}")
         return str(body["access_token"])
+
+
+def same_token(customer: Customer, connections: int, path: Path) -> Path:
+    """A fresh access token of ``customer`` on ``connections`` lines of ``path`` (every wrk
+    thread of the pay scenarios places and pays the one buyer's orders, as direct does)."""
+    path.write_text((customer.token() + "\n") * connections)
+    return path
 
 
 def sign_in_all(customers: list[Customer], path: Path) -> Path:
@@ -623,6 +706,50 @@ def v1_checkout(base: str, ids: list[str], method_id: str, token: str) -> dict[s
     return dict(order)
 
 
+def _payment_window(order: dict[str, Any]) -> float | None:
+    """Seconds between an order answer's ``created_at`` and its ``expires_at`` (None: no
+    payment deadline)."""
+    if order.get("expires_at") is None:
+        return None
+    expires = datetime.fromisoformat(order["expires_at"].replace("Z", "+00:00"))
+    created = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+    return round((expires - created).total_seconds())
+
+
+PAYMENT_KEYS = ("provider", "status", "amount", "captured_amount", "refunded_amount", "currency")
+
+
+def pay_checks(
+    emporium: Server, baseline: Server, orders: tuple[dict[str, Any], dict[str, Any]], token: str
+) -> dict[str, Any]:
+    """Pay the sanity check's order on each server as the pay scenarios do: both answer
+    ``201`` with the same keys, the payment ``captured`` for the order's total; paying it
+    again answers ``409 order_not_payable`` on both. Returns Emporium's payment."""
+    answers = []
+    for server, order, prefix in ((emporium, orders[0], API), (baseline, orders[1], "")):
+        url = f"{server.base}{prefix}/orders/{order['id']}/payments"
+        status, payment = post_json(url, PAYMENT, token)
+        if status != 201 or payment.get("status") != "captured":
+            raise BenchError(
+                f"{server.name}: paying an order answered {status}: {payment!r} (the pay "
+                "scenarios need the test provider with automatic capture: "
+                f"{', '.join(f'{k}={v}' for k, v in PAYMENTS_ON.items())})"
+            )
+        if payment["amount"] != order["total"] or payment["captured_amount"] != order["total"]:
+            raise BenchError(f"{server.name}: paid {payment!r} for a total of {order['total']}")
+        again, refused = post_json(url, PAYMENT, token)
+        if again != 409 or refused.get("code") != "order_not_payable":
+            raise BenchError(f"{server.name}: paying a paid order answered {again}: {refused!r}")
+        answers.append(payment)
+    ours, theirs = answers
+    if set(ours) != set(theirs):
+        raise BenchError(f"payment keys differ: {sorted(ours)} vs {sorted(theirs)}")
+    for key in PAYMENT_KEYS:
+        if ours[key] != theirs[key]:
+            raise BenchError(f"the payments differ in {key}: {ours[key]!r} vs {theirs[key]!r}")
+    return {k: ours[k] for k in PAYMENT_KEYS}
+
+
 def sanity_checks(
     emporium: Server,
     baseline: Server,
@@ -645,9 +772,14 @@ def sanity_checks(
     if s1 != 201 or s2 != 201:
         raise BenchError(f"order answered {s1} (emporium) / {s2} (baseline): {ours!r} {theirs!r}")
     _compare(ours, theirs, "Emporium's and the baseline's orders", keys=True)
-    for key in ("customer_id", "email", "billing_address", "expires_at"):
+    for key in ("customer_id", "email", "billing_address"):
         if ours[key] != theirs[key]:
             raise BenchError(f"the orders differ in {key}: {ours[key]!r} vs {theirs[key]!r}")
+    if _payment_window(ours) != _payment_window(theirs):
+        raise BenchError(
+            f"the orders wait for payment {_payment_window(ours)} (emporium) vs "
+            f"{_payment_window(theirs)} (baseline): pass the same EMPORIUM_ORDER_PAYMENT_MINUTES"
+        )
     if not ours["tax_total"] or not ours["shipping"] or ours["shipping"]["method_id"] != method_id:
         raise BenchError(f"the order computed no tax or no shipping: {ours!r}")
     if {k: v for k, v in ours["shipping_address"].items() if v is not None} != ADDRESS:
@@ -659,8 +791,11 @@ def sanity_checks(
         status, body = post_json(url, short, token)
         if status != 409 or body.get("code") != "insufficient_stock":
             raise BenchError(f"{url} answered {status} to a short order: {body!r}")
-    placed = 2
+    placed, paid = 2, 0
     facts: dict[str, Any] = {"order": {k: ours[k] for k in MONEY if k != "items"}}
+    if any(s in PAY_SCENARIOS for s in args.only):
+        facts["payment"] = pay_checks(emporium, baseline, (ours, theirs), token)
+        paid = 2
     if "guest" in args.only:
         view, order = cart_checkout(emporium.base, ids, method_id, None)
         _compare(order, ours, "the guest's and the customer's orders of the same lines", False)
@@ -682,8 +817,14 @@ def sanity_checks(
         _compare(order, ours, "the v1 cart order and the direct order", False)
         placed += 1
     checked = asyncio.run(verify(args.pg, args.db, args.lines))
-    if checked["orders"] != placed or checked["problems"] or checked["oversold_units"]:
-        raise BenchError(f"after {placed} orders and two refused ones: {checked!r}")
+    if (
+        checked["orders"] != placed
+        or checked["paid_orders"] != paid
+        or checked["payments"] != paid
+        or checked["problems"]
+        or checked["oversold_units"]
+    ):
+        raise BenchError(f"after {placed} orders ({paid} paid) and two refused ones: {checked!r}")
     facts["sealed_address_lengths"] = asyncio.run(sealed_lengths(args.pg, args.db))
     return facts
 
@@ -715,6 +856,7 @@ class Scenario:
         self.name, self.server, self.what = name, server, what
         self.auth = auth  # () -> the access token (direct), the tokens file, or None (guest)
         self.flow = name not in ("direct", "baseline")
+        self.pays = name in PAY_SCENARIOS
 
     def load(
         self, files: tuple[Path, Path], method_id: str, seconds: float, args: argparse.Namespace
@@ -750,6 +892,10 @@ class Scenario:
         result["steps"] = json.loads(match.group(1))["steps"]
         return result, output
 
+    def paid(self, result: dict[str, Any]) -> int:
+        """Payments answered 201 (the pay scenarios' second step; 0 elsewhere)."""
+        return int(result.get("steps", {}).get("pay:201", 0)) if self.pays else 0
+
     def tally(self, result: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
         """(orders placed, orders refused with 409, unexpected answers by step:status)."""
         if not self.flow:
@@ -775,7 +921,7 @@ def run_scenario(
     asyncio.run(reset_stock(args.pg, args.db))
     server.wait_idle()
     background = wait_quiet(args)
-    print(f"  {name:<11} warm-up {args.warmup:g} s ...", end="", flush=True)
+    print(f"  {name:<12} warm-up {args.warmup:g} s ...", end="", flush=True)
     warm, _ = scenario.load(files, method_id, args.warmup, args)
     server.wait_idle()
     warm_check = asyncio.run(verify(args.pg, args.db, args.lines))
@@ -796,8 +942,11 @@ def run_scenario(
     checked = asyncio.run(verify(args.pg, args.db, args.lines))
 
     created, conflicts, unexpected = scenario.tally(result)
+    paid = scenario.paid(result)
     requests = max(1, result["requests"])
     result.update(
+        paid_201=paid,
+        paid_per_s=round(paid / result["seconds"], 1),
         scenario=name,
         server=server.name,
         what=scenario.what,
@@ -843,6 +992,8 @@ def run_scenario(
             f"{name}: {checked['orders']} orders in the database but wrk saw "
             f"{created} 201s (at most {args.connections} may be in flight at the stop)"
         )
+    failures += _payment_failures(scenario, checked, paid, args.connections)
+    result["payments_committed_after_wrk_stopped"] = checked["paid_orders"] - paid
     result["failures"] = failures
     (RESULTS / "wrk").mkdir(exist_ok=True)
     (RESULTS / "wrk" / f"checkout-{name}.txt").write_text(output)
@@ -856,6 +1007,33 @@ def run_scenario(
         flush=True,
     )
     return result
+
+
+def _payment_failures(
+    scenario: Scenario, checked: dict[str, Any], paid: int, connections: int
+) -> list[str]:
+    """What the database says against wrk's payments: in the pay scenarios every order is
+    paid (but those whose payment had not been sent or answered when wrk stopped: up to
+    one per connection), and paid orders == wrk's payment 201s + those in flight; elsewhere
+    nothing is paid."""
+    name = scenario.name
+    if not scenario.pays:
+        if checked["paid_orders"] or checked["payments"]:
+            return [f"{name}: {checked['payments']} payments, {checked['paid_orders']} paid"]
+        return []
+    failures = []
+    if not 0 <= checked["paid_orders"] - paid <= connections:
+        failures.append(
+            f"{name}: {checked['paid_orders']} paid orders in the database but wrk saw "
+            f"{paid} payments answered 201"
+        )
+    if checked["unpaid_orders"] > connections or checked["payments_not_captured"] > connections:
+        failures.append(
+            f"{name}: {checked['unpaid_orders']} orders unpaid and "
+            f"{checked['payments_not_captured']} payments not captured (at most "
+            f"{connections}, one checkout per connection, may be unfinished at the stop)"
+        )
+    return failures
 
 
 def profile(
@@ -907,16 +1085,18 @@ def profile(
 def report(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     lines = [
         "",
-        f"{'scenario':<12} {'co/s':>7} {'req/s':>7} {'req/co':>6} {'ms/req':>7} {'p50 ms':>7} "
+        f"{'scenario':<12} {'co/s':>7} {'pay/s':>7} {'req/s':>7} {'req/co':>6} {'ms/req':>7} "
+        f"{'p50 ms':>7} "
         f"{'p99 ms':>7} {'201':>6} {'409':>5} {'other':>5} {'oversold':>8} {'app/req':>7} "
         f"{'db/req':>6} {'app/co':>7} {'db/co':>6} {'conns':>5} {'other%':>6}",
-        "-" * 125,
+        "-" * 133,
     ]
     for name, r in results.items():
         other = sum(r["unexpected"].values()) + r["socket_errors"]
         conns = "?" if r["db_connections_opened"] is None else r["db_connections_opened"]
+        pay = f"{r['paid_per_s']:>7.1f}" if r["scenario"] in PAY_SCENARIOS else f"{'-':>7}"
         lines.append(
-            f"{name:<12} {r['checkouts_per_s']:>7.1f} {r['rps']:>7.1f} "
+            f"{name:<12} {r['checkouts_per_s']:>7.1f} {pay} {r['rps']:>7.1f} "
             f"{r['requests_per_checkout']:>6.2f} {r['mean_ms']:>7.1f} {r['p50_ms']:>7.1f} "
             f"{r['p99_ms']:>7.1f} {r['created_201']:>6} {r['conflicts_409']:>5} {other:>5} "
             f"{r['db']['oversold_units']:>8} {r['server_cpu_ms_per_request']:>7.2f} "
@@ -924,7 +1104,8 @@ def report(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
             f"{r['postgres_cpu_ms_per_checkout']:>6.2f} {conns:>5} {r['other_cpu_pct']:>6.0f}"
         )
     lines.append(
-        "co/s: checkouts per second (orders answered 201); req/co: requests per checkout; "
+        "co/s: checkouts per second (orders answered 201); pay/s: payments answered 201 "
+        "(pay scenarios); req/co: requests per checkout; "
         "ms/req: mean latency of all requests;\np50/p99 over all requests; 201/409: orders "
         "placed / refused for short stock; other: answers a step does not expect + socket "
         "errors;\noversold: units sold beyond the initial stock (+ stock below 0), from the "
@@ -934,40 +1115,53 @@ def report(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     )
     lines.append("scenarios:")
     for name, r in results.items():
-        lines.append(f"  {name:<11} {r['what']}")
+        lines.append(f"  {name:<12} {r['what']}")
     lines.append("server side (database) against wrk:")
     for name, r in results.items():
         rollbacks = r.get("db_rollbacks", "?")
         lines.append(
-            f"  {name:<11} {r['db']['orders']} orders in the database = {r['created_201']} 201s "
+            f"  {name:<12} {r['db']['orders']} orders in the database = {r['created_201']} 201s "
             f"+ {r['orders_committed_after_wrk_stopped']} in flight when wrk stopped; "
             f"{rollbacks} rollbacks for {r['conflicts_409']} 409s; "
             f"{r['db']['free_shipping_orders']} shipped free; "
             f"{r['db']['sold_out_variants']} variants sold out"
+            + (
+                f"; {r['db']['paid_orders']} paid orders = {r['paid_201']} payment 201s + "
+                f"{r['payments_committed_after_wrk_stopped']} in flight, "
+                f"{r['db']['unpaid_orders']} orders left unpaid at the stop"
+                if r["scenario"] in PAY_SCENARIOS
+                else ""
+            )
         )
     bars: dict[str, Any] = {}
     ratios: dict[str, Any] = {}
     base = results.get("baseline")
-    if base:
-        lines += ["", "Emporium / baseline (the baseline places one order per request):"]
-        base_cpu = base["server_cpu_ms_per_checkout"] + base["postgres_cpu_ms_per_checkout"]
-        for name, r in results.items():
-            if name == "baseline":
-                continue
-            cpu = r["server_cpu_ms_per_checkout"] + r["postgres_cpu_ms_per_checkout"]
-            ratios[name] = {
-                "checkouts_per_s": round(
-                    r["checkouts_per_s"] / max(base["checkouts_per_s"], 1e-9), 3
-                ),
-                "requests_per_s": round(r["rps"] / max(base["rps"], 1e-9), 3),
-                "cpu_ms_per_checkout": round(cpu / max(base_cpu, 1e-9), 2),
-            }
-            x = ratios[name]
-            lines.append(
-                f"  {name:<11} checkouts/s {x['checkouts_per_s']:>6.1%}   requests/s "
-                f"{x['requests_per_s']:>6.1%}   CPU (app + db) per checkout "
-                f"{x['cpu_ms_per_checkout']:>5.1f}x"
-            )
+    compared = [
+        (name, r, results[BASELINE_OF.get(name, "baseline")])
+        for name, r in results.items()
+        if name not in ON_BASELINE and BASELINE_OF.get(name, "baseline") in results
+    ]
+    if compared:
+        lines += ["", "Emporium / baseline (pay: / pay_baseline; the others: / baseline):"]
+    for name, r, b in compared:
+        base_cpu = b["server_cpu_ms_per_checkout"] + b["postgres_cpu_ms_per_checkout"]
+        cpu = r["server_cpu_ms_per_checkout"] + r["postgres_cpu_ms_per_checkout"]
+        ratios[name] = {
+            "baseline": b["scenario"],
+            "checkouts_per_s": round(r["checkouts_per_s"] / max(b["checkouts_per_s"], 1e-9), 3),
+            "requests_per_s": round(r["rps"] / max(b["rps"], 1e-9), 3),
+            "cpu_ms_per_checkout": round(cpu / max(base_cpu, 1e-9), 2),
+        }
+        x = ratios[name]
+        paying = ""
+        if name in PAY_SCENARIOS:
+            x["paid_per_s"] = round(r["paid_per_s"] / max(b["paid_per_s"], 1e-9), 3)
+            paying = f"   payments/s {x['paid_per_s']:>6.1%}"
+        lines.append(
+            f"  {name:<12} checkouts/s {x['checkouts_per_s']:>6.1%}{paying}   requests/s "
+            f"{x['requests_per_s']:>6.1%}   CPU (app + db) per checkout "
+            f"{x['cpu_ms_per_checkout']:>5.1f}x"
+        )
     if base and "direct" in results:
         ratio = ratios["direct"]["checkouts_per_s"]
         bars["orders_per_s_vs_baseline"] = {
@@ -1073,6 +1267,10 @@ WHAT = {
     "shipping_method_id}",
     "guest": "POST /carts, POST /carts/{id}/items x3, PATCH /carts/{id} {email, "
     "shipping_address, shipping_method_id}, POST /orders {cart_id} (Cart-Token)",
+    "pay": "signed in: POST /orders (as direct), then POST /orders/{id}/payments "
+    '{"provider": "test", "payment_method": "pm_card_visa"} (captured at once)',
+    "pay_baseline": "POST /orders, then POST /orders/{id}/payments on the baseline: the "
+    "same three committed transactions on the raw driver",
 }
 
 
@@ -1103,6 +1301,7 @@ def main() -> int:
         env["EMPORIUM_CURRENCY"] = CURRENCY
         env.update(RATE_LIMITS_LIFTED)
         env.update(BACKGROUND_WORK_OFF)
+        env.update(PAYMENTS_ON)
         env["EMPORIUM_MAIL_DIR"] = str(workdir / "mail")  # never the repository's mail/
         for item in args.emporium_env:
             key, _, value = item.partition("=")
@@ -1128,7 +1327,9 @@ def main() -> int:
         print(
             "rate limits lifted for the bench's Emporium server: "
             + ", ".join(f"{k}={env[k]!r}" for k in RATE_LIMITS_LIFTED)
-            + f"; embedded job runner: EMPORIUM_JOBS_EMBEDDED={env['EMPORIUM_JOBS_EMBEDDED']}",
+            + f"; embedded job runner: EMPORIUM_JOBS_EMBEDDED={env['EMPORIUM_JOBS_EMBEDDED']}"
+            + "; payments: "
+            + ", ".join(f"{k}={env[k]}" for k in PAYMENTS_ON),
             flush=True,
         )
         buyer = Customer(emporium.base)
@@ -1146,6 +1347,10 @@ def main() -> int:
                 "BASELINE_DSN": seed.dsn(args.pg, args.db),
                 "BASELINE_CUSTOMER_ID": buyer.id,
                 "BASELINE_CUSTOMER_EMAIL": buyer.email,
+                "BASELINE_ORDER_PAYMENT_MINUTES": env.get(
+                    "EMPORIUM_ORDER_PAYMENT_MINUTES",
+                    str(Settings.model_fields["order_payment_minutes"].default),
+                ),
                 **dict(item.partition("=")[::2] for item in args.baseline_env),
             },
             port,
@@ -1160,10 +1365,14 @@ def main() -> int:
             flush=True,
         )
         facts = sanity_checks(emporium, baseline, buyer, shoppers, plenty, scarce, method_id, args)
+        carts_run = any(s in ("customer", "customer_v1", "guest") for s in args.only)
+        pays_run = any(s in PAY_SCENARIOS for s in args.only)
         print(
             "sanity checks passed (same order document and figures on both servers, tax and "
             "shipping computed, 409 on a short line"
-            + (", the same figures through every cart scenario)" if len(args.only) > 2 else ")"),
+            + (", the same figures through every cart scenario" if carts_run else "")
+            + (", the same payment captured for the total on both" if pays_run else "")
+            + ")",
             flush=True,
         )
         print(
@@ -1179,10 +1388,12 @@ def main() -> int:
             "customer": lambda: sign_in_all(shoppers, tokens),
             "customer_v1": lambda: sign_in_all(shoppers, tokens),
             "guest": None,
+            "pay": lambda: same_token(buyer, args.connections, tokens),
+            "pay_baseline": lambda: same_token(buyer, args.connections, tokens),  # not checked
         }
         results = {}
         for name in args.only:
-            server = baseline if name == "baseline" else emporium
+            server = baseline if name in ON_BASELINE else emporium
             scenario = Scenario(name, server, auth[name], WHAT[name])
             results[name] = run_scenario(scenario, files, method_id, args)
         for r in results.values():

@@ -27,7 +27,38 @@ connection, one ``BEGIN ... COMMIT``:
    length of Emporium's sealed ones: no encryption; a random blind index), the
    ``order_line`` rows (``executemany``), the ``order_status_change`` row
    and the ``order.created`` ``outbox_event`` row with the data Emporium records;
-6. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec).
+6. ``COMMIT`` and answer ``201`` with the order JSON in Emporium's shape (msgspec); the
+   order expires ``BASELINE_ORDER_PAYMENT_MINUTES`` (60) after it was placed, like
+   Emporium's (``EMPORIUM_ORDER_PAYMENT_MINUTES``; the bench passes the same value).
+
+``POST /orders/{id}/payments`` (``{"provider": "test", "payment_method": "pm_card_visa"}``,
+optional ``amount``: the only provider and method it knows) pays the fixed customer's order
+the way Emporium's ``test`` provider with automatic capture does, in the same three
+committed transactions on one pooled connection:
+
+A. (``payments.service.open_payment``) ``SELECT ... FOR UPDATE`` the order (``404`` not
+   the customer's, ``409 order_not_payable`` unless ``pending``), the amount still open in
+   pending payments, ``409 amount_exceeds_balance`` beyond the unpaid balance; INSERT the
+   ``pending`` ``payment`` and its ``created`` ``payment_change``; ``COMMIT``;
+P. (the test provider's own transaction, ``TestProvider.create``) INSERT the captured
+   ``test_provider_intent`` (``ON CONFLICT DO NOTHING`` on its idempotency key) and the
+   ``payments.test_event`` ``job`` carrying its ``payment_intent.succeeded`` event;
+   ``COMMIT``;
+B. (``payments.apply.apply_intent``) UPDATE the payment to ``captured`` (only from an open
+   state), INSERT its ``captured`` change, add the amount to the order's ``paid_total``
+   (relative update, ``RETURNING`` the figures); once the order is covered, the conditional
+   ``UPDATE ... SET status = 'paid', payment_status = 'paid' WHERE status = 'pending'``, the
+   ``pending -> paid`` ``order_status_change`` row, the lines read for the event; the
+   ``payment.captured`` and ``order.paid`` ``outbox_event`` rows with Emporium's data;
+   ``COMMIT``; ``201`` with the payment in Emporium's shape.
+
+Emporium does more statements for the same rows, by design: it locks the order with a
+no-op ``UPDATE`` then reads it (after a first read to check who may see it), re-reads the
+payment between A and the provider call in a read-only transaction it rolls back (the
+request holds no transaction during the provider call), locks the payment the same way
+before applying the intent, writes ``payment_status`` in its own ``UPDATE``, reads the
+whole order (lines, history, sealed address) for the ``order.paid`` event and the payment
+again for the answer; the provider runs on its own pooled connection.
 
 Differences from Emporium kept on purpose: no authentication (Emporium verifies the JWT and
 reads the session and user row per request), the order belongs to a fixed customer whose
@@ -59,7 +90,7 @@ import json
 import os
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +129,9 @@ INSERT INTO customer_order
      customer_id, subtotal, discount_total, shipping_total, shipping_tax_rate,
      shipping_tax_total, tax_total, total, currency, prices_include_tax, shipping_method_id,
      shipping_method_name, external_ref, shipping_address_enc, billing_address_enc,
-     email_enc, email_index, order_token_hash, created_at, updated_at)
+     email_enc, email_index, order_token_hash, created_at, updated_at, expires_at)
 VALUES ($1, $2, 'pending', 'unpaid', 'unfulfilled', 0, 0, $3, $4, 0, $5, $6, $7, $8, $9, $10,
-        false, $11, $12, NULL, $13, NULL, $14, $15, NULL, $16, $16)
+        false, $11, $12, NULL, $13, NULL, $14, $15, NULL, $16, $16, $17)
 """
 INSERT_LINE = """
 INSERT INTO order_line
@@ -119,12 +150,82 @@ INSERT INTO outbox_event (id, type, data, occurred_at, dispatched_at)
 VALUES ($1, 'order.created', $2::json, $3, NULL)
 """
 
+# POST /orders/{id}/payments: the same three committed transactions as Emporium's
+# (payments.service.open_payment, the test provider's create, payments.apply.apply_intent)
+ORDER_TO_PAY = """
+SELECT status, customer_id, total, paid_total, refunded_total, currency
+FROM customer_order WHERE id = $1 FOR UPDATE
+"""
+OPEN_AMOUNT = """
+SELECT coalesce(sum(amount - captured_amount), 0) FROM payment
+WHERE order_id = $1 AND status IN ('pending', 'requires_action', 'authorized')
+"""
+INSERT_PAYMENT = """
+INSERT INTO payment
+    (id, order_id, provider, status, amount, captured_amount, refunded_amount, currency,
+     payment_method, created_by, created_at, updated_at)
+VALUES ($1, $2, $3, 'pending', $4, 0, 0, $5, $6, $7, $8, $8)
+"""
+INSERT_PAYMENT_CHANGE = """
+INSERT INTO payment_change
+    (id, order_id, payment_id, refund_id, kind, amount, source, actor_id, actor_role, created_at)
+VALUES ($1, $2, $3, NULL, $4, $5, 'client', $6, 'customer', $7)
+"""
+INSERT_INTENT = """
+INSERT INTO test_provider_intent
+    (reference, idempotency_key, payment_id, order_id, status, amount, captured_amount,
+     refunded_amount, currency, payment_method, failure_code, created_at, updated_at)
+VALUES ($1, $2, $3, $4, 'captured', $5, $5, 0, $6, $7, NULL, $8, $8)
+ON CONFLICT DO NOTHING
+"""
+INSERT_JOB = """
+INSERT INTO job
+    (id, kind, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at,
+     updated_at)
+VALUES ($1, 'payments.test_event', $2::json, 'queued', 0, $3, $4, NULL, $4, $4)
+"""
+CAPTURE = """
+UPDATE payment SET status = 'captured', captured_amount = amount, reference = $2,
+    updated_at = $3
+WHERE id = $1 AND status IN ('pending', 'requires_action', 'authorized')
+RETURNING order_id, amount, currency, created_at
+"""
+ADD_PAID = """
+UPDATE customer_order SET paid_total = paid_total + $2, updated_at = $3 WHERE id = $1
+RETURNING status, number, customer_id, subtotal, discount_total, shipping_total, tax_total,
+          total, paid_total, refunded_total, currency, prices_include_tax
+"""
+MARK_PAID = """
+UPDATE customer_order SET status = 'paid', payment_status = 'paid'
+WHERE id = $1 AND status = 'pending'
+"""
+SET_PAYMENT_STATUS = "UPDATE customer_order SET payment_status = $2 WHERE id = $1"
+INSERT_PAID_STATUS = """
+INSERT INTO order_status_change
+    (id, order_id, from_status, to_status, actor_id, actor_role, created_at)
+VALUES ($1, $2, 'pending', 'paid', $3, 'customer', $4)
+"""
+EVENT_LINES = """
+SELECT sku, title, quantity, unit_price, subtotal AS line_total, discount_total, tax_rate,
+       tax_total, total
+FROM order_line WHERE order_id = $1 ORDER BY position
+"""
+INSERT_EVENTS = """
+INSERT INTO outbox_event (id, type, data, occurred_at, dispatched_at)
+VALUES ($1, $2, $3::json, $4, NULL)
+"""
+JOB_MAX_ATTEMPTS = 10  # jobs.outbox.DEFAULT_MAX_ATTEMPTS
+
 MAX_QUANTITY = 999
 MAX_LINES = 100
 BASIS_POINTS = 10_000
 SEAL_OVERHEAD = 28  # bytes AES-GCM adds to the sealed JSON (12-byte nonce, 16-byte tag)
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+ORDER_EVENT_KEYS = (
+    *("number", "subtotal", "discount_total", "shipping_total", "tax_total", "total"),
+    *("currency", "prices_include_tax"),
+)  # the order's figures in order.* events (orders.service.order_event_data)
 EVENT_LINE_KEYS = (
     *("sku", "title", "quantity", "unit_price", "line_total"),
     *("discount_total", "tax_rate", "tax_total", "total"),
@@ -153,8 +254,15 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     shipping_method_id: uuid.UUID
 
 
+class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
+    provider: str
+    payment_method: str | None = None
+    amount: int | None = None
+
+
 _encode = msgspec.json.Encoder().encode
 _decode_order = msgspec.json.Decoder(OrderIn).decode
+_decode_payment = msgspec.json.Decoder(PaymentIn).decode
 
 
 class Problem(Exception):
@@ -223,6 +331,7 @@ class BaselineApp:
         self.customer_id = uuid.UUID(int=0)
         self.email = ""
         self.notify = os.environ.get("BASELINE_NOTIFY") == "1"
+        self.payment_minutes = int(os.environ.get("BASELINE_ORDER_PAYMENT_MINUTES", "60"))
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -284,6 +393,7 @@ class BaselineApp:
         if any(q < 1 or q > MAX_QUANTITY for q in quantities.values()):
             raise Problem(422, "validation_error", f"1 to {MAX_QUANTITY} units per variant")
         order_id, now = uuid.uuid4(), datetime.now(UTC)
+        expires_at = now + timedelta(minutes=self.payment_minutes)
         customer_id = self.customer_id
         country = data.shipping_address.country
         assert self.pool is not None
@@ -345,6 +455,7 @@ class BaselineApp:
                 *(shipping_tax, tax_total, total, currency, method["id"], method["name"]),
                 *(_opaque(_encode(data.shipping_address)), _opaque(self.email.encode())),
                 *(secrets.token_hex(32), now),  # the e-mail's blind index: 64 hex digits
+                expires_at,
             )
             await conn.executemany(
                 INSERT_LINE,
@@ -416,9 +527,158 @@ class BaselineApp:
                 "status_history": [
                     {"from_status": None, "to_status": "pending", "by": "customer", "at": now}
                 ],
-                "expires_at": None,
+                "expires_at": expires_at,
                 "created_at": now,
                 "updated_at": now,
+            }
+        )
+
+    async def _open_payment(
+        self, conn: asyncpg.Connection, order_id: uuid.UUID, data: PaymentIn, now: datetime
+    ) -> tuple[uuid.UUID, int, str]:
+        """Transaction A (Emporium's ``open_payment``): lock the order, check it is pending
+        and the amount within its unpaid balance, write the ``pending`` payment and its
+        ``created`` change. Returns (payment id, amount, currency)."""
+        payment_id = uuid.uuid4()
+        async with conn.transaction():
+            order = await conn.fetchrow(ORDER_TO_PAY, order_id)
+            if order is None or order["customer_id"] != self.customer_id:
+                raise Problem(404, "order_not_found", "No such order.")
+            if order["status"] != "pending":
+                raise Problem(
+                    409, "order_not_payable", f"This order is {order['status']}; it cannot be paid."
+                )
+            balance = order["total"] - order["paid_total"] + order["refunded_total"]
+            balance -= int(await conn.fetchval(OPEN_AMOUNT, order_id))  # sum(): numeric
+            amount = balance if data.amount is None else data.amount
+            if amount <= 0 or amount > balance:
+                raise Problem(
+                    409, "amount_exceeds_balance", f"The unpaid balance is {max(balance, 0)}."
+                )
+            currency = order["currency"]
+            await conn.execute(
+                INSERT_PAYMENT,
+                *(payment_id, order_id, data.provider, amount, currency),
+                *(data.payment_method, self.customer_id, now),
+            )
+            await conn.execute(
+                INSERT_PAYMENT_CHANGE,
+                *(uuid.uuid4(), order_id, payment_id, "created", 0, self.customer_id, now),
+            )
+        return payment_id, amount, currency
+
+    async def _provider(
+        self,
+        conn: asyncpg.Connection,
+        ids: tuple[uuid.UUID, uuid.UUID],
+        amount: int,
+        currency: str,
+        data: PaymentIn,
+    ) -> str:
+        """The test provider's own transaction (``TestProvider.create``): its captured
+        intent, and the job that will deliver its ``payment_intent.succeeded`` event.
+        Returns the intent's reference."""
+        payment_id, order_id = ids
+        reference, now = f"tpi_{secrets.token_hex(12)}", datetime.now(UTC)
+        event = {
+            "id": f"evt_{secrets.token_hex(12)}",
+            "type": "payment_intent.succeeded",
+            "data": {
+                "object": {
+                    "object": "payment_intent",
+                    "id": reference,
+                    "status": "captured",
+                    "amount": amount,
+                    "captured_amount": amount,
+                    "currency": currency,
+                    "failure_code": None,
+                    "metadata": {
+                        "emporium_payment_id": str(payment_id),
+                        "emporium_order_id": str(order_id),
+                    },
+                }
+            },
+        }
+        async with conn.transaction():
+            await conn.execute(
+                INSERT_INTENT,
+                *(reference, f"emporium-payment-{payment_id}-create", payment_id, order_id),
+                *(amount, currency, data.payment_method, now),
+            )
+            payload = _encode({"body": json.dumps(event)}).decode()
+            await conn.execute(INSERT_JOB, uuid.uuid4(), payload, JOB_MAX_ATTEMPTS, now)
+        return reference
+
+    async def _capture(
+        self, conn: asyncpg.Connection, payment_id: uuid.UUID, reference: str
+    ) -> None:
+        """Transaction B (Emporium's ``apply_intent``): the payment captured, its
+        ``captured`` change, the money added to the order's ``paid_total``, and once the
+        order is covered: ``paid`` (conditional update), its status row, ``order.paid``;
+        ``payment.captured`` in any case."""
+        now = datetime.now(UTC)
+        async with conn.transaction():
+            paid = await conn.fetchrow(CAPTURE, payment_id, reference, now)
+            if paid is None:
+                raise Problem(409, "payment_state_conflict", "The payment moved meanwhile.")
+            order_id, amount = paid["order_id"], paid["amount"]
+            await conn.execute(
+                INSERT_PAYMENT_CHANGE,
+                *(uuid.uuid4(), order_id, payment_id, "captured", amount, self.customer_id, now),
+            )
+            order = await conn.fetchrow(ADD_PAID, order_id, amount, now)
+            captured = {
+                "payment_id": str(payment_id),
+                "order_id": str(order_id),
+                "provider": "test",
+                "currency": paid["currency"],
+                "status": "captured",
+                "amount": amount,
+                "captured_amount": amount,
+            }
+            events = [(uuid.uuid4(), "payment.captured", _encode(captured).decode(), now)]
+            net = order["paid_total"] - order["refunded_total"]
+            covered = order["status"] == "pending" and net >= order["total"]
+            if covered and await conn.execute(MARK_PAID, order_id) == "UPDATE 1":
+                await conn.execute(
+                    INSERT_PAID_STATUS, uuid.uuid4(), order_id, self.customer_id, now
+                )
+                lines = [dict(r) for r in await conn.fetch(EVENT_LINES, order_id)]
+                event = {k: order[k] for k in ORDER_EVENT_KEYS}
+                event.update(order_id=str(order_id), status="paid", items=lines)
+                event["customer_id"] = str(order["customer_id"])
+                events.append((uuid.uuid4(), "order.paid", _encode(event).decode(), now))
+            else:
+                status = "paid" if order["paid_total"] >= order["total"] else "partially_paid"
+                await conn.execute(SET_PAYMENT_STATUS, order_id, status)
+            await conn.executemany(INSERT_EVENTS, events)
+
+    async def _pay(self, order_id: uuid.UUID, data: PaymentIn) -> bytes:
+        """``POST /orders/{id}/payments`` with the ``test`` provider and ``pm_card_visa``
+        (captured at once): transaction A, the provider's transaction, transaction B, on
+        one pooled connection. ``201`` with the payment in Emporium's shape."""
+        if data.provider != "test":
+            raise Problem(404, "provider_not_found", f"No payment provider {data.provider!r}.")
+        if data.payment_method != "pm_card_visa":
+            raise Problem(422, "validation_error", "the baseline pays with pm_card_visa only")
+        created = datetime.now(UTC)
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            payment_id, amount, currency = await self._open_payment(conn, order_id, data, created)
+            reference = await self._provider(conn, (payment_id, order_id), amount, currency, data)
+            await self._capture(conn, payment_id, reference)
+        return _encode(
+            {
+                "id": payment_id,
+                "order_id": order_id,
+                "provider": data.provider,
+                "status": "captured",
+                "amount": amount,
+                "captured_amount": amount,
+                "refunded_amount": 0,
+                "currency": currency,
+                "created_at": created,
+                "updated_at": datetime.now(UTC),
             }
         )
 
@@ -430,15 +690,14 @@ class BaselineApp:
             return
         status, body = 404, b'{"status":404,"title":"Not Found"}'
         path: str = scope["path"]
-        if path == "/orders" and scope["method"] == "POST":
-            chunks = []
-            more = True
-            while more:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                more = message.get("more_body", False)
+        order_id = _payments_path(path) if scope["method"] == "POST" else None
+        if (path == "/orders" and scope["method"] == "POST") or order_id is not None:
+            raw = await _read_body(receive)
             try:
-                status, body = 201, await self._place_order(_decode_order(b"".join(chunks)))
+                if order_id is None:
+                    status, body = 201, await self._place_order(_decode_order(raw))
+                else:
+                    status, body = 201, await self._pay(order_id, _decode_payment(raw))
             except msgspec.ValidationError as exc:
                 problem = Problem(422, "validation_error", str(exc))
                 status, body = problem.status, problem.body
@@ -457,6 +716,27 @@ class BaselineApp:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _payments_path(path: str) -> uuid.UUID | None:
+    """The order id of ``/orders/{id}/payments``, or None."""
+    parts = path.split("/")
+    if len(parts) != 4 or parts[1] != "orders" or parts[3] != "payments":
+        return None
+    try:
+        return uuid.UUID(parts[2])
+    except ValueError:
+        return None
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    more = True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 app = BaselineApp()

@@ -14,13 +14,17 @@
 --                shipping_method_id}, POST /orders {"cart_id"}.
 --   customer_v1  signed in: POST /cart/items x LINES, then POST /orders
 --                {shipping_address, shipping_method_id} (the order of the cart's lines).
+--   pay          signed in: place and pay. POST /orders {items, shipping_address,
+--                shipping_method_id} (201 or 409), then POST /orders/{id}/payments
+--                {"provider": "test", "payment_method": "pm_card_visa"} (201, captured).
+--   pay_baseline the same chain on the baseline (paths without /api/v1).
 -- After a 409 (short stock: the order was refused and the cart kept its lines) a customer
 -- deletes the cart's lines (DELETE .../items/{id}, ids from the last cart answer, or from
 -- POST /carts's answer) before the next checkout. Any status but the expected one also restarts the checkout (and is counted).
 -- Lines: LINES distinct variants, 1 to MAX_QUANTITY units each; with probability
 -- SCARCE_SHARE the first is a scarce variant, so scarce stock runs out and 409s follow.
 --
--- Every response is counted by status and by step (create, item, patch, order, clear); at
+-- Every response is counted by status and by step (create, item, patch, order, clear, pay); at
 -- the end one machine-readable line is printed:
 --   BENCH_RESULT {"requests": ..., "statuses": {"201": n}, "steps": {"order:201": n}, ...}
 -- Usage: wrk -t32 -c32 -d20s --latency -s bench/checkout_flows.lua http://HOST:PORT -- \
@@ -55,6 +59,7 @@ local quantities = {}
 local added = 0
 local item_ids = {}
 local cleared = 0
+local order_id = nil -- pay: the order just placed
 
 local address = '{"name": "Bench Buyer", "line1": "1 Load Street", "city": "Berlin", '
   .. '"postal_code": "10115", "country": "DE"}'
@@ -78,8 +83,12 @@ function init(args)
   method_id = args[6]
   lines = tonumber(args[7] or "3")
   max_quantity = tonumber(args[8] or "3")
-  if mode ~= "guest" and mode ~= "customer" and mode ~= "customer_v1" then
-    error("MODE is guest, customer or customer_v1, not " .. mode)
+  if mode ~= "guest" and mode ~= "customer" and mode ~= "customer_v1" and mode ~= "pay"
+    and mode ~= "pay_baseline" then
+    error("MODE is guest, customer, customer_v1, pay or pay_baseline, not " .. mode)
+  end
+  if mode == "pay_baseline" then
+    API = ""
   end
   if #plenty < lines then
     error("fewer than " .. lines .. " variants in " .. args[1])
@@ -93,7 +102,13 @@ function init(args)
     end
   end
   math.randomseed(os.time() + 7919 * ((thread_number or 0) + 1))
-  step = (mode == "customer_v1") and "item" or "create"
+  if mode == "customer_v1" then
+    step = "item"
+  elseif mode == "pay" or mode == "pay_baseline" then
+    step = "order"
+  else
+    step = "create"
+  end
   new_checkout()
 end
 
@@ -150,9 +165,19 @@ function request()
     local body = "{" .. email .. '"shipping_address": ' .. address
       .. ', "shipping_method_id": "' .. method_id .. '"}'
     return wrk.format("PATCH", cart_path(), headers(), body)
+  elseif step == "pay" then
+    return wrk.format("POST", API .. "/orders/" .. order_id .. "/payments", headers(),
+      '{"provider": "test", "payment_method": "pm_card_visa"}')
   elseif step == "order" then
     local body
-    if mode == "customer_v1" then
+    if mode == "pay" or mode == "pay_baseline" then
+      local items = {}
+      for i, id in ipairs(picked) do
+        items[i] = string.format('{"variant_id": "%s", "quantity": %d}', id, quantities[i])
+      end
+      body = '{"items": [' .. table.concat(items, ", ") .. '], "shipping_address": '
+        .. address .. ', "shipping_method_id": "' .. method_id .. '"}'
+    elseif mode == "customer_v1" then
       body = '{"shipping_address": ' .. address .. ', "shipping_method_id": "' .. method_id
         .. '"}'
     else
@@ -221,6 +246,16 @@ function response(status, headers_, body)
       step = "create"
     else
       restart_customer()
+    end
+  elseif step == "pay" then
+    new_checkout()
+    step = "order"
+  elseif step == "order" and (mode == "pay" or mode == "pay_baseline") then
+    order_id = (status == 201) and string.match(body, '^{"id":"([%x%-]+)"') or nil
+    if order_id then
+      step = "pay"
+    else -- 409 (short stock) or anything else: the next checkout
+      new_checkout()
     end
   elseif step == "order" then
     if mode == "guest" then

@@ -84,6 +84,8 @@ from emporium.payments import jobs as payments_jobs
 from emporium.payments.providers import build_providers
 from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.routes import payments_router
+from emporium.payments.schemas import PaymentStatus as PaymentState
+from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
@@ -283,6 +285,8 @@ _NAMED_ENUMS = {
     "WebhookEvent": get_args(EventType),
     "Role": get_args(Role),
     "ApiScope": get_args(ApiScope),
+    "PaymentState": get_args(PaymentState),
+    "RefundStatus": get_args(RefundStatus),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [

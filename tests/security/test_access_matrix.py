@@ -18,16 +18,20 @@ names its scope: a key holding only that scope passes, a key holding every other
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.support import OTHER_PASSWORD, PASSWORD, new_email
@@ -39,6 +43,9 @@ from emporium.app import create_app
 from emporium.core.config import Settings
 from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.models import Job
+from emporium.payments.providers import test_secret
+from emporium.payments.providers.base import PAYMENT_ID_KEY, Intent
+from emporium.payments.providers.test import intent_event, sign
 from emporium.webhooks.models import WebhookDelivery
 from factories import API, Client, create_category, product_body, variant_body
 
@@ -94,6 +101,10 @@ class Expect:
     body: Callable[[World], Json] | None = None
     denied: dict[str, int] = field(default_factory=dict)
     scope: str | None = None
+    headers: Callable[[bytes], dict[str, str]] | None = None
+    """Headers made from the exact bytes of the body (a signature), sent with them."""
+    code: str | None = None
+    """The problem ``code`` of the callers in ``allowed`` (when ``status`` is a refusal)."""
 
     def expected(self, caller: str) -> int:
         """The status ``caller`` must get."""
@@ -115,11 +126,11 @@ class Expect:
     def but(self, **denied: int) -> Expect:
         """The same expectation with other answers for some callers (``caller=status``)."""
         allowed = self.allowed - denied.keys()
-        return Expect(allowed, self.status, self.body, {**self.denied, **denied}, self.scope)
+        return replace(self, allowed=allowed, denied={**self.denied, **denied})
 
     def with_key(self, scope: str) -> Expect:
         """The same expectation, and an API key holding ``scope`` may pass too."""
-        return Expect(self.allowed | {KEY}, self.status, self.body, self.denied, scope)
+        return replace(self, allowed=self.allowed | {KEY}, scope=scope)
 
 
 Body = Callable[[World], Json] | None
@@ -234,6 +245,31 @@ ADDRESS = {
 }
 HOOK_URL = "https://hooks.example.com/emporium"
 
+WRONG_SECRET = "not-the-test-providers-secret"
+
+
+def _forged_capture(w: World) -> Json:
+    """The test provider's event that A's payment awaiting 3-D Secure was captured."""
+    intent = Intent(
+        w.ids["action_reference"],
+        "captured",
+        1,
+        1,
+        w.ids["currency"],
+        metadata={PAYMENT_ID_KEY: w.ids["action_payment_id"]},
+    )
+    return intent_event(intent)
+
+
+def _forged_signature(body: bytes) -> dict[str, str]:
+    """A well-formed, current ``Test-Signature`` of ``body``, made with a wrong secret."""
+    return {"Test-Signature": sign(body, WRONG_SECRET, int(time.time()))}
+
+
+def _encoded(body: Json) -> bytes:
+    return json.dumps(body, sort_keys=True).encode()
+
+
 EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/healthz"): everyone(200),
     ("GET", "/readyz"): everyone(200),
@@ -342,8 +378,11 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", f"{API}/orders/{{order_id}}/payments"): order_reader(ORDERS_READ, 200),
     ("POST", f"{API}/payments/{{payment_id}}/capture"): staff(ORDERS_WRITE, 200, lambda w: {}),
     ("POST", f"{API}/payments/{{payment_id}}/cancel"): staff(ORDERS_WRITE, 200),
-    # The provider's signature is the credential: nobody here sends one (400).
-    ("POST", f"{API}/payments/webhooks/{{provider}}"): nobody(400, lambda w: {"id": "evt_1"}),
+    # The provider's signature is the credential: everyone sends the event that would capture
+    # A's payment awaiting 3-D Secure, signed with a wrong secret (400, nothing changes).
+    ("POST", f"{API}/payments/webhooks/{{provider}}"): replace(
+        nobody(400, _forged_capture), headers=_forged_signature
+    ),
     ("POST", f"{API}/orders/{{order_id}}/refunds"): staff(
         ORDERS_WRITE, 201, lambda w: {"amount": 1, "reason": "matrix"}
     ),
@@ -598,7 +637,6 @@ async def _world(client: Client, setup: Setup) -> World:
             f"{API}/cart/items", headers=a, json={"variant_id": other_variant, "quantity": 1}
         )
     )
-    payment_id = await _payments(client, staff_headers, order["id"])
     hook = await _created(
         await client.post(
             f"{API}/webhooks",
@@ -621,8 +659,8 @@ async def _world(client: Client, setup: Setup) -> World:
         "item_id": cart["items"][0]["id"],
         "cart_id": a_cart["id"],
         "order_id": order["id"],
-        "payment_id": payment_id,
         "provider": "test",
+        "currency": order["currency"],
         "webhook_id": hook["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
         **shipping,
@@ -635,9 +673,24 @@ async def _world(client: Client, setup: Setup) -> World:
     return world
 
 
-async def _payments(client: Client, staff_headers: dict[str, str], order_id: str) -> str:
-    """Two manual payments of one cent on A's order: the first captured (so that a refund
-    may be made), the second pending (the one captured or cancelled); returns the second."""
+PAYMENT_CASES = frozenset(
+    {
+        ("POST", f"{API}/payments/{{payment_id}}/capture"),
+        ("POST", f"{API}/payments/{{payment_id}}/cancel"),
+        ("POST", f"{API}/payments/webhooks/{{provider}}"),
+        ("POST", f"{API}/orders/{{order_id}}/refunds"),
+    }
+)
+"""The routes of ``EXPECTATIONS`` whose worlds need :func:`_payments` (only they: making
+payments for every world is what made the matrix slow)."""
+
+
+async def _payments(client: Client, world: World) -> None:
+    """Payments of one cent on A's order: two ``manual`` ones by staff, the first captured
+    (so that a refund may be made), the second pending (``payment_id``: the one captured or
+    cancelled); and A's own with the test provider awaiting 3-D Secure
+    (``action_payment_id``: the one a forged event would capture)."""
+    staff_headers, order_id = world.headers[STAFF], world.ids["order_id"]
     ids = []
     for _ in range(2):
         made = await _created(
@@ -651,7 +704,46 @@ async def _payments(client: Client, staff_headers: dict[str, str], order_id: str
     await _created(
         await client.post(f"{API}/payments/{ids[0]}/capture", json={}, headers=staff_headers)
     )
-    return str(ids[1])
+    action = await _created(
+        await client.post(
+            f"{API}/orders/{order_id}/payments",
+            json={
+                "provider": "test",
+                "payment_method": "pm_card_authenticationRequired",
+                "amount": 1,
+            },
+            headers=world.headers[A],
+        )
+    )
+    assert action["status"] == "requires_action", action
+    world.ids.update(
+        payment_id=str(ids[1]),
+        action_payment_id=str(action["id"]),
+        action_reference=str(action["client_secret"]).split("_secret_")[0],
+    )
+
+
+MONEY = (
+    "SELECT id, status, amount, captured_amount, refunded_amount FROM payment ORDER BY id",
+    "SELECT id, status, amount FROM refund ORDER BY id",
+    "SELECT count(*) FROM payment_change",
+    "SELECT count(*) FROM payment_event",
+    "SELECT count(*) FROM test_provider_intent",
+    "SELECT id, status, payment_status, paid_total, refunded_total FROM customer_order ORDER BY id",
+)
+"""What a payment route may change: payments, refunds, the money history, provider events
+and intents, and the orders' money and status."""
+
+
+async def _money(setup: Setup) -> list[list[Any]]:
+    """Every row of :data:`MONEY` now."""
+    async with setup.sessionmaker() as db:
+        return [[tuple(row) for row in await db.execute(text(query))] for query in MONEY]
+
+
+def _moves_money(template: str) -> bool:
+    """A payment route (paying, capturing, cancelling, refunding, a provider's event)."""
+    return "/payment" in template or "/refunds" in template
 
 
 async def _guest_shopping(client: Client, world: World, variant_id: str) -> tuple[Json, Json]:
@@ -864,23 +956,51 @@ async def _key_headers(client: Client, world: World, scopes: frozenset[str]) -> 
     return world.keys[scopes]
 
 
-async def _call(
-    client: Client, world: World, table: Table, method: str, template: str, caller: str
-) -> str:
-    """Call one route as one caller; a description of the mismatch, or "" when as expected."""
-    expect = table.expectations[(method, template)]
+async def _request(
+    client: Client, world: World, expect: Expect, method: str, url: str, headers: dict[str, str]
+) -> httpx.Response:
+    """Send the call: the expectation's body as JSON, or as exact bytes with the headers
+    made from them (a signature)."""
+    body = expect.body(world) if expect.body else None
+    if expect.headers is None or body is None:
+        return await client.request(method, url, headers=headers, json=body)
+    content = _encoded(body)
+    signed = {**headers, **expect.headers(content), "Content-Type": "application/json"}
+    return await client.request(method, url, headers=signed, content=content)
+
+
+async def _prepare(client: Client, world: World, table: Table, call: tuple[str, str, str]) -> None:
+    """Make what the call needs and the world does not hold yet: the guests' objects, or
+    A's payments (:data:`PAYMENT_CASES`)."""
+    method, template, caller = call
     if caller in GUESTS and caller not in world.headers:
         await _add_guests(client, world, world.ids["cart_variant_id"])
+    if table is A_OBJECTS and (method, template) in PAYMENT_CASES and "payment_id" not in world.ids:
+        await _payments(client, world)
+
+
+async def _call(
+    client: Client,
+    setup: Setup,
+    world: World,
+    table: Table,
+    call: tuple[str, str, str],
+) -> str:
+    """Call one route (``method``, ``template``) as one caller; a description of the
+    mismatch, or "" when as expected. A refused call to a payment route must change no
+    money (:data:`MONEY`)."""
+    method, template, caller = call
+    expect = table.expectations[(method, template)]
+    await _prepare(client, world, table, call)
     headers = world.headers[caller]
     if caller in KEYS:
         headers = await _key_headers(client, world, expect.key_scopes(caller))
-    response = await client.request(
-        method,
-        template.format(**world.ids),
-        headers=headers,
-        json=expect.body(world) if expect.body else None,
-    )
+    refused = not 200 <= expect.expected(caller) < 300 and _moves_money(template)
+    before = await _money(setup) if refused else None
+    response = await _request(client, world, expect, method, template.format(**world.ids), headers)
     status = response.status_code
+    if refused and status == expect.expected(caller) and await _money(setup) != before:
+        return f"{table.name}: {method} {template} as {caller}: refused ({status}) but money moved"
     if 200 <= status < 300 and template.startswith((f"{API}/auth", f"{API}/users")):
         assert response.headers.get("cache-control") == "no-store", template
     if caller == WRONG_KEY and expect.scope is not None and status == 403:
@@ -890,6 +1010,10 @@ async def _call(
                 f"{table.name}: {method} {template} as {caller}: 403 {code} "
                 "(expected insufficient_scope)"
             )
+    if status == expect.expected(caller) and caller in expect.allowed and expect.code:
+        code = response.json().get("code")
+        if code != expect.code:
+            return f"{table.name}: {method} {template} as {caller}: {status} {code} ({expect.code})"
     if status == expect.expected(caller):
         return ""
     return (
@@ -923,7 +1047,7 @@ async def _walk(client: Client, setup: Setup, table: Table) -> None:
                 continue
             if world is None or method != "GET":
                 world = await new_world()
-            wrong.append(await _call(client, world, table, method, template, caller))
+            wrong.append(await _call(client, setup, world, table, (method, template, caller)))
             if method != "GET":
                 world = None
     wrong = [w for w in wrong if w]
@@ -976,7 +1100,7 @@ async def test_known_access_bugs(
     """The cells the server gets wrong today, each expected to answer as its table says."""
     async with _matrix(matrix_app, settings) as (client, setup):
         world = await (await _worlds(client, setup, table))()
-        assert await _call(client, world, table, method, template, caller) == ""
+        assert await _call(client, setup, world, table, (method, template, caller)) == ""
 
 
 async def test_staff_without_mfa_lists_only_their_own_orders(
@@ -1003,3 +1127,110 @@ async def test_only_staff_list_a_guests_order(matrix_app: Litestar, settings: Se
             assert response.status_code == 200, response.text
             listed[caller] = world.ids["order_id"] in {o["id"] for o in response.json()["items"]}
     assert listed == {A: False, B: False, NOMFA: False, STAFF: True}
+
+
+PAY, REFUND = f"{API}/orders/{{order_id}}/payments", f"{API}/orders/{{order_id}}/refunds"
+
+
+def _constant(body: Json) -> Callable[[World], Json]:
+    return lambda w: body
+
+
+async def _over_the_balance(client: Client, world: World, table: Table) -> Table:
+    """``table`` where paying asks for one cent more than the order's total and refunding
+    one cent more than was captured: whoever may pay or refund gets ``409``
+    (``amount_exceeds_balance``, ``refund_exceeds_captured``), the others their refusal."""
+    order_url = f"{API}/orders/{world.ids['order_id']}"
+    order = (await client.get(order_url, headers=world.headers[STAFF])).json()
+    pay: Json = {"provider": "test", "payment_method": "pm_card_visa", "amount": order["total"] + 1}
+    refund: Json = {"amount": order["paid_total"] - order["refunded_total"] + 1, "reason": "x"}
+    over = {
+        ("POST", PAY): ("amount_exceeds_balance", pay),
+        ("POST", REFUND): ("refund_exceeds_captured", refund),
+    }
+    expectations = dict(table.expectations)
+    for key, (code, body) in over.items():
+        expectations[key] = replace(expectations[key], status=409, code=code, body=_constant(body))
+    return replace(table, expectations=expectations)
+
+
+async def test_no_caller_pays_or_refunds_more_than_there_is(
+    matrix_app: Litestar, settings: Settings
+) -> None:
+    """Every caller of both tables asks to pay more than the order's balance and to refund
+    more than was captured (A's order with one cent captured; the guest's with none): those
+    the tables let pay or refund get 409, the others their refusal, and no money moves."""
+    wrong: list[str] = []
+    async with _matrix(matrix_app, settings) as (client, setup):
+        for table in TABLES:
+            world = await (await _worlds(client, setup, table))()
+            if table is A_OBJECTS:
+                await _payments(client, world)
+            over = await _over_the_balance(client, world, table)
+            for method, template in (("POST", PAY), ("POST", REFUND)):
+                for caller in table.callers_of(template):
+                    wrong.append(
+                        await _call(client, setup, world, over, (method, template, caller))
+                    )
+    assert not [w for w in wrong if w], "\n".join(w for w in wrong if w)
+
+
+async def test_foreign_ids_reach_no_money(matrix_app: Litestar, settings: Settings) -> None:
+    """Ids that exist but belong elsewhere, or do not exist: staff refunding A's order from
+    a payment of the guest's order, A paying the guest's order, staff capturing or
+    cancelling a payment that does not exist: 404 each, and no money moves."""
+    async with _matrix(matrix_app, settings) as (client, setup):
+        guest = await (await _worlds(client, setup, GUEST_OBJECTS))()
+        await _payments(client, replace(guest, headers={**guest.headers, A: guest.headers[GUEST]}))
+        foreign_payment = guest.ids["payment_id"]
+        world = await _world(client, setup)
+        await _payments(client, world)
+        staff, missing = world.headers[STAFF], uuid.uuid4()
+        before = await _money(setup)
+        calls = [
+            (
+                REFUND.format(**world.ids),
+                {"amount": 1, "reason": "x", "payment_id": foreign_payment},
+                staff,
+            ),
+            (
+                PAY.format(**guest.ids),
+                {"provider": "test", "payment_method": "pm_card_visa"},
+                world.headers[A],
+            ),
+            (f"{API}/payments/{missing}/capture", {}, staff),
+            (f"{API}/payments/{missing}/cancel", None, staff),
+        ]
+        statuses = [
+            (await client.post(url, json=body, headers=headers)).status_code
+            for url, body, headers in calls
+        ]
+        assert statuses == [404] * len(calls)
+        assert await _money(setup) == before
+
+
+async def test_a_rightly_signed_event_moves_the_money_a_forged_one_does_not(
+    matrix_app: Litestar, settings: Settings
+) -> None:
+    """The webhook cells send A's 3-D Secure payment's capture signed with a wrong secret
+    (400, nothing changes); the same event signed with the test provider's secret, by an
+    anonymous caller, is applied: the payment is captured. The signature is what decides."""
+    async with _matrix(matrix_app, settings) as (client, setup):
+        world = await _world(client, setup)
+        await _payments(client, world)
+        url = f"{API}/payments/webhooks/test"
+        body = _encoded(_forged_capture(world))
+        before = await _money(setup)
+        json_type = {"Content-Type": "application/json"}
+        for headers in (json_type, {**json_type, **_forged_signature(body)}):
+            forged = await client.post(url, content=body, headers=headers)
+            assert forged.status_code == 400, forged.text
+            assert forged.json()["code"] == "invalid_signature"
+        assert await _money(setup) == before
+        secret = test_secret(settings, matrix_app.state.accounts.vault.ring)
+        good = {**json_type, "Test-Signature": sign(body, secret, int(time.time()))}
+        applied = await client.post(url, content=body, headers=good)
+        assert applied.status_code == 200, applied.text
+        payments = await client.get(PAY.format(**world.ids), headers=world.headers[A])
+    status = {p["id"]: p["status"] for p in payments.json()["items"]}
+    assert status[world.ids["action_payment_id"]] == "captured"

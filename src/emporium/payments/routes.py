@@ -1,10 +1,12 @@
-"""HTTP routes of payments (``../shared/API.md``, Payments). Answers carry
-``Cache-Control: no-store``: a payment carries its client secret while the browser needs it.
+"""HTTP routes of payments (``../shared/API.md``, Payments), grouped by audience
+(docs/architecture.md, "Routes"). Answers carry ``Cache-Control: no-store``: a payment
+carries its client secret while the browser needs it.
 
-Who: ``POST``/``GET /orders/{id}/payments`` the order's owner, a guest with its
-``Order-Token``, or staff (``manual`` for staff only); capture, cancel and refunds staff
-only (with MFA, or an API key with ``orders:write``/``orders:read``); webhooks the provider
-(signature checked); ``GET /payment-providers`` anyone.
+Who: ``GET /payment-providers`` and the webhooks anyone (``PUBLIC``; a webhook's signature
+is its credential); ``POST``/``GET /orders/{id}/payments`` the order's owner, a guest with
+its ``Order-Token``, staff, or an API key with ``orders:write``/``orders:read``
+(``GUEST_OR_SIGNED_IN`` and the handlers' own holder guard; ``manual`` for staff only);
+capture, cancel and refunds staff with MFA, or such an API key (``STAFF``).
 """
 
 from __future__ import annotations
@@ -21,19 +23,21 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from emporium.accounts import api_keys
+from emporium.accounts.audiences import GUEST_OR_SIGNED_IN, PUBLIC, STAFF
 from emporium.accounts.identity import (
     Caller,
     client_ip,
     identify,
     provide_caller,
-    role,
     signed_in_or_key,
 )
 from emporium.core.config import SettingsDep
 from emporium.core.db import uow
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import BEARER
+from emporium.core.http.openapi import accepts_api_key
+from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
 from emporium.orders import idempotency
 from emporium.orders.exceptions import OrderNotFound
@@ -57,7 +61,6 @@ from emporium.payments.service import PaymentsContext
 AnyRequest = Request[Any, Any, Any]
 Ctx = NamedDependency[PaymentsContext]
 CallerDep = NamedDependency[Caller]
-STAFF = role("staff")
 ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
 OrderToken = Annotated[
     str | None,
@@ -84,15 +87,20 @@ def provide_payments(state: State) -> PaymentsContext:
     return ctx
 
 
-async def _holder(
+async def _order_holder(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard: a guest's ``Order-Token`` alone (checked against the order by the service),
-    else what ``signed_in_or_key`` lets through."""
+    """Guard of an order's payments: a guest's ``Order-Token`` alone (checked against the
+    order by the service), else what ``signed_in_or_key`` lets through (a person, or an
+    API key with the route's scope)."""
     headers = connection.headers
     if ORDER_TOKEN in headers and "authorization" not in headers and "x-api-key" not in headers:
         return
     await signed_in_or_key(connection, handler)
+
+
+# An API key with the route's scope passes ``signed_in_or_key``: the document says so.
+_holder = accepts_api_key(_order_holder, api_keys.required_scope)
 
 
 async def _caller(request: AnyRequest) -> Caller | None:
@@ -100,9 +108,7 @@ async def _caller(request: AnyRequest) -> Caller | None:
     return api_key if api_key is not None else await identify(request)
 
 
-@get(
-    "/payment-providers", tags=["payments"], guards=[], security=[{}], responses=problem_responses()
-)
+@get("/payment-providers")
 async def list_providers(payments: Ctx) -> ProviderList:
     """The enabled payment providers and what a storefront may know of them (Stripe's
     publishable key)."""
@@ -113,12 +119,10 @@ async def list_providers(payments: Ctx) -> ProviderList:
 
 @post(
     "/orders/{order_id:uuid}/payments",
-    tags=["payments"],
     guards=[_holder],
-    security=[*BEARER, {}],
     status_code=201,
     opt=WRITE,
-    responses=problem_responses(401, 403, 404, 409, 415, 503),
+    responses=problem_responses(409, 415, 503),
     response_headers=[
         ResponseHeader(
             name="Idempotent-Replayed",
@@ -186,14 +190,7 @@ async def create_payment(
     return Response(answer, status_code=201)
 
 
-@get(
-    "/orders/{order_id:uuid}/payments",
-    tags=["payments"],
-    guards=[_holder],
-    security=[*BEARER, {}],
-    opt=READ,
-    responses=problem_responses(401, 403, 404),
-)
+@get("/orders/{order_id:uuid}/payments", guards=[_holder], opt=READ)
 async def list_payments(
     request: AnyRequest,
     reader: DbReader,
@@ -208,12 +205,9 @@ async def list_payments(
 
 @post(
     "/payments/{payment_id:uuid}/capture",
-    tags=["payments"],
-    guards=[STAFF],
-    security=BEARER,
     status_code=200,
     opt=WRITE,
-    responses=problem_responses(401, 403, 404, 409, 415),
+    responses=problem_responses(409, 415),
 )
 async def capture_payment(
     session: DbSession,
@@ -229,12 +223,9 @@ async def capture_payment(
 
 @post(
     "/payments/{payment_id:uuid}/cancel",
-    tags=["payments"],
-    guards=[STAFF],
-    security=BEARER,
     status_code=200,
     opt=WRITE,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(409),
 )
 async def cancel_payment(
     session: DbSession, payments: Ctx, caller: CallerDep, payment_id: FromPath[uuid.UUID]
@@ -243,14 +234,7 @@ async def cancel_payment(
     return await service.cancel_payment(session, payments, caller, payment_id)
 
 
-@post(
-    "/payments/webhooks/{provider:str}",
-    tags=["payments"],
-    guards=[],
-    security=[{}],
-    status_code=200,
-    responses=problem_responses(404),
-)
+@post("/payments/webhooks/{provider:str}", status_code=200, responses=problem_responses(404))
 async def receive_event(
     request: AnyRequest, session: DbSession, payments: Ctx, provider: FromPath[str]
 ) -> EventAck:
@@ -263,12 +247,9 @@ async def receive_event(
 
 @post(
     "/orders/{order_id:uuid}/refunds",
-    tags=["payments"],
-    guards=[STAFF],
-    security=BEARER,
     status_code=201,
     opt=WRITE,
-    responses=problem_responses(401, 403, 404, 409, 415),
+    responses=problem_responses(409, 415),
 )
 async def refund_order(
     resources: ResourcesDep,
@@ -291,14 +272,7 @@ async def refund_order(
     )
 
 
-@get(
-    "/orders/{order_id:uuid}/refunds",
-    tags=["payments"],
-    guards=[STAFF],
-    security=BEARER,
-    opt=READ,
-    responses=problem_responses(401, 403, 404),
-)
+@get("/orders/{order_id:uuid}/refunds", opt=READ)
 async def list_refunds(
     reader: DbReader, caller: CallerDep, order_id: FromPath[uuid.UUID]
 ) -> RefundList:
@@ -310,14 +284,19 @@ async def list_refunds(
 payments_router = Router(
     path="/",
     route_handlers=[
-        list_providers,
-        create_payment,
-        list_payments,
-        capture_payment,
-        cancel_payment,
-        receive_event,
-        refund_order,
-        list_refunds,
+        audience_router(PUBLIC, tags=["payments"], route_handlers=[list_providers, receive_event]),
+        audience_router(
+            GUEST_OR_SIGNED_IN,
+            tags=["payments"],
+            refusals=(404,),
+            route_handlers=[create_payment, list_payments],
+        ),
+        audience_router(
+            STAFF,
+            tags=["payments"],
+            refusals=(404,),
+            route_handlers=[capture_payment, cancel_payment, refund_order, list_refunds],
+        ),
     ],
     dependencies={
         "payments": Provide(provide_payments, sync_to_thread=False),

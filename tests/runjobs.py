@@ -17,7 +17,11 @@ from emporium.jobs.runner import Runner
 async def drain(client: AsyncTestClient[Litestar]) -> int:
     """Run every due job with the app's handlers, on this test's event loop (the app's own
     engine lives on the client's loop); returns how many jobs ran."""
-    app: Litestar = client.app
+    return await drain_app(client.app)
+
+
+async def drain_app(app: Litestar) -> int:
+    """:func:`drain` for an app served otherwise (its lifespan running)."""
     settings: Settings = app.state.settings
     engine = create_engine(settings)
     try:

@@ -2,9 +2,10 @@
 
 Events carry ids, never addresses: each handler looks the account up when it runs and
 opens the sealed e-mail address then, so an erased or deactivated account gets nothing.
-Order events (``order.created``, ``order.cancelled``) carry ``customer_id``; security
-notices (``security.*``) carry ``user_id``. Every message is keyed by its event and
-template (``mail.service.send_once``): a retried job never sends a second, different e-mail.
+Order events (``order.created``, ``order.paid``, ``order.cancelled``) carry
+``customer_id``; security notices (``security.*``) carry ``user_id``. Every message is
+keyed by its event and template (``mail.service.send_once``): a retried job never sends a
+second, different e-mail.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ TEMPLATE_OF_EVENT = {
     "security.mfa_disabled": "mfa_disabled",
     "security.account_locked": "account_locked",
     "order.created": "order_confirmation",
+    "order.paid": "order_paid",
     "order.cancelled": "order_cancelled",
 }
 CLEANUP_KIND = "accounts.cleanup"

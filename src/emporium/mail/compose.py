@@ -23,6 +23,7 @@ SUBJECTS = {
     "password_changed": "Your password was changed",
     "order_confirmation": "Order {number} confirmed",
     "order_cancelled": "Order {number} cancelled",
+    "order_paid": "Order {number} paid",
     "mfa_enabled": "Two-step sign-in is on",
     "mfa_disabled": "Two-step sign-in is off",
     "account_locked": "Your account is locked",

@@ -1,4 +1,5 @@
-"""E-mails about guests' orders (no account): the confirmation and the cancellation.
+"""E-mails about guests' orders (no account): the confirmation, the payment received
+(``order.paid``: the order is paid) and the cancellation.
 
 Events carry ids, never addresses: the job reads the order's sealed e-mail when it runs.
 Customers' order e-mails go to the account (``accounts.notifications``); these handlers
@@ -22,7 +23,11 @@ from emporium.mail.transport import Transport
 from emporium.orders.models import Order
 from emporium.orders.queries import open_email
 
-TEMPLATE_OF_EVENT = {"order.created": "order_confirmation", "order.cancelled": "order_cancelled"}
+TEMPLATE_OF_EVENT = {
+    "order.created": "order_confirmation",
+    "order.paid": "order_paid",
+    "order.cancelled": "order_cancelled",
+}
 
 
 def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Callable[[JobRun], Any]:

@@ -241,41 +241,30 @@ async def lock_refund(session: AsyncSession, refund_id: uuid.UUID) -> Any:
 async def apply_refund(
     session: AsyncSession, vault: Vault, refund_id: uuid.UUID, result: RefundResult, actor: Actor
 ) -> bool:
-    """Settle a pending refund with the provider's ``result``, once: ``succeeded`` adds its
-    amount to the order's ``refunded_total`` (``payment.refunded``; the order becomes
-    ``refunded`` when everything paid was given back while it was ``paid``); ``failed``
-    releases the amount reserved on the payment. Returns whether anything changed."""
+    """Settle a refund with the provider's ``result``, once: a ``pending`` refund that
+    ``succeeded`` adds its amount to the order's ``refunded_total`` (``payment.refunded``;
+    the order becomes ``refunded`` when everything paid was given back while it was
+    ``paid``); one that ``failed`` releases the amount reserved on the payment. A
+    ``succeeded`` refund the bank sent back (Stripe ``refund.failed``, which may come after
+    or before the events of its success) becomes ``failed`` and its money counts as not
+    refunded again (``payment.refund_failed``). A ``failed`` refund never changes again.
+    Returns whether anything changed."""
     row = await lock_refund(session, refund_id)
-    if row is None or row.status != "pending" or result.status == "pending":
+    if row is None or result.status == "pending" or row.status == "failed":
         return False
-    await session.execute(
-        update(table_of(Refund))
-        .where(_R.id == refund_id)
-        .values(
-            status=result.status, reference=row.reference or result.reference, updated_at=utcnow()
-        )
-    )
+    if row.status == "succeeded":
+        if result.status != "failed":
+            return False
+        await _refund_sent_back(session, vault, row, result, actor)
+        return True
+    await _set_refund_status(session, row, result)
     if result.status == "failed":
-        await session.execute(
-            update(table_of(Payment))
-            .where(_P.id == row.payment_id)
-            .values(refunded_amount=_P.refunded_amount - row.amount, updated_at=utcnow())
-        )
+        await _release(session, row)
         await record_change(session, row, "refund_failed", 0, actor, refund_id=row.id)
         return True
     await record_change(session, row, "refunded", row.amount, actor, refund_id=row.id)
     await lifecycle.add_money(session, row.order_id, refunded=row.amount)
-    emit_event(
-        session,
-        "payment.refunded",
-        {
-            "payment_id": str(row.payment_id),
-            "order_id": str(row.order_id),
-            "refund_id": str(row.id),
-            "provider": row.provider,
-            "amount": row.amount,
-        },
-    )
+    emit_event(session, "payment.refunded", _refund_data(row))
     order = (
         await session.execute(
             select(_O.status, _O.paid_total, _O.refunded_total).where(_O.id == row.order_id)
@@ -287,3 +276,50 @@ async def apply_refund(
         )
     await settle_order(session, vault, row.order_id, actor)
     return True
+
+
+def _refund_data(row: Any) -> dict[str, Any]:
+    return {
+        "payment_id": str(row.payment_id),
+        "order_id": str(row.order_id),
+        "refund_id": str(row.id),
+        "provider": row.provider,
+        "amount": row.amount,
+    }
+
+
+async def _set_refund_status(session: AsyncSession, row: Any, result: RefundResult) -> None:
+    await session.execute(
+        update(table_of(Refund))
+        .where(_R.id == row.id)
+        .values(
+            status=result.status, reference=row.reference or result.reference, updated_at=utcnow()
+        )
+    )
+
+
+async def _release(session: AsyncSession, row: Any) -> None:
+    """Give the refund's amount back to what the payment may still refund."""
+    await session.execute(
+        update(table_of(Payment))
+        .where(_P.id == row.payment_id)
+        .values(refunded_amount=_P.refunded_amount - row.amount, updated_at=utcnow())
+    )
+
+
+async def _refund_sent_back(
+    session: AsyncSession, vault: Vault, row: Any, result: RefundResult, actor: Actor
+) -> None:
+    """A refund that had succeeded failed at the bank: the money stayed with the shop.
+    An order already moved to ``refunded`` stays so (staff are told in the log)."""
+    await _set_refund_status(session, row, result)
+    await _release(session, row)
+    await lifecycle.add_money(session, row.order_id, refunded=-row.amount)
+    await record_change(session, row, "refund_failed", row.amount, actor, refund_id=row.id)
+    emit_event(
+        session,
+        "payment.refund_failed",
+        _refund_data(row) | {"failure_code": result.failure_code},
+    )
+    log.warning("refund_sent_back", refund_id=str(row.id), order_id=str(row.order_id))
+    await settle_order(session, vault, row.order_id, actor)

@@ -9,6 +9,7 @@ import asyncio
 import gc
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, get_args
 
 import asyncpg
@@ -108,7 +109,9 @@ def build_registry(
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
     cart_purge.register(registry)
-    payments_jobs.register(registry, accounts.vault)
+    payments_jobs.register(
+        registry, accounts.vault, timedelta(minutes=settings.payments_reconcile_minutes)
+    )
     return registry
 
 

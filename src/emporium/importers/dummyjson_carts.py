@@ -6,7 +6,8 @@ the catalog (the file's prices and discounts are ignored: prices come from the s
 A cart that would oversell is refused by checkout and reported, never forced; its
 savepoint rolls back so the rest of the import goes on. Re-running the import skips carts
 already replayed (``external_ref`` ``dummyjson-cart:<id>``). Replayed orders are history:
-they send no confirmation e-mail and no ``order.created`` webhook.
+they send no confirmation e-mail and no ``order.created`` webhook, and they await no payment
+in this shop, so they have no ``expires_at`` (the expiry job never cancels them).
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ async def _replay(
                 external_ref=cart.external_ref,
                 announce=False,
                 require_shipping=False,
+                payment_minutes=None,
             )
     except InsufficientStock as exc:
         short = ", ".join(

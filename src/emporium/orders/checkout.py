@@ -169,7 +169,7 @@ async def place_order(
     announce: bool = True,
     prices_include_tax: bool = False,
     require_shipping: bool = True,
-    payment_minutes: int = PAYMENT_MINUTES,
+    payment_minutes: int | None = PAYMENT_MINUTES,
 ) -> OrderCreated:
     """Place an order for ``customer_id`` from ``data.items`` or, without them, the cart
     (which is then emptied). Returns the order as the API shows it (status ``pending``).
@@ -178,7 +178,8 @@ async def place_order(
     (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``) for the address
     and ``data.shipping_method_id`` (``orders.quote``); ``require_shipping``: once the shop
     has shipping methods an order must choose one (an import of past orders passes False);
-    ``payment_minutes``: unpaid, it expires this long after now (``expires_at``).
+    ``payment_minutes``: unpaid, it expires this long after now (``expires_at``); None:
+    it awaits no payment here and never expires (an import of past orders).
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.
@@ -286,7 +287,7 @@ async def _place(
     announce: bool = True,
     prices_include_tax: bool = False,
     require_shipping: bool = True,
-    payment_minutes: int = PAYMENT_MINUTES,
+    payment_minutes: int | None = PAYMENT_MINUTES,
 ) -> OrderCreated:
     """Price, take stock and write the order of ``purchase`` (see :func:`place_order`)."""
     quantities = _merge(purchase.lines)
@@ -313,7 +314,7 @@ async def _place(
         "external_ref": external_ref,
         "created_at": now,
         "updated_at": now,
-        "expires_at": now + timedelta(minutes=payment_minutes),
+        "expires_at": None if payment_minutes is None else now + timedelta(minutes=payment_minutes),
     }
     await _insert(session, order, [r.product_id for r in priced], lines, prices_include_tax)
     if announce:

@@ -3,7 +3,8 @@
 ``pending → paid → fulfilled → delivered``, ``pending → cancelled``, ``paid → cancelled``,
 ``paid → refunded``. Staff move orders along :data:`STAFF_TRANSITIONS`; ``paid`` and
 ``refunded`` are reached only through payments (:func:`record_paid`, :func:`record_refunded`,
-called by the payments room when money is captured or given back). Every move is one
+called by the payments room when money is captured or given back); an unpaid order past its
+``expires_at`` is cancelled by payments' expiry job (:func:`record_expired`). Every move is one
 conditional update (``WHERE status = :from``), so two concurrent moves of one order cannot
 both happen and stock is returned at most once; every move is recorded in
 ``order_status_change`` with who made it and when. Cancelling or refunding returns the
@@ -247,6 +248,25 @@ async def record_refunded(
     moved = await _record_move(session, vault, order_id, "paid", "refunded", actor, {})
     if moved:
         await _return_units(session, order_id, actor[0], "order refunded")
+    return moved
+
+
+async def record_expired(
+    session: AsyncSession,
+    vault: Vault,
+    order_id: uuid.UUID,
+    *,
+    actor: tuple[uuid.UUID | None, str] = (None, SYSTEM_ROLE),
+) -> bool:
+    """Payments: a ``pending`` order was not paid by its ``expires_at`` and no payment of it
+    is open any more, so it becomes ``cancelled`` in the caller's transaction: one
+    conditional update (``WHERE status = 'pending'``), recorded in ``order_status_change``
+    with ``actor`` (default: no user, role ``system``), its units returned to stock and
+    ``order.cancelled`` announced, exactly once. Returns whether this call moved the order
+    (False: it was paid or cancelled meanwhile)."""
+    moved = await _record_move(session, vault, order_id, "pending", "cancelled", actor, {})
+    if moved:
+        await _return_units(session, order_id, actor[0], "order expired")
     return moved
 
 

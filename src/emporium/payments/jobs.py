@@ -1,10 +1,13 @@
-"""The payments room's jobs: the test provider's event deliveries, and giving back the money
-of cancelled orders (``order.cancelled``, and money captured after a cancellation)."""
+"""The payments room's jobs: the test provider's event deliveries, giving back the money of
+cancelled orders (``order.cancelled``, and money captured after a cancellation), and the two
+schedules of :mod:`.reconcile`: ``payments.expire_orders`` (every minute) and
+``payments.reconcile`` (every ``EMPORIUM_PAYMENTS_RECONCILE_MINUTES``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from emporium.accounts.protect import Vault
 from emporium.core.clock import utcnow
@@ -13,10 +16,13 @@ from emporium.payments.apply import REFUND_ORPHAN
 from emporium.payments.events import apply_event, parse
 from emporium.payments.providers import build_providers, test_secret
 from emporium.payments.providers.test import EVENT_JOB, SIGNATURE_HEADER, sign
+from emporium.payments.reconcile import expire_due, reconcile_due
 from emporium.payments.refunds import give_everything_back
 from emporium.payments.service import PaymentsContext
 
 ORDER_CANCELLED = "payments.order_cancelled"
+EXPIRE_ORDERS = "payments.expire_orders"
+RECONCILE = "payments.reconcile"
 
 
 def context_for(run: JobRun, vault: Vault) -> PaymentsContext:
@@ -49,11 +55,31 @@ def _give_back(vault: Vault, reason: str) -> Callable[[JobRun], Awaitable[None]]
     return handle
 
 
-def register(registry: Registry, vault: Vault) -> None:
+def _expire(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
+    async def handle(run: JobRun) -> None:
+        await expire_due(run.sessionmaker, context_for(run, vault))
+
+    return handle
+
+
+def _reconcile(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
+    async def handle(run: JobRun) -> None:
+        minutes = timedelta(minutes=run.settings.payments_reconcile_minutes)
+        await reconcile_due(run.sessionmaker, context_for(run, vault), minutes)
+
+    return handle
+
+
+def register(registry: Registry, vault: Vault, reconcile_every: timedelta) -> None:
     """The test provider's deliveries (``payments.test_event``), the refund of a cancelled
     order's payments (subscribed to ``order.cancelled``) and of money captured on one after
-    its cancellation (``payments.refund_orphan``)."""
+    its cancellation (``payments.refund_orphan``); order expiry every minute and
+    reconciliation every ``reconcile_every`` (``EMPORIUM_PAYMENTS_RECONCILE_MINUTES``)."""
     registry.handle(EVENT_JOB, _deliver_test_event(vault))
     registry.handle(ORDER_CANCELLED, _give_back(vault, "order cancelled"))
     registry.subscribe("order.cancelled", ORDER_CANCELLED)
     registry.handle(REFUND_ORPHAN, _give_back(vault, "payment on a cancelled order"))
+    registry.handle(EXPIRE_ORDERS, _expire(vault))
+    registry.every(EXPIRE_ORDERS, timedelta(minutes=1))
+    registry.handle(RECONCILE, _reconcile(vault))
+    registry.every(RECONCILE, reconcile_every)

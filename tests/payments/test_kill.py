@@ -7,6 +7,8 @@ at the Stripe API double, killed at the worst moments and restarted on the same 
   with its ``Idempotency-Key``. The order ends paid once, the card charged once.
 - After our commit, before the client read the answer: the retry with the same key
   replays the payment; a retry without a key is told the order is already paid.
+- An ``emporium worker`` killed in the middle of ``payments.reconcile`` (Stripe slow to
+  answer): the next worker takes the job over and the payment ends captured once.
 """
 
 from __future__ import annotations
@@ -17,34 +19,45 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func
+from litestar.testing import AsyncTestClient
+from pydantic import SecretStr
+from sqlalchemy import func, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doubles.stripe_api import SECRET_KEY, WEBHOOK_SECRET, StripeDouble
+from emporium.app import create_app
+from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.jobs.models import OutboxEvent
+from emporium.jobs.outbox import enqueue
 from emporium.orders.models import Order
+from emporium.payments.jobs import RECONCILE
 from emporium.payments.models import Payment
 from factories import API, Client, assert_problem
 from payments.support import guest_order
-from servers import free_port, server_env, serving
+from servers import EMPORIUM, free_port, server_env, serving
 
 pytestmark = pytest.mark.slow
 Json = dict[str, Any]
 VISA = {"provider": "stripe", "payment_method": "pm_card_visa"}
 
 
-def _env(settings: Settings, key_file: Path, stripe_api: StripeDouble) -> dict[str, str]:
+def _env(
+    settings: Settings, key_file: Path, stripe_api: StripeDouble, **extra: str
+) -> dict[str, str]:
     """A server with Stripe enabled against the double, no embedded jobs (nothing but the
     webhook and the client's retry may finish a payment here)."""
     return server_env(
@@ -56,6 +69,7 @@ def _env(settings: Settings, key_file: Path, stripe_api: StripeDouble) -> dict[s
         stripe_secret_key=SECRET_KEY,
         stripe_webhook_secret=WEBHOOK_SECRET,
         stripe_api_base=stripe_api.url,
+        **extra,
     )
 
 
@@ -237,4 +251,95 @@ async def test_killed_after_our_commit_before_the_client_read_the_answer(
             )
             assert_problem(await http.post(url, json=VISA, headers=guest), 409, "order_not_payable")
     assert await _payment_count(session) == 1
+    _assert_paid_once(stripe_api, *await _money(session, order["id"]))
+
+
+@contextmanager
+def _worker(env: dict[str, str], cwd: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """An ``emporium worker`` process (killed, if still alive, on the way out)."""
+    proc = subprocess.Popen(
+        [EMPORIUM, "worker", "--name", name],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=20)
+
+
+async def _status(session: AsyncSession, payment_id: str) -> str:
+    found = await session.scalar(
+        sql_select(Payment.status).where(Payment.id == uuid.UUID(payment_id))
+    )
+    await session.rollback()
+    return str(found)
+
+
+async def test_a_worker_killed_mid_reconciliation_leaves_it_to_the_next(
+    client: Client,
+    admin_headers: dict[str, str],
+    settings: Settings,
+    key_file: Path,
+    tmp_path: Path,
+    session: AsyncSession,
+    stripe_api: StripeDouble,
+) -> None:
+    """Stripe charged the card but every answer was lost: our payment is ``pending``
+    without a reference. ``payments.reconcile`` asks Stripe again (the same create, same
+    key); the worker doing it is killed while Stripe is slow to answer. After the job's
+    lease the next worker asks again: the payment ends captured once, one charge at Stripe,
+    one ``order.paid``."""
+    order, guest = await guest_order(client, admin_headers)
+    stripe = settings.model_copy(
+        update={
+            "payment_providers": ["manual", "test", "stripe"],
+            "stripe_secret_key": SecretStr(SECRET_KEY),
+            "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
+            "stripe_api_base": stripe_api.url,
+        }
+    )
+    stripe_api.lose_next(3, path="/v1/payment_intents")  # the first try and its 2 retries
+    async with AsyncTestClient(app=create_app(stripe)) as shop:
+        created = await shop.post(f"{API}/orders/{order['id']}/payments", json=VISA, headers=guest)
+    assert created.status_code == 201, created.text
+    payment = created.json()
+    assert payment["status"] == "pending"
+    assert [i["status"] for i in stripe_api.intents.values()] == ["succeeded"]
+    await session.execute(  # unchanged for longer than EMPORIUM_PAYMENTS_RECONCILE_MINUTES
+        update(Payment)
+        .where(Payment.id == uuid.UUID(payment["id"]))
+        .values(updated_at=utcnow() - timedelta(minutes=10))
+    )
+    await enqueue(session, RECONCILE, {})
+    await session.commit()
+    env = _env(
+        settings,
+        key_file,
+        stripe_api,
+        jobs_lease_seconds="3",
+        jobs_poll_seconds="0.1",
+        jobs_concurrency="1",
+        mail_dir=str(tmp_path / "mail"),
+    )
+    asked = len(stripe_api.calls_to("POST", "/v1/payment_intents"))
+    stripe_api.slow_next(20, path="/v1/payment_intents")
+    with _worker(env, tmp_path, "doomed") as doomed:
+        await _until(
+            lambda: len(stripe_api.calls_to("POST", "/v1/payment_intents")) > asked,
+            "the reconciliation's call to Stripe",
+            seconds=60,
+        )
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=10)
+    assert await _status(session, payment["id"]) == "pending"
+    with _worker(env, tmp_path, "survivor"):
+        deadline = time.monotonic() + 60
+        while await _status(session, payment["id"]) != "captured":
+            assert time.monotonic() < deadline, "the next worker never reconciled the payment"
+            await asyncio.sleep(0.2)
     _assert_paid_once(stripe_api, *await _money(session, order["id"]))

@@ -63,6 +63,8 @@ async def test_carts_become_orders_and_oversells_are_reported(
 
     refs = set(await session.scalars(select(Order.external_ref)))
     assert refs == {f"dummyjson-cart:{n}" for n in fits}
+    expiring = select(func.count()).select_from(Order).where(Order.expires_at.is_not(None))
+    assert await session.scalar(expiring) == 0  # history: awaiting no payment, never expired
     mismatched = await session.scalar(
         select(func.count())
         .select_from(Order)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doubles.stripe_api import SECRET_KEY, WEBHOOK_SECRET, StripeDouble
@@ -26,7 +26,7 @@ from emporium.core.config import Settings
 from emporium.jobs.models import Job, OutboxEvent
 from emporium.jobs.registry import JobRun
 from emporium.payments.jobs import EXPIRE_ORDERS, RECONCILE
-from emporium.payments.models import PaymentChange
+from emporium.payments.models import Payment, PaymentChange, TestProviderIntent
 from emporium.payments.providers import test_secret
 from emporium.payments.providers.test import EVENT_JOB, TestProvider, sign
 from factories import API, Client
@@ -334,3 +334,33 @@ async def test_reconciliation_finds_a_stripe_payment_whose_answer_was_lost(
         (intent,) = stripe_api.intents.values()
         assert intent["metadata"]["emporium_payment_id"] == started.json()["id"]
         assert intent["status"] == "succeeded"
+
+
+async def test_a_payment_without_reference_older_than_23_hours_is_not_created_again(
+    client: Client, admin_headers: dict[str, str], session: AsyncSession, clock: MovableClock
+) -> None:
+    order, guest = await guest_order(client, admin_headers)
+    long_ago = clock.now() - timedelta(hours=24)
+    payment_id = uuid.uuid4()
+    session.add(
+        Payment(
+            id=payment_id,
+            order_id=uuid.UUID(order["id"]),
+            provider="test",
+            status="pending",
+            amount=order["total"],
+            currency=order["currency"],
+            payment_method="pm_card_visa",
+            created_at=long_ago,
+            updated_at=long_ago,
+        )
+    )
+    await session.commit()
+    clock.advance(timedelta(minutes=6))
+    await run_schedules(client)
+    listed = await client.get(f"{API}/orders/{order['id']}/payments", headers=guest)
+    assert [p["status"] for p in listed.json()["items"]] == ["pending"]
+    made = await session.scalar(select(func.count()).select_from(TestProviderIntent))
+    await session.rollback()
+    assert made == 0  # Stripe would have forgotten the key: a second charge is possible
+    assert (await shown(client, order, guest))["status"] == "pending"

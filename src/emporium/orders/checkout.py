@@ -178,8 +178,7 @@ async def place_order(
     (``prices_include_tax``: the shop's ``EMPORIUM_PRICES_INCLUDE_TAX``) for the address
     and ``data.shipping_method_id`` (``orders.quote``); ``require_shipping``: once the shop
     has shipping methods an order must choose one (an import of past orders passes False);
-    ``payment_minutes``: unpaid, it expires this long after now (``expires_at``); None:
-    it awaits no payment here and never expires (an import of past orders).
+    ``payment_minutes``: unpaid, it expires this long after now (None: never, an import).
 
     Raises:
         EmptyCart: (422) no ``items`` and an empty cart.

@@ -7,7 +7,8 @@ about at its provider, outside any transaction: by ``retrieve(reference)`` when 
 the provider's reference, else by ``create`` again with the same payment id (idempotent at
 the provider: it answers the intent it made, or makes the one our crashed request never
 sent). The answer is applied with :func:`apply.apply_intent` (``source`` ``reconcile``),
-which changes nothing when an event or the client's own call got there first. Stripe keeps
+which changes nothing when an event or the client's own call got there first (``manual``
+payments are not asked: no provider knows whether the money arrived). Stripe keeps
 idempotency keys 24 hours only, so a payment without a reference older than
 :data:`RECREATE_WITHIN` is never created again (that could charge twice): it is logged for
 staff (``payment_needs_attention``) and left as it is. Pending refunds are asked again the
@@ -36,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.core.clock import utcnow
@@ -46,6 +47,7 @@ from emporium.orders.models import Order
 from emporium.payments.apply import apply_intent, system
 from emporium.payments.models import OPEN_STATES, Payment, Refund
 from emporium.payments.providers.base import Intent, PaymentDeclined, ProviderError
+from emporium.payments.providers.manual import ManualProvider
 from emporium.payments.refunds import settle
 from emporium.payments.service import PaymentsContext, lock_order
 
@@ -105,44 +107,51 @@ async def _rows(maker: Maker, query: Any) -> list[Any]:
         return list(await session.execute(query))
 
 
+async def _needing_attention(maker: Maker, query: Any, what: str) -> None:
+    """Log how many rows can no longer be sent again (too old for idempotency)."""
+    async with maker() as session:
+        count = int(await session.scalar(query) or 0)
+    if count:
+        log.warning(f"{what}_needs_attention", count=count, reason="older_than_23_hours")
+
+
 async def reconcile_due(maker: Maker, ctx: PaymentsContext, older_than: timedelta) -> int:
     """Reconcile the payments ``pending`` or ``requires_action`` and the ``pending`` refunds
     unchanged for ``older_than``, oldest first (at most :data:`BATCH` of each); returns how
-    many payments changed."""
-    cutoff = utcnow() - older_than
+    many payments changed. ``manual`` payments are left to staff; payments without a
+    reference and refunds older than :data:`RECREATE_WITHIN` are only counted in the log
+    (``payment_needs_attention``, ``refund_needs_attention``)."""
+    now = utcnow()
+    cutoff, too_old = now - older_than, now - RECREATE_WITHIN
+    askable = [name for name in ctx.providers if name != ManualProvider.name]
+    stuck = (_P.status.in_(STUCK_STATES), _P.updated_at <= cutoff, _P.provider.in_(askable))
+    lost = and_(_P.reference.is_(None), _P.created_at <= too_old)
     payments = await _rows(
         maker,
-        select(table_of(Payment))
-        .where(_P.status.in_(STUCK_STATES), _P.updated_at <= cutoff)
-        .order_by(_P.updated_at)
-        .limit(BATCH),
+        select(table_of(Payment)).where(*stuck, not_(lost)).order_by(_P.updated_at).limit(BATCH),
     )
     changed = 0
     for row in payments:
         changed += await reconcile_payment(maker, ctx, row, "reconcile")
-    await _settle_refunds(maker, ctx, cutoff)
+    await _needing_attention(maker, select(func.count()).where(*stuck, lost), "payment")
+    await _settle_refunds(maker, ctx, cutoff, too_old)
     return changed
 
 
-async def _settle_refunds(maker: Maker, ctx: PaymentsContext, cutoff: Any) -> None:
+async def _settle_refunds(maker: Maker, ctx: PaymentsContext, cutoff: Any, too_old: Any) -> None:
     """Ask again for the refunds still ``pending`` since ``cutoff`` (same refund id: the
     provider answers the refund it made, or makes the one it never received)."""
+    pending = (_R.status == "pending", _R.updated_at <= cutoff, _R.provider.in_(ctx.providers))
     refunds = await _rows(
         maker,
-        select(_R.id, _R.provider, _R.created_at)
-        .where(_R.status == "pending", _R.updated_at <= cutoff)
-        .order_by(_R.updated_at)
-        .limit(BATCH),
+        select(_R.id).where(*pending, _R.created_at > too_old).order_by(_R.updated_at).limit(BATCH),
     )
-    for refund in refunds:
-        if refund.provider not in ctx.providers:
-            continue
-        if utcnow() - refund.created_at > RECREATE_WITHIN:
-            log.warning("refund_needs_attention", refund_id=str(refund.id))
-            continue
+    for (refund_id,) in refunds:
         async with maker() as session:
-            await settle(session, ctx, refund.id, system("reconcile"))
+            await settle(session, ctx, refund_id, system("reconcile"))
             await session.commit()
+    stale = select(func.count()).where(*pending, _R.created_at <= too_old)
+    await _needing_attention(maker, stale, "refund")
 
 
 async def expire_order(maker: Maker, ctx: PaymentsContext, order_id: uuid.UUID) -> bool:

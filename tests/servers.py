@@ -84,6 +84,30 @@ def servers(count: int, env: dict[str, str], cwd: Path) -> Iterator[list[str]]:
         yield [base for base, _ in procs]
 
 
+@contextmanager
+def serving(
+    env: dict[str, str], cwd: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """One ``emporium serve`` process (on ``port``, or a free one) for a test that kills it:
+    its base URL and process once ready; killed (if still alive) on the way out."""
+    port = free_port() if port is None else port
+    proc = subprocess.Popen(
+        [EMPORIUM, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, proc, time.monotonic() + 60)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=20)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from emporium.orders.models import IdempotencyKey, Order
 from emporium.orders.schemas import OrderCreate
 from factories import API, Client, assert_problem
 from orders.support import ADDRESS, order, stock_of, stocked_variants
-from servers import EMPORIUM, free_port, server_env, wait_ready
+from servers import server_env, serving
 
 Json = dict[str, Any]
 
@@ -303,26 +302,6 @@ async def test_an_expired_key_is_a_new_key(
 # --- kill -9 of a real server mid-request ----------------------------------------------------
 
 
-@contextmanager
-def _serve(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [EMPORIUM, "serve", "--port", str(port)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, proc, time.monotonic() + 60)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=20)
-
-
 async def _wait_for_claim(session: AsyncSession) -> None:
     for _ in range(200):
         if await _count(session, IdempotencyKey):
@@ -360,7 +339,7 @@ async def test_a_server_killed_mid_checkout_costs_its_retry_only_the_lease(
     )
     body = _payload(variant["id"], 2)
     headers = buyer | {"Idempotency-Key": "killed"}
-    with _serve(env, tmp_path) as (base, proc):
+    with serving(env, tmp_path) as (base, proc):
         await session.execute(
             text("SELECT stock FROM variant WHERE id = :id FOR UPDATE"),
             {"id": uuid.UUID(variant["id"])},
@@ -385,7 +364,7 @@ async def test_a_server_killed_mid_checkout_costs_its_retry_only_the_lease(
         sender.join(timeout=10)
         await session.rollback()
     assert isinstance(outcome[0], httpx.TransportError), outcome
-    with _serve(env, tmp_path) as (base, _proc):
+    with serving(env, tmp_path) as (base, _proc):
         ready, answers = time.monotonic(), []
         async with httpx.AsyncClient(timeout=30) as http:
             while time.monotonic() - killed < lease + 10:

@@ -166,9 +166,7 @@ async def create_payment(
             lease=timedelta(seconds=settings.idempotency_lease_seconds),
         )
         if isinstance(outcome, idempotency.Replay):
-            found = await queries.get_payment(
-                session, payments.vault, outcome.resource_id or order_id
-            )
+            found = await service.replay(session, payments, outcome.resource_id or order_id, actor)
             if found is None:  # pragma: no cover - the key goes with its order
                 raise OrderNotFound("The payment this Idempotency-Key made no longer exists.")
             headers = {"Idempotent-Replayed": "true"}

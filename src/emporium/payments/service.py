@@ -178,6 +178,25 @@ async def ask_provider(
     return found
 
 
+async def replay(
+    session: AsyncSession, ctx: PaymentsContext, payment_id: uuid.UUID, actor: Actor
+) -> PaymentRead | None:
+    """The payment an ``Idempotency-Key`` made, for the replayed request (None if gone).
+
+    A ``pending`` payment with no provider reference never had the provider's answer
+    applied: the first request died (or lost the provider) between transaction A and
+    transaction B. The replay finishes that request (:func:`ask_provider`, idempotent on the
+    payment id, so the provider answers the intent it already made, not a second charge)
+    instead of answering ``pending`` until a webhook or reconciliation comes."""
+    found = await get_payment(session, ctx.vault, payment_id)
+    if found is None or found.status != "pending":
+        return found
+    reference = await session.scalar(select(_P.reference).where(_P.id == payment_id))
+    if reference is not None:
+        return found
+    return await ask_provider(session, ctx, payment_id, actor)
+
+
 async def _staff_payment(session: AsyncSession, payment_id: uuid.UUID) -> Any:
     row = (await session.execute(select(table_of(Payment)).where(_P.id == payment_id))).first()
     if row is None:

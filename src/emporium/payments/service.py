@@ -6,7 +6,7 @@ that reconciliation asks about (the provider call is idempotent on our payment i
 provider's answer is then applied in transaction B (``apply.apply_intent``), racing fairly
 with the provider's own event, whichever comes first.
 
-Choice (``payments_spec``): when the provider cannot be reached (:class:`ProviderError`) the
+Choice (ADR 0018): when the provider cannot be reached (:class:`ProviderError`) the
 request still answers ``201`` with the payment ``pending``: it exists, the client may read it
 (``GET /orders/{id}/payments``), and reconciliation finishes it. A refusal by the provider
 (:class:`PaymentDeclined`) answers ``201`` with the payment ``failed`` and its

@@ -6,7 +6,8 @@ schedules of :mod:`.reconcile`: ``payments.expire_orders`` (every minute) and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from emporium.accounts.protect import Vault
@@ -15,6 +16,7 @@ from emporium.jobs.registry import JobRun, Registry
 from emporium.payments.apply import REFUND_ORPHAN
 from emporium.payments.events import apply_event, parse
 from emporium.payments.providers import build_providers, test_secret
+from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.providers.test import EVENT_JOB, SIGNATURE_HEADER, sign
 from emporium.payments.reconcile import expire_due, reconcile_due
 from emporium.payments.refunds import give_everything_back
@@ -55,9 +57,23 @@ def _give_back(vault: Vault, reason: str) -> Callable[[JobRun], Awaitable[None]]
     return handle
 
 
+@asynccontextmanager
+async def _providers(run: JobRun, vault: Vault) -> AsyncIterator[PaymentsContext]:
+    """:func:`context_for`, its Stripe connections closed after the run (the schedules
+    run every few minutes: nothing is left open between runs)."""
+    ctx = context_for(run, vault)
+    try:
+        yield ctx
+    finally:
+        for provider in ctx.providers.values():
+            if isinstance(provider, StripeProvider):
+                await provider.aclose()
+
+
 def _expire(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
     async def handle(run: JobRun) -> None:
-        await expire_due(run.sessionmaker, context_for(run, vault))
+        async with _providers(run, vault) as ctx:
+            await expire_due(run.sessionmaker, ctx)
 
     return handle
 
@@ -65,7 +81,8 @@ def _expire(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
 def _reconcile(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
     async def handle(run: JobRun) -> None:
         minutes = timedelta(minutes=run.settings.payments_reconcile_minutes)
-        await reconcile_due(run.sessionmaker, context_for(run, vault), minutes)
+        async with _providers(run, vault) as ctx:
+            await reconcile_due(run.sessionmaker, ctx, minutes)
 
     return handle
 

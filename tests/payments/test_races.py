@@ -363,3 +363,46 @@ async def test_stripe_failing_leaves_the_payment_pending_and_the_webhook_complet
     assert (rows[failing["id"]].status, rows[losing["id"]].status) == ("pending", "paid")
     assert await captured_changes(session) == {losing["id"]: 1}
     assert len(stripe.intents) == 1
+
+
+async def test_a_declined_intent_paid_later_with_another_card_is_captured(
+    stripe_shop: StripeShop, sign_in: SignIn, session: AsyncSession
+) -> None:
+    """At Stripe a declined attempt leaves the intent open (requires_payment_method): the
+    customer may confirm it again with another card in the browser. Its succeeded event
+    must capture our failed payment, not be dropped as a step backwards."""
+    staff = await sign_in(roles=["admin", "staff"])
+    buyer = await sign_in()
+    (order,) = await place_orders(stripe_shop, staff, buyer, 1)
+    body = {"provider": "stripe", "payment_method": "pm_card_chargeDeclined"}
+    declined = await stripe_shop.http.post(
+        f"{API}/orders/{order['id']}/payments", json=body, headers=buyer
+    )
+    assert (declined.json()["status"], declined.json()["failure_code"]) == (
+        "failed",
+        "card_declined",
+    )
+    failed = take_held(
+        stripe_shop, "payment_intent.payment_failed", "emporium_order_id", order["id"]
+    )
+    assert failed is not None
+    succeeded = copy.deepcopy(failed)
+    succeeded |= {"id": "evt_paid_with_another_card", "type": "payment_intent.succeeded"}
+    succeeded["data"]["object"] |= {
+        "status": "succeeded",
+        "amount_received": order["total"],
+        "last_payment_error": None,
+        "payment_method": "pm_card_visa",
+    }
+    for event in (succeeded, failed, succeeded):
+        assert (await post_event(stripe_shop, event)).status_code == 200
+
+    (payment,) = await payments_of(session, order["id"])
+    assert (payment.status, payment.captured_amount, payment.failure_code) == (
+        "captured",
+        order["total"],
+        None,
+    )
+    row = (await orders_by_id(session, [order["id"]]))[order["id"]]
+    assert (row.status, row.paid_total) == ("paid", order["total"])
+    assert await count_changes(session, order["id"], "captured") == 1

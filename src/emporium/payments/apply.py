@@ -110,12 +110,18 @@ async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Any:
 
 def _new_values(vault: Vault, row: Any, intent: Intent) -> dict[str, Any]:
     """What the intent changes on the row: a forward status, more captured money, the
-    reference and client secret when missing, the failure code."""
+    reference and client secret when missing, the failure code. A ``failed`` payment that
+    the provider reports ``captured`` is captured: a declined attempt is not final at
+    Stripe (the customer may confirm the same intent again with another card), and money
+    taken is never ignored."""
     values: dict[str, Any] = {}
-    if RANK[intent.status] > RANK[row.status]:
+    retried = row.status == "failed" and intent.status == "captured"
+    if RANK[intent.status] > RANK[row.status] or retried:
         values["status"] = intent.status
         if intent.status == "failed":
             values["failure_code"] = intent.failure_code or "payment_failed"
+        if retried:
+            values["failure_code"] = None
     status = values.get("status", row.status)
     captured = min(intent.captured_amount, row.amount)
     if status == "captured" and intent.status == "captured" and captured > row.captured_amount:

@@ -1,0 +1,69 @@
+"""Money that arrives for an order cancelled meanwhile goes back by itself.
+
+The contract: "a payment that succeeds on an order that has meanwhile expired or been
+cancelled is refunded automatically and recorded". Here the customer is at 3-D Secure when
+staff cancel the order, and the bank's success reaches the provider before Emporium voids
+the payment: the order stays cancelled (never paid-and-cancelled), the captured money is
+refunded through the provider, and the money history says so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from emporium.jobs.models import OutboxEvent
+from emporium.payments.models import Payment, PaymentChange
+from factories import API, Client
+from payments.support import guest_order, pay
+from runjobs import drain
+
+
+async def test_money_captured_after_a_cancellation_is_refunded_and_recorded(
+    client: Client, admin_headers: dict[str, str], session: AsyncSession
+) -> None:
+    order, guest = await guest_order(client, admin_headers)
+    started = await pay(client, order["id"], guest, "pm_card_authenticationRequired")
+    assert started.json()["status"] == "requires_action", started.text
+    payment_id = uuid.UUID(started.json()["id"])
+    reference = await session.scalar(select(Payment.reference).where(Payment.id == payment_id))
+    assert reference is not None
+    await drain(client)  # the provider's requires_action event
+    cancelled = await client.post(f"{API}/orders/{order['id']}/cancel", headers=admin_headers)
+    assert cancelled.status_code == 200, cancelled.text
+
+    # The customer finishes 3-D Secure before Emporium's job voids the payment.
+    provider = client.app.state.payments.providers["test"]
+    with client.portal() as portal:  # the provider's engine lives on the app's loop
+        portal.call(partial(provider.complete_action, reference))
+    for _ in range(6):  # order.cancelled, the success event, the refund, its event...
+        if await drain(client) == 0:
+            break
+
+    shown = (await client.get(f"{API}/orders/{order['id']}", headers=guest)).json()
+    assert shown["status"] == "cancelled"
+    assert (shown["paid_total"], shown["refunded_total"]) == (order["total"], order["total"])
+    refunds = await client.get(f"{API}/orders/{order['id']}/refunds", headers=admin_headers)
+    assert [(r["amount"], r["status"]) for r in refunds.json()["items"]] == [
+        (order["total"], "succeeded")
+    ]
+    (payment,) = (await client.get(f"{API}/orders/{order['id']}/payments", headers=guest)).json()[
+        "items"
+    ]
+    assert (payment["status"], payment["refunded_amount"]) == ("captured", order["total"])
+    kinds = (
+        await session.scalars(
+            select(PaymentChange.kind)
+            .where(PaymentChange.payment_id == payment_id)
+            .order_by(PaymentChange.created_at)
+        )
+    ).all()
+    assert "captured" in kinds
+    assert "refunded" in kinds
+    paid_events = await session.scalar(
+        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "order.paid")
+    )
+    assert paid_events == 0

@@ -112,7 +112,10 @@ def build_registry(
     idempotency.register(registry)
     cart_purge.register(registry)
     payments_jobs.register(
-        registry, accounts.vault, timedelta(minutes=settings.payments_reconcile_minutes)
+        registry,
+        accounts.vault,
+        transport,
+        timedelta(minutes=settings.payments_reconcile_minutes),
     )
     return registry
 

@@ -4,7 +4,8 @@ The contract: "a payment that succeeds on an order that has meanwhile expired or
 cancelled is refunded automatically and recorded". Here the customer is at 3-D Secure when
 staff cancel the order, and the bank's success reaches the provider before Emporium voids
 the payment: the order stays cancelled (never paid-and-cancelled), the captured money is
-refunded through the provider, and the money history says so.
+refunded through the provider, the money history says so, and staff get one e-mail
+(``EMPORIUM_STAFF_EMAIL``).
 """
 
 from __future__ import annotations
@@ -12,18 +13,27 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.core.config import Settings
 from emporium.jobs.models import OutboxEvent
 from emporium.payments.models import Payment, PaymentChange
 from factories import API, Client
+from mail.test_mail import folder_messages
 from payments.support import guest_order, pay
 from runjobs import drain
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test app's settings with an address for staff alerts."""
+    return settings.model_copy(update={"staff_email": "ops@shop.example"})
+
+
 async def test_money_captured_after_a_cancellation_is_refunded_and_recorded(
-    client: Client, admin_headers: dict[str, str], session: AsyncSession
+    client: Client, admin_headers: dict[str, str], session: AsyncSession, settings: Settings
 ) -> None:
     order, guest = await guest_order(client, admin_headers)
     started = await pay(client, order["id"], guest, "pm_card_authenticationRequired")
@@ -67,3 +77,8 @@ async def test_money_captured_after_a_cancellation_is_refunded_and_recorded(
         select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "order.paid")
     )
     assert paid_events == 0
+    assert settings.mail_dir is not None
+    alerts = [m for m in folder_messages(settings.mail_dir) if m["To"] == "ops@shop.example"]
+    assert len(alerts) == 1
+    assert alerts[0]["Subject"] == f"Order {order['number']}: money after cancellation refunded"
+    assert "captured" in alerts[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         description="Payments pending or awaiting action this long are asked about at the "
         "provider (reconciliation job)",
     )
+    staff_email: str | None = Field(
+        default=None,
+        description="Where alerts for staff go (money captured on a cancelled order, refunded "
+        "automatically); unset: they are only logged",
+    )
     payments_test_secret: SecretStr | None = Field(
         default=None,
         description="Signing secret of the test provider's events; default: derived from "

@@ -11,5 +11,5 @@ only), ``service`` (create, capture, cancel), ``refunds``, ``events`` (webhooks)
 
 May import: ``emporium.orders`` (orders, their lifecycle, idempotency keys),
 ``emporium.accounts`` (callers, guards, the vault), ``emporium.jobs`` (domain events and
-jobs) and ``emporium.core``.
+jobs), ``emporium.mail`` (the staff alert) and ``emporium.core``.
 """

@@ -215,7 +215,7 @@ async def settle_order(
 async def _refund_orphan(session: AsyncSession, order_id: uuid.UUID, captured: int) -> None:
     """Money arrived for an order that was cancelled meanwhile: never paid-and-cancelled;
     a job gives it back (``payments.refund_orphan``), and operators are told."""
-    await enqueue(session, REFUND_ORPHAN, {"order_id": str(order_id)})
+    await enqueue(session, REFUND_ORPHAN, {"order_id": str(order_id), "amount": captured})
     security_event(
         "payment_on_cancelled_order", order_id=str(order_id), amount=captured, level="warning"
     )

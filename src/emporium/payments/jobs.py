@@ -10,9 +10,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from emporium.accounts.protect import Vault
 from emporium.core.clock import utcnow
+from emporium.core.money import format_money
 from emporium.jobs.registry import JobRun, Registry
+from emporium.mail.service import send_once
+from emporium.mail.transport import Transport
+from emporium.orders.models import Order
 from emporium.payments.apply import REFUND_ORPHAN
 from emporium.payments.events import apply_event, parse
 from emporium.payments.providers import build_providers, test_secret
@@ -23,6 +29,7 @@ from emporium.payments.refunds import give_everything_back
 from emporium.payments.service import PaymentsContext
 
 ORDER_CANCELLED = "payments.order_cancelled"
+LATE_MONEY_TEMPLATE = "late_payment_refunded"
 EXPIRE_ORDERS = "payments.expire_orders"
 RECONCILE = "payments.reconcile"
 
@@ -87,7 +94,42 @@ def _reconcile(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
     return handle
 
 
-def register(registry: Registry, vault: Vault, reconcile_every: timedelta) -> None:
+def _give_back_late_money(
+    vault: Vault, transport: Transport
+) -> Callable[[JobRun], Awaitable[None]]:
+    """``payments.refund_orphan``: give back what an order cancelled meanwhile received,
+    then tell staff (``EMPORIUM_STAFF_EMAIL``; once per job, however often it is retried)."""
+    give_back = _give_back(vault, "payment on a cancelled order")
+
+    async def handle(run: JobRun) -> None:
+        await give_back(run)
+        to = run.settings.staff_email
+        if not to:
+            return
+        order_id = uuid.UUID(str(run.payload["order_id"]))
+        async with run.sessionmaker() as session:
+            order = (
+                await session.execute(
+                    select(Order.number, Order.currency).where(Order.id == order_id)
+                )
+            ).one()
+        amount = format_money(int(run.payload.get("amount", 0)), order.currency)
+        await send_once(
+            run.sessionmaker,
+            transport,
+            key=f"{run.id}:{LATE_MONEY_TEMPLATE}",
+            template=LATE_MONEY_TEMPLATE,
+            context={"first_name": None, "number": order.number, "amount": amount},
+            to=to,
+            sender=run.settings.mail_from,
+        )
+
+    return handle
+
+
+def register(
+    registry: Registry, vault: Vault, transport: Transport, reconcile_every: timedelta
+) -> None:
     """The test provider's deliveries (``payments.test_event``), the refund of a cancelled
     order's payments (subscribed to ``order.cancelled``) and of money captured on one after
     its cancellation (``payments.refund_orphan``); order expiry every minute and
@@ -95,7 +137,7 @@ def register(registry: Registry, vault: Vault, reconcile_every: timedelta) -> No
     registry.handle(EVENT_JOB, _deliver_test_event(vault))
     registry.handle(ORDER_CANCELLED, _give_back(vault, "order cancelled"))
     registry.subscribe("order.cancelled", ORDER_CANCELLED)
-    registry.handle(REFUND_ORPHAN, _give_back(vault, "payment on a cancelled order"))
+    registry.handle(REFUND_ORPHAN, _give_back_late_money(vault, transport))
     registry.handle(EXPIRE_ORDERS, _expire(vault))
     registry.every(EXPIRE_ORDERS, timedelta(minutes=1))
     registry.handle(RECONCILE, _reconcile(vault))

@@ -9,7 +9,6 @@ rolls everything back: nothing at all changes.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -461,11 +460,6 @@ class CheckoutAnswer:
     replayed: bool
 
 
-STOP_AT = 0.8
-"""A checkout with a key is stopped at this fraction of its lease, so that it has rolled
-back and freed the key before a retry could take the key over."""
-
-
 async def checkout(
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -485,9 +479,9 @@ async def checkout(
 
     Without a key every call places an order (the request boundary commits). With one, see
     ``orders.idempotency``: a replay renders the order the key made with ``replay``
-    (``replayed``); the order and its stored answer are committed here with ``commit``,
-    within ``STOP_AT`` of ``lease``; any failure (domain error, database error, bug, time
-    limit) rolls back and releases the key, so that an immediate retry may use it.
+    (``replayed``); the order and its stored answer are committed with ``commit`` by
+    :func:`idempotency.run_claimed`, within ``idempotency.STOP_AT`` of ``lease``; any failure
+    rolls back and releases the key, so that an immediate retry may use it.
 
     Raises what ``place`` and :func:`idempotency.begin` raise, CheckoutTimedOut (503) when
     the time limit passed, and whatever the database raised.
@@ -508,18 +502,20 @@ async def checkout(
         if replayed is None:  # pragma: no cover - the key goes with its order (cascade)
             raise OrderNotFound("The order this Idempotency-Key made no longer exists.")
         return CheckoutAnswer(outcome.status_code, msgspec.json.encode(replayed), replayed=True)
-    stop_at = outcome.deadline - (1 - STOP_AT) * lease.total_seconds()
-    limit = asyncio.timeout_at(stop_at)
-    try:
-        async with limit:
-            order = await place()
-            await idempotency.complete(session, outcome, 201, order.id)
-            await commit()
-    except BaseException as exc:
-        await _abandon(session, sessionmaker, outcome)
-        if isinstance(exc, TimeoutError) and limit.expired():
-            raise CheckoutTimedOut("Checkout took too long; nothing was ordered.") from exc
-        raise
+
+    async def act() -> tuple[OrderCreated, uuid.UUID, None]:
+        order = await place()
+        return order, order.id, None
+
+    order = await idempotency.run_claimed(
+        session,
+        sessionmaker,
+        outcome,
+        lease,
+        act=act,
+        commit=commit,
+        timed_out=lambda: CheckoutTimedOut("Checkout took too long; nothing was ordered."),
+    )
     return CheckoutAnswer(201, msgspec.json.encode(order), replayed=False)
 
 
@@ -541,20 +537,3 @@ async def replay_order(
             .values(order_token_hash=hash_opaque_token(token, purpose=ORDER_TOKEN_PURPOSE))
         )
     return OrderCreated(**msgspec.structs.asdict(order), order_token=token)
-
-
-async def _abandon(
-    session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    claim: idempotency.Claim,
-) -> None:
-    """After a failed checkout: end its transaction first (SQLite allows one writer), then
-    free the key. If the database cannot be reached, the key's lease frees it instead."""
-    try:
-        await session.rollback()
-    except Exception:  # the connection may be gone with the failure
-        log.warning("checkout_rollback_failed", exc_info=True)
-    try:
-        await idempotency.release(sessionmaker, claim)
-    except Exception:
-        log.warning("idempotency_release_failed", exc_info=True)

@@ -28,9 +28,12 @@ import asyncio
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
+import structlog
 from sqlalchemy import Executable, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -46,6 +49,8 @@ from emporium.orders.exceptions import (
 from emporium.orders.models import IdempotencyKey
 
 _K = table_of(IdempotencyKey).c
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
 SCOPE_PREFIX = "orders:"
 
 
@@ -198,6 +203,59 @@ async def complete(
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise IdempotencyKeyInFlight("This request took too long and was superseded by a retry.")
+
+
+STOP_AT = 0.8
+"""A request with a key is stopped at this fraction of its lease, so that it has rolled back
+and freed the key before a retry could take the key over."""
+
+
+async def run_claimed(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    claim: Claim,
+    lease: timedelta,
+    *,
+    act: Callable[[], Awaitable[tuple[T, uuid.UUID, uuid.UUID | None]]],
+    commit: Callable[[], Awaitable[None]],
+    timed_out: Callable[[], Exception],
+) -> T:
+    """Do what ``claim`` was taken for, at most once: ``act()`` (answering its result, the
+    order id and what else it made, ``resource_id``), the stored answer
+    (:func:`complete`, status 201) and ``commit()``, all within ``STOP_AT`` of ``lease``.
+    Any failure (domain error, database error, bug, time limit) rolls back and releases the
+    key, so that an immediate retry may use it.
+
+    Raises what ``act`` raises, ``timed_out()`` when the time limit passed, and whatever
+    the database raised.
+    """
+    limit = asyncio.timeout_at(claim.deadline - (1 - STOP_AT) * lease.total_seconds())
+    try:
+        async with limit:
+            result, order_id, resource_id = await act()
+            await complete(session, claim, 201, order_id, resource_id)
+            await commit()
+    except BaseException as exc:
+        await _abandon(session, sessionmaker, claim)
+        if isinstance(exc, TimeoutError) and limit.expired():
+            raise timed_out() from exc
+        raise
+    return result
+
+
+async def _abandon(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], claim: Claim
+) -> None:
+    """After a failed request: end its transaction first (SQLite allows one writer), then
+    free the key. If the database cannot be reached, the key's lease frees it instead."""
+    try:
+        await session.rollback()
+    except Exception:  # the connection may be gone with the failure
+        log.warning("idempotent_rollback_failed", exc_info=True)
+    try:
+        await release(sessionmaker, claim)
+    except Exception:
+        log.warning("idempotency_release_failed", exc_info=True)
 
 
 async def release(sessionmaker: async_sessionmaker[AsyncSession], claim: Claim) -> None:

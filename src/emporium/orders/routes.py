@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, patch, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
@@ -34,6 +34,7 @@ from emporium.core.db import uow
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import InvalidInput, problem_responses
+from emporium.core.http.openapi import IDEMPOTENT_REPLAYED
 from emporium.core.http.ratelimit import rate_limit
 from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
@@ -181,15 +182,7 @@ async def _buyer(
     guards=[rate_limit("checkout", key=identified_caller)],
     status_code=201,
     responses=problem_responses(409, 415, 429, 503),
-    response_headers=[
-        ResponseHeader(
-            name="Idempotent-Replayed",
-            value="true",
-            required=False,
-            documentation_only=True,
-            description="true when the answer is the replay of an earlier request",
-        )
-    ],
+    response_headers=[IDEMPOTENT_REPLAYED],
 )
 async def place_order(
     request: AnyRequest,

@@ -5,6 +5,15 @@ from __future__ import annotations
 from emporium.core.errors import Conflict, DomainError, Forbidden, NotFound
 
 
+class PaymentTimedOut(DomainError):
+    """Paying with an ``Idempotency-Key`` ran out of its time limit (the key's lease,
+    ``EMPORIUM_IDEMPOTENCY_LEASE_SECONDS``) before the provider was asked; nothing was
+    created and the key was released."""
+
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+    retry_after = 1
+
+
 class PaymentNotFound(NotFound):
     """No such payment, or one the caller may not see."""
 

@@ -42,14 +42,15 @@ def context_for(run: JobRun, vault: Vault) -> PaymentsContext:
 
 def _deliver_test_event(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
     async def handle(run: JobRun) -> None:
-        ctx = context_for(run, vault)
-        if "test" not in ctx.providers:
-            return
-        body = str(run.payload["body"]).encode()
-        signature = sign(body, test_secret(run.settings, vault.ring), int(utcnow().timestamp()))
-        event = parse(ctx, "test", body, {SIGNATURE_HEADER: signature}, None)
-        async with run.sessionmaker() as session, session.begin():
-            await apply_event(session, ctx, "test", event)
+        async with _providers(run, vault) as ctx:
+            if "test" not in ctx.providers:
+                return
+            body = str(run.payload["body"]).encode()
+            secret = test_secret(run.settings, vault.ring)
+            signature = sign(body, secret, int(utcnow().timestamp()))
+            event = parse(ctx, "test", body, {SIGNATURE_HEADER: signature}, None)
+            async with run.sessionmaker() as session, session.begin():
+                await apply_event(session, ctx, "test", event)
 
     return handle
 
@@ -58,16 +59,16 @@ def _give_back(vault: Vault, reason: str) -> Callable[[JobRun], Awaitable[None]]
     async def handle(run: JobRun) -> None:
         data = run.payload.get("data", run.payload)
         order_id = uuid.UUID(str(data["order_id"]))
-        async with run.sessionmaker() as session:
-            await give_everything_back(session, context_for(run, vault), order_id, reason)
+        async with _providers(run, vault) as ctx, run.sessionmaker() as session:
+            await give_everything_back(session, ctx, order_id, reason)
 
     return handle
 
 
 @asynccontextmanager
 async def _providers(run: JobRun, vault: Vault) -> AsyncIterator[PaymentsContext]:
-    """:func:`context_for`, its Stripe connections closed after the run (the schedules
-    run every few minutes: nothing is left open between runs)."""
+    """:func:`context_for`, its Stripe connections closed after the run: every job builds
+    its providers on its own sessions, and nothing is left open between runs."""
     ctx = context_for(run, vault)
     try:
         yield ctx

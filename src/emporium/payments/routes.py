@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader, ResponseHeader, State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody
@@ -36,7 +37,7 @@ from emporium.core.config import SettingsDep
 from emporium.core.db import uow
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import accepts_api_key
+from emporium.core.http.openapi import IDEMPOTENT_REPLAYED, accepts_api_key
 from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
 from emporium.orders import idempotency
@@ -44,6 +45,7 @@ from emporium.orders.exceptions import OrderNotFound
 from emporium.payments import queries, refunds, service
 from emporium.payments.apply import Actor
 from emporium.payments.events import apply_event, parse
+from emporium.payments.exceptions import PaymentTimedOut
 from emporium.payments.schemas import (
     CaptureBody,
     EventAck,
@@ -123,15 +125,7 @@ async def list_providers(payments: Ctx) -> ProviderList:
     status_code=201,
     opt=WRITE,
     responses=problem_responses(409, 415, 503),
-    response_headers=[
-        ResponseHeader(
-            name="Idempotent-Replayed",
-            value="true",
-            required=False,
-            documentation_only=True,
-            description="true when the answer is the replay of an earlier request",
-        )
-    ],
+    response_headers=[IDEMPOTENT_REPLAYED],
 )
 async def create_payment(
     request: AnyRequest,
@@ -152,18 +146,26 @@ async def create_payment(
     caller = await _caller(request)
     await queries.visible_order(session, caller, order_id, order_token)
     actor = Actor.of(caller, "staff" if caller is not None and caller.is_staff else "client")
-    claim = None
-    if idempotency_key is not None:
-        key = idempotency.check_key(idempotency_key)
+    is_staff = caller is not None and caller.is_staff
+
+    async def act() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+        payment_id = await service.open_payment(session, payments, order_id, data, actor, is_staff)
+        return payment_id, order_id, payment_id
+
+    if idempotency_key is None:
+        payment_id = (await act())[0]
+        await uow.commit(resources, session)
+    else:
+        lease = timedelta(seconds=settings.idempotency_lease_seconds)
         outcome = await idempotency.begin(
             resources.sessionmaker,
             scope=idempotency.payment_scope(order_id),
-            key=key,
+            key=idempotency.check_key(idempotency_key),
             fingerprint=idempotency.fingerprint(
                 "POST", f"/orders/{order_id}/payments", msgspec.json.encode(data)
             ),
             ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
-            lease=timedelta(seconds=settings.idempotency_lease_seconds),
+            lease=lease,
         )
         if isinstance(outcome, idempotency.Replay):
             found = await service.replay(session, payments, outcome.resource_id or order_id, actor)
@@ -171,19 +173,15 @@ async def create_payment(
                 raise OrderNotFound("The payment this Idempotency-Key made no longer exists.")
             headers = {"Idempotent-Replayed": "true"}
             return Response(found, status_code=outcome.status_code, headers=headers)
-        claim = outcome
-    try:
-        payment_id = await service.open_payment(
-            session, payments, order_id, data, actor, caller is not None and caller.is_staff
+        payment_id = await idempotency.run_claimed(
+            session,
+            resources.sessionmaker,
+            outcome,
+            lease,
+            act=act,
+            commit=partial(uow.commit, resources, session),
+            timed_out=lambda: PaymentTimedOut("Paying took too long; nothing was charged."),
         )
-        if claim is not None:
-            await idempotency.complete(session, claim, 201, order_id, payment_id)
-        await uow.commit(resources, session)
-    except BaseException:
-        await session.rollback()
-        if claim is not None:
-            await idempotency.release(resources.sessionmaker, claim)
-        raise
     answer = await service.ask_provider(session, payments, payment_id, actor)
     return Response(answer, status_code=201)
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Litestar
+from litestar.datastructures import ResponseHeader
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import (
     OpenAPIHeader,
@@ -269,3 +270,13 @@ def _not_null(schema: Schema | Reference) -> Schema | Reference:
         if len(rest) == 1:
             return rest[0]
     return schema
+
+
+IDEMPOTENT_REPLAYED = ResponseHeader(
+    name="Idempotent-Replayed",
+    value="true",
+    required=False,
+    documentation_only=True,
+    description="true when the answer is the replay of an earlier request",
+)
+"""The header a request honouring ``Idempotency-Key`` answers on a replay (documented)."""

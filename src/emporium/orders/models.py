@@ -93,6 +93,19 @@ class CartItem(Base):
     )
 
 
+class CartPromotionCode(Base):
+    """A promotion code entered on a cart (stored normalised: upper case, no spaces). It
+    stays until removed; a code that stops applying is reported on the cart, not used."""
+
+    __tablename__ = "cart_promotion_code"
+
+    cart_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cart.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 def tax_rounding(amount: str, rate: str, included: str) -> str:
     """SQL for the contract's tax rule, ``amount * rate / 10000`` (or, with tax-inclusive
     prices, ``amount * rate / (10000 + rate)``) rounded half up, in integer arithmetic that
@@ -263,6 +276,29 @@ class OrderStatusChange(Base):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     actor_role: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrderPromotion(Base):
+    """A promotion an order holds, as it was at checkout: its ``code`` and ``name`` and the
+    discount it gave (``amount``, minor units; for free shipping, the shipping price it
+    waived), with the buyer's ``customer_key`` under which its use was counted (given back
+    when the order is cancelled). The promotion itself may since be deleted."""
+
+    __tablename__ = "order_promotion"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("customer_order.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    promotion_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("promotion.id", ondelete="SET NULL"), index=True
+    )
+    code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    customer_key: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (CheckConstraint("amount >= 0", name="amount_non_negative"),)
 
 
 class IdempotencyKey(Base):

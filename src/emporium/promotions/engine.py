@@ -20,7 +20,9 @@ The rules (the README, "Promotions", states them for shop owners):
   each eligible non-combinable one on its own; the customer gets the candidate that saves
   the most (goods discount plus the shipping price waived, the shipping priced with the
   method's ``free_over`` on the discounted subtotal), the combinable set on a tie, then
-  the promotion with the smallest id.
+  the promotion with the smallest id; but a candidate that would show nothing (all its
+  promotions give nothing) loses a tie to one that shows free shipping while no method
+  is chosen.
 """
 
 from __future__ import annotations
@@ -183,12 +185,14 @@ def choose(
     ]
     for offer in sorted((o for o in fit if not o.combinable), key=lambda o: o.id):
         candidates.append(apply_together([offer], lines, shipping))
-    best = max(candidates, key=lambda c: sum(a.amount for a in c))  # first wins a tie
+
     # A promotion that gives nothing is left out (free shipping is kept while no method is
-    # chosen, so the cart shows it will apply).
-    best = tuple(
-        a for a in best if a.amount > 0 or (a.offer.type == "free_shipping" and shipping is None)
-    )
+    # chosen, so the cart shows it will apply); a candidate left with nothing loses a tie.
+    def shown(a: Applied) -> bool:
+        return a.amount > 0 or (a.offer.type == "free_shipping" and shipping is None)
+
+    best = max(candidates, key=lambda c: (sum(a.amount for a in c), any(map(shown, c))))
+    best = tuple(a for a in best if shown(a))  # max: the first wins a tie
     chosen = {a.offer.id for a in best}
     discounts = [0] * len(lines)
     for a in best:

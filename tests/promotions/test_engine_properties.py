@@ -286,19 +286,23 @@ def check_each_promotion_within_bounds(cart: Cart, outcome: Outcome) -> None:
 
 
 def check_best_candidate_wins(cart: Cart, outcome: Outcome) -> None:
-    """The chosen mix saves at least as much as every candidate (the combinable set on a
-    tie, then the smallest id), each promotion gives what the model says, and those left
-    out are reported with a reason."""
+    """The chosen mix saves at least as much as every candidate (on a tie: one that shows
+    something, then the combinable set, then the smallest id), each promotion gives what
+    the model says, and those left out are reported with a reason."""
     options = candidates(cart)
     amounts = [savings_of(cart, option) for option in options]
     totals = [sum(a.values()) for a in amounts]
     assert sum(a.amount for a in outcome.applied) == max(totals)
-    best = amounts[totals.index(max(totals))]
-    kept = {
-        offer_id: amount
-        for offer_id, amount in best.items()
-        if amount > 0 or (cart.method is None and offer_id in free_shipping_ids(cart))
-    }
+    shown = [
+        {
+            offer_id: amount
+            for offer_id, amount in option.items()
+            if amount > 0 or (cart.method is None and offer_id in free_shipping_ids(cart))
+        }
+        for option in amounts
+    ]
+    ranks = [(total, bool(kept)) for total, kept in zip(totals, shown, strict=True)]
+    kept = shown[ranks.index(max(ranks))]  # the first of the best: combinable set, then ids
     assert {a.offer.id: a.amount for a in outcome.applied} == kept
     fit = {o.id for o in cart.offers if is_eligible(o, cart)}
     assert {o.id for o in outcome.not_eligible} == {o.id for o in cart.offers} - fit

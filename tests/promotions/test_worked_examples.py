@@ -206,3 +206,25 @@ def test_free_shipping_from_50_compares_with_the_subtotal_before_discounts() -> 
     assert [a.offer.name for a in outcome.applied] == ["promotion 1"]
     assert [o.name for o in outcome.not_eligible] == ["promotion 2"]
     assert (order.shipping_total, order.total) == (490, 6152)
+
+
+def test_a_free_shipping_code_shows_on_a_cart_before_its_method_is_chosen() -> None:
+    """Free shipping is kept while no method is chosen, so that the cart shows it will
+    apply; a free-shipping code that does not combine (the staff default) too, although it
+    saves nothing yet, as much as the empty set of combinable promotions. Once a method is
+    chosen it waives its 4.90, and a 10 % automatic promotion it does not combine with
+    (5.20) wins over it."""
+    free = offer(1, "free_shipping", 0, code="SHIPFREE")
+    outcome, _ = checkout(CART_OF_52, [free], inclusive=False)
+    assert [a.offer.code for a in outcome.applied] == ["SHIPFREE"]
+    assert (outcome.free_shipping, outcome.outdone) == (True, ())
+
+    charged = Method(price=490, free_over=None, tax_rate_bp=1900)
+    outcome, order = checkout(CART_OF_52, [free], inclusive=False, method=charged)
+    assert [(a.offer.code, a.amount) for a in outcome.applied] == [("SHIPFREE", 490)]
+    assert (order.shipping_total, order.shipping_tax_total) == (0, 0)
+
+    sale = offer(2, "percentage", 1000, combinable=True)
+    outcome, order = checkout(CART_OF_52, [free, sale], inclusive=False, method=charged)
+    assert [(a.offer.name, a.amount) for a in outcome.applied] == [("promotion 2", 520)]
+    assert [o.code for o in outcome.outdone] == ["SHIPFREE"]

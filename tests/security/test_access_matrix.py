@@ -409,6 +409,11 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("DELETE", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(204),
     ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200),
+    # A holder gets past the guard to the code's own refusal (no such code), others 404.
+    ("POST", f"{API}/carts/{{cart_id}}/promotion-codes"): cart_holder(
+        422, lambda w: {"code": w.ids["code"]}
+    ),
+    ("DELETE", f"{API}/carts/{{cart_id}}/promotion-codes/{{code}}"): cart_holder(200),
     # Claiming needs a customer: others are refused by the guard; B does not hold A's cart.
     ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(frozenset({A}), 200, None, {B: 404}),
     ("GET", f"{API}/shipping-zones"): staff("shipping:read", 200),
@@ -490,6 +495,12 @@ GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
         204, holders=TOKEN_HOLDERS
     ),
     ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200, holders=TOKEN_HOLDERS),
+    ("POST", f"{API}/carts/{{cart_id}}/promotion-codes"): cart_holder(
+        422, lambda w: {"code": w.ids["code"]}, TOKEN_HOLDERS
+    ),
+    ("DELETE", f"{API}/carts/{{cart_id}}/promotion-codes/{{code}}"): cart_holder(
+        200, holders=TOKEN_HOLDERS
+    ),
     # Claiming needs a signed-in customer holding the Cart-Token: the guest is not signed in
     # (401), customers without the token do not hold the cart (404), staff are not
     # customers (403).
@@ -660,6 +671,7 @@ async def _world(client: Client, setup: Setup) -> World:
         "cart_id": a_cart["id"],
         "order_id": order["id"],
         "provider": "test",
+        "code": "NO-SUCH-CODE",
         "currency": order["currency"],
         "webhook_id": hook["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),

@@ -212,6 +212,7 @@ class Settings(BaseSettings):
     rate_limit_review_post: str = "5/minute;50/day"
     rate_limit_checkout: str = "10/minute;100/hour"
     rate_limit_cart: str = "60/minute;1000/hour"
+    rate_limit_promotion_code: str = "10/minute;100/hour"
 
     @field_validator("trusted_proxies", "cors_allow_origins", "payment_providers", mode="before")
     @classmethod

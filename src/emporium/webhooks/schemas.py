@@ -13,6 +13,7 @@ EventType = Literal[
     "order.paid",
     "order.cancelled",
     "order.refunded",
+    "promotion.redeemed",
     "payment.authorized",
     "payment.captured",
     "payment.failed",

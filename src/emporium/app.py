@@ -87,6 +87,7 @@ from emporium.payments.routes import payments_router
 from emporium.payments.schemas import PaymentStatus as PaymentState
 from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
+from emporium.promotions.routes import promotions_router
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -316,6 +317,7 @@ def _api_router() -> Router:
             shipping_router,
             carts_router,
             payments_router,
+            promotions_router,
         ],
     )
 

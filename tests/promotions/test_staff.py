@@ -18,7 +18,7 @@ from emporium.core import security_events
 from emporium.core.config import Settings
 from emporium.promotions.codes import normalise_code
 from emporium.promotions.models import Promotion
-from factories import API, Client, assert_problem, create_category, create_product
+from factories import API, Client, assert_problem, at_once, create_category, create_product
 
 Json = dict[str, Any]
 UNKNOWN = "6b0e4e9e-0000-4000-8000-000000000000"
@@ -246,6 +246,20 @@ async def test_codes_are_unique_whatever_their_case(
     )
     assert cleared.json()["code"] is None
     assert sorted(p["code"] or "" for p in await listed(client, admin_headers)) == ["", "WELCOME5"]
+
+
+async def test_concurrent_creations_of_one_code_make_one_promotion(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    spellings = ["race-1", "RACE-1", " Race-1 ", "rAcE-1"] * 3
+    answers = await at_once(
+        client,
+        *(("POST", "/promotions", admin_headers, WELCOME | {"code": c}) for c in spellings),
+    )
+    assert sorted(r.status_code for r in answers) == [201] + [409] * (len(spellings) - 1)
+    for refused in (r for r in answers if r.status_code == 409):
+        assert_problem(refused, 409, "promotion_code_taken")
+    assert [p["code"] for p in await listed(client, admin_headers)] == ["RACE-1"]
 
 
 async def test_unknown_promotions_are_not_found(

@@ -88,6 +88,7 @@ from emporium.payments.schemas import PaymentStatus as PaymentState
 from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
 from emporium.promotions.routes import promotions_router
+from emporium.promotions.schemas import PromotionType
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -291,6 +292,7 @@ _NAMED_ENUMS = {
     "ApiScope": get_args(ApiScope),
     "PaymentState": get_args(PaymentState),
     "RefundStatus": get_args(RefundStatus),
+    "PromotionType": get_args(PromotionType),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [

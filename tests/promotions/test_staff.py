@@ -17,7 +17,7 @@ from conftest import SignIn
 from emporium.core import security_events
 from emporium.core.config import Settings
 from emporium.promotions.codes import normalise_code
-from emporium.promotions.models import Promotion
+from emporium.promotions.models import Promotion, PromotionCustomerUse
 from factories import API, Client, assert_problem, at_once, create_category, create_product
 
 Json = dict[str, Any]
@@ -274,16 +274,27 @@ async def test_unknown_promotions_are_not_found(
         assert_problem(response, 404, "promotion_not_found")
 
 
-async def test_deleting_a_promotion_deletes_it_and_nothing_else(
+async def test_a_promotion_orders_hold_cannot_be_deleted_one_they_gave_back_can(
     client: Client, admin_headers: dict[str, str], session: AsyncSession
 ) -> None:
     keep = await create(client, admin_headers, SALE)
-    drop = await create(client, admin_headers, WELCOME)
-    assert (
-        await client.delete(f"{API}/promotions/{drop['id']}", headers=admin_headers)
-    ).status_code == 204
-    assert await session.scalar(select(func.count()).select_from(Promotion)) == 1
+    used = await create(client, admin_headers, WELCOME)
+    used_id = uuid.UUID(used["id"])
+    # One order holds WELCOME5 (as checkout counts it, which this test does not need).
+    async with session.begin():
+        await session.execute(update(Promotion).where(Promotion.id == used_id).values(times_used=1))
+        session.add(PromotionCustomerUse(promotion_id=used_id, customer_key="k", uses=1))
+    url = f"{API}/promotions/{used['id']}"
+    assert_problem(await client.delete(url, headers=admin_headers), 409, "promotion_in_use")
+    assert (await client.get(url, headers=admin_headers)).json()["times_used"] == 1
+    # The order was cancelled: its use came back.
+    async with session.begin():
+        await session.execute(update(Promotion).where(Promotion.id == used_id).values(times_used=0))
+        await session.execute(update(PromotionCustomerUse).values(uses=0))
+    assert (await client.delete(url, headers=admin_headers)).status_code == 204
+    assert_problem(await client.get(url, headers=admin_headers), 404, "promotion_not_found")
     assert [p["id"] for p in await listed(client, admin_headers)] == [keep["id"]]
+    assert await session.scalar(select(func.count()).select_from(PromotionCustomerUse)) == 0
 
 
 async def test_only_staff_with_mfa_or_a_scoped_key_may_manage_promotions(

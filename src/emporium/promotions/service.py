@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -239,14 +239,19 @@ async def update_promotion(
 
 
 async def delete_promotion(session: AsyncSession, actor: Actor, promotion_id: uuid.UUID) -> None:
-    """Staff: delete a promotion (its per-customer counts go with it). Raises
-    PromotionNotFound (404), PromotionInUse (409) when orders still refer to it."""
-    await session.delete(await _get(session, promotion_id))
+    """Staff: delete a promotion that no order holds (``times_used`` 0; its per-customer
+    counts go with it). One conditional DELETE, so a use taken meanwhile keeps it. Raises
+    PromotionNotFound (404), PromotionInUse (409: orders hold it or refer to it; set
+    ``active`` false instead)."""
+    stmt = delete(Promotion).where(Promotion.id == promotion_id, Promotion.times_used == 0)
     try:
         async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise PromotionInUse("Orders hold this promotion; deactivate it instead.") from exc
+            gone = (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+    except IntegrityError as exc:  # a table of another room refers to it
+        raise PromotionInUse("Orders refer to this promotion; deactivate it instead.") from exc
+    if not gone:
+        await _get(session, promotion_id)
+        raise PromotionInUse("Orders hold this promotion; deactivate it instead.")
     _log(actor, "promotion_deleted", promotion_id)
 
 

@@ -167,10 +167,13 @@ async def _demo_shipping(settings: Settings) -> bool:
 
 
 async def _demo_promotions(settings: Settings) -> bool:
-    """Add the demo promotions (an automatic sale and a code); False when the shop has some."""
+    """Add the demo promotions (an automatic sale and a code); False when the shop has some.
+    They are staff changes: their security events go to the configured log."""
     from emporium.core.db.base import create_engine, create_sessionmaker
+    from emporium.core.logging import configure_logging
     from emporium.promotions.demo import create_demo_promotions
 
+    configure_logging(settings)
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():

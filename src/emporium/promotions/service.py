@@ -61,7 +61,9 @@ def _log(actor: Actor, name: str, promotion_id: uuid.UUID) -> None:
 
 
 def _bad(field: str, msg: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+    """A 422 for the body's ``field`` (dotted for a nested one: ``applies_to.product_ids``)."""
+    loc = ["body", *field.split(".")]
+    return InvalidInput(f"{field}: {msg}", errors=[{"loc": loc, "msg": msg}])
 
 
 def promotion_read(promotion: Promotion) -> PromotionRead:
@@ -152,11 +154,11 @@ async def _free_code(
     return normal
 
 
-async def _store(session: AsyncSession, promotion: Promotion) -> None:
-    """Flush ``promotion``; the database's constraints decide races that the checks before
-    could not see: a code taken meanwhile (the one unique column besides the random id:
-    409), a use counted meanwhile that puts ``times_used`` over a lowered ``usage_limit``
-    (the CHECK ``times_used_within_limit``: 422)."""
+async def _store(session: AsyncSession) -> None:
+    """Flush the promotion created or changed; the database's constraints decide races
+    that the checks before could not see: a code taken meanwhile (the one unique column
+    besides the random id: 409), a use counted meanwhile that puts ``times_used`` over a
+    lowered ``usage_limit`` (the CHECK ``times_used_within_limit``: 422)."""
     try:
         async with session.begin_nested():
             await session.flush()
@@ -206,7 +208,7 @@ async def create_promotion(
     )
     _check(promotion)
     session.add(promotion)
-    await _store(session, promotion)
+    await _store(session)
     _log(actor, "promotion_created", promotion.id)
     return promotion_read(promotion)
 
@@ -233,7 +235,7 @@ async def update_promotion(
         setattr(promotion, key, value)
     _check(promotion)
     promotion.updated_at = utcnow()
-    await _store(session, promotion)
+    await _store(session)
     _log(actor, "promotion_updated", promotion.id)
     return promotion_read(promotion)
 

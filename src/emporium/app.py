@@ -87,6 +87,8 @@ from emporium.payments.routes import payments_router
 from emporium.payments.schemas import PaymentStatus as PaymentState
 from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
+from emporium.promotions.routes import promotions_router
+from emporium.promotions.schemas import PromotionType
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -290,6 +292,7 @@ _NAMED_ENUMS = {
     "ApiScope": get_args(ApiScope),
     "PaymentState": get_args(PaymentState),
     "RefundStatus": get_args(RefundStatus),
+    "PromotionType": get_args(PromotionType),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
@@ -316,6 +319,7 @@ def _api_router() -> Router:
             shipping_router,
             carts_router,
             payments_router,
+            promotions_router,
         ],
     )
 

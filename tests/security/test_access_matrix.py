@@ -266,6 +266,11 @@ def _forged_signature(body: bytes) -> dict[str, str]:
     return {"Test-Signature": sign(body, WRONG_SECRET, int(time.time()))}
 
 
+def _promotion_code() -> str:
+    """A promotion code no other promotion of the database has."""
+    return f"M-{uuid.uuid4().hex[:12]}"
+
+
 def _encoded(body: Json) -> bytes:
     return json.dumps(body, sort_keys=True).encode()
 
@@ -442,6 +447,17 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         "shipping:write", 200, lambda w: {"rate_bp": 750}
     ),
     ("DELETE", f"{API}/tax-rates/{{rate_id}}"): staff("shipping:write", 204),
+    ("GET", f"{API}/promotions"): staff("promotions:read", 200),
+    ("POST", f"{API}/promotions"): staff(
+        "promotions:write",
+        201,
+        lambda w: {"name": "M", "type": "percentage", "value": 1000, "code": _promotion_code()},
+    ),
+    ("GET", f"{API}/promotions/{{promotion_id}}"): staff("promotions:read", 200),
+    ("PATCH", f"{API}/promotions/{{promotion_id}}"): staff(
+        "promotions:write", 200, lambda w: {"value": 1500}
+    ),
+    ("DELETE", f"{API}/promotions/{{promotion_id}}"): staff("promotions:write", 204),
 }
 
 
@@ -655,6 +671,18 @@ async def _world(client: Client, setup: Setup) -> World:
             json={"url": HOOK_URL, "events": ["order.created"]},
         )
     )
+    promotion = await _created(
+        await client.post(
+            f"{API}/promotions",
+            headers=staff_headers,
+            json={
+                "name": "Matrix",
+                "type": "fixed_amount",
+                "value": 100,
+                "code": _promotion_code(),
+            },
+        )
+    )
     a_cart = await _created(await client.post(f"{API}/carts", json={}, headers=a))
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
@@ -674,6 +702,7 @@ async def _world(client: Client, setup: Setup) -> World:
         "code": "NO-SUCH-CODE",
         "currency": order["currency"],
         "webhook_id": hook["id"],
+        "promotion_id": promotion["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
         **shipping,
     }

@@ -241,6 +241,8 @@ ApiScope = Literal[
     "inventory:write",
     "orders:read",
     "orders:write",
+    "promotions:read",
+    "promotions:write",
     "shipping:read",
     "shipping:write",
 ]

@@ -243,6 +243,8 @@ ApiScope = Literal[
     "orders:write",
     "shipping:read",
     "shipping:write",
+    "giftcards:read",
+    "giftcards:write",
 ]
 
 

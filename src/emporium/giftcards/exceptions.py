@@ -33,9 +33,3 @@ class GiftCardCurrency(DomainError):
     """A payment with a gift card of another currency than the order's (422)."""
 
     status, code, title = 422, "gift_card_currency_mismatch", "Gift card in another currency"
-
-
-class GiftCardEmpty(DomainError):
-    """A payment with a gift card whose balance is zero (422 ``insufficient_funds``)."""
-
-    status, code, title = 422, "insufficient_funds", "Gift card balance is zero"

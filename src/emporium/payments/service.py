@@ -30,7 +30,7 @@ from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
 from emporium.core.security_events import security_event
 from emporium.giftcards import service as giftcards
-from emporium.giftcards.exceptions import GiftCardCurrency, GiftCardEmpty, GiftCardInvalid
+from emporium.giftcards.exceptions import GiftCardCurrency, GiftCardInvalid
 from emporium.orders.models import Order
 from emporium.payments.apply import Actor, apply_intent, record_change
 from emporium.payments.exceptions import (
@@ -118,7 +118,7 @@ async def open_payment(
         OrderNotPayable: (409 ``order_not_payable``) the order is not ``pending``.
         AmountExceedsBalance: (409 ``amount_exceeds_balance``) more than the unpaid balance,
             or nothing is left to pay.
-        GiftCardInvalid, GiftCardCurrency, GiftCardEmpty: (422) see :func:`_terms`.
+        GiftCardInvalid, GiftCardCurrency: (422) see :func:`_terms`.
     """
     ctx.provider(data.provider)
     if data.provider == "manual" and not is_staff:
@@ -168,7 +168,6 @@ async def _terms(
         GiftCardInvalid: (422 ``gift_card_invalid``) no code, or one that is unknown,
             disabled or expired (one answer for all; logged without the code).
         GiftCardCurrency: (422) the card is in another currency than the order.
-        GiftCardEmpty: (422 ``insufficient_funds``) the card's balance is zero.
     """
     if data.provider != GIFT_CARD:
         if data.code is not None:
@@ -185,9 +184,11 @@ async def _terms(
         raise GiftCardInvalid("This gift card code cannot be used.")
     if card.currency != currency:
         raise GiftCardCurrency(f"This gift card is in {card.currency}, the order in {currency}.")
-    if card.balance <= 0:
-        raise GiftCardEmpty("This gift card has no balance left.")
-    return method_of(card.id), min(card.balance, balance) if data.amount is None else data.amount
+    if data.amount is not None:
+        return method_of(card.id), data.amount
+    # An empty card still makes a payment, declined ``insufficient_funds`` by the provider,
+    # as a card that was emptied by a concurrent payment meanwhile is.
+    return method_of(card.id), min(card.balance, balance) if card.balance > 0 else balance
 
 
 @dataclass(frozen=True)

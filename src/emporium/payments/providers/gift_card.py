@@ -36,6 +36,7 @@ from emporium.payments.providers.base import (
     Intent,
     InvalidSignature,
     PaymentDeclined,
+    ProviderError,
     ProviderEvent,
     RefundResult,
 )
@@ -111,20 +112,19 @@ class GiftCardProvider:
         card_id = _card_of(payment_method)
         try:
             async with self._sessionmaker() as session, session.begin():
-                found = await giftcards.debit_of(session, payment_id)
-                if found is not None:
-                    return _captured(found, currency)
-                after = await giftcards.debit(
-                    session, card_id, amount, currency, payment_id=payment_id, order_id=order_id
-                )
-        except IntegrityError:  # the same payment debited at the same time: answer that one
-            after = 0
-        if after is None:
+                if await giftcards.debit_of(session, payment_id) is None:
+                    await giftcards.debit(
+                        session, card_id, amount, currency, payment_id=payment_id, order_id=order_id
+                    )
+        except IntegrityError:
+            pass  # this payment debited at the same time (unique), or the CHECK refused
+        try:
+            return await self.retrieve(_reference(payment_id), currency)
+        except PaymentDeclined:  # no debit: the card could not pay, nothing was taken
             meta = {PAYMENT_ID_KEY: str(payment_id), ORDER_ID_KEY: str(order_id)}
             return Intent(
                 _reference(payment_id), "failed", amount, 0, currency, None, INSUFFICIENT, meta
             )
-        return await self.retrieve(_reference(payment_id), currency)
 
     async def retrieve(self, reference: str, currency: str = "") -> Intent:
         """The payment as the ledger tells it: ``captured`` with its debit; else
@@ -176,7 +176,9 @@ class GiftCardProvider:
                     order_id=debit.order_id,
                 )
         except IntegrityError:  # the same refund credited at the same time: it is done
-            pass
+            async with self._sessionmaker() as session:
+                if await giftcards.credit_of(session, refund_id) is None:
+                    raise ProviderError("the credit could not be written") from None
         return result
 
     def parse_event(self, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:

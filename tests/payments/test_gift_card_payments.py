@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.app import create_app
 from emporium.core.clock import MovableClock
 from emporium.core.config import Settings
+from emporium.jobs.models import OutboxEvent
 from emporium.payments.models import Payment
 from emporium.payments.providers.gift_card import GiftCardProvider
 from factories import API, Client, assert_problem
@@ -142,7 +143,7 @@ async def test_twenty_buyers_spend_a_card_that_covers_three_and_exactly_three_pa
 
 
 async def test_split_tender_pays_the_order_and_a_retry_debits_nothing_more(
-    client: Client, admin_headers: dict[str, str]
+    client: Client, admin_headers: dict[str, str], session: AsyncSession
 ) -> None:
     order, guest = await guest_order(client, admin_headers, quantity=2, price=1500)
     card = await issue(client, admin_headers, 1000)
@@ -180,6 +181,18 @@ async def test_split_tender_pays_the_order_and_a_retry_debits_nothing_more(
     assert state["balance"] == 0
     assert [m["kind"] for m in state["movements"]] == ["issued", "debit"]
     assert_ledger_holds(state)
+    # The card's events, once each, name the card and the payment, never the code.
+    found = (await session.execute(select(OutboxEvent.type, OutboxEvent.data))).all()
+    mine = [(t, d) for t, d in found if d.get("gift_card_id") == card["id"]]
+    assert sorted(t for t, _ in mine) == ["gift_card.created", "gift_card.debited"]
+    debited = next(d for t, d in mine if t == "gift_card.debited")
+    assert (debited["payment_id"], debited["amount"], debited["balance"]) == (
+        first.json()["id"],
+        1000,
+        0,
+    )
+    code = card["code"].replace("-", "")
+    assert all(code not in str(d) and card["code"] not in str(d) for _, d in found)
 
 
 async def test_a_failed_second_payment_keeps_the_card_amount_until_the_order_is_cancelled(

@@ -222,3 +222,22 @@ async def test_the_balance_check_is_rate_limited_per_address(
     assert_problem(answers[-1], 429, "rate_limited")
     assert int(answers[-1].headers["retry-after"]) > 0
     assert answers[0].headers["ratelimit-limit"] == "3"
+
+
+async def test_cards_are_listed_newest_first_page_by_page(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    made = [(await issue(client, admin_headers, initial_balance=100 + n))["id"] for n in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = await client.get(CARDS, params=params, headers=admin_headers)
+        assert page.status_code == 200, page.text
+        seen += [c["id"] for c in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made[::-1]
+    bad = await client.get(CARDS, params={"cursor": "nonsense"}, headers=admin_headers)
+    assert_problem(bad, 422)

@@ -61,6 +61,9 @@ from emporium.core.http.ops import MetricsController, healthz, loopback_client, 
 from emporium.core.http.ratelimit import RateLimiter
 from emporium.core.logging import configure_logging
 from emporium.core.resources import Resources, provide_resources
+from emporium.giftcards.routes import giftcards_router
+from emporium.giftcards.schemas import GiftCardStatus
+from emporium.giftcards.schemas import MovementKind as GiftCardMovementKind
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind
@@ -293,6 +296,8 @@ _NAMED_ENUMS = {
     "PaymentState": get_args(PaymentState),
     "RefundStatus": get_args(RefundStatus),
     "PromotionType": get_args(PromotionType),
+    "GiftCardStatus": get_args(GiftCardStatus),
+    "GiftCardMovementKind": get_args(GiftCardMovementKind),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
@@ -320,6 +325,7 @@ def _api_router() -> Router:
             carts_router,
             payments_router,
             promotions_router,
+            giftcards_router,
         ],
     )
 

@@ -458,6 +458,14 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         "promotions:write", 200, lambda w: {"value": 1500}
     ),
     ("DELETE", f"{API}/promotions/{{promotion_id}}"): staff("promotions:write", 204),
+    ("GET", f"{API}/gift-cards"): staff("giftcards:read", 200),
+    ("POST", f"{API}/gift-cards"): staff(
+        "giftcards:write", 201, lambda w: {"initial_balance": 500, "currency": "USD"}
+    ),
+    ("GET", f"{API}/gift-cards/{{card_id}}"): staff("giftcards:read", 200),
+    ("POST", f"{API}/gift-cards/{{card_id}}/disable"): staff("giftcards:write", 200),
+    # The code is the credential: whoever holds it may read the balance (rate limited).
+    ("POST", f"{API}/gift-cards/balance"): everyone(200, lambda w: {"code": w.ids["gift_code"]}),
 }
 
 
@@ -705,6 +713,7 @@ async def _world(client: Client, setup: Setup) -> World:
         "promotion_id": promotion["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
         **shipping,
+        **await _gift_cards(client, staff_headers),
     }
     world = World(headers, ids, extra["a_email"], extra["spare"].refresh_token)
     key = await api_key_headers(client, world)
@@ -904,6 +913,22 @@ async def _shipping(client: Client, staff_headers: dict[str, str]) -> dict[str, 
         )
     )
     return {"zone_id": made[1]["id"], "rate_id": made[2]["id"], "method_id": method["id"]}
+
+
+async def _gift_cards(client: Client, staff_headers: dict[str, str]) -> dict[str, str]:
+    """Two gift cards: one to read and disable (``card_id``), one whose code is held for the
+    balance check (``gift_code``)."""
+    made = [
+        await _created(
+            await client.post(
+                f"{API}/gift-cards",
+                json={"initial_balance": 1000, "currency": "USD"},
+                headers=staff_headers,
+            )
+        )
+        for _ in range(2)
+    ]
+    return {"card_id": made[0]["id"], "gift_code": made[1]["code"]}
 
 
 async def _dead_letters(setup: Setup, endpoint_id: uuid.UUID) -> dict[str, str]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conftest import SignIn
 from emporium.core.clock import utcnow
 from emporium.core.db.base import table_of
+from emporium.jobs.models import OutboxEvent
 from emporium.promotions.models import Promotion
 from factories import API, Client, assert_problem
 from orders.support import order, stocked_variants
@@ -54,6 +55,18 @@ async def test_a_code_entered_in_any_case_discounts_the_cart_and_the_order(
     again = await client.get(f"{API}/orders/{order['id']}", headers=token)
     assert again.json()["promotions"] == order["promotions"]
     assert await _times_used(session, promo) == 1
+    redeemed = (
+        (
+            await session.execute(
+                select(OutboxEvent.data).where(OutboxEvent.type == "promotion.redeemed")
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert [(e["order_id"], e["code"], e["amount"]) for e in redeemed] == [
+        (order["id"], "SAVE10", 400)
+    ]
     emptied = await client.get(f"{API}/carts/{cart_id}", headers=holder)
     assert emptied.json()["promotion_codes"] == []
 

@@ -164,9 +164,19 @@ def _admin_flows(http: httpx.Client, s: Server, canaries: list[str]) -> None:
     forged = "emp_key_" + secrets.token_urlsafe(32)
     http.post(s.url("/categories"), json={"name": "F"}, headers={"X-API-Key": forged})
     _ok(http.delete(s.url(f"/api-keys/{key['id']}"), headers=auth), 204)
+    _promotion_flow(http, s, auth)
     http.request("DELETE", s.url("/auth/mfa/totp"), json={"password": WRONG_PASSWORD}, headers=auth)
     canaries += [secret, *recovery, *(c.replace("-", "") for c in recovery), key["key"]]
     canaries += [forged, challenge["mfa_token"], pair["access_token"], mfa_pair["refresh_token"]]
+
+
+def _promotion_flow(http: httpx.Client, s: Server, auth: dict[str, str]) -> None:
+    """A promotion created, changed and deleted by the admin: three ``info`` events."""
+    body = {"name": "Canary sale", "code": "canary-10", "type": "percentage", "value": 1000}
+    made = _ok(http.post(s.url("/promotions"), json=body, headers=auth), 201)
+    url = s.url(f"/promotions/{made['id']}")
+    _ok(http.patch(url, json={"value": 1500}, headers=auth))
+    _ok(http.delete(url, headers=auth), 204)
 
 
 @pytest.mark.slow
@@ -206,9 +216,16 @@ def test_no_secret_or_personal_data_reaches_the_logs(server: tuple[Server, list[
         "authn_token_created",
         "authn_token_revoked",
         "user_updated",
+        "promotion_created",
+        "promotion_updated",
+        "promotion_deleted",
     }, names
     for event in events:
         assert {"request_id", "user_id", "client_ip", "timestamp"} <= event.keys(), event
         assert event["timestamp"].endswith("Z"), event
         assert event["client_ip"] == "127.0.0.1", event
     assert any(e["event"] == "authz_fail" and e["user_id"] for e in events)
+    promotions = [e for e in events if e["event"].startswith("promotion_")]
+    assert len(promotions) == 3, promotions
+    assert all(e["level"] == "info" and e["user_id"] and e["promotion_id"] for e in promotions)
+    assert len({e["promotion_id"] for e in promotions}) == 1

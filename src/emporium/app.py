@@ -61,6 +61,9 @@ from emporium.core.http.ops import MetricsController, healthz, loopback_client, 
 from emporium.core.http.ratelimit import RateLimiter
 from emporium.core.logging import configure_logging
 from emporium.core.resources import Resources, provide_resources
+from emporium.giftcards.routes import giftcards_router
+from emporium.giftcards.schemas import GiftCardStatus
+from emporium.giftcards.schemas import MovementKind as GiftCardMovementKind
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind
@@ -87,6 +90,8 @@ from emporium.payments.routes import payments_router
 from emporium.payments.schemas import PaymentStatus as PaymentState
 from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
+from emporium.promotions.routes import promotions_router
+from emporium.promotions.schemas import PromotionType
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -290,6 +295,9 @@ _NAMED_ENUMS = {
     "ApiScope": get_args(ApiScope),
     "PaymentState": get_args(PaymentState),
     "RefundStatus": get_args(RefundStatus),
+    "PromotionType": get_args(PromotionType),
+    "GiftCardStatus": get_args(GiftCardStatus),
+    "GiftCardMovementKind": get_args(GiftCardMovementKind),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
@@ -316,6 +324,8 @@ def _api_router() -> Router:
             shipping_router,
             carts_router,
             payments_router,
+            promotions_router,
+            giftcards_router,
         ],
     )
 

@@ -166,6 +166,22 @@ async def _demo_shipping(settings: Settings) -> bool:
         await engine.dispose()
 
 
+async def _demo_promotions(settings: Settings) -> bool:
+    """Add the demo promotions (an automatic sale and a code); False when the shop has some.
+    They are staff changes: their security events go to the configured log."""
+    from emporium.core.db.base import create_engine, create_sessionmaker
+    from emporium.core.logging import configure_logging
+    from emporium.promotions.demo import create_demo_promotions
+
+    configure_logging(settings)
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await create_demo_promotions(session, currency=settings.currency)
+    finally:
+        await engine.dispose()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -205,6 +221,8 @@ def serve(
         click.echo("demo catalog loaded: " + report.summary().replace("\n", "; "), err=True)
     if with_demo and asyncio.run(_demo_shipping(settings)):
         click.echo("demo shipping zones, methods and tax rates added", err=True)
+    if with_demo and asyncio.run(_demo_promotions(settings)):
+        click.echo("demo promotions added: Winter sale (automatic) and code WELCOME5", err=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emporium-metrics-")
     # "Emporium listening on ..." is printed by uvicorn_log_config once the port is bound.

@@ -402,6 +402,30 @@ async def _guest_flows(
     await check("a payment awaiting 3-D Secure (its client secret)")
 
 
+async def _gift_card_flow(
+    client: Client,
+    staff: dict[str, str],
+    marker: str,
+    check: Callable[[str], Awaitable[None]],
+    canaries: dict[str, str],
+) -> None:
+    """Staff issue a gift card whose note names a person; its code (as shown and as typed)
+    and the note are canaries from then on; its balance is checked by code."""
+    note = f"For Gideon Giftee{marker}"
+    issued = await client.post(
+        f"{API}/gift-cards",
+        json={"initial_balance": 500, "currency": "USD", "note": note},
+        headers=staff,
+    )
+    assert issued.status_code == 201, issued.text
+    code = issued.json()["code"]
+    canaries |= {"gift card code": code, "typed code": code.replace("-", ""), "note": note}
+    await check("issuing a gift card")
+    balance = await client.post(f"{API}/gift-cards/balance", json={"code": code.lower()})
+    assert balance.status_code == 200, balance.text
+    await check("a gift card's balance check")
+
+
 @pytest.mark.slow
 async def test_no_canary_is_stored_in_clear_after_any_flow(
     ip_client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
@@ -483,6 +507,7 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
         assert replay.json()["shipping_address"]["line1"] == ADDRESS["line1"]
         await check(f"the replay of {flow}")
     await _guest_flows(ip_client, items, guest_email, guest_address, check, canaries)
+    await _gift_card_flow(ip_client, admin_headers, marker, check, canaries)
     exported = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
     assert exported.status_code == 200
     await check("the export")

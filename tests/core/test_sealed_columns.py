@@ -57,6 +57,7 @@ def test_every_encrypted_column_is_declared_sealed() -> None:
         ("user_account", "totp_secret_enc"): "totp_secret",
         ("webhook_endpoint", "secret_enc"): "secret",
         ("payment", "client_secret_enc"): "client_secret",
+        ("gift_card", "note_enc"): "note",
     }
 
 

@@ -242,4 +242,4 @@ async def test_an_idempotency_key_makes_one_payment(
 async def test_the_enabled_providers_are_listed_for_anyone(client: Client) -> None:
     answer = await client.get(f"{API}/payment-providers")
     assert answer.status_code == 200
-    assert [p["name"] for p in answer.json()["items"]] == ["manual", "test"]
+    assert [p["name"] for p in answer.json()["items"]] == ["manual", "test", "gift_card"]

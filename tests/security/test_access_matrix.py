@@ -266,6 +266,11 @@ def _forged_signature(body: bytes) -> dict[str, str]:
     return {"Test-Signature": sign(body, WRONG_SECRET, int(time.time()))}
 
 
+def _promotion_code() -> str:
+    """A promotion code no other promotion of the database has."""
+    return f"M-{uuid.uuid4().hex[:12]}"
+
+
 def _encoded(body: Json) -> bytes:
     return json.dumps(body, sort_keys=True).encode()
 
@@ -409,6 +414,11 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("DELETE", f"{API}/carts/{{cart_id}}/items/{{item_id}}"): cart_holder(204),
     ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200),
+    # A holder gets past the guard to the code's own refusal (no such code), others 404.
+    ("POST", f"{API}/carts/{{cart_id}}/promotion-codes"): cart_holder(
+        422, lambda w: {"code": w.ids["code"]}
+    ),
+    ("DELETE", f"{API}/carts/{{cart_id}}/promotion-codes/{{code}}"): cart_holder(200),
     # Claiming needs a customer: others are refused by the guard; B does not hold A's cart.
     ("POST", f"{API}/carts/{{cart_id}}/claim"): Expect(frozenset({A}), 200, None, {B: 404}),
     ("GET", f"{API}/shipping-zones"): staff("shipping:read", 200),
@@ -437,6 +447,25 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         "shipping:write", 200, lambda w: {"rate_bp": 750}
     ),
     ("DELETE", f"{API}/tax-rates/{{rate_id}}"): staff("shipping:write", 204),
+    ("GET", f"{API}/promotions"): staff("promotions:read", 200),
+    ("POST", f"{API}/promotions"): staff(
+        "promotions:write",
+        201,
+        lambda w: {"name": "M", "type": "percentage", "value": 1000, "code": _promotion_code()},
+    ),
+    ("GET", f"{API}/promotions/{{promotion_id}}"): staff("promotions:read", 200),
+    ("PATCH", f"{API}/promotions/{{promotion_id}}"): staff(
+        "promotions:write", 200, lambda w: {"value": 1500}
+    ),
+    ("DELETE", f"{API}/promotions/{{promotion_id}}"): staff("promotions:write", 204),
+    ("GET", f"{API}/gift-cards"): staff("giftcards:read", 200),
+    ("POST", f"{API}/gift-cards"): staff(
+        "giftcards:write", 201, lambda w: {"initial_balance": 500, "currency": "USD"}
+    ),
+    ("GET", f"{API}/gift-cards/{{card_id}}"): staff("giftcards:read", 200),
+    ("POST", f"{API}/gift-cards/{{card_id}}/disable"): staff("giftcards:write", 200),
+    # The code is the credential: whoever holds it may read the balance (rate limited).
+    ("POST", f"{API}/gift-cards/balance"): everyone(200, lambda w: {"code": w.ids["gift_code"]}),
 }
 
 
@@ -490,6 +519,12 @@ GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
         204, holders=TOKEN_HOLDERS
     ),
     ("GET", f"{API}/carts/{{cart_id}}/shipping-methods"): cart_holder(200, holders=TOKEN_HOLDERS),
+    ("POST", f"{API}/carts/{{cart_id}}/promotion-codes"): cart_holder(
+        422, lambda w: {"code": w.ids["code"]}, TOKEN_HOLDERS
+    ),
+    ("DELETE", f"{API}/carts/{{cart_id}}/promotion-codes/{{code}}"): cart_holder(
+        200, holders=TOKEN_HOLDERS
+    ),
     # Claiming needs a signed-in customer holding the Cart-Token: the guest is not signed in
     # (401), customers without the token do not hold the cart (404), staff are not
     # customers (403).
@@ -644,6 +679,18 @@ async def _world(client: Client, setup: Setup) -> World:
             json={"url": HOOK_URL, "events": ["order.created"]},
         )
     )
+    promotion = await _created(
+        await client.post(
+            f"{API}/promotions",
+            headers=staff_headers,
+            json={
+                "name": "Matrix",
+                "type": "fixed_amount",
+                "value": 100,
+                "code": _promotion_code(),
+            },
+        )
+    )
     a_cart = await _created(await client.post(f"{API}/carts", json={}, headers=a))
     sessions = await client.get(f"{API}/auth/sessions", headers=a)
     spare_id = next(s["id"] for s in sessions.json() if not s["current"])
@@ -660,10 +707,13 @@ async def _world(client: Client, setup: Setup) -> World:
         "cart_id": a_cart["id"],
         "order_id": order["id"],
         "provider": "test",
+        "code": "NO-SUCH-CODE",
         "currency": order["currency"],
         "webhook_id": hook["id"],
+        "promotion_id": promotion["id"],
         **await _dead_letters(setup, uuid.UUID(hook["id"])),
         **shipping,
+        **await _gift_cards(client, staff_headers),
     }
     world = World(headers, ids, extra["a_email"], extra["spare"].refresh_token)
     key = await api_key_headers(client, world)
@@ -863,6 +913,22 @@ async def _shipping(client: Client, staff_headers: dict[str, str]) -> dict[str, 
         )
     )
     return {"zone_id": made[1]["id"], "rate_id": made[2]["id"], "method_id": method["id"]}
+
+
+async def _gift_cards(client: Client, staff_headers: dict[str, str]) -> dict[str, str]:
+    """Two gift cards: one to read and disable (``card_id``), one whose code is held for the
+    balance check (``gift_code``)."""
+    made = [
+        await _created(
+            await client.post(
+                f"{API}/gift-cards",
+                json={"initial_balance": 1000, "currency": "USD"},
+                headers=staff_headers,
+            )
+        )
+        for _ in range(2)
+    ]
+    return {"card_id": made[0]["id"], "gift_code": made[1]["code"]}
 
 
 async def _dead_letters(setup: Setup, endpoint_id: uuid.UUID) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -237,10 +237,14 @@ class MfaDisableIn(Struct, forbid_unknown_fields=True):
 
 ApiScope = Literal[
     "catalog:write",
+    "giftcards:read",
+    "giftcards:write",
     "inventory:read",
     "inventory:write",
     "orders:read",
     "orders:write",
+    "promotions:read",
+    "promotions:write",
     "shipping:read",
     "shipping:write",
 ]
@@ -250,7 +254,7 @@ class ApiKeyCreate(Struct, forbid_unknown_fields=True):
     """A new API key: a name, its scopes and an optional expiry (RFC 3339, future)."""
 
     name: Annotated[str, Meta(min_length=1, max_length=100)]
-    scopes: Annotated[list[ApiScope], Meta(min_length=1, max_length=10)]
+    scopes: Annotated[list[ApiScope], Meta(min_length=1, max_length=len(get_args(ApiScope)))]
     expires_at: datetime | None = None
 
 

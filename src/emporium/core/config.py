@@ -192,6 +192,10 @@ class Settings(BaseSettings):
         description="Payments pending or awaiting action this long are asked about at the "
         "provider (reconciliation job)",
     )
+    payments_gift_cards: bool = Field(
+        default=True,
+        description="Offer the gift_card payment provider (gift cards issued by staff)",
+    )
     staff_email: str | None = Field(
         default=None,
         description="Where alerts for staff go (money captured on a cancelled order, refunded "
@@ -212,6 +216,8 @@ class Settings(BaseSettings):
     rate_limit_review_post: str = "5/minute;50/day"
     rate_limit_checkout: str = "10/minute;100/hour"
     rate_limit_cart: str = "60/minute;1000/hour"
+    rate_limit_promotion_code: str = "10/minute;100/hour"
+    rate_limit_gift_card_balance: str = "10/minute;100/hour"
 
     @field_validator("trusted_proxies", "cors_allow_origins", "payment_providers", mode="before")
     @classmethod

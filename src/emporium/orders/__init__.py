@@ -5,7 +5,8 @@ request's one transaction; order status moves only along ``lifecycle.TRANSITIONS
 a conditional update recorded with who made it and when. ``POST /orders`` honours
 ``Idempotency-Key`` with Stripe's semantics (``idempotency.py``).
 
-May import: ``emporium.shipping`` (methods and rates for a cart), ``emporium.inventory``,
+May import: ``emporium.shipping`` (methods and rates for a cart), ``emporium.promotions``
+(the discounts of a cart, uses taken at checkout), ``emporium.inventory``,
 ``emporium.catalog``, ``emporium.accounts``, ``emporium.mail`` (guest order e-mails),
 ``emporium.jobs`` (domain events) and ``emporium.core``. Publishes: ``checkout.place_order``,
 ``queries`` (reads: reviews ask ``has_paid_purchase``), ``service`` writes (the erasure

@@ -31,6 +31,7 @@ from emporium.orders.schemas import (
     CartItemUpdate,
     CartUpdate,
     CartView,
+    PromotionCodeAdd,
     ShippingOption,
 )
 
@@ -171,6 +172,54 @@ async def remove_item(
     await carts.remove_line(session, cart, item_id)
 
 
+@post(
+    "/carts/{cart_id:uuid}/promotion-codes",
+    status_code=200,
+    guards=[CART_WRITE, rate_limit("promotion_code", key=identified_caller)],
+    responses=problem_responses(404, 415, 422, 429),
+)
+async def add_promotion_code(
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    data: JSONBody[PromotionCodeAdd],
+    cart_token: CartToken = None,
+) -> CartView:
+    """Enter a promotion code (case-insensitive). Refused with 422
+    ``promotion_code_invalid``, ``promotion_expired``, ``promotion_exhausted`` or
+    ``promotion_not_applicable``, and then nothing changes. Rate limited per caller
+    (``EMPORIUM_RATE_LIMIT_PROMOTION_CODE``) besides the cart policy."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    await carts.add_code(
+        session, accounts.vault, cart, data.code, prices_include_tax=settings.prices_include_tax
+    )
+    return await _shown(session, accounts, settings, cart)
+
+
+@delete(
+    "/carts/{cart_id:uuid}/promotion-codes/{code:str}",
+    status_code=200,
+    guards=[CART_WRITE],
+    responses=WRITE,
+)
+async def remove_promotion_code(
+    request: AnyRequest,
+    session: DbSession,
+    accounts: Ctx,
+    settings: SettingsDep,
+    cart_id: FromPath[uuid.UUID],
+    code: FromPath[str],
+    cart_token: CartToken = None,
+) -> CartView:
+    """Take a promotion code off the cart (case-insensitive; one it does not hold changes
+    nothing); answers the cart."""
+    cart = await _cart(session, request, cart_id, cart_token)
+    await carts.remove_code(session, cart, code)
+    return await _shown(session, accounts, settings, cart)
+
+
 @get("/carts/{cart_id:uuid}/shipping-methods", responses=HOLDER)
 async def shipping_methods(
     request: AnyRequest,
@@ -219,6 +268,8 @@ carts_router = audience_router(
         add_item,
         update_item,
         remove_item,
+        add_promotion_code,
+        remove_promotion_code,
         shipping_methods,
         claim_cart,
     ],

@@ -11,6 +11,7 @@ cart's address and shipping method, with current prices.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -31,7 +32,8 @@ from emporium.orders.exceptions import (
     CartNotFound,
     ShippingMethodUnavailable,
 )
-from emporium.orders.models import Cart, CartItem
+from emporium.orders.models import Cart, CartItem, CartPromotionCode
+from emporium.orders.promoting import applied, buyer_key, issues, usable_now
 from emporium.orders.quote import Goods, Place, Quote, methods_for, quote
 from emporium.orders.schemas import (
     MAX_QUANTITY,
@@ -45,9 +47,14 @@ from emporium.orders.schemas import (
     ShippingAddress,
     ShippingOption,
 )
+from emporium.promotions.codes import normalise_code
+from emporium.promotions.engine import Offer
+from emporium.promotions.exceptions import REFUSALS
+from emporium.promotions.offers import Available, report
 
 TOKEN_PURPOSE = "cart"  # noqa: S105 (the name of a token kind, not a secret)
 _C, _V, _P = table_of(CartItem).c, table_of(Variant).c, table_of(Product).c
+_K = table_of(CartPromotionCode).c
 _LINES = (
     select(
         _C.id,
@@ -61,6 +68,8 @@ _LINES = (
         _P.title.label("product_title"),
         _P.published,
         _P.tax_class,
+        _P.id.label("product_id"),
+        _P.category_id,
     )
     .join(table_of(Variant), _V.id == _C.variant_id)
     .join(table_of(Product), _P.id == _V.product_id)
@@ -95,8 +104,10 @@ async def quantities(session: AsyncSession, cart: Cart) -> list[tuple[uuid.UUID,
 
 
 async def empty(session: AsyncSession, cart: Cart) -> None:
-    """Remove every line of the cart (after its checkout); e-mail and addresses stay."""
+    """Remove every line and promotion code of the cart (after its checkout); e-mail and
+    addresses stay."""
     await session.execute(delete(table_of(CartItem)).where(_C.cart_id == cart.id))
+    await session.execute(delete(table_of(CartPromotionCode)).where(_K.cart_id == cart.id))
     cart.updated_at = utcnow()
     await session.flush()
 
@@ -128,7 +139,25 @@ async def _lines(session: AsyncSession, cart: Cart) -> list[Any]:
 
 
 def _goods(rows: list[Any]) -> list[Goods]:
-    return [Goods(r.price, r.quantity, r.tax_class, r.weight_grams) for r in rows]
+    return [
+        Goods(r.price, r.quantity, r.tax_class, r.weight_grams, r.product_id, r.category_id)
+        for r in rows
+    ]
+
+
+async def codes_of(session: AsyncSession, cart: Cart) -> list[str]:
+    """The promotion codes entered on the cart, in the order they were entered."""
+    rows = await session.execute(
+        select(_K.code).where(_K.cart_id == cart.id).order_by(_K.created_at, _K.code)
+    )
+    return list(rows.scalars())
+
+
+async def _available(
+    session: AsyncSession, vault: Vault, cart: Cart, codes: list[str]
+) -> Available:
+    key = buyer_key(vault, open_email(vault, cart), cart.customer_id)
+    return await usable_now(session, codes=codes, currency=cart.currency, customer_key=key)
 
 
 async def _quote_shown(
@@ -137,6 +166,7 @@ async def _quote_shown(
     rows: list[Any],
     place: Place | None,
     prices_include_tax: bool,
+    offers: Sequence[Offer] = (),
 ) -> Quote:
     """The cart's quote with its method, or without it when the method no longer serves the
     address or the weight."""
@@ -148,6 +178,7 @@ async def _quote_shown(
         currency=cart.currency,
         prices_include_tax=prices_include_tax,
         require_method=False,
+        offers=offers,
     )
     try:
         return await priced(method_id=cart.shipping_method_id)
@@ -158,12 +189,17 @@ async def _quote_shown(
 async def view(
     session: AsyncSession, vault: Vault, cart: Cart, *, prices_include_tax: bool
 ) -> CartView:
-    """The cart priced for its address and method. A method that no longer serves the
-    address (or weight) is left out of the figures and shown as null."""
+    """The cart priced for its address and method, with the automatic promotions and its
+    codes (the best mix for the buyer, ``promotions.engine``); each code that gives nothing
+    is in ``promotion_issues`` with the reason. A method that no longer serves the address
+    (or weight) is left out of the figures and shown as null."""
     rows = await _lines(session, cart)
     address = open_address(vault, cart, "shipping_address")
     place = Place.of(msgspec.structs.asdict(address)) if address else None
-    quoted = await _quote_shown(session, cart, rows, place, prices_include_tax)
+    codes = await codes_of(session, cart)
+    usable = await _available(session, vault, cart, codes)
+    quoted = await _quote_shown(session, cart, rows, place, prices_include_tax, usable.offers)
+    problems = usable.problems + report(quoted.promotions, quoted.lines, cart.currency)
     p, method = quoted.priced, quoted.method
     items = [
         CartLineRead(
@@ -200,7 +236,9 @@ async def view(
         shipping_address=address,
         billing_address=open_address(vault, cart, "billing_address"),
         shipping_method=shipping,
-        promotion_codes=[],
+        promotion_codes=codes,
+        promotions=applied(quoted.promotions),
+        promotion_issues=issues(problems),
         updated_at=cart.updated_at,
     )
 
@@ -397,3 +435,53 @@ async def claim(session: AsyncSession, identity: Identity, cart: Cart) -> Cart:
     mine.updated_at = utcnow()
     await session.flush()
     return mine
+
+
+MAX_CODES = 5
+"""Promotion codes a cart holds at most."""
+
+
+async def add_code(
+    session: AsyncSession, vault: Vault, cart: Cart, code: str, *, prices_include_tax: bool
+) -> None:
+    """Enter a promotion code on the cart (normalised: ``promotions.codes``). A code it
+    holds already changes nothing. A code that gives nothing only because a better
+    promotion applies is kept (``promotion_issues`` says so).
+
+    Raises:
+        InvalidInput: (422) a malformed code, or more than :data:`MAX_CODES` codes.
+        PromotionRefused: (422) ``promotion_code_invalid``, ``promotion_expired``,
+            ``promotion_exhausted`` or ``promotion_not_applicable``; nothing is kept.
+    """
+    code = normalise_code(code)
+    codes = await codes_of(session, cart)
+    if code in codes:
+        return
+    if len(codes) >= MAX_CODES:
+        raise InvalidInput(f"A cart holds at most {MAX_CODES} promotion codes.")
+    usable = await _available(session, vault, cart, [*codes, code])
+    address = open_address(vault, cart, "shipping_address")
+    place = Place.of(msgspec.structs.asdict(address)) if address else None
+    quoted = await _quote_shown(
+        session, cart, await _lines(session, cart), place, prices_include_tax, usable.offers
+    )
+    problems = usable.problems + report(quoted.promotions, quoted.lines, cart.currency)
+    refusal = next((p for p in problems if p.code == code and p.reason in REFUSALS), None)
+    if refusal is not None:
+        raise REFUSALS[refusal.reason](refusal.detail)
+    now = utcnow()
+    session.add(CartPromotionCode(cart_id=cart.id, code=code, created_at=now))
+    cart.updated_at = now
+    await session.flush()
+
+
+async def remove_code(session: AsyncSession, cart: Cart, code: str) -> None:
+    """Take a promotion code off the cart (case-insensitive); one it does not hold changes
+    nothing."""
+    await session.execute(
+        delete(table_of(CartPromotionCode)).where(
+            _K.cart_id == cart.id, _K.code == code.strip().upper()
+        )
+    )
+    cart.updated_at = utcnow()
+    await session.flush()

@@ -48,7 +48,7 @@ from emporium.orders.models import (
     OrderLine,
     OrderStatusChange,
 )
-from emporium.orders.pricing import PricedOrder
+from emporium.orders.promoting import applied, buyer_key, redeem, refuse_codes, usable_now
 from emporium.orders.queries import read_order
 from emporium.orders.quote import Goods, Place, Quote, quote
 from emporium.orders.schemas import (
@@ -62,6 +62,8 @@ from emporium.orders.schemas import (
 )
 from emporium.orders.service import order_event_data, seal_address, seal_email
 from emporium.orders.totals import line_read, line_row, order_figures, shipping_read
+from emporium.promotions.codes import normalise_code
+from emporium.promotions.offers import Available, report
 
 _V, _P, _O = table_of(Variant).c, table_of(Product).c, table_of(Order).c
 _U = table_of(UserAccount).c
@@ -78,6 +80,7 @@ _PRICING = select(
     _P.title.label("product_title"),
     _P.published,
     _P.tax_class,
+    _P.category_id,
 ).join(table_of(Product), _P.id == _V.product_id)
 log = structlog.get_logger("emporium.orders")
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
@@ -151,6 +154,7 @@ class Purchase:
     address: dict[str, Any]
     billing_address: dict[str, Any] | None
     method_id: uuid.UUID | None
+    codes: tuple[str, ...] = ()
 
 
 async def _account_email(session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID) -> str:
@@ -187,8 +191,8 @@ async def place_order(
         VariantUnavailable: (422) a line names a variant that is not for sale.
         InsufficientStock: (409) naming every short line; nothing changes.
         ShippingMethodRequired, ShippingMethodUnavailable: (422) see ``orders.quote``.
+        PromotionRefused: (422) a code of ``data.promotion_codes`` cannot be used.
     """
-    from_cart = data.items is None
     pairs = (
         await cart_quantities(session, customer_id)
         if data.items is None
@@ -196,14 +200,14 @@ async def place_order(
     )
     if not pairs:
         raise EmptyCart("The cart is empty.")
-    address = await _address(session, ctx, customer_id, data)
     purchase = Purchase(
         customer_id=customer_id,
         lines=pairs,
         email=await _account_email(session, ctx, customer_id),
-        address=address,
+        address=await _address(session, ctx, customer_id, data),
         billing_address=None,
         method_id=data.shipping_method_id,
+        codes=tuple(dict.fromkeys(normalise_code(c) for c in data.promotion_codes or ())),
     )
     order = await _place(
         session,
@@ -215,7 +219,7 @@ async def place_order(
         require_shipping=require_shipping,
         payment_minutes=payment_minutes,
     )
-    if from_cart:
+    if data.items is None:
         await empty_cart(session, customer_id)
     return order
 
@@ -237,7 +241,8 @@ async def place_cart_order(
         EmptyCart: (422) the cart has no lines.
         ShippingAddressRequired: (422 ``shipping_address_required``) no shipping address.
         EmailRequired: (422 ``email_required``) a guest cart without an e-mail.
-        and what :func:`place_order` raises for lines, stock and shipping.
+        and what :func:`place_order` raises for lines, stock, shipping and the cart's
+        promotion codes (``PromotionExhausted`` when the last use went to another order).
     """
     pairs = await carts.quantities(session, cart)
     if not pairs:
@@ -264,6 +269,7 @@ async def place_cart_order(
         address=msgspec.structs.asdict(address),
         billing_address=None if billing is None else msgspec.structs.asdict(billing),
         method_id=cart.shipping_method_id,
+        codes=tuple(await carts.codes_of(session, cart)),
     )
     order = await _place(
         session,
@@ -274,6 +280,45 @@ async def place_cart_order(
     )
     await carts.empty(session, cart)
     return order
+
+
+async def _quoted(
+    session: AsyncSession,
+    purchase: Purchase,
+    priced: list[Any],
+    quantities: dict[uuid.UUID, int],
+    *,
+    buyer: str | None,
+    prices_include_tax: bool,
+    require_shipping: bool,
+) -> Quote:
+    """The order's quote with the promotions ``buyer`` may use now (``buyer`` None: an
+    imported past order, which gets no promotion of today).
+
+    Raises PromotionRefused (422) for an entered code that cannot be used, and what
+    ``orders.quote.quote`` raises."""
+    currency = priced[0].currency
+    usable = Available((), ())
+    if buyer is not None:
+        usable = await usable_now(
+            session, codes=purchase.codes, currency=currency, customer_key=buyer
+        )
+    goods = [
+        Goods(r.price, quantities[r.id], r.tax_class, r.weight_grams, r.product_id, r.category_id)
+        for r in priced
+    ]
+    quoted = await quote(
+        session,
+        goods,
+        place=Place.of(purchase.address),
+        method_id=purchase.method_id,
+        currency=currency,
+        prices_include_tax=prices_include_tax,
+        require_method=require_shipping,
+        offers=usable.offers,
+    )
+    refuse_codes(usable.problems + report(quoted.promotions, quoted.lines, currency))
+    return quoted
 
 
 async def _place(
@@ -294,14 +339,15 @@ async def _place(
     priced = await _priced(session, quantities)
     order_id, now = uuid.uuid4(), utcnow()
     await take_stock(session, quantities, order_id=order_id, actor_id=purchase.customer_id)
-    quoted = await quote(
+    buyer = buyer_key(ctx.vault, purchase.email, purchase.customer_id) or "unknown"
+    quoted = await _quoted(
         session,
-        [Goods(r.price, quantities[r.id], r.tax_class, r.weight_grams) for r in priced],
-        place=Place.of(purchase.address),
-        method_id=purchase.method_id,
-        currency=priced[0].currency,
+        purchase,
+        priced,
+        quantities,
+        buyer=buyer if announce else None,
         prices_include_tax=prices_include_tax,
-        require_method=require_shipping,
+        require_shipping=require_shipping,
     )
     lines = [
         line_read(uuid.uuid4(), r.id, r.sku, line_title(r.product_title, r.title), p)
@@ -315,19 +361,14 @@ async def _place(
         "expires_at": None if payment_minutes is None else now + timedelta(minutes=payment_minutes),
     }
     await _insert(session, order, [r.product_id for r in priced], lines, prices_include_tax)
+    await redeem(session, order, quoted.promotions, buyer, announce=announce)
     if announce:
-        figures = quoted.priced
+        number, customer = order["number"], order["customer_id"]
         event = order_event_data(
-            order_id,
-            order["number"],
-            order["customer_id"],
-            "pending",
-            figures,
-            order["currency"],
-            lines,
+            order_id, number, customer, "pending", quoted.priced, order["currency"], lines
         )
         emit_event(session, "order.created", event)
-    return _answer(order, purchase, quoted.priced, lines, token)
+    return _answer(order, purchase, quoted, lines, token)
 
 
 def _order_row(
@@ -409,11 +450,12 @@ async def _insert(
 def _answer(
     order: dict[str, Any],
     purchase: Purchase,
-    totals: PricedOrder,
+    quoted: Quote,
     lines: list[OrderLineRead],
     token: str | None,
 ) -> OrderCreated:
     """The API answer of a new order, from what was just written."""
+    totals, promotions = quoted.priced, quoted.promotions
     billing, now = purchase.billing_address, order["created_at"]
     actor = "customer" if order["customer_id"] else "guest"
     return OrderCreated(
@@ -440,7 +482,7 @@ def _answer(
         refunded_total=0,
         currency=order["currency"],
         prices_include_tax=totals.prices_include_tax,
-        promotions=[],
+        promotions=applied(promotions),
         shipping_address=ShippingAddress(**purchase.address),
         billing_address=None if billing is None else ShippingAddress(**billing),
         status_history=[StatusChangeRead(from_status=None, to_status="pending", by=actor, at=now)],

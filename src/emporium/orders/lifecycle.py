@@ -28,6 +28,7 @@ from emporium.inventory.service import return_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders.exceptions import CancelNotAllowed, InvalidTransition, OrderNotFound
 from emporium.orders.models import Order, OrderLine, OrderStatusChange
+from emporium.orders.promoting import give_back
 from emporium.orders.queries import get_order, read_order
 from emporium.orders.schemas import OrderRead
 from emporium.orders.service import order_event_data
@@ -104,6 +105,8 @@ async def _move(
     )
     if to in RETURNS_STOCK:
         await _return_units(session, order_id, identity.actor_id, f"order {to}")
+    if to == "cancelled":
+        await give_back(session, order_id)
 
 
 async def _return_units(
@@ -262,11 +265,12 @@ async def record_expired(
     is open any more, so it becomes ``cancelled`` in the caller's transaction: one
     conditional update (``WHERE status = 'pending'``), recorded in ``order_status_change``
     with ``actor`` (default: no user, role ``system``), its units returned to stock and
-    ``order.cancelled`` announced, exactly once. Returns whether this call moved the order
-    (False: it was paid or cancelled meanwhile)."""
+    ``order.cancelled`` announced and its promotion uses given back, exactly once. Returns
+    whether this call moved the order (False: it was paid or cancelled meanwhile)."""
     moved = await _record_move(session, vault, order_id, "pending", "cancelled", actor, {})
     if moved:
         await _return_units(session, order_id, actor[0], "order expired")
+        await give_back(session, order_id)
     return moved
 
 

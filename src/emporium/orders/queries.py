@@ -29,6 +29,7 @@ from emporium.orders.models import (
     OrderLine,
     OrderStatusChange,
 )
+from emporium.orders.promoting import held_by
 from emporium.orders.schemas import (
     FulfillmentStatus,
     OrderLineRead,
@@ -153,6 +154,7 @@ _ORDER = select(
 
 async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
     lines, history = await _details(db, [r.id for r in rows])
+    promotions = await held_by(db, [r.id for r in rows])
     return [
         OrderRead(
             id=r.id,
@@ -175,7 +177,7 @@ async def _reads(db: Db, vault: Vault, rows: Sequence[Any]) -> list[OrderRead]:
             refunded_total=r.refunded_total,
             currency=r.currency,
             prices_include_tax=bool(r.prices_include_tax),
-            promotions=[],
+            promotions=promotions[r.id],
             shipping_address=open_address(vault, r.id, r.shipping_address_enc),
             billing_address=_open_billing(vault, r.id, r.billing_address_enc),
             status_history=history[r.id],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from emporium.orders.pricing import (
     price_order,
     shipping_price,
 )
+from emporium.promotions.engine import Line, Offer, Outcome, choose
 from emporium.shipping.geo import address_region
 from emporium.shipping.models import ShippingMethod
 from emporium.shipping.serving import (
@@ -40,12 +42,15 @@ from emporium.shipping.serving import (
 @dataclass(frozen=True, slots=True)
 class Goods:
     """One line to quote: ``quantity`` units at ``unit_price`` (minor units), taxed by
-    ``tax_class``; ``weight_grams`` per unit (None: not given, counted as 0)."""
+    ``tax_class``; ``weight_grams`` per unit (None: not given, counted as 0); the product
+    and its category, which promotions may target."""
 
     unit_price: int
     quantity: int
     tax_class: str
     weight_grams: int | None
+    product_id: uuid.UUID | None = None
+    category_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +69,13 @@ class Place:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """Priced goods and the method chosen (None: no shipping)."""
+    """Priced goods, the method chosen (None: no shipping), and the promotions' verdict
+    (``promotions.engine.Outcome``) on the ``lines`` it was given."""
 
     priced: PricedOrder
     method: ShippingMethod | None
+    promotions: Outcome
+    lines: tuple[Line, ...]
 
 
 def weight_of(goods: Sequence[Goods]) -> int:
@@ -115,8 +123,11 @@ async def quote(
     currency: str,
     prices_include_tax: bool,
     require_method: bool,
+    offers: Sequence[Offer] = (),
 ) -> Quote:
-    """Price ``goods`` shipped to ``place`` with the method ``method_id``.
+    """Price ``goods`` shipped to ``place`` with the method ``method_id``, with the best
+    mix of the promotions ``offers`` for the buyer (``promotions.engine.choose``): their
+    discounts on the lines, and free shipping (the method's price and its tax waived).
 
     Raises:
         ShippingMethodUnavailable: (422) the method does not exist, is inactive, is priced in
@@ -125,21 +136,27 @@ async def quote(
             shop ships (has an active method in ``currency``).
     """
     rates = await _rates(session, place)
-    lines = [LineInput(g.unit_price, g.quantity, _rate(rates, place, g.tax_class)) for g in goods]
     method = None
     if method_id is not None:
         method = await _usable(session, method_id, place, weight_of(goods), currency)
     elif require_method and await shipping_configured(session, currency):
         raise ShippingMethodRequired("Choose a shipping method for this address.")
-    if method is None:
-        return Quote(price_order(lines, prices_include_tax=prices_include_tax), None)
-    goods_only = price_order(lines, prices_include_tax=prices_include_tax)
-    price = shipping_price(
-        method.price, method.free_over, goods_only.subtotal - goods_only.discount_total
-    )
-    shipping = ShippingInput(price, _rate(rates, place, method.tax_class))
+    targets = tuple(Line(g.unit_price * g.quantity, g.product_id, g.category_id) for g in goods)
+    shipping_for = None
+    if method is not None:
+        shipping_for = partial(shipping_price, method.price, method.free_over)
+    outcome = choose(offers, targets, shipping_for)
+    lines = [
+        LineInput(g.unit_price, g.quantity, _rate(rates, place, g.tax_class), discount=d)
+        for g, d in zip(goods, outcome.line_discounts, strict=True)
+    ]
+    shipping = None
+    if shipping_for is not None and method is not None:
+        price = shipping_for(sum(t.subtotal for t in targets) - outcome.goods_discount)
+        waived = price if outcome.free_shipping else 0
+        shipping = ShippingInput(price, _rate(rates, place, method.tax_class), discount=waived)
     priced = price_order(lines, prices_include_tax=prices_include_tax, shipping=shipping)
-    return Quote(priced, method)
+    return Quote(priced, method, outcome, targets)
 
 
 async def methods_for(

@@ -144,10 +144,16 @@ async def _buyer(
     holder (its customer, or a guest with its token) orders the cart; otherwise only a
     signed-in customer may order (401/403 as the ``customer`` guard answers)."""
     if data.cart_id is not None:
-        given = (data.items, data.shipping_address, data.address_id, data.shipping_method_id)
+        given = (
+            data.items,
+            data.shipping_address,
+            data.address_id,
+            data.shipping_method_id,
+            data.promotion_codes,
+        )
         if any(field is not None for field in given):
             raise InvalidInput(
-                "With cart_id, the cart gives the lines, addresses and method: send only it.",
+                "With cart_id, the cart gives lines, addresses, method and codes: send only it.",
                 errors=[{"loc": ["body", "cart_id"], "msg": "send cart_id alone"}],
             )
         cart = await carts.holder_cart(session, data.cart_id, await identify(request), cart_token)

@@ -149,6 +149,8 @@ class CartView(Struct):
     billing_address: ShippingAddress | None
     shipping_method: CartShippingRead | None
     promotion_codes: list[str]
+    promotions: list[PromotionApplied]
+    promotion_issues: list[PromotionIssue]
     updated_at: datetime
 
 
@@ -182,13 +184,15 @@ class OrderCreate(Struct, forbid_unknown_fields=True):
     ``Cart-Token``), whose lines, e-mail, addresses and shipping method make the order; or,
     for a signed-in customer, ``items`` (or, without them, their cart) shipped to either a
     new ``shipping_address`` or one of their saved addresses (``address_id``) with the
-    shipping method ``shipping_method_id`` (required once the shop has shipping methods)."""
+    shipping method ``shipping_method_id`` (required once the shop has shipping methods)
+    and the ``promotion_codes`` to use (a cart brings its own codes)."""
 
     cart_id: uuid.UUID | None = None
     items: Annotated[list[OrderLineCreate], Meta(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
     address_id: uuid.UUID | None = None
     shipping_method_id: uuid.UUID | None = None
+    promotion_codes: Annotated[list[str], Meta(max_length=5)] | None = None
 
     one_of_required: ClassVar[dict[str, tuple[str, ...]]] = {
         "FromCart": ("cart_id",),
@@ -247,6 +251,23 @@ class PromotionApplied(Struct):
     code: str | None
     name: str
     amount: int
+
+
+class PromotionIssue(Struct):
+    """A code entered on a cart that gives nothing now, and why: ``reason`` is
+    ``promotion_code_invalid``, ``promotion_expired``, ``promotion_exhausted`` or
+    ``promotion_not_applicable`` (placing the order is refused with it until the code is
+    removed), or ``promotion_not_combinable`` (a better promotion applies; a notice only)."""
+
+    code: str
+    reason: str
+    detail: str
+
+
+class PromotionCodeAdd(Struct, forbid_unknown_fields=True):
+    """A promotion code to enter on a cart (case-insensitive)."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=100)]
 
 
 class OrderShippingRead(Struct):

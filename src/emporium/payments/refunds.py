@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
@@ -25,6 +25,7 @@ from emporium.payments.apply import Actor, apply_intent, apply_refund, record_ch
 from emporium.payments.exceptions import PaymentNotFound, RefundExceedsCaptured
 from emporium.payments.models import OPEN_STATES, Payment, Refund
 from emporium.payments.providers.base import PaymentDeclined, ProviderError, RefundResult
+from emporium.payments.providers.gift_card import NAME as GIFT_CARD
 from emporium.payments.queries import refund_read
 from emporium.payments.schemas import RefundCreate, RefundRead
 from emporium.payments.service import PaymentsContext
@@ -32,17 +33,21 @@ from emporium.payments.service import PaymentsContext
 log = structlog.get_logger(__name__)
 Commit = Callable[[], Awaitable[None]]
 _P, _R = table_of(Payment).c, table_of(Refund).c
+_GIFT_CARDS_FIRST = case((_P.provider == GIFT_CARD, 0), else_=1)
 
 
 async def _shares(
     session: AsyncSession, order_id: uuid.UUID, amount: int, payment_id: uuid.UUID | None
 ) -> list[tuple[Any, int]]:
-    """How ``amount`` is taken from the order's captured payments: the one named, or the
-    newest first. Raises PaymentNotFound (404), RefundExceedsCaptured (409)."""
+    """How ``amount`` is taken from the order's captured payments: the one named, or gift
+    cards first (the contract: refunds go back to the card first), then the newest first.
+    Raises PaymentNotFound (404), RefundExceedsCaptured (409)."""
     query = select(table_of(Payment)).where(_P.order_id == order_id, _P.captured_amount > 0)
     if payment_id is not None:
         query = query.where(_P.id == payment_id)
-    rows = list(await session.execute(query.order_by(_P.created_at.desc(), _P.id.desc())))
+    rows = list(
+        await session.execute(query.order_by(_GIFT_CARDS_FIRST, _P.created_at.desc(), _P.id.desc()))
+    )
     if payment_id is not None and not rows:
         raise PaymentNotFound("No captured payment with this id on this order.")
     shares, left = [], amount
@@ -144,10 +149,16 @@ async def give_everything_back(
     session: AsyncSession, ctx: PaymentsContext, order_id: uuid.UUID, reason: str
 ) -> None:
     """A cancelled order: refund every captured payment's unrefunded money and void every
-    open payment, each committed on its own. Idempotent: what is refunded or reserved is not
-    refunded again (the reservation is the payment's ``refunded_amount``)."""
+    open payment, each committed on its own, gift cards first. Idempotent: what is refunded
+    or reserved is not refunded again (the reservation is the payment's ``refunded_amount``)."""
     actor = Actor(None, "system", "system")
-    rows = list(await session.execute(select(table_of(Payment)).where(_P.order_id == order_id)))
+    rows = list(
+        await session.execute(
+            select(table_of(Payment))
+            .where(_P.order_id == order_id)
+            .order_by(_GIFT_CARDS_FIRST, _P.created_at, _P.id)
+        )
+    )
     await session.rollback()
     for row in rows:
         if row.status in OPEN_STATES and row.provider in ctx.providers:

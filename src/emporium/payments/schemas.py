@@ -21,8 +21,9 @@ RefundStatus = Literal["pending", "succeeded", "failed"]
 
 class PaymentCreate(Struct, forbid_unknown_fields=True):
     """``POST /orders/{id}/payments``: ``amount`` defaults to the unpaid balance;
-    ``payment_method`` is the provider's (``pm_card_visa`` with ``test``); ``code`` is for
-    gift cards (not yet offered)."""
+    ``payment_method`` is the provider's (``pm_card_visa`` with ``test``); ``code`` is the
+    gift card's, with provider ``gift_card`` only (then ``amount`` defaults to the smaller of
+    the card's balance and the unpaid balance)."""
 
     provider: Annotated[str, Meta(min_length=1, max_length=32)]
     amount: Amount | None = None
@@ -62,7 +63,7 @@ class CaptureBody(Struct, forbid_unknown_fields=True):
 
 class RefundCreate(Struct, forbid_unknown_fields=True):
     """``POST /orders/{id}/refunds``: without ``payment_id``, spread over captured
-    payments, newest first."""
+    payments, gift cards first, then the newest first."""
 
     amount: Amount
     reason: Annotated[str, Meta(min_length=1, max_length=500)]

@@ -27,6 +27,10 @@ from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
 from emporium.core.clock import utcnow
 from emporium.core.db.base import table_of
+from emporium.core.errors import InvalidInput
+from emporium.core.security_events import security_event
+from emporium.giftcards import service as giftcards
+from emporium.giftcards.exceptions import GiftCardCurrency, GiftCardInvalid
 from emporium.orders.models import Order
 from emporium.payments.apply import Actor, apply_intent, record_change
 from emporium.payments.exceptions import (
@@ -44,6 +48,8 @@ from emporium.payments.providers.base import (
     Provider,
     ProviderError,
 )
+from emporium.payments.providers.gift_card import NAME as GIFT_CARD
+from emporium.payments.providers.gift_card import method_of
 from emporium.payments.queries import get_payment
 from emporium.payments.schemas import PaymentCreate, PaymentRead
 
@@ -112,6 +118,7 @@ async def open_payment(
         OrderNotPayable: (409 ``order_not_payable``) the order is not ``pending``.
         AmountExceedsBalance: (409 ``amount_exceeds_balance``) more than the unpaid balance,
             or nothing is left to pay.
+        GiftCardInvalid, GiftCardCurrency: (422) see :func:`_terms`.
     """
     ctx.provider(data.provider)
     if data.provider == "manual" and not is_staff:
@@ -120,7 +127,7 @@ async def open_payment(
     if order.status != "pending":
         raise OrderNotPayable(f"This order is {order.status}; it cannot be paid.")
     balance = await unpaid_balance(session, order_id, order)
-    amount = balance if data.amount is None else data.amount
+    method, amount = await _terms(session, ctx, data, order.currency, balance, actor)
     if amount <= 0 or amount > balance:
         raise AmountExceedsBalance(f"The unpaid balance is {max(balance, 0)}.")
     now, payment_id = utcnow(), uuid.uuid4()
@@ -133,7 +140,7 @@ async def open_payment(
         "captured_amount": 0,
         "refunded_amount": 0,
         "currency": order.currency,
-        "payment_method": data.payment_method,
+        "payment_method": method,
         "created_by": actor.id,
         "created_at": now,
         "updated_at": now,
@@ -141,6 +148,47 @@ async def open_payment(
     await session.execute(insert(table_of(Payment)), [row])
     await record_change(session, _Row(payment_id, order_id), "created", 0, actor)
     return payment_id
+
+
+async def _terms(
+    session: AsyncSession,
+    ctx: PaymentsContext,
+    data: PaymentCreate,
+    currency: str,
+    balance: int,
+    actor: Actor,
+) -> tuple[str | None, int]:
+    """The payment method and amount (minor units) a new payment stores. For ``gift_card``
+    the buyer's ``code`` is resolved here to its card (stored as ``gift_card:<card id>``,
+    never the code) and the amount defaults to ``min(card balance, unpaid balance)``; other
+    providers take ``payment_method`` as sent and default to the unpaid balance.
+
+    Raises:
+        InvalidInput: (422) a ``code`` sent to another provider.
+        GiftCardInvalid: (422 ``gift_card_invalid``) no code, or one that is unknown,
+            disabled or expired (one answer for all; logged without the code).
+        GiftCardCurrency: (422) the card is in another currency than the order.
+    """
+    if data.provider != GIFT_CARD:
+        if data.code is not None:
+            raise InvalidInput(
+                "code: only the gift_card provider takes a code.",
+                errors=[{"loc": ["body", "code"], "msg": "only for provider gift_card"}],
+            )
+        return data.payment_method, balance if data.amount is None else data.amount
+    card = None
+    if data.code is not None:
+        card = await giftcards.find_usable(session, ctx.vault.ring, data.code)
+    if card is None:
+        security_event("input_validation_fail", user_id=actor.id, reason="gift_card_invalid")
+        raise GiftCardInvalid("This gift card code cannot be used.")
+    if card.currency != currency:
+        raise GiftCardCurrency(f"This gift card is in {card.currency}, the order in {currency}.")
+    if data.amount is not None:
+        return method_of(card.id), data.amount
+    # An empty card still makes a payment, declined ``insufficient_funds`` by the provider,
+    # as a card that was emptied by a concurrent payment meanwhile is.
+    return method_of(card.id), min(card.balance, balance) if card.balance > 0 else balance
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emporium.core.errors import InvalidInput, NotFound
+from emporium.core.errors import Conflict, InvalidInput, NotFound
 
 
 class PromotionNotFound(NotFound):
@@ -48,3 +48,15 @@ REFUSALS: dict[str, type[PromotionRefused]] = {
     for cls in (PromotionCodeInvalid, PromotionExpired, PromotionExhausted, PromotionNotApplicable)
 }
 """The refusal class of each problem code."""
+
+
+class PromotionCodeTaken(Conflict):
+    """Another promotion has this code (codes are compared case-insensitively)."""
+
+    code = "promotion_code_taken"
+
+
+class PromotionInUse(Conflict):
+    """The promotion is held by orders and cannot be deleted; deactivate it instead."""
+
+    code = "promotion_in_use"

@@ -9,6 +9,7 @@ from emporium.core.config import Settings
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import blind_index
 from emporium.payments.providers.base import Provider
+from emporium.payments.providers.gift_card import GiftCardProvider
 from emporium.payments.providers.manual import ManualProvider
 from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.providers.test import TestProvider
@@ -32,7 +33,8 @@ def build_providers(
 ) -> dict[str, Provider]:
     """The enabled providers (``EMPORIUM_PAYMENT_PROVIDERS``) by name; ``stripe`` from
     ``EMPORIUM_STRIPE_*`` (:meth:`.stripe.StripeProvider.from_settings`); the settings refuse
-    ``stripe`` without ``EMPORIUM_STRIPE_SECRET_KEY`` at start-up."""
+    ``stripe`` without ``EMPORIUM_STRIPE_SECRET_KEY`` at start-up. ``gift_card`` is on unless
+    ``EMPORIUM_PAYMENTS_GIFT_CARDS=false``."""
     found: dict[str, Provider] = {}
     for name in settings.payment_providers:
         if name == "manual":
@@ -41,4 +43,6 @@ def build_providers(
             found[name] = TestProvider(sessionmaker, test_secret(settings, ring))
         elif name == "stripe":
             found[name] = StripeProvider.from_settings(settings)
+    if settings.payments_gift_cards:
+        found[GiftCardProvider.name] = GiftCardProvider(sessionmaker)
     return found

@@ -1,7 +1,7 @@
 """The one small interface every payment provider implements, and the shapes it speaks.
 
 A provider is a module and a settings block, not a plugin: ``manual``, ``test``, ``stripe``
-(and ``gift_card`` later). Each answers in Emporium's vocabulary, so the payments service
+``gift_card``. Each answers in Emporium's vocabulary, so the payments service
 never sees a provider's own statuses:
 
 - :class:`Intent`: the provider's truth about one payment (Stripe: a PaymentIntent).

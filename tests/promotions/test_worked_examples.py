@@ -228,3 +228,16 @@ def test_a_free_shipping_code_shows_on_a_cart_before_its_method_is_chosen() -> N
     outcome, order = checkout(CART_OF_52, [free, sale], inclusive=False, method=charged)
     assert [(a.offer.name, a.amount) for a in outcome.applied] == [("promotion 2", 520)]
     assert [o.code for o in outcome.outdone] == ["SHIPFREE"]
+
+
+def test_the_buyer_gets_the_code_after_which_they_pay_least_shipping_included() -> None:
+    """A 52.00 cart, a method at 4.90 free from 50.00, and two codes that do not combine:
+    TEN (10 % off: 5.20, leaving 46.80, under 50.00, so shipping 4.90 is due: 51.70) and ONE
+    (1.00 off: 51.00 left, still free shipping: 51.00). ONE saves less on the goods but the
+    buyer pays 0.70 less with it, so ONE wins."""
+    ten = Offer(uuid.UUID(int=1), "Ten", "TEN", "percentage", 1000)
+    one = Offer(uuid.UUID(int=2), "One", "ONE", "fixed_amount", 100)
+    outcome = choose([ten, one], [Line(5200)], lambda left: 0 if left >= 5000 else 490)
+    assert [a.offer.code for a in outcome.applied] == ["ONE"]
+    assert outcome.line_discounts == (100,)
+    assert [o.code for o in outcome.outdone] == ["TEN"]

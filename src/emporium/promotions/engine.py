@@ -17,10 +17,10 @@ The rules (the README, "Promotions", states them for shop owners):
 - Free shipping waives the chosen method's price (and so its tax).
 - ``combinable`` promotions all apply together; a promotion that is not combinable
   applies alone. The candidates are the set of every eligible combinable promotion, and
-  each eligible non-combinable one on its own; the customer gets the candidate that saves
-  the most (goods discount plus the shipping price waived, the shipping priced with the
-  method's ``free_over`` on the discounted subtotal), the combinable set on a tie, then
-  the promotion with the smallest id; but a candidate that would show nothing (all its
+  each eligible non-combinable one on its own; the customer gets the candidate after which
+  they pay least (goods discount plus the shipping price waived, less any shipping price
+  the discount makes payable by taking the subtotal below the method's ``free_over``),
+  the combinable set on a tie, then the promotion with the smallest id; but a candidate that would show nothing (all its
   promotions give nothing) loses a tie to one that shows free shipping while no method
   is chosen.
 """
@@ -191,7 +191,17 @@ def choose(
     def shown(a: Applied) -> bool:
         return a.amount > 0 or (a.offer.type == "free_shipping" and shipping is None)
 
-    best = max(candidates, key=lambda c: (sum(a.amount for a in c), any(map(shown, c))))
+    def benefit(candidate: tuple[Applied, ...]) -> int:
+        """What the buyer pays less with ``candidate``: its discounts and the shipping it
+        waives, less any shipping its discounts make payable (``free_over`` no longer
+        reached)."""
+        saved = sum(a.amount for a in candidate)
+        if shipping is None:
+            return saved
+        subtotal, goods = sum(x.subtotal for x in lines), sum(a.goods for a in candidate)
+        return saved - (shipping(subtotal - goods) - shipping(subtotal))
+
+    best = max(candidates, key=lambda c: (benefit(c), any(map(shown, c))))
     best = tuple(a for a in best if shown(a))  # max: the first wins a tie
     chosen = {a.offer.id for a in best}
     discounts = [0] * len(lines)

@@ -195,30 +195,52 @@ async def test_split_tender_pays_the_order_and_a_retry_debits_nothing_more(
     assert all(code not in str(d) and card["code"] not in str(d) for _, d in found)
 
 
-async def test_a_failed_second_payment_keeps_the_card_amount_until_the_order_is_cancelled(
+async def test_a_failed_second_payment_gives_the_card_amount_back(
     client: Client, admin_headers: dict[str, str]
 ) -> None:
+    """Split tender: 12.00 from the card, the rest by a card that is declined. The card's
+    amount goes back to the card (the contract), so nothing of the buyer's is held by an
+    order they may abandon; paying again with the card and a good card then pays it."""
     order, guest = await guest_order(client, admin_headers, quantity=1, price=3000)
     card = await issue(client, admin_headers, 1200)
     assert (await spend(client, order, guest, card["code"])).json()["status"] == "captured"
+    assert (await card_state(client, admin_headers, card))["balance"] == 0
     declined = await pay(client, order["id"], guest, "pm_card_chargeDeclined")
     assert declined.json()["status"] == "failed"
-    kept = await shown(client, order, guest)
-    assert (kept["status"], kept["paid_total"]) == ("pending", 1200)
-    assert (await card_state(client, admin_headers, card))["balance"] == 0
-
-    # The buyer gives up; staff cancel the order (a guest's token does not cancel).
-    cancelled = await client.post(f"{API}/orders/{order['id']}/cancel", headers=admin_headers)
-    assert cancelled.status_code == 200, cancelled.text
     await drain(client)
     state = await card_state(client, admin_headers, card)
     assert state["balance"] == 1200
     assert [m["kind"] for m in state["movements"]] == ["issued", "debit", "credit"]
     assert_ledger_holds(state)
+    released = await shown(client, order, guest)
+    assert (released["status"], released["paid_total"], released["refunded_total"]) == (
+        "pending",
+        1200,
+        1200,
+    )
+    assert (await spend(client, order, guest, card["code"])).json()["status"] == "captured"
+    paid = await pay(client, order["id"], guest, "pm_card_visa")
+    assert paid.json()["status"] == "captured", paid.text
+    final = await shown(client, order, guest)
+    assert (final["status"], final["paid_total"] - final["refunded_total"]) == ("paid", 3000)
+    await drain(client)
+    assert (await card_state(client, admin_headers, card))["balance"] == 0
+
+
+async def test_a_cancelled_order_gives_the_card_amount_back(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    order, guest = await guest_order(client, admin_headers, quantity=1, price=3000)
+    card = await issue(client, admin_headers, 1200)
+    assert (await spend(client, order, guest, card["code"])).json()["status"] == "captured"
+    cancelled = await client.post(f"{API}/orders/{order['id']}/cancel", headers=admin_headers)
+    assert cancelled.status_code == 200, cancelled.text
+    await drain(client)
+    state = await card_state(client, admin_headers, card)
+    assert state["balance"] == 1200
+    assert_ledger_holds(state)
     final = await shown(client, order, guest)
     assert (final["status"], final["refunded_total"]) == ("cancelled", 1200)
-    await drain(client)
-    assert (await card_state(client, admin_headers, card))["balance"] == 1200
 
 
 MINUTES = 30

@@ -46,6 +46,11 @@ EVENT_OF_STATE = {
     "failed": "payment.failed",
 }
 REFUND_ORPHAN = "payments.refund_orphan"
+RELEASE_GIFT_CARDS = "payments.release_gift_cards"
+"""The job that gives a pending order's gift-card money back after its other payment
+failed (``refunds.release_gift_cards``)."""
+GIFT_CARD = "gift_card"
+"""The gift-card provider's name (``providers.gift_card.NAME``)."""
 _P, _R, _O = table_of(Payment).c, table_of(Refund).c, table_of(Order).c
 
 
@@ -156,7 +161,8 @@ async def apply_intent(
     whether anything changed. Captured money is added to the order's ``paid_total``, the
     order becomes ``paid`` once it is covered (``orders.lifecycle.record_paid``), and
     ``payment_status`` is recomputed. Events: ``payment.authorized``, ``payment.captured``
-    (``amount``: what this change captured), ``payment.failed`` (``failure_code``)."""
+    (``amount``: what this change captured), ``payment.failed`` (``failure_code``). A failed
+    payment other than a gift card's queues :data:`RELEASE_GIFT_CARDS` for its order."""
     row = await lock_payment(session, payment_id)
     if row is None:
         return False
@@ -175,6 +181,8 @@ async def apply_intent(
             emit_event(
                 session, EVENT_OF_STATE[status], _payment_data(row, status=status, **failure)
             )
+        if status == "failed" and row.provider != GIFT_CARD:
+            await enqueue(session, RELEASE_GIFT_CARDS, {"order_id": str(row.order_id)})
     if delta > 0:
         await record_change(session, row, "captured", delta, actor)
         await lifecycle.add_money(session, row.order_id, paid=delta)

@@ -19,13 +19,13 @@ from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import send_once
 from emporium.mail.transport import Transport
 from emporium.orders.models import Order
-from emporium.payments.apply import REFUND_ORPHAN
+from emporium.payments.apply import REFUND_ORPHAN, RELEASE_GIFT_CARDS
 from emporium.payments.events import apply_event, parse
 from emporium.payments.providers import build_providers, test_secret
 from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.providers.test import EVENT_JOB, SIGNATURE_HEADER, sign
 from emporium.payments.reconcile import expire_due, reconcile_due
-from emporium.payments.refunds import give_everything_back
+from emporium.payments.refunds import give_everything_back, release_gift_cards
 from emporium.payments.service import PaymentsContext
 
 ORDER_CANCELLED = "payments.order_cancelled"
@@ -76,6 +76,15 @@ async def _providers(run: JobRun, vault: Vault) -> AsyncIterator[PaymentsContext
         for provider in ctx.providers.values():
             if isinstance(provider, StripeProvider):
                 await provider.aclose()
+
+
+def _release_gift_cards(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
+    async def handle(run: JobRun) -> None:
+        order_id = uuid.UUID(str(run.payload["order_id"]))
+        async with _providers(run, vault) as ctx, run.sessionmaker() as session:
+            await release_gift_cards(session, ctx, order_id)
+
+    return handle
 
 
 def _expire(vault: Vault) -> Callable[[JobRun], Awaitable[None]]:
@@ -139,6 +148,7 @@ def register(
     registry.handle(ORDER_CANCELLED, _give_back(vault, "order cancelled"))
     registry.subscribe("order.cancelled", ORDER_CANCELLED)
     registry.handle(REFUND_ORPHAN, _give_back_late_money(vault, transport))
+    registry.handle(RELEASE_GIFT_CARDS, _release_gift_cards(vault))
     registry.handle(EXPIRE_ORDERS, _expire(vault))
     registry.every(EXPIRE_ORDERS, timedelta(minutes=1))
     registry.handle(RECONCILE, _reconcile(vault))

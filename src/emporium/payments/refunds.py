@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
@@ -28,7 +28,7 @@ from emporium.payments.providers.base import PaymentDeclined, ProviderError, Ref
 from emporium.payments.providers.gift_card import NAME as GIFT_CARD
 from emporium.payments.queries import refund_read
 from emporium.payments.schemas import RefundCreate, RefundRead
-from emporium.payments.service import PaymentsContext
+from emporium.payments.service import PaymentsContext, lock_order
 
 log = structlog.get_logger(__name__)
 Commit = Callable[[], Awaitable[None]]
@@ -163,16 +163,67 @@ async def give_everything_back(
     for row in rows:
         if row.status in OPEN_STATES and row.provider in ctx.providers:
             await _void(session, ctx, row, actor)
-        left = row.captured_amount - row.refunded_amount
-        if left > 0:
-            try:
-                async with session.begin():
-                    ids = await reserve(session, order_id, left, reason, actor, row.id)
-            except RefundExceedsCaptured:  # refunded meanwhile by someone else
-                continue
-            for refund_id in ids:
-                await settle(session, ctx, refund_id, actor)
-                await session.commit()
+        await _refund_rest(session, ctx, row, reason, actor)
+
+
+async def _refund_rest(
+    session: AsyncSession,
+    ctx: PaymentsContext,
+    row: Any,
+    reason: str,
+    actor: Actor,
+    still: Callable[[AsyncSession], Awaitable[bool]] | None = None,
+) -> None:
+    """Refund what is left of one captured payment (reserved in its own transaction, then
+    settled); nothing when it was refunded meanwhile, or when ``still`` (asked inside the
+    reserving transaction) answers False."""
+    left = row.captured_amount - row.refunded_amount
+    if left <= 0:
+        return
+    try:
+        async with session.begin():
+            if still is not None and not await still(session):
+                return
+            ids = await reserve(session, row.order_id, left, reason, actor, row.id)
+    except RefundExceedsCaptured:  # refunded meanwhile by someone else
+        return
+    for refund_id in ids:
+        await settle(session, ctx, refund_id, actor)
+        await session.commit()
+
+
+async def release_gift_cards(
+    session: AsyncSession, ctx: PaymentsContext, order_id: uuid.UUID
+) -> None:
+    """Another payment of a split-tender order failed: give the gift cards' captured money
+    back to the cards (the contract), so that nothing of the buyer's stays on an order they
+    may abandon. Only while the order is ``pending`` and no other payment of it is open or
+    captured (a retry with another card already under way keeps the cards' part), checked
+    under the order's lock in the transaction that reserves each refund, so a payment
+    opened afterwards sees the larger unpaid balance."""
+    actor = Actor(None, "system", "system")
+    cards = list(
+        await session.execute(
+            select(table_of(Payment)).where(
+                _P.order_id == order_id, _P.provider == GIFT_CARD, _P.captured_amount > 0
+            )
+        )
+    )
+    await session.rollback()
+
+    async def still(tx: AsyncSession) -> bool:
+        order = await lock_order(tx, order_id)
+        others = await tx.scalar(
+            select(func.count()).where(
+                _P.order_id == order_id,
+                _P.provider != GIFT_CARD,
+                _P.status.in_((*OPEN_STATES, "captured")),
+            )
+        )
+        return bool(order.status == "pending" and not others)
+
+    for row in cards:
+        await _refund_rest(session, ctx, row, "another payment of the order failed", actor, still)
 
 
 async def _void(session: AsyncSession, ctx: PaymentsContext, row: Any, actor: Actor) -> None:

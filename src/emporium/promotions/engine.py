@@ -20,9 +20,9 @@ The rules (the README, "Promotions", states them for shop owners):
   each eligible non-combinable one on its own; the customer gets the candidate after which
   they pay least (goods discount plus the shipping price waived, less any shipping price
   the discount makes payable by taking the subtotal below the method's ``free_over``),
-  the combinable set on a tie, then the promotion with the smallest id; but a candidate that would show nothing (all its
-  promotions give nothing) loses a tie to one that shows free shipping while no method
-  is chosen.
+  the combinable set on a tie, then the promotion with the smallest id; but a candidate
+  that would show nothing (all its promotions give nothing) loses a tie to one that shows
+  free shipping while no method is chosen.
 """
 
 from __future__ import annotations

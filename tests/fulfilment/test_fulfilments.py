@@ -190,3 +190,17 @@ async def test_a_staff_fulfilled_move_ships_every_unit_so_nothing_more_ships(
     assert _shipped(moved.json()) == [2]
     refused = await ship(client, order["id"], admin_headers, ship_body(order["items"][0]["id"], 1))
     assert_problem(refused, 409, "fulfillment_exceeds_ordered")
+
+
+async def test_an_order_with_shipped_units_is_not_cancelled(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """Cancelling returns every unit to stock: once a parcel left, staff cannot cancel (the
+    contract: staff cancel while nothing is fulfilled)."""
+    order, _ = await paid_order(client, admin_headers, quantity=2)
+    shipped = await ship(client, order["id"], admin_headers, ship_body(order["items"][0]["id"], 1))
+    assert shipped.status_code == 201, shipped.text
+    refused = await client.post(f"{API}/orders/{order['id']}/cancel", headers=admin_headers)
+    assert_problem(refused, 409, "invalid_transition")
+    shown = await read_order(client, order["id"], admin_headers)
+    assert (shown["status"], shown["fulfillment_status"]) == ("paid", "partially_fulfilled")

@@ -81,10 +81,12 @@ async def _move(
     now = utcnow()
     moved = await session.execute(
         update(table_of(Order))
-        .where(_O.id == order_id, _O.status == current)
+        .where(_O.id == order_id, _O.status == current, *_CONDITIONS.get(to, ()))
         .values(status=to, updated_at=now, **RECORDS.get(to, {}))
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if to == "cancelled" and await _has_shipped(session, order_id):
+            raise InvalidTransition("Units of this order have shipped: it cannot be cancelled.")
         raise InvalidTransition("The order changed at the same time; read it again.")
     if to == "fulfilled":
         await session.execute(
@@ -112,6 +114,20 @@ async def _move(
         await give_back(session, order_id)
 
 
+_CONDITIONS: dict[str, tuple[Any, ...]] = {
+    "cancelled": (_O.fulfillment_status == "unfulfilled",),
+}
+"""What a staff move needs besides the status, checked in its conditional update: an order
+is cancelled only while nothing of it has shipped (a fulfilment holds the order's lock
+while it ships, so the two never cross)."""
+
+
+async def _has_shipped(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Whether any unit of the order has shipped."""
+    status = await session.scalar(select(_O.fulfillment_status).where(_O.id == order_id))
+    return status not in (None, "unfulfilled")
+
+
 async def _return_units(
     session: AsyncSession, order_id: uuid.UUID, actor_id: uuid.UUID | None, reason: str
 ) -> None:
@@ -131,12 +147,13 @@ async def cancel_order(
     session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID
 ) -> OrderRead:
     """Cancel an order and return its stock: its owner while ``pending``, staff while
-    ``pending`` or ``paid``.
+    ``pending`` or ``paid`` and nothing of it has shipped.
 
     Raises:
         OrderNotFound: (404) no such order, or another customer's.
         CancelNotAllowed: (403) the owner (not staff) cancelling a paid order.
-        InvalidTransition: (409) the order can no longer be cancelled.
+        InvalidTransition: (409) the order can no longer be cancelled (or units of it have
+            shipped).
     """
     row = await _visible(session, identity, order_id)
     if not identity.is_staff and row.status == "paid":

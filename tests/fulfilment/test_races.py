@@ -13,7 +13,7 @@ from emporium.core.config import Settings
 from emporium.fulfilment.models import Fulfillment, FulfillmentLine
 from emporium.orders.models import OrderStatusChange
 from factories import Client, assert_problem, at_once
-from fulfilment.support import paid_order, read_order, ship_body
+from fulfilment.support import paid_order, read_order, ship, ship_body
 
 STAFF_AT_ONCE = 10
 UNITS = 3
@@ -53,5 +53,35 @@ async def test_ten_staff_shipping_one_unit_of_a_three_unit_line_ship_exactly_thr
         select(func.count())
         .select_from(OrderStatusChange)
         .where(OrderStatusChange.order_id == order_id, OrderStatusChange.to_status == "fulfilled")
+    )
+    assert moves == 1
+
+
+@pytest.mark.slow
+async def test_the_last_two_parcels_delivered_at_once_deliver_the_order_once(
+    client: Client, admin_headers: dict[str, str], session: AsyncSession
+) -> None:
+    """Two staff mark the two parcels of a fulfilled order delivered at the same moment:
+    each sees the other's parcel either on its way or delivered, never both missed, so the
+    order becomes ``delivered`` exactly once."""
+    order, _ = await paid_order(client, admin_headers, quantity=2)
+    line = order["items"][0]["id"]
+    parcels = []
+    for _ in range(2):
+        made = await ship(client, order["id"], admin_headers, ship_body(line, 1))
+        assert made.status_code == 201, made.text
+        parcels.append(made.json()["id"])
+    calls = [("POST", f"/fulfillments/{p}/delivered", admin_headers, None) for p in parcels]
+    answers = await at_once(client, *calls, *calls)
+    assert sorted(a.status_code for a in answers) == [200, 200, 409, 409]
+    shown = await read_order(client, order["id"], admin_headers)
+    assert (shown["status"], shown["fulfillment_status"]) == ("delivered", "delivered")
+    moves = await session.scalar(
+        select(func.count())
+        .select_from(OrderStatusChange)
+        .where(
+            OrderStatusChange.order_id == uuid.UUID(order["id"]),
+            OrderStatusChange.to_status == "delivered",
+        )
     )
     assert moves == 1

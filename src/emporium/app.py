@@ -61,6 +61,9 @@ from emporium.core.http.ops import MetricsController, healthz, loopback_client, 
 from emporium.core.http.ratelimit import RateLimiter
 from emporium.core.logging import configure_logging
 from emporium.core.resources import Resources, provide_resources
+from emporium.fulfilment import notices as fulfilment_notices
+from emporium.fulfilment.routes import fulfilment_router
+from emporium.fulfilment.schemas import FulfillmentStatus as ParcelStatus
 from emporium.giftcards.routes import giftcards_router
 from emporium.giftcards.schemas import GiftCardStatus
 from emporium.giftcards.schemas import MovementKind as GiftCardMovementKind
@@ -113,6 +116,7 @@ def build_registry(
     transport = build_transport(settings)
     notifications.register(registry, accounts, transport)
     guest_mail.register(registry, accounts, transport)
+    fulfilment_notices.register(registry, accounts.vault, transport)
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
     cart_purge.register(registry)
@@ -298,6 +302,7 @@ _NAMED_ENUMS = {
     "PromotionType": get_args(PromotionType),
     "GiftCardStatus": get_args(GiftCardStatus),
     "GiftCardMovementKind": get_args(GiftCardMovementKind),
+    "ParcelStatus": get_args(ParcelStatus),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
@@ -326,6 +331,7 @@ def _api_router() -> Router:
             payments_router,
             promotions_router,
             giftcards_router,
+            fulfilment_router,
         ],
     )
 

@@ -8,6 +8,7 @@ def import_all_models() -> None:
     import emporium.accounts.models
     import emporium.catalog.models
     import emporium.core.crypto.keyset
+    import emporium.fulfilment.models
     import emporium.giftcards.models
     import emporium.inventory.models
     import emporium.jobs.models

@@ -87,6 +87,9 @@ class World:
     a_email: str
     a_spare_refresh: str
     keys: dict[frozenset[str], dict[str, str]] = field(default_factory=dict)
+    prepared_for: str | None = None
+    """The route whose own objects this world now holds (:func:`_fulfilment`): no other
+    route may share the world after it."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,15 @@ def _encoded(body: Json) -> bytes:
     return json.dumps(body, sort_keys=True).encode()
 
 
+def _ship_a_unit(w: World) -> Json:
+    """One unit of the order's line (``order_line_id``) in a parcel, nobody told."""
+    return {
+        "lines": [{"order_line_id": w.ids["order_line_id"], "quantity": 1}],
+        "notify_customer": False,
+        "tracking_url": "https://track.example.com/1",
+    }
+
+
 EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/healthz"): everyone(200),
     ("GET", "/readyz"): everyone(200),
@@ -392,9 +404,14 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         ORDERS_WRITE, 201, lambda w: {"amount": 1, "reason": "matrix"}
     ),
     ("GET", f"{API}/orders/{{order_id}}/refunds"): staff(ORDERS_READ, 200),
+    # A's order paid in full (:func:`_fulfilment`): staff ship its unit, then deliver it.
+    ("POST", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_WRITE, 201, _ship_a_unit),
+    ("GET", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_READ, 200),
+    ("POST", f"{API}/fulfillments/{{fulfillment_id}}/delivered"): staff(ORDERS_WRITE, 200),
     ("GET", f"{API}/jobs"): admin(200),
     ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
     ("GET", f"{API}/webhooks"): admin(200),
+    ("GET", f"{API}/webhooks/events"): admin(200),
     ("POST", f"{API}/webhooks"): admin(
         201, lambda w: {"url": HOOK_URL, "events": ["order.created"]}
     ),
@@ -506,6 +523,9 @@ GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
         ORDERS_WRITE, 409, lambda w: {"amount": 1, "reason": "matrix"}
     ),
     ("GET", f"{API}/orders/{{order_id}}/refunds"): staff(ORDERS_READ, 200),
+    # Staff reach the fulfilment, and the guest's order is not paid: 409.
+    ("POST", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_WRITE, 409, _ship_a_unit),
+    ("GET", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_READ, 200),
     ("POST", f"{API}/carts"): everyone(201, lambda w: {}),
     ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200, holders=TOKEN_HOLDERS),
     ("PATCH", f"{API}/carts/{{cart_id}}"): cart_holder(
@@ -706,6 +726,7 @@ async def _world(client: Client, setup: Setup) -> World:
         "item_id": cart["items"][0]["id"],
         "cart_id": a_cart["id"],
         "order_id": order["id"],
+        "order_line_id": order["items"][0]["id"],
         "provider": "test",
         "code": "NO-SUCH-CODE",
         "currency": order["currency"],
@@ -771,6 +792,51 @@ async def _payments(client: Client, world: World) -> None:
         action_payment_id=str(action["id"]),
         action_reference=str(action["client_secret"]).split("_secret_")[0],
     )
+
+
+FULFILMENT_CASES = frozenset(
+    {f"{API}/orders/{{order_id}}/fulfillments", f"{API}/fulfillments/{{fulfillment_id}}/delivered"}
+)
+"""The routes whose worlds need :func:`_fulfilment` (POST only)."""
+
+
+async def _fulfilment(client: Client, world: World, template: str) -> None:
+    """A new order of A's, paid in full by staff (a ``manual`` payment, captured), becomes
+    the world's ``order_id`` (``order_line_id`` its line); for the delivery route its unit
+    ships too (``fulfillment_id``). The world then belongs to ``template`` alone."""
+    staff_headers, a = world.headers[STAFF], world.headers[A]
+    order = await _created(
+        await client.post(
+            f"{API}/orders",
+            headers=a,
+            json={
+                "items": [{"variant_id": world.ids["cart_variant_id"], "quantity": 1}],
+                "address_id": world.ids["address_id"],
+                "shipping_method_id": world.ids["method_id"],
+            },
+        )
+    )
+    payment = await _created(
+        await client.post(
+            f"{API}/orders/{order['id']}/payments",
+            json={"provider": "manual"},
+            headers=staff_headers,
+        )
+    )
+    await _created(
+        await client.post(f"{API}/payments/{payment['id']}/capture", json={}, headers=staff_headers)
+    )
+    world.ids.update(order_id=order["id"], order_line_id=order["items"][0]["id"])
+    if "{fulfillment_id}" in template:
+        parcel = await _created(
+            await client.post(
+                f"{API}/orders/{order['id']}/fulfillments",
+                json=_ship_a_unit(world),
+                headers=staff_headers,
+            )
+        )
+        world.ids["fulfillment_id"] = parcel["id"]
+    world.prepared_for = template
 
 
 MONEY = (
@@ -1036,13 +1102,16 @@ async def _request(
 
 
 async def _prepare(client: Client, world: World, table: Table, call: tuple[str, str, str]) -> None:
-    """Make what the call needs and the world does not hold yet: the guests' objects, or
-    A's payments (:data:`PAYMENT_CASES`)."""
+    """Make what the call needs and the world does not hold yet: the guests' objects, A's
+    payments (:data:`PAYMENT_CASES`), or A's paid order (:data:`FULFILMENT_CASES`)."""
     method, template, caller = call
     if caller in GUESTS and caller not in world.headers:
         await _add_guests(client, world, world.ids["cart_variant_id"])
     if table is A_OBJECTS and (method, template) in PAYMENT_CASES and "payment_id" not in world.ids:
         await _payments(client, world)
+    fulfils = method == "POST" and template in FULFILMENT_CASES
+    if table is A_OBJECTS and fulfils and world.prepared_for != template:
+        await _fulfilment(client, world, template)
 
 
 async def _call(
@@ -1110,6 +1179,8 @@ async def _walk(client: Client, setup: Setup, table: Table) -> None:
     wrong: list[str] = []
     world: World | None = None
     for method, template in operations:
+        if world is not None and world.prepared_for not in (None, template):
+            world = None
         for caller in table.callers_of(template):
             if (method, template, caller) in table.known_bugs:
                 continue

@@ -24,6 +24,7 @@ SUBJECTS = {
     "order_confirmation": "Order {number} confirmed",
     "order_cancelled": "Order {number} cancelled",
     "order_paid": "Order {number} paid",
+    "order_shipped": "Order {number} shipped",
     "late_payment_refunded": "Order {number}: money after cancellation refunded",
     "mfa_enabled": "Two-step sign-in is on",
     "mfa_disabled": "Two-step sign-in is off",

@@ -4,7 +4,10 @@
 ``paid → refunded``. Staff move orders along :data:`STAFF_TRANSITIONS`; ``paid`` and
 ``refunded`` are reached only through payments (:func:`record_paid`, :func:`record_refunded`,
 called by the payments room when money is captured or given back); an unpaid order past its
-``expires_at`` is cancelled by payments' expiry job (:func:`record_expired`). Every move is one
+``expires_at`` is cancelled by payments' expiry job (:func:`record_expired`). The fulfilment
+room ships units with :func:`ship_units` (one conditional update per line) and moves the
+order with :func:`record_fulfilled` and :func:`record_delivered`; a staff ``fulfilled`` move
+records every unit as shipped, so the two ways agree. Every move is one
 conditional update (``WHERE status = :from``), so two concurrent moves of one order cannot
 both happen and stock is returned at most once; every move is recorded in
 ``order_status_change`` with who made it and when. Cancelling or refunding returns the
@@ -17,7 +20,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Caller
@@ -78,10 +81,12 @@ async def _move(
     now = utcnow()
     moved = await session.execute(
         update(table_of(Order))
-        .where(_O.id == order_id, _O.status == current)
+        .where(_O.id == order_id, _O.status == current, *_CONDITIONS.get(to, ()))
         .values(status=to, updated_at=now, **RECORDS.get(to, {}))
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if to == "cancelled" and await _has_shipped(session, order_id):
+            raise InvalidTransition("Units of this order have shipped: it cannot be cancelled.")
         raise InvalidTransition("The order changed at the same time; read it again.")
     if to == "fulfilled":
         await session.execute(
@@ -109,6 +114,20 @@ async def _move(
         await give_back(session, order_id)
 
 
+_CONDITIONS: dict[str, tuple[Any, ...]] = {
+    "cancelled": (_O.fulfillment_status == "unfulfilled",),
+}
+"""What a staff move needs besides the status, checked in its conditional update: an order
+is cancelled only while nothing of it has shipped (a fulfilment holds the order's lock
+while it ships, so the two never cross)."""
+
+
+async def _has_shipped(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Whether any unit of the order has shipped."""
+    status = await session.scalar(select(_O.fulfillment_status).where(_O.id == order_id))
+    return status not in (None, "unfulfilled")
+
+
 async def _return_units(
     session: AsyncSession, order_id: uuid.UUID, actor_id: uuid.UUID | None, reason: str
 ) -> None:
@@ -128,12 +147,13 @@ async def cancel_order(
     session: AsyncSession, vault: Vault, identity: Caller, order_id: uuid.UUID
 ) -> OrderRead:
     """Cancel an order and return its stock: its owner while ``pending``, staff while
-    ``pending`` or ``paid``.
+    ``pending`` or ``paid`` and nothing of it has shipped.
 
     Raises:
         OrderNotFound: (404) no such order, or another customer's.
         CancelNotAllowed: (403) the owner (not staff) cancelling a paid order.
-        InvalidTransition: (409) the order can no longer be cancelled.
+        InvalidTransition: (409) the order can no longer be cancelled (or units of it have
+            shipped).
     """
     row = await _visible(session, identity, order_id)
     if not identity.is_staff and row.status == "paid":
@@ -191,8 +211,8 @@ async def _record_move(
     actor: tuple[uuid.UUID | None, str],
     values: dict[str, Any],
 ) -> bool:
-    """One conditional move made by payments (not a staff choice): recorded and announced
-    only when this call made it."""
+    """One conditional move made by another room (payments, fulfilment; not a staff
+    choice): recorded and announced only when this call made it."""
     now = utcnow()
     moved = await session.execute(
         update(table_of(Order))
@@ -297,3 +317,99 @@ async def add_money(
             updated_at=utcnow(),
         )
     )
+
+
+FULFILLABLE = ("paid", "fulfilled", "delivered")
+"""Statuses of an order whose units may ship (paid and not cancelled nor refunded); an
+order ``fulfilled`` or ``delivered`` has nothing left to ship, which :func:`ship_units`
+finds by itself."""
+
+
+async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Any:
+    """The order's ``status``, ``fulfillment_status``, ``number``, ``customer_id`` and
+    ``currency``, write-locked for the rest of the caller's transaction (an ``UPDATE`` that
+    changes nothing: the row's lock on PostgreSQL, the database's write lock on SQLite), so
+    fulfilments and status moves of one order run one after the other and never deadlock
+    (every writer takes the order before its lines). None when there is no such order."""
+    await session.execute(
+        update(table_of(Order)).where(_O.id == order_id).values(updated_at=_O.updated_at)
+    )
+    return (
+        await session.execute(
+            select(_O.status, _O.fulfillment_status, _O.number, _O.customer_id, _O.currency).where(
+                _O.id == order_id
+            )
+        )
+    ).first()
+
+
+async def ship_units(
+    session: AsyncSession, order_id: uuid.UUID, line_id: uuid.UUID, quantity: int
+) -> bool:
+    """Fulfilment: record ``quantity`` more units of line ``line_id`` of ``order_id`` as
+    shipped, never more than ordered: one conditional update (``quantity_fulfilled + q <=
+    quantity``, backed by the table's CHECK), never a read then a write, so concurrent
+    shipments of one line can never ship it twice. Returns whether the units were recorded
+    (False: the line is not the order's, or fewer than ``quantity`` units are left)."""
+    shipped = await session.execute(
+        update(table_of(OrderLine))
+        .where(
+            _L.id == line_id,
+            _L.order_id == order_id,
+            _L.quantity_fulfilled + quantity <= _L.quantity,
+        )
+        .values(quantity_fulfilled=_L.quantity_fulfilled + quantity)
+    )
+    return bool(shipped.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def units_left(session: AsyncSession, order_id: uuid.UUID) -> int:
+    """How many units of the order have not shipped yet (over all its lines)."""
+    left = await session.scalar(
+        select(func.coalesce(func.sum(_L.quantity - _L.quantity_fulfilled), 0)).where(
+            _L.order_id == order_id
+        )
+    )
+    return int(left or 0)
+
+
+async def set_fulfillment_status(session: AsyncSession, order_id: uuid.UUID, status: str) -> None:
+    """Fulfilment (and returns): record the order's ``fulfillment_status`` (one of
+    ``models.FULFILLMENT_STATUSES``) without moving its ``status``, in the caller's
+    transaction (``partially_fulfilled`` while some units wait to ship)."""
+    await session.execute(
+        update(table_of(Order))
+        .where(_O.id == order_id)
+        .values(fulfillment_status=status, updated_at=utcnow())
+    )
+
+
+async def record_fulfilled(
+    session: AsyncSession,
+    vault: Vault,
+    order_id: uuid.UUID,
+    *,
+    actor: tuple[uuid.UUID | None, str] = (None, SYSTEM_ROLE),
+) -> bool:
+    """Fulfilment: every unit of a ``paid`` order has shipped, so it becomes ``fulfilled``
+    (``fulfillment_status`` too), in the caller's transaction: one conditional update
+    (``WHERE status = 'paid'``), recorded in ``order_status_change`` with ``actor`` (id,
+    role) and announced with ``order.fulfilled``, exactly once. Returns whether this call
+    moved the order."""
+    values = {"fulfillment_status": "fulfilled"}
+    return await _record_move(session, vault, order_id, "paid", "fulfilled", actor, values)
+
+
+async def record_delivered(
+    session: AsyncSession,
+    vault: Vault,
+    order_id: uuid.UUID,
+    *,
+    actor: tuple[uuid.UUID | None, str] = (None, SYSTEM_ROLE),
+) -> bool:
+    """Fulfilment: every parcel of a ``fulfilled`` order was delivered, so it becomes
+    ``delivered`` (``fulfillment_status`` too): one conditional update (``WHERE status =
+    'fulfilled'``), recorded with ``actor`` and announced with ``order.delivered``, exactly
+    once. Returns whether this call moved the order."""
+    values = {"fulfillment_status": "delivered"}
+    return await _record_move(session, vault, order_id, "fulfilled", "delivered", actor, values)

@@ -18,8 +18,10 @@ from emporium.jobs.routes import ADMIN
 from emporium.webhooks import service
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.schemas import (
+    EVENT_TYPES,
     DeliveryPage,
     DeliveryRead,
+    EventTypeList,
     WebhookCreate,
     WebhookCreated,
     WebhookPage,
@@ -44,6 +46,12 @@ async def list_webhooks(
 ) -> WebhookPage:
     """Admin: all endpoints."""
     return await service.list_endpoints(session, limit=limit, cursor=cursor)
+
+
+@get("/webhooks/events", sync_to_thread=False)
+def list_event_types() -> EventTypeList:
+    """Admin: every event type an endpoint may subscribe to (every one Emporium emits)."""
+    return EventTypeList(items=list(EVENT_TYPES))  # type: ignore[arg-type]
 
 
 @get("/webhooks/{webhook_id:uuid}")
@@ -103,6 +111,7 @@ webhooks_router = audience_router(
     route_handlers=[
         create_webhook,
         list_webhooks,
+        list_event_types,
         get_webhook,
         update_webhook,
         delete_webhook,

@@ -13,11 +13,18 @@ EventType = Literal[
     "order.paid",
     "order.cancelled",
     "order.refunded",
+    "order.fulfilled",
+    "order.delivered",
+    "fulfillment.created",
+    "return.requested",
+    "return.received",
+    "refund.created",
     "promotion.redeemed",
     "payment.authorized",
     "payment.captured",
     "payment.failed",
     "payment.refunded",
+    "payment.refund_failed",
     "gift_card.created",
     "gift_card.debited",
     "gift_card.credited",
@@ -32,6 +39,12 @@ EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 Url = Annotated[str, Meta(min_length=8, max_length=2000)]
 Events = Annotated[list[EventType], Meta(min_length=1, max_length=len(EVENT_TYPES))]
 Description = Annotated[str, Meta(max_length=500)]
+
+
+class EventTypeList(Struct):
+    """The event types an endpoint may subscribe to (every type Emporium emits)."""
+
+    items: list[EventType]
 
 
 class WebhookCreate(Struct, forbid_unknown_fields=True):

@@ -92,6 +92,8 @@ from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
 from emporium.promotions.routes import promotions_router
 from emporium.promotions.schemas import PromotionType
+from emporium.returns.routes import returns_router
+from emporium.returns.schemas import ReturnStatus
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -298,6 +300,7 @@ _NAMED_ENUMS = {
     "PromotionType": get_args(PromotionType),
     "GiftCardStatus": get_args(GiftCardStatus),
     "GiftCardMovementKind": get_args(GiftCardMovementKind),
+    "ReturnStatus": get_args(ReturnStatus),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
@@ -326,6 +329,7 @@ def _api_router() -> Router:
             payments_router,
             promotions_router,
             giftcards_router,
+            returns_router,
         ],
     )
 

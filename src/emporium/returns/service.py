@@ -105,6 +105,44 @@ async def _claim_units(session: AsyncSession, order_id: uuid.UUID, data: ReturnC
             )
 
 
+async def _insert_return(
+    session: AsyncSession, order_id: uuid.UUID, role: str, data: ReturnCreate
+) -> uuid.UUID:
+    """Write a ``requested`` return and its lines; returns its id."""
+    now, return_id = utcnow(), uuid.uuid4()
+    await session.execute(
+        insert(table_of(OrderReturn)),
+        [
+            {
+                "id": return_id,
+                "order_id": order_id,
+                "status": "requested",
+                "requested_by": role,
+                "reason": data.reason,
+                "amount_refunded": 0,
+                "include_shipping": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    )
+    await session.execute(
+        insert(table_of(ReturnLine)),
+        [
+            {
+                "return_id": return_id,
+                "order_line_id": line.order_line_id,
+                "quantity": line.quantity,
+                "quantity_received": 0,
+                "restocked": 0,
+                "reason": line.reason,
+            }
+            for line in data.lines
+        ],
+    )
+    return return_id
+
+
 async def request_return(
     session: AsyncSession,
     caller: Caller | None,
@@ -136,38 +174,8 @@ async def request_return(
     _unique(ids, "order_line_id")
     await _own_lines(session, order_id, ids)
     await _claim_units(session, order_id, data)
-    now, return_id = utcnow(), uuid.uuid4()
     role = caller.actor_role if caller is not None else "guest"
-    await session.execute(
-        insert(table_of(OrderReturn)),
-        [
-            {
-                "id": return_id,
-                "order_id": order_id,
-                "status": "requested",
-                "requested_by": role,
-                "reason": data.reason,
-                "amount_refunded": 0,
-                "include_shipping": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
-    )
-    await session.execute(
-        insert(table_of(ReturnLine)),
-        [
-            {
-                "return_id": return_id,
-                "order_line_id": line.order_line_id,
-                "quantity": line.quantity,
-                "quantity_received": 0,
-                "restocked": 0,
-                "reason": line.reason,
-            }
-            for line in data.lines
-        ],
-    )
+    return_id = await _insert_return(session, order_id, role, data)
     answer = (await read_returns(session, [return_id], order.currency))[0]
     emit_event(session, "return.requested", event_data(answer))
     return answer

@@ -249,3 +249,35 @@ async def test_a_return_is_refunded_to_the_gift_card_first(
         3000,
     )
     assert (await card_state(client, staff, gift))["balance"] == 1000
+
+
+async def test_concurrent_refunds_pay_each_return_once_and_never_drift(
+    client: Client, sign_in: Any, session: AsyncSession
+) -> None:
+    """Three returns of one unit each of 3 x 19.99 less 10 %, 20 % VAT on top (64.76 in
+    all), refunded by staff at once, each refund asked twice: every return is refunded
+    once (the second ask: 409), and together they refund exactly the line's 64.76."""
+    staff, customer = await sign_in(roles=["staff"]), await sign_in()
+    method = await set_up_shop(client, staff)
+    order, _ = await paid_customer_order(
+        client, staff, customer, units=((1999, 3),), method_id=method
+    )
+    line = order["items"][0]
+    assert line["total"] == 6476
+    await ship_everything_in_db(session, order["id"])
+    ids = []
+    for _ in range(3):
+        asked = await ask_return(client, order["id"], customer, (line["id"], 1))
+        await receive(client, staff, asked.json()["id"], (line["id"], 1, True))
+        ids.append(asked.json()["id"])
+    calls: list[tuple[str, str, Headers, Json | None]] = [
+        ("POST", f"/returns/{i}/refund", staff, {}) for i in ids for _ in range(2)
+    ]
+    answers = await at_once(client, *calls)
+    assert sorted(a.status_code for a in answers) == [200] * 3 + [409] * 3
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"return_state_conflict"}
+    amounts = sorted(a.json()["amount_refunded"] for a in answers if a.status_code == 200)
+    assert sum(amounts) == 6476
+    assert amounts == [2158, 2159, 2159]  # 21.59, 43.18 - 21.59, 64.76 - 43.18
+    final = await read_order(client, order["id"], customer)
+    assert (final["refunded_total"], final["payment_status"]) == (6476, "partially_refunded")

@@ -281,3 +281,38 @@ async def test_concurrent_refunds_pay_each_return_once_and_never_drift(
     assert amounts == [2158, 2159, 2159]  # 21.59, 43.18 - 21.59, 64.76 - 43.18
     final = await read_order(client, order["id"], customer)
     assert (final["refunded_total"], final["payment_status"]) == (6476, "partially_refunded")
+
+
+async def test_receiving_and_refunding_out_of_turn_are_refused_and_change_nothing(
+    client: Client, sign_in: Any, session: AsyncSession
+) -> None:
+    staff, customer = await sign_in(roles=["staff"]), await sign_in()
+    order, (shirt, socks) = await paid_customer_order(client, staff, customer)
+    one, two = (line["id"] for line in order["items"])
+    await ship_everything_in_db(session, order["id"])
+    asked = (await ask_return(client, order["id"], customer, (one, 2))).json()["id"]
+    url = f"{API}/returns/{asked}"
+    assert_problem(await refund(client, staff, asked), 409, "return_state_conflict")
+
+    def lines(*given: tuple[str, int]) -> Json:
+        return {"lines": [{"order_line_id": i, "quantity": q, "restock": True} for i, q in given]}
+
+    too_many = await client.post(f"{url}/receive", json=lines((one, 3)), headers=staff)
+    assert_problem(too_many, 409, "receive_exceeds_requested")
+    not_in_it = await client.post(f"{url}/receive", json=lines((two, 1)), headers=staff)
+    assert_problem(not_in_it, 422)
+    as_customer = await client.post(f"{url}/receive", json=lines((one, 1)), headers=customer)
+    assert as_customer.status_code == 403
+    missing = await client.post(
+        f"{API}/returns/{uuid.uuid4()}/receive", json=lines((one, 1)), headers=staff
+    )
+    assert_problem(missing, 404, "return_not_found")
+    unchanged = await read_order(client, order["id"], customer)
+    assert [line["quantity_returned"] for line in unchanged["items"]] == [0, 0]
+    assert await stock_of(client, staff, shirt) == STOCK - 3
+
+    await receive(client, staff, asked, (one, 2, True))
+    again = await client.post(f"{url}/receive", json=lines((one, 1)), headers=staff)
+    assert_problem(again, 409, "return_state_conflict")
+    assert await stock_of(client, staff, shirt) == STOCK - 1
+    assert await stock_of(client, staff, socks) == STOCK - 2

@@ -95,6 +95,8 @@ from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
 from emporium.promotions.routes import promotions_router
 from emporium.promotions.schemas import PromotionType
+from emporium.returns.routes import returns_router
+from emporium.returns.schemas import ReturnStatus
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -303,6 +305,7 @@ _NAMED_ENUMS = {
     "GiftCardStatus": get_args(GiftCardStatus),
     "GiftCardMovementKind": get_args(GiftCardMovementKind),
     "ParcelStatus": get_args(ParcelStatus),
+    "ReturnStatus": get_args(ReturnStatus),
 }
 """The enums of the API, named in the OpenAPI document (components) for generated clients."""
 _OPENAPI_HOOKS = [
@@ -332,6 +335,7 @@ def _api_router() -> Router:
             promotions_router,
             giftcards_router,
             fulfilment_router,
+            returns_router,
         ],
     )
 

@@ -16,6 +16,7 @@ def import_all_models() -> None:
     import emporium.orders.models
     import emporium.payments.models
     import emporium.promotions.models
+    import emporium.returns.models
     import emporium.reviews.models
     import emporium.shipping.models
     import emporium.webhooks.models  # noqa: F401

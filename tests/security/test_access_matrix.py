@@ -48,6 +48,7 @@ from emporium.payments.providers.base import PAYMENT_ID_KEY, Intent
 from emporium.payments.providers.test import intent_event, sign
 from emporium.webhooks.models import WebhookDelivery
 from factories import API, Client, create_category, product_body, variant_body
+from returns.support import ship_everything_in_db
 
 ANON, A, B, STAFF, ADMIN, NOMFA, KEY, WRONG_KEY = (
     "anonymous",
@@ -274,6 +275,11 @@ def _promotion_code() -> str:
     return f"M-{uuid.uuid4().hex[:12]}"
 
 
+def _return_one(w: World) -> Json:
+    """A return of the one unit of A's order."""
+    return {"lines": [{"order_line_id": w.ids["order_line_id"], "quantity": 1}]}
+
+
 def _encoded(body: Json) -> bytes:
     return json.dumps(body, sort_keys=True).encode()
 
@@ -408,6 +414,15 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_WRITE, 201, _ship_a_unit),
     ("GET", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_READ, 200),
     ("POST", f"{API}/fulfillments/{{fulfillment_id}}/delivered"): staff(ORDERS_WRITE, 200),
+    # Returns: A's order paid, shipped and delivered first (:func:`_returns`).
+    ("POST", f"{API}/orders/{{order_id}}/returns"): replace(
+        order_reader(ORDERS_WRITE, 201), body=_return_one
+    ),
+    ("GET", f"{API}/orders/{{order_id}}/returns"): order_reader(ORDERS_READ, 200),
+    ("POST", f"{API}/returns/{{return_id}}/receive"): staff(
+        ORDERS_WRITE, 200, lambda w: {"lines": [_return_one(w)["lines"][0] | {"restock": True}]}
+    ),
+    ("POST", f"{API}/returns/{{return_id}}/refund"): staff(ORDERS_WRITE, 200, lambda w: {}),
     ("GET", f"{API}/jobs"): admin(200),
     ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
     ("GET", f"{API}/webhooks"): admin(200),
@@ -526,6 +541,13 @@ GUEST_EXPECTATIONS: dict[tuple[str, str], Expect] = {
     # Staff reach the fulfilment, and the guest's order is not paid: 409.
     ("POST", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_WRITE, 409, _ship_a_unit),
     ("GET", f"{API}/orders/{{order_id}}/fulfillments"): staff(ORDERS_READ, 200),
+    # Whoever reads the guest's order reaches the return, and the order is not paid: 409.
+    ("POST", f"{API}/orders/{{order_id}}/returns"): replace(
+        order_reader(ORDERS_WRITE, 409, TOKEN_HOLDERS),
+        body=lambda w: {"lines": [{"order_line_id": str(uuid.uuid4()), "quantity": 1}]},
+        code="order_not_returnable",
+    ),
+    ("GET", f"{API}/orders/{{order_id}}/returns"): order_reader(ORDERS_READ, 200, TOKEN_HOLDERS),
     ("POST", f"{API}/carts"): everyone(201, lambda w: {}),
     ("GET", f"{API}/carts/{{cart_id}}"): cart_holder(200, holders=TOKEN_HOLDERS),
     ("PATCH", f"{API}/carts/{{cart_id}}"): cart_holder(
@@ -837,6 +859,58 @@ async def _fulfilment(client: Client, world: World, template: str) -> None:
         )
         world.ids["fulfillment_id"] = parcel["id"]
     world.prepared_for = template
+RETURN_CASES = {
+    ("POST", f"{API}/orders/{{order_id}}/returns"): 0,
+    ("POST", f"{API}/returns/{{return_id}}/receive"): 1,
+    ("POST", f"{API}/returns/{{return_id}}/refund"): 2,
+}
+"""The return routes of ``EXPECTATIONS`` and how far :func:`_returns` takes A's order
+first: 0 shipped, 1 a return asked, 2 that return received."""
+
+
+async def _returns(client: Client, setup: Setup, world: World, step: int) -> None:
+    """A's order paid in full by staff (``manual``), shipped and delivered (written to the
+    database until the fulfilment routes merge: ``returns.support``); from ``step`` 1 A
+    asks to return its one unit (``return_id``), at 2 staff receive it. Steps already
+    taken in this world are not taken again."""
+    done = int(world.ids.get("returns_step", "-1"))
+    staff_headers, order_id = world.headers[STAFF], world.ids["order_id"]
+    if done < 0:
+        made = await _created(
+            await client.post(
+                f"{API}/orders/{order_id}/payments",
+                json={"provider": "manual"},
+                headers=staff_headers,
+            )
+        )
+        await _created(
+            await client.post(
+                f"{API}/payments/{made['id']}/capture", json={}, headers=staff_headers
+            )
+        )
+        async with setup.sessionmaker() as db:
+            await ship_everything_in_db(db, order_id)
+        order = await _created(await client.get(f"{API}/orders/{order_id}", headers=staff_headers))
+        world.ids["order_line_id"] = order["items"][0]["id"]
+    if done < 1 <= step:
+        asked = await _created(
+            await client.post(
+                f"{API}/orders/{order_id}/returns",
+                json=_return_one(world),
+                headers=world.headers[A],
+            )
+        )
+        world.ids["return_id"] = asked["id"]
+    if done < 2 <= step:
+        line = _return_one(world)["lines"][0] | {"restock": False}
+        await _created(
+            await client.post(
+                f"{API}/returns/{world.ids['return_id']}/receive",
+                json={"lines": [line]},
+                headers=staff_headers,
+            )
+        )
+    world.ids["returns_step"] = str(max(done, step))
 
 
 MONEY = (
@@ -1104,6 +1178,11 @@ async def _request(
 async def _prepare(client: Client, world: World, table: Table, call: tuple[str, str, str]) -> None:
     """Make what the call needs and the world does not hold yet: the guests' objects, A's
     payments (:data:`PAYMENT_CASES`), or A's paid order (:data:`FULFILMENT_CASES`)."""
+async def _prepare(
+    client: Client, setup: Setup, world: World, table: Table, call: tuple[str, str, str]
+) -> None:
+    """Make what the call needs and the world does not hold yet: the guests' objects, A's
+    payments (:data:`PAYMENT_CASES`), or A's order shipped and returned (:data:`RETURN_CASES`)."""
     method, template, caller = call
     if caller in GUESTS and caller not in world.headers:
         await _add_guests(client, world, world.ids["cart_variant_id"])
@@ -1112,6 +1191,8 @@ async def _prepare(client: Client, world: World, table: Table, call: tuple[str, 
     fulfils = method == "POST" and template in FULFILMENT_CASES
     if table is A_OBJECTS and fulfils and world.prepared_for != template:
         await _fulfilment(client, world, template)
+    if table is A_OBJECTS and (method, template) in RETURN_CASES:
+        await _returns(client, setup, world, RETURN_CASES[(method, template)])
 
 
 async def _call(
@@ -1126,7 +1207,7 @@ async def _call(
     money (:data:`MONEY`)."""
     method, template, caller = call
     expect = table.expectations[(method, template)]
-    await _prepare(client, world, table, call)
+    await _prepare(client, setup, world, table, call)
     headers = world.headers[caller]
     if caller in KEYS:
         headers = await _key_headers(client, world, expect.key_scopes(caller))

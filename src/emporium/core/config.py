@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         le=30 * 24 * 60,
         description="A pending order not paid within this many minutes expires (cancelled)",
     )
+    return_window_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Customers (and guests) may ask to return units this many days after "
+        "their order was delivered; staff at any time",
+    )
     payment_providers: CommaList = Field(
         default_factory=lambda: ["manual", "test"],
         description="Enabled payment providers: manual, test, stripe (stripe needs its key)",

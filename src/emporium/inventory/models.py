@@ -11,9 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from emporium.core.clock import utcnow
 from emporium.core.db.base import Base, UTCDateTime, new_id
 
-KINDS = ("received", "adjustment", "sale", "return")
+KINDS = ("received", "adjustment", "sale", "return", "returned")
 """``received``: initial stock and imports; ``adjustment``: staff corrections; ``sale``:
-taken by an order (negative); ``return``: given back by a cancelled or refunded order."""
+taken by an order (negative); ``return``: given back by a cancelled or refunded order
+(the units never left); ``returned``: units a customer sent back, restocked by staff."""
 
 
 class StockMovement(Base):
@@ -34,7 +35,9 @@ class StockMovement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        CheckConstraint("kind IN ('received', 'adjustment', 'sale', 'return')", name="kind_known"),
+        CheckConstraint(
+            "kind IN ('received', 'adjustment', 'sale', 'return', 'returned')", name="kind_known"
+        ),
         CheckConstraint("delta <> 0", name="delta_not_zero"),
         CheckConstraint("stock_after >= 0", name="stock_after_non_negative"),
         Index("ix_stock_movement_variant_listing", "variant_id", "created_at", "id"),

@@ -18,7 +18,7 @@ Delta = Annotated[
         description="units to add (positive) or remove (negative); not 0",
     ),
 ]
-MovementKind = Literal["received", "adjustment", "sale", "return"]
+MovementKind = Literal["received", "adjustment", "sale", "return", "returned"]
 
 
 class StockAdjustmentCreate(Struct, forbid_unknown_fields=True):

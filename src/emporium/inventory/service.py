@@ -178,9 +178,11 @@ async def return_stock(
     order_id: uuid.UUID,
     actor_id: uuid.UUID | None,
     reason: str,
+    kind: str = "return",
 ) -> None:
-    """Put ``quantities`` back on hand (a cancelled or refunded order), as ``return``
-    movements. Variants deleted since the sale are skipped: there is nothing to return to."""
+    """Put ``quantities`` back on hand as ``kind`` movements: ``return`` for a cancelled or
+    refunded order, ``returned`` for units a customer sent back that staff restocked.
+    Variants deleted since the sale are skipped: there is nothing to return to."""
     now = utcnow()
     movements: list[dict[str, Any]] = []
     for variant_id in sorted(quantities):
@@ -194,7 +196,7 @@ async def return_stock(
         movements.append(
             _movement(
                 variant_id,
-                "return",
+                kind,
                 units,
                 row.stock,
                 now=utcnow(),

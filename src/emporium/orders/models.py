@@ -235,6 +235,10 @@ class OrderLine(Base):
     prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
     quantity_fulfilled: Mapped[int] = mapped_column(Integer, default=0)
     quantity_returned: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_return_requested: Mapped[int] = mapped_column(Integer, default=0)
+    """Units in returns that were asked for and not turned away: the returns room's
+    race-proof counter (a conditional update, backed by ``return_requests_within_fulfilled``),
+    at least ``quantity_returned`` and at most ``quantity_fulfilled``."""
 
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -243,6 +247,10 @@ class OrderLine(Base):
         ),
         CheckConstraint(
             "quantity_returned BETWEEN 0 AND quantity_fulfilled", name="returned_within_fulfilled"
+        ),
+        CheckConstraint(
+            "quantity_return_requested BETWEEN quantity_returned AND quantity_fulfilled",
+            name="return_requests_within_fulfilled",
         ),
         CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
         CheckConstraint("subtotal = unit_price * quantity", name="subtotal_product"),

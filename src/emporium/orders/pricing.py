@@ -220,3 +220,86 @@ def price_order(
         total=total,
         prices_include_tax=prices_include_tax,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedUnits:
+    """Units of one priced line given back: ``before`` units already refunded by earlier
+    returns and ``units`` refunded now (``before + units <= line.quantity``)."""
+
+    line: PricedLine
+    before: int
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class PricedRefund:
+    """What a return gives back, minor units: ``lines`` (one amount per returned line, in
+    the order given, tax included), ``tax_total`` (the tax inside those amounts, shipping's
+    included), ``shipping`` (the shipping's price and, when prices exclude tax, its tax)
+    and ``total`` (lines plus shipping)."""
+
+    lines: tuple[int, ...]
+    tax_total: int
+    shipping: int
+    total: int
+
+
+def paid_for_units(line: PricedLine, units: int, *, prices_include_tax: bool) -> tuple[int, int]:
+    """What the customer paid for ``units`` of ``line``'s ``quantity``: ``(amount, tax)``.
+
+    The line's discounted subtotal (``subtotal - discount_total``) is shared out per unit,
+    ``round_half_up(discounted * units / quantity)``, and its tax is computed on that share
+    exactly as checkout taxes a line (:func:`tax_of`); ``amount`` includes the tax. For
+    ``units == quantity`` this is the line's ``(total, tax_total)``; it never falls when
+    ``units`` grows.
+
+    Raises:
+        ValueError: ``units`` outside 0..quantity.
+    """
+    if not 0 <= units <= line.quantity:
+        raise ValueError("units must be within 0..quantity")
+    if units == 0:
+        return 0, 0
+    goods = round_half_up((line.subtotal - line.discount_total) * units, line.quantity)
+    tax = tax_of(goods, line.tax_rate, prices_include_tax=prices_include_tax)
+    return (goods if prices_include_tax else goods + tax), tax
+
+
+def refund_for_lines(
+    returns: Sequence[ReturnedUnits],
+    *,
+    prices_include_tax: bool,
+    shipping: PricedShipping | None = None,
+) -> PricedRefund:
+    """The refund of a return: for each line, what was paid for ``before + units`` units
+    less what was paid for the ``before`` units already refunded (:func:`paid_for_units`),
+    so that the rounding never drifts: however the units are split over returns, returning
+    every unit refunds exactly the line's ``total``, and returning every line plus the
+    shipping refunds exactly the order's ``total``. ``shipping`` (the order's priced
+    shipping; pass it once per order, only when the shipping is refunded) adds its
+    ``total`` plus, when prices exclude tax, its ``tax_total``.
+
+    Raises:
+        ValueError: negative units, or more units than the line has.
+    """
+    amounts: list[int] = []
+    tax = 0
+    for r in returns:
+        if r.before < 0 or r.units < 0:
+            raise ValueError("units must not be negative")
+        after_amount, after_tax = paid_for_units(
+            r.line, r.before + r.units, prices_include_tax=prices_include_tax
+        )
+        before_amount, before_tax = paid_for_units(
+            r.line, r.before, prices_include_tax=prices_include_tax
+        )
+        amounts.append(after_amount - before_amount)
+        tax += after_tax - before_tax
+    ship = 0
+    if shipping is not None:
+        ship = shipping.total + (0 if prices_include_tax else shipping.tax_total)
+        tax += shipping.tax_total
+    return PricedRefund(
+        lines=tuple(amounts), tax_total=tax, shipping=ship, total=sum(amounts) + ship
+    )

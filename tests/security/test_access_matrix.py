@@ -859,6 +859,8 @@ async def _fulfilment(client: Client, world: World, template: str) -> None:
         )
         world.ids["fulfillment_id"] = parcel["id"]
     world.prepared_for = template
+
+
 RETURN_CASES = {
     ("POST", f"{API}/orders/{{order_id}}/returns"): 0,
     ("POST", f"{API}/returns/{{return_id}}/receive"): 1,
@@ -1175,14 +1177,12 @@ async def _request(
     return await client.request(method, url, headers=signed, content=content)
 
 
-async def _prepare(client: Client, world: World, table: Table, call: tuple[str, str, str]) -> None:
-    """Make what the call needs and the world does not hold yet: the guests' objects, A's
-    payments (:data:`PAYMENT_CASES`), or A's paid order (:data:`FULFILMENT_CASES`)."""
 async def _prepare(
     client: Client, setup: Setup, world: World, table: Table, call: tuple[str, str, str]
 ) -> None:
     """Make what the call needs and the world does not hold yet: the guests' objects, A's
-    payments (:data:`PAYMENT_CASES`), or A's order shipped and returned (:data:`RETURN_CASES`)."""
+    payments (:data:`PAYMENT_CASES`), A's paid order (:data:`FULFILMENT_CASES`), or A's
+    order shipped and returned (:data:`RETURN_CASES`)."""
     method, template, caller = call
     if caller in GUESTS and caller not in world.headers:
         await _add_guests(client, world, world.ids["cart_variant_id"])

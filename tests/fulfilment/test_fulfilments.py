@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.fulfilment.models import Fulfillment
 from factories import API, Client, assert_problem
 from fulfilment.support import TRACKING, paid_order, read_order, ship, ship_body
+from orders.support import balance, ledger
 from payments.support import guest_order
 
 
@@ -204,3 +205,26 @@ async def test_an_order_with_shipped_units_is_not_cancelled(
     assert_problem(refused, 409, "invalid_transition")
     shown = await read_order(client, order["id"], admin_headers)
     assert (shown["status"], shown["fulfillment_status"]) == ("paid", "partially_fulfilled")
+
+
+async def test_refunding_a_partly_shipped_order_restocks_only_what_never_shipped(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """3 units of a line of 10 in stock (7 left), 1 shipped; staff refund everything: the
+    order is ``refunded`` and the 2 units that never left come back (9 in stock), not the
+    one in the parcel, which comes back only through a return."""
+    order, _ = await paid_order(client, admin_headers, quantity=3)
+    line = order["items"][0]
+    shipped = await ship(client, order["id"], admin_headers, ship_body(line["id"], 1))
+    assert shipped.status_code == 201, shipped.text
+    refunded = await client.post(
+        f"{API}/orders/{order['id']}/refunds",
+        json={"amount": order["total"], "reason": "customer changed their mind"},
+        headers=admin_headers,
+    )
+    assert refunded.status_code == 201, refunded.text
+    shown = await read_order(client, order["id"], admin_headers)
+    assert (shown["status"], shown["payment_status"]) == ("refunded", "refunded")
+    movements = balance(await ledger(client, admin_headers, line["variant_id"]))
+    assert sum(movements.values()) == 9
+    assert movements["sale"] == -3

@@ -82,9 +82,11 @@ async def read_order(client: Client, order_id: str, headers: dict[str, str]) -> 
 async def ship_everything_in_db(
     session: AsyncSession, order_id: str, *, delivered_at: datetime | None = None
 ) -> None:
-    """Stand-in for the fulfilment routes (not merged yet): every unit of the order is
-    shipped (``quantity_fulfilled = quantity``) and the order delivered at ``delivered_at``
-    (default now), written straight to the database with its status change."""
+    """A shortcut for return tests that need a delivery at a chosen time (the window): every
+    unit of the order shipped (``quantity_fulfilled = quantity``) and the order delivered at
+    ``delivered_at`` (default now), written straight to the database with its status change.
+    The fulfilment routes themselves are tested in tests/fulfilment and, end to end with a
+    return, by the first-sale test."""
     oid = uuid.UUID(order_id)
     lines, orders = table_of(OrderLine), table_of(Order)
     await session.execute(

@@ -131,15 +131,19 @@ async def _has_shipped(session: AsyncSession, order_id: uuid.UUID) -> bool:
 async def _return_units(
     session: AsyncSession, order_id: uuid.UUID, actor_id: uuid.UUID | None, reason: str
 ) -> None:
-    """Return every unit of the order to stock through the ledger."""
+    """Return every unit of the order that never shipped to stock through the ledger
+    (shipped units come back only through a return, when received)."""
     rows = await session.execute(
-        select(_L.variant_id, _L.quantity).where(
+        select(_L.variant_id, _L.quantity - _L.quantity_fulfilled).where(
             _L.order_id == order_id, _L.variant_id.is_not(None)
         )
     )
     quantities: dict[uuid.UUID, int] = {}
-    for r in rows:
-        quantities[r.variant_id] = quantities.get(r.variant_id, 0) + r.quantity
+    for variant_id, unshipped in rows:
+        if unshipped > 0:
+            quantities[variant_id] = quantities.get(variant_id, 0) + unshipped
+    if not quantities:
+        return
     await return_stock(session, quantities, order_id=order_id, actor_id=actor_id, reason=reason)
 
 

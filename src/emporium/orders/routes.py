@@ -40,6 +40,7 @@ from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
 from emporium.orders import cart, carts, checkout, idempotency, lifecycle, queries
 from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
+from emporium.orders.holders import ORDER_TOKEN, OrderToken
 from emporium.orders.schemas import (
     CartItemCreate,
     CartItemUpdate,
@@ -59,16 +60,6 @@ from emporium.orders.schemas import (
 Ctx = NamedDependency[AccountsContext]
 Me = NamedDependency[Identity]
 CallerDep = NamedDependency[Caller]
-ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
-OrderToken = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Order-Token",
-        required=False,
-        max_length=200,
-        description="a guest order's token, as POST /orders answered it",
-    ),
-]
 
 
 @get("/cart")

@@ -18,30 +18,26 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
-from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
-from emporium.accounts import api_keys
 from emporium.accounts.audiences import GUEST_OR_SIGNED_IN, PUBLIC, STAFF
 from emporium.accounts.identity import (
     Caller,
     client_ip,
-    identify,
     provide_caller,
-    signed_in_or_key,
 )
 from emporium.core.config import SettingsDep
 from emporium.core.db import uow
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import IDEMPOTENT_REPLAYED, accepts_api_key
+from emporium.core.http.openapi import IDEMPOTENT_REPLAYED
 from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
 from emporium.orders import idempotency
 from emporium.orders.exceptions import OrderNotFound
+from emporium.orders.holders import OrderToken, order_caller, order_holder
 from emporium.payments import queries, refunds, service
 from emporium.payments.apply import Actor
 from emporium.payments.events import apply_event, parse
@@ -63,16 +59,6 @@ from emporium.payments.service import PaymentsContext
 AnyRequest = Request[Any, Any, Any]
 Ctx = NamedDependency[PaymentsContext]
 CallerDep = NamedDependency[Caller]
-ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
-OrderToken = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Order-Token",
-        required=False,
-        max_length=200,
-        description="a guest order's token, as POST /orders answered it",
-    ),
-]
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -89,27 +75,6 @@ def provide_payments(state: State) -> PaymentsContext:
     return ctx
 
 
-async def _order_holder(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """Guard of an order's payments: a guest's ``Order-Token`` alone (checked against the
-    order by the service), else what ``signed_in_or_key`` lets through (a person, or an
-    API key with the route's scope)."""
-    headers = connection.headers
-    if ORDER_TOKEN in headers and "authorization" not in headers and "x-api-key" not in headers:
-        return
-    await signed_in_or_key(connection, handler)
-
-
-# An API key with the route's scope passes ``signed_in_or_key``: the document says so.
-_holder = accepts_api_key(_order_holder, api_keys.required_scope)
-
-
-async def _caller(request: AnyRequest) -> Caller | None:
-    api_key = request.scope.get("state", {}).get("api_key")
-    return api_key if api_key is not None else await identify(request)
-
-
 @get("/payment-providers")
 async def list_providers(payments: Ctx) -> ProviderList:
     """The enabled payment providers and what a storefront may know of them (Stripe's
@@ -121,7 +86,7 @@ async def list_providers(payments: Ctx) -> ProviderList:
 
 @post(
     "/orders/{order_id:uuid}/payments",
-    guards=[_holder],
+    guards=[order_holder],
     status_code=201,
     opt=WRITE,
     responses=problem_responses(409, 415, 503),
@@ -143,7 +108,7 @@ async def create_payment(
     provider ``201`` with it ``pending`` (reconciled later). Refusals: ``409
     order_not_payable``, ``409 amount_exceeds_balance``, ``404 provider_not_found``.
     Honours ``Idempotency-Key`` (per order)."""
-    caller = await _caller(request)
+    caller = await order_caller(request)
     await queries.visible_order(session, caller, order_id, order_token)
     actor = Actor.of(caller, "staff" if caller is not None and caller.is_staff else "client")
     is_staff = caller is not None and caller.is_staff
@@ -186,7 +151,7 @@ async def create_payment(
     return Response(answer, status_code=201)
 
 
-@get("/orders/{order_id:uuid}/payments", guards=[_holder], opt=READ)
+@get("/orders/{order_id:uuid}/payments", guards=[order_holder], opt=READ)
 async def list_payments(
     request: AnyRequest,
     reader: DbReader,
@@ -195,7 +160,7 @@ async def list_payments(
     order_token: OrderToken = None,
 ) -> PaymentList:
     """The order's payments, oldest first (owner, guest with ``Order-Token``, staff)."""
-    await queries.visible_order(reader, await _caller(request), order_id, order_token)
+    await queries.visible_order(reader, await order_caller(request), order_id, order_token)
     return PaymentList(items=await queries.list_payments(reader, payments.vault, order_id))
 
 

@@ -11,25 +11,22 @@ refunding staff with MFA, or such an API key (``STAFF``).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Router, get, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
-from litestar.handlers import BaseRouteHandler
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
-from emporium.accounts import api_keys
 from emporium.accounts.audiences import GUEST_OR_SIGNED_IN, STAFF
-from emporium.accounts.identity import Caller, identify, provide_caller, signed_in_or_key
+from emporium.accounts.identity import Caller, provide_caller
 from emporium.core.config import SettingsDep
 from emporium.core.db import uow
 from emporium.core.db.uow import DbReader, DbSession
 from emporium.core.errors import problem_responses
-from emporium.core.http.openapi import accepts_api_key
 from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
+from emporium.orders.holders import OrderToken, order_caller, order_holder
 from emporium.payments.routes import provide_payments
 from emporium.payments.service import PaymentsContext
 from emporium.returns import refunding, service
@@ -44,42 +41,13 @@ from emporium.returns.schemas import (
 AnyRequest = Request[Any, Any, Any]
 Ctx = NamedDependency[PaymentsContext]
 CallerDep = NamedDependency[Caller]
-ORDER_TOKEN = "order-token"  # noqa: S105 (a header name, not a secret)
-OrderToken = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Order-Token",
-        required=False,
-        max_length=200,
-        description="a guest order's token, as POST /orders answered it",
-    ),
-]
 WRITE = {"api_scope": "orders:write"}
 READ = {"api_scope": "orders:read"}
 
 
-async def _order_holder(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """Guard of an order's returns: a guest's ``Order-Token`` alone (checked against the
-    order by the service), else what ``signed_in_or_key`` lets through."""
-    headers = connection.headers
-    if ORDER_TOKEN in headers and "authorization" not in headers and "x-api-key" not in headers:
-        return
-    await signed_in_or_key(connection, handler)
-
-
-_holder = accepts_api_key(_order_holder, api_keys.required_scope)
-
-
-async def _caller(request: AnyRequest) -> Caller | None:
-    api_key = request.scope.get("state", {}).get("api_key")
-    return api_key if api_key is not None else await identify(request)
-
-
 @post(
     "/orders/{order_id:uuid}/returns",
-    guards=[_holder],
+    guards=[order_holder],
     status_code=201,
     opt=WRITE,
     responses=problem_responses(409, 415),
@@ -99,7 +67,7 @@ async def request_return(
     or refunded order."""
     return await service.request_return(
         session,
-        await _caller(request),
+        await order_caller(request),
         order_id,
         order_token,
         data,
@@ -107,7 +75,7 @@ async def request_return(
     )
 
 
-@get("/orders/{order_id:uuid}/returns", guards=[_holder], opt=READ)
+@get("/orders/{order_id:uuid}/returns", guards=[order_holder], opt=READ)
 async def list_returns(
     request: AnyRequest,
     reader: DbReader,
@@ -115,7 +83,7 @@ async def list_returns(
     order_token: OrderToken = None,
 ) -> ReturnList:
     """The order's returns, oldest first (owner, guest with ``Order-Token``, staff)."""
-    return await service.list_returns(reader, await _caller(request), order_id, order_token)
+    return await service.list_returns(reader, await order_caller(request), order_id, order_token)
 
 
 @post(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -105,7 +106,8 @@ class Receipt:
     ``cart``: the cart just before the order; ``placed``: the answer to ``POST /orders``;
     ``order``: the order read by staff at the end; ``variants``: the three variants as
     created (``product_id`` added); ``stock``: their stock at the end; ``ledger``: the
-    stock movements of the first one; ``gift_card``: the card with its ledger at the end.
+    stock movements of the first one (newest first); ``gift_card``: the card with its
+    ledger at the end (oldest movement first).
     """
 
     shop: Shop
@@ -152,7 +154,8 @@ async def _tax_rate(http: httpx.AsyncClient, staff: Headers, tax_class: str, rat
     listed = await call(http, "GET", "/tax-rates", 200, headers=staff, params={"limit": 100})
     for rate_row in listed["items"]:
         if {k: rate_row.get(k) for k in body} == body and not rate_row.get("region"):
-            return rate_row
+            kept: Json = rate_row
+            return kept
     raise SaleError(f"POST /tax-rates: {answer.status_code} {answer.text}")
 
 
@@ -319,7 +322,7 @@ async def return_one_unit(
     )
     received = {"lines": [{"order_line_id": line, "quantity": 1, "restock": True}]}
     await call(http, "POST", f"/returns/{asked['id']}/receive", 200, headers=staff, json=received)
-    return await call(
+    refunded: Json = await call(
         http,
         "POST",
         f"/returns/{asked['id']}/refund",
@@ -327,6 +330,7 @@ async def return_one_unit(
         headers=staff,
         json={"include_shipping": False},
     )
+    return refunded
 
 
 async def _stock_of(http: httpx.AsyncClient, staff: Headers, variant: Json) -> int:
@@ -385,3 +389,142 @@ async def first_sale(
 
 async def _no_wait() -> None:
     return None
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+async def sign_in(http: httpx.AsyncClient, args: argparse.Namespace) -> Headers:
+    """Staff headers from ``--token``, or from signing in with ``--email`` and the password
+    (and a code from ``--totp-secret``, or MFA enrolled now with ``--enrol-mfa``)."""
+    if args.token:
+        return {"Authorization": f"Bearer {args.token}"}
+    if not args.email:
+        raise SaleError("give --token, or --email with the password")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    login = {"email": args.email, "password": password}
+    answer = await call(http, "POST", "/auth/login", 200, json=login)
+    if answer.get("mfa_required"):
+        if not args.totp_secret:
+            raise SaleError("this account has MFA: give --totp-secret")
+        code = {"mfa_token": answer["mfa_token"], "code": _totp(args.totp_secret)}
+        answer = await call(http, "POST", "/auth/login/mfa", 200, json=code)
+        return {"Authorization": f"Bearer {answer['access_token']}"}
+    headers = {"Authorization": f"Bearer {answer['access_token']}"}
+    if args.enrol_mfa:
+        await enrol_mfa(http, headers)
+    return headers
+
+
+async def enrol_mfa(http: httpx.AsyncClient, headers: Headers) -> None:
+    """Turn TOTP on for the signed-in account (staff operations need it) and print its
+    secret and recovery codes: keep them, the next sign-in asks for a code."""
+    started = await call(http, "POST", "/auth/mfa/totp", 200, headers=headers)
+    code = {"code": _totp(started["secret"])}
+    codes = await call(http, "POST", "/auth/mfa/totp/confirm", 200, headers=headers, json=code)
+    print(f"MFA enrolled. TOTP secret (use --totp-secret next time): {started['secret']}")
+    print(f"Authenticator URI: {started['otpauth_uri']}")
+    print("Recovery codes: " + " ".join(codes["recovery_codes"]))
+
+
+def _totp(secret: str) -> str:
+    import pyotp  # installed with Emporium; only needed when signing in with MFA
+
+    return str(pyotp.TOTP(secret).now())
+
+
+def money(minor: int, currency: str) -> str:
+    """``11154, "USD"`` → ``"111.54 USD"`` (two decimals, as the shop's e-mails show)."""
+    return f"{minor // 100}.{minor % 100:02d} {currency}"
+
+
+def report(sale: Receipt) -> list[str]:
+    """The sale's figures as lines of text."""
+    order, cur = sale.order, sale.order["currency"]
+    out = [f"Order {order['number']} ({order['id']}), code {sale.shop.code}"]
+    for line in order["items"]:
+        out.append(
+            f"  {line['quantity']} x {line['title']} at {money(line['unit_price'], cur)}:"
+            f" subtotal {money(line['subtotal'], cur)}, discount"
+            f" -{money(line['discount_total'], cur)}, tax {line['tax_rate'] / 100:g} %"
+            f" {money(line['tax_total'], cur)}, total {money(line['total'], cur)}"
+        )
+    shipping = order["shipping"]
+    out += [
+        f"  shipping {shipping['name']}: {money(order['shipping_total'], cur)}"
+        f" + tax {money(shipping['tax_total'], cur)}",
+        f"  subtotal {money(order['subtotal'], cur)}, discount"
+        f" -{money(order['discount_total'], cur)}, tax {money(order['tax_total'], cur)},"
+        f" total {money(order['total'], cur)}",
+    ]
+    out += [
+        f"Paid {money(p['amount'], cur)} by {p['provider']} ({p['status']})" for p in sale.payments
+    ]
+    out += [
+        f"Parcel {f['tracking_number']}: {sum(ln['quantity'] for ln in f['lines'])} unit(s),"
+        f" {f['tracking_url']}"
+        for f in sale.fulfillments
+    ]
+    out += [
+        f"Returned 1 x {order['items'][0]['title']}: refunded"
+        f" {money(sale.return_['amount_refunded'], cur)}",
+        f"Gift card ...{sale.gift_card['last4']}: balance {money(sale.gift_card['balance'], cur)}"
+        " after " + ", ".join(f"{m['kind']} {m['amount']:+d}" for m in sale.gift_card["movements"]),
+        f"Order: paid {money(order['paid_total'], cur)}, refunded"
+        f" {money(order['refunded_total'], cur)}, {order['payment_status']},"
+        f" {order['fulfillment_status']}",
+        f"Stock of {ITEMS[0].title}: {sale.stock[0]} ("
+        + ", ".join(f"{m['kind']} {m['delta']:+d}" for m in reversed(sale.ledger))
+        + f"); of the others: {sale.stock[1]}, {sale.stock[2]}",
+    ]
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``--help`` lists it)."""
+    parser = argparse.ArgumentParser(
+        description="Run the first sale through an Emporium server's HTTP API.",
+        epilog="See 'Your first sale' in README.md.",
+    )
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="the server")
+    parser.add_argument("--token", help="a staff or admin access token (instead of --email)")
+    parser.add_argument("--email", help="a staff or admin account to sign in with")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    parser.add_argument("--totp-secret", help="the account's TOTP secret (base32), for MFA")
+    parser.add_argument(
+        "--enrol-mfa",
+        action="store_true",
+        help="turn MFA on for an account that has none yet, and print its secret",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=2.0,
+        help="seconds given to the server's jobs (e-mails) after each step (default 2)",
+    )
+    return parser.parse_args(argv)
+
+
+async def run_sale(args: argparse.Namespace) -> Receipt:
+    """Sign in and run the sale against ``--base-url``."""
+    async with httpx.AsyncClient(base_url=args.base_url, timeout=30) as http:
+        staff = await sign_in(http, args)
+        return await first_sale(http, staff, settle=lambda: asyncio.sleep(args.wait))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sale and print it; 1 with the server's answer when a step fails."""
+    args = parse_args(argv)
+    try:
+        sale = asyncio.run(run_sale(args))
+    except (SaleError, httpx.HTTPError) as exc:
+        print(f"first_sale: error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report(sale)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

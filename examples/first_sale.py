@@ -411,8 +411,9 @@ async def sign_in(http: httpx.AsyncClient, args: argparse.Namespace) -> Headers:
         answer = await call(http, "POST", "/auth/login/mfa", 200, json=code)
         return {"Authorization": f"Bearer {answer['access_token']}"}
     headers = {"Authorization": f"Bearer {answer['access_token']}"}
-    if args.enrol_mfa:
-        await enrol_mfa(http, headers)
+    if not args.enrol_mfa:
+        raise SaleError("staff operations need MFA, which this account has not: add --enrol-mfa")
+    await enrol_mfa(http, headers)
     return headers
 
 

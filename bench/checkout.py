@@ -337,14 +337,15 @@ async def variant_ids(pg: str, database: str, scarce_below: int) -> tuple[list[s
 
 async def reset_stock(pg: str, database: str) -> None:
     """Back to the seeded state: no orders, carts, events or sales, every variant at its
-    received stock."""
+    received stock (``CASCADE``: the tables that hang off orders and carts, such as
+    promotions held, parcels and returns, go with them)."""
     conn = await _connect(pg, database)
     try:
         async with conn.transaction():
             await conn.execute(
                 "TRUNCATE customer_order, order_line, order_status_change, idempotency_key, "
                 "cart, cart_item, outbox_event, job, payment, payment_change, refund, "
-                "payment_event, test_provider_intent, test_provider_refund"
+                "payment_event, test_provider_intent, test_provider_refund CASCADE"
             )
             await conn.execute("DELETE FROM stock_movement WHERE kind <> 'received'")
             await conn.execute(

@@ -12,8 +12,10 @@ connection, one ``BEGIN ... COMMIT``:
    product_id``; a line that updates no row is short: read what is left of the short lines,
    roll back and answer ``409`` (``insufficient_stock`` naming the lines);
 3. read the customer's sealed e-mail (``user_account``, as Emporium does to seal it into
-   the order), the address country's tax rates (``tax_rate``) and the chosen method with its zone
-   (``shipping_method`` JOIN ``shipping_zone``); refuse (``422``
+   the order), the automatic promotions running now (``promotion``; the bench seeds none,
+   as Emporium reads them to price the cart), the address country's tax rates
+   (``tax_rate``) and the chosen method with its zone (``shipping_method`` JOIN
+   ``shipping_zone``); refuse (``422``
    ``shipping_method_unavailable``) a method that is inactive, in another currency, whose
    zone does not hold the country or whose weight range does not hold the order's weight;
 4. compute the figures as ``emporium.orders.pricing`` does, in integers: line ``subtotal =
@@ -110,6 +112,11 @@ RETURNING stock, product_id
 """
 AVAILABLE = "SELECT id, sku, stock FROM variant WHERE id = ANY($1::uuid[])"
 RATES = "SELECT region, tax_class, rate_bp FROM tax_rate WHERE country = $1"
+PROMOTIONS = """
+SELECT id, type, value, combinable, min_subtotal, category_ids, product_ids FROM promotion
+WHERE active AND code IS NULL AND currency = $1 AND (starts_at IS NULL OR starts_at <= $2)
+  AND (ends_at IS NULL OR ends_at > $2) AND (usage_limit IS NULL OR times_used < usage_limit)
+"""
 METHOD = """
 SELECT m.id, m.name, m.price, m.currency, m.free_over, m.min_weight_grams,
        m.max_weight_grams, m.tax_class, m.active, z.countries
@@ -137,8 +144,8 @@ INSERT_LINE = """
 INSERT INTO order_line
     (id, order_id, position, product_id, variant_id, sku, title, quantity, unit_price,
      subtotal, discount_total, tax_rate, tax_total, total, prices_include_tax,
-     quantity_fulfilled, quantity_returned)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, false, 0, 0)
+     quantity_fulfilled, quantity_returned, quantity_return_requested)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, false, 0, 0, 0)
 """
 INSERT_STATUS = """
 INSERT INTO order_status_change
@@ -408,6 +415,8 @@ class BaselineApp:
                 raise Problem(422, "validation_error", "one currency per order")
             movements = await self._take(conn, quantities, order_id, now)
             await conn.fetchval(ACCOUNT_EMAIL, customer_id)  # Emporium reads it to seal it
+            if await conn.fetch(PROMOTIONS, currency, now):  # the bench seeds none
+                raise Problem(500, "unsupported", "the baseline prices no promotion")
             rates = {
                 r["tax_class"]: r["rate_bp"]
                 for r in await conn.fetch(RATES, country)

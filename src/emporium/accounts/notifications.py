@@ -16,9 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.models import AccountToken, AuthSession, UserAccount
-from emporium.accounts.protect import AccountsContext
+from emporium.accounts.protect import AccountsContext, Vault
 from emporium.accounts.recovery import (
     RESET_EVENT,
     RESET_REQUEST_KIND,
@@ -89,6 +90,18 @@ def _context(
     return {}
 
 
+async def account_recipient(
+    session: AsyncSession, vault: Vault, user_id: uuid.UUID
+) -> tuple[str, str | None] | None:
+    """The clear e-mail and first name to write to for an account; None when there is
+    nobody to write to (no such account: erased or deleted; or deactivated)."""
+    user = await session.get(UserAccount, user_id)
+    if user is None or not user.is_active:
+        return None
+    email = vault.open_column(UserAccount.email_enc, user.id, user.email_enc) or ""
+    return email, vault.open_column(UserAccount.first_name_enc, user.id, user.first_name_enc)
+
+
 def _mail_handler(
     template: str, ctx: AccountsContext, transport: Transport
 ) -> Callable[[JobRun], Any]:
@@ -98,11 +111,10 @@ def _mail_handler(
             return  # a guest's order: orders.guest_mail writes to the order's e-mail
         user_id = uuid.UUID(str(data.get("user_id") or data["customer_id"]))
         async with run.sessionmaker() as session:
-            user = await session.get(UserAccount, user_id)
-        if user is None or not user.is_active:
+            found = await account_recipient(session, ctx.vault, user_id)
+        if found is None:
             return  # erased, deleted or deactivated: nobody to write to
-        email = ctx.vault.open_column(UserAccount.email_enc, user.id, user.email_enc) or ""
-        first_name = ctx.vault.open_column(UserAccount.first_name_enc, user.id, user.first_name_enc)
+        email, first_name = found
         context = {"first_name": first_name, **_context(template, data, ctx, run.settings)}
         await send_once(
             run.sessionmaker,

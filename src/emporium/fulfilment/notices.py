@@ -12,15 +12,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-
-from emporium.accounts.models import UserAccount
+from emporium.accounts.notifications import account_recipient
 from emporium.accounts.protect import Vault
 from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import send_once
 from emporium.mail.transport import Transport
-from emporium.orders.models import Order
-from emporium.orders.queries import open_email
+from emporium.orders.queries import order_email
 
 TEMPLATE = "order_shipped"
 KIND = f"mail.{TEMPLATE}"
@@ -30,15 +27,10 @@ async def _recipient(run: JobRun, vault: Vault, data: dict[str, Any]) -> tuple[s
     """The address and first name to write to ("" when there is nobody to write to)."""
     async with run.sessionmaker() as session:
         if data.get("customer_id"):
-            user = await session.get(UserAccount, uuid.UUID(str(data["customer_id"])))
-            if user is None or not user.is_active:
-                return "", None
-            email = vault.open_column(UserAccount.email_enc, user.id, user.email_enc) or ""
-            name = vault.open_column(UserAccount.first_name_enc, user.id, user.first_name_enc)
-            return email, name
-        order_id = uuid.UUID(str(data["order_id"]))
-        sealed = await session.scalar(select(Order.email_enc).where(Order.id == order_id))
-    return open_email(vault, order_id, sealed) or "", None
+            found = await account_recipient(session, vault, uuid.UUID(str(data["customer_id"])))
+            return found or ("", None)
+        email = await order_email(session, vault, uuid.UUID(str(data["order_id"])))
+    return email or "", None
 
 
 def context_of(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,15 +13,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
 from emporium.accounts.notifications import order_context
 from emporium.accounts.protect import AccountsContext
 from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import send_once
 from emporium.mail.transport import Transport
-from emporium.orders.models import Order
-from emporium.orders.queries import open_email
+from emporium.orders.queries import order_email
 
 TEMPLATE_OF_EVENT = {
     "order.created": "order_confirmation",
@@ -37,8 +34,7 @@ def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Calla
             return  # a customer's order: the account's e-mail gets it
         order_id = uuid.UUID(str(data["order_id"]))
         async with run.sessionmaker() as session:
-            sealed = await session.scalar(select(Order.email_enc).where(Order.id == order_id))
-        email = open_email(ctx.vault, order_id, sealed)
+            email = await order_email(session, ctx.vault, order_id)
         if not email:
             return  # no such order any more, or no e-mail recorded
         await send_once(

@@ -63,6 +63,13 @@ def open_email(vault: Vault, order_id: uuid.UUID, token: str | None) -> str | No
     return vault.open_column(Order.email_enc, order_id, token)
 
 
+async def order_email(db: AsyncSession, vault: Vault, order_id: uuid.UUID) -> str | None:
+    """The clear e-mail of an order read from the database (None: no such order, or no
+    e-mail recorded, or erased)."""
+    sealed = await db.scalar(select(_O.email_enc).where(_O.id == order_id))
+    return open_email(vault, order_id, sealed)
+
+
 async def _details(
     db: Db, order_ids: Sequence[uuid.UUID]
 ) -> tuple[dict[Any, list[OrderLineRead]], dict[Any, list[StatusChangeRead]]]:

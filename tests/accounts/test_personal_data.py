@@ -38,6 +38,7 @@ from emporium.core.crypto.sealing import DecryptionError
 from emporium.orders import idempotency
 from emporium.orders.models import IdempotencyKey
 from factories import create_category, create_product, variant_body
+from payments.support import pay_in_full
 from runjobs import drain
 
 CLIENT_IP = "198.51.100.23"
@@ -426,13 +427,64 @@ async def _gift_card_flow(
     await check("a gift card's balance check")
 
 
+async def _parcel_flow(
+    client: Client,
+    staff: dict[str, str],
+    items: list[dict[str, Any]],
+    email: str,
+    address: dict[str, str],
+    check: Callable[[str], Awaitable[None]],
+) -> None:
+    """A guest's order paid, shipped with the customer told (the shipping e-mail to the
+    guest's address), delivered and partly returned: the places this stores data
+    (parcels, the shipping e-mail, returns and their events) hold no canary either."""
+    created = await client.post(f"{API}/carts", json={"email": email, "items": items})
+    holder = {"Cart-Token": created.json()["token"]}
+    cart_url = f"{API}/carts/{created.json()['id']}"
+    await client.patch(cart_url, headers=holder, json={"shipping_address": address})
+    placed = await client.post(
+        f"{API}/orders", json={"cart_id": created.json()["id"]}, headers=holder
+    )
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    await pay_in_full(client, order["id"], staff)
+    line = order["items"][0]["id"]
+    shipped = await client.post(
+        f"{API}/orders/{order['id']}/fulfillments",
+        json={
+            "lines": [{"order_line_id": line, "quantity": 1}],
+            "carrier": "DHL",
+            "tracking_number": "JD0146000062",
+            "tracking_url": "https://www.dhl.com/track?id=JD0146000062",
+            "notify_customer": True,
+        },
+        headers=staff,
+    )
+    assert shipped.status_code == 201, shipped.text
+    assert await drain(client) > 0
+    await check("a parcel shipped and the guest's shipping e-mail")
+    delivered = await client.post(
+        f"{API}/fulfillments/{shipped.json()['id']}/delivered", headers=staff
+    )
+    assert delivered.status_code == 200, delivered.text
+    returned = await client.post(
+        f"{API}/orders/{order['id']}/returns",
+        json={"lines": [{"order_line_id": line, "quantity": 1, "reason": "too big"}]},
+        headers={"Order-Token": order["order_token"]},
+    )
+    assert returned.status_code == 201, returned.text
+    await drain(client)
+    await check("a guest's return")
+
+
 @pytest.mark.slow
 async def test_no_canary_is_stored_in_clear_after_any_flow(
     ip_client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
 ) -> None:
     """After each flow that takes personal data (sign-up, address book, refresh, orders with
     an ``Idempotency-Key`` and their replay, a cart checkout, a guest's cart with e-mail and
-    addresses, the guest's order, its replay and confirmation e-mail, the export, erasure)
+    addresses, the guest's order, its replay and confirmation e-mail, a gift card, a guest's
+    order shipped with its e-mail, delivered and returned, the export, erasure)
     the database file and its WAL, or a pg_dump, hold no canary in any spelling; erasure
     also forgets the customer's idempotency keys."""
     marker = uuid.uuid4().hex[:8]
@@ -508,6 +560,7 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
         await check(f"the replay of {flow}")
     await _guest_flows(ip_client, items, guest_email, guest_address, check, canaries)
     await _gift_card_flow(ip_client, admin_headers, marker, check, canaries)
+    await _parcel_flow(ip_client, admin_headers, items, guest_email, guest_address, check)
     exported = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
     assert exported.status_code == 200
     await check("the export")

@@ -32,6 +32,8 @@ from emporium.accounts.identity import identify, role
 from emporium.accounts.protect import AccountsContext, build_context, provide_accounts
 from emporium.accounts.routes import accounts_router
 from emporium.accounts.schemas import ApiScope, Role
+from emporium.backups import jobs as backup_jobs
+from emporium.backups.routes import backups_router
 from emporium.catalog.cache import ProductCache
 from emporium.catalog.changes import install_change_tracking
 from emporium.catalog.reads import ProductReads, provide_product_reads
@@ -122,6 +124,7 @@ def build_registry(
     webhook_delivery.register(registry, webhooks)
     idempotency.register(registry)
     cart_purge.register(registry)
+    backup_jobs.register(registry, settings, accounts.vault, transport)
     payments_jobs.register(
         registry,
         accounts.vault,
@@ -329,6 +332,7 @@ def _api_router() -> Router:
             reviews_router,
             jobs_router,
             webhooks_router,
+            backups_router,
             shipping_router,
             carts_router,
             payments_router,

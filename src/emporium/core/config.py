@@ -213,6 +213,48 @@ class Settings(BaseSettings):
         description="Signing secret of the test provider's events; default: derived from "
         "the key file",
     )
+    backup_recipients: CommaList = Field(
+        default_factory=list,
+        description="age public keys (age1...) backups are encrypted to; the server holds "
+        "no key that opens them",
+    )
+    backup_destinations: CommaList = Field(
+        default_factory=list,
+        description="Where every backup is copied: file:///folder and s3://bucket/prefix",
+    )
+    backup_interval_minutes: int = Field(
+        default=1440,
+        ge=0,
+        le=7 * 24 * 60,
+        description="A backup every this many minutes once destinations and recipients are "
+        "set (run by the job runner, once per period across all workers); 0: never",
+    )
+    backup_keep_last: int = Field(default=7, ge=1, le=10_000, description="Newest kept")
+    backup_keep_daily_days: int = Field(
+        default=14, ge=0, le=3650, description="Newest backup of each of these days kept"
+    )
+    backup_keep_weekly_weeks: int = Field(
+        default=8, ge=0, le=520, description="Newest backup of each of these weeks kept"
+    )
+    backup_spool_dir: Path = Field(
+        default=Path("backups-spool"),
+        description="Local folder for encrypted parts until every destination has them",
+    )
+    backup_pg_bin_dir: Path | None = Field(
+        default=None, description="Folder of pg_dump and pg_restore; default: the PATH"
+    )
+    backup_s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint; default: AWS (or AWS_ENDPOINT_URL)"
+    )
+    backup_s3_region: str | None = Field(
+        default=None, description="S3 region; default: AWS_REGION / AWS_DEFAULT_REGION"
+    )
+    backup_s3_access_key_id: str | None = Field(
+        default=None, description="S3 access key; default: the standard AWS variables"
+    )
+    backup_s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret key; default: the standard AWS variables"
+    )
     # Rate limits: "N/second|minute|hour|day", several separated by ";", "" turns one off.
     rate_limit_general: str = "1200/minute"
     rate_limit_login: str = "10/minute;100/hour"
@@ -226,7 +268,14 @@ class Settings(BaseSettings):
     rate_limit_promotion_code: str = "10/minute;100/hour"
     rate_limit_gift_card_balance: str = "10/minute;100/hour"
 
-    @field_validator("trusted_proxies", "cors_allow_origins", "payment_providers", mode="before")
+    @field_validator(
+        "trusted_proxies",
+        "cors_allow_origins",
+        "payment_providers",
+        "backup_recipients",
+        "backup_destinations",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         """``EMPORIUM_TRUSTED_PROXIES=10.0.0.0/8,::1`` becomes a list."""
@@ -277,6 +326,23 @@ class Settings(BaseSettings):
                 "EMPORIUM_PAYMENT_PROVIDERS lists stripe: set EMPORIUM_STRIPE_SECRET_KEY "
                 "(and EMPORIUM_STRIPE_WEBHOOK_SECRET), or remove stripe from the list"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _backups_usable(self) -> Settings:
+        """Backup destinations come with recipients (and the other way round), each
+        destination is ``file:///...`` or ``s3://bucket[/prefix]`` and each recipient an
+        age X25519 public key: a start-up error naming the setting, not a failed backup."""
+        if bool(self.backup_destinations) != bool(self.backup_recipients):
+            raise ValueError(
+                "set both EMPORIUM_BACKUP_DESTINATIONS and EMPORIUM_BACKUP_RECIPIENTS (or neither)"
+            )
+        for url in self.backup_destinations:
+            if not url.startswith(("file:///", "s3://")) or url in ("file:///", "s3://"):
+                raise ValueError(f"EMPORIUM_BACKUP_DESTINATIONS: {url!r} is not file:/// or s3://")
+        for key in self.backup_recipients:
+            if not key.startswith("age1"):
+                raise ValueError("EMPORIUM_BACKUP_RECIPIENTS: every entry is an age1... key")
         return self
 
     def rate_limit_policies(self) -> dict[str, str]:

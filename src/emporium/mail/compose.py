@@ -29,6 +29,7 @@ SUBJECTS = {
     "mfa_enabled": "Two-step sign-in is on",
     "mfa_disabled": "Two-step sign-in is off",
     "account_locked": "Your account is locked",
+    "backup_copy_failed": "Backup {backup_id}: the copy to one destination failed",
 }
 TEMPLATES = tuple(SUBJECTS)
 

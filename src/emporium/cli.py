@@ -533,3 +533,183 @@ def _domain_message(exc: DomainError) -> str:
     errors = exc.extra.get("errors") or []
     details = "; ".join(str(e.get("msg")) for e in errors)
     return f"{exc.detail} {details}".strip()
+
+
+@main.group()
+def backup() -> None:
+    """Encrypted backups of the database and the key file (docs: README, Backups)."""
+
+
+def _backup_logging(settings: Settings) -> None:
+    """Log lines (copies, failures) to the configured log, not into the command's output."""
+    from emporium.core.logging import configure_logging
+
+    configure_logging(settings)
+
+
+def _sessions(settings: Settings) -> Any:
+    from emporium.core.db.base import create_engine, create_sessionmaker
+
+    engine = create_engine(settings)
+    return engine, create_sessionmaker(engine)
+
+
+@backup.command("create")
+def backup_create() -> None:
+    """Make a backup now and copy it to every destination (EMPORIUM_BACKUP_DESTINATIONS)."""
+    from emporium.backups.exceptions import BackupError
+    from emporium.backups.service import create_backup
+
+    settings = _settings()
+    _backup_logging(settings)
+
+    async def run() -> Any:
+        engine, sessions = _sessions(settings)
+        try:
+            return await create_backup(settings, sessions)
+        finally:
+            await engine.dispose()
+
+    try:
+        outcome = asyncio.run(run())
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backup {outcome.backup_id} ({outcome.manifest['size_bytes']} bytes)")
+    for url in outcome.copied:
+        click.echo(f"  copied to {url}")
+    for url, error in outcome.failures.items():
+        click.echo(f"  FAILED {url}: {error}")
+    if outcome.failures:
+        raise click.ClickException(
+            f"{len(outcome.failures)} destination(s) failed; the job runner retries them"
+        )
+
+
+@backup.command("list")
+@click.option("--from", "source", help="list what a destination holds (URL or its number)")
+def backup_list(source: str | None) -> None:
+    """The backups recorded in the database with each copy's status, or (--from) the
+    backups a destination holds."""
+    from emporium.backups.destinations import pick_destination
+    from emporium.backups.exceptions import BackupError
+    from emporium.backups.service import list_backups
+
+    settings = _settings()
+    if source is not None:
+        try:
+            for backup_id in pick_destination(settings, source).backup_ids():
+                click.echo(backup_id)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
+
+    async def run() -> Any:
+        engine, sessions = _sessions(settings)
+        try:
+            async with sessions() as session:
+                return await list_backups(session, limit=50)
+        finally:
+            await engine.dispose()
+
+    for item in asyncio.run(run()).items:
+        copies = ", ".join(f"{c.destination} {c.status}" for c in item.copies)
+        click.echo(f"{item.id}  {item.size_bytes} bytes  sha256 {item.checksum[:12]}  {copies}")
+
+
+def _backup_options(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option("--backup", "backup_id", help="backup id (default: the newest)")(command)
+    command = click.option(
+        "--identity",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="age identity file (AGE-SECRET-KEY-1...) whose public key the backups use",
+    )(command)
+    return click.option(
+        "--from", "source", help="destination URL or number in the list (default: 1)"
+    )(command)
+
+
+@backup.command("verify")
+@_backup_options
+def backup_verify(source: str | None, identity: Path, backup_id: str | None) -> None:
+    """Fetch a backup, check its checksums, decrypt it, restore it into a scratch database
+    and check the invariants; exit 1 when anything fails."""
+    from emporium.backups.destinations import pick_destination
+    from emporium.backups.exceptions import BackupError
+    from emporium.backups.restore import verify_backup
+
+    settings = _settings()
+    _backup_logging(settings)
+    with tempfile.TemporaryDirectory(prefix="emporium-verify-") as tmp:
+        try:
+            destination = pick_destination(settings, source)
+            report = asyncio.run(
+                verify_backup(settings, destination, backup_id, identity, Path(tmp))
+            )
+        except BackupError as exc:
+            raise click.ClickException(f"verify failed: {exc}") from exc
+    for line in report.lines:
+        click.echo(f"  ok    {line}")
+    for line in report.failed:
+        click.echo(f"  FAIL  {line}")
+    if not report.ok:
+        raise click.ClickException(f"backup {report.backup_id} failed verification")
+    click.echo(f"backup {report.backup_id} verified")
+
+
+@backup.command("restore")
+@_backup_options
+@click.option("--force", is_flag=True, help="replace a database holding data (backed up first)")
+def backup_restore(source: str | None, identity: Path, backup_id: str | None, force: bool) -> None:
+    """Restore a backup into EMPORIUM_DATABASE_URL and EMPORIUM_KEY_FILE (an empty database
+    unless --force), run migrations forward and say what happens next."""
+    from emporium.backups.destinations import pick_destination
+    from emporium.backups.exceptions import BackupError
+    from emporium.backups.restore import migrate_forward, restore_backup
+
+    settings = _settings()
+    _backup_logging(settings)
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def run(folder: Path) -> Any:
+        engine, sessions = _sessions(settings)
+        try:
+            destination = pick_destination(settings, source)
+            report = await restore_backup(
+                settings, sessions, destination, backup_id, identity, folder, force=force
+            )
+        finally:
+            await engine.dispose()
+        await migrate_forward(settings, report)
+        return report
+
+    with tempfile.TemporaryDirectory(prefix="emporium-restore-") as tmp:
+        try:
+            report = asyncio.run(run(Path(tmp)))
+        except BackupError as exc:
+            raise click.ClickException(f"restore refused: {exc}") from exc
+    for line in report.lines:
+        click.echo(line)
+
+
+@backup.command("prune")
+@click.option("--dry-run", is_flag=True, help="only list what would be deleted")
+def backup_prune(dry_run: bool) -> None:
+    """Delete the backups the retention settings do not keep, at every destination."""
+    from emporium.backups.service import prune_backups
+
+    settings = _settings()
+    _backup_logging(settings)
+
+    async def run() -> dict[str, list[str]]:
+        engine, sessions = _sessions(settings)
+        try:
+            return await prune_backups(settings, sessions, dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    verb = "would delete" if dry_run else "deleted"
+    for url, ids in asyncio.run(run()).items():
+        click.echo(f"{url}: {verb} {len(ids)}" + (f" ({', '.join(ids)})" if ids else ""))

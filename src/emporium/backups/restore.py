@@ -240,3 +240,25 @@ async def queued_jobs(settings: Settings) -> int:
             )
     finally:
         await engine.dispose()
+
+
+async def migrate_forward(settings: Settings, report: Report) -> None:
+    """Run the migrations a backup older than this version lacks, then say what happens
+    next: the queued jobs will run (e-mails and webhooks may go out again) and how to hold
+    them."""
+    from emporium.core.db import migrate
+
+    before = await asyncio.to_thread(migrate.current_revision, settings)
+    await asyncio.to_thread(migrate.upgrade, settings)
+    after = await asyncio.to_thread(migrate.current_revision, settings)
+    if before != after:
+        report.lines.append(f"schema migrated forward: {before} -> {after}")
+    else:
+        report.lines.append(f"schema: {after} (current)")
+    waiting = await queued_jobs(settings)
+    report.lines += [
+        f"next: {waiting} queued job(s) will run once a job runner starts: order e-mails and "
+        "webhooks among them may be sent again.",
+        "To hold them, start the API with EMPORIUM_JOBS_EMBEDDED=false and no `emporium "
+        "worker`; look at GET /jobs?status=queued, then start a worker.",
+    ]

@@ -88,7 +88,7 @@ def emporium(settings: Settings, *args: str, cwd: Path) -> subprocess.CompletedP
     secret = settings.backup_s3_secret_access_key
     if secret is not None:
         values["backup_s3_secret_access_key"] = secret.get_secret_value()
-    env = server_env(settings.database_url, settings.key_file, **values)
+    env = server_env(settings.database_url, settings.key_file, **values)  # type: ignore[arg-type]
     return subprocess.run(
         [EMPORIUM, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180
     )

@@ -81,7 +81,8 @@ async def test_the_restore_drill(
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
     secret = await customer_with_totp(client, email)
     before = {q: await rows(backup_settings.database_url, q) for q in (ORDERS, LEDGER, STOCK)}
-    assert before[ORDERS] and before[LEDGER]
+    assert before[ORDERS]
+    assert before[LEDGER]
 
     engine = create_engine(backup_settings)
     try:
@@ -128,7 +129,8 @@ async def _restore_and_check(
     )
     assert done.returncode == 0, done.stderr
     assert f"from {backup_settings.backup_destinations[1]}" in done.stdout
-    assert "queued job(s) will run" in done.stdout and "EMPORIUM_JOBS_EMBEDDED=false" in done.stdout
+    assert "queued job(s) will run" in done.stdout
+    assert "EMPORIUM_JOBS_EMBEDDED=false" in done.stdout
     assert other.key_file.stat().st_mode & 0o777 == 0o600
 
     after = {q: await rows(other.database_url, q) for q in (ORDERS, LEDGER, STOCK)}
@@ -142,6 +144,6 @@ async def _restore_and_check(
             order = await restored.get(f"{API}/orders/{order_id}", headers=staff)
             assert order.status_code == 200, order.text
             assert order.json()["shipping_address"]["name"]  # sealed, decrypted
-    if not other.is_sqlite:
+    if POSTGRES_URL and not other.is_sqlite:
         name = make_url(other.database_url).database
         await pg_execute(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

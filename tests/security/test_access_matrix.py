@@ -425,6 +425,8 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", f"{API}/returns/{{return_id}}/refund"): staff(ORDERS_WRITE, 200, lambda w: {}),
     ("GET", f"{API}/jobs"): admin(200),
     ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
+    ("GET", f"{API}/backups"): admin(200),
+    ("POST", f"{API}/backups"): admin(202),
     ("GET", f"{API}/webhooks"): admin(200),
     ("GET", f"{API}/webhooks/events"): admin(200),
     ("POST", f"{API}/webhooks"): admin(

@@ -31,16 +31,17 @@ KEYS = "keys.age"
 PARTS = (DATABASE, KEYS)
 FORMAT = 1
 CHUNK = 1 << 20
+ID_TIME = "%Y%m%dT%H%M%S%fZ"
 
 
 def new_backup_id(now: datetime) -> str:
-    """A backup id that sorts by time: ``20261204T031500Z-1a2b3c``."""
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """A backup id that sorts by time (to the microsecond): ``20261204T031500123456Z-1a2b3c``."""
+    return now.astimezone(UTC).strftime(ID_TIME) + "-" + secrets.token_hex(3)
 
 
 def created_of(backup_id: str) -> datetime:
     """The instant a backup id was made at (UTC); raises ValueError for a malformed id."""
-    return datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return datetime.strptime(backup_id[:22], ID_TIME).replace(tzinfo=UTC)
 
 
 def sha256_of(path: Path) -> str:

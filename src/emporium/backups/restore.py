@@ -70,6 +70,7 @@ def fetch_and_open(
     """Fetch a backup (default the newest) into ``into``, check and decrypt it (blocking).
     Raises PartCorrupt naming the part, WrongIdentity, DestinationError or BackupError."""
     identities = archive.identities_in(identity)
+    into.mkdir(parents=True, exist_ok=True)
     backup_id = backup_id or _latest(source)
     source.get(backup_id, archive.MANIFEST, into / archive.MANIFEST)
     manifest = archive.read_manifest(into / archive.MANIFEST)

@@ -3,6 +3,7 @@ server mode on a loopback port) and settings that back up to two folders and a b
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ def backup_settings(
 ) -> Settings:
     """The test's settings backing up to two folders and a bucket, with its own copy of
     the key file (the run's key file is shared by every test and never destroyed)."""
+    if not settings.is_sqlite and shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump is not installed (Debian: postgresql-client)")
     key_file = tmp_path / "live" / "emporium-keys.json"
     key_file.parent.mkdir()
     key_file.write_bytes(settings.key_file.read_bytes())

@@ -57,8 +57,19 @@ class Cluster:
 
     def sql(self, statement: str) -> str:
         psql = _tool("psql")
-        return self.run(psql, "-h", str(self.sock), "-p", str(self.port), "-U", "postgres",
-                        "-d", "postgres", "-Atc", statement)  # fmt: skip
+        return self.run(
+            psql,
+            "-h",
+            str(self.sock),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atc",
+            statement,
+        )
 
     def backrest(self, *args: str) -> str:
         return self.run(_tool("pgbackrest"), f"--config={self.config}", f"--stanza={STANZA}", *args)
@@ -107,9 +118,10 @@ def cluster() -> Iterator[Cluster]:
     finally:
         subprocess.run(
             [_tool("pg_ctl"), "-D", str(made.data), "-m", "immediate", "stop"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
             user="postgres" if os.geteuid() == 0 else None,
-        )  # fmt: skip
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -125,9 +137,12 @@ def test_point_in_time_recovery_brings_a_dropped_table_back(cluster: Cluster) ->
     cluster.pg_ctl("stop")
 
     cluster.backrest(
-        "--delta", "--type=name", "--target=before_the_mistake", "--target-action=promote",
+        "--delta",
+        "--type=name",
+        "--target=before_the_mistake",
+        "--target-action=promote",
         "restore",
-    )  # fmt: skip
+    )
     cluster.pg_ctl("start")
     assert cluster.sql("SELECT count(*) FROM customer_order") == "100"
     assert "full" in cluster.backrest("info")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from emporium.backups.snapshot import count_rows
 from emporium.core.crypto.keys import parse_keyring
 from emporium.core.crypto.keyset import fingerprint
 
@@ -78,8 +79,7 @@ async def check_invariants(conn: AsyncConnection, counts: dict[str, int]) -> Fin
     )
     differing = []
     for table, expected in sorted(counts.items()):
-        quoted = '"' + table.replace('"', '""') + '"'
-        actual = await _count(conn, f"SELECT count(*) FROM {quoted}")  # noqa: S608 - quoted
+        actual = int(await conn.scalar(count_rows(table)) or 0)
         if actual != expected:
             differing.append(f"{table} {actual} (manifest {expected})")
     found.check(

@@ -18,7 +18,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import make_url, text
+from sqlalchemy import Select, func, make_url, select, table, text
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from emporium.backups.exceptions import BackupError
@@ -36,28 +37,25 @@ class Snapshot:
     row_counts: dict[str, int]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def count_rows(name: str, schema: str | None = None) -> Select[int]:
+    """``SELECT count(*)`` of the table ``name`` (quoted by SQLAlchemy, never pasted)."""
+    return select(func.count()).select_from(table(name, schema=schema))
 
 
 def sqlite_counts(path: Path) -> tuple[str | None, dict[str, int]]:
     """The Alembic revision and rows per table of a SQLite file."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        names = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-            if row[0] not in SKIPPED
-        ]
-        counts = {}
-        for name in names:
-            sql = f"SELECT count(*) FROM {_quote(name)}"  # noqa: S608 - catalog names, quoted
-            counts[name] = int(conn.execute(sql).fetchone()[0])
-        version = None
-        if "alembic_version" in counts:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            version = str(row[0]) if row else None
+    engine = sa_create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            names = conn.scalars(
+                text("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            ).all()
+            counts = {n: int(conn.scalar(count_rows(n)) or 0) for n in names if n not in SKIPPED}
+            version = None
+            if "alembic_version" in counts:
+                version = conn.scalar(text("SELECT version_num FROM alembic_version"))
+    finally:
+        engine.dispose()
     return version, counts
 
 
@@ -127,8 +125,7 @@ async def pg_counts(conn: AsyncConnection) -> tuple[str | None, dict[str, int]]:
     ).all()
     counts = {}
     for name in names:
-        sql = f"SELECT count(*) FROM public.{_quote(name)}"  # noqa: S608 - catalog names, quoted
-        counts[name] = int(await conn.scalar(text(sql)) or 0)
+        counts[name] = int(await conn.scalar(count_rows(name, "public")) or 0)
     version = None
     if "alembic_version" in counts:
         version = await conn.scalar(text("SELECT version_num FROM alembic_version"))

@@ -98,6 +98,20 @@ async def test_the_restore_drill(
         "keys.age",
     }
 
+    verified = await asyncio.to_thread(
+        emporium,
+        backup_settings,
+        "backup",
+        "verify",
+        "--from",
+        "3",
+        "--identity",
+        str(age_keys.identity),
+        cwd=tmp_path,
+    )  # from the bucket: checksums, decryption, invariants on orders and ledger
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"orders: {len(before[ORDERS])} totals add up" in verified.stdout
+
     await _destroy(backup_settings)
     try:
         await _restore_and_check(backup_settings, age_keys, tmp_path, before, email, secret, staff)

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from backups.conftest import AgeKeys, make_age_keys
 from backups.drill import ORDERS, emporium, rows
@@ -18,6 +19,7 @@ from emporium.backups.restore import restore_backup, verify_backup
 from emporium.backups.service import Outcome, create_backup
 from emporium.core.config import Settings
 from emporium.core.db.base import create_engine, create_sessionmaker
+from factories import Client, create_category, create_product
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -154,3 +156,31 @@ async def test_restore_refuses_a_database_holding_data_unless_forced(
     assert len(ids) == 2  # the replaced database was backed up first
     assert any(f"backup {ids[-1]} of the replaced database" in line for line in report.lines)
     assert await rows(backup_settings.database_url, ORDERS) == []
+
+
+async def test_verify_fails_a_backup_whose_ledger_does_not_add_up(
+    backup_settings: Settings, client: Client, sign_in: SignIn, age_keys: AgeKeys, tmp_path: Path
+) -> None:
+    """A stock level changed behind the ledger's back (a hand-edited row) is caught by the
+    invariant check on the scratch copy, on SQLite and PostgreSQL (a scratch database is
+    created and dropped on the server)."""
+    staff = await sign_in(roles=["staff"])
+    category = await create_category(client, staff)
+    await create_product(client, staff, category["id"])  # 5 received: the ledger says 5
+    source = open_destination(backup_settings.backup_destinations[2], backup_settings)
+    await _backup(backup_settings)
+    good = await verify_backup(backup_settings, source, None, age_keys.identity, tmp_path / "1")
+    assert good.ok, good.failed
+    assert "orders: 0 totals add up" in good.lines
+
+    engine = create_engine(backup_settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE variant SET stock = 4"))
+    finally:
+        await engine.dispose()
+    await _backup(backup_settings)
+    bad = await verify_backup(backup_settings, source, None, age_keys.identity, tmp_path / "2")
+    assert bad.failed == [
+        "ledger: 1 variant(s) whose stock differs from the sum of their movements"
+    ]

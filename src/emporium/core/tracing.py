@@ -126,7 +126,8 @@ def configure_tracing(
 
     if provider is None:
         provider = build_provider(role)
-    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:  # set once per process
+        trace.set_tracer_provider(provider)
     _instrument_libraries(trace.get_tracer_provider())
     _State.active = True
     return True
@@ -254,18 +255,22 @@ def add_trace_ids(
 
 
 class _RouteName:
-    """Inside the server span: once the app answered, name the span after the matched
-    route (``POST /api/v1/orders``, low cardinality) and record the request id."""
+    """Inside the server span: when the answer starts (the route is known, the span not yet
+    ended), name the span after the matched route (``POST /api/v1/orders``, low
+    cardinality) and record the request id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Pass the call on, then rename the current span."""
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _name_span(scope)
+        """Pass the call on, renaming the current span as the response starts."""
+
+        async def naming_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                _name_span(scope)
+            await send(message)
+
+        await self.app(scope, receive, naming_send)
 
 
 def _name_span(scope: Any) -> None:

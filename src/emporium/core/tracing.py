@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
 from emporium.core.config import Settings
@@ -202,16 +202,25 @@ def publish_context(event_type: str, event_id: uuid.UUID) -> dict[str, str] | No
         return current_context()
 
 
-@contextmanager
+_UNTRACED: AbstractContextManager[None] = nullcontext()
+"""What :func:`job_span` gives when tracing is off (reusable, yields None)."""
+
+
 def job_span(
     kind: str, job_id: uuid.UUID, attempt: int, carrier: Mapping[str, str] | None
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """Run one job attempt in a ``CONSUMER`` span ``job <kind>`` whose parent is the context
-    stored with the job (``carrier``; a new trace without one); yields the span, or None when
-    tracing is off. An exception escaping the block marks the span as an error."""
+    stored with the job (``carrier``; a new trace without one); the block gets the span, or
+    None when tracing is off. An exception escaping the block marks the span as an error."""
     if not _State.active:
-        yield None
-        return
+        return _UNTRACED
+    return _job_span(kind, job_id, attempt, carrier)
+
+
+@contextmanager
+def _job_span(
+    kind: str, job_id: uuid.UUID, attempt: int, carrier: Mapping[str, str] | None
+) -> Iterator[Span]:
     from opentelemetry import propagate, trace
 
     parent = propagate.extract(carrier) if carrier else None

@@ -21,13 +21,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 @dataclass
 class Received:
     """One request: its Standard Webhooks id, whether the signature verified, the parsed
-    body, and when it arrived and was answered (monotonic seconds)."""
+    body, when it arrived and was answered (monotonic seconds), and its headers (names in
+    lower case)."""
 
     webhook_id: str
     verified: bool
     body: Any
     started: float
     ended: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +66,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             got = Received(headers.get("webhook-id", ""), False, None, time.monotonic())
+            got.headers = headers
             try:
                 if receiver.secret is None:
                     raise WebhookVerificationError("no secret")

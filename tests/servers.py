@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -86,17 +87,18 @@ def servers(count: int, env: dict[str, str], cwd: Path) -> Iterator[list[str]]:
 
 @contextmanager
 def serving(
-    env: dict[str, str], cwd: Path, port: int | None = None
+    env: dict[str, str], cwd: Path, port: int | None = None, log: IO[bytes] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """One ``emporium serve`` process (on ``port``, or a free one) for a test that kills it:
-    its base URL and process once ready; killed (if still alive) on the way out."""
+    its base URL and process once ready; killed (if still alive) on the way out. Its
+    standard error goes to ``log`` when given."""
     port = free_port() if port is None else port
     proc = subprocess.Popen(
         [EMPORIUM, "serve", "--port", str(port)],
         cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if log is None else log,
     )
     try:
         base = f"http://127.0.0.1:{port}"

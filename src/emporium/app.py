@@ -63,6 +63,7 @@ from emporium.core.http.ops import MetricsController, healthz, loopback_client, 
 from emporium.core.http.ratelimit import RateLimiter
 from emporium.core.logging import configure_logging
 from emporium.core.resources import Resources, provide_resources
+from emporium.core.tracing import configure_tracing, instrument_asgi
 from emporium.fulfilment import notices as fulfilment_notices
 from emporium.fulfilment.routes import fulfilment_router
 from emporium.fulfilment.schemas import FulfillmentStatus as ParcelStatus
@@ -387,6 +388,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     """Build the Emporium ASGI application for ``settings``; ``clock``: the time its
     requests and its embedded job runner see (``core.clock``; default the system's)."""
     configure_logging(settings)
+    configure_tracing(settings, role="serve")  # once per process; off by default
     _install_orm_hooks()
     prometheus = PrometheusConfig(
         app_name="emporium",
@@ -437,6 +439,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     app.asgi_handler = SecurityHeaders(ConventionsMiddleware(gate), trust=trust)
     if clock is not None:
         app.asgi_handler = ClockMiddleware(app.asgi_handler, clock)
+    # Outermost when tracing: the request's log lines and errors fall inside its span.
+    app.asgi_handler = instrument_asgi(app.asgi_handler)
     return app
 
 

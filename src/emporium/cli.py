@@ -67,6 +67,31 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from exc
 
 
+def _check_tracing(settings: Settings) -> None:
+    """Refuse unusable ``OTEL_*`` values before serving (each server process starts its
+    own tracing in ``create_app``)."""
+    if not settings.tracing:
+        return
+    from emporium.core.tracing import exporter_names
+
+    try:
+        exporter_names()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _start_tracing(settings: Settings, role: str) -> None:
+    """Start OpenTelemetry tracing in this process when ``EMPORIUM_TRACING`` is on."""
+    if not settings.tracing:
+        return
+    from emporium.core.tracing import configure_tracing
+
+    try:
+        configure_tracing(settings, role=role)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.group()
 def db() -> None:
     """Database schema."""
@@ -212,6 +237,7 @@ def serve(
     if (certfile is None) != (keyfile is None):
         raise click.UsageError("--certfile and --keyfile go together")
     settings = _settings()
+    _check_tracing(settings)
     _prepare_database(settings)
     if with_demo and asyncio.run(_catalog_is_empty(settings)):
         from emporium.importers import demo
@@ -262,6 +288,7 @@ def worker(name: str | None) -> None:
     settings = _settings()
     _prepare_database(settings)
     configure_logging(settings)
+    _start_tracing(settings, "worker")
 
     async def run() -> None:
         engine = create_engine(settings)

@@ -1,4 +1,5 @@
-"""The kernel: configuration, clock, money, errors, logging, and three subpackages.
+"""The kernel: configuration, clock, money, errors, logging, tracing (OpenTelemetry, off by
+default: ``core.tracing``), and three subpackages.
 
 ``core.db`` (declarative base and sealed columns, engines, unit of work, change feed, keyset
 pagination, outage detection, migrations), ``core.http`` (middleware, hardening, client

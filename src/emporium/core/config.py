@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         default="auto",
         description="auto: console lines when standard error is a terminal, else JSON lines",
     )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry tracing, configured by the standard OTEL_* variables",
+    )
     metrics_public: bool = Field(
         default=False, description="Serve /metrics to anyone, not only loopback clients and admins"
     )

@@ -1,5 +1,7 @@
 """Structured logging with structlog: JSON lines or console lines (by default console on a
-terminal, JSON otherwise), UTC, request id bound."""
+terminal, JSON otherwise), UTC, request id bound, and with tracing on the ``trace_id`` and
+``span_id`` of the current span. Servers and workers write the same shape, on standard
+error."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import TextIO
 import structlog
 
 from emporium.core.config import Settings
+from emporium.core.tracing import add_trace_ids
 
 
 def log_format(settings: Settings, stream: TextIO) -> str:
@@ -35,6 +38,8 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if settings.tracing:  # trace_id and span_id of the current span (core.tracing)
+        shared.append(add_trace_ids)
     structlog.configure(
         processors=[
             *shared,

@@ -26,6 +26,8 @@ class OutboxEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """W3C Trace Context of the span that recorded it (``core.tracing``; null untraced)."""
 
     __table_args__ = (Index("ix_outbox_event_pending", "dispatched_at", "occurred_at"),)
 
@@ -50,6 +52,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """W3C Trace Context its span continues (``core.tracing``; null untraced)."""
 
     __table_args__ = (
         Index("ix_job_due", "status", "run_at"),

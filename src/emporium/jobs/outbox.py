@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
+from emporium.core.tracing import current_context, publish_context
 from emporium.jobs.models import QUEUED, Job, OutboxEvent
 
 DEFAULT_MAX_ATTEMPTS = 10
@@ -25,9 +26,16 @@ def emit_event(session: AsyncSession, type: str, data: Mapping[str, Any]) -> uui
     """Record the domain event ``type`` (``order.created``, ...) with JSON ``data`` in
     ``session``'s transaction and return its id. Data carries ids, not personal data
     (an e-mail handler looks the address up at send time)."""
-    event = OutboxEvent(id=uuid.uuid4(), type=type, data=dict(data), occurred_at=utcnow())
+    event_id = uuid.uuid4()
+    event = OutboxEvent(
+        id=event_id,
+        type=type,
+        data=dict(data),
+        occurred_at=utcnow(),
+        trace_context=publish_context(type, event_id),
+    )
     session.add(event)
-    return event.id
+    return event_id
 
 
 async def enqueue(
@@ -38,11 +46,13 @@ async def enqueue(
     dedupe_key: str | None = None,
     run_at: datetime | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    trace_context: Mapping[str, str] | None = None,
 ) -> bool:
     """Add a job of ``kind`` in ``session``'s transaction (flushed at once).
 
     With ``dedupe_key`` the job is added only if no job ever had that key (``INSERT ... ON
-    CONFLICT DO NOTHING``); returns whether a row was added.
+    CONFLICT DO NOTHING``); returns whether a row was added. ``trace_context``: the W3C
+    Trace Context the job's span continues (default: the current span's, when tracing).
     """
     now = utcnow()
     values = {
@@ -56,6 +66,7 @@ async def enqueue(
         "dedupe_key": dedupe_key,
         "created_at": now,
         "updated_at": now,
+        "trace_context": dict(trace_context) if trace_context else current_context(),
     }
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(Job).values(values).on_conflict_do_nothing()

@@ -38,13 +38,14 @@ class Claim:
     attempts: int
     max_attempts: int
     token: str
+    trace_context: dict[str, str] | None = None
 
 
 async def dispatch_events(session: AsyncSession, registry: Registry, *, max_attempts: int) -> int:
     """Turn undispatched events into one job per subscribed kind, in one transaction.
 
-    The dedupe key ``<event id>:<kind>`` makes dispatching the same event twice harmless.
-    Returns how many events were dispatched.
+    The dedupe key ``<event id>:<kind>`` makes dispatching the same event twice harmless;
+    each job carries its event's trace context. Returns how many events were dispatched.
     """
     pick = (
         select(OutboxEvent.id)
@@ -57,11 +58,17 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(pick.scalar_subquery()))
         .values(dispatched_at=utcnow())
-        .returning(OutboxEvent.id, OutboxEvent.type, OutboxEvent.data, OutboxEvent.occurred_at)
+        .returning(
+            OutboxEvent.id,
+            OutboxEvent.type,
+            OutboxEvent.data,
+            OutboxEvent.occurred_at,
+            OutboxEvent.trace_context,
+        )
         .execution_options(synchronize_session=False)
     )
     events = (await session.execute(stmt)).all()
-    for event_id, event_type, data, occurred_at in events:
+    for event_id, event_type, data, occurred_at, trace_context in events:
         payload = {
             "event_id": str(event_id),
             "type": event_type,
@@ -70,7 +77,14 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
         }
         for kind in registry.kinds_for(event_type):
             key = f"{event_id}:{kind}"
-            await enqueue(session, kind, payload, dedupe_key=key, max_attempts=max_attempts)
+            await enqueue(
+                session,
+                kind,
+                payload,
+                dedupe_key=key,
+                max_attempts=max_attempts,
+                trace_context=trace_context,
+            )
     return len(events)
 
 
@@ -93,13 +107,13 @@ async def claim(session: AsyncSession, *, lease: timedelta) -> Claim | None:
             lock_token=token,
             updated_at=now,
         )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.trace_context)
         .execution_options(synchronize_session=False)
     )
     row = (await session.execute(stmt)).first()
     if row is None:
         return None
-    return Claim(row[0], row[1], row[2], row[3], row[4], token)
+    return Claim(row[0], row[1], row[2], row[3], row[4], token, row[5])
 
 
 async def finish(session: AsyncSession, job: Claim) -> bool:

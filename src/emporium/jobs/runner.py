@@ -13,6 +13,7 @@ import contextlib
 import random
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,9 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from emporium.core.clock import SYSTEM_CLOCK, Clock, use, utcnow
 from emporium.core.config import Settings
 from emporium.core.db.outages import outage_kind, report_outage
+from emporium.core.tracing import job_span, mark_failed
 from emporium.jobs import queue
 from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import JobRun, Registry, RetryLater
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = structlog.get_logger("emporium.jobs")
 SCHEDULE_CHECK = timedelta(seconds=30)
@@ -102,16 +107,22 @@ class Runner:
             job = await queue.claim(session, lease=self.lease)
         if job is None:
             return False
+        with job_span(job.kind, job.id, job.attempts, job.trace_context) as span:
+            await self._settle(job, span)
+        return True
+
+    async def _settle(self, job: queue.Claim, span: Span | None) -> None:
+        """Run the claimed job and record its result (inside its span, when tracing)."""
         error, delay = await self._execute(job)
         async with self.sessionmaker() as session, session.begin():
             if error is None:
                 await queue.finish(session, job)
                 log.info("job_done", job_id=str(job.id), kind=job.kind, runner=self.name)
-                return True
+                return
             delay = delay or backoff(self.settings, job.attempts)
             status = await queue.fail(session, job, error, delay=delay)
+        mark_failed(span, error)
         log.warning("job_failed", job_id=str(job.id), kind=job.kind, status=status, error=error)
-        return True
 
     async def _execute(self, job: queue.Claim) -> tuple[str | None, timedelta | None]:
         """Run the handler; ``(error text, chosen delay)``, or ``(None, None)`` on success."""

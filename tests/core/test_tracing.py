@@ -1,0 +1,216 @@
+"""Tracing (``core.tracing``) with the SDK's in-memory exporter: a checkout's trace runs from
+the HTTP request through the outbox into the e-mail job and the webhook jobs, whose HTTP call
+carries ``traceparent``; a failed attempt is an error span; log lines inside a span carry its
+ids. Tracing off (the default): ``test_tracing_off.py``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+
+import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from conftest import SignIn
+from emporium.core.config import Settings
+from emporium.core.logging import configure_logging
+from emporium.core.tracing import configure_tracing, stop_tracing
+from emporium.jobs.models import Job, OutboxEvent
+from factories import API, Client
+from orders.support import order, stocked_variants
+from receiver import running_receiver
+from runjobs import drain
+
+_EXPORTER = InMemorySpanExporter()
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process, into an in-memory exporter (one provider per process:
+    OpenTelemetry sets the global provider once); off again after the test."""
+    _EXPORTER.clear()
+    assert configure_tracing(Settings(tracing=True), role="test", provider=_PROVIDER)
+    try:
+        yield _EXPORTER
+    finally:
+        stop_tracing()
+        _EXPORTER.clear()
+
+
+@pytest.fixture
+def settings(settings: Settings, spans: InMemorySpanExporter) -> Settings:
+    """The test settings with tracing on (before the app is built) and webhooks allowed to
+    reach the loopback receiver."""
+    return settings.model_copy(update={"tracing": True, "webhooks_allow_private": True})
+
+
+def _named(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def _one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
+    found = _named(spans, name)
+    assert len(found) == 1, (name, sorted(s.name for s in spans))
+    return found[0]
+
+
+def _child(spans: Sequence[ReadableSpan], name: str, parent: ReadableSpan) -> ReadableSpan:
+    """The one span ``name`` whose parent is ``parent`` (other events make spans too)."""
+    (found,) = [s for s in _named(spans, name) if _parent_of(s) == _id(parent)]
+    return found
+
+
+def _parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def _id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.span_id)
+
+
+def _trace(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.trace_id)
+
+
+async def _checkout_with_webhook(
+    client: Client, sign_in: SignIn, admin_headers: dict[str, str], hook_url: str
+) -> str:
+    """Register ``hook_url`` for ``order.created``, then a customer places an order."""
+    staff = await sign_in(roles=["staff"])
+    customer = await sign_in()
+    (variant,) = await stocked_variants(client, staff, 5)
+    body = {"url": hook_url, "events": ["order.created"]}
+    created = await client.post(f"{API}/webhooks", json=body, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    placed = await order(client, customer, [(variant["id"], 1)])
+    assert placed.status_code == 201, placed.text
+    return str(created.json()["secret"])
+
+
+async def test_a_checkout_trace_reaches_the_email_and_webhook_jobs(
+    client: Client,
+    sign_in: SignIn,
+    admin_headers: dict[str, str],
+    spans: InMemorySpanExporter,
+    settings: Settings,
+) -> None:
+    """POST /orders -> ``order.created publish`` -> ``job mail.order_confirmation`` and
+    ``job webhooks.fanout`` -> ``job webhooks.deliver`` -> the httpx POST, one trace; the
+    receiver gets a ``traceparent`` naming that trace and the httpx span."""
+    with running_receiver() as receiver:
+        receiver.secret = await _checkout_with_webhook(client, sign_in, admin_headers, receiver.url)
+        assert await drain(client) >= 3
+        (got,) = receiver.requests
+    finished = spans.get_finished_spans()
+    request = _one(finished, "POST /api/v1/orders")
+    assert request.kind is SpanKind.SERVER
+    assert request.attributes is not None
+    assert request.attributes["http.route"] == "/api/v1/orders"
+    publish = _one(finished, "order.created publish")
+    assert publish.kind is SpanKind.PRODUCER
+    assert _parent_of(publish) == _id(request)
+    mail = _child(finished, "job mail.order_confirmation", publish)
+    fanout = _child(finished, "job webhooks.fanout", publish)
+    deliver = _child(finished, "job webhooks.deliver", fanout)
+    assert {s.kind for s in (mail, fanout, deliver)} == {SpanKind.CONSUMER}
+    assert _one(finished, "job webhooks.deliver") is deliver  # one endpoint, one delivery
+    post = _child(finished, "POST", deliver)  # httpx names its span by the method
+    assert post.kind is SpanKind.CLIENT
+    traced = [request, publish, mail, fanout, deliver, post]
+    assert {_trace(s) for s in traced} == {_trace(request)}
+    version, trace_id, parent_id, _flags = got.headers["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == (
+        "00",
+        format(_trace(request), "032x"),
+        format(_id(post), "016x"),
+    )
+    assert got.verified  # the added header leaves the signature intact
+    if settings.database_url.startswith("postgresql"):  # asyncpg instrumented
+        queries = [s for s in finished if _parent_of(s) == _id(request) and s is not publish]
+        assert any((s.attributes or {}).get("db.system") == "postgresql" for s in queries)
+
+
+async def test_a_failed_job_attempt_is_an_error_span_under_the_same_trace(
+    client: Client,
+    sign_in: SignIn,
+    admin_headers: dict[str, str],
+    spans: InMemorySpanExporter,
+) -> None:
+    """The webhook receiver answers 500: the delivery job's span is marked as an error,
+    still in the checkout's trace (its retry later is another span of that trace)."""
+    with running_receiver() as receiver:
+        receiver.status = 500
+        receiver.secret = await _checkout_with_webhook(client, sign_in, admin_headers, receiver.url)
+        await drain(client)
+    finished = spans.get_finished_spans()
+    request = _one(finished, "POST /api/v1/orders")
+    deliver = _one(finished, "job webhooks.deliver")
+    assert deliver.status.status_code is trace.StatusCode.ERROR
+    assert deliver.status.description == "answered 500"
+    assert _trace(deliver) == _trace(request)
+
+
+async def test_events_and_jobs_store_the_trace_context(
+    client: Client,
+    sign_in: SignIn,
+    admin_headers: dict[str, str],
+    session: AsyncSession,
+    spans: InMemorySpanExporter,
+) -> None:
+    """The stored carrier is the W3C one: the event names its publish span, and the job
+    made from it carries the same context."""
+    await _checkout_with_webhook(client, sign_in, admin_headers, "http://hooks.example.com/")
+    event = (
+        await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "order.created"))
+    ).one()
+    publish = _one(spans.get_finished_spans(), "order.created publish")
+    assert publish.context is not None
+    flags = publish.context.trace_flags  # sampled (and "random trace id", W3C level 2)
+    assert flags.sampled
+    assert event.trace_context == {
+        "traceparent": f"00-{_trace(publish):032x}-{_id(publish):016x}-{flags:02x}"
+    }
+    await drain(client)
+    key = f"{event.id}:webhooks.fanout"
+    job = (await session.scalars(select(Job).where(Job.dedupe_key == key))).one()
+    assert job.trace_context == event.trace_context
+
+
+def test_log_lines_carry_the_current_trace_and_span_ids(
+    spans: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Inside a span, structlog lines and standard-library lines (uvicorn, libraries) carry
+    ``trace_id`` and ``span_id`` as W3C writes them; outside any span they carry neither."""
+    configure_logging(Settings(tracing=True, log_format="json", log_level="INFO"))
+    log = structlog.get_logger("emporium.test_tracing")
+    capsys.readouterr()
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("outer") as span:
+        log.info("inside", order_id="o-1")
+        logging.getLogger("library").warning("from the standard library")
+    log.info("outside")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    ids = {
+        "trace_id": format(span.get_span_context().trace_id, "032x"),
+        "span_id": format(span.get_span_context().span_id, "016x"),
+    }
+    inside, library, outside = lines
+    assert inside["event"] == "inside"
+    assert inside.items() >= ids.items()
+    assert library["event"] == "from the standard library"
+    assert library.items() >= ids.items()
+    assert outside["event"] == "outside"
+    assert "trace_id" not in outside
+    assert "span_id" not in outside

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -21,6 +22,7 @@ from emporium.core.clock import SYSTEM_CLOCK, Clock, use, utcnow
 from emporium.core.config import Settings
 from emporium.core.db.outages import outage_kind, report_outage
 from emporium.jobs import queue
+from emporium.jobs.metrics import observe_run
 from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import JobRun, Registry, RetryLater
 
@@ -102,14 +104,18 @@ class Runner:
             job = await queue.claim(session, lease=self.lease)
         if job is None:
             return False
+        started = time.perf_counter()
         error, delay = await self._execute(job)
+        seconds = time.perf_counter() - started
         async with self.sessionmaker() as session, session.begin():
             if error is None:
                 await queue.finish(session, job)
+                observe_run(job.kind, seconds, None, None)
                 log.info("job_done", job_id=str(job.id), kind=job.kind, runner=self.name)
                 return True
             delay = delay or backoff(self.settings, job.attempts)
             status = await queue.fail(session, job, error, delay=delay)
+        observe_run(job.kind, seconds, error, status)
         log.warning("job_failed", job_id=str(job.id), kind=job.kind, status=status, error=error)
         return True
 

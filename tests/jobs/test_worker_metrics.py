@@ -86,4 +86,3 @@ def test_a_worker_serves_its_metrics_on_loopback(settings: Settings, tmp_path: P
     assert value(found, "emporium_db_pool_size", engine="primary") > 0
     assert f"worker metrics on http://127.0.0.1:{port}/metrics" in log.read_text()
     assert proc.returncode == 0
-

@@ -60,7 +60,7 @@ from emporium.core.http.openapi import (
 from emporium.core.http.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.http.ratelimit import RateLimiter, backend_probe
 from emporium.core.logging import configure_logging
-from emporium.core.metrics import watch_pool
+from emporium.core.metrics import sample_raw_pool, watch_pool
 from emporium.core.resources import Resources, provide_resources
 from emporium.fulfilment import notices as fulfilment_notices
 from emporium.fulfilment.routes import fulfilment_router
@@ -213,10 +213,15 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     )
     tasks = _start_runner(app, settings)
     _watch_metrics(app, settings)
-    if settings.is_sqlite:
+    if raw_pool is None:
         return tasks
     listen = resources.change_feed.run(_raw_dsn(settings))
-    return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]
+    sample = sample_raw_pool(raw_pool, "raw", max_size=settings.database_pool_size)
+    return [
+        *tasks,
+        asyncio.create_task(listen, name="emporium-change-feed"),
+        asyncio.create_task(sample, name="emporium-raw-pool-metrics"),
+    ]
 
 
 def _watch_metrics(app: Litestar, settings: Settings) -> None:

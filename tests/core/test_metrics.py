@@ -74,13 +74,18 @@ async def test_queued_running_and_dead_jobs_show_on_metrics(
     assert 120 <= value(found, "emporium_outbox_lag_seconds") < 120 + 60
 
 
-async def test_an_empty_queue_reads_zero(client: Client, admin_headers: dict[str, str]) -> None:
+async def test_an_empty_queue_reads_zero(
+    client: Client, admin_headers: dict[str, str], settings: Settings
+) -> None:
     found = await scrape(client, admin_headers)
     assert total(found, "emporium_jobs") == 0
     assert sum(1 for (n, _) in found if n == "emporium_jobs") >= 3  # kinds listed at 0
     assert value(found, "emporium_jobs_oldest_due_age_seconds") == 0
     assert value(found, "emporium_outbox_lag_seconds") == 0
     assert value(found, "emporium_db_pool_size", engine="primary") > 0
+    assert value(found, "emporium_db_pool_size", engine="read") > 0
+    raw = ("emporium_db_pool_size", _labels(engine="raw"))
+    assert (found.get(raw, 0) > 0) is (not settings.is_sqlite)  # asyncpg: PostgreSQL only
 
 
 async def test_a_job_that_fails_for_good_counts_as_dead(

@@ -163,3 +163,22 @@ def watch_pool(engine: AsyncEngine | Engine, name: str) -> Callable[[], None]:
         POOL_SIZE.labels(name).dec(capacity)
 
     return stop
+
+
+RAW_POOL_SAMPLE_SECONDS = 5.0
+"""How often :func:`sample_raw_pool` reads an asyncpg pool (it has no check-out events)."""
+
+
+async def sample_raw_pool(pool: Any, name: str, *, max_size: int) -> None:
+    """Report an asyncpg ``pool`` (``max_size`` connections) in ``emporium_db_pool_*``
+    (label ``engine=name``): its capacity at once, its connections in use every
+    :data:`RAW_POOL_SAMPLE_SECONDS`, until cancelled (then both are taken back)."""
+    POOL_SIZE.labels(name).inc(max_size)
+    checked_out = POOL_CHECKED_OUT.labels(name)
+    try:
+        while True:
+            checked_out.set(pool.get_size() - pool.get_idle_size())
+            await asyncio.sleep(RAW_POOL_SAMPLE_SECONDS)
+    finally:
+        checked_out.set(0)
+        POOL_SIZE.labels(name).dec(max_size)

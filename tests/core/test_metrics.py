@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from litestar.testing import TestClient
+from litestar.testing import AsyncTestClient, TestClient
 from sqlalchemy import make_url, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.jobs.models import DEAD, RUNNING, Job, OutboxEvent
 from emporium.jobs.outbox import enqueue
-from factories import Client
+from factories import API, Client, create_category, create_product
 from metricsupport import Samples, samples, total, value
 from orders.support import order, stocked_variants
 from payments.support import guest_order, pay
@@ -225,3 +225,33 @@ def test_a_hung_database_leaves_the_queue_gauges_out_but_the_scrape_answers(
         assert ("emporium_db_pool_size", _labels(engine="primary")) in hung
         tcp.restore()
         assert value(_scrape_sync(client), "emporium_probe_success", probe="jobs") == 1
+
+
+async def test_product_cache_hits_misses_and_evictions_are_counted(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """A cache of one product, read A, A, B, A: a miss then a hit; B is a miss and pushes
+    A out; A is a miss again and pushes B out."""
+    if not settings.is_sqlite:
+        pytest.skip(
+            "on PostgreSQL the change feed's own notices of the new products (and its "
+            "forget-all at connect) arrive while the test reads, so exact counts would race; "
+            "the counting code is the same"
+        )
+    small = settings.model_copy(update={"cache_max_entries": 1})
+    async with AsyncTestClient(app=create_app(small)) as client:
+        category = await create_category(client, admin_headers)
+        a = await create_product(client, admin_headers, category["id"])
+        b = await create_product(client, admin_headers, category["id"])
+        before = await scrape(client, admin_headers)
+        for product in (a, a, b, a):
+            assert (await client.get(f"{API}/products/{product['id']}")).status_code == 200
+        after = await scrape(client, admin_headers)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    lookups, evictions = "emporium_cache_lookups_total", "emporium_cache_evictions_total"
+    assert grew(lookups, cache="product", result="miss") == 3
+    assert grew(lookups, cache="product", result="hit") == 1
+    assert grew(evictions, cache="product", reason="capacity") == 2

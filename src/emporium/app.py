@@ -60,8 +60,9 @@ from emporium.core.http.openapi import (
     operation_id,
 )
 from emporium.core.http.ops import MetricsController, healthz, loopback_client, readyz
-from emporium.core.http.ratelimit import RateLimiter
+from emporium.core.http.ratelimit import RateLimiter, backend_probe
 from emporium.core.logging import configure_logging
+from emporium.core.metrics import sample_raw_pool, watch_pool
 from emporium.core.resources import Resources, provide_resources
 from emporium.core.tracing import configure_tracing, instrument_asgi
 from emporium.fulfilment import notices as fulfilment_notices
@@ -74,6 +75,7 @@ from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind
 from emporium.jobs import service as jobs_service
+from emporium.jobs.metrics import queue_probe
 from emporium.jobs.registry import Registry
 from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
@@ -214,10 +216,34 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
         settings.payments_capture,
     )
     tasks = _start_runner(app, settings)
-    if settings.is_sqlite:
+    _watch_metrics(app, settings)
+    if raw_pool is None:
         return tasks
     listen = resources.change_feed.run(_raw_dsn(settings))
-    return [*tasks, asyncio.create_task(listen, name="emporium-change-feed")]
+    sample = sample_raw_pool(raw_pool, "raw", max_size=settings.database_pool_size)
+    return [
+        *tasks,
+        asyncio.create_task(listen, name="emporium-change-feed"),
+        asyncio.create_task(sample, name="emporium-raw-pool-metrics"),
+    ]
+
+
+def _watch_metrics(app: Litestar, settings: Settings) -> None:
+    """The pool gauges of both engines and the scrape-time probes of ``/metrics``."""
+    state = app.state
+    resources: Resources = state.resources
+    state.pool_watches = [
+        watch_pool(resources.engine, "primary"),
+        watch_pool(resources.read_engine, "read"),
+    ]
+    state.metric_probes = [
+        queue_probe(
+            resources.sessionmaker,
+            state.job_runner.registry.handlers,
+            timeout_seconds=settings.metrics_probe_timeout_seconds,
+        ),
+        backend_probe(resources.rate_limiter),
+    ]
 
 
 RUNNER_STOP_SECONDS = 10.0
@@ -234,6 +260,8 @@ async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
     for provider in app.state.payments.providers.values():
         if isinstance(provider, StripeProvider):
             await provider.aclose()
+    for stop_watching in app.state.pool_watches:
+        stop_watching()
     resources: Resources = app.state.resources
     if resources.raw_pool is not None:
         await resources.raw_pool.close()

@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ import click
 from emporium.core.console import CommandGroup, uvicorn_log_config
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from emporium.catalog.upsert import ImportProduct
     from emporium.core.config import Settings
     from emporium.core.crypto.keys import KeyRing
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from emporium.importers.common import ImportReport, ImportReview, Problem
     from emporium.importers.dummyjson_carts import ImportCart
     from emporium.importers.dummyjson_users import ImportUser
+    from emporium.jobs.runner import Runner
 
 
 def protected_columns() -> Sealed:
@@ -298,13 +301,47 @@ def worker(name: str | None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stop)  # finish the jobs in hand, then exit
+        metrics = await _worker_metrics(settings, engine, runner)
         try:
             await runner.run()
         finally:
+            await metrics()
             await engine.dispose()
 
     click.echo("Emporium worker running jobs", err=True)
     asyncio.run(run())
+
+
+async def _worker_metrics(
+    settings: Settings, engine: AsyncEngine, runner: Runner
+) -> Callable[[], Awaitable[None]]:
+    """Start the worker's ``/metrics`` (``EMPORIUM_WORKER_METRICS_PORT``; pool gauges
+    either way); returns the coroutine function that stops both."""
+    from emporium.core.metrics import watch_pool
+    from emporium.core.metrics_server import MetricsServer
+    from emporium.jobs.metrics import queue_probe
+
+    unwatch = watch_pool(engine, "primary")
+    server = None
+    if settings.worker_metrics_port is not None:
+        timeout = settings.metrics_probe_timeout_seconds
+        probe = queue_probe(runner.sessionmaker, runner.registry.handlers, timeout_seconds=timeout)
+        server = MetricsServer(
+            [probe],
+            timeout_seconds=timeout,
+            host=settings.worker_metrics_host,
+            port=settings.worker_metrics_port,
+        )
+        port = await server.start()
+        where = f"http://{settings.worker_metrics_host}:{port}/metrics"
+        click.echo(f"Emporium worker metrics on {where}", err=True)
+
+    async def stop() -> None:
+        if server is not None:
+            await server.close()
+        unwatch()
+
+    return stop
 
 
 @main.group("import")

@@ -13,9 +13,28 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from prometheus_client import Counter
+
 from emporium.catalog.changes import TOPIC
 from emporium.catalog.schemas import ProductRead
 from emporium.core.db.changes import ALL
+
+CACHE_LOOKUPS = Counter(
+    "emporium_cache_lookups_total",
+    "Product cache look-ups per result (hit, miss), summed over the node's processes",
+    ["cache", "result"],
+)
+CACHE_EVICTIONS = Counter(
+    "emporium_cache_evictions_total",
+    "Entries removed from the product cache per reason: expired (TTL), capacity (LRU), "
+    "invalidated (a committed change)",
+    ["cache", "reason"],
+)
+_HIT, _MISS = CACHE_LOOKUPS.labels("product", "hit"), CACHE_LOOKUPS.labels("product", "miss")
+_EVICTED = {
+    reason: CACHE_EVICTIONS.labels("product", reason)
+    for reason in ("expired", "capacity", "invalidated")
+}
 
 
 class ProductCache:
@@ -49,10 +68,13 @@ class ProductCache:
         if entry is None or entry[0] <= self._clock():
             if entry is not None:
                 self._forget(product_id)
+                _EVICTED["expired"].inc()
             self.misses += 1
+            _MISS.inc()
             return None
         self._by_id.move_to_end(product_id)
         self.hits += 1
+        _HIT.inc()
         return entry[1]
 
     def put(self, product: ProductRead, *, epoch: int) -> None:
@@ -69,6 +91,7 @@ class ProductCache:
         self._id_of_slug[product.slug] = product_id
         while len(self._by_id) > self.max_entries:
             self._forget(next(iter(self._by_id)))
+            _EVICTED["capacity"].inc()
 
     def _forget(self, product_id: str) -> None:
         entry = self._by_id.pop(product_id, None)
@@ -78,12 +101,14 @@ class ProductCache:
     def invalidate(self, topic: str, keys: set[str]) -> None:
         """Change-feed subscriber: forget the changed products (or everything)."""
         self.epoch += 1
+        before = len(self._by_id)
         if topic == ALL or (topic == TOPIC and ALL in keys):
             self._by_id.clear()
             self._id_of_slug.clear()
         elif topic == TOPIC:
             for product_id in keys:
                 self._forget(product_id)
+        _EVICTED["invalidated"].inc(before - len(self._by_id))
 
     def __len__(self) -> int:
         return len(self._by_id)

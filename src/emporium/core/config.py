@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False, description="Serve /metrics to anyone, not only loopback clients and admins"
     )
+    metrics_probe_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Time limit of each scrape-time probe of /metrics (job queue, outbox lag)",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of `emporium worker`'s /metrics; unset: no metrics endpoint",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Address `emporium worker`'s /metrics listens on"
+    )
     docs_enabled: bool = Field(default=True, description="Serve /openapi.json and /docs")
     currency: str = Field(default="USD", min_length=3, max_length=3, pattern="^[A-Z]{3}$")
     prices_include_tax: bool = Field(

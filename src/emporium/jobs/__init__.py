@@ -4,5 +4,6 @@ Owns ``outbox_event`` and ``job``. May import: ``emporium.core``. Commerce rooms
 with :func:`emporium.jobs.outbox.emit_event` in their own transaction; handlers (e-mail, webhooks,
 clean-up) are registered on a :class:`emporium.jobs.registry.Registry` by the rooms that own
 them, and run by :class:`emporium.jobs.runner.Runner` inside ``emporium serve`` or in any
-number of ``emporium worker`` processes. See docs/adr/0009-jobs-outbox-webhooks.md.
+number of ``emporium worker`` processes. :mod:`emporium.jobs.metrics` counts job runs and
+reads the queue for ``/metrics`` at scrape time. See docs/adr/0009-jobs-outbox-webhooks.md.
 """

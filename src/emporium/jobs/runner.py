@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from emporium.core.config import Settings
 from emporium.core.db.outages import outage_kind, report_outage
 from emporium.core.tracing import job_span, mark_failed
 from emporium.jobs import queue
+from emporium.jobs.metrics import observe_run
 from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import JobRun, Registry, RetryLater
 
@@ -113,15 +115,19 @@ class Runner:
 
     async def _settle(self, job: queue.Claim, span: Span | None) -> None:
         """Run the claimed job and record its result (inside its span, when tracing)."""
+        started = time.perf_counter()
         error, delay = await self._execute(job)
+        seconds = time.perf_counter() - started
         async with self.sessionmaker() as session, session.begin():
             if error is None:
                 await queue.finish(session, job)
+                observe_run(job.kind, seconds, None, None)
                 log.info("job_done", job_id=str(job.id), kind=job.kind, runner=self.name)
                 return
             delay = delay or backoff(self.settings, job.attempts)
             status = await queue.fail(session, job, error, delay=delay)
         mark_failed(span, error)
+        observe_run(job.kind, seconds, error, status)
         log.warning("job_failed", job_id=str(job.id), kind=job.kind, status=status, error=error)
 
     async def _execute(self, job: queue.Claim) -> tuple[str | None, timedelta | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,15 @@ from emporium.core.clock import utcnow
 from emporium.mail.compose import compose, message_id_for
 from emporium.mail.models import MailMessage
 from emporium.mail.transport import Transport
+
+EMAILS_SENT = Counter(
+    "emporium_emails_sent_total", "E-mails the transport accepted, per template", ["template"]
+)
+EMAILS_FAILED = Counter(
+    "emporium_email_failures_total",
+    "E-mail attempts the transport refused or could not deliver (the job retries), per template",
+    ["template"],
+)
 
 
 async def _record(session: AsyncSession, key: str, template: str, sender: str) -> MailMessage:
@@ -53,7 +63,12 @@ async def send_once(
     if record.sent_at is not None:
         return False
     message = compose(template, context, to=to, sender=sender, message_id=record.message_id)
-    await transport.send(message)
+    try:
+        await transport.send(message)
+    except Exception:
+        EMAILS_FAILED.labels(template).inc()
+        raise
+    EMAILS_SENT.labels(template).inc()
     async with sessionmaker() as session, session.begin():
         stored = await session.get(MailMessage, record.id)
         if stored is not None:

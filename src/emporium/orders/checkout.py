@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +30,7 @@ from emporium.catalog.models import Product, Variant
 from emporium.core.clock import utcnow
 from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
+from emporium.core.metrics import count_on_commit
 from emporium.inventory.service import take_stock
 from emporium.jobs.outbox import emit_event
 from emporium.orders import carts, idempotency
@@ -83,6 +85,10 @@ _PRICING = select(
     _P.category_id,
 ).join(table_of(Product), _P.id == _V.product_id)
 log = structlog.get_logger("emporium.orders")
+ORDERS_PLACED = Counter(
+    "emporium_orders_placed_total",
+    "Orders placed and committed (checkouts: from a cart, items or a guest cart; not imports)",
+)
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
 
@@ -368,6 +374,7 @@ async def _place(
             order_id, number, customer, "pending", quoted.priced, order["currency"], lines
         )
         emit_event(session, "order.created", event)
+        count_on_commit(session, ORDERS_PLACED.inc)
     return _answer(order, purchase, quoted, lines, token)
 
 

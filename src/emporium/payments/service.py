@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from prometheus_client import Counter
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +56,12 @@ from emporium.payments.schemas import PaymentCreate, PaymentRead
 
 Commit = Callable[[], Awaitable[None]]
 _P, _O = table_of(Payment).c, table_of(Order).c
+PAYMENTS = Counter(
+    "emporium_payments_total",
+    "Payments asked of a provider, per provider and result: the state it answered "
+    "(captured, authorized, failed for a decline, requires_action...), or unreachable",
+    ["provider", "result"],
+)
 
 
 @dataclass(frozen=True)
@@ -207,7 +214,7 @@ async def ask_provider(
     await session.rollback()  # hold no transaction during the provider call
     provider = ctx.provider(row.provider)
     try:
-        intent = await provider.create(
+        created = await provider.create(
             payment_id=payment_id,
             order_id=row.order_id,
             amount=row.amount,
@@ -215,10 +222,14 @@ async def ask_provider(
             payment_method=row.payment_method,
             capture=ctx.capture,
         )
+        intent: Intent | None = created
+        result: str = created.status
     except ProviderError:
-        intent = None  # stays pending: reconciliation asks again
+        intent, result = None, "unreachable"  # stays pending: reconciliation asks again
     except PaymentDeclined as exc:
         intent = Intent("", "failed", row.amount, 0, row.currency, failure_code=exc.code)
+        result = intent.status
+    PAYMENTS.labels(row.provider, result).inc()
     if intent is not None:
         await apply_intent(session, ctx.vault, payment_id, intent, actor)
     found = await get_payment(session, ctx.vault, payment_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
+from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -30,6 +31,12 @@ from emporium.webhooks.schemas import EVENT_TYPES
 
 FANOUT, DELIVER = "webhooks.fanout", "webhooks.deliver"
 SUCCEEDED, FAILED, PENDING = "succeeded", "failed", "pending"
+DELIVERIES = Counter(
+    "emporium_webhook_deliveries_total",
+    "Webhook delivery attempts per result: succeeded (2xx), retrying (will be sent again), "
+    "failed (no attempts left)",
+    ["result"],
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
             resolver=ctx.resolver,
         )
         delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
+        DELIVERIES.labels("succeeded" if outcome.ok else "retrying" if delay else "failed").inc()
         async with run.sessionmaker() as session, session.begin():
             current = await session.get(WebhookDelivery, delivery_id)
             if current is not None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from litestar import Response, get
+from litestar import Controller, Request, Response, get
 from litestar.connection import ASGIConnection
-from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
 from emporium.core.errors import problem, problem_responses
 from emporium.core.http.clientip import client_ip
+from emporium.core.metrics import CONTENT_TYPE, NamedProbe, exposition
 from emporium.core.resources import ResourcesDep
 
 
@@ -55,8 +55,20 @@ def loopback_client(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
         return False
 
 
-class MetricsController(PrometheusController):
-    """``GET /metrics`` in Prometheus text format; the app sets who may read it (guards)."""
+class MetricsController(Controller):
+    """``GET /metrics`` in Prometheus text format (0.0.4); the app sets who may read it
+    (guards). The app's scrape-time probes (``app.state.metric_probes``, a list of
+    :class:`emporium.core.metrics.NamedProbe`) each run within
+    ``EMPORIUM_METRICS_PROBE_TIMEOUT_SECONDS``."""
 
     path = "/metrics"
     include_in_schema = False
+
+    @get()
+    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """The node's metrics, then the probes' (see ``core.metrics``)."""
+        state = request.app.state
+        probes: list[NamedProbe] = state.get("metric_probes", [])
+        timeout = state.settings.metrics_probe_timeout_seconds
+        body = await exposition(probes, timeout_seconds=timeout)
+        return Response(body, media_type=CONTENT_TYPE)

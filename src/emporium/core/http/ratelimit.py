@@ -33,11 +33,13 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisError
 
 from emporium.core.errors import DomainError
 from emporium.core.http.breaker import CircuitBreaker
 from emporium.core.http.clientip import client_ip
+from emporium.core.metrics import NamedProbe
 
 
 def security_log() -> Any:
@@ -285,3 +287,29 @@ def rate_limit(policy: str, *, key: KeyFunc | None = None) -> Guard:
 
     guard.__qualname__ = guard.__name__ = f"rate_limit_{policy}"
     return guard
+
+
+def backend_probe(limiter: RateLimiter) -> NamedProbe:
+    """The ``rate_limits`` probe: ``emporium_rate_limits_shared`` is 1 while this process
+    counts rate limits in Redis, 0 while Redis is out (degraded: counted per process) or
+    not configured. A scrape checks Redis as ``/readyz`` does (a ``PING`` when the circuit
+    breaker allows one), so the gauge is current even on an idle node."""
+
+    async def probe() -> list[Metric]:
+        redis = await limiter.check_redis()
+        return [
+            GaugeMetricFamily(
+                "emporium_rate_limits_shared",
+                "1 while rate limits are counted in Redis (shared by every node), 0 while "
+                "they fall back to per-process counting (Redis down, or not configured)",
+                value=1 if redis else 0,
+            ),
+            GaugeMetricFamily(
+                "emporium_redis_configured",
+                "1 when EMPORIUM_REDIS_URL is set (then emporium_rate_limits_shared 0 means "
+                "Redis is degraded), else 0",
+                value=0 if redis is None else 1,
+            ),
+        ]
+
+    return NamedProbe("rate_limits", probe)

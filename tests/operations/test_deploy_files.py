@@ -26,7 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from operations.support import DEPLOY, EMPORIUM, NGINX, Nginx, nginx_running, self_signed
+from operations.support import DEPLOY, NGINX, Nginx, nginx_running, self_signed
+from servers import EMPORIUM
 
 needs_nginx = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed (apt-get install nginx)"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emporium.core.config import Settings
-from emporium.core.db.base import private_sqlite_file
+from emporium.core.db.base import postgres_connect_args, private_sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -48,7 +48,10 @@ def current_revision(settings: Settings) -> str | None:
     private_sqlite_file(settings)
 
     async def _read() -> str | None:
-        engine = create_async_engine(settings.database_url)
+        engine = create_async_engine(
+            settings.database_url,
+            **({} if settings.is_sqlite else {"connect_args": postgres_connect_args(settings)}),
+        )
         try:
             async with engine.connect() as conn:
                 has = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))

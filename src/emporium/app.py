@@ -166,9 +166,9 @@ def _open_redis(settings: Settings, limiter: RateLimiter) -> Any:
     return redis
 
 
-def _raw_dsn(settings: Settings) -> str:
-    """The database URL as asyncpg and the change feed's listener take it."""
-    dsn = make_url(settings.database_url).set(drivername="postgresql")
+def _raw_dsn(url: str) -> str:
+    """A database URL as asyncpg and the change feed's listener take it."""
+    dsn = make_url(url).set(drivername="postgresql")
     return dsn.render_as_string(hide_password=False)
 
 
@@ -190,9 +190,11 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
         ),
     )
     raw_pool = None
-    if not settings.is_sqlite:
+    # Behind a transaction-pooling PgBouncer, product reads go through SQLAlchemy instead,
+    # whose statements then run inside transactions (core.db.base.create_engine).
+    if not settings.is_sqlite and not settings.database_pgbouncer:
         raw_pool = await asyncpg.create_pool(
-            _raw_dsn(settings),
+            _raw_dsn(settings.database_url),
             min_size=0,
             max_size=settings.database_pool_size,
             timeout=settings.database_connect_timeout_seconds,
@@ -219,7 +221,10 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     _watch_metrics(app, settings)
     if raw_pool is None:
         return tasks
-    listen = resources.change_feed.run(_raw_dsn(settings))
+    # LISTEN needs a session of its own: never through a transaction-pooling PgBouncer.
+    listen = resources.change_feed.run(
+        _raw_dsn(settings.database_listen_url or settings.database_url)
+    )
     sample = sample_raw_pool(raw_pool, "raw", max_size=settings.database_pool_size)
     return [
         *tasks,

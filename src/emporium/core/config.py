@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(
         default=5.0, gt=0, le=120, description="PostgreSQL connection attempt timeout"
     )
+    database_pgbouncer: bool = Field(
+        default=False,
+        description="The database URL is PgBouncer in transaction pooling: cache no prepared "
+        "statement and never reuse a statement name",
+    )
+    database_listen_url: str | None = Field(
+        default=None,
+        description="Direct (or session-pooled) PostgreSQL URL for the change feed's LISTEN "
+        "connection; default: the database URL",
+    )
     sqlite_busy_timeout_seconds: float = Field(
         default=10.0, ge=0, le=600, description="How long a SQLite write waits for the lock"
     )

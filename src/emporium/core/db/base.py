@@ -122,6 +122,26 @@ def private_sqlite_file(settings: Settings) -> None:
             log.warning("sqlite_file_made_private", path=str(file), old_mode=oct(mode))
 
 
+def _unique_statement_name() -> str:
+    return f"__emporium_{uuid.uuid4().hex}__"
+
+
+def postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    """Arguments of SQLAlchemy's asyncpg connections: a connect timeout (asyncpg waits 60 s
+    for an unresponsive server by default, so an outage would hold every request that long
+    before its 503, ``core.db.outages``) and, behind PgBouncer in transaction pooling
+    (``database_pgbouncer``), no cached prepared statement and a new name for each one, since
+    the next statement may run on another server connection."""
+    args: dict[str, Any] = {"timeout": settings.database_connect_timeout_seconds}
+    if settings.database_pgbouncer:
+        args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+    return args
+
+
 def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
     """The application's engine: pooled asyncpg for PostgreSQL, WAL-mode aiosqlite for SQLite.
 
@@ -134,18 +154,14 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         echo=settings.sql_echo,
         pool_size=settings.database_pool_size,
         max_overflow=0 if autocommit else settings.database_pool_size,
+        # Behind a transaction-pooling PgBouncer a statement outside a transaction may be
+        # prepared on one server connection and run on another: reads run in one then.
         **(
             {"isolation_level": "AUTOCOMMIT", "skip_autocommit_rollback": True}
-            if autocommit
+            if autocommit and not settings.database_pgbouncer
             else {}
         ),
-        # asyncpg waits 60 s for an unresponsive server by default: an outage would hold
-        # every request that long before its 503 (core.db.outages).
-        **(
-            {}
-            if settings.is_sqlite
-            else {"connect_args": {"timeout": settings.database_connect_timeout_seconds}}
-        ),
+        **({} if settings.is_sqlite else {"connect_args": postgres_connect_args(settings)}),
     )
     if settings.is_sqlite:
         private_sqlite_file(settings)

@@ -82,6 +82,34 @@ def _listing_sql(category: bool, cursor: bool) -> str:
     return sql + _ORDER
 
 
+class _Product(msgspec.Struct):
+    """A listed product as Emporium types it (timestamps and ratings re-rendered the same)."""
+
+    id: uuid.UUID
+    slug: str
+    title: str
+    description: str
+    category_id: uuid.UUID
+    brand: str | None
+    tags: list[str]
+    tax_class: str
+    published: bool
+    images: list[dict[str, Any]]
+    rating_average: float
+    review_count: int
+    price_min: int
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    variants: list[dict[str, Any]]
+
+
+class _Page(msgspec.Struct):
+    items: list[_Product]
+    next_cursor: str | None
+
+
+_decode_product = msgspec.json.Decoder(_Product).decode
 LISTINGS = {(c, k): _listing_sql(c, k) for c in (False, True) for k in (False, True)}
 SORT = "-created_at"
 
@@ -176,7 +204,7 @@ async def listing(pool: asyncpg.Pool, query: bytes) -> bytes | None:
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = _cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return _encode({"items": [_decode(r["doc"]) for r in rows], "next_cursor": next_cursor})
+    return _encode(_Page([_decode_product(r["doc"]) for r in rows], next_cursor))
 
 
 class BaselineApp:

@@ -88,7 +88,7 @@ async def list_products(
             min_length=1,
             max_length=200,
             description="text search: products with every word (the first 8 words count; by "
-            "relevance, the 1,000 newest matches are ranked)",
+            "relevance, the 200 newest matches are ranked)",
             schema_extra={"minLength": 1, "maxLength": 200},
         ),
     ] = None,

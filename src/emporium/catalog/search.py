@@ -37,7 +37,7 @@ product_table = Product.__table__
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 8
 """Words of ``q`` searched; the rest are ignored (each word adds a posting-list merge)."""
-MAX_RANKED = 1000
+MAX_RANKED = 200
 """Matches ranked per relevance search: the newest ones (ranking costs per match; ADR 0023)."""
 
 

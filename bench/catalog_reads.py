@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -116,6 +117,20 @@ RATIO_BARS: list[tuple[str, str, tuple[str, str, str], str, float]] = [
         ("search_every", "first_page", "rps"),
         ">=",
         0.25,
+    ),
+    (
+        "sqlite_search_every_vs_first_page",
+        "SQLite q=everyday req/s / its first page (info)",
+        ("sqlite_search_every", "sqlite_first_page", "rps"),
+        ">=",
+        0.25,
+    ),
+    (
+        "sqlite_search_common_vs_first_page",
+        "SQLite q=cotton req/s / its first page (info)",
+        ("sqlite_search_common", "sqlite_first_page", "rps"),
+        ">=",
+        0.5,
     ),
 ]
 
@@ -250,6 +265,47 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+
+
+class LoopProbe:
+    """``GET /healthz`` (no database) every 20 ms on its own connection during a run: its
+    latency is how long a cheap request waits for a server's event loop. A read holding the
+    loop (a search run on it) shows as a latency as long as that read."""
+
+    def __init__(self, base: str) -> None:
+        self.url = base + "/healthz"
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            # The URL is http://127.0.0.1:PORT/healthz, built here.
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.url, timeout=30) as response,  # noqa: S310
+            ):
+                response.read()
+            self.latencies.append(1000 * (time.perf_counter() - started))
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> LoopProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies) or [0.0]
+        return {
+            "probe_requests": len(self.latencies),
+            "probe_p50_ms": round(ordered[len(ordered) // 2], 1),
+            "probe_p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
+            "probe_max_ms": round(ordered[-1], 1),
+        }
 
 
 def machine_busy_pct(seconds: float = 1.0) -> float:
@@ -539,6 +595,27 @@ def build_scenarios(inputs: dict[str, Any]) -> list[Scenario]:
             f"{words[EVERY_WORD]:,} matches",
         ),
         Scenario(
+            "sqlite_first_page",
+            "e  ?limit=20 (first page), SQLite",
+            "sqlite",
+            [listing],
+            "embedded default: SQLite, same catalog",
+        ),
+        Scenario(
+            "sqlite_search_every",
+            f"e  ?q={EVERY_WORD}&limit=20, SQLite FTS5",
+            "sqlite",
+            [f"{listing}&q={EVERY_WORD}"],
+            "FTS5; probe: GET /healthz latency meanwhile",
+        ),
+        Scenario(
+            "sqlite_search_common",
+            f"e  ?q={COMMON_WORD}&limit=20, SQLite FTS5",
+            "sqlite",
+            [f"{listing}&q={COMMON_WORD}"],
+            "FTS5; probe: GET /healthz latency meanwhile",
+        ),
+        Scenario(
             "search_rare",
             f"d  ?q={RARE_WORD}&limit=20",
             "emporium",
@@ -549,13 +626,19 @@ def build_scenarios(inputs: dict[str, Any]) -> list[Scenario]:
 
 
 def sanity_checks(
-    emporium: Server, baseline: Server, inputs: dict[str, Any], scenarios: list[Scenario]
+    servers: dict[str, Server], inputs: dict[str, Any], scenarios: list[Scenario]
 ) -> None:
     """Every scenario answers 200; the baseline answers the same document; cursors match."""
+    emporium, baseline = servers["emporium"], servers["baseline"]
+    if "sqlite" in servers and expect_ok(
+        f"{servers['sqlite'].base}{API}/products?limit=20"
+    ) != expect_ok(f"{emporium.base}{API}/products?limit=20"):
+        raise BenchError("the SQLite copy answers another first page than PostgreSQL")
     for scenario in scenarios:
-        base = emporium.base if scenario.server == "emporium" else baseline.base
+        if scenario.server not in servers:
+            continue
         for path in scenario.paths[:3]:
-            expect_ok(base + path)
+            expect_ok(servers[scenario.server].base + path)
     for product_id in inputs["ids"][:5]:
         ours = expect_ok(f"{emporium.base}{API}/products/{product_id}")
         theirs = expect_ok(f"{baseline.base}/products/{product_id}")
@@ -689,7 +772,8 @@ def run_scenario(
     print(f" measuring {args.duration:.0f} s ...", end="", flush=True)
     assert server.proc is not None
     sessions_before = asyncio.run(db_sessions(args.pg, args.db))
-    with CpuAccounting(server.proc.pid) as cpu:
+    probe = LoopProbe(server.base) if scenario.server == "sqlite" else None
+    with CpuAccounting(server.proc.pid) as cpu, probe or contextlib.nullcontext():
         result, output = wrk(
             server.base,
             paths_file,
@@ -697,6 +781,8 @@ def run_scenario(
             connections=args.connections,
             threads=args.threads,
         )
+    if probe is not None:
+        result.update(probe.summary())
     result["drain_s"] = round(server.wait_idle(), 1)
     result["background_cpu_pct"] = background
     sessions_after = asyncio.run(db_sessions(args.pg, args.db))
@@ -857,10 +943,18 @@ def report(scenarios: list[Scenario], inputs: dict[str, Any]) -> tuple[str, dict
     others = [
         f"{s.key} {s.result['p99_ms']:.0f}"
         for s in scenarios
-        if s.server == "emporium" and s.result
+        if s.server != "baseline" and s.result
     ]
     if others:
         lines.append("  p99 (ms) of the Emporium scenarios (info): " + ", ".join(others))
+    for s in scenarios:
+        if s.result.get("probe_requests"):
+            r = s.result
+            lines.append(
+                f"  {s.key}: GET /healthz meanwhile (event loop wait) p50 {r['probe_p50_ms']} ms, "
+                f"p99 {r['probe_p99_ms']} ms, max {r['probe_max_ms']} ms "
+                f"over {r['probe_requests']} probes"
+            )
     return "\n".join(lines), bars
 
 
@@ -906,6 +1000,11 @@ def parse_args() -> argparse.Namespace:
         "put first on PYTHONPATH) instead of the working tree",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--no-sqlite",
+        action="store_true",
+        help="skip the SQLite (embedded default) scenarios and their copy of the catalog",
+    )
     parser.add_argument(
         "--skip-seed", action="store_true", help="reuse the existing database (implies --keep-db)"
     )
@@ -1069,6 +1168,26 @@ def main() -> int:
             baseline_port,
         )
         servers = [emporium, baseline]
+        if not args.no_sqlite and any(s.server == "sqlite" for s in scenarios):
+            sqlite_file = seed.sqlite_path(args.db)
+            if not (args.skip_seed and sqlite_file.exists()):
+                seed.seed_sqlite(args.pg, args.db)
+            sqlite_port = free_port()
+            servers.append(
+                Server(
+                    "sqlite",
+                    [
+                        *seed.emporium_command(),
+                        "serve",
+                        "--port",
+                        str(sqlite_port),
+                        "--workers",
+                        str(args.workers),
+                    ],
+                    {**env, "EMPORIUM_DATABASE_URL": f"sqlite+aiosqlite:///{sqlite_file}"},
+                    sqlite_port,
+                )
+            )
         for server in servers:
             server.start()
         for server in servers:
@@ -1078,7 +1197,8 @@ def main() -> int:
             f"baseline {baseline.base} (pids {baseline.worker_pids()})",
             flush=True,
         )
-        sanity_checks(emporium, baseline, inputs, all_scenarios)
+        by_name = {s.name: s for s in servers}
+        sanity_checks(by_name, inputs, all_scenarios)
         print(
             f"catalog: {inputs['products']:,} products, {inputs['variants']:,} variants, "
             f"{inputs['categories']} categories; sanity checks passed",
@@ -1093,8 +1213,9 @@ def main() -> int:
             if args.rounds > 1:
                 print(f" round {round_number}/{args.rounds}", flush=True)
             for scenario in scenarios:
-                server = emporium if scenario.server == "emporium" else baseline
-                run_scenario(scenario, server, workdir, args)
+                if scenario.server not in by_name:
+                    continue
+                run_scenario(scenario, by_name[scenario.server], workdir, args)
                 r = scenario.runs[-1]
                 if r["requests"] == 0:
                     failures.append(

@@ -35,7 +35,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy import JSON, FromClause
+from sqlalchemy import JSON, FromClause, Table
 
 from emporium.catalog.content import make_slug
 from emporium.catalog.models import Product, Variant
@@ -284,6 +284,61 @@ async def bulk_seed(pg: str, database: str, count: int, *, prefix: str = "bench"
         }
     finally:
         await conn.close()
+
+
+SQLITE_TABLES = ("category", "product", "product_tag", "variant")
+
+
+def sqlite_path(database: str) -> Path:
+    """The SQLite copy of the bench catalog (``bench/results/`` is git-ignored)."""
+    return REPO / "bench" / "results" / f"{database}.sqlite3"
+
+
+async def _pg_rows(pg: str, database: str, table: Table) -> list[dict[str, Any]]:
+    json_columns = _json_columns(table)
+    names = [c.name for c in table.columns]
+    conn = await asyncpg.connect(dsn(pg, database))
+    try:
+        select = f"SELECT {', '.join(names)} FROM {table.name}"  # noqa: S608 (model names)
+        rows = await conn.fetch(select)
+    finally:
+        await conn.close()
+    return [
+        {
+            n: msgspec.json.decode(r[n]) if n in json_columns and r[n] is not None else r[n]
+            for n in names
+        }
+        for r in rows
+    ]
+
+
+def seed_sqlite(pg: str, database: str) -> Path:
+    """Copy the bench catalog (categories, products, tags, variants) from PostgreSQL into a
+    fresh, migrated SQLite file, the embedded default: the FTS5 index is filled by its
+    triggers as the rows go in. Returns the file's path."""
+    from sqlalchemy import create_engine, insert
+
+    from emporium.core.db.base import Base
+    from emporium.models import import_all_models
+
+    import_all_models()
+    path = sqlite_path(database)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    env = emporium_env(pg, database)
+    env["EMPORIUM_DATABASE_URL"] = f"sqlite+aiosqlite:///{path}"
+    started = time.perf_counter()
+    subprocess.run([*emporium_command(), "db", "upgrade"], env=env, check=True, cwd=REPO)
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for name in SQLITE_TABLES:
+            table = Base.metadata.tables[name]
+            rows = asyncio.run(_pg_rows(pg, database, table))
+            for start in range(0, len(rows), 5000):
+                conn.execute(insert(table), rows[start : start + 5000])
+    engine.dispose()
+    print(f"  SQLite copy {path.name} in {time.perf_counter() - started:.1f} s", flush=True)
+    return path
 
 
 def prepare(

@@ -34,7 +34,7 @@ from emporium.accounts.routes import accounts_router
 from emporium.accounts.schemas import ApiScope, Role
 from emporium.backups import jobs as backup_jobs
 from emporium.backups.routes import backups_router
-from emporium.catalog.cache import ProductCache
+from emporium.catalog.cache import CategoryTree, ProductCache
 from emporium.catalog.changes import install_change_tracking
 from emporium.catalog.reads import ProductReads, provide_product_reads
 from emporium.catalog.routes import catalog_router
@@ -210,8 +210,10 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
         raw_pool=raw_pool,
         redis=_open_redis(settings, state.rate_limiter),
     )
+    categories = CategoryTree(ttl_seconds=settings.cache_ttl_seconds)
     resources.change_feed.subscribe(cache.invalidate)
-    state.product_reads = ProductReads(resources.read_engine, cache, raw_pool)
+    resources.change_feed.subscribe(categories.invalidate)
+    state.product_reads = ProductReads(resources.read_engine, cache, categories, raw_pool)
     state.payments = PaymentsContext(
         state.accounts.vault,
         build_providers(settings, state.accounts.vault.ring, resources.sessionmaker),

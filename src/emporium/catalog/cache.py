@@ -1,4 +1,5 @@
-"""A per-process LRU of published products, with a TTL, evicted through the change feed.
+"""Per-process caches evicted through the change feed: an LRU of published products with a
+TTL (:class:`ProductCache`), and the category tree (:class:`CategoryTree`).
 
 ``catalog.reads.ProductReads`` answers ``GET /products/{id_or_slug}`` from here when it can.
 Committed changes to a product (recorded as ``catalog.changes`` says) reach
@@ -9,13 +10,15 @@ notification can arrive (SQLite with several processes, a lost listener connecti
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter
 
-from emporium.catalog.changes import TOPIC
+from emporium.catalog.changes import CATEGORY_TOPIC, TOPIC
 from emporium.catalog.schemas import ProductRead
 from emporium.core.db.changes import ALL
 
@@ -112,3 +115,73 @@ class ProductCache:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+CategoryRow = tuple[uuid.UUID, str, uuid.UUID | None]
+"""``(id, slug, parent_id)`` of one category."""
+
+
+def _subtrees(rows: Iterable[CategoryRow]) -> dict[str, tuple[uuid.UUID, ...]]:
+    """Each category's id and its descendants' ids, by id (canonical text) and by slug."""
+    rows = list(rows)
+    children: defaultdict[uuid.UUID | None, list[uuid.UUID]] = defaultdict(list)
+    for category_id, _slug, parent_id in rows:
+        children[parent_id].append(category_id)
+    found: dict[str, tuple[uuid.UUID, ...]] = {}
+    for category_id, slug, _parent in rows:
+        ids, todo, seen = [], [category_id], set()
+        while todo:  # depth-first; ``seen`` guards against a cycle written behind our back
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                ids.append(current)
+                todo.extend(children[current])
+        found[str(category_id)] = found[slug] = tuple(ids)
+    return found
+
+
+def find_subtree(subtrees: dict[str, tuple[uuid.UUID, ...]], key: str) -> tuple[uuid.UUID, ...]:
+    """The subtree of the category named by ``key``: an id in any form ``uuid.UUID`` reads,
+    else a slug; ``()`` when there is no such category."""
+    with contextlib.suppress(ValueError):
+        key = str(uuid.UUID(key))
+    return subtrees.get(key, ())
+
+
+class CategoryTree:
+    """The category tree, per process: the ids of a category and all its descendants (the
+    ``category`` filter of the product listing) by id or slug, resolved in memory instead of
+    a recursive query per request.
+
+    Loaded whole (one small query, :meth:`load`) on first use; forgotten when a category
+    changes (change feed topic ``category``, :meth:`invalidate`) and after ``ttl_seconds``
+    (the bound on staleness where no notification can arrive, as for products).
+    """
+
+    def __init__(self, *, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._subtrees: dict[str, tuple[uuid.UUID, ...]] | None = None
+        self._expires = 0.0
+        self.epoch = 0  # bumped by every invalidation; see load()
+
+    def subtree(self, key: str) -> tuple[uuid.UUID, ...] | None:
+        """The ids of the category named by ``key`` (id or slug) and of its descendants;
+        ``()`` when there is no such category; None when the tree must be loaded first."""
+        if self._subtrees is None or self._expires <= self._clock():
+            return None
+        return find_subtree(self._subtrees, key)
+
+    def load(self, rows: Iterable[CategoryRow], *, epoch: int) -> dict[str, tuple[uuid.UUID, ...]]:
+        """Build the tree from every category's row, read when ``self.epoch`` was ``epoch``;
+        keep it unless an invalidation happened meanwhile (the rows may be stale). Returns it."""
+        subtrees = _subtrees(rows)
+        if epoch == self.epoch and self.ttl > 0:
+            self._subtrees, self._expires = subtrees, self._clock() + self.ttl
+        return subtrees
+
+    def invalidate(self, topic: str, keys: set[str]) -> None:
+        """Change-feed subscriber: forget the tree when a category changed (or everything)."""
+        if topic in (ALL, CATEGORY_TOPIC):
+            self.epoch += 1
+            self._subtrees = None

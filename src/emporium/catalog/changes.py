@@ -7,7 +7,8 @@ product from every process's cache (``catalog.cache``). Two ways record it:
 - :func:`product_changed`, called explicitly by code that changes catalog rows with Core
   statements (``inventory.service``);
 - :func:`install_change_tracking`, an ORM ``before_flush`` hook on every ``Session`` that
-  records each product, variant or tag a flush adds, changes or deletes (``catalog.service``,
+  records each product, variant or tag a flush adds, changes or deletes (and each category,
+  under ``CATEGORY_TOPIC``, for the category tree cache) (``catalog.service``,
   ``catalog.upsert``, the reviews room's rating aggregates, imports). ``create_app`` and the
   CLI's import register it explicitly; importing this module registers nothing.
 """
@@ -21,10 +22,12 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from emporium.catalog.models import Product, ProductTag, Variant
-from emporium.core.db.changes import record_change
+from emporium.catalog.models import Category, Product, ProductTag, Variant
+from emporium.core.db.changes import ALL, record_change
 
 TOPIC = "product"
+CATEGORY_TOPIC = "category"
+"""Any change to a category (keys: category ids): the category tree cache forgets itself."""
 
 
 def product_changed(session: AsyncSession, product_id: uuid.UUID) -> None:
@@ -35,6 +38,9 @@ def product_changed(session: AsyncSession, product_id: uuid.UUID) -> None:
 def _collect(session: Session, _context: Any, _instances: Any) -> None:
     """ORM hook: record every product touched by a flush (new, changed or deleted rows)."""
     for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Category):
+            record_change(session, CATEGORY_TOPIC, ALL if obj.id is None else obj.id)
+            continue
         if isinstance(obj, Product):
             product_id = obj.id
         elif isinstance(obj, Variant | ProductTag):

@@ -7,16 +7,20 @@ statement whatever the page's depth.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
+    any_,
     bindparam,
     exists,
     literal_column,
@@ -24,8 +28,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.catalog.cache import CategoryRow
 from emporium.catalog.exceptions import ProductNotFound
 from emporium.catalog.models import Category, Product, ProductTag, Variant
 from emporium.catalog.schemas import (
@@ -35,7 +41,7 @@ from emporium.catalog.schemas import (
     ProductRead,
     ProductSort,
 )
-from emporium.catalog.search import search_join
+from emporium.catalog.search import MAX_RANKED, pg_match, search_terms, sqlite_matches
 from emporium.core.db.base import Reader
 from emporium.core.db.pagination import (
     CursorValue,
@@ -188,6 +194,22 @@ async def get_product(db: Db, id_or_slug: str, *, include_unpublished: bool) -> 
     return product
 
 
+_CATEGORY_ROWS: Select[Any] = select(
+    Category.__table__.c.id, Category.__table__.c.slug, Category.__table__.c.parent_id
+)
+_RAW_CATEGORY_ROWS = "SELECT id, slug, parent_id FROM category"
+
+
+async def category_rows(db: Db) -> list[CategoryRow]:
+    """``(id, slug, parent_id)`` of every category (for ``catalog.cache.CategoryTree``)."""
+    return [(r.id, r.slug, r.parent_id) for r in await db.execute(_CATEGORY_ROWS)]
+
+
+async def category_rows_raw(pool: Any) -> list[CategoryRow]:
+    """:func:`category_rows` on PostgreSQL through an asyncpg pool."""
+    return [(r[0], r[1], r[2]) for r in await pool.fetch(_RAW_CATEGORY_ROWS)]
+
+
 async def list_categories(db: Db) -> list[CategoryRead]:
     """Every category, by name."""
     c = Category.__table__.c
@@ -200,40 +222,129 @@ async def list_categories(db: Db) -> list[CategoryRead]:
     ]
 
 
-def _category_subtree(key: str) -> Select[tuple[uuid.UUID]]:
-    """Ids of the category named by id or slug and of all its descendants (recursive CTE)."""
-    c = Category.__table__.c
-    try:
-        root = select(c.id).where(c.id == uuid.UUID(key))
-    except ValueError:
-        root = select(c.id).where(c.slug == key)
-    tree = root.cte("subtree", recursive=True)
-    tree = tree.union_all(select(c.id).where(c.parent_id == tree.c.id))
-    return select(tree.c.id)
+class Shape(NamedTuple):
+    """What a listing statement depends on besides bound values: one statement per shape is
+    built (and on PostgreSQL compiled) once per process and reused (:func:`listing_statement`)."""
+
+    dialect: str
+    include_unpublished: bool
+    category: bool
+    min_price: bool
+    max_price: bool
+    in_stock: bool
+    tag: bool
+    brand: bool
+    search: bool
+    sort: str
+    after: bool
 
 
-def _apply_filters(
-    stmt: Select[Any], filters: ProductFilters, *, include_unpublished: bool
-) -> Select[Any]:
-    if not include_unpublished:
+def _in_categories(dialect: str) -> ColumnElement[bool]:
+    """``product.category_id`` is one of ``:category_ids`` (a category and its descendants,
+    resolved by ``catalog.cache.CategoryTree``)."""
+    if dialect == "postgresql":
+        ids = bindparam("category_ids", type_=postgresql.ARRAY(_P.category_id.type))
+        return _P.category_id == any_(ids)
+    return _P.category_id.in_(bindparam("category_ids", expanding=True, type_=_P.category_id.type))
+
+
+def _filtered(stmt: Select[Any], shape: Shape) -> Select[Any]:
+    if not shape.include_unpublished:
         stmt = stmt.where(_P.published.is_(True))
-    if filters.category:
-        stmt = stmt.where(_P.category_id.in_(_category_subtree(filters.category)))
-    if filters.min_price is not None:
-        stmt = stmt.where(_P.price_min >= filters.min_price)
-    if filters.max_price is not None:
-        stmt = stmt.where(_P.price_min <= filters.max_price)
-    if filters.in_stock:
+    if shape.category:
+        stmt = stmt.where(_in_categories(shape.dialect))
+    if shape.min_price:
+        stmt = stmt.where(_P.price_min >= bindparam("min_price", type_=_P.price_min.type))
+    if shape.max_price:
+        stmt = stmt.where(_P.price_min <= bindparam("max_price", type_=_P.price_min.type))
+    if shape.in_stock:
         stmt = stmt.where(
             exists().where(_V.product_id == _P.id, or_(_V.stock > 0, _V.stock.is_(None)))
         )
-    if filters.tag:
-        tag = " ".join(filters.tag.split()).lower()
+    if shape.tag:
         tags = ProductTag.__table__.c
+        tag = bindparam("tag", type_=tags.tag.type)
         stmt = stmt.where(exists().where(tags.product_id == _P.id, tags.tag == tag))
-    if filters.brand:
-        stmt = stmt.where(_P.brand == filters.brand)
+    if shape.brand:
+        stmt = stmt.where(_P.brand == bindparam("brand", type_=_P.brand.type))
     return stmt
+
+
+def _keyset(
+    stmt: Select[Any], key: ColumnElement[Any], last_id: ColumnElement[Any], shape: Shape
+) -> Select[Any]:
+    """Order ``stmt`` by ``(key, last_id)`` in the shape's direction, after the cursor's
+    ``(:after_value, :after_id)`` when it has one, and limit it to ``:row_limit`` rows."""
+    descending = shape.sort == "relevance" or _SORT_COLUMNS[shape.sort][1]
+    if shape.after:
+        value = bindparam("after_value", type_=key.type)
+        after = tuple_(value, bindparam("after_id", type_=_P.id.type))
+        stmt = stmt.where(
+            tuple_(key, last_id) < after if descending else tuple_(key, last_id) > after
+        )
+    order = (key.desc(), last_id.desc()) if descending else (key.asc(), last_id.asc())
+    return stmt.order_by(*order).limit(bindparam("row_limit", type_=Integer))
+
+
+def _pg_relevance(shape: Shape) -> Select[Any]:
+    """PostgreSQL relevance: rank only the ``MAX_RANKED`` newest matches (an index scan in
+    ``created_at`` order, stopping at the bound; ADR 0023), keep the page's rows of them,
+    and build the documents of those rows only."""
+    match, score = pg_match()
+    candidates = (
+        _filtered(select(_P.id.label("id"), score.label("score")), shape)
+        .where(match)
+        .order_by(_P.created_at.desc(), _P.id.desc())
+        .limit(literal_column(str(MAX_RANKED), Integer))
+        .subquery("candidates")
+    )
+    page = _keyset(
+        select(candidates.c.id, candidates.c.score), candidates.c.score, candidates.c.id, shape
+    ).subquery("page")
+    document = _PRODUCT_SELECT["postgresql"]
+    return (
+        document.add_columns(page.c.score)
+        .join_from(Product.__table__, page, page.c.id == _P.id)
+        .order_by(page.c.score.desc(), page.c.id.desc())
+    )
+
+
+@functools.cache
+def listing_statement(shape: Shape) -> Select[Any]:
+    """The statement of one listing shape, with bound parameters (``category_ids``,
+    ``min_price``, ``max_price``, ``tag``, ``brand``, ``q`` or ``fts_query``, ``after_value``,
+    ``after_id``, ``row_limit``): columns ``doc`` and, when searching, ``score``."""
+    if shape.search and shape.dialect == "postgresql" and shape.sort == "relevance":
+        return _pg_relevance(shape)
+    stmt = _filtered(_PRODUCT_SELECT[shape.dialect], shape)
+    score: ColumnElement[float] | None = None
+    if shape.search and shape.dialect == "postgresql":
+        match, score = pg_match()
+        stmt = stmt.where(match).add_columns(score.label("score"))
+    elif shape.search:
+        matches = sqlite_matches()
+        stmt = stmt.join_from(
+            Product.__table__, matches, matches.c.rid == literal_column("product.rowid")
+        )
+        score = matches.c.score
+        stmt = stmt.add_columns(score.label("score"))
+    if shape.sort == "relevance":
+        assert score is not None
+        return _keyset(stmt, score, _P.id, shape)
+    return _keyset(stmt, _SORT_COLUMNS[shape.sort][0], _P.id, shape)
+
+
+_PG_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def raw_listing(shape: Shape) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The PostgreSQL listing statement of ``shape`` as asyncpg SQL (``$n``), the names of
+    its parameters in ``$n`` order and the values of those fixed in the statement (such as
+    the ``0`` of ``stock > 0``), compiled once per shape."""
+    compiled = listing_statement(shape).compile(dialect=_PG_DIALECT)
+    fixed = {k: v for k, v in compiled.params.items() if v is not None}
+    return str(compiled), tuple(compiled.positiontup or ()), fixed
 
 
 def _cursor_param(sort: str, value: CursorValue) -> Any:
@@ -256,23 +367,15 @@ def _cursor_value(value: Any) -> CursorValue:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-async def list_products(
-    db: Db,
-    filters: ProductFilters,
-    *,
-    sort: ProductSort | None,
-    limit: int,
-    cursor: str | None,
-    include_unpublished: bool,
-) -> ProductPage:
-    """One keyset page of products matching ``filters`` in ``sort`` order.
+class Listing(NamedTuple):
+    """A listing request made ready to run: its statement's shape and bound values."""
 
-    ``sort`` defaults to ``relevance`` when ``q`` is given, else ``-created_at``; ties are
-    broken by id, so paging visits every product exactly once.
+    shape: Shape
+    params: dict[str, Any]
+    limit: int
 
-    Raises:
-        InvalidInput: (422) ``relevance`` without ``q``, a bad price range, or a bad cursor.
-    """
+
+def _checked_sort(filters: ProductFilters, sort: ProductSort | None) -> str:
     sort = sort or ("relevance" if filters.q else DEFAULT_SORT)
     if sort == "relevance" and not filters.q:
         raise InvalidInput(
@@ -285,36 +388,94 @@ async def list_products(
             "min_price is above max_price.",
             errors=[{"loc": ["query", "min_price"], "msg": "greater than max_price"}],
         )
-    dialect = _dialect(db)
-    stmt = _apply_filters(
-        _PRODUCT_SELECT[dialect], filters, include_unpublished=include_unpublished
-    )
+    return sort
+
+
+def prepare_listing(
+    filters: ProductFilters,
+    *,
+    dialect: str,
+    sort: ProductSort | None,
+    limit: int,
+    cursor: str | None,
+    include_unpublished: bool,
+    category_ids: Sequence[uuid.UUID] = (),
+) -> Listing | None:
+    """Check a listing request and bind its values; None when it can match nothing (``q``
+    without a word, or a ``category`` that does not exist: ``category_ids`` are the ids of
+    the category and its descendants, empty when there is no such category).
+
+    ``sort`` defaults to ``relevance`` when ``q`` is given, else ``-created_at``.
+
+    Raises:
+        InvalidInput: (422) ``relevance`` without ``q``, a bad price range, or a bad cursor.
+    """
+    checked = _checked_sort(filters, sort)
+    params: dict[str, Any] = {"row_limit": limit + 1}
     if filters.q:
-        searched = search_join(stmt, filters.q, dialect)
-        if searched is None:
-            return ProductPage(items=[], next_cursor=None)
-        stmt, score = searched
-        stmt = stmt.add_columns(score.label("score"))
-    column, descending = (score, True) if sort == "relevance" else _SORT_COLUMNS[sort]
+        terms = search_terms(filters.q, dialect)
+        if terms is None:
+            return None
+        params["q" if dialect == "postgresql" else "fts_query"] = terms
     if cursor:
-        value, last_id = decode_cursor(cursor, sort)
+        value, params["after_id"] = decode_cursor(cursor, checked)
         try:
-            key = tuple_(column, _P.id)
-            after = tuple_(_cursor_param(sort, value), last_id)
-            stmt = stmt.where(key < after if descending else key > after)
+            params["after_value"] = _cursor_param(checked, value)
         except ValueError as exc:
             raise invalid_cursor() from exc
-    order = (column.desc(), _P.id.desc()) if descending else (column.asc(), _P.id.asc())
-    rows = (await db.execute(stmt.order_by(*order).limit(limit + 1))).all()
+    if filters.category:
+        if not category_ids:
+            return None
+        params["category_ids"] = list(category_ids)
+    if filters.tag:
+        params["tag"] = " ".join(filters.tag.split()).lower()
+    params.update({k: getattr(filters, k) for k in ("min_price", "max_price", "brand")})
+    shape = Shape(
+        dialect=dialect,
+        include_unpublished=include_unpublished,
+        category=bool(filters.category),
+        min_price=filters.min_price is not None,
+        max_price=filters.max_price is not None,
+        in_stock=bool(filters.in_stock),
+        tag=bool(filters.tag),
+        brand=bool(filters.brand),
+        search=bool(filters.q),
+        sort=checked,
+        after=bool(cursor),
+    )
+    return Listing(shape, {k: v for k, v in params.items() if v is not None}, limit)
+
+
+def listing_page(listing: Listing, rows: Sequence[Any]) -> ProductPage:
+    """The page of ``rows`` (``doc`` first, then ``score`` when searching), read with
+    ``row_limit`` = limit + 1: the extra row only says that there is a next page."""
+    limit, sort = listing.limit, listing.shape.sort
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [_product(r) for r in rows]
+    items = [_PRODUCT_DECODER.decode(r[0]) for r in rows]
     next_cursor = None
     if more:
         last = items[-1]
-        last_value = rows[-1].score if sort == "relevance" else _sort_value(last, sort)
+        last_value = rows[-1][1] if sort == "relevance" else _sort_value(last, sort)
         next_cursor = encode_cursor(sort, _cursor_value(last_value), last.id)
     return ProductPage(items=items, next_cursor=next_cursor)
+
+
+async def list_products(db: Db, listing: Listing) -> ProductPage:
+    """One keyset page of products for a prepared listing (:func:`prepare_listing`) in one
+    statement, built once per shape; ties are broken by id, so paging visits every product
+    exactly once."""
+    result = await db.execute(listing_statement(listing.shape), listing.params)
+    return listing_page(listing, result.all())
+
+
+async def list_products_raw(pool: Any, listing: Listing) -> ProductPage:
+    """:func:`list_products` on PostgreSQL through an asyncpg pool: the same statement,
+    compiled once per shape, without SQLAlchemy's execution layer (same answer, less CPU)."""
+    sql, names, fixed = raw_listing(listing.shape)
+    params = {**fixed, **listing.params} if fixed else listing.params
+    rows = await pool.fetch(sql, *(params[name] for name in names))
+    return listing_page(listing, rows)
 
 
 def _sort_value(product: ProductRead, sort: str) -> Any:

@@ -7,6 +7,7 @@ it as the ``products`` dependency (``products: ProductReadsDep``).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -14,19 +15,29 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 
-from emporium.catalog.cache import ProductCache
-from emporium.catalog.queries import get_product, get_product_raw
-from emporium.catalog.schemas import ProductRead
+from emporium.catalog.cache import CategoryTree, ProductCache, find_subtree
+from emporium.catalog.queries import (
+    category_rows,
+    category_rows_raw,
+    get_product,
+    get_product_raw,
+    list_products,
+    list_products_raw,
+    prepare_listing,
+)
+from emporium.catalog.schemas import ProductFilters, ProductPage, ProductRead, ProductSort
 from emporium.core.db.base import ReadEngine, read_connection
 
 
 @dataclass(frozen=True, slots=True)
 class ProductReads:
     """Reads ``GET /products/{id_or_slug}``: ``cache`` first, then ``raw_pool`` (an asyncpg
-    pool, PostgreSQL) or else ``read_engine``."""
+    pool, PostgreSQL) or else ``read_engine``; and ``GET /products`` pages, with the
+    ``category`` filter resolved by ``categories``."""
 
     read_engine: ReadEngine
     cache: ProductCache
+    categories: CategoryTree
     raw_pool: Any = None
 
     async def product(self, id_or_slug: str, *, include_unpublished: bool) -> ProductRead:
@@ -51,6 +62,51 @@ class ProductReads:
                 )
         cache.put(product, epoch=epoch)
         return product
+
+    async def page(
+        self,
+        filters: ProductFilters,
+        *,
+        sort: ProductSort | None,
+        limit: int,
+        cursor: str | None,
+        include_unpublished: bool,
+    ) -> ProductPage:
+        """One keyset page of ``GET /products`` (``catalog.queries.prepare_listing``): through
+        ``raw_pool`` on PostgreSQL, else on a read connection of ``read_engine``.
+
+        Raises InvalidInput (422): ``relevance`` without ``q``, a bad price range or cursor.
+        """
+        category_ids = await self._subtree(filters.category) if filters.category else ()
+        dialect = "postgresql" if self.raw_pool is not None else self.read_engine.dialect.name
+        listing = prepare_listing(
+            filters,
+            dialect=dialect,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            include_unpublished=include_unpublished,
+            category_ids=category_ids,
+        )
+        if listing is None:
+            return ProductPage(items=[], next_cursor=None)
+        if self.raw_pool is not None:
+            return await list_products_raw(self.raw_pool, listing)
+        async with read_connection(self.read_engine) as reader:
+            return await list_products(reader, listing)
+
+    async def _subtree(self, key: str) -> tuple[uuid.UUID, ...]:
+        tree = self.categories
+        found = tree.subtree(key)
+        if found is not None:
+            return found
+        epoch = tree.epoch
+        if self.raw_pool is not None:
+            rows = await category_rows_raw(self.raw_pool)
+        else:
+            async with read_connection(self.read_engine) as reader:
+                rows = await category_rows(reader)
+        return find_subtree(tree.load(rows, epoch=epoch), key)
 
 
 def _provide(state: State) -> ProductReads:

@@ -73,7 +73,7 @@ async def delete_category(session: DbSession, category_id: FromPath[uuid.UUID]) 
 @get("/products", summary="List, filter, search and sort products")
 async def list_products(
     request: Request[Any, Any, Any],
-    reader: DbReader,
+    products: ProductReadsDep,
     category: Annotated[
         str | None,
         QueryParameter(
@@ -87,8 +87,8 @@ async def list_products(
         QueryParameter(
             min_length=1,
             max_length=200,
-            description="text search: products with every word (the first 8 words count; on "
-            "SQLite the 1,000 newest matches are ranked)",
+            description="text search: products with every word (the first 8 words count; by "
+            "relevance, the 200 newest matches are ranked)",
             schema_extra={"minLength": 1, "maxLength": 200},
         ),
     ] = None,
@@ -118,8 +118,7 @@ async def list_products(
         tag=tag,
         brand=brand,
     )
-    return await queries.list_products(
-        reader,
+    return await products.page(
         filters,
         sort=sort,
         limit=limit,

@@ -6,8 +6,10 @@ ranked with ``ts_rank_cd``. SQLite: the FTS5 table ``product_fts`` (porter stemm
 diacritics folded) kept in step by triggers, ranked with ``bm25`` using the same weights.
 Both index accent-folded text and answer "every word of q, stemmed, accents ignored"; a
 higher ``score`` is a better match. One search's cost is bounded: at most
-``MAX_QUERY_WORDS`` words, and on SQLite at most ``MAX_RANKED`` matches (the newest) are
-ranked (ADR 0004, amendment).
+``MAX_QUERY_WORDS`` words, and at most ``MAX_RANKED`` matches (the newest) are ranked on
+both databases (ADR 0004, amendment; ADR 0023 for PostgreSQL). The statements that use
+these pieces are built once per shape (``catalog.queries``); ``:q`` / ``:fts_query`` are
+bound per request from :func:`search_terms`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, func, literal_column, select, text
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    FromClause,
+    String,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+)
 
 from emporium.catalog.content import fold
 from emporium.catalog.models import Product
@@ -26,8 +37,8 @@ product_table = Product.__table__
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 8
 """Words of ``q`` searched; the rest are ignored (each word adds a posting-list merge)."""
-MAX_RANKED = 1000
-"""On SQLite, matches ranked per search: the newest ones (``bm25`` costs per match)."""
+MAX_RANKED = 200
+"""Matches ranked per relevance search: the newest ones (ranking costs per match; ADR 0023)."""
 
 
 def query_words(q: str) -> list[str]:
@@ -36,36 +47,37 @@ def query_words(q: str) -> list[str]:
     return _WORD.findall(fold(q))[:MAX_QUERY_WORDS]
 
 
-def search_join(
-    stmt: Select[Any], q: str, dialect: str
-) -> tuple[Select[Any], ColumnElement[float]] | None:
-    """Restrict ``stmt`` (a select from ``product``) to products matching every word of ``q``;
-    return it and the score (higher is better). None when ``q`` has no word."""
+def search_terms(q: str, dialect: str) -> str | None:
+    """The bound value of a search (``:q`` on PostgreSQL, ``:fts_query`` on SQLite) for the
+    words of ``q``: the words for ``plainto_tsquery``, or an FTS5 expression of quoted words
+    (every word required). None when ``q`` has no word."""
     words = query_words(q)
     if not words:
         return None
     if dialect == "postgresql":
-        query = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
-        vector: ColumnElement[Any] = literal_column("product.search_vector")
-        score: ColumnElement[float] = func.ts_rank_cd(vector, query)
-        return stmt.where(vector.op("@@")(query)), score
-    expression = " ".join(f'"{w}"' for w in words)
-    matches: FromClause = (
+        return " ".join(words)
+    return " ".join(f'"{w}"' for w in words)
+
+
+def pg_match() -> tuple[ColumnElement[bool], ColumnElement[float]]:
+    """PostgreSQL: the condition "``product.search_vector`` holds every word of ``:q``" and
+    the ``ts_rank_cd`` score (higher is better)."""
+    query = func.plainto_tsquery(literal_column("'english'"), bindparam("q", type_=String))
+    vector: ColumnElement[Any] = literal_column("product.search_vector")
+    return vector.op("@@")(query), func.ts_rank_cd(vector, query, type_=Float)
+
+
+def sqlite_matches() -> FromClause:
+    """SQLite: the ``MAX_RANKED`` newest products matching ``:fts_query`` (``rid``: their
+    rowid) with their ``bm25`` score (``score``, higher is better)."""
+    return (
         select(
             literal_column("rowid").label("rid"),
-            literal_column("-bm25(product_fts, 10.0, 4.0, 1.0)").label("score"),
+            literal_column("-bm25(product_fts, 10.0, 4.0, 1.0)", type_=Float).label("score"),
         )
         .select_from(text("product_fts"))
-        .where(_match(expression))
+        .where(text("product_fts MATCH :fts_query"))
         .order_by(literal_column("rowid").desc())  # the newest products first
         .limit(MAX_RANKED)
         .subquery("matches")
     )
-    joined = stmt.join_from(
-        product_table, matches, matches.c.rid == literal_column("product.rowid")
-    )
-    return joined, matches.c.score
-
-
-def _match(expression: str) -> TextClause:
-    return text("product_fts MATCH :fts_query").bindparams(fts_query=expression)

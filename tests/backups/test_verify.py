@@ -13,12 +13,15 @@ from sqlalchemy import text
 from backups.conftest import AgeKeys, make_age_keys
 from backups.drill import ORDERS, emporium, rows
 from conftest import SignIn
+from emporium.backups.archive import new_backup_id
 from emporium.backups.destinations import open_destination
 from emporium.backups.exceptions import NotEmpty, PartCorrupt, WrongIdentity
-from emporium.backups.restore import restore_backup, verify_backup
-from emporium.backups.service import Outcome, create_backup
+from emporium.backups.restore import migrate_forward, restore_backup, verify_backup
+from emporium.backups.service import Outcome, create_backup, make_archive, put_all
+from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.db.base import create_engine, create_sessionmaker
+from emporium.core.db.migrate import current_revision, upgrade
 from factories import Client, create_category, create_product
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -184,3 +187,43 @@ async def test_verify_fails_a_backup_whose_ledger_does_not_add_up(
     assert bad.failed == [
         "ledger: 1 variant(s) whose stock differs from the sum of their movements"
     ]
+
+
+@pytest.mark.slow
+@sqlite_only
+async def test_a_backup_older_than_the_code_is_migrated_forward_on_restore(
+    backup_settings: Settings, age_keys: AgeKeys, tmp_path: Path
+) -> None:
+    old_path = tmp_path / "old.db"
+    old = Settings.model_validate(
+        backup_settings.model_dump() | {"database_url": f"sqlite+aiosqlite:///{old_path}"}
+    )
+    await asyncio.to_thread(upgrade, old, "0015")  # the release before backups
+    backup_id = new_backup_id(utcnow())
+    folder, _, _ = await make_archive(old, backup_id, utcnow())
+    url = backup_settings.backup_destinations[0]
+    await asyncio.to_thread(put_all, old, folder, backup_id, url)
+
+    target = tmp_path / "new"
+    new = Settings.model_validate(
+        backup_settings.model_dump()
+        | {"database_url": f"sqlite+aiosqlite:///{target / 'shop.db'}", "key_file": target / "k"}
+    )
+    target.mkdir()
+    engine = create_engine(new)
+    try:
+        report = await restore_backup(
+            new,
+            create_sessionmaker(engine),
+            open_destination(url, new),
+            None,
+            age_keys.identity,
+            tmp_path / "r",
+            force=False,
+        )
+    finally:
+        await engine.dispose()
+    await migrate_forward(new, report)
+    head = await asyncio.to_thread(current_revision, new)
+    assert f"schema migrated forward: 0015 -> {head}" in report.lines
+    assert head != "0015"

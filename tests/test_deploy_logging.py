@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import structlog
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from emporium.core.config import Settings
 from emporium.core.logging import configure_logging

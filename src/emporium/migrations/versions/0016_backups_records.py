@@ -1,6 +1,6 @@
 """backups: backup and backup_copy (each backup made and its copy at each destination)
 
-Revision ID: 0016_backups
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-04 02:09:35
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_backups"
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -6,8 +6,8 @@ PostgreSQL walks ``(published, created_at, id)`` backwards and checks each entry
 scan: no table row is read to find or rank the candidates. SQLite's FTS5 index already
 returns matches newest first; nothing changes there.
 
-Revision ID: 0016_search
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-04 02:25:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0016_search"
-down_revision: str | None = "0015"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -189,16 +189,7 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
             orders_service.erase_customer,
         ),
     )
-    raw_pool = None
-    # Behind a transaction-pooling PgBouncer, product reads go through SQLAlchemy instead,
-    # whose statements then run inside transactions (core.db.base.create_engine).
-    if not settings.is_sqlite and not settings.database_pgbouncer:
-        raw_pool = await asyncpg.create_pool(
-            _raw_dsn(settings.database_url),
-            min_size=0,
-            max_size=settings.database_pool_size,
-            timeout=settings.database_connect_timeout_seconds,
-        )
+    raw_pool = await _open_raw_pool(settings)
     resources = state.resources = Resources(
         settings=settings,
         clock=state.clock,
@@ -221,18 +212,31 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     )
     tasks = _start_runner(app, settings)
     _watch_metrics(app, settings)
-    if raw_pool is None:
+    if settings.is_sqlite:
         return tasks
     # LISTEN needs a session of its own: never through a transaction-pooling PgBouncer.
     listen = resources.change_feed.run(
         _raw_dsn(settings.database_listen_url or settings.database_url)
     )
-    sample = sample_raw_pool(raw_pool, "raw", max_size=settings.database_pool_size)
-    return [
-        *tasks,
-        asyncio.create_task(listen, name="emporium-change-feed"),
-        asyncio.create_task(sample, name="emporium-raw-pool-metrics"),
-    ]
+    tasks.append(asyncio.create_task(listen, name="emporium-change-feed"))
+    if raw_pool is not None:
+        sample = sample_raw_pool(raw_pool, "raw", max_size=settings.database_pool_size)
+        tasks.append(asyncio.create_task(sample, name="emporium-raw-pool-metrics"))
+    return tasks
+
+
+async def _open_raw_pool(settings: Settings) -> asyncpg.Pool | None:
+    """The asyncpg pool of product reads on PostgreSQL; ``None`` on SQLite and behind a
+    transaction-pooling PgBouncer, where product reads go through SQLAlchemy instead, whose
+    statements then run inside transactions (core.db.base.create_engine)."""
+    if settings.is_sqlite or settings.database_pgbouncer:
+        return None
+    return await asyncpg.create_pool(
+        _raw_dsn(settings.database_url),
+        min_size=0,
+        max_size=settings.database_pool_size,
+        timeout=settings.database_connect_timeout_seconds,
+    )
 
 
 def _watch_metrics(app: Litestar, settings: Settings) -> None:

@@ -120,6 +120,36 @@ async def test_another_node_sees_the_change(
 
 
 @pytest.mark.slow
+async def test_another_node_sees_a_category_move(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """Node B has listed a parent category (its tree is cached); node A moves the product's
+    category under that parent; B's listing of the parent then shows the product (on
+    PostgreSQL through NOTIFY within moments, on SQLite once B's tree expires)."""
+    if settings.is_sqlite:
+        settings = settings.model_copy(update={"cache_ttl_seconds": 0.5})
+    async with _node(settings) as node_a, _node(settings) as node_b:
+        product = await _shop(node_a, admin_headers)
+        parent = await node_a.post(
+            f"{API}/categories", json={"name": "Home"}, headers=admin_headers
+        )
+        listing = f"{API}/products?category={parent.json()['slug']}"
+        assert (await node_b.get(listing)).json()["items"] == []  # B caches the tree
+        moved = await node_a.patch(
+            f"{API}/categories/{product['category_id']}",
+            json={"parent_id": parent.json()["id"]},
+            headers=admin_headers,
+        )
+        assert moved.status_code == 200, moved.text
+
+        async def b_lists_it() -> bool:
+            items = (await node_b.get(listing)).json()["items"]
+            return [p["id"] for p in items] == [product["id"]]
+
+        assert await _eventually(b_lists_it)
+
+
+@pytest.mark.slow
 async def test_the_feed_recovers_after_its_connection_is_killed(
     settings: Settings, admin_headers: dict[str, str]
 ) -> None:

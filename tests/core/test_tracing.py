@@ -5,6 +5,7 @@ ids. Tracing off (the default): ``test_tracing_off.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -21,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conftest import SignIn
 from emporium.core.config import Settings
+from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.core.logging import configure_logging
 from emporium.core.tracing import configure_tracing, stop_tracing
 from emporium.jobs.models import Job, OutboxEvent
+from emporium.jobs.runner import Runner
 from factories import API, Client
 from orders.support import order, stocked_variants
 from receiver import running_receiver
@@ -140,6 +143,47 @@ async def test_a_checkout_trace_reaches_the_email_and_webhook_jobs(
     if settings.database_url.startswith("postgresql"):  # asyncpg instrumented
         queries = [s for s in finished if _parent_of(s) == _id(request) and s is not publish]
         assert any((s.attributes or {}).get("db.system") == "postgresql" for s in queries)
+
+
+async def test_probes_and_metrics_make_no_spans(
+    client: Client, admin_headers: dict[str, str], spans: InMemorySpanExporter
+) -> None:
+    """Load balancers poll ``/readyz`` and Prometheus scrapes ``/metrics`` all day long: no
+    spans for them (or for ``/healthz``), while an API call makes one."""
+    spans.clear()  # the fixtures' own database calls
+    for path in ("/healthz", "/readyz", "/metrics", "/readyz?full=1"):
+        assert (await client.get(path, headers=admin_headers)).status_code == 200, path
+    assert spans.get_finished_spans() == ()  # no server span, no database span
+    assert (await client.get(f"{API}/categories")).status_code == 200
+    served = [s.name for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert served == ["GET /api/v1/categories"]
+
+
+async def test_a_running_runner_polls_without_spans_and_runs_jobs_in_theirs(
+    client: Client,
+    sign_in: SignIn,
+    admin_headers: dict[str, str],
+    settings: Settings,
+    spans: InMemorySpanExporter,
+) -> None:
+    """``Runner.run`` (as in ``serve`` and ``worker``) polls the database many times a
+    second: those statements make no spans (no orphan traces); every span left is a job's
+    or inside one."""
+    await _checkout_with_webhook(client, sign_in, admin_headers, "http://hooks.example.com/")
+    spans.clear()
+    engine = create_engine(settings)
+    polling = settings.model_copy(update={"jobs_poll_seconds": 0.05})
+    runner = Runner(client.app.state.job_runner.registry, create_sessionmaker(engine), polling)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(3)
+    runner.stop()
+    await task
+    await engine.dispose()
+    finished = spans.get_finished_spans()
+    roots = [s for s in finished if s.parent is None]
+    assert roots
+    assert {s.name.split(" ")[0] for s in roots} == {"job"}
+    assert any(s.name == "job webhooks.fanout" for s in finished)
 
 
 async def test_a_failed_job_attempt_is_an_error_span_under_the_same_trace(

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 TRACER_NAME = "emporium"
 DEFAULT_SERVICE_NAME = "emporium"
-UNTRACED_PATHS = "^/metrics$,^/healthz$,^/readyz$"
-"""Probes and scrapes make no spans (``OpenTelemetryMiddleware``'s excluded URLs)."""
+UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+UNTRACED_URLS = r"^https?://[^/]+/(metrics|healthz|readyz)/?(\?.*)?$"
+"""Probes and scrapes make no spans (``OpenTelemetryMiddleware`` matches its excluded URLs
+against the whole request URL, scheme and host included)."""
 
 
 class _State:
@@ -217,13 +219,37 @@ def job_span(
     return _job_span(kind, job_id, attempt, carrier)
 
 
+def background() -> AbstractContextManager[None]:
+    """Around a runner's polling (claims, dispatch, schedules): its database statements make
+    no spans (one orphan trace per poll otherwise); a job's span (:func:`job_span`) turns
+    instrumentation back on inside it."""
+    if not _State.active:
+        return _UNTRACED
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    return suppress_instrumentation()
+
+
+def _unsuppressed() -> Any:
+    """The current context with instrumentation allowed again (see :func:`background`)."""
+    from opentelemetry import context
+    from opentelemetry.instrumentation.utils import (  # type: ignore[attr-defined]
+        _SUPPRESS_INSTRUMENTATION_KEY,
+        _SUPPRESS_INSTRUMENTATION_KEY_PLAIN,
+    )
+
+    ctx = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, False)
+    return context.set_value(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN, False, ctx)
+
+
 @contextmanager
 def _job_span(
     kind: str, job_id: uuid.UUID, attempt: int, carrier: Mapping[str, str] | None
 ) -> Iterator[Span]:
     from opentelemetry import propagate, trace
 
-    parent = propagate.extract(carrier) if carrier else None
+    base = _unsuppressed()
+    parent = propagate.extract(carrier, context=base) if carrier else base
     attributes: dict[str, str | int] = {
         "messaging.system": "emporium.jobs",
         "messaging.operation.type": "process",
@@ -297,6 +323,24 @@ def _name_span(scope: Any) -> None:
         span.set_attribute("emporium.request_id", str(request_id))
 
 
+class _QuietProbes:
+    """Probes and scrapes run with instrumentation suppressed: the readiness check's
+    database and Redis calls make no orphan spans either."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the call on, quietly for ``/healthz``, ``/readyz`` and ``/metrics``."""
+        if scope.get("path") not in UNTRACED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        with suppress_instrumentation():
+            await self.app(scope, receive, send)
+
+
 def instrument_asgi(app: ASGIApp) -> ASGIApp:
     """``app`` inside OpenTelemetry's ASGI middleware (server spans, ``traceparent`` of
     incoming requests honoured), probes and ``/metrics`` excluded; ``app`` unchanged when
@@ -308,7 +352,7 @@ def instrument_asgi(app: ASGIApp) -> ASGIApp:
 
     wrapped = OpenTelemetryMiddleware(
         _RouteName(app),
-        excluded_urls=parse_excluded_urls(UNTRACED_PATHS),
+        excluded_urls=parse_excluded_urls(UNTRACED_URLS),
         exclude_spans=["receive", "send"],
     )
-    return cast("ASGIApp", wrapped)
+    return cast("ASGIApp", _QuietProbes(cast("ASGIApp", wrapped)))

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from emporium.core.clock import SYSTEM_CLOCK, Clock, use, utcnow
 from emporium.core.config import Settings
 from emporium.core.db.outages import outage_kind, report_outage
-from emporium.core.tracing import job_span, mark_failed
+from emporium.core.tracing import background, job_span, mark_failed
 from emporium.jobs import queue
 from emporium.jobs.metrics import observe_run
 from emporium.jobs.outbox import enqueue
@@ -194,7 +194,8 @@ class Runner:
         """Run until :meth:`stop` (or cancelled): ``jobs_concurrency`` job loops and the
         schedule loop."""
         log.info("job_runner_started", runner=self.name)
-        with use(self.clock):  # the loops' tasks copy the context, clock included
+        # The loops' tasks copy the context: the clock, and (tracing) no spans for polling.
+        with use(self.clock), background():
             loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
             await asyncio.gather(*loops, self._schedules())
 

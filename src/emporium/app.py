@@ -32,6 +32,7 @@ from emporium.accounts.identity import identify, role
 from emporium.accounts.protect import AccountsContext, build_context, provide_accounts
 from emporium.accounts.routes import accounts_router
 from emporium.accounts.schemas import ApiScope, Role
+from emporium.audit.routes import audit_router
 from emporium.catalog.cache import ProductCache
 from emporium.catalog.changes import install_change_tracking
 from emporium.catalog.reads import ProductReads, provide_product_reads
@@ -328,6 +329,7 @@ def _api_router() -> Router:
             orders_router,
             reviews_router,
             jobs_router,
+            audit_router,
             webhooks_router,
             shipping_router,
             carts_router,

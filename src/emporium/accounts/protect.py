@@ -69,6 +69,11 @@ class Vault:
         table, name = _sealed_binding(column)
         return self.open(table, name, row_id, token)
 
+    def pseudonym(self, value: str, *, purpose: str) -> str:
+        """A keyed pseudonym of ``value`` for ``purpose`` (a blind index: 64 hex characters;
+        the same value gives the same pseudonym, which only the key's holder can compute)."""
+        return blind_index(self.ring, value, purpose=purpose)
+
     def email_index(self, email: str) -> str:
         """The keyed blind index of an e-mail (normalised), for lookups and uniqueness."""
         return blind_index(self.ring, normalize_email(email), purpose=EMAIL_INDEX_PURPOSE)

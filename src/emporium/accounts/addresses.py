@@ -24,6 +24,7 @@ from emporium.accounts.schemas import (
 )
 from emporium.accounts.service import get_profile
 from emporium.accounts.sessions import list_sessions
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 
 MAX_ADDRESSES = 20
@@ -115,13 +116,18 @@ async def delete_address(session: AsyncSession, identity: Identity, address_id: 
 async def export_personal_data(
     session: AsyncSession, ctx: AccountsContext, identity: Identity
 ) -> PersonalDataExport:
-    """Everything personal held on the caller, decrypted (GDPR art. 15 and 20)."""
-    return PersonalDataExport(
+    """Everything personal held on the caller, decrypted (GDPR art. 15 and 20); the export
+    is recorded in the audit trail (``user.exported``)."""
+    export = PersonalDataExport(
         profile=await get_profile(session, ctx, identity),
         addresses=await list_addresses(session, ctx, identity),
         sessions=await list_sessions(session, ctx, identity),
         exported_at=utcnow(),
     )
+    await record_audit(
+        session, action="user.exported", object_type="user", object_id=identity.user_id
+    )
+    return export
 
 
 async def own_address_fields(

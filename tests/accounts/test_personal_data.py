@@ -183,7 +183,7 @@ async def test_ciphertext_moved_to_another_row_does_not_decrypt(
     for path, headers in (
         ("/users/me", mallory.headers),
         ("/users/me/export", mallory.headers),
-        (f"/users/{mallory.id}", admin_headers),
+        (f"/users/{mallory.id}?reveal=true", admin_headers),
         ("/users?limit=100", admin_headers),
     ):
         response = await client.get(f"{API}{path}", headers=headers)

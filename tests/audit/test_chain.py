@@ -5,6 +5,7 @@ DELETE outright; pruning keeps what is left verifiable."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from datetime import timedelta
@@ -15,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium.audit.chain import record_audit, verify_chain
+from emporium.audit.chain import event_hash, record_audit, verify_chain
 from emporium.audit.models import AuditEvent
 from emporium.cli import main
 from emporium.core.actor import acting_as
@@ -68,7 +69,7 @@ async def test_a_whole_chain_verifies_and_exports(
     lines = [json.loads(line) for line in exported.stdout.splitlines() if line.startswith("{")]
     assert [line["id"] for line in lines] == [str(i) for i in ids]
     assert lines[0]["actor"] == {"type": "cli", "id": None}
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(lines, lines[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(lines))
 
 
 async def test_editing_an_event_on_sqlite_is_named_by_verify(
@@ -123,8 +124,6 @@ async def test_an_inserted_event_is_named_by_verify(
     await session.execute(text("UPDATE audit_event SET seq = 4 WHERE id = :id"), {"id": ids[2].hex})
     await session.execute(text("UPDATE audit_chain SET head_seq = 4"))
     await session.commit()
-    from emporium.audit.chain import event_hash
-
     fake = AuditEvent(
         id=uuid.uuid4(),
         seq=3,

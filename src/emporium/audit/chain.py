@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.audit.models import GENESIS_HASH, MAIN_CHAIN, AuditChain, AuditEvent
 from emporium.core.actor import current_actor
@@ -206,3 +206,20 @@ async def verify_chain(session: AsyncSession) -> ChainReport:
         problem = f"events after seq {seq - 1} were removed: the chain's head is seq {head_seq}"
         return ChainReport(checked, head_seq, head_hash, problem)
     return ChainReport(checked, head_seq, head_hash)
+
+
+async def record_apart(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    action: str,
+    object_type: str,
+    object_id: object = None,
+    details: Mapping[str, Any] | None = None,
+) -> uuid.UUID:
+    """:func:`record_audit` in a transaction of its own, committed before this returns: for
+    a read served from a read-only connection (the answer is sent only once its audit
+    event is stored; if storing fails, the read fails)."""
+    async with sessionmaker() as session, session.begin():
+        return await record_audit(
+            session, action=action, object_type=object_type, object_id=object_id, details=details
+        )

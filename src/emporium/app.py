@@ -78,6 +78,7 @@ from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
 from emporium.orders import cart_purge, guest_mail, idempotency
+from emporium.orders import queries as orders_queries
 from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
@@ -88,6 +89,7 @@ from emporium.orders.schemas import (
     TransitionTarget,
 )
 from emporium.payments import jobs as payments_jobs
+from emporium.payments import queries as payments_queries
 from emporium.payments.providers import build_providers
 from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.routes import payments_router
@@ -96,8 +98,10 @@ from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
 from emporium.promotions.routes import promotions_router
 from emporium.promotions.schemas import PromotionType
+from emporium.returns import service as returns_service
 from emporium.returns.routes import returns_router
 from emporium.returns.schemas import ReturnStatus
+from emporium.reviews import queries as reviews_queries
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -182,6 +186,12 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
             reviews_writing.anonymise_author,
             idempotency.erase_customer,
             orders_service.erase_customer,
+        ),
+        export_sections=(
+            orders_queries.export_customer,
+            payments_queries.export_customer,
+            returns_service.export_customer,
+            reviews_queries.export_author,
         ),
     )
     raw_pool = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy import Select, and_, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.audit.chain import record_audit
@@ -158,3 +158,19 @@ async def prune_events(session: AsyncSession, *, retention_days: int) -> PruneRe
         details={"deleted": count, "pruned_seq": cut, "retention_days": retention_days},
     )
     return PruneResult(count, cut, last.hash)
+
+
+async def events_about(
+    session: AsyncSession, user_id: str, order_ids: Sequence[str] = ()
+) -> list[AuditEventRead]:
+    """Every event about a person, oldest first: on their account, on one of their orders
+    (``order_ids``), or done by them (for their export, GDPR art. 15)."""
+    about = or_(
+        and_(AuditEvent.object_type == "user", AuditEvent.object_id == user_id),
+        AuditEvent.actor_id == user_id,
+    )
+    if order_ids:
+        mine = and_(AuditEvent.object_type == "order", AuditEvent.object_id.in_(list(order_ids)))
+        about = or_(about, mine)
+    events = await session.scalars(select(AuditEvent).where(about).order_by(AuditEvent.seq))
+    return [event_read(event) for event in events]

@@ -358,7 +358,13 @@ def _openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Emporium API",
         version=__version__,
-        description="Headless commerce back-end. Errors are RFC 9457 problem details.",
+        description=(
+            "Headless commerce back-end. Errors are RFC 9457 problem details. Admins see "
+            "people's e-mail, names and phone masked (GET /users, GET /users/{id}); "
+            "GET /users/{id}?reveal=true shows them, and every such read (and every staff "
+            "read of another person's order) is recorded in the audit trail "
+            "(GET /audit-events)."
+        ),
         servers=[Server(url="/")],
         path="/docs",
         render_plugins=[OfflineSwaggerPlugin()],

@@ -100,6 +100,9 @@ async def _empty_postgres(url: str) -> None:
     than TRUNCATE, which makes new files for every table and syncs them at commit."""
     engine = create_async_engine(url)
     async with engine.begin() as conn:
+        # The audit trail is append-only: its trigger lets a DELETE through only when the
+        # transaction says it prunes (``audit.service.PRUNE_SETTING``).
+        await conn.execute(text("SELECT set_config('emporium.audit_prune', 'on', true)"))
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(table.delete())
     await engine.dispose()

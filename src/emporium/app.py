@@ -32,6 +32,7 @@ from emporium.accounts.identity import identify, role
 from emporium.accounts.protect import AccountsContext, build_context, provide_accounts
 from emporium.accounts.routes import accounts_router
 from emporium.accounts.schemas import ApiScope, Role
+from emporium.audit.routes import audit_router
 from emporium.backups import jobs as backup_jobs
 from emporium.backups.routes import backups_router
 from emporium.catalog.cache import CategoryTree, ProductCache
@@ -82,6 +83,7 @@ from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
 from emporium.mail.transport import build_transport
 from emporium.orders import cart_purge, guest_mail, idempotency
+from emporium.orders import queries as orders_queries
 from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
 from emporium.orders.routes import orders_router
@@ -92,6 +94,7 @@ from emporium.orders.schemas import (
     TransitionTarget,
 )
 from emporium.payments import jobs as payments_jobs
+from emporium.payments import queries as payments_queries
 from emporium.payments.providers import build_providers
 from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.routes import payments_router
@@ -100,8 +103,10 @@ from emporium.payments.schemas import RefundStatus
 from emporium.payments.service import PaymentsContext
 from emporium.promotions.routes import promotions_router
 from emporium.promotions.schemas import PromotionType
+from emporium.returns import service as returns_service
 from emporium.returns.routes import returns_router
 from emporium.returns.schemas import ReturnStatus
+from emporium.reviews import queries as reviews_queries
 from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
@@ -187,6 +192,12 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
             reviews_writing.anonymise_author,
             idempotency.erase_customer,
             orders_service.erase_customer,
+        ),
+        export_sections=(
+            orders_queries.export_customer,
+            payments_queries.export_customer,
+            returns_service.export_customer,
+            reviews_queries.export_author,
         ),
     )
     raw_pool = await _open_raw_pool(settings)
@@ -371,6 +382,7 @@ def _api_router() -> Router:
             orders_router,
             reviews_router,
             jobs_router,
+            audit_router,
             webhooks_router,
             backups_router,
             shipping_router,
@@ -390,7 +402,13 @@ def _openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Emporium API",
         version=__version__,
-        description="Headless commerce back-end. Errors are RFC 9457 problem details.",
+        description=(
+            "Headless commerce back-end. Errors are RFC 9457 problem details. Admins see "
+            "people's e-mail, names and phone masked (GET /users, GET /users/{id}); "
+            "GET /users/{id}?reveal=true shows them, and every such read (and every staff "
+            "read of another person's order) is recorded in the audit trail "
+            "(GET /audit-events)."
+        ),
         servers=[Server(url="/")],
         path="/docs",
         render_plugins=[OfflineSwaggerPlugin()],

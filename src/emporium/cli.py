@@ -1,4 +1,4 @@
-"""The ``emporium`` command: serve, worker, db upgrade, import, keys, users.
+"""The ``emporium`` command: serve, worker, db upgrade, import, keys, users, audit.
 
 ``emporium --help`` imports nothing but click: every command imports what it needs when it
 runs (the web framework, SQLAlchemy and the rooms take seconds to import). An error that
@@ -555,14 +555,16 @@ def _read_password(password_stdin: bool) -> str:
 
 async def _with_accounts(settings: Settings, action: Any) -> Any:
     from emporium.accounts.protect import build_context
+    from emporium.core.actor import acting_as
     from emporium.core.crypto.keys import load_key_file
     from emporium.core.db.base import create_engine, create_sessionmaker
 
     engine = create_engine(settings)
     try:
         ctx = build_context(settings, load_key_file(settings.key_file))
-        async with create_sessionmaker(engine)() as session, session.begin():
-            return await action(session, ctx)
+        with acting_as("cli"):  # audited as the command line's doing
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await action(session, ctx)
     finally:
         await engine.dispose()
 
@@ -796,3 +798,84 @@ def backup_prune(dry_run: bool) -> None:
     verb = "would delete" if dry_run else "deleted"
     for url, ids in asyncio.run(run()).items():
         click.echo(f"{url}: {verb} {len(ids)}" + (f" ({', '.join(ids)})" if ids else ""))
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail: check its hash chain, export it, prune old events."""
+
+
+async def _in_session(settings: Settings, action: Any) -> Any:
+    """Run ``action(session)`` in one transaction as the command line (actor ``cli``)."""
+    from emporium.core.actor import acting_as
+    from emporium.core.db.base import create_engine, create_sessionmaker
+
+    engine = create_engine(settings)
+    try:
+        with acting_as("cli"):
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await action(session)
+    finally:
+        await engine.dispose()
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; name the first event altered, removed or inserted (exit 1)."""
+    from emporium.audit.chain import verify_chain
+
+    settings = _settings()
+    _prepare_database(settings)
+    report = asyncio.run(_in_session(settings, verify_chain))
+    if not report.ok:
+        click.echo(f"audit chain broken after {report.checked} good event(s): {report.problem}")
+        sys.exit(1)
+    click.echo(
+        f"audit chain intact: {report.checked} event(s), head seq {report.head_seq}, "
+        f"hash {report.head_hash}"
+    )
+
+
+@audit.command("export")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="UTC date or time of the oldest event to write (default: all)",
+)
+@click.option("--output", "-o", type=click.File("wb"), default="-", help="file (default stdout)")
+def audit_export(since: Any, output: Any) -> None:
+    """Write the audit events as JSON lines (one event per line, chain order) for a SIEM."""
+    from datetime import UTC
+
+    from emporium.audit.service import export_events
+
+    settings = _settings()
+    _prepare_database(settings)
+    start = None if since is None else since.replace(tzinfo=UTC)
+
+    async def write(session: Any) -> int:
+        count = 0
+        async for line in export_events(session, since=start):
+            output.write(line)
+            count += 1
+        return count
+
+    count = asyncio.run(_in_session(settings, write))
+    click.echo(f"exported {count} audit event(s)", err=True)
+
+
+@audit.command("prune")
+def audit_prune() -> None:
+    """Delete events older than EMPORIUM_AUDIT_RETENTION_DAYS; record where the chain now
+    starts, so that verify still checks the rest."""
+    from emporium.audit.service import prune_events
+
+    settings = _settings()
+    _prepare_database(settings)
+    days = settings.audit_retention_days
+    result = asyncio.run(_in_session(settings, lambda s: prune_events(s, retention_days=days)))
+    click.echo(
+        f"pruned {result.deleted} audit event(s) older than {days} day(s); "
+        f"the chain now starts after seq {result.pruned_seq}"
+    )

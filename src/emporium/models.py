@@ -7,6 +7,7 @@ def import_all_models() -> None:
     """Register all tables on ``emporium.core.db.Base.metadata``."""
     import emporium.accounts.models
     import emporium.backups.models
+    import emporium.audit.models
     import emporium.catalog.models
     import emporium.core.crypto.keyset
     import emporium.fulfilment.models

@@ -183,7 +183,7 @@ async def test_ciphertext_moved_to_another_row_does_not_decrypt(
     for path, headers in (
         ("/users/me", mallory.headers),
         ("/users/me/export", mallory.headers),
-        (f"/users/{mallory.id}", admin_headers),
+        (f"/users/{mallory.id}?reveal=true", admin_headers),
         ("/users?limit=100", admin_headers),
     ):
         response = await client.get(f"{API}{path}", headers=headers)
@@ -477,6 +477,21 @@ async def _parcel_flow(
     await check("a guest's return")
 
 
+async def _staff_read_flow(
+    client: Client, admin: dict[str, str], user_id: str, check: Callable[[str], Awaitable[None]]
+) -> None:
+    """An admin lists accounts and orders and reveals the customer's profile: each read is
+    an audit event (``audit_event``, from the admin's address), which must name fields, not
+    hold their values or the address."""
+    for path in ("/users", f"/users/{user_id}?reveal=true", "/orders"):
+        response = await client.get(f"{API}{path}", headers=admin)
+        assert response.status_code == 200, response.text
+    events = await client.get(f"{API}/audit-events", params={"limit": 100}, headers=admin)
+    actions = {e["action"] for e in events.json()["items"]}
+    assert {"user.listed", "user.personal_data_revealed", "order.listed"} <= actions
+    await check("staff reads of personal data, audited")
+
+
 @pytest.mark.slow
 async def test_no_canary_is_stored_in_clear_after_any_flow(
     ip_client: Client, settings: Settings, session: AsyncSession, admin_headers: dict[str, str]
@@ -484,7 +499,8 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
     """After each flow that takes personal data (sign-up, address book, refresh, orders with
     an ``Idempotency-Key`` and their replay, a cart checkout, a guest's cart with e-mail and
     addresses, the guest's order, its replay and confirmation e-mail, a gift card, a guest's
-    order shipped with its e-mail, delivered and returned, the export, erasure)
+    order shipped with its e-mail, delivered and returned, staff reads of the person's data
+    (audit events), the export, erasure)
     the database file and its WAL, or a pg_dump, hold no canary in any spelling; erasure
     also forgets the customer's idempotency keys."""
     marker = uuid.uuid4().hex[:8]
@@ -561,6 +577,7 @@ async def test_no_canary_is_stored_in_clear_after_any_flow(
     await _guest_flows(ip_client, items, guest_email, guest_address, check, canaries)
     await _gift_card_flow(ip_client, admin_headers, marker, check, canaries)
     await _parcel_flow(ip_client, admin_headers, items, guest_email, guest_address, check)
+    await _staff_read_flow(ip_client, admin_headers, account.id, check)
     exported = await ip_client.get(f"{API}/users/me/export", headers=account.headers)
     assert exported.status_code == 200
     await check("the export")

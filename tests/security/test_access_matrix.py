@@ -423,6 +423,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         ORDERS_WRITE, 200, lambda w: {"lines": [_return_one(w)["lines"][0] | {"restock": True}]}
     ),
     ("POST", f"{API}/returns/{{return_id}}/refund"): staff(ORDERS_WRITE, 200, lambda w: {}),
+    ("GET", f"{API}/audit-events"): admin(200),
     ("GET", f"{API}/jobs"): admin(200),
     ("POST", f"{API}/jobs/{{job_id}}/retry"): admin(202),
     ("GET", f"{API}/backups"): admin(200),

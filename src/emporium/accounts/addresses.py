@@ -7,6 +7,7 @@ answers 404 exactly like a missing one (OWASP API1:2023, broken object level aut
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 from sqlalchemy import func, select
@@ -24,6 +25,8 @@ from emporium.accounts.schemas import (
 )
 from emporium.accounts.service import get_profile
 from emporium.accounts.sessions import list_sessions
+from emporium.audit.chain import record_audit
+from emporium.audit.service import events_about
 from emporium.core.clock import utcnow
 
 MAX_ADDRESSES = 20
@@ -115,12 +118,23 @@ async def delete_address(session: AsyncSession, identity: Identity, address_id: 
 async def export_personal_data(
     session: AsyncSession, ctx: AccountsContext, identity: Identity
 ) -> PersonalDataExport:
-    """Everything personal held on the caller, decrypted (GDPR art. 15 and 20)."""
+    """Everything personal held on the caller, decrypted (GDPR art. 15 and 20); the export
+    is recorded in the audit trail (``user.exported``)."""
+    sections: dict[str, list[Any]] = {}
+    for section in ctx.export_sections:
+        sections.update(await section(session, ctx.vault, identity.user_id))
+    await record_audit(
+        session, action="user.exported", object_type="user", object_id=identity.user_id
+    )
+    order_ids = [str(order["id"]) for order in sections.get("orders", [])]
+    events = await events_about(session, str(identity.user_id), order_ids)
     return PersonalDataExport(
         profile=await get_profile(session, ctx, identity),
         addresses=await list_addresses(session, ctx, identity),
         sessions=await list_sessions(session, ctx, identity),
         exported_at=utcnow(),
+        audit_events=[msgspec.to_builtins(event) for event in events],
+        **sections,
     )
 
 

@@ -27,6 +27,7 @@ from emporium.accounts.exceptions import ApiKeyNotFound, InvalidApiKey
 from emporium.accounts.models import ApiKey
 from emporium.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead, ApiScope
 from emporium.accounts.tokens import hash_opaque_token, new_opaque_token
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.base import read_connection
 from emporium.core.db.pagination import by_created_at, created_at_cursor
@@ -115,6 +116,13 @@ async def create_key(
     security_event(
         "authn_token_created", user_id=created_by, client_ip=ip, level="info", api_key_id=key.id
     )
+    await record_audit(
+        session,
+        action="api_key.created",
+        object_type="api_key",
+        object_id=key.id,
+        details={"scopes": list(key.scopes), "expires_at": key.expires_at},
+    )
     return ApiKeyCreated(
         id=key.id,
         key=secret,
@@ -146,6 +154,9 @@ async def revoke_key(
         key.revoked_at = utcnow()
         await session.flush()
         security_event("authn_token_revoked", user_id=by, client_ip=ip, api_key_id=key.id)
+        await record_audit(
+            session, action="api_key.revoked", object_type="api_key", object_id=key.id
+        )
 
 
 Connection = ASGIConnection[Any, Any, Any, Any]

@@ -31,6 +31,7 @@ from emporium.accounts.exceptions import MfaRequired, RoleRequired, ScopeRequire
 from emporium.accounts.models import STAFF_ROLES, AuthSession, UserAccount, is_staff_roles
 from emporium.accounts.timeouts import session_live
 from emporium.accounts.tokens import decode_access_token
+from emporium.core.actor import ActorType, identify_actor
 from emporium.core.clock import utcnow
 from emporium.core.db.base import read_connection
 from emporium.core.errors import DomainError, Unauthorized
@@ -129,7 +130,21 @@ async def identify(connection: Connection) -> Identity | None:
     token = _bearer(connection)
     identity = None if token is None else await _verify(connection, token)
     state["identity"] = identity
+    if identity is not None:
+        _note_actor(connection, "user", identity.user_id)
     return identity
+
+
+IP_PSEUDONYM_PURPOSE = "audit_event.ip"
+
+
+def _note_actor(connection: Connection, actor_type: ActorType, actor_id: uuid.UUID) -> None:
+    """Tell the audit trail who calls (``core.actor``), with the client address as a keyed
+    pseudonym (HMAC-SHA256 under the deployment's index key): an address is personal data."""
+    ip = client_ip(connection)
+    vault = connection.app.state.accounts.vault
+    pseudonym = None if ip is None else vault.pseudonym(ip, purpose=IP_PSEUDONYM_PURPOSE)
+    identify_actor(actor_type, str(actor_id), ip=pseudonym)
 
 
 async def _verify(connection: Connection, token: str) -> Identity:
@@ -264,6 +279,7 @@ async def _key_allowed(connection: Connection, handler: BaseRouteHandler, role_n
             else f"This operation needs an API key with the scope {scope}."
         )
     connection.scope.setdefault("state", {})["api_key"] = key
+    _note_actor(connection, "api_key", key.id)
 
 
 def _authz_fail(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -25,6 +26,22 @@ ErasureStep = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
 """What a room above accounts does when an account is erased: ``step(session, user_id)``
 runs in the erasure's transaction (the accounts room may not import those rooms: reviews
 drop the author's name, orders forget stored idempotent answers)."""
+
+ExportSection = Callable[[AsyncSession, "Vault", uuid.UUID], Awaitable[dict[str, list[Any]]]]
+"""What a room above accounts holds on a person, for their export (``GET /users/me/export``):
+``section(session, vault, user_id)`` answers ``{field of PersonalDataExport: [plain JSON
+objects]}`` (orders with their addresses, payments, returns, reviews). Registered by
+``create_app`` beside the erasure steps, so each room that erases a person's data also says
+what it holds; accounts imports none of them."""
+
+
+def plain_row(row: Any) -> dict[str, Any]:
+    """A table row (``Row`` or mapping) as plain JSON data for an export, without its sealed
+    ``*_enc`` columns (ciphertext means nothing to the person; their clear values are in the
+    sections that open them)."""
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    data = {k: v for k, v in mapping.items() if not str(k).endswith("_enc")}
+    return dict(msgspec.to_builtins(data))
 
 
 def _sealed_binding(column: InstrumentedAttribute[Any]) -> tuple[str, str]:
@@ -69,6 +86,11 @@ class Vault:
         table, name = _sealed_binding(column)
         return self.open(table, name, row_id, token)
 
+    def pseudonym(self, value: str, *, purpose: str) -> str:
+        """A keyed pseudonym of ``value`` for ``purpose`` (a blind index: 64 hex characters;
+        the same value gives the same pseudonym, which only the key's holder can compute)."""
+        return blind_index(self.ring, value, purpose=purpose)
+
     def email_index(self, email: str) -> str:
         """The keyed blind index of an e-mail (normalised), for lookups and uniqueness."""
         return blind_index(self.ring, normalize_email(email), purpose=EMAIL_INDEX_PURPOSE)
@@ -91,6 +113,7 @@ class AccountsContext:
     mfa_issuer: str = "Emporium"
     mfa_challenge_minutes: int = 5
     erasure_steps: tuple[ErasureStep, ...] = ()
+    export_sections: tuple[ExportSection, ...] = ()
 
 
 def build_context(
@@ -99,9 +122,11 @@ def build_context(
     *,
     hasher: PasswordHasher | None = None,
     erasure_steps: Sequence[ErasureStep] = (),
+    export_sections: Sequence[ExportSection] = (),
 ) -> AccountsContext:
     """The accounts context of an app: keys from ``ring``, timeouts from ``settings``, and
-    the ``erasure_steps`` of the rooms that keep personal data about an account."""
+    the ``erasure_steps`` and ``export_sections`` of the rooms that keep personal data about
+    an account."""
     return AccountsContext(
         vault=Vault(ring),
         hasher=hasher
@@ -123,6 +148,7 @@ def build_context(
         mfa_issuer=settings.mfa_issuer,
         mfa_challenge_minutes=settings.mfa_challenge_minutes,
         erasure_steps=tuple(erasure_steps),
+        export_sections=tuple(export_sections),
     )
 
 

@@ -6,14 +6,14 @@ Every answer carries ``Cache-Control: no-store`` (personal data, OWASP ASVS 8.2.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from emporium.accounts import addresses, recovery, service, sessions, signin
 from emporium.accounts.audiences import ADMIN, PUBLIC, SIGNED_IN
@@ -236,14 +236,27 @@ async def list_users(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> UserPage:
-    """Admin: all accounts."""
+    """Admin: all accounts, e-mail, names and phone masked (``j***@example.com``,
+    ``J***``, ``+44*******12``); the listing is recorded in the audit trail."""
     return await service.admin_list(session, accounts, limit=limit, cursor=cursor)
 
 
 @get("/users/{user_id:uuid}")
-async def get_user(session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID]) -> UserRead:
-    """Admin: one account."""
-    return await service.admin_get(session, accounts, user_id)
+async def get_user(
+    session: DbSession,
+    accounts: Ctx,
+    user_id: FromPath[uuid.UUID],
+    reveal: Annotated[
+        bool,
+        QueryParameter(
+            description="true: personal fields in clear (audited as "
+            "user.personal_data_revealed); otherwise masked"
+        ),
+    ] = False,
+) -> UserRead:
+    """Admin: one account, e-mail, names and phone masked (``j***@example.com``) unless
+    ``?reveal=true``; each read is recorded in the audit trail with the fields shown."""
+    return await service.admin_get(session, accounts, user_id, reveal=reveal)
 
 
 @post("/users")
@@ -256,7 +269,8 @@ async def create_user(session: DbSession, accounts: Ctx, data: JSONBody[UserCrea
 async def update_user(
     session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID], data: JSONBody[UserAdminUpdate]
 ) -> UserRead:
-    """Admin: roles and ``is_active``; deactivation ends every session at once."""
+    """Admin: roles and ``is_active`` (audited); deactivation ends every session at once.
+    The answer's personal fields are masked."""
     return await service.admin_update(session, accounts, user_id, data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -173,6 +173,16 @@ class PersonalDataExport(Struct):
     addresses: list[AddressRead]
     sessions: list[SessionRead]
     exported_at: datetime
+    orders: list[dict[str, Any]] = []
+    """The person's orders, with their e-mail and addresses and lines."""
+    payments: list[dict[str, Any]] = []
+    """The payments of those orders (no secrets)."""
+    returns: list[dict[str, Any]] = []
+    """The returns of those orders, with their lines."""
+    reviews: list[dict[str, Any]] = []
+    """The reviews the person wrote."""
+    audit_events: list[dict[str, Any]] = []
+    """Audit events about the person: their account, their orders, and what they did."""
 
 
 class ForgotPasswordIn(Struct, forbid_unknown_fields=True):

@@ -23,6 +23,7 @@ from emporium.accounts.exceptions import (
     WeakPassword,
 )
 from emporium.accounts.identity import Identity
+from emporium.accounts.masking import PERSONAL_FIELDS, masked, present_fields
 from emporium.accounts.models import Address, AuthSession, MfaChallenge, RecoveryCode, UserAccount
 from emporium.accounts.passwords import password_problems
 from emporium.accounts.protect import AccountsContext, Vault
@@ -36,6 +37,7 @@ from emporium.accounts.schemas import (
     UserRead,
 )
 from emporium.accounts.sessions import revoke_all
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.jobs.outbox import emit_event
@@ -160,6 +162,13 @@ async def create_user(session: AsyncSession, ctx: AccountsContext, data: UserCre
         names={"first_name": data.first_name, "last_name": data.last_name},
     )
     _user_created(session, user)
+    await record_audit(
+        session,
+        action="user.created",
+        object_type="user",
+        object_id=user.id,
+        details={"roles": list(user.roles)},
+    )
     return user_read(ctx.vault, user)
 
 
@@ -253,6 +262,7 @@ async def erase_me(
     for step in ctx.erasure_steps:
         await step(session, user.id)
     await session.flush()
+    await record_audit(session, action="user.erased", object_type="user", object_id=user.id)
 
 
 async def admin_update(
@@ -260,6 +270,7 @@ async def admin_update(
 ) -> UserRead:
     """Admin: change roles or deactivate; deactivation revokes every session at once."""
     user = await _user(session, user_id)
+    before = {"roles": list(user.roles), "is_active": user.is_active}
     if data.roles is not msgspec.UNSET:
         user.roles = sorted(set(data.roles))
     if data.is_active is not msgspec.UNSET:
@@ -268,22 +279,56 @@ async def admin_update(
             await revoke_all(session, user.id, reason="deactivated")
     user.updated_at = utcnow()
     await session.flush()
-    return user_read(ctx.vault, user)
+    after = {"roles": list(user.roles), "is_active": user.is_active}
+    changed = sorted(name for name in after if after[name] != before[name])
+    await record_audit(
+        session,
+        action="user.updated",
+        object_type="user",
+        object_id=user.id,
+        details={"changed": changed, "before": before, "after": after},
+    )
+    return masked(user_read(ctx.vault, user))
 
 
-async def admin_get(session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID) -> UserRead:
-    """Admin: one account. Raises AccountNotFound (404)."""
-    return user_read(ctx.vault, await _user(session, user_id))
+async def admin_get(
+    session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID, *, reveal: bool = False
+) -> UserRead:
+    """Admin: one account, its personal fields masked (``accounts.masking``) unless
+    ``reveal``. Either read is audited once: ``user.viewed`` (masked) or
+    ``user.personal_data_revealed``, naming the non-empty fields shown, never their values.
+    Raises AccountNotFound (404)."""
+    profile = user_read(ctx.vault, await _user(session, user_id))
+    fields = present_fields(profile)
+    action = "user.personal_data_revealed" if reveal else "user.viewed"
+    details: dict[str, object] = (
+        {"fields": fields} if reveal else {"fields": fields, "masked": True}
+    )
+    await record_audit(
+        session, action=action, object_type="user", object_id=user_id, details=details
+    )
+    return profile if reveal else masked(profile)
 
 
 async def admin_list(
     session: AsyncSession, ctx: AccountsContext, *, limit: int, cursor: str | None
 ) -> UserPage:
-    """Admin: accounts, oldest first, as a keyset page."""
+    """Admin: accounts, oldest first, as a keyset page, personal fields masked
+    (``accounts.masking``); the listing is audited once (``user.listed``, with the ids)."""
     stmt = by_created_at(
         select(UserAccount), "created_at", UserAccount.created_at, UserAccount.id, cursor
     )
     users = list(await session.scalars(stmt.limit(limit + 1)))
-    items = [user_read(ctx.vault, u) for u in users[:limit]]
+    items = [masked(user_read(ctx.vault, u)) for u in users[:limit]]
     more = len(users) > limit
+    await record_audit(
+        session,
+        action="user.listed",
+        object_type="user",
+        details={
+            "user_ids": [str(u.id) for u in items],
+            "fields": list(PERSONAL_FIELDS),
+            "masked": True,
+        },
+    )
     return UserPage(items=items, next_cursor=created_at_cursor(items, more, "created_at"))

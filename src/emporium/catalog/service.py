@@ -23,6 +23,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.audit.chain import record_audit
 from emporium.catalog.content import (
     make_slug,
     normalize_tags,
@@ -338,6 +339,13 @@ async def update_product(
     product.updated_at = utcnow()
     await _flush_unique(session)
     _product_event(session, "product.updated", product)
+    await record_audit(
+        session,
+        action="product.updated",
+        object_type="product",
+        object_id=product.id,
+        details={"changed": sorted(changes) + (["tags"] if tags is not None else [])},
+    )
     return await get_product(session, str(product.id), include_unpublished=True)
 
 
@@ -382,6 +390,22 @@ async def add_variant(
     return variant_read(variant)
 
 
+async def _audit_variant(
+    session: AsyncSession, variant: Variant, changed: list[str], before: dict[str, int | None]
+) -> None:
+    """Record a variant's change; a price change as ``variant.price_changed`` with the prices
+    before and after (minor units)."""
+    details: dict[str, object] = {"changed": changed, "product_id": variant.product_id}
+    action = "variant.updated"
+    if {"price", "compare_at_price"} & set(changed):
+        action = "variant.price_changed"
+        details["before"] = before
+        details["after"] = {"price": variant.price, "compare_at_price": variant.compare_at_price}
+    await record_audit(
+        session, action=action, object_type="variant", object_id=variant.id, details=details
+    )
+
+
 async def _variant(session: AsyncSession, variant_id: uuid.UUID) -> Variant:
     variant = await session.get(Variant, variant_id)
     if variant is None:
@@ -405,6 +429,7 @@ async def update_variant(
         )
     if "sku" in changes:
         await _check_sku_free(session, changes["sku"], variant.id)
+    prices_before = {"price": variant.price, "compare_at_price": variant.compare_at_price}
     for key, value in changes.items():
         setattr(variant, key, value)
     variant.updated_at = utcnow()
@@ -413,6 +438,7 @@ async def update_variant(
     await _refresh_price(session, product)
     product.updated_at = utcnow()
     _product_event(session, "product.updated", product)
+    await _audit_variant(session, variant, sorted(changes), prices_before)
     return variant_read(variant)
 
 

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     jobs_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay")
     jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     jobs_retention_days: int = Field(default=7, ge=1, description="Finished jobs and events kept")
+    audit_retention_days: int = Field(
+        default=400, ge=1, description="Audit events older than this are pruned (audit prune)"
+    )
     mail_backend: Literal["file", "smtp"] = "file"
     mail_dir: Path = Field(default=Path("mail"), description="Where the file backend writes")
     mail_from: str = "Emporium <no-reply@localhost>"

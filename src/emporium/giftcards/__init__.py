@@ -11,5 +11,5 @@ and the public, rate-limited balance check). The payments room calls it from its
 ``gift_card`` provider; it knows nothing of payments or orders beyond their ids.
 
 May import: ``emporium.accounts`` (guards, the vault's key ring), ``emporium.jobs`` (domain
-events) and ``emporium.core``.
+events), ``emporium.audit`` (cards issued and disabled) and ``emporium.core``.
 """

@@ -24,6 +24,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.protect import Vault
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.db.base import table_of
@@ -58,7 +59,7 @@ class Actor:
     api_key_id: object = None
 
 
-def _audit(actor: Actor, action: str, card_id: uuid.UUID) -> None:
+async def _audit(session: AsyncSession, actor: Actor, action: str, card_id: uuid.UUID) -> None:
     security_event(
         "authz_admin",
         user_id=actor.user_id if actor.user_id is not None else f"api_key:{actor.api_key_id}",
@@ -66,6 +67,7 @@ def _audit(actor: Actor, action: str, card_id: uuid.UUID) -> None:
         action=action,
         object_id=str(card_id),
     )
+    await record_audit(session, action=action, object_type="gift_card", object_id=card_id)
 
 
 def _bad(field: str, msg: str) -> InvalidInput:
@@ -146,7 +148,7 @@ async def create_card(
             "expires_at": None if data.expires_at is None else data.expires_at.isoformat(),
         },
     )
-    _audit(actor, "gift_card.created", card_id)
+    await _audit(session, actor, "gift_card.created", card_id)
     return GiftCardCreated(**_read(vault, card), code=codes.formatted(code))
 
 
@@ -234,7 +236,7 @@ async def disable_card(
         .values(disabled_at=now, updated_at=now)
     )
     if changed.rowcount == 1:  # type: ignore[attr-defined]
-        _audit(actor, "gift_card.disabled", card_id)
+        await _audit(session, actor, "gift_card.disabled", card_id)
     return await get_card(session, vault, card_id)
 
 

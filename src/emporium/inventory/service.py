@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.audit.chain import record_audit
 from emporium.catalog.changes import product_changed
 from emporium.catalog.exceptions import VariantNotFound
 from emporium.catalog.models import Variant
@@ -257,4 +258,11 @@ async def adjust_stock(
         actor_id=actor_id,
     )
     await session.execute(insert(table_of(StockMovement)), [movement])
+    await record_audit(
+        session,
+        action="stock.adjusted",
+        object_type="variant",
+        object_id=variant_id,
+        details={"delta": data.delta, "stock": row.stock},
+    )
     return StockMovementRead(**movement)

@@ -1,6 +1,7 @@
 """jobs: the outbox of domain events, the durable job table and the runner that drains them.
 
-Owns ``outbox_event`` and ``job``. May import: ``emporium.core``. Commerce rooms record an event
+Owns ``outbox_event`` and ``job``. May import: ``emporium.audit`` (manual retries) and
+``emporium.core``. Commerce rooms record an event
 with :func:`emporium.jobs.outbox.emit_event` in their own transaction; handlers (e-mail, webhooks,
 clean-up) are registered on a :class:`emporium.jobs.registry.Registry` by the rooms that own
 them, and run by :class:`emporium.jobs.runner.Runner` inside ``emporium serve`` or in any

@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import select
 
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.pagination import by_created_at, created_at_cursor
 from emporium.core.errors import Conflict, NotFound
@@ -63,6 +64,13 @@ async def retry_job(session: AsyncSession, job_id: uuid.UUID) -> JobRead:
     job.status, job.attempts, job.run_at, job.updated_at = QUEUED, 0, now, now
     job.finished_at = None
     await session.flush()
+    await record_audit(
+        session,
+        action="job.retried",
+        object_type="job",
+        object_id=job.id,
+        details={"kind": job.kind},
+    )
     return job_read(job)
 
 

@@ -8,7 +8,8 @@ a conditional update recorded with who made it and when. ``POST /orders`` honour
 May import: ``emporium.shipping`` (methods and rates for a cart), ``emporium.promotions``
 (the discounts of a cart, uses taken at checkout), ``emporium.inventory``,
 ``emporium.catalog``, ``emporium.accounts``, ``emporium.mail`` (guest order e-mails),
-``emporium.jobs`` (domain events) and ``emporium.core``. Publishes: ``checkout.place_order``,
+``emporium.jobs`` (domain events), ``emporium.audit`` (staff's reads of orders:
+``disclosure``) and ``emporium.core``. Publishes: ``checkout.place_order``,
 ``queries`` (reads: reviews ask ``has_paid_purchase``), ``service`` writes (the erasure
 step), ``models.Order``. Reads live in ``queries.py``; writes in ``service.py`` and the verb
 modules (``checkout``, ``lifecycle``, ``cart``, ``carts``, ``cart_purge``).

@@ -280,3 +280,11 @@ async def has_paid_purchase(
         .limit(1)
     )
     return row.first() is not None
+
+
+async def export_customer(db: Db, vault: Vault, customer_id: uuid.UUID) -> dict[str, list[Any]]:
+    """Export section (``AccountsContext.export_sections``): every order of the customer,
+    oldest first, with its e-mail, addresses and lines, as plain JSON data."""
+    stmt = _ORDER.where(_O.customer_id == customer_id).order_by(_O.created_at, _O.id)
+    rows = list((await db.execute(stmt)).all())
+    return {"orders": [msgspec.to_builtins(order) for order in await _reads(db, vault, rows)]}

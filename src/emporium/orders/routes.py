@@ -38,7 +38,7 @@ from emporium.core.http.openapi import IDEMPOTENT_REPLAYED
 from emporium.core.http.ratelimit import rate_limit
 from emporium.core.http.routing import audience_router
 from emporium.core.resources import ResourcesDep
-from emporium.orders import cart, carts, checkout, idempotency, lifecycle, queries
+from emporium.orders import cart, carts, checkout, disclosure, idempotency, lifecycle
 from emporium.orders.cart_routes import CART_WRITE, AnyRequest, CartToken, identified_caller
 from emporium.orders.holders import ORDER_TOKEN, OrderToken
 from emporium.orders.schemas import (
@@ -228,6 +228,7 @@ async def place_order(
 @get("/orders")
 async def list_orders(
     reader: DbReader,
+    resources: ResourcesDep,
     accounts: Ctx,
     caller: CallerDep,
     status: Annotated[OrderStatus | None, QueryParameter()] = None,
@@ -240,9 +241,11 @@ async def list_orders(
 ) -> OrderPage:
     """Customers: their own orders; staff and API keys with ``orders:read``: all, filtered
     by ``status``, ``payment_status``, ``fulfillment_status``, ``customer_id`` and
-    ``email`` (the exact address, guests' orders included)."""
-    return await queries.list_orders(
+    ``email`` (the exact address, guests' orders included). A listing of other people's
+    orders by staff or a key is recorded in the audit trail (``order.listed``)."""
+    return await disclosure.list_orders(
         reader,
+        resources,
         accounts.vault,
         caller,
         status=status,
@@ -270,15 +273,19 @@ async def _signed_in_key_or_order_token(
 async def get_order(
     request: AnyRequest,
     reader: DbReader,
+    resources: ResourcesDep,
     accounts: Ctx,
     order_id: FromPath[uuid.UUID],
     order_token: OrderToken = None,
 ) -> OrderRead:
     """One order: its owner's, a guest's with its ``Order-Token``, or, for staff and API
-    keys with ``orders:read``, any (404 otherwise)."""
+    keys with ``orders:read``, any (404 otherwise); staff's and keys' reads of another
+    person's order are recorded in the audit trail (``order.personal_data_read``)."""
     api_key = request.scope.get("state", {}).get("api_key")
     caller = api_key if api_key is not None else await identify(request)
-    return await queries.get_order(reader, accounts.vault, caller, order_id, order_token)
+    return await disclosure.read_order(
+        reader, resources, accounts.vault, caller, order_id, order_token
+    )
 
 
 @post("/orders/{order_id:uuid}/cancel", status_code=200, responses=problem_responses(404, 409))

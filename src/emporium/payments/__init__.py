@@ -12,5 +12,6 @@ once, forward only), ``service`` (create, capture, cancel), ``refunds``, ``event
 May import: ``emporium.orders`` (orders, their lifecycle, idempotency keys),
 ``emporium.giftcards`` (the ``gift_card`` provider's balances and ledger),
 ``emporium.accounts`` (callers, guards, the vault), ``emporium.jobs`` (domain events and
-jobs), ``emporium.mail`` (the staff alert) and ``emporium.core``.
+jobs), ``emporium.mail`` (the staff alert), ``emporium.audit`` (captures, manual payments,
+refunds) and ``emporium.core``.
 """

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from emporium.accounts.identity import Caller
-from emporium.accounts.protect import Vault
+from emporium.accounts.protect import Vault, plain_row
 from emporium.core.db.base import Reader, table_of
 from emporium.orders.exceptions import OrderNotFound
 from emporium.orders.models import Order
@@ -110,3 +110,21 @@ async def money_history(db: Db, order_id: uuid.UUID) -> list[Any]:
         .order_by(_C.created_at, _C.id)
     )
     return list(rows)
+
+
+async def export_customer(
+    db: Reader | Any, vault: Vault, customer_id: uuid.UUID
+) -> dict[str, list[Any]]:
+    """Export section (``AccountsContext.export_sections``): the payments and refunds of the
+    customer's orders, oldest first, without secrets (sealed columns are left out)."""
+    orders = select(table_of(Order).c.id).where(table_of(Order).c.customer_id == customer_id)
+    sections: dict[str, list[Any]] = {}
+    for name, model in (("payments", Payment), ("refunds", Refund)):
+        table = table_of(model)
+        stmt = select(table).where(table.c.order_id.in_(orders)).order_by(table.c.created_at)
+        sections[name] = [plain_row(row) for row in (await db.execute(stmt)).all()]
+    # Refunds are shown with the payments they return money from.
+    refunds = sections.pop("refunds")
+    for payment in sections["payments"]:
+        payment["refunds"] = [r for r in refunds if r.get("payment_id") == payment["id"]]
+    return sections

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.base import table_of
 from emporium.payments.apply import Actor, apply_intent, apply_refund, record_change
@@ -137,6 +138,13 @@ async def refund_order(
 
     Raises RefundExceedsCaptured (409), PaymentNotFound (404)."""
     ids = await reserve(session, order_id, data.amount, data.reason, actor, data.payment_id)
+    await record_audit(
+        session,
+        action="refund.created",
+        object_type="order",
+        object_id=order_id,
+        details={"refund_ids": ids, "amount": data.amount},
+    )
     await commit()
     for refund_id in ids:
         await settle(session, ctx, refund_id, actor)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Caller
 from emporium.accounts.protect import Vault
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
@@ -292,6 +293,11 @@ async def capture_payment(
         ctx.provider(row.provider).capture(row.reference, take, payment_id=payment_id)
     )
     await apply_intent(session, ctx.vault, payment_id, intent, Actor.of(caller, "staff"))
+    action = "payment.manual_received" if row.provider == "manual" else "payment.captured"
+    details = {"order_id": row.order_id, "amount": take, "currency": row.currency}
+    await record_audit(
+        session, action=action, object_type="payment", object_id=payment_id, details=details
+    )
     return await _read(session, ctx, payment_id)
 
 

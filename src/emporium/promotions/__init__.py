@@ -12,5 +12,6 @@ with a conditional update at order placement, given back on cancellation), ``ser
 checkout; money goes through ``orders.pricing`` afterwards.
 
 May import: ``emporium.catalog`` (the category tree), ``emporium.accounts`` (guards,
-callers), ``emporium.jobs`` (domain events) and ``emporium.core``.
+callers), ``emporium.jobs`` (domain events), ``emporium.audit`` (promotion changes)
+and ``emporium.core``.
 """

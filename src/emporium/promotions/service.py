@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.audit.chain import record_audit
 from emporium.catalog.models import Category, Product
 from emporium.core.clock import utcnow
 from emporium.core.db.pagination import by_created_at, created_at_cursor
@@ -50,7 +51,7 @@ class Actor:
     client_ip: str | None = None
 
 
-def _log(actor: Actor, name: str, promotion_id: uuid.UUID) -> None:
+async def _log(session: AsyncSession, actor: Actor, name: str, promotion_id: uuid.UUID) -> None:
     security_event(
         name,
         user_id=actor.user_id,
@@ -58,6 +59,8 @@ def _log(actor: Actor, name: str, promotion_id: uuid.UUID) -> None:
         level="info",
         promotion_id=str(promotion_id),
     )
+    action = name.replace("promotion_", "promotion.")  # promotion_created: promotion.created
+    await record_audit(session, action=action, object_type="promotion", object_id=promotion_id)
 
 
 def _bad(field: str, msg: str) -> InvalidInput:
@@ -209,7 +212,7 @@ async def create_promotion(
     _check(promotion)
     session.add(promotion)
     await _store(session)
-    _log(actor, "promotion_created", promotion.id)
+    await _log(session, actor, "promotion_created", promotion.id)
     return promotion_read(promotion)
 
 
@@ -236,7 +239,7 @@ async def update_promotion(
     _check(promotion)
     promotion.updated_at = utcnow()
     await _store(session)
-    _log(actor, "promotion_updated", promotion.id)
+    await _log(session, actor, "promotion_updated", promotion.id)
     return promotion_read(promotion)
 
 
@@ -254,7 +257,7 @@ async def delete_promotion(session: AsyncSession, actor: Actor, promotion_id: uu
     if not gone:
         await _get(session, promotion_id)
         raise PromotionInUse("Orders hold this promotion; deactivate it instead.")
-    _log(actor, "promotion_deleted", promotion_id)
+    await _log(session, actor, "promotion_deleted", promotion_id)
 
 
 def _listed_code(code: str) -> str:

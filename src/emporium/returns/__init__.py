@@ -10,5 +10,6 @@ sent through ``payments.refunds``, gift cards first), ``routes`` and the events
 May import: ``emporium.payments`` (refunds through the order's payments, the order's
 visibility), ``emporium.orders`` (orders, lines, pricing), ``emporium.inventory``
 (restocked units through the ledger), ``emporium.accounts`` (callers, guards),
-``emporium.jobs`` (domain events) and ``emporium.core``.
+``emporium.jobs`` (domain events), ``emporium.audit`` (refunds of returns) and
+``emporium.core``.
 """

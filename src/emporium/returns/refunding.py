@@ -26,6 +26,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Caller
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.base import table_of
 from emporium.jobs.outbox import emit_event
@@ -171,6 +172,13 @@ async def refund_return(
         session,
         "refund.created",
         event_data(answer) | {"refund_ids": [str(i) for i in ids], "tax_total": priced.tax_total},
+    )
+    await record_audit(
+        session,
+        action="return.refunded",
+        object_type="order_return",
+        object_id=return_id,
+        details={"order_id": ret.order_id, "refund_ids": ids, "amount": priced.total},
     )
     await commit()
     for refund_id in ids:

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.identity import Caller
+from emporium.accounts.protect import Vault, plain_row
 from emporium.core.clock import utcnow
 from emporium.core.db.base import Reader, table_of
 from emporium.core.errors import InvalidInput
@@ -392,3 +393,21 @@ async def _set_fulfillment_status(session: AsyncSession, order_id: uuid.UUID) ->
         .where(_O.id == order_id)
         .values(fulfillment_status=status, updated_at=utcnow())
     )
+
+
+async def export_customer(
+    db: Reader | AsyncSession, vault: Vault, customer_id: uuid.UUID
+) -> dict[str, list[Any]]:
+    """Export section (``AccountsContext.export_sections``): the returns of the customer's
+    orders, oldest first, each with its lines."""
+    orders = select(table_of(Order).c.id).where(table_of(Order).c.customer_id == customer_id)
+    returns_ = table_of(OrderReturn)
+    stmt = select(returns_).where(returns_.c.order_id.in_(orders)).order_by(returns_.c.created_at)
+    found = [plain_row(row) for row in (await db.execute(stmt)).all()]
+    lines = table_of(ReturnLine)
+    ids = [uuid.UUID(str(r["id"])) for r in found]
+    rows = (await db.execute(select(lines).where(lines.c.return_id.in_(ids)))).all() if ids else []
+    all_lines = [plain_row(row) for row in rows]
+    for found_return in found:
+        found_return["lines"] = [x for x in all_lines if x["return_id"] == found_return["id"]]
+    return {"returns": found}

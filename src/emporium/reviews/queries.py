@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.accounts.protect import Vault, plain_row
 from emporium.catalog import queries as catalog_queries
 from emporium.core.db.base import Reader
 from emporium.core.db.pagination import CreatedSort, by_created_at, created_at_cursor
@@ -62,3 +66,13 @@ async def list_reviews(
         for r in rows[:limit]
     ]
     return ReviewPage(items=items, next_cursor=created_at_cursor(items, len(rows) > limit, SORT))
+
+
+async def export_author(
+    db: Reader | AsyncSession, vault: Vault, author_id: uuid.UUID
+) -> dict[str, list[Any]]:
+    """Export section (``AccountsContext.export_sections``): the reviews the person wrote,
+    oldest first."""
+    table = Review.__table__
+    stmt = select(table).where(table.c.author_id == author_id).order_by(table.c.created_at)
+    return {"reviews": [plain_row(row) for row in (await db.execute(stmt)).all()]}

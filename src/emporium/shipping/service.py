@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.db.base import Base
 from emporium.core.db.pagination import by_created_at, created_at_cursor
@@ -59,7 +60,7 @@ class Actor:
     client_ip: str | None
 
 
-def _audit(actor: Actor, action: str, object_id: uuid.UUID) -> None:
+async def _audit(session: AsyncSession, actor: Actor, action: str, object_id: uuid.UUID) -> None:
     security_event(
         "authz_admin",
         user_id=actor.user_id,
@@ -67,6 +68,8 @@ def _audit(actor: Actor, action: str, object_id: uuid.UUID) -> None:
         action=action,
         object_id=str(object_id),
     )
+    object_type, _, _ = action.partition(".")
+    await record_audit(session, action=action, object_type=object_type, object_id=object_id)
 
 
 def _bad(field: str, msg: str) -> InvalidInput:
@@ -122,7 +125,7 @@ async def create_zone(session: AsyncSession, actor: Actor, data: ZoneCreate) -> 
     )
     session.add(zone)
     await session.flush()
-    _audit(actor, "shipping_zone.created", zone.id)
+    await _audit(session, actor, "shipping_zone.created", zone.id)
     return _zone_read(zone)
 
 
@@ -143,7 +146,7 @@ async def update_zone(
     zone.regions = regions if regions is not None else zone.regions
     zone.updated_at = utcnow()
     await session.flush()
-    _audit(actor, "shipping_zone.updated", zone.id)
+    await _audit(session, actor, "shipping_zone.updated", zone.id)
     return _zone_read(zone)
 
 
@@ -157,7 +160,7 @@ async def delete_zone(session: AsyncSession, actor: Actor, zone_id: uuid.UUID) -
         raise ZoneInUse("Delete or move the zone's shipping methods first.")
     await session.delete(zone)
     await session.flush()
-    _audit(actor, "shipping_zone.deleted", zone_id)
+    await _audit(session, actor, "shipping_zone.deleted", zone_id)
 
 
 async def list_zones(db: Db, *, limit: int, cursor: str | None) -> ZonePage:
@@ -226,7 +229,7 @@ async def create_method(
     _check_method(method)
     session.add(method)
     await session.flush()
-    _audit(actor, "shipping_method.created", method.id)
+    await _audit(session, actor, "shipping_method.created", method.id)
     return method_read(method)
 
 
@@ -246,7 +249,7 @@ async def update_method(
     _check_method(method)
     method.updated_at = utcnow()
     await session.flush()
-    _audit(actor, "shipping_method.updated", method.id)
+    await _audit(session, actor, "shipping_method.updated", method.id)
     return method_read(method)
 
 
@@ -254,7 +257,7 @@ async def delete_method(session: AsyncSession, actor: Actor, method_id: uuid.UUI
     """Staff: delete a method (orders keep its name and price). Raises MethodNotFound."""
     await session.delete(await _get(session, ShippingMethod, method_id, MethodNotFound))
     await session.flush()
-    _audit(actor, "shipping_method.deleted", method_id)
+    await _audit(session, actor, "shipping_method.deleted", method_id)
 
 
 async def list_methods(db: Db, *, limit: int, cursor: str | None) -> MethodPage:
@@ -305,7 +308,7 @@ async def create_rate(session: AsyncSession, actor: Actor, data: TaxRateCreate) 
             await session.flush()
     except IntegrityError as exc:
         raise TaxRateExists("A rate for this place and tax class exists; change it.") from exc
-    _audit(actor, "tax_rate.created", rate.id)
+    await _audit(session, actor, "tax_rate.created", rate.id)
     return _rate_read(rate)
 
 
@@ -320,7 +323,7 @@ async def update_rate(
         rate.name = data.name
     rate.updated_at = utcnow()
     await session.flush()
-    _audit(actor, "tax_rate.updated", rate.id)
+    await _audit(session, actor, "tax_rate.updated", rate.id)
     return _rate_read(rate)
 
 
@@ -329,7 +332,7 @@ async def delete_rate(session: AsyncSession, actor: Actor, rate_id: uuid.UUID) -
     TaxRateNotFound (404)."""
     await session.delete(await _get(session, TaxRate, rate_id, TaxRateNotFound))
     await session.flush()
-    _audit(actor, "tax_rate.deleted", rate_id)
+    await _audit(session, actor, "tax_rate.deleted", rate_id)
 
 
 async def list_rates(db: Db, *, limit: int, cursor: str | None) -> TaxRatePage:

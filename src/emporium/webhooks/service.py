@@ -10,6 +10,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.crypto.sealing import encrypt_field
@@ -72,6 +73,13 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
+    await record_audit(
+        session,
+        action="webhook.created",
+        object_type="webhook",
+        object_id=endpoint.id,
+        details={"events": list(endpoint.events)},
+    )
     return WebhookCreated(**msgspec.structs.asdict(_read(endpoint)), secret=secret)
 
 
@@ -98,6 +106,14 @@ async def update_endpoint(
         endpoint.is_active = data.is_active
     endpoint.updated_at = utcnow()
     await session.flush()
+    changed = sorted(k for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET)
+    await record_audit(
+        session,
+        action="webhook.updated",
+        object_type="webhook",
+        object_id=endpoint.id,
+        details={"changed": changed},
+    )
     return _read(endpoint)
 
 
@@ -105,6 +121,9 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> None
     """Delete an endpoint and its delivery history. Raises NotFound (404)."""
     await session.delete(await _endpoint(session, endpoint_id))
     await session.flush()
+    await record_audit(
+        session, action="webhook.deleted", object_type="webhook", object_id=endpoint_id
+    )
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookRead:
@@ -187,6 +206,13 @@ async def retry_delivery(
         max_attempts=settings.jobs_max_attempts,
     )
     await session.flush()
+    await record_audit(
+        session,
+        action="webhook.delivery_retried",
+        object_type="webhook_delivery",
+        object_id=delivery.id,
+        details={"webhook_id": endpoint_id},
+    )
     attempts = await session.scalars(
         select(WebhookAttempt)
         .where(WebhookAttempt.delivery_id == delivery.id)

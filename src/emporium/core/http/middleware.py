@@ -17,6 +17,7 @@ from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from emporium.core.actor import request_scope
 from emporium.core.errors import (
     DomainError,
     InvalidInput,
@@ -83,7 +84,10 @@ class ConventionsMiddleware:
             await send(message)
 
         method = http_scope["method"]
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with (
+            structlog.contextvars.bound_contextvars(request_id=request_id),
+            request_scope(request_id),
+        ):
             refusal = _refusal(http_scope, content_type, has_body)
             if refusal is not None:
                 for message in refusal:

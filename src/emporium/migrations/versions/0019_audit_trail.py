@@ -1,7 +1,7 @@
 """audit: audit_event (append-only on PostgreSQL: a trigger) and audit_chain
 
-Revision ID: 0016_audit
-Revises: 0015
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04 02:20:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_audit"
-down_revision: str | None = "0015"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

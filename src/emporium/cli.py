@@ -649,9 +649,12 @@ def backup_create() -> None:
     _backup_logging(settings)
 
     async def run() -> Any:
+        from emporium.core.actor import acting_as
+
         engine, sessions = _sessions(settings)
         try:
-            return await create_backup(settings, sessions)
+            with acting_as("cli"):
+                return await create_backup(settings, sessions)
         finally:
             await engine.dispose()
 
@@ -759,15 +762,18 @@ def backup_restore(source: str | None, identity: Path, backup_id: str | None, fo
         path.parent.mkdir(parents=True, exist_ok=True)
 
     async def run(folder: Path) -> Any:
+        from emporium.core.actor import acting_as
+
         engine, sessions = _sessions(settings)
-        try:
-            destination = pick_destination(settings, source)
-            report = await restore_backup(
-                settings, sessions, destination, backup_id, identity, folder, force=force
-            )
-        finally:
-            await engine.dispose()
-        await migrate_forward(settings, report)
+        with acting_as("cli"):
+            try:
+                destination = pick_destination(settings, source)
+                report = await restore_backup(
+                    settings, sessions, destination, backup_id, identity, folder, force=force
+                )
+            finally:
+                await engine.dispose()
+            await migrate_forward(settings, report)
         return report
 
     with tempfile.TemporaryDirectory(prefix="emporium-restore-") as tmp:

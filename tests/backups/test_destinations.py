@@ -50,6 +50,15 @@ async def test_a_destination_down_is_recorded_reported_and_retried(
         await drain(client)
         listed = (await client.get(f"{API}/backups", headers=admin)).json()["items"]
         assert len(listed) == 1
+        trail = await client.get(
+            f"{API}/audit-events", params={"object_type": "backup"}, headers=admin
+        )
+        made = [(e["action"], e["actor"]["type"]) for e in trail.json()["items"]]
+        assert made == [("backup.created", "system")]  # made by the job runner
+        asked = await client.get(
+            f"{API}/audit-events", params={"action": "backup.requested"}, headers=admin
+        )
+        assert [e["object_id"] for e in asked.json()["items"]] == [queued.json()["job_id"]]
         copies = {c["destination"]: c for c in listed[0]["copies"]}
         assert [copies[u]["status"] for u in settings.backup_destinations] == [
             "done",

@@ -149,6 +149,14 @@ async def _restore_and_check(
 
     after = {q: await rows(other.database_url, q) for q in (ORDERS, LEDGER, STOCK)}
     assert after == before
+    # The audit trail came back whole, and the restore is its newest event (by the CLI).
+    trail = await rows(
+        other.database_url, "SELECT action, actor_type FROM audit_event ORDER BY seq"
+    )
+    assert trail[-1] == ("backup.restored", "cli")
+    chain = await asyncio.to_thread(emporium, other, "audit", "verify", cwd=tmp_path)
+    assert chain.returncode == 0, chain.stdout + chain.stderr
+    assert "audit chain intact" in chain.stdout
     async with AsyncTestClient(app=create_app(other)) as restored:
         customer = await sign_in_with_totp(restored, email, secret)
         addresses = (await restored.get(f"{API}/users/me/addresses", headers=customer)).json()

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from emporium.audit.chain import record_audit
 from emporium.backups import archive
 from emporium.backups.checks import check_invariants, key_file_matches
 from emporium.backups.destinations import Destination
@@ -243,6 +244,24 @@ async def queued_jobs(settings: Settings) -> int:
         await engine.dispose()
 
 
+async def _record_restore(settings: Settings, report: Report) -> None:
+    """The restore's audit event, the first of the restored chain's continuation (by the
+    caller's actor: ``cli`` on the command line)."""
+    from emporium.core.db.base import create_engine, create_sessionmaker
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await record_audit(
+                session,
+                action="backup.restored",
+                object_type="backup",
+                object_id=report.backup_id,
+            )
+    finally:
+        await engine.dispose()
+
+
 async def migrate_forward(settings: Settings, report: Report) -> None:
     """Run the migrations a backup older than this version lacks, then say what happens
     next: the queued jobs will run (e-mails and webhooks may go out again) and how to hold
@@ -256,6 +275,7 @@ async def migrate_forward(settings: Settings, report: Report) -> None:
         report.lines.append(f"schema migrated forward: {before} -> {after}")
     else:
         report.lines.append(f"schema: {after} (current)")
+    await _record_restore(settings, report)
     waiting = await queued_jobs(settings)
     report.lines += [
         f"next: {waiting} queued job(s) will run once a job runner starts: order e-mails and "

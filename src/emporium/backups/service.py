@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from emporium.audit.chain import record_audit
 from emporium.backups import archive, metrics
 from emporium.backups.destinations import open_destination
 from emporium.backups.exceptions import BackupError, DestinationError
@@ -174,6 +175,14 @@ async def create_backup(settings: Settings, sessions: SessionMaker) -> Outcome:
             session.add(
                 BackupCopy(backup_id=backup_id, destination=url, status=PENDING, updated_at=now)
             )
+        details = {"size_bytes": manifest["size_bytes"], "checksum": checksum}
+        await record_audit(
+            session,
+            action="backup.created",
+            object_type="backup",
+            object_id=backup_id,
+            details={**details, "destinations": len(settings.backup_destinations)},
+        )
     outcome = Outcome(backup_id, manifest, checksum)
     for url in settings.backup_destinations:
         error = await copy_to(settings, sessions, folder, manifest, url)
@@ -247,6 +256,7 @@ async def request_backup(session: AsyncSession) -> BackupQueued:
     await enqueue(session, CREATE_JOB, {}, dedupe_key=key, max_attempts=3)
     job_id = await session.scalar(select(Job.id).where(Job.dedupe_key == key))
     assert job_id is not None  # just inserted in this transaction
+    await record_audit(session, action="backup.requested", object_type="job", object_id=job_id)
     return BackupQueued(job_id=job_id, status="queued")
 
 

@@ -1,7 +1,11 @@
 """The runner: dispatch the outbox, run due jobs, enqueue schedules; embedded or as a worker.
 
-Each of ``jobs_concurrency`` loops claims one job at a time and runs its handler with a
-time limit shorter than the lease, so no job ever runs on two runners at once. A failed
+One work loop keeps up to ``jobs_concurrency`` jobs running, each handler with a time limit
+shorter than the lease, so no job ever runs on two runners at once. Each turn of the loop is
+one transaction: it records the jobs finished since the last turn, dispatches a batch of
+outbox events and claims as many due jobs as there are free slots (``SKIP LOCKED``). A job
+finishing starts the next turn at once; with nothing to do the loop waits up to
+``jobs_poll_seconds`` (one query per runner per poll, not one per slot). A failed
 attempt is retried after ``backoff * 2**(attempt-1)`` seconds (capped, with jitter); after
 ``max_attempts`` the job is ``dead`` and waits for an admin (``POST /jobs/{id}/retry``).
 """
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import random
 import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -36,6 +41,16 @@ def backoff(settings: Settings, attempt: int) -> timedelta:
         settings.jobs_backoff_seconds * 2 ** (attempt - 1), settings.jobs_backoff_max_seconds
     )
     return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not secrets
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a claimed job's attempt ended: ``error`` is None on success; ``delay`` is the
+    retry delay the handler chose (None: the runner's backoff)."""
+
+    job: queue.Claim
+    error: str | None
+    delay: timedelta | None
 
 
 def schedule_slot(now: datetime, every: timedelta) -> int:
@@ -64,6 +79,8 @@ class Runner:
         self.lease = timedelta(seconds=settings.jobs_lease_seconds)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._results: list[Outcome] = []
+        self._running: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -103,15 +120,38 @@ class Runner:
         if job is None:
             return False
         error, delay = await self._execute(job)
-        async with self.sessionmaker() as session, session.begin():
-            if error is None:
-                await queue.finish(session, job)
-                log.info("job_done", job_id=str(job.id), kind=job.kind, runner=self.name)
-                return True
-            delay = delay or backoff(self.settings, job.attempts)
-            status = await queue.fail(session, job, error, delay=delay)
-        log.warning("job_failed", job_id=str(job.id), kind=job.kind, status=status, error=error)
+        await self._record([Outcome(job, error, delay)])
         return True
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Record finished jobs: the successes in one statement, each failure with its
+        retry time, in one transaction; then log them."""
+        if not outcomes:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            failed = await self._record_in(session, outcomes)
+        self._log(outcomes, failed)
+
+    async def _record_in(self, session: AsyncSession, outcomes: list[Outcome]) -> dict[str, str]:
+        """:meth:`_record` in ``session``'s transaction; returns the failures' new status."""
+        await queue.finish_many(session, [o.job for o in outcomes if o.error is None])
+        failed = {}
+        for o in outcomes:
+            if o.error is not None:
+                delay = o.delay or backoff(self.settings, o.job.attempts)
+                failed[str(o.job.id)] = await queue.fail(session, o.job, o.error, delay=delay)
+        return failed
+
+    def _log(self, outcomes: list[Outcome], failed: dict[str, str]) -> None:
+        for o in outcomes:
+            job_id = str(o.job.id)
+            if o.error is None:
+                log.info("job_done", job_id=job_id, kind=o.job.kind, runner=self.name)
+            else:
+                status = failed[job_id]
+                log.warning(
+                    "job_failed", job_id=job_id, kind=o.job.kind, status=status, error=o.error
+                )
 
     async def _execute(self, job: queue.Claim) -> tuple[str | None, timedelta | None]:
         """Run the handler; ``(error text, chosen delay)``, or ``(None, None)`` on success."""
@@ -152,18 +192,76 @@ class Runner:
             elif not dispatched:
                 return ran
 
-    async def _loop(self, index: int) -> None:
+    async def turn(self, room: int) -> tuple[int, list[queue.Claim]]:
+        """One transaction: record the jobs finished since the last turn, dispatch a batch
+        of events and claim up to ``room`` due jobs. Returns (events dispatched, claims);
+        on failure the finished jobs are kept for the next turn."""
+        outcomes, self._results = self._results, []
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                failed = await self._record_in(session, outcomes)
+                dispatched = await queue.dispatch_events(
+                    session, self.registry, max_attempts=self.settings.jobs_max_attempts
+                )
+                claims = await queue.claim_many(session, lease=self.lease, limit=room)
+        except BaseException:
+            self._results[:0] = outcomes
+            raise
+        self._log(outcomes, failed)
+        return dispatched, claims
+
+    async def _run_claimed(self, job: queue.Claim) -> None:
+        """Run one claimed job; its outcome waits for the next turn, which it starts."""
+        error, delay = await self._execute(job)
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.discard(task)  # its slot is free for the next turn
+        self._results.append(Outcome(job, error, delay))
+        self._wake.set()
+
+    def _start(self, job: queue.Claim) -> None:
+        task = asyncio.create_task(self._run_claimed(job), name=f"emporium-job-{job.kind}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _work(self) -> None:
+        """The work loop: turns while there is work, a poll-long pause when there is none."""
+        try:
+            await self._turns(self.settings.jobs_concurrency)
+        except asyncio.CancelledError:
+            for task in list(self._running):
+                task.cancel()  # cancelled with the runner, as the handlers used to be
+            raise
+        await self._finish_running()
+
+    async def _turns(self, slots: int) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
+            busy = False
             try:
-                if index == 0:
-                    await self.dispatch()
-                if await self.run_one():
-                    continue
+                dispatched, claims = await self.turn(slots - len(self._running))
+                for job in claims:
+                    self._start(job)
+                busy = bool(dispatched or claims)
             except Exception as exc:
                 _log_failure("job_runner_error", exc, self.name)
+                await self._pause(self._stop, self.settings.jobs_poll_seconds)
+                continue  # an outage: try again after a poll, not at once
+            if self._results:
+                continue  # a job finished during the turn: record it now
+            if busy and len(self._running) < slots:
+                continue  # there may be more due work
             await self._pause(self._wake, self.settings.jobs_poll_seconds)
-            if not self._stop.is_set():
-                self._wake.clear()
+
+    async def _finish_running(self) -> None:
+        """On stop: let the jobs in hand end, then record them."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        try:
+            await self._record(self._results)
+            self._results = []
+        except Exception as exc:
+            _log_failure("job_runner_error", exc, self.name)
 
     async def _schedules(self) -> None:
         while not self._stop.is_set():
@@ -174,12 +272,11 @@ class Runner:
             await self._pause(self._stop, SCHEDULE_CHECK.total_seconds())
 
     async def run(self) -> None:
-        """Run until :meth:`stop` (or cancelled): ``jobs_concurrency`` job loops and the
-        schedule loop."""
+        """Run until :meth:`stop` (or cancelled): the work loop (up to ``jobs_concurrency``
+        jobs at once) and the schedule loop."""
         log.info("job_runner_started", runner=self.name)
         with use(self.clock):  # the loops' tasks copy the context, clock included
-            loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
-            await asyncio.gather(*loops, self._schedules())
+            await asyncio.gather(self._work(), self._schedules())
 
 
 def _log_failure(event: str, exc: Exception, runner: str) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import decrypt_field
-from emporium.jobs.outbox import enqueue
+from emporium.jobs.outbox import enqueue_many
 from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater
 from emporium.jobs.runner import backoff
 from emporium.webhooks import sender
@@ -61,39 +61,45 @@ def _body(payload: dict[str, object]) -> str:
 
 
 async def fanout(run: JobRun) -> None:
-    """Create the deliveries of one event and their jobs (idempotent)."""
+    """Create the deliveries of one event and their jobs (idempotent): one read of the
+    active endpoints, one multi-row insert of the deliveries, one of their jobs."""
     event_type = str(run.payload["type"])
     event_id = uuid.UUID(str(run.payload["event_id"]))
     async with run.sessionmaker() as session, session.begin():
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        endpoints = await session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.is_active.is_(True))
-        )
-        for endpoint in endpoints:
-            if event_type not in endpoint.events:
-                continue
-            delivery_id = uuid.uuid4()
-            values = {
-                "id": delivery_id,
-                "endpoint_id": endpoint.id,
-                "event_id": event_id,
-                "event_type": event_type,
-                "msg_id": f"msg_{delivery_id.hex}",
-                "body": _body(run.payload),
-                "status": PENDING,
-                "attempts": 0,
-                "created_at": utcnow(),
-            }
-            insert = dialect.insert(WebhookDelivery).values(values).on_conflict_do_nothing()
-            if (await session.execute(insert.returning(WebhookDelivery.id))).first() is None:
-                continue  # made by an earlier run of this job
-            await enqueue(
-                session,
-                DELIVER,
-                {"delivery_id": str(delivery_id)},
-                dedupe_key=f"delivery:{delivery_id}",
-                max_attempts=run.settings.jobs_max_attempts,
+        endpoints = await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.is_active.is_(True)
             )
+        )
+        targets = [endpoint_id for endpoint_id, events in endpoints if event_type in events]
+        if not targets:
+            return
+        body, now = _body(run.payload), utcnow()
+        rows = []
+        for endpoint_id in targets:
+            delivery_id = uuid.uuid4()
+            rows.append(
+                {
+                    "id": delivery_id,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "msg_id": f"msg_{delivery_id.hex}",
+                    "body": body,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+            )
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(WebhookDelivery).values(rows).on_conflict_do_nothing()
+        made = (await session.execute(insert.returning(WebhookDelivery.id))).scalars().all()
+        await enqueue_many(  # none for deliveries an earlier run of this job made
+            session,
+            DELIVER,
+            {f"delivery:{d}": {"delivery_id": str(d)} for d in sorted(made)},
+            max_attempts=run.settings.jobs_max_attempts,
+        )
 
 
 def _record(

@@ -253,6 +253,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--worker-env", action="append", default=[], metavar="KEY=VALUE", help="for workers"
     )
+    parser.add_argument("--profile", action="store_true", help="py-spy the first worker")
     parser.add_argument("--output", type=Path, default=RESULTS / "jobs_drain.json")
     args = parser.parse_args()
     # what checkout.prepare_database reads
@@ -293,6 +294,30 @@ def start_workers(args: argparse.Namespace, env: dict[str, str]) -> list[Server]
     return workers
 
 
+def wait_started(workers: list[Server], timeout: float = 120.0) -> None:
+    """Until every worker printed that it runs jobs (its imports are done)."""
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while b"running jobs" not in worker.log_path.read_bytes():
+            if worker.proc is None or worker.proc.poll() is not None:
+                raise BenchError(f"{worker.name} exited; see {worker.log_path}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"{worker.name} not started; see {worker.log_path}")
+            time.sleep(0.2)
+
+
+def profile(args: argparse.Namespace, worker: Server) -> subprocess.Popen[bytes] | None:
+    """``--profile``: py-spy on the first worker through the load and the drain."""
+    pyspy = Path(sys.executable).parent / "py-spy"
+    if not args.profile or worker.proc is None or not pyspy.exists():
+        return None
+    out = RESULTS / "profile-jobs-worker.txt"
+    seconds = str(round(args.duration + 15))
+    cmd = [str(pyspy), "record", "--pid", str(worker.proc.pid), "--duration", seconds]
+    cmd += ["--rate", "100", "--nonblocking", "--format", "raw", "--output", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> dict[str, Any]:
     import seed
 
@@ -320,19 +345,26 @@ def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> dict[
         token = buyer.token()
         workers = start_workers(args, env)
         servers.extend(workers)
-        time.sleep(3)  # the workers start (imports, first poll)
+        wait_started(workers)
+        time.sleep(2)  # the first polls
         idle_rss = [proc_stat(w.proc.pid)[1] for w in workers if w.proc]
         busy = machine_busy_pct()
         loadavg = Path("/proc/loadavg").read_text().split()[:3]
         print(f"machine before the load: {busy:.0f}% busy, load average {' '.join(loadavg)}")
         cpu0 = [proc_stat(w.proc.pid)[0] for w in workers if w.proc]
         server_cpu0 = server.cpu_seconds()
+        spy = profile(args, workers[0])
         load = start_wrk(args, server.base, token, files, seeded["method_id"])
         samples, load_end, to_zero = asyncio.run(
             measure(args, seed.dsn(args.pg, args.db), tally, load)
         )
         stats = [proc_stat(w.proc.pid) for w in workers if w.proc]
         result = report(samples, load_end, to_zero)
+        if spy is not None:
+            import pyspy_summary
+
+            spy.wait()
+            print(pyspy_summary.summarise(RESULTS / "profile-jobs-worker.txt", top=25))
         orders = max(result["orders"], 1)
         result.update(
             job_workers=args.job_workers,

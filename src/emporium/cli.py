@@ -252,11 +252,11 @@ def worker(name: str | None) -> None:
     """Run only the job runner: outbox, e-mails, webhooks, schedules (any number of
     workers on any nodes share the work through the database)."""
     from emporium.accounts.protect import build_context
-    from emporium.app import build_registry
     from emporium.core.crypto.keys import load_key_file
     from emporium.core.db.base import create_engine, create_sessionmaker
     from emporium.core.logging import configure_logging
     from emporium.jobs.runner import Runner
+    from emporium.jobwork import build_registry
     from emporium.webhooks.delivery import WebhooksContext
 
     settings = _settings()

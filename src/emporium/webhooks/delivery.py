@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Update, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from emporium.core.clock import utcnow
@@ -102,24 +103,44 @@ async def fanout(run: JobRun) -> None:
         )
 
 
-def _record(
-    delivery: WebhookDelivery, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
-) -> WebhookAttempt:
-    delivery.attempts += 1
-    delivery.last_status_code = outcome.status_code
-    delivery.last_duration_ms = outcome.duration_ms
-    delivery.last_error = outcome.error
-    delivery.status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
-    delivery.next_retry_at = retry_at
-    delivery.delivered_at = now if outcome.ok else None
-    return WebhookAttempt(
-        id=uuid.uuid4(),
-        delivery_id=delivery.id,
-        attempted_at=now,
-        status_code=outcome.status_code,
-        duration_ms=outcome.duration_ms,
-        error=outcome.error,
+def _attempt(
+    delivery_id: uuid.UUID, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
+) -> tuple[Update, dict[str, Any]]:
+    """The delivery's update and its attempt row for one attempt's ``outcome``."""
+    status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
+    update_delivery = (
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            last_status_code=outcome.status_code,
+            last_duration_ms=outcome.duration_ms,
+            last_error=outcome.error,
+            status=status,
+            next_retry_at=retry_at,
+            delivered_at=now if outcome.ok else None,
+        )
+        .execution_options(synchronize_session=False)
     )
+    attempt = {
+        "id": uuid.uuid4(),
+        "delivery_id": delivery_id,
+        "attempted_at": now,
+        "status_code": outcome.status_code,
+        "duration_ms": outcome.duration_ms,
+        "error": outcome.error,
+    }
+    return update_delivery, attempt
+
+
+_TO_SEND = select(
+    WebhookDelivery.status,
+    WebhookDelivery.msg_id,
+    WebhookDelivery.body,
+    WebhookEndpoint.id,
+    WebhookEndpoint.url,
+    WebhookEndpoint.secret_enc,
+).join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
 
 
 def deliver_handler(ctx: WebhooksContext) -> Handler:
@@ -127,21 +148,19 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
 
     async def deliver(run: JobRun) -> None:
         delivery_id = uuid.UUID(str(run.payload["delivery_id"]))
-        async with run.sessionmaker() as session:
-            delivery = await session.get(WebhookDelivery, delivery_id)
-            endpoint = (
-                await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
-            )
-        if delivery is None or endpoint is None or delivery.status == SUCCEEDED:
-            return  # deleted, or delivered by an earlier run
+        async with run.sessionmaker() as session:  # one read: the delivery and its endpoint
+            row = (await session.execute(_TO_SEND.where(WebhookDelivery.id == delivery_id))).first()
+        if row is None or row.status == SUCCEEDED:
+            return  # deleted (with its endpoint), or delivered by an earlier run
         s = run.settings
         now = utcnow()
-        headers = sender.signed_headers(
-            open_secret(ctx.ring, endpoint), delivery.msg_id, delivery.body, now
+        secret = decrypt_field(
+            ctx.ring, row.secret_enc, table="webhook_endpoint", column="secret", row_id=str(row.id)
         )
+        headers = sender.signed_headers(secret, row.msg_id, row.body, now)
         outcome = await sender.send(
-            endpoint.url,
-            delivery.body,
+            row.url,
+            row.body,
             headers,
             allow_private=s.webhooks_allow_private,
             time_limit=s.webhooks_timeout_seconds,
@@ -149,10 +168,12 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
             resolver=ctx.resolver,
         )
         delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
+        update_delivery, attempt = _attempt(
+            delivery_id, outcome, now, now + delay if delay else None
+        )
         async with run.sessionmaker() as session, session.begin():
-            current = await session.get(WebhookDelivery, delivery_id)
-            if current is not None:
-                session.add(_record(current, outcome, now, now + delay if delay else None))
+            if (await session.execute(update_delivery)).rowcount:  # type: ignore[attr-defined]
+                await session.execute(insert(WebhookAttempt).values(attempt))
         if not outcome.ok:
             reason = outcome.error or f"answered {outcome.status_code}"
             if delay is None:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -277,7 +277,11 @@ def worker(name: str | None) -> None:
             await engine.dispose()
 
     click.echo("Emporium worker running jobs", err=True)
-    asyncio.run(run())
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    with suppress(ImportError):  # the servers' loop (uvicorn's), where installed: cheaper I/O
+        from uvloop import new_event_loop as loop_factory
+    with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+        loop_runner.run(run())
 
 
 @main.group("import")

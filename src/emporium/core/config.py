@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     jobs_embedded: bool = Field(
         default=True, description="Run the job runner inside each `serve` process"
     )
-    jobs_concurrency: int = Field(default=8, ge=1, le=64, description="Jobs run at once per runner")
+    jobs_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs run at once per runner")
     jobs_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     jobs_lease_seconds: float = Field(
         default=60.0, ge=1, description="A claimed job is retried once its lease expires"

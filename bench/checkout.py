@@ -913,6 +913,30 @@ class Scenario:
         return steps.get(f"{order}:201", 0), steps.get(f"{order}:409", 0), unexpected
 
 
+JOBS_OPEN = """
+SELECT (SELECT count(*) FROM outbox_event WHERE dispatched_at IS NULL)
+     + (SELECT count(*) FROM job WHERE status IN ('queued', 'running'))
+"""
+
+
+def wait_jobs(args: argparse.Namespace, server: Server, timeout: float = 180.0) -> float:
+    """``--jobs``: wait until every event is dispatched and no job is open, then until the
+    server is idle (the baseline's after-commit tasks); returns the seconds waited."""
+
+    async def open_work() -> int:
+        conn = await _connect(args.pg, args.db)
+        try:
+            return int(await conn.fetchval(JOBS_OPEN))
+        finally:
+            await conn.close()
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout and asyncio.run(open_work()):
+        time.sleep(0.5)
+    server.wait_idle()
+    return time.monotonic() - started
+
+
 def run_scenario(
     scenario: Scenario, files: tuple[Path, Path], method_id: str, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -934,8 +958,14 @@ def run_scenario(
     assert server.proc is not None
     sessions_before = asyncio.run(db_sessions(args.pg, args.db))
     xacts_before = asyncio.run(db_transactions(args.pg, args.db))
+    sent_before = (args.tally.mails, args.tally.hooks) if args.jobs else (0, 0)
     with CpuAccounting(server.proc.pid) as cpu:
         result, output = scenario.load(files, method_id, args.duration, args)
+        if args.jobs:  # the orders' e-mails and webhooks are part of their cost
+            result["jobs_drain_s"] = round(wait_jobs(args, server), 1)
+    if args.jobs:
+        result["mails_sent"] = args.tally.mails - sent_before[0]
+        result["webhooks_received"] = args.tally.hooks - sent_before[1]
     result["drain_s"] = round(server.wait_idle(), 1)
     time.sleep(1.5)  # PostgreSQL flushes its statistics at most once a second
     sessions_after = asyncio.run(db_sessions(args.pg, args.db))
@@ -1001,6 +1031,11 @@ def run_scenario(
     flag = f"  !!! {'; '.join(failures)}" if failures else ""
     if cpu.other_pct > BUSY_WARNING_PCT:
         flag += f"  (other processes used {cpu.other_pct:.0f}% of the machine meanwhile)"
+    if args.jobs:
+        flag += (
+            f"  jobs: {result['mails_sent']} e-mails, {result['webhooks_received']} webhooks,"
+            f" drained {result['jobs_drain_s']} s after the load (in the CPU figures)"
+        )
     print(
         f" {result['checkouts_per_s']:>7.1f} checkouts/s  {result['rps']:>7.1f} req/s  "
         f"p50 {result['p50_ms']:>6.1f} ms  p99 {result['p99_ms']:>6.1f} ms  409s {conflicts}"
@@ -1250,6 +1285,12 @@ def parse_args() -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra environment for the baseline (e.g. BASELINE_NOTIFY=1)",
     )
+    parser.add_argument(
+        "--jobs",
+        action="store_true",
+        help="job work on: Emporium's embedded runner and the baseline's after-commit tasks "
+        "send each order's e-mail (SMTP sink) and webhook (loopback receiver)",
+    )
     parser.add_argument("--profile", action="store_true", help="then py-spy one Emporium worker")
     parser.add_argument("--output", type=Path, default=RESULTS / "checkout.json")
     args = parser.parse_args()
@@ -1275,6 +1316,38 @@ WHAT = {
 }
 
 
+def start_job_sinks(
+    args: argparse.Namespace, env: dict[str, str], sinks: list[Any]
+) -> dict[str, str]:
+    """``--jobs``: an SMTP sink and a webhook receiver subscribed to ``order.created`` (both
+    servers' job work goes there), Emporium's embedded runner on and sending to them.
+    Returns the baseline's environment for the same work."""
+    import jobs_drain
+    from aiosmtpd.controller import Controller
+
+    args.tally = tally = jobs_drain.Tally()
+    smtp = Controller(jobs_drain.MailSink(tally), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    sinks.append(smtp.stop)
+    receiver = jobs_drain.hook_receiver(tally)
+    sinks.append(receiver.shutdown)
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hooks"
+    secret = asyncio.run(jobs_drain.subscribe(env, url))
+    env.update(
+        EMPORIUM_JOBS_EMBEDDED="true",
+        EMPORIUM_MAIL_BACKEND="smtp",
+        EMPORIUM_SMTP_HOST="127.0.0.1",
+        EMPORIUM_SMTP_PORT=str(smtp.port),
+        EMPORIUM_SMTP_STARTTLS="false",
+        EMPORIUM_WEBHOOKS_ALLOW_PRIVATE="true",
+    )
+    return {
+        "BASELINE_JOBS": "1",
+        "BASELINE_SMTP_PORT": str(smtp.port),
+        "BASELINE_WEBHOOK_SECRET": secret,
+    }
+
+
 def main() -> int:
     args = parse_args()
     import seed
@@ -1286,6 +1359,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     RESULTS.mkdir(exist_ok=True)
     servers: list[Server] = []
+    sinks: list[Any] = []  # --jobs: the SMTP sink and the webhook receiver, stopped at the end
     failures: list[str] = []
     metrics_dir = tempfile.TemporaryDirectory(prefix="emporium-bench-metrics-")
     workdir = Path(tempfile.mkdtemp(prefix="emporium-bench-checkout-"))
@@ -1304,6 +1378,7 @@ def main() -> int:
         env.update(BACKGROUND_WORK_OFF)
         env.update(PAYMENTS_ON)
         env["EMPORIUM_MAIL_DIR"] = str(workdir / "mail")  # never the repository's mail/
+        baseline_jobs = start_job_sinks(args, env, sinks) if args.jobs else {}
         for item in args.emporium_env:
             key, _, value = item.partition("=")
             env[key] = value
@@ -1352,6 +1427,7 @@ def main() -> int:
                     "EMPORIUM_ORDER_PAYMENT_MINUTES",
                     str(Settings.model_fields["order_payment_minutes"].default),
                 ),
+                **baseline_jobs,
                 **dict(item.partition("=")[::2] for item in args.baseline_env),
             },
             port,
@@ -1468,6 +1544,8 @@ def main() -> int:
     finally:
         for server in servers:
             server.stop()
+        for sink in sinks:
+            sink()
         shutil.rmtree(workdir, ignore_errors=True)
         metrics_dir.cleanup()
         if not args.keep_db:

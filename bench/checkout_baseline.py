@@ -82,17 +82,42 @@ Same server stack as Emporium: uvicorn with uvloop and httptools::
 default pool size 10 (3 since issue 10).
 ``BASELINE_NOTIFY=1`` (an experiment, off by default) adds Emporium's change-feed
 ``pg_notify`` of the order's products inside the transaction.
+
+``BASELINE_JOBS=1`` (``checkout.py --jobs``) adds the work Emporium's job runner does for
+each order, in the same worker process after the ``COMMIT`` (an asyncio task per order, as
+an embedded runner would run it), with the same external effects and records: the
+``order.created`` event is written already dispatched (this process handles it, and
+Emporium's runner on the same database leaves it alone); the order confirmation e-mail
+(the ``mail_message`` record with its fixed Message-ID, ``INSERT ... ON CONFLICT DO
+NOTHING``; a multipart text + HTML message built with the standard library's ``email``
+package from the order's lines and figures; submitted over SMTP to ``BASELINE_SMTP_HOST``
+/ ``BASELINE_SMTP_PORT`` without TLS, one connection per message as Emporium's transport
+does; then ``sent_at``); and the webhook fan-out (the active endpoints read, one
+``webhook_delivery`` per endpoint subscribed to ``order.created``, the body POSTed with
+Standard Webhooks headers signed with HMAC-SHA256 by ``BASELINE_WEBHOOK_SECRET`` through
+one shared ``httpx`` client, then the delivery's result and its ``webhook_attempt`` row in
+one transaction). What it leaves out, by design: the job rows (claims, leases, retries),
+reading the account and opening its sealed e-mail (the customer's e-mail is given), and
+Jinja templates (f-strings).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
+import smtplib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +179,28 @@ VALUES ($1, $2, NULL, 'pending', $3, 'customer', $4)
 """
 INSERT_EVENT = """
 INSERT INTO outbox_event (id, type, data, occurred_at, dispatched_at)
-VALUES ($1, 'order.created', $2::json, $3, NULL)
+VALUES ($1, 'order.created', $2::json, $3, $4)
+"""
+# BASELINE_JOBS=1: the order's e-mail and webhooks, after the commit
+INSERT_MAIL = """
+INSERT INTO mail_message (id, dedupe_key, message_id, template, created_at)
+VALUES ($1, $2, $3, 'order_confirmation', $4) ON CONFLICT DO NOTHING RETURNING id
+"""
+MAIL_SENT = "UPDATE mail_message SET sent_at = $2 WHERE id = $1"
+ENDPOINTS = "SELECT id, url, events FROM webhook_endpoint WHERE is_active"
+INSERT_DELIVERY = """
+INSERT INTO webhook_delivery (id, endpoint_id, event_id, event_type, msg_id, body, status,
+                              attempts, created_at)
+VALUES ($1, $2, $3, 'order.created', $4, $5, 'pending', 0, $6) ON CONFLICT DO NOTHING
+"""
+DELIVERED = """
+UPDATE webhook_delivery SET attempts = attempts + 1, last_status_code = $2,
+    last_duration_ms = $3, status = $4, delivered_at = $5
+WHERE id = $1
+"""
+INSERT_ATTEMPT = """
+INSERT INTO webhook_attempt (id, delivery_id, attempted_at, status_code, duration_ms, error)
+VALUES ($1, $2, $3, $4, $5, NULL)
 """
 
 # POST /orders/{id}/payments: the same three committed transactions as Emporium's
@@ -330,6 +376,76 @@ def _method(row: asyncpg.Record | None, currency: str, country: str, weight: int
     return row
 
 
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{minor // 100}.{minor % 100:02d} {currency}"
+
+
+def _confirmation(data: dict[str, Any], to: str, message_id: str) -> EmailMessage:
+    """The order confirmation as Emporium writes it (text and HTML parts), from f-strings."""
+    cur = data["currency"]
+    rows = [
+        (
+            i["quantity"],
+            i["title"],
+            i["sku"],
+            _money(i["unit_price"], cur),
+            _money(i["line_total"], cur),
+        )
+        for i in data["items"]
+    ]
+    figures = [
+        ("Subtotal", _money(data["subtotal"], cur)),
+        ("Shipping", _money(data["shipping_total"], cur)),
+        ("Tax", _money(data["tax_total"], cur)),
+        ("Total", _money(data["total"], cur)),
+    ]
+    number = data["number"]
+    text = f"Hello,\n\nThank you for your order {number}.\n\n"
+    text += "".join(f"{q} x {t} ({s}) at {u}: {lt}\n" for q, t, s, u, lt in rows)
+    text += "\n" + "".join(f"{k}: {v}\n" for k, v in figures) + "\nEmporium\n"
+    html = f"<html><body><p>Thank you for your order {number}.</p><table>"
+    html += "".join(
+        f"<tr><td>{q}</td><td>{escape(t)} ({escape(s)})</td><td>{u}</td><td>{lt}</td></tr>"
+        for q, t, s, u, lt in rows
+    )
+    html += "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in figures)
+    html += "</table></body></html>"
+    message = EmailMessage(policy=SMTP)
+    message["From"] = "Emporium <shop@bench.example.com>"
+    message["To"] = to
+    message["Subject"] = f"Order {number} confirmed"
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def _smtp_send(message: EmailMessage) -> None:
+    host = os.environ.get("BASELINE_SMTP_HOST", "127.0.0.1")
+    with smtplib.SMTP(host, int(os.environ["BASELINE_SMTP_PORT"]), timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.send_message(message)
+
+
+def _signed(msg_id: str, body: str, now: datetime) -> dict[str, str]:
+    """Standard Webhooks headers: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
+    secret = os.environ["BASELINE_WEBHOOK_SECRET"].removeprefix("whsec_")
+    stamp = str(int(now.timestamp()))
+    mac = hmac.new(base64.b64decode(secret), f"{msg_id}.{stamp}.{body}".encode(), "sha256")
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode(),
+        "content-type": "application/json",
+        "user-agent": "Emporium-Webhooks/1",
+    }
+
+
 class BaselineApp:
     """The whole ASGI application."""
 
@@ -338,6 +454,9 @@ class BaselineApp:
         self.customer_id = uuid.UUID(int=0)
         self.email = ""
         self.notify = os.environ.get("BASELINE_NOTIFY") == "1"
+        self.jobs = os.environ.get("BASELINE_JOBS") == "1"
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.http: Any = None
         self.payment_minutes = int(os.environ.get("BASELINE_ORDER_PAYMENT_MINUTES", "60"))
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -350,8 +469,16 @@ class BaselineApp:
                 self.pool = await asyncpg.create_pool(
                     os.environ["BASELINE_DSN"], min_size=min(2, size), max_size=size
                 )
+                if self.jobs:
+                    import httpx
+
+                    self.http = httpx.AsyncClient(trust_env=False, timeout=10)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.tasks:
+                    await asyncio.gather(*self.tasks, return_exceptions=True)
+                if self.http is not None:
+                    await self.http.aclose()
                 if self.pool is not None:
                     await self.pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -501,10 +628,17 @@ class BaselineApp:
                 "currency": currency,
                 "items": [{k: i[k] for k in EVENT_LINE_KEYS} for i in items],
             }
-            await conn.execute(INSERT_EVENT, uuid.uuid4(), _encode(event).decode(), now)
+            event_id = uuid.uuid4()
+            dispatched = now if self.jobs else None  # BASELINE_JOBS: handled by this process
+            await conn.execute(INSERT_EVENT, event_id, _encode(event).decode(), now, dispatched)
             if self.notify:  # experiment: Emporium's change-feed notice, in the transaction
                 keys = sorted({str(r["product_id"]) for r in priced})
                 await conn.execute(NOTIFY, _encode(["product", keys]).decode())
+        if self.jobs:
+            payload = {"event_id": str(event_id), "occurred_at": now.isoformat(), "data": event}
+            task = asyncio.create_task(self._order_jobs(payload))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return _encode(
             {
                 "id": order_id,
@@ -541,6 +675,65 @@ class BaselineApp:
                 "updated_at": now,
             }
         )
+
+    async def _order_jobs(self, event: dict[str, Any]) -> None:
+        """BASELINE_JOBS: the order confirmation e-mail, then the webhook fan-out."""
+        try:
+            await self._mail(event)
+            await self._webhooks(event)
+        except Exception as exc:  # reported, never raised into the loop
+            print(f"baseline job work failed: {type(exc).__name__}: {exc}", flush=True)
+
+    async def _mail(self, event: dict[str, Any]) -> None:
+        key = f"{event['event_id']}:order_confirmation"
+        message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@bench.example.com>"
+        assert self.pool is not None
+        now = datetime.now(UTC)
+        record = await self.pool.fetchval(INSERT_MAIL, uuid.uuid4(), key, message_id, now)
+        if record is None:
+            return  # sent already
+        message = _confirmation(event["data"], self.email, message_id)
+        await asyncio.to_thread(_smtp_send, message)
+        await self.pool.execute(MAIL_SENT, record, datetime.now(UTC))
+
+    async def _webhooks(self, event: dict[str, Any]) -> None:
+        assert self.pool is not None
+        endpoints = [
+            r for r in await self.pool.fetch(ENDPOINTS) if "order.created" in _json(r["events"])
+        ]
+        body = _encode(
+            {"type": "order.created", "timestamp": event["occurred_at"], "data": event["data"]}
+        ).decode()
+        for endpoint in endpoints:
+            delivery_id, now = uuid.uuid4(), datetime.now(UTC)
+            msg_id = f"msg_{delivery_id.hex}"
+            await self.pool.execute(
+                INSERT_DELIVERY,
+                delivery_id,
+                endpoint["id"],
+                uuid.UUID(event["event_id"]),
+                msg_id,
+                body,
+                now,
+            )
+            started = time.monotonic()
+            answer = await self.http.post(
+                endpoint["url"], content=body, headers=_signed(msg_id, body, now)
+            )
+            ms = int((time.monotonic() - started) * 1000)
+            ok = 200 <= answer.status_code < 300
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    DELIVERED,
+                    delivery_id,
+                    answer.status_code,
+                    ms,
+                    "succeeded" if ok else "failed",
+                    now if ok else None,
+                )
+                await conn.execute(
+                    INSERT_ATTEMPT, uuid.uuid4(), delivery_id, now, answer.status_code, ms
+                )
 
     async def _open_payment(
         self, conn: asyncpg.Connection, order_id: uuid.UUID, data: PaymentIn, now: datetime

@@ -9,7 +9,6 @@ import asyncio
 import gc
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any, get_args
 
 import asyncpg
@@ -27,13 +26,11 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from emporium import __version__
-from emporium.accounts import notifications
 from emporium.accounts.identity import identify, role
 from emporium.accounts.protect import AccountsContext, build_context, provide_accounts
 from emporium.accounts.routes import accounts_router
 from emporium.accounts.schemas import ApiScope, Role
 from emporium.audit.routes import audit_router
-from emporium.backups import jobs as backup_jobs
 from emporium.backups.routes import backups_router
 from emporium.catalog.cache import CategoryTree, ProductCache
 from emporium.catalog.changes import install_change_tracking
@@ -66,7 +63,6 @@ from emporium.core.logging import configure_logging
 from emporium.core.metrics import sample_raw_pool, watch_pool
 from emporium.core.resources import Resources, provide_resources
 from emporium.core.tracing import configure_tracing, instrument_asgi
-from emporium.fulfilment import notices as fulfilment_notices
 from emporium.fulfilment.routes import fulfilment_router
 from emporium.fulfilment.schemas import FulfillmentStatus as ParcelStatus
 from emporium.giftcards.routes import giftcards_router
@@ -75,14 +71,12 @@ from emporium.giftcards.schemas import MovementKind as GiftCardMovementKind
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind
-from emporium.jobs import service as jobs_service
 from emporium.jobs.metrics import queue_probe
-from emporium.jobs.registry import Registry
 from emporium.jobs.routes import Status as JobStatus
 from emporium.jobs.routes import jobs_router
 from emporium.jobs.runner import Runner
-from emporium.mail.transport import build_transport
-from emporium.orders import cart_purge, guest_mail, idempotency
+from emporium.jobwork import build_registry as build_registry  # re-exported for tests
+from emporium.orders import idempotency
 from emporium.orders import queries as orders_queries
 from emporium.orders import service as orders_service
 from emporium.orders.cart_routes import carts_router
@@ -93,7 +87,6 @@ from emporium.orders.schemas import (
     PaymentStatus,
     TransitionTarget,
 )
-from emporium.payments import jobs as payments_jobs
 from emporium.payments import queries as payments_queries
 from emporium.payments.providers import build_providers
 from emporium.payments.providers.stripe import StripeProvider
@@ -111,35 +104,11 @@ from emporium.reviews import writing as reviews_writing
 from emporium.reviews.routes import reviews_router
 from emporium.reviews.schemas import ReviewStatus
 from emporium.shipping.routes import shipping_router
-from emporium.webhooks import delivery as webhook_delivery
 from emporium.webhooks.delivery import WebhooksContext
 from emporium.webhooks.routes import webhooks_router
 from emporium.webhooks.schemas import EventType
 
 API_PREFIX = "/api/v1"
-
-
-def build_registry(
-    settings: Settings, accounts: AccountsContext, webhooks: WebhooksContext
-) -> Registry:
-    """Every job handler, event subscription and schedule of the application."""
-    registry = Registry()
-    jobs_service.register(registry)
-    transport = build_transport(settings)
-    notifications.register(registry, accounts, transport)
-    guest_mail.register(registry, accounts, transport)
-    fulfilment_notices.register(registry, accounts.vault, transport)
-    webhook_delivery.register(registry, webhooks)
-    idempotency.register(registry)
-    cart_purge.register(registry)
-    backup_jobs.register(registry, settings, accounts.vault, transport)
-    payments_jobs.register(
-        registry,
-        accounts.vault,
-        transport,
-        timedelta(minutes=settings.payments_reconcile_minutes),
-    )
-    return registry
 
 
 def _start_runner(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,11 +299,11 @@ def worker(name: str | None) -> None:
     """Run only the job runner: outbox, e-mails, webhooks, schedules (any number of
     workers on any nodes share the work through the database)."""
     from emporium.accounts.protect import build_context
-    from emporium.app import build_registry
     from emporium.core.crypto.keys import load_key_file
     from emporium.core.db.base import create_engine, create_sessionmaker
     from emporium.core.logging import configure_logging
     from emporium.jobs.runner import Runner
+    from emporium.jobwork import build_registry
     from emporium.webhooks.delivery import WebhooksContext
 
     settings = _settings()
@@ -328,7 +328,11 @@ def worker(name: str | None) -> None:
             await engine.dispose()
 
     click.echo("Emporium worker running jobs", err=True)
-    asyncio.run(run())
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    with suppress(ImportError):  # the servers' loop (uvicorn's), where installed: cheaper I/O
+        from uvloop import new_event_loop as loop_factory
+    with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+        loop_runner.run(run())
 
 
 async def _worker_metrics(

@@ -6,8 +6,8 @@ from __future__ import annotations
 def import_all_models() -> None:
     """Register all tables on ``emporium.core.db.Base.metadata``."""
     import emporium.accounts.models
-    import emporium.backups.models
     import emporium.audit.models
+    import emporium.backups.models
     import emporium.catalog.models
     import emporium.core.crypto.keyset
     import emporium.fulfilment.models

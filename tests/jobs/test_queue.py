@@ -3,7 +3,7 @@ failed jobs are retried and end dead, expired leases are taken over, schedules r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -163,3 +163,55 @@ async def test_a_job_that_outlives_its_attempts_after_a_crash_is_dead(
     async with maker() as session:
         assert await session.scalar(select(Job.status)) == DEAD
     assert ran == []
+
+
+async def test_a_batch_claim_takes_exactly_its_limit_and_only_holders_finish(
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Five due jobs, a claim of three: three are held (no more, even with SKIP LOCKED on
+    PostgreSQL), the next claim gets the other two; finishing the first three in one go
+    marks exactly them done, and a second finish with the same claims changes nothing."""
+    async with maker() as session, session.begin():
+        for n in range(5):
+            await enqueue(session, "test.batch", {"n": n})
+    async with maker() as session, session.begin():
+        first = await queue.claim_many(session, lease=timedelta(minutes=5), limit=3)
+    async with maker() as session, session.begin():
+        rest = await queue.claim_many(session, lease=timedelta(minutes=5), limit=10)
+    assert len(first) == 3
+    assert len(rest) == 2
+    assert {j.id for j in first}.isdisjoint({j.id for j in rest})
+    async with maker() as session, session.begin():
+        assert await queue.finish_many(session, first) == 3
+    async with maker() as session, session.begin():
+        assert await queue.finish_many(session, first) == 0  # no longer held
+    async with maker() as session:
+        done = await session.scalar(select(func.count()).where(Job.status == DONE))
+    assert done == 3
+
+
+async def test_a_subscription_condition_makes_no_job_for_events_it_refuses(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A kind subscribed with ``when`` gets a job only for the events whose data it
+    accepts; the other kinds of the same event get theirs."""
+    registry = Registry()
+    ran: list[tuple[str, object]] = []
+
+    def handler(kind: str) -> Callable[[JobRun], Awaitable[None]]:
+        async def handle(run: JobRun) -> None:
+            ran.append((kind, run.payload["data"]["customer_id"]))
+
+        return handle
+
+    registry.handle("test.every", handler("test.every"))
+    registry.handle("test.guests", handler("test.guests"))
+    registry.subscribe("order.created", "test.every")
+    registry.subscribe("order.created", "test.guests", when=lambda d: not d["customer_id"])
+    async with maker() as session, session.begin():
+        emit_event(session, "order.created", {"customer_id": "c-1"})
+        emit_event(session, "order.created", {"customer_id": None})
+    assert await Runner(registry, maker, settings).drain() == 3
+    assert sorted(ran, key=str) == sorted(
+        [("test.every", "c-1"), ("test.every", None), ("test.guests", None)], key=str
+    )

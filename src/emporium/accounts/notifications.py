@@ -155,13 +155,18 @@ async def cleanup(run: JobRun) -> None:
         await session.execute(delete(AccountToken).where(AccountToken.expires_at < now))
 
 
+def for_an_account(data: dict[str, Any]) -> bool:
+    """Whether an event names an account to write to (``user_id`` or ``customer_id``)."""
+    return bool(data.get("user_id") or data.get("customer_id"))
+
+
 def register(registry: Registry, ctx: AccountsContext, transport: Transport) -> None:
-    """Register the account e-mails (one job kind per template), the password-reset
-    requests and the hourly clean-up."""
+    """Register the account e-mails (one job kind per template, made for events that name
+    an account), the password-reset requests and the hourly clean-up."""
     for event_type, template in TEMPLATE_OF_EVENT.items():
         kind = f"mail.{template}"
         registry.handle(kind, _mail_handler(template, ctx, transport))
-        registry.subscribe(event_type, kind)
+        registry.subscribe(event_type, kind, when=for_an_account)
     registry.handle(RESET_REQUEST_KIND, _reset_request_handler(ctx))
     registry.handle(CLEANUP_KIND, cleanup)
     registry.every(CLEANUP_KIND, timedelta(hours=1))

@@ -289,6 +289,12 @@ def add_trace_ids(
     return event_dict
 
 
+def span_ids() -> dict[str, str]:
+    """``{trace_id, span_id}`` of the current span (empty without one): for a log line
+    written later, outside the span it describes (the job runner logs results a turn later)."""
+    return dict(add_trace_ids(None, "", {}))
+
+
 class _RouteName:
     """Inside the server span: when the answer starts (the route is known, the span not yet
     ended), name the span after the matched route (``POST /api/v1/orders``, low

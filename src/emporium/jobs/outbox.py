@@ -72,3 +72,35 @@ async def enqueue(
     stmt = dialect.insert(Job).values(values).on_conflict_do_nothing()
     result = await session.execute(stmt.returning(Job.id))
     return result.first() is not None
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    kind: str,
+    payloads: Mapping[str, Mapping[str, Any]],
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> None:
+    """Add one job of ``kind`` per ``{dedupe key: payload}`` in ``session``'s transaction,
+    in one ``INSERT ... ON CONFLICT DO NOTHING`` (a key that had a job adds none)."""
+    if not payloads:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "kind": kind,
+            "payload": dict(payload),
+            "status": QUEUED,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "run_at": now,
+            "dedupe_key": key,
+            "created_at": now,
+            "updated_at": now,
+            "trace_context": current_context(),
+        }
+        for key, payload in payloads.items()
+    ]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(dialect.insert(Job).values(rows).on_conflict_do_nothing())

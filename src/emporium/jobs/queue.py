@@ -1,7 +1,9 @@
 """The queue's transactions: dispatch events into jobs, claim a job under a lease, finish it.
 
-Claims are one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`` on
-PostgreSQL, so any number of workers take different jobs without waiting on each other. On
+Claims are one ``UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING``
+on PostgreSQL (a batch of up to ``n`` jobs per statement), so any number of workers take
+different jobs without waiting on each other. Dispatching a batch of events writes all their
+jobs with one multi-row ``INSERT``, and finished jobs are recorded together in one ``UPDATE``. On
 SQLite the same statement runs under the database's single writer lock (``FOR UPDATE`` is
 not emitted there), which is just as exclusive. A claim sets ``locked_until``: a job whose
 runner died (``kill -9``) is claimed again once that lease has expired, and ``lock_token``
@@ -12,16 +14,17 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
 from emporium.jobs.models import DEAD, DONE, QUEUED, RUNNING, Job, OutboxEvent
-from emporium.jobs.outbox import enqueue
 from emporium.jobs.registry import Registry
 
 DISPATCH_BATCH = 100
@@ -68,6 +71,8 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
         .execution_options(synchronize_session=False)
     )
     events = (await session.execute(stmt)).all()
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
     for event_id, event_type, data, occurred_at, trace_context in events:
         payload = {
             "event_id": str(event_id),
@@ -75,31 +80,73 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
             "data": data,
             "occurred_at": occurred_at.isoformat(),
         }
-        for kind in registry.kinds_for(event_type):
+        for kind in registry.jobs_for(event_type, data):
             key = f"{event_id}:{kind}"
-            await enqueue(
-                session,
-                kind,
-                payload,
-                dedupe_key=key,
-                max_attempts=max_attempts,
-                trace_context=trace_context,
-            )
+            rows.append(_job_row(kind, payload, key, max_attempts, now, trace_context))
+    if rows:  # every job of the batch in one statement; a dispatched-twice event adds none
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        await session.execute(dialect.insert(Job).values(rows).on_conflict_do_nothing())
     return len(events)
+
+
+def _job_row(
+    kind: str,
+    payload: dict[str, Any],
+    key: str,
+    max_attempts: int,
+    now: datetime,
+    trace_context: dict[str, str] | None,
+) -> dict[str, Any]:
+    """The column values of a new queued job (as ``outbox.enqueue`` writes them)."""
+    return {
+        "id": uuid.uuid4(),
+        "kind": kind,
+        "payload": payload,
+        "status": QUEUED,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": now,
+        "dedupe_key": key,
+        "created_at": now,
+        "updated_at": now,
+        "trace_context": trace_context,
+    }
 
 
 async def claim(session: AsyncSession, *, lease: timedelta) -> Claim | None:
     """Take the oldest due job (queued and due, or running with an expired lease)."""
+    claims = await claim_many(session, lease=lease, limit=1)
+    return claims[0] if claims else None
+
+
+async def claim_many(session: AsyncSession, *, lease: timedelta, limit: int) -> list[Claim]:
+    """Take up to ``limit`` due jobs, oldest first, in one statement; each gets its own
+    lock token (only its holder can finish it)."""
+    if limit < 1:
+        return []
     now = utcnow()
     due = or_(
         and_(Job.status == QUEUED, Job.run_at <= now),
         and_(Job.status == RUNNING, Job.locked_until < now),
     )
-    pick = select(Job.id).where(due).order_by(Job.run_at).limit(1).with_for_update(skip_locked=True)
+    pick = (
+        select(Job.id)
+        .where(due)
+        .order_by(Job.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Picked once, in a CTE: an ``IN (subquery ... SKIP LOCKED)`` may be run again per
+        # row by the planner and take more than ``limit`` jobs.
+        picked = pick.cte("picked")
+        chosen = Job.id == picked.c.id
+    else:
+        chosen = Job.id.in_(pick.scalar_subquery())  # SQLite: no row locks, run once
     token = secrets.token_hex(16)
     stmt = (
         update(Job)
-        .where(Job.id == pick.scalar_subquery(), due)
+        .where(chosen, due)
         .values(
             status=RUNNING,
             attempts=Job.attempts + 1,
@@ -107,25 +154,39 @@ async def claim(session: AsyncSession, *, lease: timedelta) -> Claim | None:
             lock_token=token,
             updated_at=now,
         )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.trace_context)
+        .returning(
+            Job.id,
+            Job.kind,
+            Job.payload,
+            Job.attempts,
+            Job.max_attempts,
+            Job.run_at,
+            Job.trace_context,
+        )
         .execution_options(synchronize_session=False)
     )
-    row = (await session.execute(stmt)).first()
-    if row is None:
-        return None
-    return Claim(row[0], row[1], row[2], row[3], row[4], token, row[5])
+    rows = sorted((await session.execute(stmt)).all(), key=lambda row: row[5])
+    return [Claim(r[0], r[1], r[2], r[3], r[4], token, r[6]) for r in rows]
 
 
 async def finish(session: AsyncSession, job: Claim) -> bool:
     """Mark the job done, if this runner still holds it."""
+    return await finish_many(session, [job]) == 1
+
+
+async def finish_many(session: AsyncSession, jobs: Sequence[Claim]) -> int:
+    """Mark ``jobs`` done in one statement, those this runner still holds; returns how many."""
+    if not jobs:
+        return 0
     now = utcnow()
+    held = tuple_(Job.id, Job.lock_token).in_([(job.id, job.token) for job in jobs])
     stmt = (
         update(Job)
-        .where(Job.id == job.id, Job.lock_token == job.token)
+        .where(held)
         .values(status=DONE, finished_at=now, updated_at=now, locked_until=None, lock_token=None)
         .execution_options(synchronize_session=False)
     )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
 async def fail(session: AsyncSession, job: Claim, error: str, *, delay: timedelta) -> str:

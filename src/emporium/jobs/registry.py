@@ -33,6 +33,8 @@ class JobRun:
 
 
 Handler = Callable[[JobRun], Awaitable[None]]
+Condition = Callable[[dict[str, Any]], bool]
+"""Whether an event's data calls for a job at all (a subscription's ``when``)."""
 
 
 class RetryLater(Exception):
@@ -58,6 +60,7 @@ class Registry:
 
     handlers: dict[str, Handler] = field(default_factory=dict)
     subscriptions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    conditions: dict[tuple[str, str], Condition] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
 
     def handle(self, kind: str, handler: Handler) -> None:
@@ -67,11 +70,15 @@ class Registry:
             raise ValueError(f"a handler for {kind!r} is registered already")
         self.handlers[kind] = handler
 
-    def subscribe(self, event_type: str, kind: str) -> None:
+    def subscribe(self, event_type: str, kind: str, *, when: Condition | None = None) -> None:
         """Make a job of ``kind`` for every event ``event_type`` (``*``: every event); the
-        job's payload is ``{"event_id", "type", "data", "occurred_at"}``."""
+        job's payload is ``{"event_id", "type", "data", "occurred_at"}``. With ``when``,
+        only for events whose data it accepts (the handler would do nothing for the others:
+        no job is written, claimed and finished for nothing)."""
         if kind not in self.subscriptions[event_type]:
             self.subscriptions[event_type].append(kind)
+        if when is not None:
+            self.conditions[(event_type, kind)] = when
 
     def every(self, kind: str, interval: timedelta) -> None:
         """Run a job of ``kind`` once per ``interval`` (e.g. clean-ups)."""
@@ -80,3 +87,14 @@ class Registry:
     def kinds_for(self, event_type: str) -> list[str]:
         """The job kinds subscribed to ``event_type``."""
         return [*self.subscriptions.get(event_type, []), *self.subscriptions.get(ALL_EVENTS, [])]
+
+    def jobs_for(self, event_type: str, data: dict[str, Any]) -> list[str]:
+        """The job kinds an event ``event_type`` with ``data`` calls for: those subscribed,
+        less those whose ``when`` refuses the data."""
+        kinds = []
+        for pattern in (event_type, ALL_EVENTS):
+            for kind in self.subscriptions.get(pattern, []):
+                condition = self.conditions.get((pattern, kind))
+                if condition is None or condition(data):
+                    kinds.append(kind)
+        return kinds

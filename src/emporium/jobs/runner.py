@@ -1,7 +1,11 @@
 """The runner: dispatch the outbox, run due jobs, enqueue schedules; embedded or as a worker.
 
-Each of ``jobs_concurrency`` loops claims one job at a time and runs its handler with a
-time limit shorter than the lease, so no job ever runs on two runners at once. A failed
+One work loop keeps up to ``jobs_concurrency`` jobs running, each handler with a time limit
+shorter than the lease, so no job ever runs on two runners at once. Each turn of the loop is
+one transaction: it records the jobs finished since the last turn, dispatches a batch of
+outbox events and claims as many due jobs as there are free slots (``SKIP LOCKED``). A job
+finishing starts the next turn at once; with nothing to do the loop waits up to
+``jobs_poll_seconds`` (one query per runner per poll, not one per slot). A failed
 attempt is retried after ``backoff * 2**(attempt-1)`` seconds (capped, with jitter); after
 ``max_attempts`` the job is ``dead`` and waits for an admin (``POST /jobs/{id}/retry``).
 """
@@ -13,6 +17,7 @@ import contextlib
 import random
 import socket
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from emporium.core.clock import SYSTEM_CLOCK, Clock, use, utcnow
 from emporium.core.config import Settings
 from emporium.core.db.outages import outage_kind, report_outage
-from emporium.core.tracing import background, job_span, mark_failed
+from emporium.core.tracing import background, job_span, mark_failed, span_ids
 from emporium.jobs import queue
 from emporium.jobs.metrics import observe_run
 from emporium.jobs.outbox import enqueue
@@ -43,6 +48,19 @@ def backoff(settings: Settings, attempt: int) -> timedelta:
         settings.jobs_backoff_seconds * 2 ** (attempt - 1), settings.jobs_backoff_max_seconds
     )
     return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not secrets
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a claimed job's attempt ended: ``error`` is None on success; ``delay`` is the
+    retry delay the handler chose (None: the runner's backoff); ``seconds`` how long the
+    handler ran."""
+
+    job: queue.Claim
+    error: str | None
+    delay: timedelta | None
+    seconds: float = 0.0
+    trace_ids: dict[str, str] = field(default_factory=dict)
 
 
 def schedule_slot(now: datetime, every: timedelta) -> int:
@@ -71,6 +89,8 @@ class Runner:
         self.lease = timedelta(seconds=settings.jobs_lease_seconds)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._results: list[Outcome] = []
+        self._running: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -109,26 +129,59 @@ class Runner:
             job = await queue.claim(session, lease=self.lease)
         if job is None:
             return False
-        with job_span(job.kind, job.id, job.attempts, job.trace_context) as span:
-            await self._settle(job, span)
+        await self._record([await self._attempt(job)])
         return True
 
-    async def _settle(self, job: queue.Claim, span: Span | None) -> None:
-        """Run the claimed job and record its result (inside its span, when tracing)."""
-        started = time.perf_counter()
-        error, delay = await self._execute(job)
-        seconds = time.perf_counter() - started
+    async def _attempt(self, job: queue.Claim) -> Outcome:
+        """Run one claimed job inside its span (continuing the trace of the request that
+        caused it, when tracing) and time it for ``emporium_job_duration_seconds``."""
+        span: Span | None
+        with job_span(job.kind, job.id, job.attempts, job.trace_context) as span:
+            started = time.perf_counter()
+            error, delay = await self._execute(job)
+            if error is not None:
+                mark_failed(span, error)
+            ids = span_ids()  # the job's log line, a turn later, still names its span
+        return Outcome(job, error, delay, time.perf_counter() - started, ids)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Record finished jobs: the successes in one statement, each failure with its
+        retry time, in one transaction; then log them."""
+        if not outcomes:
+            return
         async with self.sessionmaker() as session, session.begin():
-            if error is None:
-                await queue.finish(session, job)
-                observe_run(job.kind, seconds, None, None)
-                log.info("job_done", job_id=str(job.id), kind=job.kind, runner=self.name)
-                return
-            delay = delay or backoff(self.settings, job.attempts)
-            status = await queue.fail(session, job, error, delay=delay)
-        mark_failed(span, error)
-        observe_run(job.kind, seconds, error, status)
-        log.warning("job_failed", job_id=str(job.id), kind=job.kind, status=status, error=error)
+            failed = await self._record_in(session, outcomes)
+        self._log(outcomes, failed)
+
+    async def _record_in(self, session: AsyncSession, outcomes: list[Outcome]) -> dict[str, str]:
+        """:meth:`_record` in ``session``'s transaction; returns the failures' new status."""
+        await queue.finish_many(session, [o.job for o in outcomes if o.error is None])
+        failed = {}
+        for o in outcomes:
+            if o.error is not None:
+                delay = o.delay or backoff(self.settings, o.job.attempts)
+                failed[str(o.job.id)] = await queue.fail(session, o.job, o.error, delay=delay)
+        return failed
+
+    def _log(self, outcomes: list[Outcome], failed: dict[str, str]) -> None:
+        for o in outcomes:
+            job_id = str(o.job.id)
+            if o.error is None:
+                observe_run(o.job.kind, o.seconds, None, None)
+                log.info(
+                    "job_done", job_id=job_id, kind=o.job.kind, runner=self.name, **o.trace_ids
+                )
+            else:
+                status = failed[job_id]
+                observe_run(o.job.kind, o.seconds, o.error, status)
+                log.warning(
+                    "job_failed",
+                    job_id=job_id,
+                    kind=o.job.kind,
+                    status=status,
+                    error=o.error,
+                    **o.trace_ids,
+                )
 
     async def _execute(self, job: queue.Claim) -> tuple[str | None, timedelta | None]:
         """Run the handler; ``(error text, chosen delay)``, or ``(None, None)`` on success."""
@@ -169,18 +222,76 @@ class Runner:
             elif not dispatched:
                 return ran
 
-    async def _loop(self, index: int) -> None:
+    async def turn(self, room: int) -> tuple[int, list[queue.Claim]]:
+        """One transaction: record the jobs finished since the last turn, dispatch a batch
+        of events and claim up to ``room`` due jobs. Returns (events dispatched, claims);
+        on failure the finished jobs are kept for the next turn."""
+        outcomes, self._results = self._results, []
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                failed = await self._record_in(session, outcomes)
+                dispatched = await queue.dispatch_events(
+                    session, self.registry, max_attempts=self.settings.jobs_max_attempts
+                )
+                claims = await queue.claim_many(session, lease=self.lease, limit=room)
+        except BaseException:
+            self._results[:0] = outcomes
+            raise
+        self._log(outcomes, failed)
+        return dispatched, claims
+
+    async def _run_claimed(self, job: queue.Claim) -> None:
+        """Run one claimed job; its outcome waits for the next turn, which it starts."""
+        outcome = await self._attempt(job)
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.discard(task)  # its slot is free for the next turn
+        self._results.append(outcome)
+        self._wake.set()
+
+    def _start(self, job: queue.Claim) -> None:
+        task = asyncio.create_task(self._run_claimed(job), name=f"emporium-job-{job.kind}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _work(self) -> None:
+        """The work loop: turns while there is work, a poll-long pause when there is none."""
+        try:
+            await self._turns(self.settings.jobs_concurrency)
+        except asyncio.CancelledError:
+            for task in list(self._running):
+                task.cancel()  # cancelled with the runner, as the handlers used to be
+            raise
+        await self._finish_running()
+
+    async def _turns(self, slots: int) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
+            busy = False
             try:
-                if index == 0:
-                    await self.dispatch()
-                if await self.run_one():
-                    continue
+                dispatched, claims = await self.turn(slots - len(self._running))
+                for job in claims:
+                    self._start(job)
+                busy = bool(dispatched or claims)
             except Exception as exc:
                 _log_failure("job_runner_error", exc, self.name)
+                await self._pause(self._stop, self.settings.jobs_poll_seconds)
+                continue  # an outage: try again after a poll, not at once
+            if self._results:
+                continue  # a job finished during the turn: record it now
+            if busy and len(self._running) < slots:
+                continue  # there may be more due work
             await self._pause(self._wake, self.settings.jobs_poll_seconds)
-            if not self._stop.is_set():
-                self._wake.clear()
+
+    async def _finish_running(self) -> None:
+        """On stop: let the jobs in hand end, then record them."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        try:
+            await self._record(self._results)
+            self._results = []
+        except Exception as exc:
+            _log_failure("job_runner_error", exc, self.name)
 
     async def _schedules(self) -> None:
         while not self._stop.is_set():
@@ -191,13 +302,12 @@ class Runner:
             await self._pause(self._stop, SCHEDULE_CHECK.total_seconds())
 
     async def run(self) -> None:
-        """Run until :meth:`stop` (or cancelled): ``jobs_concurrency`` job loops and the
-        schedule loop."""
+        """Run until :meth:`stop` (or cancelled): the work loop (up to ``jobs_concurrency``
+        jobs at once) and the schedule loop."""
         log.info("job_runner_started", runner=self.name)
         # The loops' tasks copy the context: the clock, and (tracing) no spans for polling.
         with use(self.clock), background():
-            loops = [self._loop(i) for i in range(self.settings.jobs_concurrency)]
-            await asyncio.gather(*loops, self._schedules())
+            await asyncio.gather(self._work(), self._schedules())
 
 
 def _log_failure(event: str, exc: Exception, runner: str) -> None:

@@ -40,6 +40,7 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    auto_reload=False,  # templates ship with the code: compiled once, never stat()ed again
 )
 
 

@@ -9,10 +9,12 @@ and mail clients treat as the same message (docs/adr/0009-jobs-outbox-webhooks.m
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,18 +33,25 @@ EMAILS_FAILED = Counter(
 )
 
 
-async def _record(session: AsyncSession, key: str, template: str, sender: str) -> MailMessage:
+async def _record(
+    session: AsyncSession, key: str, template: str, sender: str
+) -> tuple[uuid.UUID, str, datetime | None]:
+    """The message's record ``(id, Message-ID, sent_at)``, made now unless it exists (one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``; a read only for a retried message)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     values = {
+        "id": uuid.uuid4(),
         "dedupe_key": key,
         "message_id": message_id_for(key, sender),
         "template": template,
         "created_at": utcnow(),
     }
-    await session.execute(dialect.insert(MailMessage).values(values).on_conflict_do_nothing())
-    row = await session.scalar(select(MailMessage).where(MailMessage.dedupe_key == key))
-    assert row is not None
-    return row
+    columns = (MailMessage.id, MailMessage.message_id, MailMessage.sent_at)
+    insert = dialect.insert(MailMessage).values(values).on_conflict_do_nothing()
+    row = (await session.execute(insert.returning(*columns))).first()
+    if row is None:  # recorded by an earlier attempt
+        row = (await session.execute(select(*columns).where(MailMessage.dedupe_key == key))).one()
+    return row[0], row[1], row[2]
 
 
 async def send_once(
@@ -59,10 +68,10 @@ async def send_once(
     whether it was sent now. Raises whatever the transport raises (the job retries) and
     UnsafeHeader for an address that would inject headers."""
     async with sessionmaker() as session, session.begin():
-        record = await _record(session, key, template, sender)
-    if record.sent_at is not None:
+        record_id, message_id, sent_at = await _record(session, key, template, sender)
+    if sent_at is not None:
         return False
-    message = compose(template, context, to=to, sender=sender, message_id=record.message_id)
+    message = compose(template, context, to=to, sender=sender, message_id=message_id)
     try:
         await transport.send(message)
     except Exception:
@@ -70,7 +79,10 @@ async def send_once(
         raise
     EMAILS_SENT.labels(template).inc()
     async with sessionmaker() as session, session.begin():
-        stored = await session.get(MailMessage, record.id)
-        if stored is not None:
-            stored.sent_at = utcnow()
+        await session.execute(
+            update(MailMessage)
+            .where(MailMessage.id == record_id)
+            .values(sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
     return True

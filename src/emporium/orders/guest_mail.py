@@ -50,9 +50,15 @@ def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Calla
     return handle
 
 
+def for_a_guest(data: dict[str, Any]) -> bool:
+    """Whether an ``order.*`` event is about a guest's order (no customer account)."""
+    return not data.get("customer_id")
+
+
 def register(registry: Registry, ctx: AccountsContext, transport: Transport) -> None:
-    """Register the guest order e-mails (one job kind per template, ``mail.guest_*``)."""
+    """Register the guest order e-mails (one job kind per template, ``mail.guest_*``), made
+    for guests' orders only."""
     for event_type, template in TEMPLATE_OF_EVENT.items():
         kind = f"mail.guest_{template}"
         registry.handle(kind, _handler(template, ctx, transport))
-        registry.subscribe(event_type, kind)
+        registry.subscribe(event_type, kind, when=for_a_guest)

@@ -12,16 +12,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import Update, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import decrypt_field
-from emporium.jobs.outbox import enqueue
+from emporium.jobs.outbox import enqueue_many
 from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater
 from emporium.jobs.runner import backoff
 from emporium.webhooks import sender
@@ -68,59 +69,85 @@ def _body(payload: dict[str, object]) -> str:
 
 
 async def fanout(run: JobRun) -> None:
-    """Create the deliveries of one event and their jobs (idempotent)."""
+    """Create the deliveries of one event and their jobs (idempotent): one read of the
+    active endpoints, one multi-row insert of the deliveries, one of their jobs."""
     event_type = str(run.payload["type"])
     event_id = uuid.UUID(str(run.payload["event_id"]))
     async with run.sessionmaker() as session, session.begin():
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        endpoints = await session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.is_active.is_(True))
-        )
-        for endpoint in endpoints:
-            if event_type not in endpoint.events:
-                continue
-            delivery_id = uuid.uuid4()
-            values = {
-                "id": delivery_id,
-                "endpoint_id": endpoint.id,
-                "event_id": event_id,
-                "event_type": event_type,
-                "msg_id": f"msg_{delivery_id.hex}",
-                "body": _body(run.payload),
-                "status": PENDING,
-                "attempts": 0,
-                "created_at": utcnow(),
-            }
-            insert = dialect.insert(WebhookDelivery).values(values).on_conflict_do_nothing()
-            if (await session.execute(insert.returning(WebhookDelivery.id))).first() is None:
-                continue  # made by an earlier run of this job
-            await enqueue(
-                session,
-                DELIVER,
-                {"delivery_id": str(delivery_id)},
-                dedupe_key=f"delivery:{delivery_id}",
-                max_attempts=run.settings.jobs_max_attempts,
+        endpoints = await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.is_active.is_(True)
             )
+        )
+        targets = [endpoint_id for endpoint_id, events in endpoints if event_type in events]
+        if not targets:
+            return
+        body, now = _body(run.payload), utcnow()
+        rows = []
+        for endpoint_id in targets:
+            delivery_id = uuid.uuid4()
+            rows.append(
+                {
+                    "id": delivery_id,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "msg_id": f"msg_{delivery_id.hex}",
+                    "body": body,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+            )
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(WebhookDelivery).values(rows).on_conflict_do_nothing()
+        made = (await session.execute(insert.returning(WebhookDelivery.id))).scalars().all()
+        await enqueue_many(  # none for deliveries an earlier run of this job made
+            session,
+            DELIVER,
+            {f"delivery:{d}": {"delivery_id": str(d)} for d in sorted(made)},
+            max_attempts=run.settings.jobs_max_attempts,
+        )
 
 
-def _record(
-    delivery: WebhookDelivery, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
-) -> WebhookAttempt:
-    delivery.attempts += 1
-    delivery.last_status_code = outcome.status_code
-    delivery.last_duration_ms = outcome.duration_ms
-    delivery.last_error = outcome.error
-    delivery.status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
-    delivery.next_retry_at = retry_at
-    delivery.delivered_at = now if outcome.ok else None
-    return WebhookAttempt(
-        id=uuid.uuid4(),
-        delivery_id=delivery.id,
-        attempted_at=now,
-        status_code=outcome.status_code,
-        duration_ms=outcome.duration_ms,
-        error=outcome.error,
+def _attempt(
+    delivery_id: uuid.UUID, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
+) -> tuple[Update, dict[str, Any]]:
+    """The delivery's update and its attempt row for one attempt's ``outcome``."""
+    status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
+    update_delivery = (
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            last_status_code=outcome.status_code,
+            last_duration_ms=outcome.duration_ms,
+            last_error=outcome.error,
+            status=status,
+            next_retry_at=retry_at,
+            delivered_at=now if outcome.ok else None,
+        )
+        .execution_options(synchronize_session=False)
     )
+    attempt = {
+        "id": uuid.uuid4(),
+        "delivery_id": delivery_id,
+        "attempted_at": now,
+        "status_code": outcome.status_code,
+        "duration_ms": outcome.duration_ms,
+        "error": outcome.error,
+    }
+    return update_delivery, attempt
+
+
+_TO_SEND = select(
+    WebhookDelivery.status,
+    WebhookDelivery.msg_id,
+    WebhookDelivery.body,
+    WebhookEndpoint.id,
+    WebhookEndpoint.url,
+    WebhookEndpoint.secret_enc,
+).join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
 
 
 def deliver_handler(ctx: WebhooksContext) -> Handler:
@@ -128,21 +155,19 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
 
     async def deliver(run: JobRun) -> None:
         delivery_id = uuid.UUID(str(run.payload["delivery_id"]))
-        async with run.sessionmaker() as session:
-            delivery = await session.get(WebhookDelivery, delivery_id)
-            endpoint = (
-                await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
-            )
-        if delivery is None or endpoint is None or delivery.status == SUCCEEDED:
-            return  # deleted, or delivered by an earlier run
+        async with run.sessionmaker() as session:  # one read: the delivery and its endpoint
+            row = (await session.execute(_TO_SEND.where(WebhookDelivery.id == delivery_id))).first()
+        if row is None or row.status == SUCCEEDED:
+            return  # deleted (with its endpoint), or delivered by an earlier run
         s = run.settings
         now = utcnow()
-        headers = sender.signed_headers(
-            open_secret(ctx.ring, endpoint), delivery.msg_id, delivery.body, now
+        secret = decrypt_field(
+            ctx.ring, row.secret_enc, table="webhook_endpoint", column="secret", row_id=str(row.id)
         )
+        headers = sender.signed_headers(secret, row.msg_id, row.body, now)
         outcome = await sender.send(
-            endpoint.url,
-            delivery.body,
+            row.url,
+            row.body,
             headers,
             allow_private=s.webhooks_allow_private,
             time_limit=s.webhooks_timeout_seconds,
@@ -151,10 +176,12 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
         )
         delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
         DELIVERIES.labels("succeeded" if outcome.ok else "retrying" if delay else "failed").inc()
+        update_delivery, attempt = _attempt(
+            delivery_id, outcome, now, now + delay if delay else None
+        )
         async with run.sessionmaker() as session, session.begin():
-            current = await session.get(WebhookDelivery, delivery_id)
-            if current is not None:
-                session.add(_record(current, outcome, now, now + delay if delay else None))
+            if (await session.execute(update_delivery)).rowcount:  # type: ignore[attr-defined]
+                await session.execute(insert(WebhookAttempt).values(attempt))
         if not outcome.ok:
             reason = outcome.error or f"answered {outcome.status_code}"
             if delay is None:

@@ -11,7 +11,6 @@ from emporium.core.crypto.sealing import blind_index
 from emporium.payments.providers.base import Provider
 from emporium.payments.providers.gift_card import GiftCardProvider
 from emporium.payments.providers.manual import ManualProvider
-from emporium.payments.providers.stripe import StripeProvider
 from emporium.payments.providers.test import TestProvider
 
 TEST_SECRET_PURPOSE = "payments-test-events"  # noqa: S105 (a label, not a secret)
@@ -42,6 +41,9 @@ def build_providers(
         elif name == "test":
             found[name] = TestProvider(sessionmaker, test_secret(settings, ring))
         elif name == "stripe":
+            # The Stripe SDK (~25 MB resident) is loaded only where the provider is on.
+            from emporium.payments.providers.stripe import StripeProvider
+
             found[name] = StripeProvider.from_settings(settings)
     if settings.payments_gift_cards:
         found[GiftCardProvider.name] = GiftCardProvider(sessionmaker)

@@ -184,6 +184,10 @@ async def test_a_running_runner_polls_without_spans_and_runs_jobs_in_theirs(
     assert roots
     assert {s.name.split(" ")[0] for s in roots} == {"job"}
     assert any(s.name == "job webhooks.fanout" for s in finished)
+    if settings.database_url.startswith("postgresql"):  # instrumented again inside a job
+        jobs = {_id(s) for s in finished if s.name.startswith("job ")}
+        queries = [s for s in finished if (s.attributes or {}).get("db.system") == "postgresql"]
+        assert any(_parent_of(q) in jobs for q in queries)
 
 
 async def test_a_failed_job_attempt_is_an_error_span_under_the_same_trace(

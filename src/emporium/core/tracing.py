@@ -246,7 +246,7 @@ def _unsuppressed() -> Any:
 def _job_span(
     kind: str, job_id: uuid.UUID, attempt: int, carrier: Mapping[str, str] | None
 ) -> Iterator[Span]:
-    from opentelemetry import propagate, trace
+    from opentelemetry import context, propagate, trace
 
     base = _unsuppressed()
     parent = propagate.extract(carrier, context=base) if carrier else base
@@ -258,10 +258,14 @@ def _job_span(
         "emporium.job.attempt": attempt,
     }
     tracer = trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(
-        f"job {kind}", context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
-    ) as span:
-        yield span
+    token = context.attach(base)  # the span is made current on top of the current context
+    try:
+        with tracer.start_as_current_span(
+            f"job {kind}", context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
+        ) as span:
+            yield span
+    finally:
+        context.detach(token)
 
 
 def mark_failed(span: Span | None, error: str) -> None:

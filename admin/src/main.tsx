@@ -2,7 +2,7 @@ import { StrictMode, useEffect, useState, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import createCache from "@emotion/cache";
 import { CacheProvider } from "@emotion/react";
-import { Admin, CustomRoutes, Layout, Menu, Resource, type LayoutProps } from "react-admin";
+import { Admin, CustomRoutes, Layout, Menu, Resource, memoryStore, type LayoutProps } from "react-admin";
 import { Route } from "react-router-dom";
 import { Alert, Box, Card, CardContent, Grid, Typography } from "@mui/material";
 import { api, money } from "./api";
@@ -124,7 +124,7 @@ const AppLayout = (props: LayoutProps) => <Layout {...props} menu={AppMenu} />;
 function App() {
   return (
     <Admin dataProvider={dataProvider} authProvider={authProvider} loginPage={LoginPage} dashboard={Dashboard}
-      layout={AppLayout} title="Emporium admin" disableTelemetry requireAuth>
+      layout={AppLayout} store={memoryStore()} title="Emporium admin" disableTelemetry requireAuth>
       <Resource name="orders" list={orders.OrderList} show={orders.OrderShow} />
       <Resource name="products" list={catalog.ProductList} create={catalog.ProductCreate} edit={catalog.ProductEdit} show={catalog.ProductShow} recordRepresentation="title" />
       <Resource name="categories" list={catalog.CategoryList} create={catalog.CategoryCreate} edit={catalog.CategoryEdit} recordRepresentation="name" />

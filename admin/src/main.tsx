@@ -2,7 +2,7 @@ import { StrictMode, useEffect, useState, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import createCache from "@emotion/cache";
 import { CacheProvider } from "@emotion/react";
-import { Admin, CustomRoutes, Layout, Menu, Resource, memoryStore, type LayoutProps } from "react-admin";
+import { Admin, AppBar, CustomRoutes, Layout, Logout, Menu, Resource, UserMenu, defaultTheme, useGetIdentity, memoryStore, type LayoutProps } from "react-admin";
 import { Route } from "react-router-dom";
 import { Alert, Box, Card, CardContent, Grid, Typography } from "@mui/material";
 import { api, money } from "./api";
@@ -17,6 +17,13 @@ import * as settings from "./settings";
 // carrying the per-response nonce that it also writes into this meta tag (no 'unsafe-inline').
 const nonce = document.querySelector('meta[name="csp-nonce"]')?.getAttribute("content") ?? undefined;
 const cache = createCache({ key: "ema", nonce, prepend: true });
+
+// Darker blues than the default theme's, so labels and links pass WCAG AA contrast (4.5:1)
+// on white and on the filled inputs' grey.
+const theme = {
+  ...defaultTheme,
+  palette: { ...defaultTheme.palette, primary: { main: "#0d47a1" }, secondary: { main: "#263238" } },
+};
 
 type Figure = { label: string; value: ReactNode };
 
@@ -119,12 +126,22 @@ function AppMenu() {
     </Menu>
   );
 }
-const AppLayout = (props: LayoutProps) => <Layout {...props} menu={AppMenu} />;
+// The user menu's accessible name is the text it shows (WCAG 2.5.3, label in name).
+function AppUserMenu() {
+  const { identity } = useGetIdentity();
+  return (
+    <UserMenu label={identity?.fullName ?? "Profile"}>
+      <Logout />
+    </UserMenu>
+  );
+}
+const AppTopBar = () => <AppBar userMenu={<AppUserMenu />} />;
+const AppLayout = (props: LayoutProps) => <Layout {...props} menu={AppMenu} appBar={AppTopBar} />;
 
 function App() {
   return (
     <Admin dataProvider={dataProvider} authProvider={authProvider} loginPage={LoginPage} dashboard={Dashboard}
-      layout={AppLayout} store={memoryStore()} title="Emporium admin" disableTelemetry requireAuth>
+      layout={AppLayout} store={memoryStore()} theme={theme} title="Emporium admin" disableTelemetry requireAuth>
       <Resource name="orders" list={orders.OrderList} show={orders.OrderShow} />
       <Resource name="products" list={catalog.ProductList} create={catalog.ProductCreate} edit={catalog.ProductEdit} show={catalog.ProductShow} recordRepresentation="title" />
       <Resource name="categories" list={catalog.CategoryList} create={catalog.CategoryCreate} edit={catalog.CategoryEdit} recordRepresentation="name" />

@@ -165,7 +165,7 @@ function Variants() {
             <MuiText label="Change (+/- units)" value={delta} onChange={(e) => setDelta(e.target.value)} size="small" required slotProps={{ htmlInput: { inputMode: "numeric" } }} />
             <MuiText label="Reason" value={reason} onChange={(e) => setReason(e.target.value)} size="small" required />
           </ActionForm>
-          <Ledger key={`${open}-${product.updated_at}`} variantId={open} />
+          <Ledger key={`${open}-${product.variants.find((v: any) => v.id === open)?.stock}`} variantId={open} />
         </>
       )}
     </Section>

@@ -1,6 +1,7 @@
 // Orders: list with the API's filters; detail with lines, totals, payments, refunds, parcels,
 // returns and history; every staff action of the API.
-import { useEffect, useState } from "react";
+import { useState } from "react";
+import { useQuery } from "@tanstack/react-query";
 import { Datagrid, DateField, List, SelectInput, Show, TextField, TextInput, useRecordContext } from "react-admin";
 import { Box, Checkbox, FormControlLabel, TextField as MuiText, Typography } from "@mui/material";
 import { api, money } from "./api";
@@ -28,12 +29,17 @@ export const OrderList = () => (
   </List>
 );
 
-function useSub(path: string, version: unknown): any[] {
-  const [rows, setRows] = useState<any[]>([]);
-  useEffect(() => {
-    api("GET", path).then((b) => setRows(Array.isArray(b) ? b : b.items), () => setRows([]));
-  }, [path, version]);
-  return rows;
+// An order's payments, refunds, parcels and returns: react-query caches them, so the admin's
+// refresh (and every action here) fetches them again.
+function useSub(path: string, _version?: unknown): any[] {
+  const { data } = useQuery({
+    queryKey: ["order-sub", path],
+    queryFn: async () => {
+      const body = await api("GET", path);
+      return (Array.isArray(body) ? body : body.items) as any[];
+    },
+  });
+  return data ?? [];
 }
 
 const num = (v: string) => Number.parseInt(v, 10);

@@ -23,6 +23,11 @@ const cache = createCache({ key: "ema", nonce, prepend: true });
 const theme = {
   ...defaultTheme,
   palette: { ...defaultTheme.palette, primary: { main: "#0d47a1" }, secondary: { main: "#263238" } },
+  components: {
+    ...defaultTheme.components,
+    // The "nothing here yet" page is drawn in the disabled grey by default: too faint to read.
+    RaEmpty: { styleOverrides: { root: { "& .RaEmpty-message": { color: "rgba(0, 0, 0, 0.7)" } } } },
+  },
 };
 
 type Figure = { label: string; value: ReactNode };

@@ -44,8 +44,8 @@ from emporium.core.db.base import create_engine, create_read_engine, create_sess
 from emporium.core.db.changes import ChangeFeed
 from emporium.core.db.uow import provide_reader, provide_session
 from emporium.core.errors import Forbidden, handle_exception
-from emporium.core.http.clientip import ProxyTrust
 from emporium.core.http.admin_ui import admin_ui_router
+from emporium.core.http.clientip import ProxyTrust
 from emporium.core.http.docs_viewer import OfflineSwaggerPlugin
 from emporium.core.http.hardening import RequestGate, SecurityHeaders
 from emporium.core.http.middleware import ConventionsMiddleware, check_json_body

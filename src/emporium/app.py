@@ -44,6 +44,7 @@ from emporium.core.db.base import create_engine, create_read_engine, create_sess
 from emporium.core.db.changes import ChangeFeed
 from emporium.core.db.uow import provide_reader, provide_session
 from emporium.core.errors import Forbidden, handle_exception
+from emporium.core.http.admin_ui import admin_ui_router
 from emporium.core.http.clientip import ProxyTrust
 from emporium.core.http.docs_viewer import OfflineSwaggerPlugin
 from emporium.core.http.hardening import RequestGate, SecurityHeaders
@@ -422,7 +423,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         group_path=True,
         exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
     )
-    handlers: list[Any] = [_api_router(), healthz, readyz, Metrics]
+    handlers: list[Any] = [_api_router(), admin_ui_router, healthz, readyz, Metrics]
     openapi_config = None
     if settings.docs_enabled:
         handlers.append(openapi_json)

@@ -3,7 +3,8 @@ default: ``core.tracing``), and three subpackages.
 
 ``core.db`` (declarative base and sealed columns, engines, unit of work, change feed, keyset
 pagination, outage detection, migrations), ``core.http`` (middleware, hardening, client
-address, rate limits, OpenAPI declarations, API viewer, operations endpoints) and
+address, rate limits, OpenAPI declarations, API viewer, the web admin's files
+(``http.admin_ui``), operations endpoints) and
 ``core.crypto`` (the key file, sealed fields and blind indexes, the key-set fingerprint).
 ``core.resources.Resources`` is the running application's engines, pools and settings in
 one typed object, the ``resources`` dependency of handlers. Owns no business data.

@@ -1,3 +1,3 @@
 """HTTP plumbing: errors as problem details, middleware, hardening, client address, rate
 limits, OpenAPI declarations, ``Audience`` and ``audience_router`` (``routing``), the API
-viewer and the operations endpoints."""
+viewer, the web admin's files at ``/admin/`` (``admin_ui``) and the operations endpoints."""

@@ -89,6 +89,7 @@ class SecurityHeaders:
         state = scope.setdefault("state", {})
         state["client_ip"] = address
         extra = [*_COMMON, _DOCS_CSP if scope["path"].startswith("/docs") else _API_CSP]
+        own_policy = scope["path"].startswith("/admin")
         if scheme == "https":
             extra.append(_HSTS)
 
@@ -96,6 +97,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 verdict: Verdict | None = state.get("rate_limit")
                 headers = [*message.get("headers", ()), *extra]
+                if own_policy:  # core.http.admin_ui sets its own (nonce) policy: keep that one
+                    headers = _without_second_csp(headers)
                 if verdict is not None:
                     headers.extend(verdict.headers())
                 message["headers"] = headers
@@ -105,6 +108,20 @@ class SecurityHeaders:
 
         with structlog.contextvars.bound_contextvars(client_ip=address):
             await self.app(scope, receive, send_hardened)
+
+
+def _without_second_csp(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` keeping only the first Content-Security-Policy (a browser would enforce
+    every one it gets, so two would add up to the stricter)."""
+    kept: list[tuple[bytes, bytes]] = []
+    seen = False
+    for name, value in headers:
+        if name.lower() == b"content-security-policy":
+            if seen:
+                continue
+            seen = True
+        kept.append((name, value))
+    return kept
 
 
 def _log_validation_failure(scope: Scope) -> None:

@@ -1,12 +1,12 @@
 // Catalog: categories (tree), products with variants, stock adjustments and the ledger.
-import { useEffect, useState } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import {
   ArrayInput, BooleanField, BooleanInput, Create, Datagrid, DateField, Edit, List, NumberInput,
   ReferenceField, ReferenceInput, SelectInput, Show, SimpleForm, SimpleFormIterator, SimpleShowLayout,
   TextField, TextInput, required, useGetList, useRecordContext, EditButton, DeleteButton,
   TopToolbar, ShowButton,
 } from "react-admin";
-import { TextField as MuiText, Typography, Link } from "@mui/material";
+import { Alert, Box, Button, Checkbox, FormControlLabel, TextField as MuiText, Typography, Link } from "@mui/material";
 import { api, money } from "./api";
 import { ActionForm, Section, SimpleTable, when } from "./common";
 
@@ -198,3 +198,63 @@ export const ProductShow = () => (
 );
 
 export { ShowButton };
+
+type ImportReport = {
+  counts: Record<string, Record<string, number>>;
+  problems: { where: string; message: string; subject: string }[];
+  summary: string;
+  changed: boolean;
+};
+
+/** Shopify CSV import: pick an export file, send it, show the importer's report. */
+export function ImportPage() {
+  const [file, setFile] = useState<File | null>(null);
+  const [skip, setSkip] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [report, setReport] = useState<ImportReport | null>(null);
+  const [error, setError] = useState<{ message: string; errors: any[] } | null>(null);
+  const send = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!file) return;
+    setBusy(true);
+    setReport(null);
+    setError(null);
+    try {
+      setReport(await api<ImportReport>("POST", "/imports/shopify-csv", { csv: await file.text(), skip_invalid: skip }));
+    } catch (err: any) {
+      setError({ message: err.message, errors: err.body?.errors ?? [] });
+    } finally {
+      setBusy(false);
+    }
+  };
+  const counts = report ? Object.entries(report.counts).map(([kind, c]) => ({ id: kind, kind, ...c })) : [];
+  return (
+    <Box sx={{ p: 2 }}>
+      <Typography variant="h5" component="h1">Import a Shopify CSV export</Typography>
+      <Box component="form" aria-label="Import a Shopify CSV export" onSubmit={send} sx={{ display: "flex", flexWrap: "wrap", gap: 2, alignItems: "center", my: 2 }}>
+        <label htmlFor="shopify-csv">CSV file (products export, UTF-8, up to 1,000,000 characters) </label>
+        <input id="shopify-csv" type="file" accept=".csv,text/csv" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+        <FormControlLabel control={<Checkbox checked={skip} onChange={(e) => setSkip(e.target.checked)} />} label="Import the valid products, report the rest" />
+        <Button type="submit" variant="contained" disabled={!file || busy}>Import</Button>
+      </Box>
+      {error && (
+        <Alert severity="error" role="alert">
+          {error.message} Nothing was imported.
+          <SimpleTable caption="Problems" rows={error.errors} columns={[["Where", (p) => Array.isArray(p.loc) ? p.loc.join(".") : p.loc], ["Problem", (p) => p.msg]]} />
+        </Alert>
+      )}
+      {report && (
+        <Section title="Report">
+          <Typography component="pre" sx={{ whiteSpace: "pre-wrap" }}>{report.summary}</Typography>
+          <SimpleTable caption="Counts" rows={counts} columns={[
+            ["Kind", (r) => r.kind], ["Created", (r) => r.created ?? 0], ["Updated", (r) => r.updated ?? 0],
+            ["Unchanged", (r) => r.unchanged ?? 0], ["Skipped", (r) => r.skipped ?? 0],
+          ]} />
+          {report.problems.length > 0 && (
+            <SimpleTable caption="Skipped" rows={report.problems} columns={[["Where", (p) => p.where], ["Product", (p) => p.subject], ["Problem", (p) => p.message]]} />
+          )}
+        </Section>
+      )}
+    </Box>
+  );
+}

@@ -125,6 +125,7 @@ function AppMenu() {
     <Menu>
       <Menu.DashboardItem />
       <Menu.ResourceItems />
+      <Menu.Item to="/import" primaryText="Import" />
       <Menu.Item to="/reviews" primaryText="Reviews" />
       <Menu.Item to="/backups" primaryText="Backups" />
       <Menu.Item to="/sessions" primaryText="My sessions" />
@@ -164,6 +165,7 @@ function App() {
         <Route path="/mfa" element={<MfaEnrolPage />} />
       </CustomRoutes>
       <CustomRoutes>
+        <Route path="/import" element={<catalog.ImportPage />} />
         <Route path="/reviews" element={<settings.ReviewsPage />} />
         <Route path="/backups" element={<people.BackupsPage />} />
         <Route path="/sessions" element={<people.SessionsPage />} />

@@ -69,6 +69,7 @@ from emporium.fulfilment.schemas import FulfillmentStatus as ParcelStatus
 from emporium.giftcards.routes import giftcards_router
 from emporium.giftcards.schemas import GiftCardStatus
 from emporium.giftcards.schemas import MovementKind as GiftCardMovementKind
+from emporium.importers.routes import importers_router
 from emporium.inventory.ledger import install_ledger_hook
 from emporium.inventory.routes import inventory_router
 from emporium.inventory.schemas import MovementKind
@@ -362,6 +363,7 @@ def _api_router() -> Router:
             giftcards_router,
             fulfilment_router,
             returns_router,
+            importers_router,
         ],
     )
 

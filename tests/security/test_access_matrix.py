@@ -248,6 +248,7 @@ ADDRESS = {
     "country": "US",
 }
 HOOK_URL = "https://hooks.example.com/emporium"
+SHOPIFY_CSV = "Handle,Title,Variant SKU,Variant Price\nmatrix-mug,Matrix Mug,MATRIX-MUG,9.50\n"
 
 WRONG_SECRET = "not-the-test-providers-secret"
 
@@ -368,6 +369,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         INVENTORY_WRITE, 201, lambda w: {"delta": 3, "reason": "recount"}
     ),
     ("GET", f"{API}/variants/{{variant_id}}/stock-movements"): staff(INVENTORY_READ, 200),
+    ("POST", f"{API}/imports/shopify-csv"): staff(CATALOG, 200, lambda w: {"csv": SHOPIFY_CSV}),
     ("GET", f"{API}/products/{{id_or_slug}}/reviews"): everyone(200),
     ("POST", f"{API}/products/{{id_or_slug}}/reviews"): customer(
         201, lambda w: {"rating": 5, "body": "Great."}

@@ -384,6 +384,14 @@ def parse(
             unreadable.extend(exc.problems)
     if unreadable:
         raise ImportFailed(unreadable)
+    return parse_texts(texts, skip_invalid=skip_invalid)
+
+
+def parse_texts(
+    texts: dict[str, str], *, skip_invalid: bool = False
+) -> tuple[list[ImportProduct], list[Problem]]:
+    """:func:`parse` on files already read: ``texts`` maps each file's name (used in the
+    problems) to its decoded text. Raises ImportFailed as :func:`parse` does."""
     found = _Found()
     rows = [row for name, text in texts.items() for row in _rows(name, text, found)]
     groups = _group(rows, found)

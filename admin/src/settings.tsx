@@ -4,9 +4,9 @@ import {
   BooleanField, BooleanInput, Create, Datagrid, DateField, DateTimeInput, Edit, List, NumberField, NumberInput,
   ReferenceInput, SelectInput, Show, SimpleForm, SimpleShowLayout, TextField, TextInput, required,
   useRecordContext, useNotify, DeleteButton, TopToolbar, CreateButton, EditButton, TextArrayInput,
-  CheckboxGroupInput, useGetList,
+  CheckboxGroupInput,
 } from "react-admin";
-import { Alert, Box, Typography, TextField as MuiText } from "@mui/material";
+import { Alert, Box, Button, Link, Typography, TextField as MuiText } from "@mui/material";
 import { api } from "./api";
 import { ActionForm, Money, Section, SimpleTable, when } from "./common";
 
@@ -256,29 +256,36 @@ export const JobList = () => (
 );
 
 /** Reviews of one product, with moderation (publish or hide). */
+/** Reviews of every product, newest first, filtered by status; publish or hide each. */
 export function ReviewsPage() {
-  const { data: products = [] } = useGetList("products", { pagination: { page: 1, perPage: 100 } });
-  const [product, setProduct] = useState("");
+  const [status, setStatus] = useState("published");
   const [rows, setRows] = useState<any[]>([]);
+  const [next, setNext] = useState<string | null>(null);
   const [v, setV] = useState(0);
-  useEffect(() => {
-    if (product) api("GET", `/products/${product}/reviews?limit=50`).then((b) => setRows(b.items), () => setRows([]));
-  }, [product, v]);
+  const load = (cursor: string | null) =>
+    api("GET", `/reviews?limit=50${status ? `&status=${status}` : ""}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`).then(
+      (b) => { setRows((old) => (cursor ? [...old, ...b.items] : b.items)); setNext(b.next_cursor); },
+      () => { setRows([]); setNext(null); },
+    );
+  useEffect(() => { load(null); }, [status, v]);
   return (
     <Box sx={{ p: 2 }}>
       <Typography variant="h5" component="h1">Reviews</Typography>
-      <MuiText select slotProps={{ select: { native: true } }} label="Product" value={product} onChange={(e) => setProduct(e.target.value)} sx={{ my: 2, minWidth: 300 }}>
-        <option value="">Choose a product</option>
-        {products.map((p: any) => <option key={p.id} value={p.id}>{p.title}</option>)}
+      <MuiText select slotProps={{ select: { native: true } }} label="Status" value={status} onChange={(e) => setStatus(e.target.value)} sx={{ my: 2, minWidth: 200 }}>
+        <option value="published">Published</option>
+        <option value="hidden">Hidden</option>
+        <option value="">All</option>
       </MuiText>
       <SimpleTable caption="Reviews" rows={rows} columns={[
+        ["Product", (r) => <Link href={`#/products/${r.product_id}/show`}>{r.product_id.slice(0, 8)}</Link>],
         ["Rating", (r) => r.rating], ["Title", (r) => r.title ?? ""], ["Review", (r) => r.body], ["Author", (r) => r.author_name ?? ""],
         ["Verified", (r) => (r.verified_purchase ? "yes" : "no")], ["Status", (r) => r.status],
         ["", (r) => (
-          <ActionForm label="Moderate review" submit={r.status === "hidden" ? "Publish" : "Hide"}
+          <ActionForm label="Moderate review" submit={r.status === "hidden" ? "Approve" : "Reject"}
             action={() => api("PATCH", `/reviews/${r.id}`, { status: r.status === "hidden" ? "published" : "hidden" }).then(() => setV(v + 1))} />
         )],
       ]} />
+      {next && <Button onClick={() => load(next)} sx={{ mt: 1 }}>More reviews</Button>}
     </Box>
   );
 }

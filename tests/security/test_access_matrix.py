@@ -374,6 +374,9 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", f"{API}/products/{{id_or_slug}}/reviews"): customer(
         201, lambda w: {"rating": 5, "body": "Great."}
     ),
+    ("GET", f"{API}/reviews"): Expect(
+        frozenset({STAFF, ADMIN}), 200, None, {KEY: 403, WRONG_KEY: 403}
+    ),
     ("PATCH", f"{API}/reviews/{{review_id}}"): author_or_staff(200, lambda w: {"rating": 4}),
     ("DELETE", f"{API}/reviews/{{review_id}}"): author_or_staff(204),
     ("GET", f"{API}/cart"): customer(200),

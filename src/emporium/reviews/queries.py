@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.protect import Vault, plain_row
@@ -14,7 +14,7 @@ from emporium.catalog import queries as catalog_queries
 from emporium.core.db.base import Reader
 from emporium.core.db.pagination import CreatedSort, by_created_at, created_at_cursor
 from emporium.reviews.models import Review
-from emporium.reviews.schemas import ReviewPage, ReviewRead
+from emporium.reviews.schemas import ReviewPage, ReviewRead, ReviewStatus
 
 _R = Review.__table__.c
 _LISTING = select(
@@ -27,7 +27,8 @@ _LISTING = select(
     _R.verified_purchase,
     _R.created_at,
     _R.status,
-).where(_R.status == "published")
+)
+_PUBLISHED = _LISTING.where(_R.status == "published")
 SORT: CreatedSort = "-created_at"
 
 
@@ -48,8 +49,31 @@ async def list_reviews(
     product = await catalog_queries.get_product(
         db, id_or_slug, include_unpublished=include_unpublished
     )
-    stmt = _LISTING.where(_R.product_id == product.id)
+    stmt = _PUBLISHED.where(_R.product_id == product.id)
     stmt = by_created_at(stmt, SORT, _R.created_at, _R.id, cursor)
+    return await _page(db, stmt, limit)
+
+
+async def moderation_queue(
+    db: AsyncSession | Reader,
+    *,
+    status: ReviewStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> ReviewPage:
+    """Staff: the reviews of every product, newest first, as a keyset page; only those
+    with ``status`` (``published`` or ``hidden``) when given.
+
+    Raises:
+        InvalidInput: (422) a bad cursor.
+    """
+    stmt = _LISTING if status is None else _LISTING.where(_R.status == status)
+    stmt = by_created_at(stmt, SORT, _R.created_at, _R.id, cursor)
+    return await _page(db, stmt, limit)
+
+
+async def _page(db: AsyncSession | Reader, stmt: Select[Any], limit: int) -> ReviewPage:
+    """Run ``stmt`` (already ordered by ``SORT``) for one page of ``limit`` reviews."""
     rows = (await db.execute(stmt.limit(limit + 1))).all()
     items = [
         ReviewRead(

@@ -7,9 +7,9 @@ from typing import Any
 
 from litestar import Request, Router, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
-from emporium.accounts.audiences import CUSTOMER, PUBLIC, SIGNED_IN
+from emporium.accounts.audiences import CUSTOMER, PUBLIC, SIGNED_IN, STAFF
 from emporium.accounts.identity import is_staff, require_identity
 from emporium.accounts.protect import AccountsContext
 from emporium.core.db.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -18,7 +18,13 @@ from emporium.core.errors import problem_responses
 from emporium.core.http.ratelimit import rate_limit
 from emporium.core.http.routing import audience_router
 from emporium.reviews import queries, writing
-from emporium.reviews.schemas import ReviewCreate, ReviewPage, ReviewRead, ReviewUpdate
+from emporium.reviews.schemas import (
+    ReviewCreate,
+    ReviewPage,
+    ReviewRead,
+    ReviewStatus,
+    ReviewUpdate,
+)
 
 
 @get(
@@ -37,6 +43,18 @@ async def list_reviews(
     return await queries.list_reviews(
         reader, id_or_slug, limit=limit, cursor=cursor, include_unpublished=await is_staff(request)
     )
+
+
+@get("/reviews", summary="Reviews of every product (moderation)")
+async def moderation_queue(
+    reader: DbReader,
+    status: FromQuery[ReviewStatus | None] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> ReviewPage:
+    """Staff: every product's reviews, newest first, keyset pages; ``status`` (``published``
+    or ``hidden``) keeps only those. Moderate one with ``PATCH /reviews/{id}``."""
+    return await queries.moderation_queue(reader, status=status, limit=limit, cursor=cursor)
 
 
 @post(
@@ -82,6 +100,7 @@ async def delete_review(
 reviews_router = Router(
     path="/",
     route_handlers=[
+        audience_router(STAFF, tags=["reviews"], route_handlers=[moderation_queue]),
         audience_router(PUBLIC, tags=["reviews"], route_handlers=[list_reviews]),
         audience_router(CUSTOMER, tags=["reviews"], route_handlers=[post_review]),
         audience_router(

@@ -73,6 +73,31 @@ function Deactivate() {
   );
 }
 
+/** The user's live sessions (device, start, last use; listing them is audited); end one. */
+function UserSessions() {
+  const record = useRecordContext();
+  const [rows, setRows] = useState<any[] | null>(null);
+  const [v, setV] = useState(0);
+  useEffect(() => {
+    if (record) api("GET", `/users/${record.id}/sessions`).then(setRows, () => setRows([]));
+  }, [record?.id, v]);
+  if (!record) return null;
+  return (
+    <Section title="Sessions">
+      <Typography variant="body2">Viewing and ending sessions is recorded in the audit trail.</Typography>
+      {rows === null ? <Typography>Loading…</Typography> : (
+        <SimpleTable caption="Sessions" rows={rows} columns={[
+          ["Device", (r) => r.device], ["Signed in", (r) => when(r.created_at)], ["Last used", (r) => when(r.last_used_at)],
+          ["", (r) => (
+            <ActionForm label="End session" submit="End session"
+              action={() => api("DELETE", `/users/${record.id}/sessions/${r.id}`).then(() => setV(v + 1))} />
+          )],
+        ]} />
+      )}
+    </Section>
+  );
+}
+
 export const UserShow = () => (
   <Show actions={<TopToolbar><EditButton label="Roles" /></TopToolbar>}>
     <SimpleShowLayout>
@@ -84,6 +109,7 @@ export const UserShow = () => (
       <DateField source="created_at" label="Joined" />
       <Reveal />
       <Deactivate />
+      <UserSessions />
     </SimpleShowLayout>
   </Show>
 );

@@ -342,6 +342,8 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("GET", f"{API}/users/{{user_id}}"): admin(200),
     ("PATCH", f"{API}/users/{{user_id}}"): admin(200, lambda w: {"is_active": False}),
+    ("GET", f"{API}/users/{{user_id}}/sessions"): admin(200),
+    ("DELETE", f"{API}/users/{{user_id}}/sessions/{{session_id}}"): admin(204),
     ("GET", f"{API}/api-keys"): admin(200),
     ("POST", f"{API}/api-keys"): admin(
         201, lambda w: {"name": "matrix", "scopes": ["orders:read"]}

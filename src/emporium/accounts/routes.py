@@ -39,6 +39,7 @@ from emporium.accounts.schemas import (
     UserCreate,
     UserPage,
     UserRead,
+    UserSessionRead,
     VerifyEmailIn,
 )
 from emporium.accounts.security_routes import SECURITY_ROUTERS
@@ -274,6 +275,24 @@ async def update_user(
     return await service.admin_update(session, accounts, user_id, data)
 
 
+@get("/users/{user_id:uuid}/sessions", summary="A user's sessions")
+async def list_user_sessions(
+    session: DbSession, accounts: Ctx, user_id: FromPath[uuid.UUID]
+) -> list[UserSessionRead]:
+    """Admin: the user's live sessions (device, created, last used; no tokens); audited
+    (``user.sessions_listed``)."""
+    return await sessions.admin_list_sessions(session, accounts, user_id)
+
+
+@delete("/users/{user_id:uuid}/sessions/{session_id:uuid}", summary="End a user's session")
+async def revoke_user_session(
+    session: DbSession, user_id: FromPath[uuid.UUID], session_id: FromPath[uuid.UUID]
+) -> None:
+    """Admin: end one of the user's sessions at once; audited (``user.session_revoked``);
+    404 ``session_not_found`` for a session that is not theirs or already ended."""
+    await sessions.admin_revoke_session(session, user_id, session_id)
+
+
 accounts_router = Router(
     path="/",
     route_handlers=[
@@ -311,7 +330,14 @@ accounts_router = Router(
             ADMIN,
             tags=["admin"],
             refusals=(404, 409),
-            route_handlers=[list_users, get_user, create_user, update_user],
+            route_handlers=[
+                list_users,
+                get_user,
+                create_user,
+                update_user,
+                list_user_sessions,
+                revoke_user_session,
+            ],
         ),
         *SECURITY_ROUTERS,
     ],

@@ -126,6 +126,16 @@ class SessionRead(Struct):
     current: bool
 
 
+class UserSessionRead(Struct):
+    """Admin: one live session of a user: the device it signed in with, when it began and
+    was last used (never its tokens or address)."""
+
+    id: uuid.UUID
+    device: str
+    created_at: datetime
+    last_used_at: datetime
+
+
 class AddressIn(Struct, forbid_unknown_fields=True):
     """A postal address; ``country`` is an ISO 3166-1 alpha-2 code."""
 

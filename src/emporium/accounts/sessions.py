@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.exceptions import (
+    AccountNotFound,
     SessionEnded,
     SessionNotFound,
     TokenReused,
@@ -23,9 +24,10 @@ from emporium.accounts.exceptions import (
 from emporium.accounts.identity import Identity
 from emporium.accounts.models import AuthSession, RefreshToken, UserAccount
 from emporium.accounts.protect import AccountsContext
-from emporium.accounts.schemas import SessionRead, TokenPair
+from emporium.accounts.schemas import SessionRead, TokenPair, UserSessionRead
 from emporium.accounts.timeouts import session_live, timeout_kind
 from emporium.accounts.tokens import hash_opaque_token, issue_access_token, new_opaque_token
+from emporium.audit.chain import record_audit
 from emporium.core.clock import utcnow
 from emporium.core.security_events import security_event
 
@@ -203,3 +205,60 @@ async def revoke_session(session: AsyncSession, identity: Identity, session_id: 
         raise SessionNotFound("No such session.")
     _revoke(auth, "revoked_by_user")
     await session.flush()
+
+
+async def _account(session: AsyncSession, user_id: uuid.UUID) -> UserAccount:
+    user = await session.get(UserAccount, user_id)
+    if user is None:
+        raise AccountNotFound("No such user.")
+    return user
+
+
+async def admin_list_sessions(
+    session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID
+) -> list[UserSessionRead]:
+    """Admin: a user's live sessions, newest first (device, created, last used; no tokens,
+    no address). Audited as ``user.sessions_listed`` in the same transaction.
+    Raises AccountNotFound (404)."""
+    user = await _account(session, user_id)
+    stmt = (
+        select(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .order_by(AuthSession.created_at.desc())
+    )
+    live = [
+        UserSessionRead(
+            id=a.id, device=a.device, created_at=a.created_at, last_used_at=a.last_used_at
+        )
+        for a in await session.scalars(stmt)
+        if session_is_live(ctx, a, list(user.roles))
+    ]
+    await record_audit(
+        session,
+        action="user.sessions_listed",
+        object_type="user",
+        object_id=user_id,
+        details={"sessions": [str(s.id) for s in live]},
+    )
+    return live
+
+
+async def admin_revoke_session(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """Admin: end one of a user's sessions (its access and refresh tokens stop working).
+    Audited as ``user.session_revoked`` in the same transaction. Raises AccountNotFound
+    (404) for no such user and SessionNotFound (404) for no such live session of theirs."""
+    await _account(session, user_id)
+    auth = await session.get(AuthSession, session_id)
+    if auth is None or auth.user_id != user_id or auth.revoked_at is not None:
+        raise SessionNotFound("No such session.")
+    _revoke(auth, "revoked_by_admin")
+    await session.flush()
+    await record_audit(
+        session,
+        action="user.session_revoked",
+        object_type="user",
+        object_id=user_id,
+        details={"session_id": str(session_id)},
+    )

@@ -123,6 +123,25 @@ async def price_return(
     )
 
 
+async def _announce_refund(
+    session: AsyncSession, answer: ReturnRead, ids: list[uuid.UUID], total: int, tax_total: int
+) -> None:
+    """``refund.created`` (with the refunds and the tax part, minor units) and the audit
+    event ``return.refunded``, in the refund's transaction."""
+    emit_event(
+        session,
+        "refund.created",
+        event_data(answer) | {"refund_ids": [str(i) for i in ids], "tax_total": tax_total},
+    )
+    await record_audit(
+        session,
+        action="return.refunded",
+        object_type="order_return",
+        object_id=answer.id,
+        details={"order_id": answer.order_id, "refund_ids": ids, "amount": total},
+    )
+
+
 async def refund_return(
     session: AsyncSession,
     ctx: PaymentsContext,
@@ -168,18 +187,7 @@ async def refund_return(
         )
     )
     answer = (await read_returns(session, [return_id], ret.currency))[0]
-    emit_event(
-        session,
-        "refund.created",
-        event_data(answer) | {"refund_ids": [str(i) for i in ids], "tax_total": priced.tax_total},
-    )
-    await record_audit(
-        session,
-        action="return.refunded",
-        object_type="order_return",
-        object_id=return_id,
-        details={"order_id": ret.order_id, "refund_ids": ids, "amount": priced.total},
-    )
+    await _announce_refund(session, answer, ids, priced.total, priced.tax_total)
     await commit()
     for refund_id in ids:
         await refunds.settle(session, ctx, refund_id, actor)

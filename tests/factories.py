@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from anyio.from_thread import BlockingPortal
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import make_url, text
@@ -36,6 +37,7 @@ DATABASES = ["sqlite", "postgresql"]
 
 Json = dict[str, Any]
 Client = AsyncTestClient[Litestar]
+T = TypeVar("T")
 
 
 # --- the source data, read without any Emporium code ---------------------------------------
@@ -192,12 +194,44 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> Json:
     return body
 
 
-def asgi_transport(app: Litestar, **options: Any) -> httpx.ASGITransport:
+def asgi_transport(
+    app: Litestar, portal: BlockingPortal | None = None, **options: Any
+) -> httpx.AsyncBaseTransport:
     """An httpx transport that calls ``app`` in this process (``options`` as httpx takes them).
+
+    Give ``portal`` (``AsyncTestClient.blocking_portal``) when the app's lifespan runs there:
+    each request then runs on the app's own loop. An app's database connections belong to
+    the loop that opened them; driving them from a second loop in another thread at the
+    same time corrupts the driver's state (asyncpg crashed the interpreter that way).
 
     httpx types the app with its own ASGI alias, which Litestar's equally valid ``__call__``
     does not match; this is the one place that says so."""
-    return httpx.ASGITransport(app=app, **options)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, **options)  # type: ignore[arg-type]
+    return transport if portal is None else _OnPortal(transport, portal)
+
+
+class _OnPortal(httpx.AsyncBaseTransport):
+    """Hands each request to ``inner`` on the portal's loop; the reply is read in full there
+    (an ASGI transport buffers it), so the caller's loop only sees bytes."""
+
+    def __init__(self, inner: httpx.ASGITransport, portal: BlockingPortal) -> None:
+        self._inner = inner
+        self._portal = portal
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async def send() -> httpx.Response:
+            response = await self._inner.handle_async_request(request)
+            await response.aread()
+            return response
+
+        return self._portal.call(send)
+
+
+def on_app_loop(client: Client, work: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``await work(*args)`` on the loop where ``client`` runs the app's lifespan, for a test
+    that calls the app (or its resources) below the HTTP client."""
+    with client.portal() as portal:
+        return portal.call(work, *args)
 
 
 # --- writing through the staff API ----------------------------------------------------------

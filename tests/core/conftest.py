@@ -44,10 +44,10 @@ def serve(tmp_path: Path, sqlite_template: Path, key_file: Path) -> Serve:
         update = {"trusted_proxies": ["127.0.0.1"], **overrides}
         app = create_app(Settings(**{**base.model_dump(), **update}))
         clients: list[httpx.AsyncClient] = []
-        async with AsyncTestClient(app=app):  # runs the lifespan
+        async with AsyncTestClient(app=app) as running:  # runs the lifespan
 
             def make(address: str) -> httpx.AsyncClient:
-                transport = asgi_transport(app, client=(address, 40000))
+                transport = asgi_transport(app, running.blocking_portal, client=(address, 40000))
                 clients.append(httpx.AsyncClient(transport=transport, base_url="http://shop"))
                 return clients[-1]
 

@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from emporium.core import errors
-from factories import API
+from factories import API, on_app_loop
 
 Message = dict[str, Any]
 
@@ -67,8 +67,8 @@ async def test_a_client_leaving_mid_body_is_a_499_not_a_500(
 ) -> None:
     errors_log = Recorder()
     monkeypatch.setattr(errors, "log", errors_log)
-    async with AsyncTestClient(app=app):  # the lifespan: engines, rate limiter
-        sent = await _call_and_leave(app, f"{API}/carts")
+    async with AsyncTestClient(app=app) as client:  # the lifespan: engines, rate limiter
+        sent = on_app_loop(client, _call_and_leave, app, f"{API}/carts")
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 499
     # No unhandled_exception for the operator to chase, one info line instead.

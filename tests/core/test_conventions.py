@@ -11,7 +11,15 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.routes import HTTPRoute
 
-from factories import API, Client, Json, assert_problem, create_category, create_product
+from factories import (
+    API,
+    Client,
+    Json,
+    assert_problem,
+    create_category,
+    create_product,
+    on_app_loop,
+)
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00)$")
 
@@ -19,7 +27,8 @@ RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00
 async def _asgi_get(
     app: Litestar, path: str, headers: list[tuple[bytes, bytes]], client: tuple[str, int]
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """One raw ASGI GET request, for what an HTTP client library would not send as is."""
+    """One raw ASGI GET request, for what an HTTP client library would not send as is (run it
+    on the app's loop: ``factories.on_app_loop``)."""
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -135,8 +144,8 @@ async def test_request_id_with_line_breaks_is_replaced(client: Client, app: Lite
     """A request id carrying a line break or NUL (header injection into logs or responses)
     is never echoed, even when a proxy lets it through."""
     for raw in BROKEN_IDS:
-        status, headers, _ = await _asgi_get(
-            app, "/healthz", [(b"x-request-id", raw)], ("203.0.113.9", 5000)
+        status, headers, _ = on_app_loop(
+            client, _asgi_get, app, "/healthz", [(b"x-request-id", raw)], ("203.0.113.9", 5000)
         )
         assert status == 200
         echoed = [v for k, v in headers if k.lower() == b"x-request-id"]
@@ -205,10 +214,10 @@ async def test_metrics_need_loopback_or_the_admin_key(
     assert any('status_code="404"' in s for s in request_lines)
 
     for host in ("127.0.0.1", "::1"):
-        status, _, body = await _asgi_get(app, "/metrics", [], (host, 40000))
+        status, _, body = on_app_loop(client, _asgi_get, app, "/metrics", [], (host, 40000))
         assert status == 200, host
         assert b"# TYPE " in body
-    status, _, _ = await _asgi_get(app, "/metrics", [], ("198.51.100.7", 40000))
+    status, _, _ = on_app_loop(client, _asgi_get, app, "/metrics", [], ("198.51.100.7", 40000))
     assert status == 403
 
 

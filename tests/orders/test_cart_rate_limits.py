@@ -33,10 +33,10 @@ async def peer(settings: Settings) -> AsyncIterator[Peer]:
     )
     app = create_app(limited)
     clients: list[httpx.AsyncClient] = []
-    async with AsyncTestClient(app=app):  # runs the lifespan
+    async with AsyncTestClient(app=app) as running:  # runs the lifespan
 
         def make(address: str) -> httpx.AsyncClient:
-            transport = asgi_transport(app, client=(address, 40000))
+            transport = asgi_transport(app, running.blocking_portal, client=(address, 40000))
             clients.append(httpx.AsyncClient(transport=transport, base_url="http://shop"))
             return clients[-1]
 

@@ -459,9 +459,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         cors_config=_cors(settings),
         request_max_body_size=settings.max_body_bytes,  # 413 (Content-Length or streamed)
         debug=False,
-        # Logging is configured once, by configure_logging (structlog); Litestar's default
-        # would add a queue handler with its own listener thread for every app built.
-        logging_config=None,
+        logging_config=None,  # configure_logging's (no listener thread per app built)
     )
     # Outermost, around Litestar's own router and error handling, so that answers given
     # before any route matched (404 for an unknown path, 405) carry X-Request-ID (and the

@@ -111,6 +111,13 @@ class Browser:
         for _ in range(5):  # a refetch may show the (transient) loading spinner: let it pass
             self.page.wait_for_function("() => !document.querySelector('[role=progressbar]')")
             self.page.wait_for_timeout(300)
+            # A notification fading in or out has blended colours axe would judge: let every
+            # finite animation or transition end first (spinners loop forever: not those).
+            self.page.evaluate(
+                "() => Promise.all(document.getAnimations()"
+                ".filter(a => a.effect && a.effect.getComputedTiming().endTime !== Infinity)"
+                ".map(a => a.finished.catch(() => null)))"
+            )
             result = self.page.evaluate(
                 "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
                 ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => "

@@ -126,8 +126,7 @@ def _mail_handler(
             context = {"first_name": first_name, **_context(template, data, ctx, run.settings)}
             key = f"{run.payload['event_id']}:{template}"
             recorded = await record_message(session, key=key, template=template, sender=sender)
-        await send_recorded(
-            run.sessionmaker,
+        sent = await send_recorded(
             transport,
             recorded,
             template=template,
@@ -135,6 +134,8 @@ def _mail_handler(
             to=email,
             sender=sender,
         )
+        if sent:  # sent_at commits with the job's result: no transaction of its own
+            run.record_with_result(recorded.mark_sent)
 
     return handle
 

@@ -60,6 +60,10 @@ class Recorded:
     message_id: str
     sent_at: datetime | None
 
+    async def mark_sent(self, session: AsyncSession) -> None:
+        """Record in ``session``'s transaction that the message was sent (now)."""
+        await session.execute(_MARK_SENT, {"record_id": self.id, "now": utcnow()})
+
 
 async def record_message(
     session: AsyncSession, *, key: str, template: str, sender: str
@@ -82,7 +86,6 @@ async def record_message(
 
 
 async def send_recorded(
-    sessionmaker: async_sessionmaker[AsyncSession],
     transport: Transport,
     recorded: Recorded,
     *,
@@ -91,8 +94,9 @@ async def send_recorded(
     to: str,
     sender: str,
 ) -> bool:
-    """Send the ``recorded`` message (``template`` to ``to``) unless it was sent already,
-    then mark it sent; returns whether it was sent now. Raises as :func:`send_once`."""
+    """Send the ``recorded`` message (``template`` to ``to``) unless it was sent already;
+    returns whether it was sent now (the caller then commits ``recorded.mark_sent``).
+    Raises as :func:`send_once`."""
     if recorded.sent_at is not None:
         return False
     message = compose(template, context, to=to, sender=sender, message_id=recorded.message_id)
@@ -102,8 +106,6 @@ async def send_recorded(
         EMAILS_FAILED.labels(template).inc()
         raise
     EMAILS_SENT.labels(template).inc()
-    async with sessionmaker() as session, session.begin():
-        await session.execute(_MARK_SENT, {"record_id": recorded.id, "now": utcnow()})
     return True
 
 
@@ -122,6 +124,10 @@ async def send_once(
     UnsafeHeader for an address that would inject headers."""
     async with sessionmaker() as session, session.begin():
         recorded = await record_message(session, key=key, template=template, sender=sender)
-    return await send_recorded(
-        sessionmaker, transport, recorded, template=template, context=context, to=to, sender=sender
-    )
+    if not await send_recorded(
+        transport, recorded, template=template, context=context, to=to, sender=sender
+    ):
+        return False
+    async with sessionmaker() as session, session.begin():
+        await recorded.mark_sent(session)
+    return True

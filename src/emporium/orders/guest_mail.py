@@ -40,8 +40,7 @@ def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Calla
                 return  # no such order any more, or no e-mail recorded
             key = f"{run.payload['event_id']}:{template}"
             recorded = await record_message(session, key=key, template=template, sender=sender)
-        await send_recorded(
-            run.sessionmaker,
+        sent = await send_recorded(
             transport,
             recorded,
             template=template,
@@ -49,6 +48,8 @@ def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Calla
             to=email,
             sender=sender,
         )
+        if sent:  # sent_at commits with the job's result: no transaction of its own
+            run.record_with_result(recorded.mark_sent)
 
     return handle
 

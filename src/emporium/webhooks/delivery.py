@@ -3,8 +3,9 @@
 ``webhooks.fanout`` runs once per public event: it creates one delivery per subscribed
 active endpoint (unique per endpoint and event, so a second run adds nothing) and a
 ``webhooks.deliver`` job for each. ``webhooks.deliver`` sends the stored body with the
-delivery's fixed ``webhook-id``, records the attempt, and on failure asks the runner to
-retry after the backoff it shows as ``next_retry_at``.
+delivery's fixed ``webhook-id``, records the attempt (in the transaction that records the
+job's result: ``JobRun.record_with_result``), and on failure asks the runner to retry after
+the backoff it shows as ``next_retry_at``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import msgspec
 from prometheus_client import Counter
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import decrypt_field
 from emporium.jobs.outbox import enqueue_many
-from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater
+from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater, Write
 from emporium.jobs.runner import backoff
 from emporium.webhooks import sender
 from emporium.webhooks.addresses import Resolver, system_resolver
@@ -143,9 +145,9 @@ _INSERT_ATTEMPT = insert(_ATTEMPT)
 
 def _attempt(
     delivery_id: uuid.UUID, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The parameters of the delivery's update and its attempt row for one attempt's
-    ``outcome`` (the statements are built once, above)."""
+) -> Write:
+    """The write that records one attempt's ``outcome``: the delivery's new state and its
+    attempt row (none when the delivery is gone), with the statements built once above."""
     status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
     update_delivery = {
         "delivery_id": delivery_id,
@@ -164,7 +166,13 @@ def _attempt(
         "duration_ms": outcome.duration_ms,
         "error": outcome.error,
     }
-    return update_delivery, attempt
+
+    async def write(session: AsyncSession) -> None:
+        result = await session.execute(_RECORD_ATTEMPT, update_delivery)
+        if result.rowcount:  # type: ignore[attr-defined]
+            await session.execute(_INSERT_ATTEMPT, attempt)
+
+    return write
 
 
 def deliver_handler(ctx: WebhooksContext) -> Handler:
@@ -193,13 +201,8 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
         )
         delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
         DELIVERIES.labels("succeeded" if outcome.ok else "retrying" if delay else "failed").inc()
-        update_delivery, attempt = _attempt(
-            delivery_id, outcome, now, now + delay if delay else None
-        )
-        async with run.sessionmaker() as session, session.begin():
-            result = await session.execute(_RECORD_ATTEMPT, update_delivery)
-            if result.rowcount:  # type: ignore[attr-defined]
-                await session.execute(_INSERT_ATTEMPT, attempt)
+        # recorded with the job's result (done, or retried): no transaction of its own
+        run.record_with_result(_attempt(delivery_id, outcome, now, now + delay if delay else None))
         if not outcome.ok:
             reason = outcome.error or f"answered {outcome.status_code}"
             if delay is None:

@@ -3,6 +3,7 @@ failed jobs are retried and end dead, expired leases are taken over, schedules r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -11,12 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conftest import SignIn
+from emporium.core.clock import utcnow
 from emporium.core.config import Settings
 from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs import queue
 from emporium.jobs.models import DEAD, DONE, Job, OutboxEvent
 from emporium.jobs.outbox import emit_event, enqueue
-from emporium.jobs.registry import JobRun, Registry
+from emporium.jobs.registry import JobRun, Registry, RetryLater
 from emporium.jobs.runner import Runner
 from factories import API, Client
 
@@ -215,3 +217,65 @@ async def test_a_subscription_condition_makes_no_job_for_events_it_refuses(
     assert sorted(ran, key=str) == sorted(
         [("test.every", "c-1"), ("test.every", None), ("test.guests", None)], key=str
     )
+
+
+async def test_a_handlers_write_commits_with_its_attempts_result(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A write a handler leaves with ``record_with_result`` is committed with the attempt's
+    result: after a retried failure (the job queued again) and after the success (done)."""
+    later = utcnow() + timedelta(days=1)  # the witnesses are never due
+
+    async def handle(run: JobRun) -> None:
+        async def witness(session: AsyncSession) -> None:
+            await enqueue(session, "test.witness", {"n": run.attempt}, run_at=later)
+
+        run.record_with_result(witness)
+        if run.attempt == 1:
+            raise RetryLater("first attempt fails", delay=timedelta(microseconds=1))
+
+    registry = Registry()
+    registry.handle("test.writes", handle)
+    async with maker() as session, session.begin():
+        await enqueue(session, "test.writes", {})
+    assert await Runner(registry, maker, settings).drain() == 2
+    async with maker() as session:
+        rows = (await session.execute(select(Job.kind, Job.status, Job.payload))).all()
+    assert sorted((kind, status, payload.get("n")) for kind, status, payload in rows) == [
+        ("test.witness", "queued", 1),
+        ("test.witness", "queued", 2),
+        ("test.writes", DONE, None),
+    ]
+
+
+async def test_a_write_that_keeps_failing_does_not_block_the_runner(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A handler's write that fails for another reason than an outage is dropped after a
+    failed turn: the running runner still records the job done (once, not run again)."""
+    ran: list[int] = []
+
+    async def broken(session: AsyncSession) -> None:
+        raise ValueError("a write with a bug")
+
+    async def handle(run: JobRun) -> None:
+        ran.append(run.attempt)
+        run.record_with_result(broken)
+
+    registry = Registry()
+    registry.handle("test.broken_write", handle)
+    async with maker() as session, session.begin():
+        await enqueue(session, "test.broken_write", {})
+    runner = Runner(registry, maker, settings.model_copy(update={"jobs_poll_seconds": 0.05}))
+    task = asyncio.create_task(runner.run())
+    status = None
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        async with maker() as session:
+            status = await session.scalar(select(Job.status))
+        if status == DONE:
+            break
+    runner.stop()
+    await task
+    assert status == DONE
+    assert ran == [1]

@@ -17,17 +17,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import Insert, Integer, Table, Update, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.sqltypes import TupleType
 
 from emporium.core.clock import utcnow
 from emporium.jobs.models import DEAD, DONE, QUEUED, RUNNING, Job, OutboxEvent
 from emporium.jobs.registry import Registry
 
 DISPATCH_BATCH = 100
+_JOBS = cast(Table, Job.__table__)
+_EVENTS = cast(Table, OutboxEvent.__table__)
+_JOB, _EVENT = _JOBS.c, _EVENTS.c
 MAX_ERROR_CHARS = 2000
 
 
@@ -44,33 +48,88 @@ class Claim:
     trace_context: dict[str, str] | None = None
 
 
+def _statements(postgres: bool) -> tuple[Insert, Update, Update]:
+    """The queue's statements for one kind of database, built once: the jobs' multi-row
+    insert, the dispatch of a batch of events and the claim of up to ``:limit`` jobs. They
+    name the tables (not the mapped classes), so a session runs them without the ORM's
+    bulk-DML steps; the values are bound at each execution."""
+    dialect: Any = postgresql if postgres else sqlite
+    pick_events = (
+        select(_EVENT.id)
+        .where(_EVENT.dispatched_at.is_(None))
+        .order_by(_EVENT.occurred_at)
+        .limit(DISPATCH_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    dispatch = (
+        update(_EVENTS)
+        .where(_EVENT.id.in_(pick_events.scalar_subquery()))
+        .values(dispatched_at=_NOW)
+        .returning(_EVENT.id, _EVENT.type, _EVENT.data, _EVENT.occurred_at, _EVENT.trace_context)
+    )
+    due = or_(
+        and_(_JOB.status == QUEUED, _JOB.run_at <= _NOW),
+        and_(_JOB.status == RUNNING, _JOB.locked_until < _NOW),
+    )
+    pick = (
+        select(_JOB.id)
+        .where(due)
+        .order_by(_JOB.run_at)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    # PostgreSQL: picked once, in a CTE: an ``IN (subquery ... SKIP LOCKED)`` may be run
+    # again per row by the planner and take more than ``limit`` jobs. SQLite: no row locks.
+    chosen = _JOB.id == pick.cte("picked").c.id if postgres else _JOB.id.in_(pick.scalar_subquery())
+    claim = (
+        update(_JOBS)
+        .where(chosen, due)
+        .values(
+            status=RUNNING,
+            attempts=_JOB.attempts + 1,
+            locked_until=bindparam("lease_end", type_=_JOB.locked_until.type),
+            lock_token=bindparam("token", type_=_JOB.lock_token.type),
+            updated_at=_NOW,
+        )
+        .returning(
+            _JOB.id,
+            _JOB.kind,
+            _JOB.payload,
+            _JOB.attempts,
+            _JOB.max_attempts,
+            _JOB.run_at,
+            _JOB.trace_context,
+        )
+    )
+    return dialect.insert(_JOBS).on_conflict_do_nothing(), dispatch, claim
+
+
+_NOW = bindparam("now", type_=_JOB.run_at.type)
+_STATEMENTS = {"postgresql": _statements(True), "sqlite": _statements(False)}
+_FINISH = (
+    update(_JOBS)
+    .where(
+        tuple_(_JOB.id, _JOB.lock_token).in_(
+            bindparam("held", expanding=True, type_=TupleType(_JOB.id.type, _JOB.lock_token.type))
+        )
+    )
+    .values(status=DONE, finished_at=_NOW, updated_at=_NOW, locked_until=None, lock_token=None)
+)
+
+
+def _for(session: AsyncSession) -> tuple[Insert, Update, Update]:
+    """The statements for ``session``'s database (SQLite's for anything not PostgreSQL)."""
+    return _STATEMENTS.get(session.get_bind().dialect.name, _STATEMENTS["sqlite"])
+
+
 async def dispatch_events(session: AsyncSession, registry: Registry, *, max_attempts: int) -> int:
     """Turn undispatched events into one job per subscribed kind, in one transaction.
 
     The dedupe key ``<event id>:<kind>`` makes dispatching the same event twice harmless;
     each job carries its event's trace context. Returns how many events were dispatched.
     """
-    pick = (
-        select(OutboxEvent.id)
-        .where(OutboxEvent.dispatched_at.is_(None))
-        .order_by(OutboxEvent.occurred_at)
-        .limit(DISPATCH_BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_(pick.scalar_subquery()))
-        .values(dispatched_at=utcnow())
-        .returning(
-            OutboxEvent.id,
-            OutboxEvent.type,
-            OutboxEvent.data,
-            OutboxEvent.occurred_at,
-            OutboxEvent.trace_context,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    events = (await session.execute(stmt)).all()
+    insert_jobs, dispatch, _claim = _for(session)
+    events = (await session.execute(dispatch, {"now": utcnow()})).all()
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for event_id, event_type, data, occurred_at, trace_context in events:
@@ -84,8 +143,7 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
             key = f"{event_id}:{kind}"
             rows.append(_job_row(kind, payload, key, max_attempts, now, trace_context))
     if rows:  # every job of the batch in one statement; a dispatched-twice event adds none
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        await session.execute(dialect.insert(Job).values(rows).on_conflict_do_nothing())
+        await session.execute(insert_jobs, rows)
     return len(events)
 
 
@@ -125,47 +183,9 @@ async def claim_many(session: AsyncSession, *, lease: timedelta, limit: int) -> 
     if limit < 1:
         return []
     now = utcnow()
-    due = or_(
-        and_(Job.status == QUEUED, Job.run_at <= now),
-        and_(Job.status == RUNNING, Job.locked_until < now),
-    )
-    pick = (
-        select(Job.id)
-        .where(due)
-        .order_by(Job.run_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Picked once, in a CTE: an ``IN (subquery ... SKIP LOCKED)`` may be run again per
-        # row by the planner and take more than ``limit`` jobs.
-        picked = pick.cte("picked")
-        chosen = Job.id == picked.c.id
-    else:
-        chosen = Job.id.in_(pick.scalar_subquery())  # SQLite: no row locks, run once
     token = secrets.token_hex(16)
-    stmt = (
-        update(Job)
-        .where(chosen, due)
-        .values(
-            status=RUNNING,
-            attempts=Job.attempts + 1,
-            locked_until=now + lease,
-            lock_token=token,
-            updated_at=now,
-        )
-        .returning(
-            Job.id,
-            Job.kind,
-            Job.payload,
-            Job.attempts,
-            Job.max_attempts,
-            Job.run_at,
-            Job.trace_context,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    rows = sorted((await session.execute(stmt)).all(), key=lambda row: row[5])
+    params = {"now": now, "limit": limit, "lease_end": now + lease, "token": token}
+    rows = sorted((await session.execute(_for(session)[2], params)).all(), key=lambda r: r[5])
     return [Claim(r[0], r[1], r[2], r[3], r[4], token, r[6]) for r in rows]
 
 
@@ -178,15 +198,9 @@ async def finish_many(session: AsyncSession, jobs: Sequence[Claim]) -> int:
     """Mark ``jobs`` done in one statement, those this runner still holds; returns how many."""
     if not jobs:
         return 0
-    now = utcnow()
-    held = tuple_(Job.id, Job.lock_token).in_([(job.id, job.token) for job in jobs])
-    stmt = (
-        update(Job)
-        .where(held)
-        .values(status=DONE, finished_at=now, updated_at=now, locked_until=None, lock_token=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    held = [(job.id, job.token) for job in jobs]
+    result = await session.execute(_FINISH, {"now": utcnow(), "held": held})
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def fail(session: AsyncSession, job: Claim, error: str, *, delay: timedelta) -> str:

@@ -19,6 +19,10 @@ from emporium.core.config import Settings
 ALL_EVENTS = "*"
 
 
+Write = Callable[[AsyncSession], Awaitable[None]]
+"""A write a handler leaves for the transaction that records its attempt's outcome."""
+
+
 @dataclass(frozen=True)
 class JobRun:
     """One attempt of a job, as its handler sees it (``attempt`` counts from 1)."""
@@ -30,6 +34,17 @@ class JobRun:
     max_attempts: int
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
+    writes: list[Write] = field(default_factory=list)
+
+    def record_with_result(self, write: Write) -> None:
+        """Run ``write(session)`` in the transaction that records this attempt's outcome
+        (done, or failed and retried), whether the handler then returns or raises: a record
+        of what the handler did outside the database (an e-mail's ``sent_at``, a webhook
+        attempt) commits with the job's result instead of in a transaction of its own. A
+        crash before that commit runs the job again, as one before a handler's own commit
+        would. The runner drops (and logs) writes that fail for another reason than an
+        outage, so that the job's result is still recorded."""
+        self.writes.append(write)
 
 
 Handler = Callable[[JobRun], Awaitable[None]]

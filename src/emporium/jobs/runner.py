@@ -17,7 +17,7 @@ import contextlib
 import random
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ from emporium.core.tracing import background, job_span, mark_failed, span_ids
 from emporium.jobs import queue
 from emporium.jobs.metrics import observe_run
 from emporium.jobs.outbox import enqueue
-from emporium.jobs.registry import JobRun, Registry, RetryLater
+from emporium.jobs.registry import JobRun, Registry, RetryLater, Write
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -61,6 +61,9 @@ class Outcome:
     delay: timedelta | None
     seconds: float = 0.0
     trace_ids: dict[str, str] = field(default_factory=dict)
+    writes: tuple[Write, ...] = ()
+    """What the handler left for the transaction that records the outcome (``JobRun.
+    record_with_result``)."""
 
 
 def schedule_slot(now: datetime, every: timedelta) -> int:
@@ -136,13 +139,23 @@ class Runner:
         """Run one claimed job inside its span (continuing the trace of the request that
         caused it, when tracing) and time it for ``emporium_job_duration_seconds``."""
         span: Span | None
+        run = JobRun(
+            str(job.id),
+            job.kind,
+            dict(job.payload),
+            job.attempts,
+            job.max_attempts,
+            self.sessionmaker,
+            self.settings,
+        )
         with job_span(job.kind, job.id, job.attempts, job.trace_context) as span:
             started = time.perf_counter()
-            error, delay = await self._execute(job)
+            error, delay = await self._execute(job, run)
             if error is not None:
                 mark_failed(span, error)
             ids = span_ids()  # the job's log line, a turn later, still names its span
-        return Outcome(job, error, delay, time.perf_counter() - started, ids)
+        seconds = time.perf_counter() - started
+        return Outcome(job, error, delay, seconds, ids, tuple(run.writes))
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Record finished jobs: the successes in one statement, each failure with its
@@ -154,7 +167,11 @@ class Runner:
         self._log(outcomes, failed)
 
     async def _record_in(self, session: AsyncSession, outcomes: list[Outcome]) -> dict[str, str]:
-        """:meth:`_record` in ``session``'s transaction; returns the failures' new status."""
+        """:meth:`_record` in ``session``'s transaction (after the writes the handlers left
+        for it); returns the failures' new status."""
+        for o in outcomes:
+            for write in o.writes:
+                await write(session)
         await queue.finish_many(session, [o.job for o in outcomes if o.error is None])
         failed = {}
         for o in outcomes:
@@ -183,22 +200,13 @@ class Runner:
                     **o.trace_ids,
                 )
 
-    async def _execute(self, job: queue.Claim) -> tuple[str | None, timedelta | None]:
+    async def _execute(self, job: queue.Claim, run: JobRun) -> tuple[str | None, timedelta | None]:
         """Run the handler; ``(error text, chosen delay)``, or ``(None, None)`` on success."""
         if job.attempts > job.max_attempts:
             return "attempts used up (the last runner stopped without a result)", None
         handler = self.registry.handlers.get(job.kind)
         if handler is None:
             return f"no handler for job kind {job.kind!r}", None
-        run = JobRun(
-            str(job.id),
-            job.kind,
-            dict(job.payload),
-            job.attempts,
-            job.max_attempts,
-            self.sessionmaker,
-            self.settings,
-        )
         try:
             async with asyncio.timeout(self.lease.total_seconds() * LEASE_SHARE):
                 await handler(run)
@@ -225,7 +233,8 @@ class Runner:
     async def turn(self, room: int) -> tuple[int, list[queue.Claim]]:
         """One transaction: record the jobs finished since the last turn, dispatch a batch
         of events and claim up to ``room`` due jobs. Returns (events dispatched, claims);
-        on failure the finished jobs are kept for the next turn."""
+        on failure the finished jobs are kept for the next turn (without their handlers'
+        writes unless the database was out: a failing write must not block the queue)."""
         outcomes, self._results = self._results, []
         try:
             async with self.sessionmaker() as session, session.begin():
@@ -234,7 +243,9 @@ class Runner:
                     session, self.registry, max_attempts=self.settings.jobs_max_attempts
                 )
                 claims = await queue.claim_many(session, lease=self.lease, limit=room)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception) and outage_kind(exc) is None:
+                outcomes = _without_writes(outcomes, self.name)
             self._results[:0] = outcomes
             raise
         self._log(outcomes, failed)
@@ -308,6 +319,14 @@ class Runner:
         # The loops' tasks copy the context: the clock, and (tracing) no spans for polling.
         with use(self.clock), background():
             await asyncio.gather(self._work(), self._schedules())
+
+
+def _without_writes(outcomes: list[Outcome], runner: str) -> list[Outcome]:
+    """``outcomes`` without the writes their handlers left (logged when there were any)."""
+    dropped = [str(o.job.id) for o in outcomes if o.writes]
+    if dropped:
+        log.error("job_writes_dropped", job_ids=dropped, runner=runner)
+    return [replace(o, writes=()) for o in outcomes]
 
 
 def _log_failure(event: str, exc: Exception, runner: str) -> None:

@@ -10,11 +10,12 @@ and mail clients treat as the same message (docs/adr/0009-jobs-outbox-webhooks.m
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,12 +34,43 @@ EMAILS_FAILED = Counter(
 )
 
 
-async def _record(
-    session: AsyncSession, key: str, template: str, sender: str
-) -> tuple[uuid.UUID, str, datetime | None]:
-    """The message's record ``(id, Message-ID, sent_at)``, made now unless it exists (one
-    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``; a read only for a retried message)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+_MAIL = cast(Table, MailMessage.__table__)
+_RECORD = {  # built once; the values are bound at each execution
+    name: dialect.insert(_MAIL)
+    .on_conflict_do_nothing()
+    .returning(_MAIL.c.id, _MAIL.c.message_id, _MAIL.c.sent_at)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_RECORDED = select(_MAIL.c.id, _MAIL.c.message_id, _MAIL.c.sent_at).where(
+    _MAIL.c.dedupe_key == bindparam("key", type_=_MAIL.c.dedupe_key.type)
+)
+_MARK_SENT = (
+    update(_MAIL)
+    .where(_MAIL.c.id == bindparam("record_id", type_=_MAIL.c.id.type))
+    .values(sent_at=bindparam("now", type_=_MAIL.c.sent_at.type))
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A message's record: its row id, its fixed Message-ID, and when it was sent (None:
+    not yet)."""
+
+    id: uuid.UUID
+    message_id: str
+    sent_at: datetime | None
+
+    async def mark_sent(self, session: AsyncSession) -> None:
+        """Record in ``session``'s transaction that the message was sent (now)."""
+        await session.execute(_MARK_SENT, {"record_id": self.id, "now": utcnow()})
+
+
+async def record_message(
+    session: AsyncSession, *, key: str, template: str, sender: str
+) -> Recorded:
+    """The record of message ``key``, made now in ``session``'s transaction unless it exists
+    (one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``; a read only for a retried message).
+    A handler that reads its recipient records the message in the same transaction."""
     values = {
         "id": uuid.uuid4(),
         "dedupe_key": key,
@@ -46,12 +78,35 @@ async def _record(
         "template": template,
         "created_at": utcnow(),
     }
-    columns = (MailMessage.id, MailMessage.message_id, MailMessage.sent_at)
-    insert = dialect.insert(MailMessage).values(values).on_conflict_do_nothing()
-    row = (await session.execute(insert.returning(*columns))).first()
+    insert = _RECORD.get(session.get_bind().dialect.name, _RECORD["sqlite"])
+    row = (await session.execute(insert, values)).first()
     if row is None:  # recorded by an earlier attempt
-        row = (await session.execute(select(*columns).where(MailMessage.dedupe_key == key))).one()
-    return row[0], row[1], row[2]
+        row = (await session.execute(_RECORDED, {"key": key})).one()
+    return Recorded(row[0], row[1], row[2])
+
+
+async def send_recorded(
+    transport: Transport,
+    recorded: Recorded,
+    *,
+    template: str,
+    context: dict[str, Any],
+    to: str,
+    sender: str,
+) -> bool:
+    """Send the ``recorded`` message (``template`` to ``to``) unless it was sent already;
+    returns whether it was sent now (the caller then commits ``recorded.mark_sent``).
+    Raises as :func:`send_once`."""
+    if recorded.sent_at is not None:
+        return False
+    message = compose(template, context, to=to, sender=sender, message_id=recorded.message_id)
+    try:
+        await transport.send(message)
+    except Exception:
+        EMAILS_FAILED.labels(template).inc()
+        raise
+    EMAILS_SENT.labels(template).inc()
+    return True
 
 
 async def send_once(
@@ -68,21 +123,11 @@ async def send_once(
     whether it was sent now. Raises whatever the transport raises (the job retries) and
     UnsafeHeader for an address that would inject headers."""
     async with sessionmaker() as session, session.begin():
-        record_id, message_id, sent_at = await _record(session, key, template, sender)
-    if sent_at is not None:
+        recorded = await record_message(session, key=key, template=template, sender=sender)
+    if not await send_recorded(
+        transport, recorded, template=template, context=context, to=to, sender=sender
+    ):
         return False
-    message = compose(template, context, to=to, sender=sender, message_id=message_id)
-    try:
-        await transport.send(message)
-    except Exception:
-        EMAILS_FAILED.labels(template).inc()
-        raise
-    EMAILS_SENT.labels(template).inc()
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(MailMessage)
-            .where(MailMessage.id == record_id)
-            .values(sent_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        await recorded.mark_sent(session)
     return True

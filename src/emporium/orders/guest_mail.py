@@ -4,7 +4,7 @@
 Events carry ids, never addresses: the job reads the order's sealed e-mail when it runs.
 Customers' order e-mails go to the account (``accounts.notifications``); these handlers
 leave those alone. Each message is keyed by its event and template (``mail.service.
-send_once``): a retried job never sends a second e-mail.
+record_message``): a retried job never sends a second e-mail.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from emporium.accounts.notifications import order_context
 from emporium.accounts.protect import AccountsContext
 from emporium.jobs.registry import JobRun, Registry
-from emporium.mail.service import send_once
+from emporium.mail.service import record_message, send_recorded
 from emporium.mail.transport import Transport
 from emporium.orders.queries import order_email
 
@@ -33,19 +33,23 @@ def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Calla
         if data.get("customer_id"):
             return  # a customer's order: the account's e-mail gets it
         order_id = uuid.UUID(str(data["order_id"]))
-        async with run.sessionmaker() as session:
+        sender = run.settings.mail_from
+        async with run.sessionmaker() as session, session.begin():  # the address and the record
             email = await order_email(session, ctx.vault, order_id)
-        if not email:
-            return  # no such order any more, or no e-mail recorded
-        await send_once(
-            run.sessionmaker,
+            if not email:
+                return  # no such order any more, or no e-mail recorded
+            key = f"{run.payload['event_id']}:{template}"
+            recorded = await record_message(session, key=key, template=template, sender=sender)
+        sent = await send_recorded(
             transport,
-            key=f"{run.payload['event_id']}:{template}",
+            recorded,
             template=template,
             context={"first_name": None, **order_context(data)},
             to=email,
-            sender=run.settings.mail_from,
+            sender=sender,
         )
+        if sent:  # sent_at commits with the job's result: no transaction of its own
+            run.record_with_result(recorded.mark_sent)
 
     return handle
 

@@ -3,8 +3,9 @@
 ``webhooks.fanout`` runs once per public event: it creates one delivery per subscribed
 active endpoint (unique per endpoint and event, so a second run adds nothing) and a
 ``webhooks.deliver`` job for each. ``webhooks.deliver`` sends the stored body with the
-delivery's fixed ``webhook-id``, records the attempt, and on failure asks the runner to
-retry after the backoff it shows as ``next_retry_at``.
+delivery's fixed ``webhook-id``, records the attempt (in the transaction that records the
+job's result: ``JobRun.record_with_result``), and on failure asks the runner to retry after
+the backoff it shows as ``next_retry_at``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 import msgspec
 from prometheus_client import Counter
-from sqlalchemy import Update, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import decrypt_field
 from emporium.jobs.outbox import enqueue_many
-from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater
+from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater, Write
 from emporium.jobs.runner import backoff
 from emporium.webhooks import sender
 from emporium.webhooks.addresses import Resolver, system_resolver
@@ -74,11 +76,7 @@ async def fanout(run: JobRun) -> None:
     event_type = str(run.payload["type"])
     event_id = uuid.UUID(str(run.payload["event_id"]))
     async with run.sessionmaker() as session, session.begin():
-        endpoints = await session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-                WebhookEndpoint.is_active.is_(True)
-            )
-        )
+        endpoints = await session.execute(_ACTIVE)
         targets = [endpoint_id for endpoint_id, events in endpoints if event_type in events]
         if not targets:
             return
@@ -99,9 +97,8 @@ async def fanout(run: JobRun) -> None:
                     "created_at": now,
                 }
             )
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(WebhookDelivery).values(rows).on_conflict_do_nothing()
-        made = (await session.execute(insert.returning(WebhookDelivery.id))).scalars().all()
+        insert = _DELIVERIES.get(session.get_bind().dialect.name, _DELIVERIES["sqlite"])
+        made = (await session.execute(insert, rows)).scalars().all()
         await enqueue_many(  # none for deliveries an earlier run of this job made
             session,
             DELIVER,
@@ -110,25 +107,57 @@ async def fanout(run: JobRun) -> None:
         )
 
 
+_DELIVERY = cast(Table, WebhookDelivery.__table__)
+_ENDPOINT = cast(Table, WebhookEndpoint.__table__)
+_ATTEMPT = cast(Table, WebhookAttempt.__table__)
+_ACTIVE = select(_ENDPOINT.c.id, _ENDPOINT.c.events).where(_ENDPOINT.c.is_active.is_(True))
+_DELIVERIES = {  # built once, the rows bound at each execution
+    name: dialect.insert(_DELIVERY).on_conflict_do_nothing().returning(_DELIVERY.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_TO_SEND = (
+    select(
+        _DELIVERY.c.status,
+        _DELIVERY.c.msg_id,
+        _DELIVERY.c.body,
+        _ENDPOINT.c.id,
+        _ENDPOINT.c.url,
+        _ENDPOINT.c.secret_enc,
+    )
+    .join_from(_DELIVERY, _ENDPOINT, _ENDPOINT.c.id == _DELIVERY.c.endpoint_id)
+    .where(_DELIVERY.c.id == bindparam("delivery_id", type_=_DELIVERY.c.id.type))
+)
+_RECORD_ATTEMPT = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.id == bindparam("delivery_id", type_=_DELIVERY.c.id.type))
+    .values(
+        attempts=_DELIVERY.c.attempts + 1,
+        last_status_code=bindparam("code", type_=_DELIVERY.c.last_status_code.type),
+        last_duration_ms=bindparam("ms", type_=_DELIVERY.c.last_duration_ms.type),
+        last_error=bindparam("error", type_=_DELIVERY.c.last_error.type),
+        status=bindparam("new_status", type_=_DELIVERY.c.status.type),
+        next_retry_at=bindparam("retry_at", type_=_DELIVERY.c.next_retry_at.type),
+        delivered_at=bindparam("done_at", type_=_DELIVERY.c.delivered_at.type),
+    )
+)
+_INSERT_ATTEMPT = insert(_ATTEMPT)
+
+
 def _attempt(
     delivery_id: uuid.UUID, outcome: sender.Outcome, now: datetime, retry_at: datetime | None
-) -> tuple[Update, dict[str, Any]]:
-    """The delivery's update and its attempt row for one attempt's ``outcome``."""
+) -> Write:
+    """The write that records one attempt's ``outcome``: the delivery's new state and its
+    attempt row (none when the delivery is gone), with the statements built once above."""
     status = SUCCEEDED if outcome.ok else PENDING if retry_at else FAILED
-    update_delivery = (
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .values(
-            attempts=WebhookDelivery.attempts + 1,
-            last_status_code=outcome.status_code,
-            last_duration_ms=outcome.duration_ms,
-            last_error=outcome.error,
-            status=status,
-            next_retry_at=retry_at,
-            delivered_at=now if outcome.ok else None,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    update_delivery = {
+        "delivery_id": delivery_id,
+        "code": outcome.status_code,
+        "ms": outcome.duration_ms,
+        "error": outcome.error,
+        "new_status": status,
+        "retry_at": retry_at,
+        "done_at": now if outcome.ok else None,
+    }
     attempt = {
         "id": uuid.uuid4(),
         "delivery_id": delivery_id,
@@ -137,17 +166,13 @@ def _attempt(
         "duration_ms": outcome.duration_ms,
         "error": outcome.error,
     }
-    return update_delivery, attempt
 
+    async def write(session: AsyncSession) -> None:
+        result = await session.execute(_RECORD_ATTEMPT, update_delivery)
+        if result.rowcount:  # type: ignore[attr-defined]
+            await session.execute(_INSERT_ATTEMPT, attempt)
 
-_TO_SEND = select(
-    WebhookDelivery.status,
-    WebhookDelivery.msg_id,
-    WebhookDelivery.body,
-    WebhookEndpoint.id,
-    WebhookEndpoint.url,
-    WebhookEndpoint.secret_enc,
-).join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    return write
 
 
 def deliver_handler(ctx: WebhooksContext) -> Handler:
@@ -156,7 +181,7 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
     async def deliver(run: JobRun) -> None:
         delivery_id = uuid.UUID(str(run.payload["delivery_id"]))
         async with run.sessionmaker() as session:  # one read: the delivery and its endpoint
-            row = (await session.execute(_TO_SEND.where(WebhookDelivery.id == delivery_id))).first()
+            row = (await session.execute(_TO_SEND, {"delivery_id": delivery_id})).first()
         if row is None or row.status == SUCCEEDED:
             return  # deleted (with its endpoint), or delivered by an earlier run
         s = run.settings
@@ -176,12 +201,8 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
         )
         delay = None if outcome.ok or run.attempt >= run.max_attempts else backoff(s, run.attempt)
         DELIVERIES.labels("succeeded" if outcome.ok else "retrying" if delay else "failed").inc()
-        update_delivery, attempt = _attempt(
-            delivery_id, outcome, now, now + delay if delay else None
-        )
-        async with run.sessionmaker() as session, session.begin():
-            if (await session.execute(update_delivery)).rowcount:  # type: ignore[attr-defined]
-                await session.execute(insert(WebhookAttempt).values(attempt))
+        # recorded with the job's result (done, or retried): no transaction of its own
+        run.record_with_result(_attempt(delivery_id, outcome, now, now + delay if delay else None))
         if not outcome.ok:
             reason = outcome.error or f"answered {outcome.status_code}"
             if delay is None:

@@ -218,7 +218,16 @@ async def _open_raw_pool(settings: Settings) -> asyncpg.Pool | None:
         min_size=0,
         max_size=settings.database_pool_size,
         timeout=settings.database_connect_timeout_seconds,
+        reset=_keep_session,
     )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The raw pool's reset on release: nothing beyond what asyncpg always does (roll back
+    an open transaction, drop listeners). Its connections only run single ``SELECT``s (the
+    catalog reads), which change no session state, so asyncpg's default reset statement
+    (``RESET ALL; CLOSE ALL; UNLISTEN *; pg_advisory_unlock_all()``) would be a second round
+    trip per read with nothing to undo: 20% of a worker's samples on cache misses."""
 
 
 def _watch_metrics(app: Litestar, settings: Settings) -> None:

@@ -20,7 +20,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Server
-from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,6 +59,7 @@ from emporium.core.http.openapi import (
 )
 from emporium.core.http.ops import MetricsController, healthz, loopback_client, readyz
 from emporium.core.http.ratelimit import RateLimiter, backend_probe
+from emporium.core.http.request_metrics import RequestMetrics
 from emporium.core.logging import configure_logging
 from emporium.core.metrics import sample_raw_pool, watch_pool
 from emporium.core.resources import Resources, provide_resources
@@ -218,7 +218,16 @@ async def _open_raw_pool(settings: Settings) -> asyncpg.Pool | None:
         min_size=0,
         max_size=settings.database_pool_size,
         timeout=settings.database_connect_timeout_seconds,
+        reset=_keep_session,
     )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The raw pool's reset on release: nothing beyond what asyncpg always does (roll back
+    an open transaction, drop listeners). Its connections only run single ``SELECT``s (the
+    catalog reads), which change no session state, so asyncpg's default reset statement
+    (``RESET ALL; CLOSE ALL; UNLISTEN *; pg_advisory_unlock_all()``) would be a second round
+    trip per read with nothing to undo: 20% of a worker's samples on cache misses."""
 
 
 def _watch_metrics(app: Litestar, settings: Settings) -> None:
@@ -419,12 +428,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     configure_logging(settings)
     configure_tracing(settings, role="serve")  # once per process; off by default
     _install_orm_hooks()
-    prometheus = PrometheusConfig(
-        app_name="emporium",
-        prefix="emporium",
-        group_path=True,
-        exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
-    )
     handlers: list[Any] = [_api_router(), admin_ui_router, healthz, readyz, Metrics]
     openapi_config = None
     if settings.docs_enabled:
@@ -451,7 +454,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         },
         exception_handlers={Exception: handle_exception},
         before_request=check_json_body,
-        middleware=[prometheus.middleware],
+        middleware=[RequestMetrics],  # emporium_requests_total & co., per route
         lifespan=[_lifespan(settings)],
         on_startup=_OPENAPI_HOOKS if settings.docs_enabled else [],
         openapi_config=openapi_config,

@@ -255,3 +255,29 @@ async def test_product_cache_hits_misses_and_evictions_are_counted(
     assert grew(lookups, cache="product", result="miss") == 3
     assert grew(lookups, cache="product", result="hit") == 1
     assert grew(evictions, cache="product", reason="capacity") == 2
+
+
+async def test_requests_are_counted_and_timed_per_route_template(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """``emporium_requests_*`` per method, route template, status and app name (the labels
+    dashboards group by); probes and ``/metrics`` itself are not counted."""
+    category = await create_category(client, admin_headers)
+    product = await create_product(client, admin_headers, category["id"])
+    before = await scrape(client, admin_headers)
+    for key in (product["id"], product["id"], "no-such-product"):
+        await client.get(f"{API}/products/{key}")
+    assert (await client.get("/healthz")).status_code == 200
+    after = await scrape(client, admin_headers)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = {"method": "GET", "path": "/api/v1/products/{id_or_slug}", "app_name": "emporium"}
+    assert grew("emporium_requests_total", status_code="200", **route) == 2
+    assert grew("emporium_requests_total", status_code="404", **route) == 1
+    assert grew("emporium_request_duration_seconds_count", status_code="200", **route) == 2
+    assert grew("emporium_requests_error_total", status_code="404", **route) == 0
+    assert value(after, "emporium_requests_in_progress", status_code="200", **route) == 0
+    probes = [labels for name, labels in after if name == "emporium_requests_total"]
+    assert not [labels for labels in probes if ("path", "/healthz") in labels]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Literal
 
 ActorType = Literal["user", "api_key", "system", "cli"]
@@ -37,16 +37,26 @@ def current_actor() -> ActorContext:
     return _current.get() or ActorContext()
 
 
+def open_request(request_id: str) -> Token[ActorContext | None]:
+    """Start one request with a fresh actor context (anonymous until the caller is known), so
+    that nothing about one request's caller leaks into the next; end it with
+    :func:`close_request` (the request middleware's form of :func:`request_scope`)."""
+    return _current.set(ActorContext(actor_type="system", request_id=request_id))
+
+
+def close_request(token: Token[ActorContext | None]) -> None:
+    """End the request :func:`open_request` started: the previous context is current again."""
+    _current.reset(token)
+
+
 @contextmanager
 def request_scope(request_id: str) -> Iterator[ActorContext]:
-    """Run one request with a fresh actor context (anonymous until the caller is known), so
-    that nothing about one request's caller leaks into the next."""
-    context = ActorContext(actor_type="system", request_id=request_id)
-    token = _current.set(context)
+    """Run one request with a fresh actor context (:func:`open_request`)."""
+    token = open_request(request_id)
     try:
-        yield context
+        yield current_actor()
     finally:
-        _current.reset(token)
+        close_request(token)
 
 
 @contextmanager

@@ -49,6 +49,12 @@ _DOCS_CSP = (
     b"form-action 'self'; frame-ancestors 'none'",
 )
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+# The headers every response gets, by (documentation viewer?, served over HTTPS?).
+_EXTRA = {
+    (docs, https): (*_COMMON, _DOCS_CSP if docs else _API_CSP, *([_HSTS] if https else []))
+    for docs in (False, True)
+    for https in (False, True)
+}
 _REFUSED_METHODS = frozenset({"TRACE", "CONNECT", "TRACK"})
 _CREDENTIAL_PARAMS = frozenset(
     {
@@ -88,10 +94,9 @@ class SecurityHeaders:
         address, scheme = resolve(scope, self.trust)
         state = scope.setdefault("state", {})
         state["client_ip"] = address
-        extra = [*_COMMON, _DOCS_CSP if scope["path"].startswith("/docs") else _API_CSP]
-        own_policy = scope["path"].startswith("/admin")
-        if scheme == "https":
-            extra.append(_HSTS)
+        path = scope["path"]
+        extra = _EXTRA[path.startswith("/docs"), scheme == "https"]
+        own_policy = path.startswith("/admin")
 
         async def send_hardened(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -106,8 +111,11 @@ class SecurityHeaders:
                     _log_validation_failure(scope)
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(client_ip=address):
+        logged = structlog.contextvars.bind_contextvars(client_ip=address)
+        try:
             await self.app(scope, receive, send_hardened)
+        finally:
+            structlog.contextvars.reset_contextvars(**logged)
 
 
 def _without_second_csp(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -6,9 +6,9 @@ Pure ASGI (no per-request objects) because it runs on every request.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -17,7 +17,7 @@ from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from emporium.core.actor import request_scope
+from emporium.core.actor import close_request, open_request
 from emporium.core.errors import (
     DomainError,
     InvalidInput,
@@ -84,10 +84,9 @@ class ConventionsMiddleware:
             await send(message)
 
         method = http_scope["method"]
-        with (
-            structlog.contextvars.bound_contextvars(request_id=request_id),
-            request_scope(request_id),
-        ):
+        logged = structlog.contextvars.bind_contextvars(request_id=request_id)
+        actor = open_request(request_id)
+        try:
             refusal = _refusal(http_scope, content_type, has_body)
             if refusal is not None:
                 for message in refusal:
@@ -101,6 +100,9 @@ class ConventionsMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+        finally:
+            close_request(actor)
+            structlog.contextvars.reset_contextvars(**logged)
 
 
 def _with_allow(scope: HTTPScope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -144,7 +146,18 @@ def _read_headers(scope: HTTPScope) -> tuple[str, bytes, bool]:
             has_body = value.strip() not in (b"0", b"")
         elif name == b"transfer-encoding":
             has_body = True
-    return request_id or uuid.uuid4().hex, content_type, has_body
+    return request_id or new_request_id(), content_type, has_body
+
+
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def new_request_id() -> str:
+    """A random version-4 UUID in hex, as ``uuid.uuid4().hex`` gives it (the same bits set,
+    without building a ``UUID`` object on every request)."""
+    bits = int.from_bytes(os.urandom(16), "big")
+    return f"{bits & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")

@@ -44,6 +44,7 @@ LOW_STOCK = 5
 
 _V = table_of(Variant).c
 _M = table_of(StockMovement).c
+_INSERT_MOVEMENTS = insert(table_of(StockMovement))
 
 
 _DELTA = bindparam("delta", type_=Integer)
@@ -167,7 +168,7 @@ async def take_stock(
             for v in short
         ]
         raise InsufficientStock(f"{len(lines)} line(s) are short of stock.", lines=lines)
-    await session.execute(insert(table_of(StockMovement)), movements)
+    await session.execute(_INSERT_MOVEMENTS, movements)
     for product_id in products:
         product_changed(session, product_id)
 

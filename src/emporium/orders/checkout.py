@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.accounts.addresses import own_address_fields
@@ -32,7 +32,7 @@ from emporium.core.db.base import table_of
 from emporium.core.errors import InvalidInput
 from emporium.core.metrics import count_on_commit
 from emporium.inventory.service import take_stock
-from emporium.jobs.outbox import emit_event
+from emporium.jobs.outbox import record_event
 from emporium.orders import carts, idempotency
 from emporium.orders.cart import cart_quantities, empty_cart, line_title
 from emporium.orders.exceptions import (
@@ -71,19 +71,28 @@ _V, _P, _O = table_of(Variant).c, table_of(Product).c, table_of(Order).c
 _U = table_of(UserAccount).c
 PAYMENT_MINUTES = 60
 """Default of ``EMPORIUM_ORDER_PAYMENT_MINUTES``: how long a new order waits for payment."""
-_PRICING = select(
-    _V.id,
-    _V.sku,
-    _V.title,
-    _V.price,
-    _V.currency,
-    _V.product_id,
-    _V.weight_grams,
-    _P.title.label("product_title"),
-    _P.published,
-    _P.tax_class,
-    _P.category_id,
-).join(table_of(Product), _P.id == _V.product_id)
+_PRICED = (
+    select(
+        _V.id,
+        _V.sku,
+        _V.title,
+        _V.price,
+        _V.currency,
+        _V.product_id,
+        _V.weight_grams,
+        _P.title.label("product_title"),
+        _P.published,
+        _P.tax_class,
+        _P.category_id,
+    )
+    .join(table_of(Product), _P.id == _V.product_id)
+    .where(_V.id.in_(bindparam("variant_ids", expanding=True)))
+)
+"""Each line's variant, price and product (statements built once: checkout runs them per order)."""
+_ACCOUNT_EMAIL = select(_U.email_enc).where(_U.id == bindparam("user_id", type_=_U.id.type))
+_INSERT_ORDER = insert(table_of(Order))
+_INSERT_LINES = insert(table_of(OrderLine))
+_INSERT_CHANGE = insert(table_of(OrderStatusChange))
 log = structlog.get_logger("emporium.orders")
 ORDERS_PLACED = Counter(
     "emporium_orders_placed_total",
@@ -114,7 +123,8 @@ def _merge(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int]:
 
 
 async def _priced(session: AsyncSession, quantities: dict[uuid.UUID, int]) -> list[Any]:
-    rows = {r.id: r for r in await session.execute(_PRICING.where(_V.id.in_(list(quantities))))}
+    found = await session.execute(_PRICED, {"variant_ids": list(quantities)})
+    rows = {r.id: r for r in found}
     missing = [v for v in quantities if v not in rows or not rows[v].published]
     if missing:
         raise VariantUnavailable(
@@ -164,7 +174,7 @@ class Purchase:
 
 
 async def _account_email(session: AsyncSession, ctx: AccountsContext, user_id: uuid.UUID) -> str:
-    sealed = await session.scalar(select(_U.email_enc).where(_U.id == user_id))
+    sealed = await session.scalar(_ACCOUNT_EMAIL, {"user_id": user_id})
     return ctx.vault.open_column(UserAccount.email_enc, user_id, sealed) or ""
 
 
@@ -373,7 +383,7 @@ async def _place(
         event = order_event_data(
             order_id, number, customer, "pending", quoted.priced, order["currency"], lines
         )
-        emit_event(session, "order.created", event)
+        await record_event(session, "order.created", event)
         count_on_commit(session, ORDERS_PLACED.inc)
     return _answer(order, purchase, quoted, lines, token)
 
@@ -429,9 +439,9 @@ async def _insert(
     prices_include_tax: bool,
 ) -> None:
     """Write the order row, its lines and its first status change."""
-    await session.execute(insert(table_of(Order)), [order])
+    await session.execute(_INSERT_ORDER, order)
     await session.execute(
-        insert(table_of(OrderLine)),
+        _INSERT_LINES,
         [
             {
                 "order_id": order["id"],
@@ -451,7 +461,7 @@ async def _insert(
         "actor_role": "customer" if order["customer_id"] else "guest",
         "created_at": order["created_at"],
     }
-    await session.execute(insert(table_of(OrderStatusChange)), [change])
+    await session.execute(_INSERT_CHANGE, change)
 
 
 def _answer(

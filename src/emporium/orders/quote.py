@@ -30,12 +30,11 @@ from emporium.promotions.engine import Line, Offer, Outcome, choose
 from emporium.shipping.geo import address_region
 from emporium.shipping.models import ShippingMethod
 from emporium.shipping.serving import (
+    ChosenMethod,
     country_rates,
-    find_method,
+    find_method_in_zone,
     serving_methods,
     shipping_configured,
-    weight_fits,
-    zone_of,
 )
 
 
@@ -73,7 +72,7 @@ class Quote:
     (``promotions.engine.Outcome``) on the ``lines`` it was given."""
 
     priced: PricedOrder
-    method: ShippingMethod | None
+    method: ChosenMethod | None
     promotions: Outcome
     lines: tuple[Line, ...]
 
@@ -98,16 +97,11 @@ def _rate(rates: Sequence[TaxRate], place: Place | None, tax_class: str) -> int:
 
 async def _usable(
     session: AsyncSession, method_id: uuid.UUID, place: Place | None, weight: int, currency: str
-) -> ShippingMethod:
-    method = await find_method(session, method_id)
+) -> ChosenMethod:
+    method = await find_method_in_zone(session, method_id)
     if method is None or not method.active or method.currency != currency:
         raise ShippingMethodUnavailable("That shipping method is not available.")
-    zone = await zone_of(session, method)
-    if (
-        place is None
-        or not zone.serves(place.country, place.region)
-        or not weight_fits(method, weight)
-    ):
+    if place is None or not method.serves(place.country, place.region) or not method.fits(weight):
         raise ShippingMethodUnavailable(
             "That shipping method does not serve this address or this weight."
         )

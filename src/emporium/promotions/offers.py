@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.catalog.models import Category
@@ -25,6 +25,17 @@ from emporium.promotions.engine import Line, Offer, Outcome
 from emporium.promotions.models import Promotion, PromotionCustomerUse
 
 _P, _U, _C = table_of(Promotion).c, table_of(PromotionCustomerUse).c, table_of(Category).c
+_NOW = bindparam("now", type_=_P.starts_at.type)
+_AUTOMATIC = (
+    select(table_of(Promotion))
+    .where(_P.active.is_(True), _P.code.is_(None))
+    .where(_P.currency == bindparam("currency", type_=_P.currency.type))
+    .where((_P.starts_at.is_(None)) | (_P.starts_at <= _NOW))
+    .where((_P.ends_at.is_(None)) | (_P.ends_at > _NOW))
+    .where((_P.usage_limit.is_(None)) | (_P.times_used < _P.usage_limit))
+)
+"""The automatic promotions running at ``now`` in ``currency`` with uses left (built once:
+every cart view and checkout runs it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +128,7 @@ async def available(
     """The automatic promotions running ``now`` for ``currency`` with uses left (for this
     buyer too, when ``customer_key`` is known) and the entered ``codes`` (normalised), each
     usable or with its :class:`Problem`."""
-    automatic = (
-        select(table_of(Promotion))
-        .where(_P.active.is_(True), _P.code.is_(None), _P.currency == currency)
-        .where((_P.starts_at.is_(None)) | (_P.starts_at <= now))
-        .where((_P.ends_at.is_(None)) | (_P.ends_at > now))
-        .where((_P.usage_limit.is_(None)) | (_P.times_used < _P.usage_limit))
-    )
-    rows = list((await session.execute(automatic)).all())
+    rows = list((await session.execute(_AUTOMATIC, {"currency": currency, "now": now})).all())
     entered: dict[str, Any] = {}
     if codes:
         found = await session.execute(select(table_of(Promotion)).where(_P.code.in_(list(codes))))

@@ -7,10 +7,34 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from emporium.core.db.base import table_of
 from emporium.shipping.models import ShippingMethod, ShippingZone, TaxRate
+
+_M, _Z, _T = table_of(ShippingMethod).c, table_of(ShippingZone).c, table_of(TaxRate).c
+_METHOD_IN_ZONE = (
+    select(
+        _M.id,
+        _M.name,
+        _M.price,
+        _M.currency,
+        _M.free_over,
+        _M.min_weight_grams,
+        _M.max_weight_grams,
+        _M.tax_class,
+        _M.active,
+        _Z.countries,
+        _Z.regions,
+    )
+    .join(table_of(ShippingZone), _Z.id == _M.zone_id)
+    .where(_M.id == bindparam("method_id", type_=_M.id.type))
+)
+"""A method with its zone's countries and regions (built once; checkout runs it per order)."""
+_COUNTRY_RATES = select(_T.country, _T.region, _T.tax_class, _T.rate_bp).where(
+    _T.country == bindparam("country", type_=_T.country.type)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,16 +47,36 @@ class RateRow:
     rate_bp: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChosenMethod:
+    """A shipping method as a quote needs it, with its zone's ``countries`` and ``regions``
+    (read in one query by :func:`find_method_in_zone`, no ORM objects)."""
+
+    id: uuid.UUID
+    name: str
+    price: int
+    currency: str
+    free_over: int | None
+    min_weight_grams: int | None
+    max_weight_grams: int | None
+    tax_class: str
+    active: bool
+    countries: tuple[str, ...]
+    regions: tuple[str, ...]
+
+    def serves(self, country: str, region: str | None) -> bool:
+        """True when the address is in the method's zone (as ``ShippingZone.serves``)."""
+        return country in self.countries or (region is not None and region in self.regions)
+
+    def fits(self, weight_grams: int) -> bool:
+        """True when the cart's weight is within the method's bounds (as :func:`weight_fits`)."""
+        low, high = self.min_weight_grams, self.max_weight_grams
+        return (low is None or weight_grams >= low) and (high is None or weight_grams <= high)
+
+
 def zone_serves(zone: ShippingZone, country: str, region: str | None) -> bool:
     """True when the address (ISO country, ISO 3166-2 region or None) is in the zone."""
     return zone.serves(country, region)
-
-
-async def zone_of(session: AsyncSession, method: ShippingMethod) -> ShippingZone:
-    """The zone of a method."""
-    zone = await session.get(ShippingZone, method.zone_id)
-    assert zone is not None  # the foreign key holds it (RESTRICT on delete)
-    return zone
 
 
 def weight_fits(method: ShippingMethod, weight_grams: int) -> bool:
@@ -62,14 +106,19 @@ async def serving_methods(
     return sorted(found, key=lambda m: (m.price, m.name, str(m.id)))
 
 
-async def find_method(session: AsyncSession, method_id: uuid.UUID) -> ShippingMethod | None:
-    """A method by id, or None."""
-    return await session.get(ShippingMethod, method_id)
+async def find_method_in_zone(session: AsyncSession, method_id: uuid.UUID) -> ChosenMethod | None:
+    """A method and its zone by the method's id (one query), or None."""
+    row = (await session.execute(_METHOD_IN_ZONE, {"method_id": method_id})).first()
+    if row is None:
+        return None
+    return ChosenMethod(
+        *row[:9], countries=tuple(row.countries or ()), regions=tuple(row.regions or ())
+    )
 
 
 async def country_rates(session: AsyncSession, country: str) -> Sequence[RateRow]:
-    """Every rate of ``country`` and of its regions."""
-    rows = await session.scalars(select(TaxRate).where(TaxRate.country == country))
+    """Every rate of ``country`` and of its regions (rows, no ORM objects)."""
+    rows = await session.execute(_COUNTRY_RATES, {"country": country})
     return [RateRow(r.country, r.region or None, r.tax_class, r.rate_bp) for r in rows]
 
 

@@ -29,6 +29,7 @@ MAX_KEYS_PER_NOTICE = 100  # NOTIFY payloads are capped at 8000 bytes; more mean
 ALL = "*"
 
 Changes = dict[str, set[str]]
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 Subscriber = Callable[[str, set[str]], None]
 log = structlog.get_logger("emporium.changes")
 
@@ -71,10 +72,7 @@ class ChangeFeed:
         changes = session.info.pop("changes", {})
         if changes and session.get_bind().dialect.name == "postgresql":
             for payload in _payloads(changes):
-                await session.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": payload.decode()},
-                )
+                await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload.decode()})
         return dict(changes)
 
     def _on_notice(self, *args: Any) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.accounts.models import AccountToken, AuthSession, UserAccount
@@ -30,6 +30,7 @@ from emporium.accounts.recovery import (
 from emporium.accounts.service import PASSWORD_CHANGED_EVENT
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
+from emporium.core.db.base import table_of
 from emporium.core.money import format_money
 from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import record_message, send_recorded
@@ -90,7 +91,7 @@ def _context(
     return {}
 
 
-_USER = cast(Table, UserAccount.__table__).c
+_USER = table_of(UserAccount).c
 _RECIPIENT = select(_USER.is_active, _USER.email_enc, _USER.first_name_enc).where(
     _USER.id == bindparam("user_id", type_=_USER.id.type)
 )

@@ -29,23 +29,24 @@ def emit_event(session: AsyncSession, type: str, data: Mapping[str, Any]) -> uui
     """Record the domain event ``type`` (``order.created``, ...) with JSON ``data`` in
     ``session``'s transaction and return its id. Data carries ids, not personal data
     (an e-mail handler looks the address up at send time)."""
-    event_id = uuid.uuid4()
-    event = OutboxEvent(
-        id=event_id,
-        type=type,
-        data=dict(data),
-        occurred_at=utcnow(),
-        trace_context=publish_context(type, event_id),
-    )
-    session.add(event)
+    event_id, row = _event_row(type, data)
+    session.add(OutboxEvent(**row))
     return event_id
 
 
 async def record_event(session: AsyncSession, type: str, data: Mapping[str, Any]) -> uuid.UUID:
     """:func:`emit_event` written at once with a prebuilt Core insert: the same row, but no
     ORM object, so a transaction that adds none (checkout) skips the ORM flush at commit."""
+    event_id, row = _event_row(type, data)
+    await session.execute(_INSERT_EVENT, row)
+    return event_id
+
+
+def _event_row(type: str, data: Mapping[str, Any]) -> tuple[uuid.UUID, dict[str, Any]]:
+    """A new event's id and ``outbox_event`` row (not yet dispatched, with the current trace
+    context when tracing)."""
     event_id = uuid.uuid4()
-    row = {
+    return event_id, {
         "id": event_id,
         "type": type,
         "data": dict(data),
@@ -53,8 +54,6 @@ async def record_event(session: AsyncSession, type: str, data: Mapping[str, Any]
         "dispatched_at": None,
         "trace_context": publish_context(type, event_id),
     }
-    await session.execute(_INSERT_EVENT, row)
-    return event_id
 
 
 async def enqueue(

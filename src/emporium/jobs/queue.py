@@ -17,20 +17,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Insert, Integer, Table, Update, and_, bindparam, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, Integer, Update, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.sqltypes import TupleType
 
 from emporium.core.clock import utcnow
+from emporium.core.db.base import for_session, per_dialect, table_of
 from emporium.jobs.models import DEAD, DONE, QUEUED, RUNNING, Job, OutboxEvent
 from emporium.jobs.registry import Registry
 
 DISPATCH_BATCH = 100
-_JOBS = cast(Table, Job.__table__)
-_EVENTS = cast(Table, OutboxEvent.__table__)
+_JOBS, _EVENTS = table_of(Job), table_of(OutboxEvent)
 _JOB, _EVENT = _JOBS.c, _EVENTS.c
 MAX_ERROR_CHARS = 2000
 
@@ -48,12 +48,12 @@ class Claim:
     trace_context: dict[str, str] | None = None
 
 
-def _statements(postgres: bool) -> tuple[Insert, Update, Update]:
+def _statements(dialect: Any) -> tuple[Insert, Update, Update]:
     """The queue's statements for one kind of database, built once: the jobs' multi-row
     insert, the dispatch of a batch of events and the claim of up to ``:limit`` jobs. They
     name the tables (not the mapped classes), so a session runs them without the ORM's
     bulk-DML steps; the values are bound at each execution."""
-    dialect: Any = postgresql if postgres else sqlite
+    postgres = dialect is postgresql
     pick_events = (
         select(_EVENT.id)
         .where(_EVENT.dispatched_at.is_(None))
@@ -105,7 +105,7 @@ def _statements(postgres: bool) -> tuple[Insert, Update, Update]:
 
 
 _NOW = bindparam("now", type_=_JOB.run_at.type)
-_STATEMENTS = {"postgresql": _statements(True), "sqlite": _statements(False)}
+_STATEMENTS = per_dialect(_statements)
 _FINISH = (
     update(_JOBS)
     .where(
@@ -117,18 +117,13 @@ _FINISH = (
 )
 
 
-def _for(session: AsyncSession) -> tuple[Insert, Update, Update]:
-    """The statements for ``session``'s database (SQLite's for anything not PostgreSQL)."""
-    return _STATEMENTS.get(session.get_bind().dialect.name, _STATEMENTS["sqlite"])
-
-
 async def dispatch_events(session: AsyncSession, registry: Registry, *, max_attempts: int) -> int:
     """Turn undispatched events into one job per subscribed kind, in one transaction.
 
     The dedupe key ``<event id>:<kind>`` makes dispatching the same event twice harmless;
     each job carries its event's trace context. Returns how many events were dispatched.
     """
-    insert_jobs, dispatch, _claim = _for(session)
+    insert_jobs, dispatch, _claim = for_session(_STATEMENTS, session)
     events = (await session.execute(dispatch, {"now": utcnow()})).all()
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -185,7 +180,10 @@ async def claim_many(session: AsyncSession, *, lease: timedelta, limit: int) -> 
     now = utcnow()
     token = secrets.token_hex(16)
     params = {"now": now, "limit": limit, "lease_end": now + lease, "token": token}
-    rows = sorted((await session.execute(_for(session)[2], params)).all(), key=lambda r: r[5])
+    rows = sorted(
+        (await session.execute(for_session(_STATEMENTS, session)[2], params)).all(),
+        key=lambda r: r[5],
+    )
     return [Claim(r[0], r[1], r[2], r[3], r[4], token, r[6]) for r in rows]
 
 

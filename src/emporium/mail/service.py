@@ -12,14 +12,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium.core.clock import utcnow
+from emporium.core.db.base import for_session, per_dialect, table_of
 from emporium.mail.compose import compose, message_id_for
 from emporium.mail.models import MailMessage
 from emporium.mail.transport import Transport
@@ -34,13 +34,14 @@ EMAILS_FAILED = Counter(
 )
 
 
-_MAIL = cast(Table, MailMessage.__table__)
-_RECORD = {  # built once; the values are bound at each execution
-    name: dialect.insert(_MAIL)
-    .on_conflict_do_nothing()
-    .returning(_MAIL.c.id, _MAIL.c.message_id, _MAIL.c.sent_at)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_MAIL = table_of(MailMessage)
+_RECORD = per_dialect(  # built once; the values are bound at each execution
+    lambda dialect: (
+        dialect.insert(_MAIL)
+        .on_conflict_do_nothing()
+        .returning(_MAIL.c.id, _MAIL.c.message_id, _MAIL.c.sent_at)
+    )
+)
 _RECORDED = select(_MAIL.c.id, _MAIL.c.message_id, _MAIL.c.sent_at).where(
     _MAIL.c.dedupe_key == bindparam("key", type_=_MAIL.c.dedupe_key.type)
 )
@@ -78,8 +79,7 @@ async def record_message(
         "template": template,
         "created_at": utcnow(),
     }
-    insert = _RECORD.get(session.get_bind().dialect.name, _RECORD["sqlite"])
-    row = (await session.execute(insert, values)).first()
+    row = (await session.execute(for_session(_RECORD, session), values)).first()
     if row is None:  # recorded by an earlier attempt
         row = (await session.execute(_RECORDED, {"key": key})).one()
     return Recorded(row[0], row[1], row[2])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
@@ -23,6 +24,14 @@ from emporium.core.clock import utcnow
 from emporium.core.db.base import Base, UTCDateTime, new_id
 
 
+def in_zone(
+    countries: Sequence[str], regions: Sequence[str], country: str, region: str | None
+) -> bool:
+    """True when an address in ``country`` (and ISO 3166-2 ``region``) is in a zone of those
+    ``countries`` and ``regions``."""
+    return country in countries or (region is not None and region in regions)
+
+
 class ShippingZone(Base):
     """Where methods ship: whole countries (ISO 3166-1 alpha-2) and/or subdivisions
     (ISO 3166-2, e.g. ``US-CA``)."""
@@ -40,7 +49,7 @@ class ShippingZone(Base):
 
     def serves(self, country: str, region: str | None) -> bool:
         """True when an address in ``country`` (and ISO 3166-2 ``region``) is in the zone."""
-        return country in self.countries or (region is not None and region in self.regions)
+        return in_zone(self.countries, self.regions, country, region)
 
 
 class ShippingMethod(Base):

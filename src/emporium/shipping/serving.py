@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.db.base import table_of
-from emporium.shipping.models import ShippingMethod, ShippingZone, TaxRate
+from emporium.shipping.models import ShippingMethod, ShippingZone, TaxRate, in_zone
 
 _M, _Z, _T = table_of(ShippingMethod).c, table_of(ShippingZone).c, table_of(TaxRate).c
 _METHOD_IN_ZONE = (
@@ -65,13 +66,12 @@ class ChosenMethod:
     regions: tuple[str, ...]
 
     def serves(self, country: str, region: str | None) -> bool:
-        """True when the address is in the method's zone (as ``ShippingZone.serves``)."""
-        return country in self.countries or (region is not None and region in self.regions)
+        """True when the address is in the method's zone (:func:`in_zone`)."""
+        return in_zone(self.countries, self.regions, country, region)
 
     def fits(self, weight_grams: int) -> bool:
-        """True when the cart's weight is within the method's bounds (as :func:`weight_fits`)."""
-        low, high = self.min_weight_grams, self.max_weight_grams
-        return (low is None or weight_grams >= low) and (high is None or weight_grams <= high)
+        """True when the cart's weight is within the method's bounds (:func:`weight_fits`)."""
+        return weight_fits(self, weight_grams)
 
 
 def zone_serves(zone: ShippingZone, country: str, region: str | None) -> bool:
@@ -79,7 +79,20 @@ def zone_serves(zone: ShippingZone, country: str, region: str | None) -> bool:
     return zone.serves(country, region)
 
 
-def weight_fits(method: ShippingMethod, weight_grams: int) -> bool:
+class WeightBounds(Protocol):
+    """What :func:`weight_fits` reads of a method (a ``ShippingMethod`` or a
+    :class:`ChosenMethod`)."""
+
+    @property
+    def min_weight_grams(self) -> int | None:
+        """The lightest cart the method takes, in grams (None: no lower bound)."""
+
+    @property
+    def max_weight_grams(self) -> int | None:
+        """The heaviest cart the method takes, in grams (None: no upper bound)."""
+
+
+def weight_fits(method: WeightBounds, weight_grams: int) -> bool:
     """True when the cart's weight is within the method's optional bounds."""
     low, high = method.min_weight_grams, method.max_weight_grams
     return (low is None or weight_grams >= low) and (high is None or weight_grams <= high)

@@ -13,17 +13,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 
 import msgspec
 from prometheus_client import Counter
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import decrypt_field
+from emporium.core.db.base import for_session, per_dialect, table_of
 from emporium.jobs.outbox import enqueue_many
 from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater, Write
 from emporium.jobs.runner import backoff
@@ -97,8 +96,7 @@ async def fanout(run: JobRun) -> None:
                     "created_at": now,
                 }
             )
-        insert = _DELIVERIES.get(session.get_bind().dialect.name, _DELIVERIES["sqlite"])
-        made = (await session.execute(insert, rows)).scalars().all()
+        made = (await session.execute(for_session(_DELIVERIES, session), rows)).scalars().all()
         await enqueue_many(  # none for deliveries an earlier run of this job made
             session,
             DELIVER,
@@ -107,14 +105,13 @@ async def fanout(run: JobRun) -> None:
         )
 
 
-_DELIVERY = cast(Table, WebhookDelivery.__table__)
-_ENDPOINT = cast(Table, WebhookEndpoint.__table__)
-_ATTEMPT = cast(Table, WebhookAttempt.__table__)
+_DELIVERY = table_of(WebhookDelivery)
+_ENDPOINT = table_of(WebhookEndpoint)
+_ATTEMPT = table_of(WebhookAttempt)
 _ACTIVE = select(_ENDPOINT.c.id, _ENDPOINT.c.events).where(_ENDPOINT.c.is_active.is_(True))
-_DELIVERIES = {  # built once, the rows bound at each execution
-    name: dialect.insert(_DELIVERY).on_conflict_do_nothing().returning(_DELIVERY.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_DELIVERIES = per_dialect(  # built once, the rows bound at each execution
+    lambda dialect: dialect.insert(_DELIVERY).on_conflict_do_nothing().returning(_DELIVERY.c.id)
+)
 _TO_SEND = (
     select(
         _DELIVERY.c.status,

@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import DateTime, MetaData, Table, Text, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine, FrozenResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -270,6 +271,22 @@ def table_of(model: type[Base]) -> Table:
     if not isinstance(table, Table):  # pragma: no cover - every model maps one table
         raise TypeError(f"{model.__name__} does not map a table")
     return table
+
+
+T = TypeVar("T")
+
+
+def per_dialect(build: Callable[[Any], T]) -> dict[str, T]:
+    """``build(dialect)`` once for PostgreSQL and once for SQLite (the dialect modules of
+    ``sqlalchemy.dialects``): a statement whose SQL differs by database, such as ``INSERT
+    ... ON CONFLICT DO NOTHING``, built at import; :func:`for_session` picks one per call."""
+    return {"postgresql": build(postgresql), "sqlite": build(sqlite)}
+
+
+def for_session(statements: Mapping[str, T], session: AsyncSession) -> T:
+    """The one of ``statements`` (from :func:`per_dialect`) for ``session``'s database;
+    SQLite's for any other."""
+    return statements.get(session.get_bind().dialect.name, statements["sqlite"])
 
 
 SEALED = "sealed"

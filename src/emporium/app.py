@@ -259,6 +259,7 @@ async def _close(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.to_thread(app.state.job_runner.registry.close)
     for provider in app.state.payments.providers.values():
         if isinstance(provider, StripeProvider):
             await provider.aclose()

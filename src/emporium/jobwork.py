@@ -30,6 +30,7 @@ def build_registry(
     registry = Registry()
     jobs_service.register(registry)
     transport = build_transport(settings)
+    registry.on_close(transport.close)
     notifications.register(registry, accounts, transport)
     guest_mail.register(registry, accounts, transport)
     fulfilment_notices.register(registry, accounts.vault, transport)

@@ -310,6 +310,7 @@ async def test_a_retried_mail_job_sends_one_message_id(
     async with maker() as session, session.begin():
         await session.execute(update(MailMessage).values(sent_at=None))  # the lost record
     assert await send_once(maker, transport, **kwargs)
+    transport.close()
     await engine.dispose()
     assert len(inbox.messages) == 2
     assert inbox.messages[0]["Message-ID"] == inbox.messages[1]["Message-ID"]
@@ -394,8 +395,9 @@ async def test_smtp_uses_starttls_and_never_falls_back_to_clear_text(
         server.start()
     try:
         base = {"smtp_host": "127.0.0.1", "smtp_starttls": True, "smtp_ca_file": cert}
-        good = settings.model_copy(update={**base, "smtp_port": secure_port})
-        await SmtpTransport(good).send(message)
+        good = SmtpTransport(settings.model_copy(update={**base, "smtp_port": secure_port}))
+        await good.send(message)
+        good.close()
         bad = settings.model_copy(update={**base, "smtp_port": plain_port})
         with pytest.raises(smtplib.SMTPNotSupportedError):
             await SmtpTransport(bad).send(message)
@@ -404,3 +406,80 @@ async def test_smtp_uses_starttls_and_never_falls_back_to_clear_text(
             server.stop()
     assert [m["Message-ID"] for m in secure.messages] == ["<tls@example.com>"]
     assert plain.messages == []
+
+
+class CountingInbox(Inbox):
+    """An inbox that also counts the sessions clients opened (one greeting each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Count the greeting, answer as aiosmtpd would."""
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+
+def _message(n: int) -> EmailMessage:
+    return compose(
+        "password_changed",
+        {"first_name": None},
+        to="ada@example.com",
+        sender="shop@example.com",
+        message_id=f"<reuse-{n}@example.com>",
+    )
+
+
+async def test_smtp_sessions_are_reused_and_a_closed_one_is_replaced(settings: Settings) -> None:
+    """Messages sent one after another travel over one SMTP session (no new connection,
+    greeting or TLS per message); when the server has dropped the idle session (here: the
+    server restarted) the next message still arrives, once, over a new session."""
+    inbox, port = CountingInbox(), _free_port()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    transport = SmtpTransport(
+        settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+        )
+    )
+    try:
+        for n in range(3):
+            await transport.send(_message(n))
+        assert inbox.sessions == 1
+        server.stop()
+        server = Controller(inbox, hostname="127.0.0.1", port=port)
+        server.start()
+        await transport.send(_message(3))
+        assert inbox.sessions == 2
+        transport.close()
+    finally:
+        server.stop()
+    assert [m["Message-ID"] for m in inbox.messages] == [
+        f"<reuse-{n}@example.com>" for n in range(4)
+    ]
+
+
+async def test_an_smtp_session_idle_too_long_is_not_reused(settings: Settings) -> None:
+    """A session idle longer than ``IDLE_SECONDS`` is ended, not reused: servers drop idle
+    clients, and a message should not wait for the discovery."""
+    inbox, port = CountingInbox(), _free_port()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    transport = SmtpTransport(
+        settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+        )
+    )
+    transport.IDLE_SECONDS = 0.0
+    try:
+        await transport.send(_message(0))
+        await transport.send(_message(1))
+        transport.close()
+    finally:
+        server.stop()
+    assert inbox.sessions == 2
+    assert len(inbox.messages) == 2

@@ -77,6 +77,7 @@ class Registry:
     subscriptions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     conditions: dict[tuple[str, str], Condition] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def handle(self, kind: str, handler: Handler) -> None:
         """Run ``handler`` for jobs of ``kind``; it must be idempotent (it may run again
@@ -94,6 +95,15 @@ class Registry:
             self.subscriptions[event_type].append(kind)
         if when is not None:
             self.conditions[(event_type, kind)] = when
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when the registry's process stops (e.g. end kept SMTP sessions)."""
+        self.closers.append(closer)
+
+    def close(self) -> None:
+        """Release what the handlers keep between jobs (:meth:`on_close`)."""
+        for closer in self.closers:
+            closer()
 
     def every(self, kind: str, interval: timedelta) -> None:
         """Run a job of ``kind`` once per ``interval`` (e.g. clean-ups)."""

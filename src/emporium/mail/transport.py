@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import smtplib
 import ssl
 import tempfile
+import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +23,9 @@ class Transport(Protocol):
 
     async def send(self, message: EmailMessage) -> None:
         """Deliver ``message``."""
+
+    def close(self) -> None:
+        """Release what the transport keeps between messages (blocking; at shutdown)."""
 
 
 class FileTransport:
@@ -44,6 +50,9 @@ class FileTransport:
         """Write ``message`` (in a thread: file I/O)."""
         await asyncio.to_thread(self._write, message)
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 class SmtpTransport:
     """Submits messages over SMTP (RFC 5321) with STARTTLS (RFC 3207) unless turned off.
@@ -51,34 +60,112 @@ class SmtpTransport:
     With STARTTLS on, a server that does not offer it is an error: the message is never
     sent in clear text (no downgrade). Credentials are sent only after STARTTLS, or when
     the operator turned it off explicitly.
+
+    Sessions are kept open between messages (RFC 5321 allows any number of mail
+    transactions per session): a session that sent a message goes back to a stack of idle
+    ones, at most ``keep`` (the jobs a runner runs at once), and the next message reuses it
+    instead of connecting, greeting, negotiating TLS and logging in again. An idle session
+    older than ``IDLE_SECONDS`` is closed rather than reused (servers drop idle clients
+    after a few minutes; RFC 5321 4.5.3.2.7). A reused session the server has meanwhile
+    closed fails before the message's data was accepted, so the message goes once over a
+    new session; any other failure closes the session and raises (the job is retried).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    IDLE_SECONDS = 30.0
 
+    def __init__(self, settings: Settings, *, keep: int = 2) -> None:
+        self.settings = settings
+        self.keep = keep
+        self._idle: list[tuple[float, smtplib.SMTP]] = []
+        self._lock = threading.Lock()
+
+    @functools.cached_property
     def _tls(self) -> ssl.SSLContext:
+        """Built once: loading the CA bundle costs milliseconds of CPU."""
         cafile = self.settings.smtp_ca_file
         return ssl.create_default_context(cafile=str(cafile) if cafile else None)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _open(self) -> smtplib.SMTP:
         s = self.settings
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+        try:
             smtp.ehlo()
             if s.smtp_starttls:
-                smtp.starttls(context=self._tls())
+                smtp.starttls(context=self._tls)
                 smtp.ehlo()
             if s.smtp_username:
                 password = s.smtp_password.get_secret_value() if s.smtp_password else ""
                 smtp.login(s.smtp_username, password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _reuse(self) -> smtplib.SMTP | None:
+        """The most recently used idle session, if it is fresh enough. The stack is in
+        order of use, so when the newest is too old all are: they are closed."""
+        with self._lock:
+            if not self._idle:
+                return None
+            since, smtp = self._idle[-1]
+            if time.monotonic() - since <= self.IDLE_SECONDS:
+                self._idle.pop()
+                return smtp
+            stale, self._idle = self._idle, []
+        for _since, old in stale:
+            _quit(old)
+        return None
+
+    def _release(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append((time.monotonic(), smtp))
+                return
+        _quit(smtp)
+
+    def _send(self, message: EmailMessage) -> None:
+        smtp = self._reuse()
+        if smtp is not None:
+            try:
+                smtp.send_message(message)
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                smtp.close()  # closed by the server while idle: once more on a new session
+            except BaseException:
+                smtp.close()
+                raise
+            else:
+                self._release(smtp)
+                return
+        smtp = self._open()
+        try:
             smtp.send_message(message)
+        except BaseException:
+            smtp.close()
+            raise
+        self._release(smtp)
 
     async def send(self, message: EmailMessage) -> None:
         """Submit ``message`` (in a thread: smtplib blocks)."""
         await asyncio.to_thread(self._send, message)
 
+    def close(self) -> None:
+        """End the idle sessions (``QUIT``)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _since, smtp in idle:
+            _quit(smtp)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """End a session politely, or just drop it when the server is gone."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
 
 def build_transport(settings: Settings) -> Transport:
     """The transport the settings ask for (``EMPORIUM_MAIL_BACKEND``)."""
     if settings.mail_backend == "smtp":
-        return SmtpTransport(settings)
+        return SmtpTransport(settings, keep=settings.concurrent_jobs(worker=True))
     return FileTransport(settings.mail_dir)

@@ -13,16 +13,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium.core.clock import utcnow
-from emporium.core.db.base import table_of
+from emporium.core.db.base import for_session, per_dialect, table_of
 from emporium.core.tracing import current_context, publish_context
 from emporium.jobs.models import QUEUED, Job, OutboxEvent
 
 DEFAULT_MAX_ATTEMPTS = 10
 _INSERT_EVENT = insert(table_of(OutboxEvent))
+_JOBS = table_of(Job)
+# Built once per database kind, the values bound at each execution (SQLAlchemy caches their
+# SQL); on the table, not the mapped class, so no ORM bulk-insert step runs.
+_INSERT_JOBS = per_dialect(lambda dialect: dialect.insert(_JOBS).on_conflict_do_nothing())
+_INSERT_JOB = per_dialect(
+    lambda dialect: dialect.insert(_JOBS).on_conflict_do_nothing().returning(_JOBS.c.id)
+)
 
 
 def emit_event(session: AsyncSession, type: str, data: Mapping[str, Any]) -> uuid.UUID:
@@ -86,9 +92,7 @@ async def enqueue(
         "updated_at": now,
         "trace_context": dict(trace_context) if trace_context else current_context(),
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(Job).values(values).on_conflict_do_nothing()
-    result = await session.execute(stmt.returning(Job.id))
+    result = await session.execute(for_session(_INSERT_JOB, session), values)
     return result.first() is not None
 
 
@@ -120,5 +124,4 @@ async def enqueue_many(
         }
         for key, payload in payloads.items()
     ]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    await session.execute(dialect.insert(Job).values(rows).on_conflict_do_nothing())
+    await session.execute(for_session(_INSERT_JOBS, session), rows)

@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         default=3,
         ge=1,
         le=200,
-        description="Size of each connection pool of a process (see connections_per_server)",
+        description="Size of the read pools of a process; its write pool gets twice this (see "
+        "connections_per_server)",
     )
     database_connect_timeout_seconds: float = Field(
         default=5.0, gt=0, le=120, description="PostgreSQL connection attempt timeout"
@@ -408,9 +409,9 @@ class Settings(BaseSettings):
 
     @property
     def connections_per_server(self) -> int:
-        """Most PostgreSQL connections one ``serve`` worker process opens: the write pool and
-        its burst overflow (2 x pool), the read pool, the raw product-read pool, and one
-        ``LISTEN`` connection of the change feed (4 x pool + 1)."""
+        """Most PostgreSQL connections one ``serve`` worker process opens: the write pool
+        (2 x pool), the read pool, the raw product-read pool, and one ``LISTEN`` connection
+        of the change feed (4 x pool + 1)."""
         return 4 * self.database_pool_size + 1
 
     def concurrent_jobs(self, *, worker: bool) -> int:
@@ -423,8 +424,8 @@ class Settings(BaseSettings):
 
     @property
     def connections_per_worker(self) -> int:
-        """Most PostgreSQL connections one ``emporium worker`` process opens: the write pool
-        and its burst overflow (2 x pool)."""
+        """Most PostgreSQL connections one ``emporium worker`` process opens: its write pool
+        (2 x pool)."""
         return 2 * self.database_pool_size
 
     @property

@@ -316,7 +316,7 @@ def worker(name: str | None) -> None:
         engine = create_engine(settings)
         ctx = build_context(settings, load_key_file(settings.key_file))
         registry = build_registry(settings, ctx, WebhooksContext(ring=ctx.vault.ring))
-        runner = Runner(registry, create_sessionmaker(engine), settings, name=name, worker=True)
+        runner = Runner(registry, create_sessionmaker(engine), settings, name=name)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stop)  # finish the jobs in hand, then exit

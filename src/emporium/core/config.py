@@ -16,10 +16,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///emporium.db"
-WORKER_JOBS = 8
-"""Jobs an ``emporium worker`` runs at once unless ``EMPORIUM_JOBS_CONCURRENCY`` says."""
-EMBEDDED_JOBS = 2
-"""Jobs a server's embedded runner runs at once unless ``EMPORIUM_JOBS_CONCURRENCY`` says."""
 
 CommaList = Annotated[list[str], NoDecode]
 """A list setting written in the environment as ``a,b,c``."""
@@ -135,12 +131,12 @@ class Settings(BaseSettings):
     jobs_embedded: bool = Field(
         default=True, description="Run the job runner inside each `serve` process"
     )
-    jobs_concurrency: int | None = Field(
-        default=None,
+    jobs_concurrency: int = Field(
+        default=8,
         ge=1,
         le=64,
-        description="Jobs run at once per runner; default 8 in `emporium worker`, 2 in a "
-        "server's embedded runner (which shares the server's connection pools with requests)",
+        description="Jobs run at once per runner (a job holds a pooled connection only for its "
+        "short transactions; most of its time it waits on SMTP or a webhook endpoint)",
     )
     jobs_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     jobs_lease_seconds: float = Field(
@@ -413,14 +409,6 @@ class Settings(BaseSettings):
         (2 x pool), the read pool, the raw product-read pool, and one ``LISTEN`` connection
         of the change feed (4 x pool + 1)."""
         return 4 * self.database_pool_size + 1
-
-    def concurrent_jobs(self, *, worker: bool) -> int:
-        """Jobs one runner runs at once: ``jobs_concurrency`` when set, else 8 in an
-        ``emporium worker`` (its pools serve only jobs, whose handlers mostly wait on SMTP
-        and HTTP) and 2 in a server's embedded runner (it shares the pools with requests)."""
-        if self.jobs_concurrency is not None:
-            return self.jobs_concurrency
-        return WORKER_JOBS if worker else EMBEDDED_JOBS
 
     @property
     def connections_per_worker(self) -> int:

@@ -1,8 +1,7 @@
 """The runner: dispatch the outbox, run due jobs, enqueue schedules; embedded or as a worker.
 
-One work loop keeps up to ``slots`` jobs running (``Settings.concurrent_jobs``), each
-handler with a time limit shorter than the lease, so no job ever runs on two runners at
-once. Each turn of the loop is one transaction: it records the jobs finished since the
+One work loop keeps up to ``jobs_concurrency`` jobs running, each handler with a time
+limit shorter than the lease, so no job ever runs on two runners at once. Each turn of the loop is one transaction: it records the jobs finished since the
 last turn, dispatches a batch of outbox events and claims as many due jobs as there are
 free slots (``SKIP LOCKED``). A job finishing starts the next turn at once; with nothing
 to do the loop waits up to ``jobs_poll_seconds`` (one query per runner per poll, not one
@@ -74,9 +73,7 @@ def schedule_slot(now: datetime, every: timedelta) -> int:
 
 class Runner:
     """Runs the jobs of ``registry`` from the database until stopped, with ``clock``
-    behind ``core.clock.utcnow`` (:meth:`run` and :meth:`drain`; default the system's);
-    ``worker``: in an ``emporium worker`` process, not embedded in a server (the default
-    number of jobs at once, ``Settings.concurrent_jobs``)."""
+    behind ``core.clock.utcnow`` (:meth:`run` and :meth:`drain`; default the system's)."""
 
     def __init__(
         self,
@@ -86,7 +83,6 @@ class Runner:
         *,
         name: str | None = None,
         clock: Clock | None = None,
-        worker: bool = False,
     ) -> None:
         self.registry = registry
         self.clock = clock or SYSTEM_CLOCK
@@ -94,7 +90,6 @@ class Runner:
         self.settings = settings
         self.name = name or socket.gethostname()
         self.lease = timedelta(seconds=settings.jobs_lease_seconds)
-        self.slots = settings.concurrent_jobs(worker=worker)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._results: list[Outcome] = []
@@ -273,7 +268,7 @@ class Runner:
     async def _work(self) -> None:
         """The work loop: turns while there is work, a poll-long pause when there is none."""
         try:
-            await self._turns(self.slots)
+            await self._turns(self.settings.jobs_concurrency)
         except asyncio.CancelledError:
             for task in list(self._running):
                 task.cancel()  # cancelled with the runner, as the handlers used to be
@@ -318,7 +313,7 @@ class Runner:
             await self._pause(self._stop, SCHEDULE_CHECK.total_seconds())
 
     async def run(self) -> None:
-        """Run until :meth:`stop` (or cancelled): the work loop (up to ``slots``
+        """Run until :meth:`stop` (or cancelled): the work loop (up to ``jobs_concurrency``
         jobs at once) and the schedule loop."""
         log.info("job_runner_started", runner=self.name)
         # The loops' tasks copy the context: the clock, and (tracing) no spans for polling.

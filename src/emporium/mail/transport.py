@@ -167,5 +167,5 @@ def _quit(smtp: smtplib.SMTP) -> None:
 def build_transport(settings: Settings) -> Transport:
     """The transport the settings ask for (``EMPORIUM_MAIL_BACKEND``)."""
     if settings.mail_backend == "smtp":
-        return SmtpTransport(settings, keep=settings.concurrent_jobs(worker=True))
+        return SmtpTransport(settings, keep=settings.jobs_concurrency)
     return FileTransport(settings.mail_dir)

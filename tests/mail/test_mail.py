@@ -424,6 +424,19 @@ class CountingInbox(Inbox):
         return responses
 
 
+def _plain_server(inbox: Inbox, port: int) -> Controller:
+    """A started SMTP server without STARTTLS on 127.0.0.1:``port``."""
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    return server
+
+
+def _plain_transport(settings: Settings, port: int) -> SmtpTransport:
+    """The SMTP transport for :func:`_plain_server` (no STARTTLS)."""
+    update = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    return SmtpTransport(settings.model_copy(update=update))
+
+
 def _message(n: int) -> EmailMessage:
     return compose(
         "password_changed",
@@ -439,20 +452,13 @@ async def test_smtp_sessions_are_reused_and_a_closed_one_is_replaced(settings: S
     greeting or TLS per message); when the server has dropped the idle session (here: the
     server restarted) the next message still arrives, once, over a new session."""
     inbox, port = CountingInbox(), _free_port()
-    server = Controller(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    transport = SmtpTransport(
-        settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
-        )
-    )
+    server, transport = _plain_server(inbox, port), _plain_transport(settings, port)
     try:
         for n in range(3):
             await transport.send(_message(n))
         assert inbox.sessions == 1
         server.stop()
-        server = Controller(inbox, hostname="127.0.0.1", port=port)
-        server.start()
+        server = _plain_server(inbox, port)
         await transport.send(_message(3))
         assert inbox.sessions == 2
         transport.close()
@@ -467,13 +473,7 @@ async def test_an_smtp_session_idle_too_long_is_not_reused(settings: Settings) -
     """A session idle longer than ``IDLE_SECONDS`` is ended, not reused: servers drop idle
     clients, and a message should not wait for the discovery."""
     inbox, port = CountingInbox(), _free_port()
-    server = Controller(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    transport = SmtpTransport(
-        settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
-        )
-    )
+    server, transport = _plain_server(inbox, port), _plain_transport(settings, port)
     transport.IDLE_SECONDS = 0.0
     try:
         await transport.send(_message(0))

@@ -1,12 +1,13 @@
 """The runner: dispatch the outbox, run due jobs, enqueue schedules; embedded or as a worker.
 
 One work loop keeps up to ``jobs_concurrency`` jobs running, each handler with a time
-limit shorter than the lease, so no job ever runs on two runners at once. Each turn of the loop is one transaction: it records the jobs finished since the
-last turn, dispatches a batch of outbox events and claims as many due jobs as there are
-free slots (``SKIP LOCKED``). A job finishing starts the next turn at once; with nothing
-to do the loop waits up to ``jobs_poll_seconds`` (one query per runner per poll, not one
-per slot). A failed attempt is retried after ``backoff * 2**(attempt-1)`` seconds (capped,
-with jitter); after ``max_attempts`` the job is ``dead`` and waits for an admin
+limit shorter than the lease, so no job ever runs on two runners at once. Each turn of the
+loop is one transaction: it records the jobs finished since the last turn, dispatches a
+batch of outbox events and claims as many due jobs as there are free slots
+(``SKIP LOCKED``). A job finishing starts the next turn at once; with nothing to do the
+loop waits up to ``jobs_poll_seconds`` (one query per runner per poll, not one per slot).
+A failed attempt is retried after ``backoff * 2**(attempt-1)`` seconds (capped, with
+jitter); after ``max_attempts`` the job is ``dead`` and waits for an admin
 (``POST /jobs/{id}/retry``).
 """
 

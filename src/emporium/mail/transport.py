@@ -65,10 +65,13 @@ class SmtpTransport:
     transactions per session): a session that sent a message goes back to a stack of idle
     ones, at most ``keep`` (the jobs a runner runs at once), and the next message reuses it
     instead of connecting, greeting, negotiating TLS and logging in again. An idle session
-    older than ``IDLE_SECONDS`` is closed rather than reused (servers drop idle clients
-    after a few minutes; RFC 5321 4.5.3.2.7). A reused session the server has meanwhile
-    closed fails before the message's data was accepted, so the message goes once over a
-    new session; any other failure closes the session and raises (the job is retried).
+    older than ``IDLE_SECONDS`` is dropped rather than reused (servers drop idle clients
+    after a few minutes; RFC 5321 4.5.3.2.7), without a ``QUIT`` that a silent server
+    would make the message wait for. A reused session the server closed while it was idle
+    fails at its first command; the message then goes once more over a new session (a
+    server that hung up after taking the data gets it twice, with the same Message-ID, as
+    from a retried job). Any other failure closes the session and raises (the job is
+    retried).
     """
 
     IDLE_SECONDS = 30.0
@@ -113,7 +116,7 @@ class SmtpTransport:
                 return smtp
             stale, self._idle = self._idle, []
         for _since, old in stale:
-            _quit(old)
+            old.close()
         return None
 
     def _release(self, smtp: smtplib.SMTP) -> None:
@@ -156,9 +159,15 @@ class SmtpTransport:
             _quit(smtp)
 
 
+QUIT_SECONDS = 1.0
+"""How long a ``QUIT`` (at shutdown, or of a session beyond ``keep``) waits for the reply."""
+
+
 def _quit(smtp: smtplib.SMTP) -> None:
-    """End a session politely, or just drop it when the server is gone."""
+    """End a session politely, or just drop it when the server is gone or slow."""
     try:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(QUIT_SECONDS)
         smtp.quit()
     except (smtplib.SMTPException, OSError):
         smtp.close()

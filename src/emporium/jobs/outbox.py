@@ -62,6 +62,39 @@ def _event_row(type: str, data: Mapping[str, Any]) -> tuple[uuid.UUID, dict[str,
     }
 
 
+def job_row(
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    key: str | None,
+    max_attempts: int,
+    now: datetime,
+    trace_context: Mapping[str, str] | None,
+    run_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``job`` row of a new queued job (due at ``run_at``, default ``now``), deduplicated
+    by ``key`` when given."""
+    return {
+        "id": uuid.uuid4(),
+        "kind": kind,
+        "payload": dict(payload),
+        "status": QUEUED,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "dedupe_key": key,
+        "created_at": now,
+        "updated_at": now,
+        "trace_context": dict(trace_context) if trace_context else None,
+    }
+
+
+async def insert_jobs(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write :func:`job_row` rows in ``session``'s transaction in one ``INSERT ... ON
+    CONFLICT DO NOTHING`` (a dedupe key that had a job adds none)."""
+    await session.execute(for_session(_INSERT_JOBS, session), rows)
+
+
 async def enqueue(
     session: AsyncSession,
     kind: str,
@@ -78,20 +111,15 @@ async def enqueue(
     CONFLICT DO NOTHING``); returns whether a row was added. ``trace_context``: the W3C
     Trace Context the job's span continues (default: the current span's, when tracing).
     """
-    now = utcnow()
-    values = {
-        "id": uuid.uuid4(),
-        "kind": kind,
-        "payload": dict(payload),
-        "status": QUEUED,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "run_at": run_at or now,
-        "dedupe_key": dedupe_key,
-        "created_at": now,
-        "updated_at": now,
-        "trace_context": dict(trace_context) if trace_context else current_context(),
-    }
+    values = job_row(
+        kind,
+        payload,
+        key=dedupe_key,
+        max_attempts=max_attempts,
+        now=utcnow(),
+        trace_context=trace_context or current_context(),
+        run_at=run_at,
+    )
     result = await session.execute(for_session(_INSERT_JOB, session), values)
     return result.first() is not None
 
@@ -107,21 +135,9 @@ async def enqueue_many(
     in one ``INSERT ... ON CONFLICT DO NOTHING`` (a key that had a job adds none)."""
     if not payloads:
         return
-    now = utcnow()
+    now, context = utcnow(), current_context()
     rows = [
-        {
-            "id": uuid.uuid4(),
-            "kind": kind,
-            "payload": dict(payload),
-            "status": QUEUED,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "run_at": now,
-            "dedupe_key": key,
-            "created_at": now,
-            "updated_at": now,
-            "trace_context": current_context(),
-        }
+        job_row(kind, payload, key=key, max_attempts=max_attempts, now=now, trace_context=context)
         for key, payload in payloads.items()
     ]
-    await session.execute(for_session(_INSERT_JOBS, session), rows)
+    await insert_jobs(session, rows)

@@ -16,10 +16,10 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Integer, Update, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Integer, Update, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.sqltypes import TupleType
@@ -27,6 +27,7 @@ from sqlalchemy.sql.sqltypes import TupleType
 from emporium.core.clock import utcnow
 from emporium.core.db.base import for_session, per_dialect, table_of
 from emporium.jobs.models import DEAD, DONE, QUEUED, RUNNING, Job, OutboxEvent
+from emporium.jobs.outbox import insert_jobs, job_row
 from emporium.jobs.registry import Registry
 
 DISPATCH_BATCH = 100
@@ -48,9 +49,9 @@ class Claim:
     trace_context: dict[str, str] | None = None
 
 
-def _statements(dialect: Any) -> tuple[Insert, Update, Update]:
-    """The queue's statements for one kind of database, built once: the jobs' multi-row
-    insert, the dispatch of a batch of events and the claim of up to ``:limit`` jobs. They
+def _statements(dialect: Any) -> tuple[Update, Update]:
+    """The queue's statements for one kind of database, built once: the dispatch of a batch
+    of events and the claim of up to ``:limit`` jobs. They
     name the tables (not the mapped classes), so a session runs them without the ORM's
     bulk-DML steps; the values are bound at each execution."""
     postgres = dialect is postgresql
@@ -101,7 +102,7 @@ def _statements(dialect: Any) -> tuple[Insert, Update, Update]:
             _JOB.trace_context,
         )
     )
-    return dialect.insert(_JOBS).on_conflict_do_nothing(), dispatch, claim
+    return dispatch, claim
 
 
 _NOW = bindparam("now", type_=_JOB.run_at.type)
@@ -123,7 +124,7 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
     The dedupe key ``<event id>:<kind>`` makes dispatching the same event twice harmless;
     each job carries its event's trace context. Returns how many events were dispatched.
     """
-    insert_jobs, dispatch, _claim = for_session(_STATEMENTS, session)
+    dispatch, _claim = for_session(_STATEMENTS, session)
     events = (await session.execute(dispatch, {"now": utcnow()})).all()
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -136,34 +137,19 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
         }
         for kind in registry.jobs_for(event_type, data):
             key = f"{event_id}:{kind}"
-            rows.append(_job_row(kind, payload, key, max_attempts, now, trace_context))
+            rows.append(
+                job_row(
+                    kind,
+                    payload,
+                    key=key,
+                    max_attempts=max_attempts,
+                    now=now,
+                    trace_context=trace_context,
+                )
+            )
     if rows:  # every job of the batch in one statement; a dispatched-twice event adds none
-        await session.execute(insert_jobs, rows)
+        await insert_jobs(session, rows)
     return len(events)
-
-
-def _job_row(
-    kind: str,
-    payload: dict[str, Any],
-    key: str,
-    max_attempts: int,
-    now: datetime,
-    trace_context: dict[str, str] | None,
-) -> dict[str, Any]:
-    """The column values of a new queued job (as ``outbox.enqueue`` writes them)."""
-    return {
-        "id": uuid.uuid4(),
-        "kind": kind,
-        "payload": payload,
-        "status": QUEUED,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "run_at": now,
-        "dedupe_key": key,
-        "created_at": now,
-        "updated_at": now,
-        "trace_context": trace_context,
-    }
 
 
 async def claim(session: AsyncSession, *, lease: timedelta) -> Claim | None:
@@ -181,7 +167,7 @@ async def claim_many(session: AsyncSession, *, lease: timedelta, limit: int) -> 
     token = secrets.token_hex(16)
     params = {"now": now, "limit": limit, "lease_end": now + lease, "token": token}
     rows = sorted(
-        (await session.execute(for_session(_STATEMENTS, session)[2], params)).all(),
+        (await session.execute(for_session(_STATEMENTS, session)[1], params)).all(),
         key=lambda r: r[5],
     )
     return [Claim(r[0], r[1], r[2], r[3], r[4], token, r[6]) for r in rows]

@@ -63,10 +63,10 @@ class SmtpTransport:
 
     Sessions are kept open between messages (RFC 5321 allows any number of mail
     transactions per session): a session that sent a message goes back to a stack of idle
-    ones, at most ``keep`` (the jobs a runner runs at once), and the next message reuses it
-    instead of connecting, greeting, negotiating TLS and logging in again. An idle session
-    older than ``IDLE_SECONDS`` is dropped rather than reused (servers drop idle clients
-    after a few minutes; RFC 5321 4.5.3.2.7), without a ``QUIT`` that a silent server
+    ones, at most ``jobs_concurrency`` (the jobs a runner runs at once), and the next
+    message reuses it instead of connecting, greeting, negotiating TLS and logging in again.
+    An idle session older than ``IDLE_SECONDS`` is dropped rather than reused (servers drop
+    idle clients after a few minutes; RFC 5321 4.5.3.2.7), without a ``QUIT`` that a silent server
     would make the message wait for. A reused session the server closed while it was idle
     fails at its first command; the message then goes once more over a new session (a
     server that hung up after taking the data gets it twice, with the same Message-ID, as
@@ -76,9 +76,8 @@ class SmtpTransport:
 
     IDLE_SECONDS = 30.0
 
-    def __init__(self, settings: Settings, *, keep: int = 2) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keep = keep
         self._idle: list[tuple[float, smtplib.SMTP]] = []
         self._lock = threading.Lock()
 
@@ -121,7 +120,7 @@ class SmtpTransport:
 
     def _release(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
-            if len(self._idle) < self.keep:
+            if len(self._idle) < self.settings.jobs_concurrency:
                 self._idle.append((time.monotonic(), smtp))
                 return
         _quit(smtp)
@@ -160,7 +159,7 @@ class SmtpTransport:
 
 
 QUIT_SECONDS = 1.0
-"""How long a ``QUIT`` (at shutdown, or of a session beyond ``keep``) waits for the reply."""
+"""How long a ``QUIT`` (at shutdown, or of a session beyond those kept) waits for the reply."""
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
@@ -176,5 +175,5 @@ def _quit(smtp: smtplib.SMTP) -> None:
 def build_transport(settings: Settings) -> Transport:
     """The transport the settings ask for (``EMPORIUM_MAIL_BACKEND``)."""
     if settings.mail_backend == "smtp":
-        return SmtpTransport(settings, keep=settings.jobs_concurrency)
+        return SmtpTransport(settings)
     return FileTransport(settings.mail_dir)

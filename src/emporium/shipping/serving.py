@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from sqlalchemy import bindparam, select
@@ -15,24 +15,6 @@ from emporium.core.db.base import table_of
 from emporium.shipping.models import ShippingMethod, ShippingZone, TaxRate, in_zone
 
 _M, _Z, _T = table_of(ShippingMethod).c, table_of(ShippingZone).c, table_of(TaxRate).c
-_METHOD_IN_ZONE = (
-    select(
-        _M.id,
-        _M.name,
-        _M.price,
-        _M.currency,
-        _M.free_over,
-        _M.min_weight_grams,
-        _M.max_weight_grams,
-        _M.tax_class,
-        _M.active,
-        _Z.countries,
-        _Z.regions,
-    )
-    .join(table_of(ShippingZone), _Z.id == _M.zone_id)
-    .where(_M.id == bindparam("method_id", type_=_M.id.type))
-)
-"""A method with its zone's countries and regions (built once; checkout runs it per order)."""
 _COUNTRY_RATES = select(_T.country, _T.region, _T.tax_class, _T.rate_bp).where(
     _T.country == bindparam("country", type_=_T.country.type)
 )
@@ -72,6 +54,17 @@ class ChosenMethod:
     def fits(self, weight_grams: int) -> bool:
         """True when the cart's weight is within the method's bounds (:func:`weight_fits`)."""
         return weight_fits(self, weight_grams)
+
+
+_ZONE_FIELDS = ("countries", "regions")
+_METHOD_FIELDS = tuple(f.name for f in fields(ChosenMethod) if f.name not in _ZONE_FIELDS)
+_METHOD_IN_ZONE = (
+    select(*(_M[name] for name in _METHOD_FIELDS), *(_Z[name] for name in _ZONE_FIELDS))
+    .join(table_of(ShippingZone), _Z.id == _M.zone_id)
+    .where(_M.id == bindparam("method_id", type_=_M.id.type))
+)
+"""A method with its zone's countries and regions, in :class:`ChosenMethod`'s field order
+(built once; checkout runs it per order)."""
 
 
 def zone_serves(zone: ShippingZone, country: str, region: str | None) -> bool:
@@ -124,9 +117,9 @@ async def find_method_in_zone(session: AsyncSession, method_id: uuid.UUID) -> Ch
     row = (await session.execute(_METHOD_IN_ZONE, {"method_id": method_id})).first()
     if row is None:
         return None
-    return ChosenMethod(
-        *row[:9], countries=tuple(row.countries or ()), regions=tuple(row.regions or ())
-    )
+    method = dict(zip(_METHOD_FIELDS, row, strict=False))  # the zone's columns come last
+    countries, regions = row[-2] or (), row[-1] or ()
+    return ChosenMethod(**method, countries=tuple(countries), regions=tuple(regions))
 
 
 async def country_rates(session: AsyncSession, country: str) -> Sequence[RateRow]:

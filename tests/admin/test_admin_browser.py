@@ -330,7 +330,9 @@ def _reveal_and_audit(b: Browser, base: str) -> None:
     page.get_by_role("definition").filter(has_text=PHONE).wait_for()
     assert masked, "the customer's phone showed before Reveal was clicked"
     b.go("/audit-events")
-    page.get_by_label("Action").fill("user.personal_data_revealed")
+    # The filter's text box, by role: once the list has rendered, the column's sort button
+    # ("Sort by action ascending") matches the label "Action" too.
+    page.get_by_role("textbox", name="Action").fill("user.personal_data_revealed")
     page.get_by_role("cell", name="user.personal_data_revealed").first.wait_for()
     b.check("audit-trail")
 

@@ -110,11 +110,12 @@ async def test_a_checkout_trace_reaches_the_email_and_webhook_jobs(
     settings: Settings,
 ) -> None:
     """POST /orders -> ``order.created publish`` -> ``job mail.order_confirmation`` and
-    ``job webhooks.fanout`` -> ``job webhooks.deliver`` -> the httpx POST, one trace; the
-    receiver gets a ``traceparent`` naming that trace and the httpx span."""
+    ``job webhooks.deliver`` (fanned out when the event was dispatched, no job of its own)
+    -> the httpx POST, one trace; the receiver gets a ``traceparent`` naming that trace and
+    the httpx span."""
     with running_receiver() as receiver:
         receiver.secret = await _checkout_with_webhook(client, sign_in, admin_headers, receiver.url)
-        assert await drain(client) >= 3
+        assert await drain(client) >= 2
         (got,) = receiver.requests
     finished = spans.get_finished_spans()
     request = _one(finished, "POST /api/v1/orders")
@@ -125,13 +126,13 @@ async def test_a_checkout_trace_reaches_the_email_and_webhook_jobs(
     assert publish.kind is SpanKind.PRODUCER
     assert _parent_of(publish) == _id(request)
     mail = _child(finished, "job mail.order_confirmation", publish)
-    fanout = _child(finished, "job webhooks.fanout", publish)
-    deliver = _child(finished, "job webhooks.deliver", fanout)
-    assert {s.kind for s in (mail, fanout, deliver)} == {SpanKind.CONSUMER}
+    deliver = _child(finished, "job webhooks.deliver", publish)
+    assert not [s for s in finished if s.name == "job webhooks.fanout"]
+    assert {s.kind for s in (mail, deliver)} == {SpanKind.CONSUMER}
     assert _one(finished, "job webhooks.deliver") is deliver  # one endpoint, one delivery
     post = _child(finished, "POST", deliver)  # httpx names its span by the method
     assert post.kind is SpanKind.CLIENT
-    traced = [request, publish, mail, fanout, deliver, post]
+    traced = [request, publish, mail, deliver, post]
     assert {_trace(s) for s in traced} == {_trace(request)}
     version, trace_id, parent_id, _flags = got.headers["traceparent"].split("-")
     assert (version, trace_id, parent_id) == (
@@ -183,7 +184,7 @@ async def test_a_running_runner_polls_without_spans_and_runs_jobs_in_theirs(
     roots = [s for s in finished if s.parent is None]
     assert roots
     assert {s.name.split(" ")[0] for s in roots} == {"job"}
-    assert any(s.name == "job webhooks.fanout" for s in finished)
+    assert any(s.name == "job webhooks.deliver" for s in finished)
     if settings.database_url.startswith("postgresql"):  # instrumented again inside a job
         jobs = {_id(s) for s in finished if s.name.startswith("job ")}
         queries = [s for s in finished if (s.attributes or {}).get("db.system") == "postgresql"]
@@ -217,8 +218,8 @@ async def test_events_and_jobs_store_the_trace_context(
     session: AsyncSession,
     spans: InMemorySpanExporter,
 ) -> None:
-    """The stored carrier is the W3C one: the event names its publish span, and the job
-    made from it carries the same context."""
+    """The stored carrier is the W3C one: the event names its publish span, and the jobs
+    made from it carry the same context (the webhook delivery's too, made at dispatch)."""
     await _checkout_with_webhook(client, sign_in, admin_headers, "http://hooks.example.com/")
     event = (
         await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "order.created"))
@@ -231,9 +232,11 @@ async def test_events_and_jobs_store_the_trace_context(
         "traceparent": f"00-{_trace(publish):032x}-{_id(publish):016x}-{flags:02x}"
     }
     await drain(client)
-    key = f"{event.id}:webhooks.fanout"
+    key = f"{event.id}:mail.order_confirmation"
     job = (await session.scalars(select(Job).where(Job.dedupe_key == key))).one()
     assert job.trace_context == event.trace_context
+    deliver = (await session.scalars(select(Job).where(Job.kind == "webhooks.deliver"))).one()
+    assert deliver.trace_context == event.trace_context
 
 
 def test_log_lines_carry_the_current_trace_and_span_ids(

@@ -279,3 +279,49 @@ async def test_a_write_that_keeps_failing_does_not_block_the_runner(
     await task
     assert status == DONE
     assert ran == [1]
+
+
+async def test_work_done_at_dispatch_runs_once_per_batch_and_fails_with_the_dispatch(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A kind done at dispatch (``Registry.at_dispatch``) gets no job: its work runs once
+    for the whole batch, in the dispatching transaction, with every event's payload and
+    trace context. When the work fails, nothing of the dispatch commits (the other kinds'
+    jobs neither): the next turn dispatches the same events again, once."""
+    batches: list[list[str]] = []
+    ran: list[object] = []
+    broken = True
+
+    async def work(session: AsyncSession, payloads: list[dict[str, object]], _max: int) -> None:
+        assert all("trace_context" in p for p in payloads)
+        await enqueue(session, "test.after", {"n": len(payloads)}, dedupe_key="after")
+        if broken:
+            raise RuntimeError("the work failed")
+        batches.append([str(p["data"]) for p in payloads])
+
+    async def handle(run: JobRun) -> None:
+        ran.append(run.payload.get("data", run.payload))
+
+    registry = Registry()
+    registry.handle("test.each", handle)
+    registry.handle("test.after", handle)
+    registry.subscribe("order.created", "test.each")
+    registry.subscribe("order.created", "test.batched")
+    registry.at_dispatch("test.batched", work)
+    async with maker() as session, session.begin():
+        for n in range(3):
+            emit_event(session, "order.created", {"n": n})
+    runner = Runner(registry, maker, settings)
+    with pytest.raises(RuntimeError, match="the work failed"):
+        await runner.drain()
+    async with maker() as session:
+        assert await session.scalar(select(func.count()).select_from(Job)) == 0
+        waiting = select(func.count()).where(OutboxEvent.dispatched_at.is_(None))
+        assert await session.scalar(waiting) == 3
+    broken = False
+    assert await runner.drain() == 4  # three test.each jobs and the one the work enqueued
+    assert [sorted(batch) for batch in batches] == [[str({"n": n}) for n in range(3)]]
+    async with maker() as session:
+        kinds = list(await session.scalars(select(Job.kind).order_by(Job.kind)))
+    assert kinds == ["test.after", "test.each", "test.each", "test.each"]
+    assert {"n": 3} in ran

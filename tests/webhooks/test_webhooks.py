@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
 from conftest import SignIn
 from emporium.accounts.protect import build_context
@@ -17,10 +18,12 @@ from emporium.app import build_registry, create_app
 from emporium.core.config import Settings
 from emporium.core.crypto.keys import load_key_file
 from emporium.core.db.base import create_engine, create_sessionmaker
+from emporium.jobs.models import Job
+from emporium.jobs.outbox import enqueue
 from emporium.jobs.runner import Runner
 from emporium.webhooks import sender
 from emporium.webhooks.addresses import AddressRefused, Resolver, resolve_target
-from emporium.webhooks.delivery import WebhooksContext
+from emporium.webhooks.delivery import DELIVER, FANOUT, WebhooksContext, fanout_events
 from factories import API, Client, create_category, create_product
 from receiver import Receiver, running_receiver
 from runjobs import drain
@@ -284,3 +287,37 @@ async def test_a_delivery_to_loopback_is_refused_by_default(
     (delivery,) = (await client.get(url, headers=admin_headers)).json()["items"]
     assert delivery["attempts"][0]["status_code"] is None
     assert delivery["attempts"][0]["error"].startswith("refused")
+
+
+async def test_a_fanout_job_from_before_delivers_once_and_fanning_out_again_adds_nothing(
+    open_client: Client, admin_headers: dict[str, str], settings: Settings
+) -> None:
+    """Events now fan out when they are dispatched (no ``webhooks.fanout`` job). A fan-out
+    job written by an older version still runs and delivers; fanning the same event out
+    again (that job retried after a crash) makes no second delivery and no second send."""
+    client = open_client
+    with running_receiver() as receiver:
+        await _endpoint(client, admin_headers, receiver)
+        engine = create_engine(settings)
+        maker = create_sessionmaker(engine)
+        payload = {
+            "event_id": "7d1f0f0e-2b1a-4c58-9a55-0f6c7b9f1e01",
+            "type": "product.created",
+            "data": {"product_id": "from-before"},
+            "occurred_at": "2026-12-01T10:00:00+00:00",
+        }
+        try:
+            async with maker() as session, session.begin():
+                await enqueue(session, FANOUT, payload, dedupe_key="old-fanout")
+            assert await drain(client) == 2  # the fan-out job, then its delivery
+            async with maker() as session, session.begin():
+                await fanout_events(session, [payload], settings.jobs_max_attempts)
+            assert await drain(client) == 0
+            async with maker() as session:
+                kinds = list(await session.scalars(select(Job.kind).order_by(Job.kind)))
+        finally:
+            await engine.dispose()
+    assert kinds == [DELIVER, FANOUT]
+    (got,) = receiver.requests
+    assert got.verified
+    assert got.body["data"] == {"product_id": "from-before"}

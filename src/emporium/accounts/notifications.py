@@ -30,7 +30,7 @@ from emporium.accounts.recovery import (
 from emporium.accounts.service import PASSWORD_CHANGED_EVENT
 from emporium.core.clock import utcnow
 from emporium.core.config import Settings
-from emporium.core.db.base import table_of
+from emporium.core.db.base import autocommit_session, table_of
 from emporium.core.money import format_money
 from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import record_message, send_recorded
@@ -119,7 +119,8 @@ def _mail_handler(
             return  # a guest's order: orders.guest_mail writes to the order's e-mail
         user_id = uuid.UUID(str(data.get("user_id") or data["customer_id"]))
         sender = run.settings.mail_from
-        async with run.sessionmaker() as session, session.begin():  # the recipient and the record
+        # the recipient and the record: two statements, neither needs the other's transaction
+        async with autocommit_session(run.sessionmaker, run.settings) as session:
             found = await account_recipient(session, ctx.vault, user_id)
             if found is None:
                 return  # erased, deleted or deactivated: nobody to write to

@@ -122,12 +122,15 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
     """Turn undispatched events into one job per subscribed kind, in one transaction.
 
     The dedupe key ``<event id>:<kind>`` makes dispatching the same event twice harmless;
-    each job carries its event's trace context. Returns how many events were dispatched.
+    each job carries its event's trace context. A kind done at dispatch
+    (``Registry.at_dispatch``) gets no job: its work runs once for the batch, given the
+    events' payloads with their ``trace_context``. Returns how many events were dispatched.
     """
     dispatch, _claim = for_session(_STATEMENTS, session)
     events = (await session.execute(dispatch, {"now": utcnow()})).all()
     now = utcnow()
     rows: list[dict[str, Any]] = []
+    at_dispatch: dict[str, list[dict[str, Any]]] = {}
     for event_id, event_type, data, occurred_at, trace_context in events:
         payload = {
             "event_id": str(event_id),
@@ -136,6 +139,9 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
             "occurred_at": occurred_at.isoformat(),
         }
         for kind in registry.jobs_for(event_type, data):
+            if kind in registry.dispatch_work:
+                at_dispatch.setdefault(kind, []).append(payload | {"trace_context": trace_context})
+                continue
             key = f"{event_id}:{kind}"
             rows.append(
                 job_row(
@@ -149,6 +155,8 @@ async def dispatch_events(session: AsyncSession, registry: Registry, *, max_atte
             )
     if rows:  # every job of the batch in one statement; a dispatched-twice event adds none
         await insert_jobs(session, rows)
+    for kind, payloads in at_dispatch.items():
+        await registry.dispatch_work[kind](session, payloads, max_attempts)
     return len(events)
 
 

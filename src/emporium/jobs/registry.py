@@ -48,6 +48,9 @@ class JobRun:
 
 
 Handler = Callable[[JobRun], Awaitable[None]]
+DispatchWork = Callable[[AsyncSession, list[dict[str, Any]], int], Awaitable[None]]
+"""Work done for a batch of events inside the transaction that dispatches them, instead of
+one job per event: ``(session, the events' job payloads, max_attempts)``."""
 Condition = Callable[[dict[str, Any]], bool]
 """Whether an event's data calls for a job at all (a subscription's ``when``)."""
 
@@ -78,6 +81,7 @@ class Registry:
     conditions: dict[tuple[str, str], Condition] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    dispatch_work: dict[str, DispatchWork] = field(default_factory=dict)
 
     def handle(self, kind: str, handler: Handler) -> None:
         """Run ``handler`` for jobs of ``kind``; it must be idempotent (it may run again
@@ -95,6 +99,15 @@ class Registry:
             self.subscriptions[event_type].append(kind)
         if when is not None:
             self.conditions[(event_type, kind)] = when
+
+    def at_dispatch(self, kind: str, work: DispatchWork) -> None:
+        """Do what jobs of the subscribed ``kind`` would do, in the transaction that
+        dispatches the events, once per batch (``work``), instead of writing, claiming and
+        finishing a job per event. Only for work that writes rows and calls nothing outside
+        the database (a webhook fan-out): a failure of ``work`` fails the dispatch, which
+        is tried again at the next turn. The kind's handler stays registered for jobs of
+        that kind written before."""
+        self.dispatch_work[kind] = work
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Call ``closer`` when the registry's process stops (e.g. end kept SMTP sessions)."""

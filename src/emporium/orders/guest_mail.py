@@ -15,6 +15,7 @@ from typing import Any
 
 from emporium.accounts.notifications import order_context
 from emporium.accounts.protect import AccountsContext
+from emporium.core.db.base import autocommit_session
 from emporium.jobs.registry import JobRun, Registry
 from emporium.mail.service import record_message, send_recorded
 from emporium.mail.transport import Transport
@@ -34,7 +35,8 @@ def _handler(template: str, ctx: AccountsContext, transport: Transport) -> Calla
             return  # a customer's order: the account's e-mail gets it
         order_id = uuid.UUID(str(data["order_id"]))
         sender = run.settings.mail_from
-        async with run.sessionmaker() as session, session.begin():  # the address and the record
+        # the address and the record: two statements, neither needs the other's transaction
+        async with autocommit_session(run.sessionmaker, run.settings) as session:
             email = await order_email(session, ctx.vault, order_id)
             if not email:
                 return  # no such order any more, or no e-mail recorded

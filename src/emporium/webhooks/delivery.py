@@ -1,11 +1,12 @@
 """The webhook jobs: fan an event out to its endpoints, then deliver each, with retries.
 
-``webhooks.fanout`` runs once per public event: it creates one delivery per subscribed
-active endpoint (unique per endpoint and event, so a second run adds nothing) and a
-``webhooks.deliver`` job for each. ``webhooks.deliver`` sends the stored body with the
-delivery's fixed ``webhook-id``, records the attempt (in the transaction that records the
-job's result: ``JobRun.record_with_result``), and on failure asks the runner to retry after
-the backoff it shows as ``next_retry_at``.
+The fan-out runs once per public event, in the transaction that dispatches it
+(``Registry.at_dispatch``; a ``webhooks.fanout`` job written before that does the same): it
+creates one delivery per subscribed active endpoint (unique per endpoint and event, so a
+second run adds nothing) and a ``webhooks.deliver`` job for each. ``webhooks.deliver``
+sends the stored body with the delivery's fixed ``webhook-id``, records the attempt (in the
+transaction that records the job's result: ``JobRun.record_with_result``), and on failure
+asks the runner to retry after the backoff it shows as ``next_retry_at``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from prometheus_client import Counter
@@ -22,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from emporium.core.clock import utcnow
 from emporium.core.crypto.keys import KeyRing
 from emporium.core.crypto.sealing import decrypt_field
-from emporium.core.db.base import for_session, per_dialect, table_of
-from emporium.jobs.outbox import enqueue_many
+from emporium.core.db.base import autocommit_session, for_session, per_dialect, table_of
+from emporium.core.tracing import current_context
+from emporium.jobs.outbox import insert_jobs, job_row
 from emporium.jobs.registry import Handler, JobRun, Registry, RetryLater, Write
 from emporium.jobs.runner import backoff
 from emporium.webhooks import sender
@@ -70,39 +73,73 @@ def _body(payload: dict[str, object]) -> str:
 
 
 async def fanout(run: JobRun) -> None:
-    """Create the deliveries of one event and their jobs (idempotent): one read of the
-    active endpoints, one multi-row insert of the deliveries, one of their jobs."""
-    event_type = str(run.payload["type"])
-    event_id = uuid.UUID(str(run.payload["event_id"]))
+    """The ``webhooks.fanout`` job of one event (written before fan-outs ran at dispatch,
+    :func:`fanout_events`): the same work in a transaction of its own."""
     async with run.sessionmaker() as session, session.begin():
-        endpoints = await session.execute(_ACTIVE)
+        await fanout_events(session, [run.payload], run.settings.jobs_max_attempts)
+
+
+async def fanout_events(
+    session: AsyncSession, payloads: list[dict[str, Any]], max_attempts: int
+) -> None:
+    """Create the deliveries of a batch of events (their job payloads) and a
+    ``webhooks.deliver`` job for each, in ``session``'s transaction (the dispatch's,
+    ``Registry.at_dispatch``): one read of the active endpoints, one multi-row insert of
+    the deliveries, one of their jobs. Idempotent: a delivery is unique per endpoint and
+    event, and one that exists gets no second job. Each job continues its event's trace
+    (the payload's ``trace_context``, else the current span's)."""
+    endpoints = (await session.execute(_ACTIVE)).all()
+    rows, contexts = [], {}
+    now = utcnow()
+    for payload in payloads:
+        event_type = str(payload["type"])
         targets = [endpoint_id for endpoint_id, events in endpoints if event_type in events]
-        if not targets:
-            return
-        body, now = _body(run.payload), utcnow()
-        rows = []
-        for endpoint_id in targets:
-            delivery_id = uuid.uuid4()
-            rows.append(
-                {
-                    "id": delivery_id,
-                    "endpoint_id": endpoint_id,
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "msg_id": f"msg_{delivery_id.hex}",
-                    "body": body,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "created_at": now,
-                }
-            )
-        made = (await session.execute(for_session(_DELIVERIES, session), rows)).scalars().all()
-        await enqueue_many(  # none for deliveries an earlier run of this job made
-            session,
+        if targets:
+            rows += _deliveries(payload, targets, now)
+            contexts[str(payload["event_id"])] = payload.get("trace_context") or current_context()
+    if not rows:
+        return
+    inserted = await session.execute(for_session(_DELIVERIES, session), rows)
+    made = {str(delivery_id) for delivery_id in inserted.scalars()}
+    jobs = [
+        job_row(
             DELIVER,
-            {f"delivery:{d}": {"delivery_id": str(d)} for d in sorted(made)},
-            max_attempts=run.settings.jobs_max_attempts,
+            {"delivery_id": str(row["id"])},
+            key=f"delivery:{row['id']}",
+            max_attempts=max_attempts,
+            now=now,
+            trace_context=contexts[str(row["event_id"])],
         )
+        for row in rows
+        if str(row["id"]) in made  # none for deliveries an earlier run made
+    ]
+    if jobs:
+        await insert_jobs(session, jobs)
+
+
+def _deliveries(
+    payload: dict[str, Any], endpoint_ids: list[uuid.UUID], now: datetime
+) -> list[dict[str, Any]]:
+    """The ``webhook_delivery`` rows of one event for ``endpoint_ids`` (pending, its body
+    fixed now, a ``msg_id`` per delivery)."""
+    body, event_id = _body(payload), uuid.UUID(str(payload["event_id"]))
+    rows = []
+    for endpoint_id in endpoint_ids:
+        delivery_id = uuid.uuid4()
+        rows.append(
+            {
+                "id": delivery_id,
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "event_type": str(payload["type"]),
+                "msg_id": f"msg_{delivery_id.hex}",
+                "body": body,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
+    return rows
 
 
 _DELIVERY = table_of(WebhookDelivery)
@@ -177,7 +214,8 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
 
     async def deliver(run: JobRun) -> None:
         delivery_id = uuid.UUID(str(run.payload["delivery_id"]))
-        async with run.sessionmaker() as session:  # one read: the delivery and its endpoint
+        # one read, the delivery and its endpoint: no transaction around it
+        async with autocommit_session(run.sessionmaker, run.settings) as session:
             row = (await session.execute(_TO_SEND, {"delivery_id": delivery_id})).first()
         if row is None or row.status == SUCCEEDED:
             return  # deleted (with its endpoint), or delivered by an earlier run
@@ -212,6 +250,7 @@ def deliver_handler(ctx: WebhooksContext) -> Handler:
 def register(registry: Registry, ctx: WebhooksContext) -> None:
     """Subscribe the fan-out to every public event type and register the delivery job."""
     registry.handle(FANOUT, fanout)
+    registry.at_dispatch(FANOUT, fanout_events)
     registry.handle(DELIVER, deliver_handler(ctx))
     for event_type in EVENT_TYPES:
         registry.subscribe(event_type, FANOUT)

@@ -180,6 +180,25 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+@asynccontextmanager
+async def autocommit_session(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit on their own: no ``BEGIN``, ``COMMIT`` or
+    ``ROLLBACK`` round trips (two of the four a job's read-then-insert took). Only for work
+    whose statements need no common snapshot and need not fail together (a read, an
+    idempotent insert). Behind a transaction-pooling PgBouncer (``database_pgbouncer``)
+    it is an ordinary transaction that commits at the end, since a statement outside a
+    transaction may be prepared on one server connection and run on another."""
+    async with sessionmaker() as session:
+        if settings.database_pgbouncer:
+            async with session.begin():
+                yield session
+            return
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
 class Reader:
     """A read-only connection: ``await reader.execute(statement, params)`` on either kind.
 

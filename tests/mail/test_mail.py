@@ -34,7 +34,7 @@ from emporium.app import create_app
 from emporium.core.config import Settings
 from emporium.core.db.base import create_engine, create_sessionmaker
 from emporium.jobs.outbox import emit_event
-from emporium.mail.compose import UnsafeHeader, compose
+from emporium.mail.compose import Composed, UnsafeHeader, compose
 from emporium.mail.service import send_once
 from emporium.mail.transport import SmtpTransport
 from factories import API, Client
@@ -257,8 +257,8 @@ def test_names_are_escaped_and_headers_cannot_be_injected() -> None:
         sender="Shop <shop@example.com>",
         message_id="<1@example.com>",
     )
-    assert "&lt;script&gt;" in html_of(message)
-    assert "<script>" not in html_of(message)
+    assert "&lt;script&gt;" in html_of(message.parsed())
+    assert "<script>" not in html_of(message.parsed())
     for to in ("ada@example.com\r\nBcc: all@evil.test", "a@example.com, b@example.com"):
         with pytest.raises(UnsafeHeader):
             compose(
@@ -275,6 +275,35 @@ def test_names_are_escaped_and_headers_cannot_be_injected() -> None:
             to="a@example.com",
             sender="shop@example.com",
             message_id="<3@example.com>",
+        )
+
+
+def test_non_ascii_names_subjects_and_domains_travel_in_seven_bits() -> None:
+    """A name, subject and body in any script arrive intact (RFC 2047 encoded words,
+    quoted-printable), a non-ASCII domain is written and submitted in IDNA, and a non-ASCII
+    local part (it would need SMTPUTF8) is refused rather than garbled."""
+    message = compose(
+        "order_cancelled",
+        {"first_name": "Zoë", "number": "Ä-7", "total": "12,00 €"},
+        to="Zoë Łódź <zoe@exämple.com>",
+        sender="Bäckerei <shop@example.com>",
+        message_id="<idn@example.com>",
+    )
+    assert message.data.isascii()
+    assert (message.sender, message.recipient) == ("shop@example.com", "zoe@xn--exmple-cua.com")
+    parsed = message.parsed()
+    assert parsed["Subject"] == "Order Ä-7 cancelled"
+    assert parsed["To"].addresses[0].display_name == "Zoë Łódź"
+    assert parsed["From"].addresses[0].display_name == "Bäckerei"
+    assert "Hello Zoë," in text_of(parsed)
+    assert "12,00 €" in html_of(parsed)
+    with pytest.raises(UnsafeHeader, match="SMTPUTF8"):
+        compose(
+            "password_changed",
+            {"first_name": None},
+            to="zoë@example.com",
+            sender="shop@example.com",
+            message_id="<utf8@example.com>",
         )
 
 
@@ -437,7 +466,7 @@ def _plain_transport(settings: Settings, port: int) -> SmtpTransport:
     return SmtpTransport(settings.model_copy(update=update))
 
 
-def _message(n: int) -> EmailMessage:
+def _message(n: int) -> Composed:
     return compose(
         "password_changed",
         {"first_name": None},

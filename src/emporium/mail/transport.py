@@ -11,17 +11,17 @@ import ssl
 import tempfile
 import threading
 import time
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
 from emporium.core.config import Settings
+from emporium.mail.compose import Composed
 
 
 class Transport(Protocol):
     """Delivers one message; raises on failure (the job is then retried)."""
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Composed) -> None:
         """Deliver ``message``."""
 
     def close(self) -> None:
@@ -38,15 +38,15 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, message: Composed) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:32] + ".eml"
+        name = hashlib.sha256(message.message_id.encode()).hexdigest()[:32] + ".eml"
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
-            out.write(message.as_bytes())
+            out.write(message.data)
         os.replace(tmp, self.folder / name)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Composed) -> None:
         """Write ``message`` (in a thread: file I/O)."""
         await asyncio.to_thread(self._write, message)
 
@@ -125,11 +125,11 @@ class SmtpTransport:
                 return
         _quit(smtp)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: Composed) -> None:
         smtp = self._reuse()
         if smtp is not None:
             try:
-                smtp.send_message(message)
+                _submit(smtp, message)
             except (smtplib.SMTPServerDisconnected, ConnectionError):
                 smtp.close()  # closed by the server while idle: once more on a new session
             except BaseException:
@@ -140,13 +140,13 @@ class SmtpTransport:
                 return
         smtp = self._open()
         try:
-            smtp.send_message(message)
+            _submit(smtp, message)
         except BaseException:
             smtp.close()
             raise
         self._release(smtp)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Composed) -> None:
         """Submit ``message`` (in a thread: smtplib blocks)."""
         await asyncio.to_thread(self._send, message)
 
@@ -177,3 +177,8 @@ def build_transport(settings: Settings) -> Transport:
     if settings.mail_backend == "smtp":
         return SmtpTransport(settings)
     return FileTransport(settings.mail_dir)
+
+
+def _submit(smtp: smtplib.SMTP, message: Composed) -> None:
+    """One mail transaction on an open session: ``MAIL FROM``, ``RCPT TO``, ``DATA``."""
+    smtp.sendmail(message.sender, [message.recipient], message.data)

@@ -122,24 +122,3 @@ async def enqueue(
     )
     result = await session.execute(for_session(_INSERT_JOB, session), values)
     return result.first() is not None
-
-
-async def enqueue_many(
-    session: AsyncSession,
-    kind: str,
-    payloads: Mapping[str, Mapping[str, Any]],
-    *,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    trace_context: Mapping[str, str] | None = None,
-) -> None:
-    """Add one job of ``kind`` per ``{dedupe key: payload}`` in ``session``'s transaction,
-    in one ``INSERT ... ON CONFLICT DO NOTHING`` (a key that had a job adds none).
-    ``trace_context``: as for :func:`enqueue`."""
-    if not payloads:
-        return
-    now, context = utcnow(), trace_context or current_context()
-    rows = [
-        job_row(kind, payload, key=key, max_attempts=max_attempts, now=now, trace_context=context)
-        for key, payload in payloads.items()
-    ]
-    await insert_jobs(session, rows)

@@ -112,7 +112,7 @@ def _header_text(value: str) -> str | Header:
 def message_id_for(key: str, sender: str) -> str:
     """A Message-ID fixed by ``key`` (RFC 5322 3.6.4): every retry of one logical e-mail
     carries the same id, so receivers and tests can recognise a duplicate."""
-    domain = _address(sender, "sender")[1].split("@")[1] or "localhost"
+    domain = _address(sender, "sender")[1].rpartition("@")[2] or "localhost"
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
 
 

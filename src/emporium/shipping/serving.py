@@ -117,8 +117,8 @@ async def find_method_in_zone(session: AsyncSession, method_id: uuid.UUID) -> Ch
     row = (await session.execute(_METHOD_IN_ZONE, {"method_id": method_id})).first()
     if row is None:
         return None
-    method = dict(zip(_METHOD_FIELDS, row, strict=False))  # the zone's columns come last
-    countries, regions = row[-2] or (), row[-1] or ()
+    method = dict(zip(_METHOD_FIELDS, row[: len(_METHOD_FIELDS)], strict=True))
+    countries, regions = row[-2] or (), row[-1] or ()  # the zone's columns come last
     return ChosenMethod(**method, countries=tuple(countries), regions=tuple(regions))
 
 

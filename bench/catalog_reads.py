@@ -16,8 +16,9 @@ One command does everything::
 
 The bench reports; it asserts nothing about timings. It exits non-zero when a response was
 not 2xx, a socket error happened, or a sanity check (same JSON as the baseline, cursor
-built like the server builds it) failed. ``--profile`` adds a pass per Emporium scenario
-with ``py-spy record`` on one worker (numbers from that pass are not reported).
+built like the server builds it) failed. ``--profile`` adds a pass per Emporium and
+baseline scenario with ``py-spy record`` on one worker (numbers from that pass are not
+reported), so the buckets of the two can be compared.
 """
 
 from __future__ import annotations
@@ -1043,7 +1044,7 @@ def parse_args() -> argparse.Namespace:
         help="extra environment for the Emporium server (e.g. EMPORIUM_DATABASE_POOL_SIZE=32)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="then profile each Emporium scenario with py-spy"
+        "--profile", action="store_true", help="then profile each scenario (baselines too)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "catalog_reads.json")
     return parser.parse_args()
@@ -1287,13 +1288,13 @@ def main() -> int:
         print(f"\nwritten: {shown}")
 
         if args.profile:
-            print("\nprofiling (py-spy on one Emporium worker; numbers of this pass not used):")
+            print("\nprofiling (py-spy on one worker per server; numbers of this pass not used):")
             import pyspy_summary
 
             for scenario in scenarios:
-                if scenario.server != "emporium":
+                if scenario.server not in ("emporium", "baseline"):
                     continue
-                out = profile_scenario(scenario, emporium, workdir, args)
+                out = profile_scenario(scenario, by_name[scenario.server], workdir, args)
                 if out is not None:
                     print(pyspy_summary.summarise(out, top=12))
         if failures:

@@ -41,7 +41,14 @@ _EVICTED = {
 
 
 class ProductCache:
-    """LRU of ``ProductRead`` by id (and slug), with a TTL. Not shared between processes."""
+    """LRU of published products' JSON documents (``ProductRead`` as the API answers it) by
+    id (and slug), with a TTL. Not shared between processes.
+
+    It keeps the encoded bytes rather than the ``ProductRead``: a hit is answered without
+    encoding, and bytes are invisible to the cyclic garbage collector, whereas ten thousand
+    cached structs (with their lists, dicts and UUIDs) were traversed by every full
+    collection and, churning on misses, set off collections ever more often
+    (``bench/README.md``, issue 18 round 5)."""
 
     def __init__(
         self,
@@ -53,7 +60,7 @@ class ProductCache:
         self.max_entries = max_entries
         self.ttl = ttl_seconds
         self._clock = clock
-        self._by_id: OrderedDict[str, tuple[float, ProductRead]] = OrderedDict()
+        self._by_id: OrderedDict[str, tuple[float, str, bytes]] = OrderedDict()
         self._id_of_slug: dict[str, str] = {}
         self.hits = 0
         self.misses = 0
@@ -64,8 +71,8 @@ class ProductCache:
         """False when configured off (TTL or size 0)."""
         return self.ttl > 0 and self.max_entries > 0
 
-    def get(self, key: str) -> ProductRead | None:
-        """The cached product for an id or a slug, if fresh."""
+    def get(self, key: str) -> bytes | None:
+        """The cached document of the product with this id or slug, if fresh."""
         product_id = self._id_of_slug.get(key, key)
         entry = self._by_id.get(product_id)
         if entry is None or entry[0] <= self._clock():
@@ -78,10 +85,11 @@ class ProductCache:
         self._by_id.move_to_end(product_id)
         self.hits += 1
         _HIT.inc()
-        return entry[1]
+        return entry[2]
 
-    def put(self, product: ProductRead, *, epoch: int) -> None:
-        """Cache a published product read when ``self.epoch`` was ``epoch``.
+    def put(self, product: ProductRead, document: bytes, *, epoch: int) -> None:
+        """Cache ``document`` (``product`` encoded as JSON) of a published product read
+        when ``self.epoch`` was ``epoch``.
 
         A read that raced with an invalidation (the epoch moved on) is not cached: it may
         hold what the invalidation removed. Unpublished products are never cached.
@@ -90,7 +98,7 @@ class ProductCache:
             return
         product_id = str(product.id)
         self._forget(product_id)
-        self._by_id[product_id] = (self._clock() + self.ttl, product)
+        self._by_id[product_id] = (self._clock() + self.ttl, product.slug, document)
         self._id_of_slug[product.slug] = product_id
         while len(self._by_id) > self.max_entries:
             self._forget(next(iter(self._by_id)))
@@ -98,8 +106,8 @@ class ProductCache:
 
     def _forget(self, product_id: str) -> None:
         entry = self._by_id.pop(product_id, None)
-        if entry is not None and self._id_of_slug.get(entry[1].slug) == product_id:
-            del self._id_of_slug[entry[1].slug]
+        if entry is not None and self._id_of_slug.get(entry[1]) == product_id:
+            del self._id_of_slug[entry[1]]
 
     def invalidate(self, topic: str, keys: set[str]) -> None:
         """Change-feed subscriber: forget the changed products (or everything)."""

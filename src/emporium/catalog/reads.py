@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import msgspec
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
@@ -25,8 +26,10 @@ from emporium.catalog.queries import (
     list_products_raw,
     prepare_listing,
 )
-from emporium.catalog.schemas import ProductFilters, ProductPage, ProductRead, ProductSort
+from emporium.catalog.schemas import ProductFilters, ProductPage, ProductSort
 from emporium.core.db.base import ReadEngine, read_connection
+
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +43,9 @@ class ProductReads:
     categories: CategoryTree
     raw_pool: Any = None
 
-    async def product(self, id_or_slug: str, *, include_unpublished: bool) -> ProductRead:
-        """A product: from the cache for anonymous and customer callers when fresh, else from
+    async def product_document(self, id_or_slug: str, *, include_unpublished: bool) -> bytes:
+        """A product's JSON document (``ProductRead``, as ``GET /products/{id_or_slug}``
+        answers it): from the cache for anonymous and customer callers when fresh, else from
         the database (and then cached if published). Staff (``include_unpublished``) always
         read the database.
 
@@ -60,8 +64,9 @@ class ProductReads:
                 product = await get_product(
                     reader, id_or_slug, include_unpublished=include_unpublished
                 )
-        cache.put(product, epoch=epoch)
-        return product
+        document = _encode(product)
+        cache.put(product, document, epoch=epoch)
+        return document
 
     async def page(
         self,

@@ -3,6 +3,7 @@ endpoints, the OpenAPI document, ids and timestamps."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.routes import HTTPRoute
 
+from emporium.core.http.middleware import new_request_id
 from factories import (
     API,
     Client,
@@ -291,3 +293,22 @@ async def test_ids_are_uuids_and_times_are_utc(
             assert before <= instant <= after
     listed = (await client.get(f"{API}/products")).json()["items"]
     assert all(RFC3339_UTC.match(p["created_at"]) for p in listed)
+
+
+def test_request_ids_are_version_4_uuids_and_a_forked_worker_draws_its_own() -> None:
+    """Server-made request ids look like ``uuid4().hex``; a worker forked from a process
+    that already drew ids does not repeat the parent's next ones."""
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        childs = pipe.read().decode()
+    assert len(childs) == 32
+    assert childs != new_request_id()

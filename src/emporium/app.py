@@ -41,6 +41,7 @@ from emporium.core.config import Settings, load_settings
 from emporium.core.crypto.keys import load_key_file
 from emporium.core.db.base import create_engine, create_read_engine, create_sessionmaker
 from emporium.core.db.changes import ChangeFeed
+from emporium.core.db.fair_pool import FairPool
 from emporium.core.db.uow import provide_reader, provide_session
 from emporium.core.errors import Forbidden, handle_exception
 from emporium.core.http.admin_ui import admin_ui_router
@@ -207,19 +208,21 @@ async def _open(app: Litestar, settings: Settings) -> list[asyncio.Task[None]]:
     return tasks
 
 
-async def _open_raw_pool(settings: Settings) -> asyncpg.Pool | None:
-    """The asyncpg pool of product reads on PostgreSQL; ``None`` on SQLite and behind a
-    transaction-pooling PgBouncer, where product reads go through SQLAlchemy instead, whose
-    statements then run inside transactions (core.db.base.create_engine)."""
+async def _open_raw_pool(settings: Settings) -> FairPool | None:
+    """The asyncpg pool of the catalog reads on PostgreSQL, serving its callers in arrival
+    order (``core.db.fair_pool``); ``None`` on SQLite and behind a transaction-pooling
+    PgBouncer, where those reads go through SQLAlchemy instead, whose statements then run
+    inside transactions (core.db.base.create_engine)."""
     if settings.is_sqlite or settings.database_pgbouncer:
         return None
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         _raw_dsn(settings.database_url),
         min_size=0,
         max_size=settings.database_pool_size,
         timeout=settings.database_connect_timeout_seconds,
         reset=_keep_session,
     )
+    return FairPool(pool, settings.database_pool_size)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -17,13 +17,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 
 if TYPE_CHECKING:
-    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from emporium.core.clock import Clock
     from emporium.core.config import Settings
     from emporium.core.db.base import ReadEngine
     from emporium.core.db.changes import ChangeFeed
+    from emporium.core.db.fair_pool import FairPool
     from emporium.core.http.ratelimit import RateLimiter
 
 
@@ -44,7 +44,7 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     change_feed: ChangeFeed
     rate_limiter: RateLimiter
-    raw_pool: asyncpg.Pool[Any] | None = None
+    raw_pool: FairPool | None = None
     redis: Any = None
 
 

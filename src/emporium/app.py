@@ -222,7 +222,7 @@ async def _open_raw_pool(settings: Settings) -> FairPool | None:
         timeout=settings.database_connect_timeout_seconds,
         reset=_keep_session,
     )
-    return FairPool(pool, settings.database_pool_size)
+    return FairPool(pool)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

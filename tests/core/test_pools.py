@@ -63,7 +63,7 @@ async def test_the_raw_pool_serves_callers_in_the_order_they_came(
     newcomer while waiting (asyncpg's own pool lets a newcomer take a connection handed
     back to a waiter, which sends the waiter to the back of the line)."""
     dsn = make_url(postgres_migrated).set(drivername="postgresql").render_as_string(False)
-    pool = FairPool(await asyncpg.create_pool(dsn, min_size=1, max_size=1), 1)
+    pool = FairPool(await asyncpg.create_pool(dsn, min_size=1, max_size=1))
     tickets = itertools.count()
     served: list[int] = []
 

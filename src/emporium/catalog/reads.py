@@ -29,8 +29,6 @@ from emporium.catalog.queries import (
 from emporium.catalog.schemas import ProductFilters, ProductPage, ProductSort
 from emporium.core.db.base import ReadEngine, read_connection
 
-_encode = msgspec.json.Encoder().encode
-
 
 @dataclass(frozen=True, slots=True)
 class ProductReads:
@@ -64,7 +62,7 @@ class ProductReads:
                 product = await get_product(
                     reader, id_or_slug, include_unpublished=include_unpublished
                 )
-        document = _encode(product)
+        document = msgspec.json.encode(product)
         cache.put(product, document, epoch=epoch)
         return document
 

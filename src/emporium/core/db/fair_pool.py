@@ -22,12 +22,11 @@ import asyncpg
 
 class FairPool:
     """The part of ``asyncpg.Pool`` the catalog reads use (:meth:`fetch`, :meth:`fetchval`),
-    callers served in arrival order; ``size`` is the pool's ``max_size``."""
+    callers served in arrival order: one slot per connection the pool may open."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], size: int) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
-        self.size = size
-        self._slots = asyncio.Semaphore(size)
+        self._slots = asyncio.Semaphore(pool.get_max_size())
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """``asyncpg.Pool.fetch``: every row of ``query`` run with ``args``."""
@@ -42,7 +41,7 @@ class FairPool:
 
     def get_max_size(self) -> int:
         """Connections the pool may open."""
-        return self.size
+        return int(self.pool.get_max_size())
 
     def get_size(self) -> int:
         """Connections open now (idle or in use)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -83,16 +85,18 @@ def new_id() -> uuid.UUID:
 
 
 def _sqlite_pragmas(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
-    """The ``connect`` listener of SQLite engines: WAL, foreign keys, and how long a writer
-    waits for another's lock before failing (``database is locked``: a 503)."""
+    """The ``connect`` listener of SQLite engines: how long a writer waits for another's
+    lock before failing (``database is locked``: a 503), set first so that the statements
+    after it wait too; WAL (already stored in the file by :func:`prepare_sqlite_file`, so a
+    no-op) and foreign keys."""
     busy_ms = round(busy_timeout_seconds * 1000)
 
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
         cur.close()
 
     return on_connect
@@ -121,6 +125,45 @@ def private_sqlite_file(settings: Settings) -> None:
         if mode & 0o077:
             file.chmod(mode & 0o700)
             log.warning("sqlite_file_made_private", path=str(file), old_mode=oct(mode))
+
+
+def sqlite_wal_mode(path: Path, busy_timeout_seconds: float) -> None:
+    """Store write-ahead logging (WAL) in the SQLite file ``path``: the mode is a property of
+    the file, so every later connection opens in it.
+
+    Switching a file from rollback-journal mode (as a new or migrated file is) needs a read
+    lock and then the write lock. When two connections do it at once, or one does while
+    another holds the write lock, SQLite fails one at once with ``database is locked``
+    without waiting its busy timeout (a deadlock it refuses to wait on). So one connection
+    switches here, before an engine opens any, and retries every 20 ms for up to
+    ``busy_timeout_seconds`` (seconds). Raises ``sqlite3.OperationalError`` when the lock
+    outlasts that, or on any other SQLite error.
+    """
+    deadline = time.monotonic() + busy_timeout_seconds
+    connection = sqlite3.connect(path, timeout=busy_timeout_seconds)
+    try:
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL").fetchall()
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.02)
+    finally:
+        connection.close()
+
+
+def prepare_sqlite_file(settings: Settings) -> None:
+    """Ready the SQLite database file before an engine opens it: owner-only
+    (:func:`private_sqlite_file`) and in WAL mode (:func:`sqlite_wal_mode`). Nothing happens
+    for PostgreSQL or an in-memory database. Raises OSError when the folder is not
+    writable, ``sqlite3.OperationalError`` when the file stays locked past the busy timeout.
+    """
+    private_sqlite_file(settings)
+    path = settings.sqlite_path()
+    if path is not None:
+        sqlite_wal_mode(path, settings.sqlite_busy_timeout_seconds)
 
 
 def _unique_statement_name() -> str:
@@ -168,7 +211,7 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         **({} if settings.is_sqlite else {"connect_args": postgres_connect_args(settings)}),
     )
     if settings.is_sqlite:
-        private_sqlite_file(settings)
+        prepare_sqlite_file(settings)
         event.listen(
             engine.sync_engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_seconds)
         )
@@ -247,7 +290,7 @@ def create_read_engine(settings: Settings) -> ReadEngine:
     """The engine behind :class:`Reader`: autocommit asyncpg, or synchronous WAL-mode sqlite3."""
     if not settings.is_sqlite:
         return create_engine(settings, autocommit=True)
-    private_sqlite_file(settings)
+    prepare_sqlite_file(settings)
     engine = create_sync_engine(
         settings.database_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
         echo=settings.sql_echo,

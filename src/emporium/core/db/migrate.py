@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emporium.core.config import Settings
-from emporium.core.db.base import postgres_connect_args, private_sqlite_file
+from emporium.core.db.base import postgres_connect_args, prepare_sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,10 +31,11 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (blocking; call outside the event loop).
-    A new SQLite file is created owner-only (``core.db.base.private_sqlite_file``)."""
+    A new SQLite file is created owner-only and in WAL mode
+    (``core.db.base.prepare_sqlite_file``)."""
     from alembic import command
 
-    private_sqlite_file(settings)
+    prepare_sqlite_file(settings)
     command.upgrade(alembic_config(settings), revision)
 
 
@@ -45,7 +46,7 @@ def current_revision(settings: Settings) -> str | None:
     from sqlalchemy import inspect, text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    private_sqlite_file(settings)
+    prepare_sqlite_file(settings)
 
     async def _read() -> str | None:
         engine = create_async_engine(

@@ -53,7 +53,10 @@ class Settings(BaseSettings):
         "connection; default: the database URL",
     )
     sqlite_busy_timeout_seconds: float = Field(
-        default=10.0, ge=0, le=600, description="How long a SQLite write waits for the lock"
+        default=10.0,
+        ge=0,
+        le=600,
+        description="How long a SQLite write, or the switch to WAL at start, waits for the lock",
     )
     redis_url: str | None = Field(default=None, description="redis://host:port/db, optional")
     redis_timeout_seconds: float = Field(

@@ -182,14 +182,24 @@ async def test_the_feed_recovers_after_its_connection_is_killed(
         path = f"{API}/products/{product['id']}"
         assert (await node_b.get(path)).status_code == 200
         engine = create_async_engine(settings.database_url)
-        async with engine.begin() as conn:
-            killed = await conn.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+        listening = (
+            "FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+        )
+
+        async def both_listen() -> bool:
+            # Each node's feed connects in the background after start-up: under load (CI)
+            # a node could still be connecting here, and then one listener was killed.
+            async with engine.connect() as conn:
+                return bool(await conn.scalar(text(f"SELECT count(*) {listening}")) >= 2)
+
+        try:
+            assert await _eventually(both_listen)
+            async with engine.begin() as conn:
+                killed = await conn.scalar(
+                    text(f"SELECT count(pg_terminate_backend(pid)) {listening}")
                 )
-            )
-        await engine.dispose()
+        finally:
+            await engine.dispose()
         assert killed >= 2
         await asyncio.sleep(1.5)  # the feed reconnects after about a second
         for title in ("Copper Desk Lamp", "Steel Desk Lamp"):

@@ -147,7 +147,8 @@ def sqlite_wal_mode(path: Path, busy_timeout_seconds: float) -> None:
                 connection.execute("PRAGMA journal_mode=WAL").fetchall()
                 return
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() >= deadline:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
                     raise
             time.sleep(0.02)
     finally:
